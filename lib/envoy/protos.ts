@@ -1,0 +1,227 @@
+/**
+ * The Envoy v3 API, loaded from the .proto files that ship in
+ * @grpc/grpc-js-xds (deps/), so the agent speaks exactly the wire format Envoy
+ * does. Objects use the proto field names (snake_case), as Envoy's JSON does.
+ *
+ * `toAny`/`fromAny` are the only place protobuf Any values are built or read.
+ * `checkMessage` rejects fields a type does not have (protobufjs drops them
+ * silently), naming the field path, so a typo in a builder fails loudly.
+ */
+
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import protobuf from 'protobufjs';
+import { MeshError } from '../errors.js';
+import { typeNameOf, typeUrlOf } from './type-urls.js';
+
+/** The entry-point protos; their imports are loaded with them. */
+export const ENVOY_PROTO_FILES: readonly string[] = Object.freeze([
+  'envoy/config/bootstrap/v3/bootstrap.proto',
+  'envoy/config/listener/v3/listener.proto',
+  'envoy/config/cluster/v3/cluster.proto',
+  'envoy/config/endpoint/v3/endpoint.proto',
+  'envoy/config/route/v3/route.proto',
+  'envoy/extensions/transport_sockets/tls/v3/tls.proto',
+  'envoy/extensions/transport_sockets/tls/v3/secret.proto',
+  'envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer.proto',
+  'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
+  'envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto',
+  'envoy/extensions/filters/network/rbac/v3/rbac.proto',
+  'envoy/extensions/filters/http/router/v3/router.proto',
+  'envoy/extensions/filters/http/rbac/v3/rbac.proto',
+  'envoy/extensions/filters/listener/original_dst/v3/original_dst.proto',
+  'envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto',
+  'envoy/extensions/access_loggers/file/v3/file.proto',
+  'envoy/extensions/access_loggers/stream/v3/stream.proto',
+  'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
+  'envoy/service/discovery/v3/ads.proto',
+  'envoy/service/discovery/v3/discovery.proto',
+]);
+
+/** Include directories for the Envoy protos and their imports. */
+export function envoyProtoIncludeDirs(): string[] {
+  const require = createRequire(import.meta.url);
+  const xdsRoot = path.dirname(require.resolve('@grpc/grpc-js-xds/package.json'));
+  const protobufRoot = path.dirname(require.resolve('protobufjs/package.json'));
+  return [
+    path.join(xdsRoot, 'deps', 'envoy-api'),
+    path.join(xdsRoot, 'deps', 'xds'),
+    path.join(xdsRoot, 'deps', 'googleapis'),
+    path.join(xdsRoot, 'deps', 'protoc-gen-validate'),
+    protobufRoot,
+  ];
+}
+
+export interface AnyMessage {
+  type_url: string;
+  value: Uint8Array;
+}
+
+/** Options for decoding: enums by name, 64-bit integers as strings, Any expanded with "@type". */
+export const DECODE_OPTIONS: protobuf.IConversionOptions = Object.freeze({
+  enums: String,
+  longs: String,
+  bytes: String,
+  json: true,
+  defaults: false,
+  oneofs: false,
+});
+
+let cached: protobuf.Root | undefined;
+
+/** Loads the Envoy protos once per process (about a second); later calls reuse them. */
+export function envoyRoot(): protobuf.Root {
+  if (cached !== undefined) return cached;
+  const dirs = envoyProtoIncludeDirs();
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin, target) => {
+    if (path.isAbsolute(target)) return target;
+    for (const dir of dirs) {
+      const candidate = path.join(dir, target);
+      if (existsSync(candidate)) return candidate;
+    }
+    return target;
+  };
+  try {
+    root.loadSync([...ENVOY_PROTO_FILES], { keepCase: true });
+    root.resolveAll();
+  } catch (err) {
+    throw new MeshError('MESH_E_PROTO_LOAD', `loading the Envoy protos failed: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  cached = root;
+  return root;
+}
+
+export function messageType(typeNameOrUrl: string): protobuf.Type {
+  const name = typeNameOf(typeNameOrUrl);
+  let found: protobuf.ReflectionObject | null = null;
+  try {
+    found = envoyRoot().lookup(name);
+  } catch {
+    found = null;
+  }
+  if (!(found instanceof protobuf.Type)) {
+    throw new MeshError('MESH_E_PROTO_UNKNOWN_TYPE', `unknown protobuf message type ${JSON.stringify(name)}`, {
+      details: { type: name },
+    });
+  }
+  return found;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return `a ${typeof value}`;
+}
+
+function checkValue(field: protobuf.Field, value: unknown, at: string): void {
+  if (value === null || value === undefined) return;
+  const resolved = field.resolvedType;
+  if (resolved instanceof protobuf.Type) {
+    if (typeof value !== 'object' || Array.isArray(value)) {
+      // Duration, wrappers and the like have no JSON shorthand in protobufjs.
+      throw new MeshError('MESH_E_PROTO_INVALID', `${at} must be an object (${resolved.fullName.slice(1)}), got ${describe(value)}`, {
+        details: { path: at, type: resolved.fullName.slice(1) },
+      });
+    }
+    checkObject(resolved, value as Record<string, unknown>, at);
+  } else if (resolved instanceof protobuf.Enum) {
+    if (typeof value === 'string' && !Object.hasOwn(resolved.values, value)) {
+      throw new MeshError(
+        'MESH_E_PROTO_INVALID',
+        `${at} has unknown enum value ${JSON.stringify(value)} for ${resolved.fullName.slice(1)}`,
+        {
+          details: { path: at, value },
+        },
+      );
+    }
+  } else if (!scalarFits(field.type, value)) {
+    throw new MeshError('MESH_E_PROTO_INVALID', `${at} must be a ${field.type}, got ${describe(value)}`, {
+      details: { path: at, type: field.type },
+    });
+  }
+}
+
+const NUMERIC = /^-?\d+(\.\d+)?([eE][-+]?\d+)?$/;
+
+function scalarFits(type: string, value: unknown): boolean {
+  switch (type) {
+    case 'string':
+      return typeof value === 'string';
+    case 'bool':
+      return typeof value === 'boolean';
+    case 'bytes':
+      return typeof value === 'string' || value instanceof Uint8Array;
+    default:
+      // int32, uint64, double, ...: a number, or a decimal string for 64-bit values.
+      return typeof value === 'number' || (typeof value === 'string' && NUMERIC.test(value));
+  }
+}
+
+function checkObject(type: protobuf.Type, obj: Record<string, unknown>, at: string): void {
+  if (type.fullName === '.google.protobuf.Any') {
+    const typeName = obj['@type'];
+    if (typeof typeName === 'string') {
+      const inner = messageType(typeName);
+      const { '@type': _ignored, ...rest } = obj;
+      checkObject(inner, rest, at);
+      return;
+    }
+  }
+  for (const [key, value] of Object.entries(obj)) {
+    const field = type.fields[key];
+    const here = at === '' ? key : `${at}.${key}`;
+    if (field === undefined) {
+      throw new MeshError('MESH_E_PROTO_UNKNOWN_FIELD', `${here}: ${type.fullName.slice(1)} has no field ${JSON.stringify(key)}`, {
+        details: { path: here, type: type.fullName.slice(1) },
+      });
+    }
+    if (field.repeated) {
+      if (!Array.isArray(value)) {
+        throw new MeshError('MESH_E_PROTO_INVALID', `${here} must be an array, got ${describe(value)}`, { details: { path: here } });
+      }
+      for (const [i, item] of value.entries()) checkValue(field, item, `${here}[${i}]`);
+    } else if (field instanceof protobuf.MapField) {
+      if (value !== null && typeof value === 'object') {
+        for (const [k, v] of Object.entries(value)) checkValue(field, v, `${here}[${JSON.stringify(k)}]`);
+      }
+    } else {
+      checkValue(field, value, here);
+    }
+  }
+}
+
+/** Throws a MeshError naming the field path when obj has a field typeName lacks. */
+export function checkMessage(typeNameOrUrl: string, obj: object): void {
+  checkObject(messageType(typeNameOrUrl), obj as Record<string, unknown>, '');
+}
+
+export function encodeMessage(typeNameOrUrl: string, obj: object): Uint8Array {
+  const type = messageType(typeNameOrUrl);
+  checkObject(type, obj as Record<string, unknown>, '');
+  const message = type.fromObject(obj as Record<string, unknown>);
+  const problem = type.verify(message);
+  if (problem !== null) {
+    throw new MeshError('MESH_E_PROTO_INVALID', `${type.fullName.slice(1)}: ${problem}`, { details: { type: type.fullName.slice(1) } });
+  }
+  return type.encode(message).finish();
+}
+
+export function decodeMessage(typeNameOrUrl: string, bytes: Uint8Array): Record<string, unknown> {
+  const type = messageType(typeNameOrUrl);
+  return type.toObject(type.decode(bytes), DECODE_OPTIONS);
+}
+
+/** Packs obj as a google.protobuf.Any of the given type (type URL or full type name). */
+export function toAny(typeNameOrUrl: string, obj: object): AnyMessage {
+  const name = typeNameOf(typeNameOrUrl);
+  return { type_url: typeUrlOf(name), value: encodeMessage(name, obj) };
+}
+
+/** Unpacks an Any into its type URL and a plain object (decoded with DECODE_OPTIONS). */
+export function fromAny(any: AnyMessage): { typeUrl: string; value: Record<string, unknown> } {
+  return { typeUrl: any.type_url, value: decodeMessage(any.type_url, any.value) };
+}
