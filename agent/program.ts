@@ -1,0 +1,14 @@
+/** The mesh-agent command table. Commands arrive with the issues that build them. */
+import { type Program, versionCommand } from '../lib/cli.js';
+import { packageVersion } from '../lib/version.js';
+
+export function agentProgram(): Program {
+  return {
+    name: 'mesh-agent',
+    summary:
+      'The mesh agent for a VM or bare-metal host: joins the mesh, registers workloads in Consul, ' +
+      'obtains SPIFFE certificates and runs the local Envoy.',
+    version: packageVersion(),
+    commands: [versionCommand('mesh-agent', packageVersion())],
+  };
+}
