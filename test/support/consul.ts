@@ -1,0 +1,98 @@
+/**
+ * A real `consul agent -dev` per test: free ports, its own node name and data
+ * folder, ready once it has elected itself leader. Several run at once.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { MeshError } from '../../lib/errors.js';
+import { type ManagedChild, startChild } from './child.js';
+import { freePorts } from './ports.js';
+import { tools } from './tools.js';
+import { httpGet, waitFor } from './wait.js';
+
+export interface ConsulDev {
+  readonly nodeName: string;
+  /** host:port of the HTTP API. */
+  readonly httpAddr: string;
+  readonly httpPort: number;
+  readonly grpcPort: number;
+  readonly serverPort: number;
+  readonly dataDir: string;
+  readonly pid: number;
+  /** GET a path of the HTTP API (e.g. /v1/catalog/services) and parse its JSON. */
+  api<T = unknown>(apiPath: string): Promise<T>;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export interface ConsulDevOptions {
+  nodeName?: string;
+  readyTimeoutMs?: number;
+}
+
+export async function startConsulDev(options: ConsulDevOptions = {}): Promise<ConsulDev> {
+  const { consul } = await tools();
+  const nodeName = options.nodeName ?? `mesh-test-${randomBytes(4).toString('hex')}`;
+  const base = await mkdtemp(path.join(os.tmpdir(), 'mesh-consul-'));
+  const dataDir = path.join(base, 'data');
+  const [http, grpc, serfLan, serfWan, server] = (await freePorts(5)) as [number, number, number, number, number];
+  const config = {
+    node_name: nodeName,
+    bind_addr: '127.0.0.1',
+    client_addr: '127.0.0.1',
+    advertise_addr: '127.0.0.1',
+    data_dir: dataDir,
+    log_level: 'warn',
+    disable_update_check: true,
+    ports: { http, grpc, grpc_tls: -1, dns: -1, serf_lan: serfLan, serf_wan: serfWan, server },
+  };
+  const configFile = path.join(base, 'config.json');
+  await writeFile(configFile, JSON.stringify(config, null, 2));
+  const child: ManagedChild = startChild(consul.path, ['agent', '-dev', `-config-file=${configFile}`]);
+  const httpAddr = `127.0.0.1:${http}`;
+
+  const stop = async () => {
+    await child.stop();
+    await rm(base, { recursive: true, force: true });
+  };
+
+  try {
+    await waitFor(
+      async () => {
+        if (child.exited()) throw new MeshError('MESH_E_PROCESS_START', 'consul exited');
+        const { status, body } = await httpGet(`http://${httpAddr}/v1/status/leader`);
+        return status === 200 && JSON.parse(body) !== '' ? true : undefined;
+      },
+      { timeoutMs: options.readyTimeoutMs ?? 30_000, what: `consul ${nodeName} to elect a leader` },
+    );
+  } catch (err) {
+    const output = child.output();
+    await stop();
+    throw new MeshError(
+      'MESH_E_PROCESS_START',
+      `consul dev agent did not become ready: ${(err as Error).message}\n${output.slice(-2000)}`,
+      {
+        cause: err,
+      },
+    );
+  }
+
+  return {
+    nodeName,
+    httpAddr,
+    httpPort: http,
+    grpcPort: grpc,
+    serverPort: server,
+    dataDir,
+    pid: child.pid,
+    async api<T>(apiPath: string): Promise<T> {
+      const { status, body } = await httpGet(`http://${httpAddr}${apiPath}`);
+      if (status !== 200) throw new Error(`consul ${apiPath}: HTTP ${status}: ${body}`);
+      return JSON.parse(body) as T;
+    },
+    output: () => child.output(),
+    stop,
+  };
+}
