@@ -1,0 +1,130 @@
+/**
+ * The test command behind `npm test`: runs tap over every test file (unit,
+ * integration, privileged), streams the TAP output, checks the coverage floor,
+ * and ends with the line CI reads: `N passed, N failed[, N skipped]`.
+ * A test is a `t.test()` block in a file (or a top-level assertion); a file
+ * that crashes before reporting counts as one failure.
+ */
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Parser, type Result } from 'tap-parser';
+import { repoRoot } from './repo-root.js';
+
+/** Lines of lib/, agent/, controlplane/ and scripts/ the tests must cover (percent). */
+export const COVERAGE_FLOOR = 85;
+
+export interface Tally {
+  passed: number;
+  failed: number;
+  skipped: number;
+  failures: string[];
+}
+
+export function summaryLine(tally: Pick<Tally, 'passed' | 'failed' | 'skipped'>): string {
+  const base = `${tally.passed} passed, ${tally.failed} failed`;
+  return tally.skipped > 0 ? `${base}, ${tally.skipped} skipped` : base;
+}
+
+function countResult(tally: Tally, result: Result, file: string): void {
+  if (result.skip || result.todo) tally.skipped++;
+  else if (result.ok) tally.passed++;
+  else {
+    tally.failed++;
+    tally.failures.push(`${file} > ${result.name}`);
+  }
+}
+
+/** A TAP parser that tallies per-file tests into `tally` as output is written to it. */
+export function tallyingParser(tally: Tally): Parser {
+  const parser = new Parser();
+  const failedInside = new Map<string, number>();
+  parser.on('child', (fileParser: Parser) => {
+    const file = fileParser.name;
+    failedInside.set(file, 0);
+    fileParser.on('assert', (result: Result) => {
+      if (!result.ok && !result.skip && !result.todo) failedInside.set(file, (failedInside.get(file) ?? 0) + 1);
+      countResult(tally, result, file);
+    });
+  });
+  // A file that crashed or timed out outside any test still fails the run.
+  parser.on('assert', (fileResult: Result) => {
+    if (fileResult.ok || fileResult.skip || fileResult.todo) return;
+    if ((failedInside.get(fileResult.name) ?? 0) > 0) return;
+    tally.failed++;
+    tally.failures.push(`${fileResult.name} (the file failed outside its tests)`);
+  });
+  return parser;
+}
+
+export function emptyTally(): Tally {
+  return { passed: 0, failed: 0, skipped: 0, failures: [] };
+}
+
+async function runTap(root: string, args: string[], tally: Tally): Promise<number> {
+  const parser = tallyingParser(tally);
+  const tap = path.join(root, 'node_modules', '.bin', 'tap');
+  const child = spawn(tap, ['--reporter=tap', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  child.stdout.on('data', (chunk: Buffer) => {
+    process.stdout.write(chunk);
+    parser.write(chunk);
+  });
+  const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
+  parser.end();
+  return code;
+}
+
+async function coverageLines(root: string): Promise<number | undefined> {
+  const report = spawn(path.join(root, 'node_modules', '.bin', 'tap'), ['report', 'json-summary'], { cwd: root, stdio: 'ignore' });
+  await new Promise((resolve) => report.on('close', resolve));
+  try {
+    const summary = JSON.parse(await readFile(path.join(root, '.tap', 'report', 'coverage-summary.json'), 'utf8')) as Record<
+      string,
+      { lines: { total: number; covered: number } }
+    >;
+    let total = 0;
+    let covered = 0;
+    for (const [file, entry] of Object.entries(summary)) {
+      if (file === 'total') continue;
+      const rel = path.relative(root, file);
+      if (!/^(lib|agent|controlplane|scripts)\//.test(rel)) continue;
+      total += entry.lines.total;
+      covered += entry.lines.covered;
+    }
+    return total === 0 ? undefined : (100 * covered) / total;
+  } catch {
+    return undefined;
+  }
+}
+
+async function main(): Promise<number> {
+  const root = repoRoot();
+  const args = process.argv.slice(2);
+  const tally = emptyTally();
+  const tapCode = await runTap(root, args, tally);
+
+  if (args.length === 0) {
+    // The floor applies to the whole suite only; a run of a few files covers less.
+    const lines = await coverageLines(root);
+    if (lines === undefined || lines < COVERAGE_FLOOR) {
+      tally.failed++;
+      tally.failures.push(
+        `coverage: lines ${lines === undefined ? 'unknown' : `${lines.toFixed(1)}%`} below the floor of ${COVERAGE_FLOOR}%`,
+      );
+    } else {
+      tally.passed++;
+      process.stdout.write(`# coverage: lines ${lines.toFixed(1)}% (floor ${COVERAGE_FLOOR}%)\n`);
+    }
+  }
+  if (tapCode !== 0 && tally.failed === 0) {
+    tally.failed++;
+    tally.failures.push(`tap exited with ${tapCode}`);
+  }
+  for (const failure of tally.failures) process.stdout.write(`# FAILED: ${failure}\n`);
+  process.stdout.write(`${summaryLine(tally)}\n`);
+  return tally.failed > 0 ? 1 : 0;
+}
+
+if (process.argv[1] !== undefined && path.resolve(process.argv[1]).endsWith(path.join('scripts', 'run-tests.js'))) {
+  main().then((code) => process.exit(code));
+}

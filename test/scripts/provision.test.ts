@@ -1,0 +1,63 @@
+import path from 'node:path';
+import t from 'tap';
+import { defaultCacheDir, parseConsulVersion, parseEnvoyVersion, pinnedConsulVersion } from '../../scripts/provision.js';
+import { repoRoot } from '../../scripts/repo-root.js';
+import { emptyTally, summaryLine, tallyingParser } from '../../scripts/run-tests.js';
+
+t.test('version parsers read the tools own output', async (t) => {
+  t.equal(parseEnvoyVersion('envoy  version: 5e7a1b9c0f2d4a6b8c0e2f4a6b8c0d2e4f6a8b0c/1.40.0/Clean/RELEASE/BoringSSL\n'), '1.40.0');
+  t.equal(parseEnvoyVersion('garbage'), undefined);
+  t.equal(parseConsulVersion('Consul v1.22.3\nRevision \nBuild Date 1970-01-01T00:00:01Z\n'), '1.22.3');
+  t.equal(parseConsulVersion('nope'), undefined);
+});
+
+t.test('the Consul pin comes from the Go helper go.mod', async (t) => {
+  t.match(await pinnedConsulVersion(repoRoot()), /^\d+\.\d+\.\d+$/);
+  const fake = t.testdir({ test: { tools: { consul: { 'go.mod': 'module x\n\ngo 1.25\n' } } } });
+  await t.rejects(pinnedConsulVersion(fake), { code: 'MESH_E_PROVISION_FAILED' });
+});
+
+t.test('cache folder: MESH_CACHE_DIR or <repo>/.cache', async (t) => {
+  t.equal(defaultCacheDir('/r', {}), path.resolve('/r/.cache'));
+  t.equal(defaultCacheDir('/r', { MESH_CACHE_DIR: '/var/cache/mesh' }), '/var/cache/mesh');
+  t.throws(() => repoRoot('/'), /no repository root/);
+});
+
+t.test('the closing line CI reads', async (t) => {
+  t.equal(summaryLine({ passed: 3, failed: 0, skipped: 0 }), '3 passed, 0 failed');
+  t.equal(summaryLine({ passed: 3, failed: 1, skipped: 2 }), '3 passed, 1 failed, 2 skipped');
+});
+
+t.test('tally: tests per file, skips, todos, and files that crash', async (t) => {
+  const tally = emptyTally();
+  const parser = tallyingParser(tally);
+  parser.end(`TAP version 14
+# Subtest: test/a.test.ts
+    # Subtest: passes
+        ok 1 - fine
+        1..1
+    ok 1 - passes
+    # Subtest: fails
+        not ok 1 - wrong
+        1..1
+    not ok 1 - fails
+    ok 2 - skipped one # SKIP needs root
+    ok 3 - later # TODO
+    1..4
+not ok 1 - test/a.test.ts
+# Subtest: test/b.test.ts
+    1..0
+not ok 2 - test/b.test.ts
+# Subtest: test/c.test.ts
+    ok 1 - top-level assertion
+    1..1
+ok 3 - test/c.test.ts
+1..3
+`);
+  t.same(
+    { passed: tally.passed, failed: tally.failed, skipped: tally.skipped },
+    { passed: 2, failed: 2, skipped: 2 },
+    'one pass and one fail in a, a crash in b, a pass in c; skip and todo are skipped',
+  );
+  t.match(tally.failures, ['test/a.test.ts > fails', 'test/b.test.ts (the file failed outside its tests)']);
+});
