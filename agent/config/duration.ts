@@ -1,0 +1,23 @@
+/**
+ * Durations as operators write them in config and workload files ("500ms",
+ * "5s", "1m", "1h"), the form Consul accepts too. Parsed to milliseconds.
+ */
+import { z } from 'zod';
+
+const DURATION = /^(\d+)(ms|s|m|h)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+
+/** Milliseconds of a duration string, or undefined when it is not one. */
+export function parseDuration(text: string): number | undefined {
+  const match = DURATION.exec(text);
+  if (match === null) return undefined;
+  return Number(match[1]) * (UNIT_MS[match[2] as string] as number);
+}
+
+/** A zod schema for a duration string, kept as text (Consul takes the same text). */
+export const durationText = z.string().refine((s) => parseDuration(s) !== undefined, {
+  message: 'must be a duration such as "500ms", "5s", "1m" or "1h"',
+});
+
+/** A zod schema for a positive duration, parsed to milliseconds. */
+export const durationMs = durationText.transform((s) => parseDuration(s) as number).refine((ms) => ms > 0, 'must be greater than zero');

@@ -1,0 +1,87 @@
+/**
+ * The agent configuration schema (`mesh-agent run --config FILE`). Defaults
+ * live here; unknown keys are rejected. controlPlane and envoy are parsed and
+ * validated now and used by later parts of the agent.
+ */
+import { z } from 'zod';
+import { validateTrustDomain } from '../../lib/spiffe-id.js';
+import { durationMs } from './duration.js';
+
+const port = z.number().int().min(1).max(65535);
+const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port');
+
+const trustDomain = z.string().superRefine((value, ctx) => {
+  try {
+    validateTrustDomain(value);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
+
+export const consulSchema = z.strictObject({
+  /** agent: the local Consul agent's service API; catalog: a Consul server's catalog API, checks run by mesh-agent. */
+  mode: z.enum(['agent', 'catalog']).default('agent'),
+  address: hostPort.default('127.0.0.1:8500'),
+  token: z.string().default(''),
+  /** A file holding the ACL token; read once at startup, wins over `token`. */
+  tokenFile: z.string().optional(),
+  datacenter: z.string().default(''),
+  /** First retry delay after a failed Consul call; doubles per failure (with jitter) up to retryMax. */
+  retryInitial: durationMs.default(250),
+  retryMax: durationMs.default(5_000),
+  /** How often registrations are compared with Consul (a restarted Consul gets them back). */
+  syncInterval: durationMs.default(5_000),
+  /** Longest blocking query of a catalog watch. */
+  watchWait: durationMs.default(60_000),
+  /** Catalog changes arriving within this window produce one new CatalogView. */
+  coalesceWindow: durationMs.default(25),
+});
+
+export const agentConfigSchema = z.strictObject({
+  nodeName: z.string().min(1).optional(),
+  /** Trust domain of SPIFFE IDs: spiffe://<trustDomain>/ns/<ns>/sa/<sa>. */
+  trustDomain: trustDomain.default('cluster.local'),
+  dataDir: z.string().min(1).default('/var/lib/mesh-agent'),
+  workloadsDir: z.string().min(1).default('/etc/mesh-agent/workloads.d'),
+  /** The address other hosts reach this host's workloads at; default: the host's first non-internal IPv4 address. */
+  advertiseAddress: z.string().min(1).optional(),
+  /** Locality recorded in the catalog (meta mesh_zone). */
+  zone: z.string().default(''),
+  controlPlane: z
+    .strictObject({
+      address: hostPort.default('cp.example.internal:8443'),
+      caBundle: z.string().min(1).default('/etc/mesh-agent/ca-bundle.pem'),
+    })
+    .prefault({}),
+  consul: consulSchema.prefault({}),
+  envoy: z
+    .strictObject({
+      binary: z.string().min(1).default('/usr/bin/envoy'),
+      adminPort: port.default(15000),
+    })
+    .prefault({}),
+  mesh: z
+    .strictObject({
+      /** A workload without `meshPort` gets port + inboundPortOffset as its mesh inbound port. */
+      inboundPortOffset: z.number().int().min(1).max(64511).default(10000),
+    })
+    .prefault({}),
+  status: z.strictObject({ listen: hostPort.default('127.0.0.1:15100') }).prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+      format: z.enum(['json', 'human']).default('json'),
+    })
+    .prefault({}),
+});
+
+export type AgentConfigInput = z.input<typeof agentConfigSchema>;
+type Parsed = z.output<typeof agentConfigSchema>;
+
+/** The frozen, fully resolved agent configuration. */
+export type AgentConfig = Readonly<
+  Omit<Parsed, 'nodeName' | 'consul'> & {
+    nodeName: string;
+    consul: Readonly<Omit<Parsed['consul'], 'tokenFile'>>;
+  }
+>;

@@ -1,0 +1,13 @@
+/**
+ * Retry delays: exponential from `initialMs`, capped at `maxMs`, with "equal
+ * jitter" (half fixed, half random) so many agents do not retry in step. Pure.
+ */
+export interface BackoffPolicy {
+  initialMs: number;
+  maxMs: number;
+}
+
+export function backoffDelay(policy: BackoffPolicy, attempt: number, random: () => number = Math.random): number {
+  const exp = Math.min(policy.maxMs, policy.initialMs * 2 ** Math.min(attempt, 30));
+  return Math.round(exp / 2 + (exp / 2) * random());
+}

@@ -1,0 +1,71 @@
+/**
+ * The agent's view of Consul: four calls. The HTTP implementation
+ * (consul-http.ts) speaks either to the local Consul agent (mode "agent") or
+ * to a server's catalog API (mode "catalog"); the shared fake in
+ * test/fakes/consul.ts implements the same interface for unit tests.
+ */
+
+export type HealthStatus = 'passing' | 'warning' | 'critical';
+
+export interface RegistrationCheck {
+  readonly name: string;
+  readonly kind: 'http' | 'tcp' | 'exec' | 'ttl' | 'grpc';
+  readonly target: string | readonly string[];
+  readonly interval: string;
+  readonly timeout: string;
+  /** Catalog mode: the status the agent measured itself, reported with the registration. */
+  readonly status?: HealthStatus;
+  readonly output?: string;
+}
+
+/** One service instance on this node, as registered in Consul. */
+export interface ServiceRegistration {
+  readonly id: string;
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
+  readonly tags: readonly string[];
+  readonly meta: Readonly<Record<string, string>>;
+  readonly weight: number;
+  /** Envoy's inbound port: also a tagged address `mesh` so the catalog shows both ports. */
+  readonly meshPort: number;
+  readonly check: RegistrationCheck | undefined;
+}
+
+/** One instance of a service from the health API, with the parts the agent uses. */
+export interface HealthEntry {
+  readonly node: string;
+  readonly nodeAddress: string;
+  readonly datacenter: string;
+  readonly serviceId: string;
+  readonly service: string;
+  readonly address: string;
+  readonly port: number;
+  readonly tags: readonly string[];
+  readonly meta: Readonly<Record<string, string>>;
+  readonly weight: number;
+  readonly taggedMeshPort: number | undefined;
+  readonly checks: ReadonlyArray<{ readonly status: string }>;
+}
+
+export interface HealthQuery {
+  /** 0 for an immediate answer; else block until the index passes this value or waitMs ends. */
+  readonly index: number;
+  readonly waitMs: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface HealthResult {
+  readonly index: number;
+  readonly entries: readonly HealthEntry[];
+}
+
+export interface ConsulClient {
+  /** Registers or updates one service instance of this node. */
+  register(registration: ServiceRegistration): Promise<void>;
+  deregister(serviceId: string): Promise<void>;
+  /** IDs of the service instances Consul holds for this node (a restarted dev agent holds none). */
+  registeredIds(): Promise<ReadonlySet<string>>;
+  /** Instances of a service with their checks; a blocking query when index > 0. */
+  healthService(service: string, query: HealthQuery): Promise<HealthResult>;
+}

@@ -1,0 +1,57 @@
+/** Workload -> ServiceRegistration: what the catalog says about a local workload. Pure. */
+import type { CheckResult } from '../workloads/health-check.js';
+import type { Workload } from '../workloads/workload.js';
+import type { ServiceRegistration } from './consul-client.js';
+
+/** Meta keys the agent sets; the catalog watch reads them back. */
+export const META = Object.freeze({
+  spiffeId: 'mesh_spiffe_id',
+  protocol: 'mesh_protocol',
+  meshPort: 'mesh_port',
+  node: 'mesh_node',
+  zone: 'mesh_zone',
+});
+
+export interface RegistrationContext {
+  nodeName: string;
+  /** The address other hosts reach this host's workloads at. */
+  address: string;
+  zone: string;
+}
+
+export function serviceId(workload: Pick<Workload, 'name'>, nodeName: string): string {
+  return `${workload.name}-${nodeName}`;
+}
+
+export function toRegistration(workload: Workload, ctx: RegistrationContext, measured?: CheckResult): ServiceRegistration {
+  const meta: Record<string, string> = {
+    ...workload.meta,
+    [META.spiffeId]: workload.spiffeId,
+    [META.protocol]: workload.protocol,
+    [META.meshPort]: String(workload.meshPort),
+    [META.node]: ctx.nodeName,
+  };
+  if (ctx.zone !== '') meta[META.zone] = ctx.zone;
+  const check = workload.check;
+  return {
+    id: serviceId(workload, ctx.nodeName),
+    name: workload.name,
+    address: ctx.address,
+    port: workload.port,
+    tags: workload.tags,
+    meta,
+    weight: workload.weight,
+    meshPort: workload.meshPort,
+    check:
+      check === undefined
+        ? undefined
+        : {
+            name: `${workload.name} ${check.kind} check`,
+            kind: check.kind,
+            target: check.target,
+            interval: check.interval,
+            timeout: check.timeout,
+            ...(measured === undefined ? {} : { status: measured.status, output: measured.output }),
+          },
+  };
+}

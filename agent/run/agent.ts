@@ -1,0 +1,167 @@
+/**
+ * The running agent: workload files -> registrations (registrar) and
+ * upstreams (catalog watcher) -> CatalogView, plus the status endpoint. All
+ * external systems arrive as dependencies; run-command.ts wires the real ones.
+ */
+import type { Clock } from '../../lib/clock.js';
+import type { Logger } from '../../lib/logger.js';
+import type { AgentConfig } from '../config/schema.js';
+import type { CatalogView } from '../discovery/catalog-view.js';
+import { type CatalogWatcher, createCatalogWatcher } from '../discovery/catalog-watch.js';
+import type { ConsulClient } from '../discovery/consul-client.js';
+import { createRegistrar, type Registrar } from '../discovery/registrar.js';
+import { toRegistration } from '../discovery/registration.js';
+import { createViewStore } from '../discovery/view-store.js';
+import { buildStatus, type StatusDocument } from '../status/status.js';
+import { type StatusServer, startStatusServer } from '../status/status-server.js';
+import { type DirWatcher, watchDir } from '../workloads/dir-watcher.js';
+import { type CheckRunner, createHealthMonitor, type HealthMonitor } from '../workloads/health-monitor.js';
+import { type LoadedWorkloads, loadWorkloads } from '../workloads/load.js';
+import { upstreamServices } from '../workloads/workload.js';
+
+export interface AgentDeps {
+  config: AgentConfig;
+  consul: ConsulClient;
+  clock: Clock;
+  log: Logger;
+  /** The address other hosts reach this host's workloads at. */
+  address: string;
+  /** Runs a check (catalog mode only). */
+  checkRunner: CheckRunner;
+  /** Watch workloadsDir for changes (off in some unit tests). */
+  watchFiles?: boolean;
+}
+
+export interface Agent {
+  start(): Promise<void>;
+  /** Re-reads the workload files (SIGHUP, directory change). */
+  reload(): Promise<void>;
+  status(): StatusDocument;
+  view(): CatalogView;
+  onView(listener: (view: CatalogView) => void): () => void;
+  readonly statusAddress: string | undefined;
+  /** Deregisters everything, stops watches and the status endpoint. */
+  stop(): Promise<void>;
+}
+
+export function createAgent(deps: AgentDeps): Agent {
+  const { config, clock, log } = deps;
+  const backoff = { initialMs: config.consul.retryInitial, maxMs: config.consul.retryMax };
+  const store = createViewStore(config.dataDir, log.child({ component: 'view-store' }));
+  const regCtx = { nodeName: config.nodeName, address: deps.address, zone: config.zone };
+  const registrar: Registrar = createRegistrar({
+    client: deps.consul,
+    clock,
+    log: log.child({ component: 'registrar' }),
+    backoff,
+    syncIntervalMs: config.consul.syncInterval,
+  });
+  let watcher: CatalogWatcher | undefined;
+  let monitor: HealthMonitor | undefined;
+  let dirWatcher: DirWatcher | undefined;
+  let server: StatusServer | undefined;
+  let loaded: LoadedWorkloads = { workloads: [], errors: [] };
+  let reloading: Promise<void> = Promise.resolve();
+  let saving: Promise<void> = Promise.resolve();
+  let stopped = false;
+  const wlog = log.child({ component: 'workloads' });
+
+  const pushRegistrations = () => {
+    const results = monitor?.results();
+    registrar.setDesired(loaded.workloads.map((w) => toRegistration(w, regCtx, results?.get(w.name))));
+  };
+
+  const doReload = async () => {
+    const next = await loadWorkloads(config.workloadsDir, {
+      trustDomain: config.trustDomain,
+      inboundPortOffset: config.mesh.inboundPortOffset,
+    });
+    if (stopped) return;
+    const before = new Set(loaded.errors.map((e) => JSON.stringify(e)));
+    for (const e of next.errors) {
+      if (!before.has(JSON.stringify(e))) wlog.error('workload file invalid', { code: 'MESH_E_WORKLOAD_INVALID', ...e });
+    }
+    const names = (l: LoadedWorkloads) => l.workloads.map((w) => w.name).join(',');
+    if (names(next) !== names(loaded))
+      wlog.info('workloads loaded', { workloads: next.workloads.map((w) => w.name), invalid: next.errors.length });
+    loaded = next;
+    monitor?.set(loaded.workloads);
+    pushRegistrations();
+    watcher?.setServices(upstreamServices(loaded.workloads));
+  };
+
+  const agent: Agent = {
+    get statusAddress() {
+      return server?.address;
+    },
+    async start() {
+      const initial = await store.load();
+      watcher = createCatalogWatcher({
+        client: deps.consul,
+        clock,
+        log: log.child({ component: 'catalog-watch' }),
+        backoff,
+        waitMs: config.consul.watchWait,
+        coalesceMs: config.consul.coalesceWindow,
+        initial,
+      });
+      watcher.onView((view) => {
+        saving = saving
+          .then(() => (stopped ? undefined : store.save(view, clock.now())))
+          .catch((err: unknown) => log.warn('cannot save the last known catalog', { error: err }));
+      });
+      if (config.consul.mode === 'catalog') {
+        monitor = createHealthMonitor(clock, deps.checkRunner, (name, result) => {
+          log.child({ component: 'health' }).info('check status changed', { workload: name, status: result.status, output: result.output });
+          pushRegistrations();
+        });
+      }
+      server = await startStatusServer(config.status.listen, () => agent.status());
+      await agent.reload();
+      if (deps.watchFiles !== false) {
+        dirWatcher = watchDir({ dir: config.workloadsDir, clock, log: wlog, onChange: () => void agent.reload() });
+      }
+      log.info('mesh-agent running', {
+        node: config.nodeName,
+        consul: config.consul.address,
+        mode: config.consul.mode,
+        status: server.address,
+      });
+    },
+    reload() {
+      reloading = reloading.then(doReload).catch((err: unknown) => wlog.error('reload failed', { error: err }));
+      return reloading;
+    },
+    status: () =>
+      buildStatus({
+        node: config.nodeName,
+        consulMode: config.consul.mode,
+        consulAddress: config.consul.address,
+        connection: registrar.connection(),
+        workloads: loaded.workloads,
+        fileErrors: loaded.errors,
+        registrations: registrar.states(),
+        ...(monitor === undefined ? {} : { checks: monitor.results() }),
+        view: watcher?.view() ?? { version: 0, services: {} },
+        watches: watcher?.watches() ?? [],
+      }),
+    view: () => watcher?.view() ?? { version: 0, services: {} },
+    onView(listener) {
+      if (watcher === undefined) throw new Error('agent not started');
+      return watcher.onView(listener);
+    },
+    async stop() {
+      stopped = true;
+      dirWatcher?.close();
+      monitor?.stop();
+      await reloading;
+      // The view is final before our own deregistrations could reach it (and the persisted copy).
+      watcher?.stop();
+      await saving;
+      await registrar.shutdown();
+      await server?.close();
+      log.info('mesh-agent stopped', {});
+    },
+  };
+  return agent;
+}

@@ -1,0 +1,73 @@
+/**
+ * `mesh-agent run --config FILE`: loads the config, wires the real Consul
+ * client, clock and checks into the agent, reloads on SIGHUP and deregisters
+ * then exits 0 on SIGTERM (or SIGINT).
+ */
+import { type Command, EXIT_OK } from '../../lib/cli.js';
+import { systemClock } from '../../lib/clock.js';
+import { MeshError } from '../../lib/errors.js';
+import { createLogger } from '../../lib/logger.js';
+import { loadAgentConfig } from '../config/load.js';
+import { createConsulHttpClient } from '../discovery/consul-http.js';
+import { runCheck } from '../workloads/health-check.js';
+import { createAgent } from './agent.js';
+import { type HostFacts, hostFacts } from './host-facts.js';
+
+export interface RunCommandDeps {
+  facts?: () => Promise<HostFacts>;
+  /** Process signals; tests pass an EventEmitter. */
+  signals?: Pick<NodeJS.Process, 'on' | 'off'>;
+}
+
+export function runCommand(deps: RunCommandDeps = {}): Command {
+  return {
+    name: 'run',
+    summary: 'run the agent: register workloads in Consul and watch the catalog',
+    usage: '--config FILE\n\nOptions:\n  --config FILE   agent configuration (YAML or JSON)\n',
+    options: { config: { type: 'string' } },
+    async run({ values, io }) {
+      const file = values.config;
+      if (typeof file !== 'string') throw new MeshError('MESH_E_USAGE', 'mesh-agent run: --config FILE is required');
+      const facts = await (deps.facts ?? hostFacts)();
+      const config = await loadAgentConfig(file, { hostname: async () => facts.hostname });
+      const log = createLogger({ level: config.log.level, format: config.log.format, sink: { write: (l) => io.stderr.write(`${l}\n`) } });
+      const address = config.advertiseAddress ?? facts.address;
+      const consul = createConsulHttpClient({
+        mode: config.consul.mode,
+        address: config.consul.address,
+        token: config.consul.token,
+        datacenter: config.consul.datacenter,
+        nodeName: config.nodeName,
+        nodeAddress: address,
+        nodeMeta: { 'mesh-os': facts.os.replace(/[^A-Za-z0-9_. -]/g, '').slice(0, 128), 'mesh-hostname': facts.hostname.slice(0, 128) },
+      });
+      const agent = createAgent({
+        config,
+        consul,
+        clock: systemClock,
+        log: log.child({ component: 'agent' }),
+        address,
+        checkRunner: runCheck,
+      });
+      const signals = deps.signals ?? process;
+      await agent.start();
+      await new Promise<void>((resolve) => {
+        const onHup = () => {
+          log.info('SIGHUP: reloading workloads', {});
+          void agent.reload();
+        };
+        const onTerm = (signal: string) => {
+          log.info('shutting down', { signal });
+          signals.off('SIGHUP', onHup);
+          signals.off('SIGTERM', onTerm);
+          signals.off('SIGINT', onTerm);
+          void agent.stop().then(resolve, resolve);
+        };
+        signals.on('SIGHUP', onHup);
+        signals.on('SIGTERM', onTerm);
+        signals.on('SIGINT', onTerm);
+      });
+      return EXIT_OK;
+    },
+  };
+}

@@ -1,0 +1,44 @@
+/**
+ * The status endpoint on status.listen: GET /status answers the status
+ * document as JSON; anything else is 404. Later issues add routes here.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { MeshError } from '../../lib/errors.js';
+
+export interface StatusServer {
+  /** host:port actually bound (port 0 picks a free one). */
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+export async function startStatusServer(listen: string, snapshot: () => unknown): Promise<StatusServer> {
+  const at = listen.lastIndexOf(':');
+  const host = listen.slice(0, at);
+  const port = Number(listen.slice(at + 1));
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://status');
+    if (req.method === 'GET' && url.pathname === '/status') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(`${JSON.stringify(snapshot(), null, 2)}\n`);
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end('{"error":"not found; try GET /status"}\n');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err) =>
+      reject(new MeshError('MESH_E_CONFIG_INVALID', `status.listen ${listen}: cannot listen: ${err.message}`, { cause: err })),
+    );
+    server.listen(port, host, () => resolve());
+  });
+  const bound = server.address() as AddressInfo;
+  return {
+    address: `${host}:${bound.port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,98 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { parseDuration } from '../../../agent/config/duration.js';
+import { loadAgentConfig } from '../../../agent/config/load.js';
+import { isMeshError } from '../../../lib/errors.js';
+
+const deps = { hostname: async () => 'host-a' };
+
+async function fileWith(text: string, name = 'agent.yaml'): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'agent-config-'));
+  const file = path.join(dir, name);
+  await writeFile(file, text);
+  return file;
+}
+
+t.test('durations', async (t) => {
+  t.equal(parseDuration('500ms'), 500);
+  t.equal(parseDuration('5s'), 5000);
+  t.equal(parseDuration('2m'), 120000);
+  t.equal(parseDuration('1h'), 3600000);
+  t.equal(parseDuration('5'), undefined);
+  t.equal(parseDuration('1.5s'), undefined);
+});
+
+t.test('an empty file gets every default and the hostname as node name', async (t) => {
+  const config = await loadAgentConfig(await fileWith(''), deps);
+  t.equal(config.nodeName, 'host-a');
+  t.equal(config.trustDomain, 'cluster.local');
+  t.equal(config.dataDir, '/var/lib/mesh-agent');
+  t.equal(config.workloadsDir, '/etc/mesh-agent/workloads.d');
+  t.same(config.consul, {
+    mode: 'agent',
+    address: '127.0.0.1:8500',
+    token: '',
+    datacenter: '',
+    retryInitial: 250,
+    retryMax: 5000,
+    syncInterval: 5000,
+    watchWait: 60000,
+    coalesceWindow: 25,
+  });
+  t.same(config.envoy, { binary: '/usr/bin/envoy', adminPort: 15000 });
+  t.same(config.controlPlane, { address: 'cp.example.internal:8443', caBundle: '/etc/mesh-agent/ca-bundle.pem' });
+  t.equal(config.status.listen, '127.0.0.1:15100');
+  t.equal(config.mesh.inboundPortOffset, 10000);
+  t.ok(Object.isFrozen(config) && Object.isFrozen(config.consul), 'frozen');
+});
+
+t.test('the issue example parses; JSON works too', async (t) => {
+  const yaml = `nodeName: vm1
+trustDomain: example.org
+dataDir: /tmp/x
+workloadsDir: /tmp/w
+controlPlane: { address: cp.example.internal:8443, caBundle: /etc/mesh-agent/ca-bundle.pem }
+consul: { address: 127.0.0.1:8500, token: "abc", datacenter: "dc2", mode: catalog, retryMax: 2s }
+envoy: { binary: /usr/bin/envoy, adminPort: 15000 }
+status: { listen: 127.0.0.1:15100 }
+`;
+  const config = await loadAgentConfig(await fileWith(yaml), deps);
+  t.equal(config.nodeName, 'vm1');
+  t.equal(config.consul.mode, 'catalog');
+  t.equal(config.consul.token, 'abc');
+  t.equal(config.consul.retryMax, 2000);
+  const json = await loadAgentConfig(await fileWith(JSON.stringify({ nodeName: 'vm2', consul: { datacenter: 'x' } }), 'a.json'), deps);
+  t.equal(json.nodeName, 'vm2');
+  t.equal(json.consul.datacenter, 'x');
+});
+
+t.test('the token can come from a file', async (t) => {
+  const tokenFile = await fileWith('secret-token\n', 'token');
+  const config = await loadAgentConfig(await fileWith(`consul: { token: x, tokenFile: ${tokenFile} }`), deps);
+  t.equal(config.consul.token, 'secret-token');
+  t.notOk('tokenFile' in config.consul);
+  const err = await loadAgentConfig(await fileWith('consul: { tokenFile: /nonexistent/token }'), deps).catch((e) => e);
+  t.ok(isMeshError(err, 'MESH_E_CONFIG_INVALID'));
+  t.match(err.message, /consul\.tokenFile/);
+});
+
+t.test('errors name the file and the field path', async (t) => {
+  const file = await fileWith('consul: { adress: x, mode: local }\ntrustDomain: "Bad:Domain"\nstatus: { listen: nope }\nconsul2: 1\n');
+  const err = await loadAgentConfig(file, deps).catch((e) => e);
+  t.ok(isMeshError(err, 'MESH_E_CONFIG_INVALID'));
+  t.match(err.message, file);
+  const paths = (err.details.issues as Array<{ path: string }>).map((i) => i.path).sort();
+  t.same(paths, ['consul.adress', 'consul.mode', 'consul2', 'status.listen', 'trustDomain']);
+  const dur = await loadAgentConfig(await fileWith('consul: { syncInterval: 5 }'), deps).catch((e) => e);
+  t.match(dur.details.issues, [{ path: 'consul.syncInterval' }]);
+  const zero = await loadAgentConfig(await fileWith('consul: { syncInterval: 0s }'), deps).catch((e) => e);
+  t.match(zero.details.issues, [{ path: 'consul.syncInterval', message: /greater than zero/ }]);
+});
+
+t.test('an empty hostname needs nodeName', async (t) => {
+  const err = await loadAgentConfig(await fileWith(''), { hostname: async () => '' }).catch((e) => e);
+  t.ok(isMeshError(err, 'MESH_E_CONFIG_INVALID'));
+  t.match(err.message, /nodeName/);
+});

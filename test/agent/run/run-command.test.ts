@@ -1,0 +1,44 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { agentProgram } from '../../../agent/program.js';
+import { hostFacts } from '../../../agent/run/host-facts.js';
+import { runCli } from '../../../lib/cli.js';
+
+function io() {
+  let out = '';
+  let err = '';
+  return {
+    io: { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) } },
+    out: () => out,
+    err: () => err,
+  };
+}
+
+t.test('run is a mesh-agent command; --config is required', async (t) => {
+  const help = io();
+  t.equal(await runCli(agentProgram(), ['--help'], help.io), 0);
+  t.match(help.out(), /run\s+run the agent/);
+  const missing = io();
+  t.equal(await runCli(agentProgram(), ['run'], missing.io), 2);
+  t.match(missing.err(), /MESH_E_USAGE: mesh-agent run: --config FILE is required/);
+});
+
+t.test('an invalid config fails with the file and field', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'run-cmd-'));
+  const file = path.join(dir, 'agent.yaml');
+  await writeFile(file, 'consul: { mode: sidecar }\n');
+  const bad = io();
+  t.equal(await runCli(agentProgram(), ['run', '--config', file], bad.io), 1);
+  t.match(bad.err(), /MESH_E_CONFIG_INVALID/);
+  t.match(bad.err(), /consul\.mode/);
+});
+
+t.test('host facts come from systeminformation', async (t) => {
+  const facts = await hostFacts();
+  t.type(facts.hostname, 'string');
+  t.ok(facts.hostname.length > 0);
+  t.match(facts.address, /^\d+\.\d+\.\d+\.\d+$/);
+  t.type(facts.os, 'string');
+});

@@ -1,0 +1,113 @@
+/**
+ * The shared fake of ConsulClient (agent/discovery/consul-client.ts) for unit
+ * tests: an in-memory catalog with a raft-like index, blocking health queries
+ * that wake on change (or abort), and switches for "down" and "rejects".
+ * Integration tests use the real Consul instead.
+ */
+import type { ConsulClient, HealthEntry, HealthQuery, HealthResult, ServiceRegistration } from '../../agent/discovery/consul-client.js';
+import { MeshError } from '../../lib/errors.js';
+
+export class FakeConsul implements ConsulClient {
+  index = 1;
+  /** When true every call fails as unreachable. */
+  down = false;
+  /** Service IDs whose registration Consul rejects (HTTP 400). */
+  readonly rejectIds = new Set<string>();
+  /** This node's registrations. */
+  readonly registered = new Map<string, ServiceRegistration>();
+  /** Instances of other nodes (and this one), keyed by service then id. */
+  private readonly remote = new Map<string, Map<string, HealthEntry>>();
+  private waiters: Array<() => void> = [];
+  readonly calls: string[] = [];
+
+  private gate(call: string): void {
+    this.calls.push(call);
+    if (this.down) throw new MeshError('MESH_E_CONSUL_UNREACHABLE', `fake consul is down (${call})`);
+  }
+
+  private bump(): void {
+    this.index++;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Adds or replaces an instance as another host would register it. */
+  setInstance(entry: Partial<HealthEntry> & { service: string; serviceId: string }): void {
+    const full: HealthEntry = {
+      node: 'node-x',
+      nodeAddress: '10.0.0.9',
+      datacenter: 'dc1',
+      address: '10.0.0.9',
+      port: 8080,
+      tags: [],
+      meta: {},
+      weight: 1,
+      taggedMeshPort: undefined,
+      checks: [{ status: 'passing' }],
+      ...entry,
+    };
+    const byId = this.remote.get(entry.service) ?? new Map<string, HealthEntry>();
+    this.remote.set(entry.service, byId);
+    byId.set(entry.serviceId, full);
+    this.bump();
+  }
+
+  setHealth(service: string, serviceId: string, status: string): void {
+    const entry = this.remote.get(service)?.get(serviceId);
+    if (entry === undefined) throw new Error(`no instance ${serviceId}`);
+    this.remote.get(service)?.set(serviceId, { ...entry, checks: [{ status }] });
+    this.bump();
+  }
+
+  /** A restarted dev agent: everything gone, index starts again. */
+  wipe(): void {
+    this.registered.clear();
+    this.remote.clear();
+    this.index = 1;
+    this.bump();
+  }
+
+  pendingQueries(): number {
+    return this.waiters.length;
+  }
+
+  async register(registration: ServiceRegistration): Promise<void> {
+    this.gate(`register ${registration.id}`);
+    if (this.rejectIds.has(registration.id)) throw new MeshError('MESH_E_CONSUL_REJECTED', `HTTP 400: bad definition ${registration.id}`);
+    this.registered.set(registration.id, registration);
+    this.bump();
+  }
+
+  async deregister(serviceId: string): Promise<void> {
+    this.gate(`deregister ${serviceId}`);
+    this.registered.delete(serviceId);
+    this.bump();
+  }
+
+  async registeredIds(): Promise<ReadonlySet<string>> {
+    this.gate('registeredIds');
+    return new Set(this.registered.keys());
+  }
+
+  async healthService(service: string, query: HealthQuery): Promise<HealthResult> {
+    this.gate(`health ${service}`);
+    if (query.index > 0 && query.index >= this.index) {
+      await new Promise<void>((resolve, reject) => {
+        const wake = () => resolve();
+        this.waiters.push(wake);
+        query.signal?.addEventListener('abort', () => {
+          this.waiters = this.waiters.filter((w) => w !== wake);
+          reject(new Error('aborted'));
+        });
+      });
+      if (this.down) throw new MeshError('MESH_E_CONSUL_UNREACHABLE', 'fake consul went down during a blocking query');
+    }
+    return { index: this.index, entries: [...(this.remote.get(service)?.values() ?? [])] };
+  }
+
+  /** Wakes blocked queries without a change (e.g. to let them see `down`). */
+  kick(): void {
+    this.bump();
+  }
+}
