@@ -1,6 +1,7 @@
 /** The mesh-controlplane command table. Commands arrive with the issues that build them. */
 import { type Program, versionCommand } from '../lib/cli.js';
 import { packageVersion } from '../lib/version.js';
+import { runCommand } from './commands/run-command.js';
 
 export function controlplaneProgram(): Program {
   return {
@@ -9,6 +10,6 @@ export function controlplaneProgram(): Program {
       "The mesh's certificate authority and policy service: join tokens, node identities, " +
       'SPIFFE X.509-SVIDs, trust bundle and CA rotation, backed by SQLite.',
     version: packageVersion(),
-    commands: [versionCommand('mesh-controlplane', packageVersion())],
+    commands: [runCommand(), versionCommand('mesh-controlplane', packageVersion())],
   };
 }

@@ -37,6 +37,7 @@ export const EXIT_USAGE = 2;
 
 export function programUsage(program: Program): string {
   const width = Math.max(8, ...program.commands.map((c) => c.name.length)) + 2;
+  // Multi-word commands ("ca rotate") are listed like single words.
   const lines = [
     `Usage: ${program.name} <command> [options]`,
     '',
@@ -58,12 +59,22 @@ export function commandUsage(program: Program, command: Command): string {
   return `Usage: ${program.name} ${command.name} ${command.usage.trimEnd()}\n\n${command.summary}\n`;
 }
 
+/** The command whose (possibly multi-word) name starts argv; the longest name wins. */
+function findCommand(program: Program, argv: readonly string[]): { command: Command; words: number } | undefined {
+  let best: { command: Command; words: number } | undefined;
+  for (const command of program.commands) {
+    const words = command.name.split(' ');
+    if (words.every((w, i) => argv[i] === w) && (best === undefined || words.length > best.words)) best = { command, words: words.length };
+  }
+  return best;
+}
+
 export function exitCodeFor(err: MeshError): number {
   return err.code === 'MESH_E_USAGE' ? EXIT_USAGE : EXIT_FAILURE;
 }
 
 export async function runCli(program: Program, argv: readonly string[], io: CliIo): Promise<number> {
-  const [first, ...rest] = argv;
+  const [first] = argv;
   if (first === undefined || first === '--help' || first === '-h') {
     io.stdout.write(programUsage(program));
     return first === undefined ? EXIT_USAGE : EXIT_OK;
@@ -73,11 +84,13 @@ export async function runCli(program: Program, argv: readonly string[], io: CliI
     return EXIT_OK;
   }
   if (first === 'help') {
-    const target = program.commands.find((c) => c.name === rest[0]);
+    const target = findCommand(program, argv.slice(1))?.command;
     io.stdout.write(target === undefined ? programUsage(program) : commandUsage(program, target));
     return EXIT_OK;
   }
-  const command = program.commands.find((c) => c.name === first);
+  const found = findCommand(program, argv);
+  const command = found?.command;
+  const rest = argv.slice(found?.words ?? 1);
   try {
     if (command === undefined) {
       throw new MeshError(

@@ -4,8 +4,8 @@
  * validated now and used by later parts of the agent.
  */
 import { z } from 'zod';
+import { durationMs } from '../../lib/duration.js';
 import { validateTrustDomain } from '../../lib/spiffe-id.js';
-import { durationMs } from './duration.js';
 
 const port = z.number().int().min(1).max(65535);
 const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port');

@@ -4,8 +4,8 @@
  * SPIFFE path segments because they form the workload's SPIFFE ID.
  */
 import { z } from 'zod';
+import { durationText } from '../../lib/duration.js';
 import { validateSegment } from '../../lib/spiffe-id.js';
-import { durationText } from '../config/duration.js';
 
 const port = z.number().int().min(1).max(65535);
 

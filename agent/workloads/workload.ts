@@ -2,8 +2,9 @@
  * Workloads as the rest of the agent sees them: a validated file plus the
  * values derived from the agent config (SPIFFE ID, mesh port). Pure.
  */
+
+import { parseDuration } from '../../lib/duration.js';
 import { workloadId } from '../../lib/spiffe-id.js';
-import { parseDuration } from '../config/duration.js';
 import { CHECK_KINDS, type CheckKind, type WorkloadFile } from './schema.js';
 
 export interface WorkloadCheck {

@@ -1,12 +1,13 @@
 /** The meshctl command table. Commands arrive with the issues that build them. */
 import { type Program, versionCommand } from '../../lib/cli.js';
 import { packageVersion } from '../../lib/version.js';
+import { meshctlCommands } from './commands.js';
 
 export function meshctlProgram(): Program {
   return {
     name: 'meshctl',
     summary: "Operates the mesh's control plane on its host through the admin socket: tokens, nodes, CA, audit, backup.",
     version: packageVersion(),
-    commands: [versionCommand('meshctl', packageVersion())],
+    commands: [...meshctlCommands(), versionCommand('meshctl', packageVersion())],
   };
 }

@@ -2,8 +2,8 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { parseDuration } from '../../../agent/config/duration.js';
 import { loadAgentConfig } from '../../../agent/config/load.js';
+import { parseDuration } from '../../../lib/duration.js';
 import { isMeshError } from '../../../lib/errors.js';
 
 const deps = { hostname: async () => 'host-a' };

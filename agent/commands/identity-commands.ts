@@ -1,0 +1,111 @@
+/** mesh-agent join | renew | svid fetch: the identity side of the agent on the command line. */
+import { readFile } from 'node:fs/promises';
+import { type CliIo, type Command, EXIT_OK } from '../../lib/cli.js';
+import { MeshError } from '../../lib/errors.js';
+import { connectControlPlane } from '../identity/cp-client.js';
+import { type ClientFactory, fetchWorkloadSvid, joinMesh, renewNodeSvid, type SvidSummary } from '../identity/enroll.js';
+
+function required(values: Record<string, unknown>, flag: string, command: string): string {
+  const value = values[flag];
+  if (typeof value !== 'string' || value === '')
+    throw new MeshError('MESH_E_USAGE', `mesh-agent ${command}: --${flag} is required`, { details: { flag } });
+  return value;
+}
+
+const optional = (values: Record<string, unknown>, flag: string) =>
+  typeof values[flag] === 'string' ? (values[flag] as string) : undefined;
+
+function report(io: CliIo, json: boolean, what: string, s: SvidSummary, extra: Record<string, unknown> = {}): number {
+  if (json) io.stdout.write(`${JSON.stringify({ ...s, notAfter: new Date(s.notAfter).toISOString(), ...extra })}\n`);
+  else io.stdout.write(`${what}: ${s.spiffeId}\n  serial   ${s.serial}\n  expires  ${new Date(s.notAfter).toISOString()}\n`);
+  return EXIT_OK;
+}
+
+async function readText(file: string, flag: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    throw new MeshError('MESH_E_USAGE', `--${flag} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+      details: { flag, file },
+    });
+  }
+}
+
+export function identityCommands(connect: ClientFactory = connectControlPlane): Command[] {
+  return [
+    {
+      name: 'join',
+      summary: 'join the mesh with a single-use token: make the node key here, get the node SVID',
+      usage: `--controlplane HOST:PORT (--token TOKEN | --token-file FILE) --ca-bundle FILE --data-dir DIR [--trust-domain TD] [--json]
+
+Options:
+  --controlplane HOST:PORT   the control plane's Identity API
+  --token TOKEN              the join token from meshctl token create (prefer --token-file: argv is visible to other users)
+  --token-file FILE          read the token from FILE
+  --ca-bundle FILE           PEM roots that the control plane's certificate must chain to (no trust on first use)
+  --data-dir DIR             where the node key (0600), node SVID and bundle are kept (DIR/identity)
+  --trust-domain TD          only when the bundle's roots carry no spiffe:// URI
+  --json                     print the result as JSON
+`,
+      options: {
+        controlplane: { type: 'string' },
+        token: { type: 'string' },
+        'token-file': { type: 'string' },
+        'ca-bundle': { type: 'string' },
+        'data-dir': { type: 'string' },
+        'trust-domain': { type: 'string' },
+        json: { type: 'boolean' },
+      },
+      async run({ values, io }) {
+        const address = required(values, 'controlplane', 'join');
+        const tokenFile = optional(values, 'token-file');
+        const token = tokenFile ? (await readText(tokenFile, 'token-file')).trim() : optional(values, 'token');
+        if (!token)
+          throw new MeshError('MESH_E_USAGE', 'mesh-agent join: --token or --token-file is required', { details: { flag: 'token' } });
+        const bundlePem = await readText(required(values, 'ca-bundle', 'join'), 'ca-bundle');
+        const dataDir = required(values, 'data-dir', 'join');
+        const trustDomain = optional(values, 'trust-domain');
+        const result = await joinMesh({ address, token, bundlePem, dataDir, ...(trustDomain ? { trustDomain } : {}) }, connect);
+        return report(io, values.json === true, 'joined as', result);
+      },
+    },
+    {
+      name: 'renew',
+      summary: 'renew the node SVID with the current one (new node key; no token needed)',
+      usage:
+        '--data-dir DIR [--controlplane HOST:PORT] [--json]\n\nOptions:\n  --data-dir DIR             the agent data folder used at join\n  --controlplane HOST:PORT   default: the address used at join\n  --json                     print the result as JSON\n',
+      options: { 'data-dir': { type: 'string' }, controlplane: { type: 'string' }, json: { type: 'boolean' } },
+      async run({ values, io }) {
+        const address = optional(values, 'controlplane');
+        const result = await renewNodeSvid({ dataDir: required(values, 'data-dir', 'renew'), ...(address ? { address } : {}) }, connect);
+        return report(io, values.json === true, 'renewed', result);
+      },
+    },
+    {
+      name: 'svid fetch',
+      summary: 'get a workload SVID: new key here, signed by the control plane; writes svid.pem, svid.key, bundle.pem',
+      usage:
+        '--data-dir DIR --spiffe-id ID --write OUT [--controlplane HOST:PORT] [--json]\n\nOptions:\n  --data-dir DIR             the agent data folder used at join\n  --spiffe-id ID             the workload SPIFFE ID, one the node is allowed\n  --write OUT                folder for svid.pem (leaf, then intermediates), svid.key (0600), bundle.pem\n  --controlplane HOST:PORT   default: the address used at join\n  --json                     print the result as JSON\n',
+      options: {
+        'data-dir': { type: 'string' },
+        controlplane: { type: 'string' },
+        'spiffe-id': { type: 'string' },
+        write: { type: 'string' },
+        json: { type: 'boolean' },
+      },
+      async run({ values, io }) {
+        const address = optional(values, 'controlplane');
+        const result = await fetchWorkloadSvid(
+          {
+            dataDir: required(values, 'data-dir', 'svid fetch'),
+            spiffeId: required(values, 'spiffe-id', 'svid fetch'),
+            outDir: required(values, 'write', 'svid fetch'),
+            ...(address ? { address } : {}),
+          },
+          connect,
+        );
+        return report(io, values.json === true, 'fetched', result, { files: result.files });
+      },
+    },
+  ];
+}

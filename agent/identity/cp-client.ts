@@ -1,0 +1,154 @@
+/**
+ * The agent's client of the control plane's Identity API. The server is
+ * authenticated by its SPIFFE ID (spiffe://<td>/mesh/controlplane) chaining to
+ * the given bundle; there is no trust on first use and no DNS name check.
+ * After joining, calls authenticate with the node SVID (mTLS).
+ */
+import * as grpc from '@grpc/grpc-js';
+import { MeshError } from '../../lib/errors.js';
+import { contract, fromServiceError } from '../../lib/proto/contract.js';
+import { toPem } from '../../lib/x509/pem.js';
+
+export const AGENT_FEATURES = Object.freeze(['bundle-watch', 'node-renew']);
+
+export interface Svid {
+  spiffeId: string;
+  /** Leaf then intermediates, PEM. */
+  chainPem: string;
+  serial: string;
+  notAfter: number;
+  bundle: BundleUpdate;
+}
+
+export interface BundleUpdate {
+  trustDomain: string;
+  rootsPem: string;
+  sequence: number;
+}
+
+export interface ControlPlaneClient {
+  join(token: string, csr: Buffer): Promise<Svid>;
+  renewNode(csr: Buffer): Promise<Svid>;
+  signWorkload(spiffeId: string, csr: Buffer): Promise<Svid>;
+  getBundle(): Promise<BundleUpdate>;
+  /** Calls onBundle with the current bundle and every change; returns a cancel function. */
+  watchBundle(onBundle: (bundle: BundleUpdate) => void, onError: (err: MeshError) => void): () => void;
+  close(): void;
+}
+
+export interface ClientOptions {
+  address: string;
+  trustDomain: string;
+  bundlePem: string;
+  /** The node SVID (chain PEM) and key PEM, for every call but join. */
+  node?: { chainPem: string; keyPem: string };
+  deadlineMs?: number;
+}
+
+interface RawBundle {
+  trust_domain: string;
+  roots: Buffer[];
+  sequence: number;
+}
+
+interface RawSvid {
+  spiffe_id: string;
+  cert_chain: Buffer[];
+  serial: string;
+  not_after_ms: number;
+  bundle: RawBundle;
+}
+
+export function bundleFrom(raw: RawBundle): BundleUpdate {
+  return { trustDomain: raw.trust_domain, rootsPem: raw.roots.map((der) => toPem(der)).join(''), sequence: Number(raw.sequence) };
+}
+
+function svidFrom(raw: RawSvid): Svid {
+  return {
+    spiffeId: raw.spiffe_id,
+    chainPem: raw.cert_chain.map((der) => toPem(der)).join(''),
+    serial: raw.serial,
+    notAfter: Number(raw.not_after_ms),
+    bundle: bundleFrom(raw.bundle),
+  };
+}
+
+export function connectControlPlane(options: ClientOptions): ControlPlaneClient {
+  const expected = `URI:spiffe://${options.trustDomain}/mesh/controlplane`;
+  const credentials = grpc.credentials.createSsl(
+    Buffer.from(options.bundlePem),
+    options.node ? Buffer.from(options.node.keyPem) : null,
+    options.node ? Buffer.from(options.node.chainPem) : null,
+    {
+      checkServerIdentity: (_host, cert) => {
+        const sans = (cert.subjectaltname ?? '').split(/,\s*/);
+        return sans.includes(expected)
+          ? undefined
+          : new Error(
+              `the server at ${options.address} is not the control plane of ${options.trustDomain} (it presented ${cert.subjectaltname ?? 'no SAN'})`,
+            );
+      },
+    },
+  );
+  const { Identity } = contract();
+  // The server is checked by its SPIFFE ID above, not by name; a fixed SNI keeps TLS from sending an IP as server name.
+  const client = new Identity(options.address, credentials, {
+    'grpc.max_receive_message_length': 4 * 1024 * 1024,
+    'grpc.ssl_target_name_override': 'mesh-controlplane',
+  }) as grpc.Client &
+    Record<
+      string,
+      (
+        req: unknown,
+        meta: grpc.Metadata,
+        opts: grpc.CallOptions,
+        cb: (err: grpc.ServiceError | null, res: unknown) => void,
+      ) => grpc.ClientUnaryCall
+    > &
+    Record<string, (req: unknown) => grpc.ClientReadableStream<RawBundle>>;
+
+  const call = <T>(method: string, request: unknown): Promise<T> =>
+    new Promise((resolve, reject) => {
+      const deadline = Date.now() + (options.deadlineMs ?? 15_000);
+      (
+        client[method] as (
+          req: unknown,
+          meta: grpc.Metadata,
+          opts: grpc.CallOptions,
+          cb: (err: grpc.ServiceError | null, res: unknown) => void,
+        ) => void
+      )(request, new grpc.Metadata(), { deadline }, (err, response) =>
+        err ? reject(fromServiceError(err, options.address)) : resolve(response as T),
+      );
+    });
+
+  const needNode = () => {
+    if (options.node === undefined) throw new MeshError('MESH_E_NOT_JOINED', 'this call needs the node SVID; run mesh-agent join first');
+  };
+
+  return {
+    join: async (token, csr) => svidFrom(await call<RawSvid>('Join', { token, csr, features: AGENT_FEATURES })),
+    renewNode: async (csr) => {
+      needNode();
+      return svidFrom(await call<RawSvid>('RenewNode', { csr }));
+    },
+    signWorkload: async (spiffeId, csr) => {
+      needNode();
+      return svidFrom(await call<RawSvid>('SignWorkload', { spiffe_id: spiffeId, csr }));
+    },
+    getBundle: async () => {
+      needNode();
+      return bundleFrom(await call<RawBundle>('GetBundle', {}));
+    },
+    watchBundle(onBundle, onError) {
+      needNode();
+      const stream = (client.WatchBundle as (req: unknown) => grpc.ClientReadableStream<RawBundle>)({});
+      stream.on('data', (raw: RawBundle) => onBundle(bundleFrom(raw)));
+      stream.on('error', (err: grpc.ServiceError) => {
+        if (err.code !== grpc.status.CANCELLED) onError(fromServiceError(err, options.address));
+      });
+      return () => stream.cancel();
+    },
+    close: () => client.close(),
+  };
+}

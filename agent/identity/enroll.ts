@@ -1,0 +1,132 @@
+/**
+ * Joining and obtaining SVIDs: keys are generated here, on the host; only
+ * CSRs travel. The node identity is stored under <dataDir>/identity; workload
+ * SVIDs are written where the caller asks.
+ */
+import { X509Certificate } from 'node:crypto';
+import path from 'node:path';
+import { MeshError } from '../../lib/errors.js';
+import { ensurePrivateDir, newKeyPair, writeFileAtomic } from '../../lib/secret-files.js';
+import { parseSpiffeId } from '../../lib/spiffe-id.js';
+import { parseCertificates, uriSans } from '../../lib/x509/cert-info.js';
+import { createCsr } from '../../lib/x509/csr.js';
+import { type ControlPlaneClient, connectControlPlane, type Svid } from './cp-client.js';
+import { loadNodeIdentity, type NodeIdentity, saveBundle, saveNodeIdentity } from './identity-store.js';
+
+export type ClientFactory = typeof connectControlPlane;
+
+/** The trust domain a bundle's roots name in their URI SAN (spiffe://<td>). */
+export function trustDomainOfBundle(bundlePem: string, what: string): string | undefined {
+  for (const cert of parseCertificates(bundlePem, what)) {
+    for (const uri of uriSans(cert)) {
+      try {
+        return parseSpiffeId(uri).trustDomain;
+      } catch {
+        // not a SPIFFE ID; look further
+      }
+    }
+  }
+  return undefined;
+}
+
+export interface SvidSummary {
+  spiffeId: string;
+  serial: string;
+  notAfter: number;
+}
+
+const summary = (svid: Svid): SvidSummary => ({ spiffeId: svid.spiffeId, serial: svid.serial, notAfter: svid.notAfter });
+
+export async function joinMesh(
+  input: { address: string; token: string; bundlePem: string; dataDir: string; trustDomain?: string },
+  connect: ClientFactory = connectControlPlane,
+): Promise<SvidSummary> {
+  const trustDomain = input.trustDomain ?? trustDomainOfBundle(input.bundlePem, 'the CA bundle');
+  if (trustDomain === undefined) {
+    throw new MeshError('MESH_E_USAGE', 'the CA bundle names no trust domain (no spiffe:// URI SAN on its roots); pass --trust-domain');
+  }
+  const key = newKeyPair();
+  const client = connect({ address: input.address, trustDomain, bundlePem: input.bundlePem });
+  try {
+    const svid = await client.join(input.token, createCsr(key.privateKey, key.publicKey));
+    await saveNodeIdentity(input.dataDir, {
+      controlPlane: input.address,
+      trustDomain,
+      spiffeId: svid.spiffeId,
+      keyPem: key.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+      chainPem: svid.chainPem,
+      bundlePem: svid.bundle.rootsPem,
+    });
+    return summary(svid);
+  } finally {
+    client.close();
+  }
+}
+
+async function withNodeClient<T>(
+  dataDir: string,
+  address: string | undefined,
+  connect: ClientFactory,
+  fn: (client: ControlPlaneClient, identity: NodeIdentity) => Promise<T>,
+): Promise<T> {
+  const identity = await loadNodeIdentity(dataDir);
+  const client = connect({
+    address: address ?? identity.controlPlane,
+    trustDomain: identity.trustDomain,
+    bundlePem: identity.bundlePem,
+    node: { chainPem: identity.chainPem, keyPem: identity.keyPem },
+  });
+  try {
+    return await fn(client, identity);
+  } finally {
+    client.close();
+  }
+}
+
+/** Renews the node SVID with a new node key, authenticated by the current node SVID (no token). */
+export async function renewNodeSvid(
+  input: { dataDir: string; address?: string },
+  connect: ClientFactory = connectControlPlane,
+): Promise<SvidSummary> {
+  return withNodeClient(input.dataDir, input.address, connect, async (client, identity) => {
+    const key = newKeyPair();
+    const svid = await client.renewNode(createCsr(key.privateKey, key.publicKey));
+    await saveNodeIdentity(input.dataDir, {
+      ...identity,
+      keyPem: key.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+      chainPem: svid.chainPem,
+      bundlePem: svid.bundle.rootsPem,
+    });
+    return summary(svid);
+  });
+}
+
+/** A workload SVID: new key pair here, CSR signed by the control plane, written to outDir. */
+export async function fetchWorkloadSvid(
+  input: { dataDir: string; address?: string; spiffeId: string; outDir: string },
+  connect: ClientFactory = connectControlPlane,
+): Promise<SvidSummary & { files: { svid: string; key: string; bundle: string } }> {
+  parseSpiffeId(input.spiffeId);
+  return withNodeClient(input.dataDir, input.address, connect, async (client) => {
+    const key = newKeyPair();
+    const svid = await client.signWorkload(input.spiffeId, createCsr(key.privateKey, key.publicKey));
+    const leaf = new X509Certificate(svid.chainPem);
+    if (!uriSans(leaf).includes(input.spiffeId)) {
+      throw new MeshError(
+        'MESH_E_CERT_INVALID',
+        `the control plane returned a certificate for ${uriSans(leaf).join(', ')}, not ${input.spiffeId}`,
+      );
+    }
+    await ensurePrivateDir(input.outDir);
+    const files = {
+      svid: path.join(input.outDir, 'svid.pem'),
+      key: path.join(input.outDir, 'svid.key'),
+      bundle: path.join(input.outDir, 'bundle.pem'),
+    };
+    await writeFileAtomic(files.key, key.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, 0o600);
+    await writeFileAtomic(files.svid, svid.chainPem, 0o644);
+    await writeFileAtomic(files.bundle, svid.bundle.rootsPem, 0o644);
+    await saveBundle(input.dataDir, svid.bundle.rootsPem);
+    return { ...summary(svid), files };
+  });
+}

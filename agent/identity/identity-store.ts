@@ -1,0 +1,70 @@
+/**
+ * The agent's identity on disk, in <dataDir>/identity (0700): the node key
+ * (0600, made on this host and never sent), the node SVID chain, the trust
+ * bundle, and where the control plane is. Everything is written atomically, so
+ * a crash leaves the previous identity whole.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { MeshError } from '../../lib/errors.js';
+import { ensurePrivateDir, writeFileAtomic } from '../../lib/secret-files.js';
+
+export interface NodeIdentity {
+  controlPlane: string;
+  trustDomain: string;
+  spiffeId: string;
+  keyPem: string;
+  chainPem: string;
+  bundlePem: string;
+}
+
+export function identityDir(dataDir: string): string {
+  return path.join(dataDir, 'identity');
+}
+
+const files = (dataDir: string) => {
+  const dir = identityDir(dataDir);
+  return {
+    dir,
+    key: path.join(dir, 'node.key'),
+    chain: path.join(dir, 'node.pem'),
+    bundle: path.join(dir, 'bundle.pem'),
+    meta: path.join(dir, 'node.json'),
+  };
+};
+
+export async function saveNodeIdentity(dataDir: string, identity: NodeIdentity): Promise<void> {
+  const f = files(dataDir);
+  await ensurePrivateDir(f.dir);
+  // Key first: a chain on disk always has its key next to it.
+  await writeFileAtomic(f.key, identity.keyPem, 0o600);
+  await writeFileAtomic(f.chain, identity.chainPem, 0o644);
+  await writeFileAtomic(f.bundle, identity.bundlePem, 0o644);
+  await writeFileAtomic(
+    f.meta,
+    `${JSON.stringify({ controlPlane: identity.controlPlane, trustDomain: identity.trustDomain, spiffeId: identity.spiffeId }, null, 2)}\n`,
+    0o644,
+  );
+}
+
+export async function saveBundle(dataDir: string, bundlePem: string): Promise<void> {
+  await writeFileAtomic(files(dataDir).bundle, bundlePem, 0o644);
+}
+
+export async function loadNodeIdentity(dataDir: string): Promise<NodeIdentity> {
+  const f = files(dataDir);
+  try {
+    const meta = JSON.parse(await readFile(f.meta, 'utf8')) as { controlPlane: string; trustDomain: string; spiffeId: string };
+    return {
+      ...meta,
+      keyPem: await readFile(f.key, 'utf8'),
+      chainPem: await readFile(f.chain, 'utf8'),
+      bundlePem: await readFile(f.bundle, 'utf8'),
+    };
+  } catch (err) {
+    throw new MeshError('MESH_E_NOT_JOINED', `no node identity in ${f.dir}: run mesh-agent join first (${(err as Error).message})`, {
+      cause: err,
+      details: { dir: f.dir },
+    });
+  }
+}

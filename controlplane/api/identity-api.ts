@@ -1,0 +1,62 @@
+/** The Identity gRPC service: join, node renewal, workload signing, bundle fetch and watch. */
+import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../../lib/logger.js';
+import { fromPem } from '../../lib/x509/pem.js';
+import type { Bundle, CaManager } from '../ca/ca-manager.js';
+import type { IdentityService, SvidResult } from '../identity-service.js';
+import { peerCertificate, unary } from './handlers.js';
+
+export function bundleMessage(bundle: Bundle) {
+  return { trust_domain: bundle.trustDomain, roots: bundle.roots.map((pem) => fromPem(pem)), sequence: bundle.sequence };
+}
+
+export function svidMessage(result: SvidResult) {
+  return {
+    spiffe_id: result.spiffeId,
+    cert_chain: result.chain,
+    serial: result.serial,
+    not_after_ms: result.notAfter,
+    bundle: bundleMessage(result.bundle),
+  };
+}
+
+interface JoinRequest {
+  token: string;
+  csr: Buffer;
+  features: string[];
+}
+
+export function identityHandlers(deps: { identity: IdentityService; ca: CaManager; logger: Logger }): grpc.UntypedServiceImplementation {
+  const { identity, ca, logger } = deps;
+  return {
+    Join: unary(logger, 'Join', async (req: JoinRequest, call) =>
+      svidMessage(await identity.join({ token: req.token, csr: req.csr, peer: call.getPeer() })),
+    ),
+    RenewNode: unary(logger, 'RenewNode', async (req: { csr: Buffer }, call) => {
+      const { node } = identity.authenticate(peerCertificate(call));
+      return svidMessage(await identity.renewNode({ node, csr: req.csr }));
+    }),
+    SignWorkload: unary(logger, 'SignWorkload', async (req: { spiffe_id: string; csr: Buffer }, call) => {
+      const { node } = identity.authenticate(peerCertificate(call));
+      return svidMessage(await identity.signWorkload({ node, spiffeId: req.spiffe_id, csr: req.csr }));
+    }),
+    GetBundle: unary(logger, 'GetBundle', async (_req: unknown, call) => {
+      identity.authenticate(peerCertificate(call));
+      return bundleMessage(ca.bundle());
+    }),
+    WatchBundle: (call: grpc.ServerWritableStream<unknown, unknown>) => {
+      try {
+        identity.authenticate(peerCertificate(call));
+      } catch (err) {
+        call.destroy(err as Error);
+        return;
+      }
+      call.write(bundleMessage(ca.bundle()));
+      const unsubscribe = ca.onBundleChange((bundle) => call.write(bundleMessage(bundle)));
+      const done = () => unsubscribe();
+      call.on('cancelled', done);
+      call.on('close', done);
+      call.on('error', done);
+    },
+  };
+}

@@ -1,0 +1,186 @@
+/**
+ * One CA generation in memory: its bundle root, its signing CA (an
+ * intermediate, or an imported CA), the signing key parsed once, and the pure
+ * issuance of leaf SVIDs from the template.
+ */
+import { type KeyObject, randomBytes, X509Certificate } from 'node:crypto';
+import { MeshError } from '../../lib/errors.js';
+import { certFields, keyIdentifier } from '../../lib/x509/cert-info.js';
+import { signatureAlgorithmFor, signWith } from '../../lib/x509/csr.js';
+import { fromPemAll, toPem } from '../../lib/x509/pem.js';
+import type { GenerationRow, GenerationState } from '../store/ca-repo.js';
+import { assembleCertificate, buildCaTbs, buildLeafTbs, distinguishedName } from './certificate-template.js';
+
+/** Leaves start this much in the past, for hosts whose clocks run a little behind. */
+export const BACKDATE_MS = 10_000;
+
+export interface Generation {
+  readonly id: number;
+  readonly state: GenerationState;
+  readonly source: 'generated' | 'imported';
+  readonly root: X509Certificate;
+  readonly rootPem: string;
+  readonly signer: X509Certificate;
+  readonly signerPem: string;
+  /** Certificates between the signer and the root (imported intermediates), PEM. */
+  readonly chainPems: readonly string[];
+  readonly signerKey: KeyObject;
+  readonly signerSubject: Buffer;
+  readonly signerKeyId: Buffer;
+  readonly signatureAlgorithm: Buffer;
+}
+
+export interface IssuedLeaf {
+  der: Buffer;
+  serial: string;
+  notBefore: number;
+  notAfter: number;
+}
+
+export function generationFromRow(row: GenerationRow, signerKey: KeyObject): Generation {
+  const root = new X509Certificate(row.root_pem);
+  const signer = new X509Certificate(row.signer_pem);
+  const fields = certFields(signer.raw);
+  return Object.freeze({
+    id: row.id,
+    state: row.state,
+    source: row.source,
+    root,
+    rootPem: row.root_pem,
+    signer,
+    signerPem: row.signer_pem,
+    chainPems: fromPemAll(row.chain_pem).map((der) => toPem(der)),
+    signerKey,
+    signerSubject: fields.subject,
+    signerKeyId: keyIdentifier(fields.spki),
+    signatureAlgorithm: signatureAlgorithmFor(signerKey),
+  });
+}
+
+/** A random positive serial with 128 bits of entropy; hex as X509Certificate.serialNumber prints it. */
+export function newSerial(random: (n: number) => Buffer = randomBytes): { bytes: Buffer; hex: string } {
+  const bytes = random(16);
+  if (bytes[0] === 0) bytes[0] = 1;
+  return { bytes, hex: bytes.toString('hex').toUpperCase() };
+}
+
+export interface LeafRequest {
+  spiffeId: string;
+  spki: Buffer;
+  ttlMs: number;
+  now: number;
+}
+
+export function issueLeaf(gen: Generation, req: LeafRequest, random?: (n: number) => Buffer): IssuedLeaf {
+  const signerNotAfter = Date.parse(gen.signer.validTo);
+  const notAfter = Math.min(req.now + req.ttlMs, signerNotAfter);
+  if (notAfter <= req.now) {
+    throw new MeshError('MESH_E_CA_EXPIRED', 'the signing CA has expired; rotate the CA (meshctl ca rotate prepare|activate)');
+  }
+  const serial = newSerial(random);
+  const notBefore = Math.floor((req.now - BACKDATE_MS) / 1000) * 1000;
+  const notAfterSec = Math.floor(notAfter / 1000) * 1000;
+  const tbs = buildLeafTbs(
+    {
+      serial: serial.bytes,
+      issuer: gen.signerSubject,
+      issuerKeyId: gen.signerKeyId,
+      notBefore: new Date(notBefore),
+      notAfter: new Date(notAfterSec),
+      spki: req.spki,
+      spiffeId: req.spiffeId,
+    },
+    gen.signatureAlgorithm,
+  );
+  const der = assembleCertificate(tbs, gen.signatureAlgorithm, signWith(gen.signerKey, tbs));
+  return { der, serial: serial.hex, notBefore, notAfter: notAfterSec };
+}
+
+/** The chain a client receives after its leaf: the signer, then any intermediates up to (not including) the root. */
+export function chainAfterLeaf(gen: Generation): string[] {
+  return [gen.signerPem, ...gen.chainPems];
+}
+
+export interface NewCa {
+  rootPem: string;
+  signerPem: string;
+}
+
+/** A self-signed root and an intermediate under it (pathLen 0), both with the trust domain's SPIFFE ID. */
+export function createCaPair(options: {
+  trustDomain: string;
+  label: string;
+  now: number;
+  rootKey: { privateKey: KeyObject; publicKey: KeyObject };
+  signerKey: { privateKey: KeyObject; publicKey: KeyObject };
+  rootTtlMs: number;
+  signerTtlMs: number;
+}): NewCa {
+  const rootPem = toPem(createRoot(options.trustDomain, options.label, options.now, options.rootKey, options.rootTtlMs));
+  const signerPem = toPem(
+    createIntermediate(
+      options.trustDomain,
+      options.label,
+      options.now,
+      new X509Certificate(rootPem),
+      options.rootKey.privateKey,
+      options.signerKey.publicKey,
+      options.signerTtlMs,
+    ),
+  );
+  return { rootPem, signerPem };
+}
+
+export function createRoot(
+  trustDomain: string,
+  label: string,
+  now: number,
+  key: { privateKey: KeyObject; publicKey: KeyObject },
+  ttlMs: number,
+): Buffer {
+  const spki = key.publicKey.export({ type: 'spki', format: 'der' });
+  const name = distinguishedName(`${trustDomain} root CA ${label}`, trustDomain);
+  const alg = signatureAlgorithmFor(key.privateKey);
+  const tbs = buildCaTbs(
+    {
+      serial: newSerial().bytes,
+      issuer: name,
+      subject: name,
+      notBefore: new Date(now - BACKDATE_MS),
+      notAfter: new Date(now + ttlMs),
+      spki,
+      trustDomainId: `spiffe://${trustDomain}`,
+    },
+    alg,
+  );
+  return assembleCertificate(tbs, alg, signWith(key.privateKey, tbs));
+}
+
+export function createIntermediate(
+  trustDomain: string,
+  label: string,
+  now: number,
+  issuer: X509Certificate,
+  issuerKey: KeyObject,
+  publicKey: KeyObject,
+  ttlMs: number,
+): Buffer {
+  const issuerFields = certFields(issuer.raw);
+  const alg = signatureAlgorithmFor(issuerKey);
+  const notAfter = Math.min(now + ttlMs, Date.parse(issuer.validTo));
+  const tbs = buildCaTbs(
+    {
+      serial: newSerial().bytes,
+      issuer: issuerFields.subject,
+      issuerKeyId: keyIdentifier(issuerFields.spki),
+      subject: distinguishedName(`${trustDomain} signing CA ${label}`, trustDomain),
+      notBefore: new Date(now - BACKDATE_MS),
+      notAfter: new Date(notAfter),
+      spki: publicKey.export({ type: 'spki', format: 'der' }),
+      trustDomainId: `spiffe://${trustDomain}`,
+      pathLen: 0,
+    },
+    alg,
+  );
+  return assembleCertificate(tbs, alg, signWith(issuerKey, tbs));
+}

@@ -1,0 +1,61 @@
+/** `mesh-controlplane run`: flags over an optional config file; runs until SIGTERM/SIGINT. */
+import { type Command, EXIT_OK } from '../../lib/cli.js';
+import { systemClock } from '../../lib/clock.js';
+import { loadConfigFile, validateConfig } from '../../lib/config-file.js';
+import { createLogger } from '../../lib/logger.js';
+import { controlplaneSchema } from '../config/schema.js';
+import { startControlPlane } from '../control-plane.js';
+
+export interface RunDeps {
+  signals?: Pick<NodeJS.Process, 'once' | 'off'>;
+}
+
+export function runCommand(deps: RunDeps = {}): Command {
+  return {
+    name: 'run',
+    summary: 'run the control plane: CA, join tokens, SVID signing, admin socket',
+    usage: `[--config FILE] [--data-dir DIR] [--listen HOST:PORT] [--trust-domain TD]
+
+Options:
+  --config FILE          YAML or JSON: dataDir, listen, trustDomain, svidTtl (24h), nodeSvidTtl (24h),
+                         maxTokenTtl (24h), maxCsrBytes (4096), rateLimit {perSecond, burst}, log {level, format}
+  --data-dir DIR         state: SQLite database, CA keys (DIR/ca, 0600 in 0700), admin.sock
+  --listen HOST:PORT     the Identity API (TLS); default 0.0.0.0:8443
+  --trust-domain TD      the SPIFFE trust domain, e.g. example.org
+Flags override the file. On first start the CA (root + signing CA, ECDSA P-256) is created in DIR.
+`,
+    options: {
+      config: { type: 'string' },
+      'data-dir': { type: 'string' },
+      listen: { type: 'string' },
+      'trust-domain': { type: 'string' },
+    },
+    async run({ values, io }) {
+      const file = typeof values.config === 'string' ? values.config : undefined;
+      const base = file ? ((await loadConfigFile(controlplaneSchema.partial(), file)) as Record<string, unknown>) : {};
+      const merged = {
+        ...base,
+        ...(typeof values['data-dir'] === 'string' ? { dataDir: values['data-dir'] } : {}),
+        ...(typeof values.listen === 'string' ? { listen: values.listen } : {}),
+        ...(typeof values['trust-domain'] === 'string' ? { trustDomain: values['trust-domain'] } : {}),
+      };
+      const config = validateConfig(controlplaneSchema, merged, file ?? 'command line');
+      const logger = createLogger({
+        level: config.log.level,
+        format: config.log.format,
+        sink: { write: (l) => io.stderr.write(`${l}\n`) },
+      });
+      const cp = await startControlPlane(config, { clock: systemClock, logger });
+      io.stdout.write(`${JSON.stringify({ listen: cp.address, adminSocket: cp.adminSocket, trustDomain: config.trustDomain })}\n`);
+      const signals = deps.signals ?? process;
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        signals.once('SIGTERM', stop);
+        signals.once('SIGINT', stop);
+      });
+      logger.info('stopping');
+      await cp.stop();
+      return EXIT_OK;
+    },
+  };
+}

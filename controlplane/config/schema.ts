@@ -1,0 +1,31 @@
+/** mesh-controlplane configuration: a YAML/JSON file (--config) with flags overriding it. */
+import { z } from 'zod';
+import { durationMs } from '../../lib/duration.js';
+import { validateTrustDomain } from '../../lib/spiffe-id.js';
+
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'must be HOST:PORT');
+
+export const controlplaneSchema = z.strictObject({
+  dataDir: z.string().min(1),
+  listen: hostPort.default('0.0.0.0:8443'),
+  trustDomain: z.string().refine((td) => {
+    try {
+      validateTrustDomain(td);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'must be a trust domain name: lower-case letters, digits, ".", "-", "_"'),
+  svidTtl: durationMs.default(24 * 3600_000),
+  nodeSvidTtl: durationMs.default(24 * 3600_000),
+  maxTokenTtl: durationMs.default(24 * 3600_000),
+  maxCsrBytes: z.number().int().min(256).max(65536).default(4096),
+  rateLimit: z
+    .strictObject({ perSecond: z.number().positive().default(200), burst: z.number().int().positive().default(400) })
+    .prefault({}),
+  log: z
+    .strictObject({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info'), format: z.enum(['json', 'human']).default('json') })
+    .prefault({}),
+});
+
+export type ControlplaneConfig = z.output<typeof controlplaneSchema>;

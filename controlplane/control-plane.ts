@@ -1,0 +1,167 @@
+/**
+ * Composition of the control plane: store, CA, identity service, the TLS
+ * Identity API on `listen` and the Admin API on <dataDir>/admin.sock.
+ */
+import { chmod, rm } from 'node:fs/promises';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { createCertificateProviderServerCredentials } from '@grpc/grpc-js/build/src/server-credentials.js';
+import type { Clock } from '../lib/clock.js';
+import { MeshError } from '../lib/errors.js';
+import type { Logger } from '../lib/logger.js';
+import { contract } from '../lib/proto/contract.js';
+import { ensurePrivateDir } from '../lib/secret-files.js';
+import { packageVersion } from '../lib/version.js';
+import { adminHandlers } from './api/admin-api.js';
+import { identityHandlers } from './api/identity-api.js';
+import { ServerIdentity } from './api/server-identity.js';
+import { RateLimiter } from './attestation/rate-limiter.js';
+import { CaManager } from './ca/ca-manager.js';
+import type { ControlplaneConfig } from './config/schema.js';
+import { IdentityService } from './identity-service.js';
+import { AuditRepo } from './store/audit-repo.js';
+import { CaRepo } from './store/ca-repo.js';
+import { CertRepo } from './store/cert-repo.js';
+import { CommitBatcher } from './store/commit-batcher.js';
+import { type Db, openDb, schemaVersion } from './store/db.js';
+import { NodeRepo } from './store/node-repo.js';
+
+export const MAX_MESSAGE_BYTES = 64 * 1024;
+
+export interface ControlPlane {
+  /** host:port the Identity API listens on (the real port when 0 was asked). */
+  readonly address: string;
+  readonly adminSocket: string;
+  readonly db: Db;
+  readonly ca: CaManager;
+  readonly identity: IdentityService;
+  readonly serverIdentity: ServerIdentity;
+  stop(): Promise<void>;
+}
+
+function bind(server: grpc.Server, address: string, credentials: grpc.ServerCredentials): Promise<number> {
+  return new Promise((resolve, reject) =>
+    server.bindAsync(address, credentials, (err, port) =>
+      err ? reject(new MeshError('MESH_E_USAGE', `cannot listen on ${address}: ${err.message}`, { cause: err })) : resolve(port),
+    ),
+  );
+}
+
+export async function startControlPlane(config: ControlplaneConfig, deps: { clock: Clock; logger: Logger }): Promise<ControlPlane> {
+  const { clock, logger } = deps;
+  const startedAt = clock.now();
+  await ensurePrivateDir(config.dataDir);
+  const db = openDb(path.join(config.dataDir, 'controlplane.db'));
+  const audit = new AuditRepo(db);
+  const certs = new CertRepo(db);
+  const nodes = new NodeRepo(db);
+  const caRepo = new CaRepo(db);
+  const stored = caRepo.getMeta('trust_domain');
+  if (stored !== undefined && stored !== config.trustDomain) {
+    db.close();
+    throw new MeshError('MESH_E_CONFIG_INVALID', `${config.dataDir} belongs to trust domain ${stored}, not ${config.trustDomain}`, {
+      details: { stored, configured: config.trustDomain },
+    });
+  }
+  if (stored === undefined) caRepo.setMeta('trust_domain', config.trustDomain);
+
+  const ca = new CaManager({
+    db,
+    ca: caRepo,
+    certs,
+    audit,
+    dataDir: config.dataDir,
+    trustDomain: config.trustDomain,
+    clock,
+    logger: logger.child({ component: 'ca' }),
+  });
+  await ca.init();
+  const batcher = new CommitBatcher(db);
+  const identity = new IdentityService({
+    config: {
+      trustDomain: config.trustDomain,
+      svidTtlMs: config.svidTtl,
+      nodeSvidTtlMs: config.nodeSvidTtl,
+      maxTokenTtlMs: config.maxTokenTtl,
+      maxCsrBytes: config.maxCsrBytes,
+    },
+    db,
+    ca,
+    nodes,
+    certs,
+    audit,
+    batcher,
+    limiter: new RateLimiter(config.rateLimit, clock),
+    clock,
+    logger: logger.child({ component: 'identity' }),
+  });
+  const serverIdentity = new ServerIdentity({ ca, certs, batcher, clock, trustDomain: config.trustDomain });
+  await serverIdentity.start();
+
+  const { Identity, Admin } = contract();
+  const options = { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': 4 * 1024 * 1024 };
+  const server = new grpc.Server(options);
+  server.addService(Identity.service, identityHandlers({ identity, ca, logger: logger.child({ component: 'api' }) }));
+  const port = await bind(server, config.listen, createCertificateProviderServerCredentials(serverIdentity, serverIdentity, false));
+  const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
+  const address = `${host}:${port}`;
+
+  const adminSocket = path.join(config.dataDir, 'admin.sock');
+  const admin = new grpc.Server(options);
+  admin.addService(
+    Admin.service,
+    adminHandlers({
+      identity,
+      ca,
+      nodes,
+      audit,
+      db,
+      logger: logger.child({ component: 'admin' }),
+      status: () => {
+        const all = nodes.nodes();
+        return {
+          trust_domain: config.trustDomain,
+          listen: address,
+          version: packageVersion(),
+          nodes_active: all.filter((n) => n.status === 'active').length,
+          nodes_revoked: all.filter((n) => n.status === 'revoked').length,
+          certificates: certs.count(),
+          bundle_sequence: ca.bundle().sequence,
+          active_generation: ca.active().id,
+          schema_version: schemaVersion(db),
+          started_at_ms: startedAt,
+        };
+      },
+    }),
+  );
+  await rm(adminSocket, { force: true });
+  const umask = process.umask(0o177);
+  try {
+    await bind(admin, `unix:${adminSocket}`, grpc.ServerCredentials.createInsecure());
+  } finally {
+    process.umask(umask);
+  }
+  await chmod(adminSocket, 0o600);
+  logger.info('control plane ready', { listen: address, adminSocket, trustDomain: config.trustDomain });
+
+  let stopped = false;
+  return {
+    address,
+    adminSocket,
+    db,
+    ca,
+    identity,
+    serverIdentity,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      serverIdentity.stop();
+      await Promise.all([
+        new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+        new Promise<void>((resolve) => admin.tryShutdown(() => resolve())),
+      ]);
+      await rm(adminSocket, { force: true });
+      db.close();
+    },
+  };
+}

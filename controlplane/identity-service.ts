@@ -1,0 +1,341 @@
+/**
+ * The control plane's identity operations, independent of transport: join with
+ * a single-use token, node SVID renewal and workload SVID signing for
+ * authenticated nodes, node revocation. Every decision writes one audit row;
+ * a certificate is handed out only after its row and its audit row commit.
+ */
+import { X509Certificate } from 'node:crypto';
+import type { Clock } from '../lib/clock.js';
+import { isMeshError, MeshError, toMeshError } from '../lib/errors.js';
+import type { Logger } from '../lib/logger.js';
+import { formatSpiffeId, parseSpiffeId, validateSegment } from '../lib/spiffe-id.js';
+import { uriSans } from '../lib/x509/cert-info.js';
+import { parseCsr } from '../lib/x509/csr.js';
+import { fromPem } from '../lib/x509/pem.js';
+import { isAllowed, validatePattern } from './attestation/allow-patterns.js';
+import { hashToken, looksLikeToken, newJoinToken } from './attestation/join-token.js';
+import type { RateLimiter } from './attestation/rate-limiter.js';
+import { type Generation, issueLeaf } from './ca/authority.js';
+import type { Bundle, CaManager } from './ca/ca-manager.js';
+import type { AuditEntry, AuditRepo } from './store/audit-repo.js';
+import type { CertRepo } from './store/cert-repo.js';
+import type { CommitBatcher } from './store/commit-batcher.js';
+import type { Db } from './store/db.js';
+import type { NodeRepo, NodeRow } from './store/node-repo.js';
+
+export interface IdentityConfig {
+  trustDomain: string;
+  svidTtlMs: number;
+  nodeSvidTtlMs: number;
+  maxTokenTtlMs: number;
+  maxCsrBytes: number;
+}
+
+export interface IdentityDeps {
+  config: IdentityConfig;
+  db: Db;
+  ca: CaManager;
+  nodes: NodeRepo;
+  certs: CertRepo;
+  audit: AuditRepo;
+  batcher: CommitBatcher;
+  limiter: RateLimiter;
+  clock: Clock;
+  logger: Logger;
+}
+
+export interface SvidResult {
+  spiffeId: string;
+  /** Leaf first, then the signing CA and any intermediates (DER). */
+  chain: Buffer[];
+  serial: string;
+  notAfter: number;
+  bundle: Bundle;
+}
+
+export function nodeSpiffeId(trustDomain: string, name: string): string {
+  return formatSpiffeId(trustDomain, 'mesh', 'node', name).toString();
+}
+
+export class IdentityService {
+  constructor(private readonly d: IdentityDeps) {}
+
+  /** Creates a join token for a node; returns the token itself only here. */
+  createToken(input: { node: string; allow: readonly string[]; ttlMs: number }): { token: string; expiresAt: number; spiffeId: string } {
+    const { config, clock } = this.d;
+    validateSegment(input.node, 'node name');
+    const spiffeId = nodeSpiffeId(config.trustDomain, input.node);
+    const allow = input.allow.map((p) => validatePattern(p, config.trustDomain));
+    if (!(input.ttlMs > 0 && input.ttlMs <= config.maxTokenTtlMs)) {
+      throw new MeshError('MESH_E_USAGE', `token TTL must be between 1 ms and ${config.maxTokenTtlMs / 60_000} minutes`, {
+        details: { ttlMs: input.ttlMs },
+      });
+    }
+    const token = newJoinToken();
+    const now = clock.now();
+    const expiresAt = now + input.ttlMs;
+    const write = () => {
+      this.d.nodes.insertToken({
+        hash: hashToken(token),
+        node_name: input.node,
+        allow: JSON.stringify(allow),
+        created_at: now,
+        expires_at: expiresAt,
+      });
+      this.audited({
+        at: now,
+        actor: 'admin',
+        action: 'token.create',
+        spiffe_id: spiffeId,
+        result: 'ok',
+        detail: `allow ${allow.join(' ') || '(none)'}`,
+      });
+    };
+    this.transaction(write);
+    return { token, expiresAt, spiffeId };
+  }
+
+  async join(input: { token: string; csr: Uint8Array; peer: string }): Promise<SvidResult> {
+    const { config, clock } = this.d;
+    const actor = `peer:${input.peer}`;
+    this.limit(actor);
+    const hash = looksLikeToken(input.token) ? hashToken(input.token) : undefined;
+    const token = hash === undefined ? undefined : this.d.nodes.token(hash);
+    try {
+      if (token === undefined || hash === undefined)
+        throw new MeshError('MESH_E_TOKEN_UNKNOWN', 'the join token is not known; create one with meshctl token create');
+      const spiffeId = nodeSpiffeId(config.trustDomain, token.node_name);
+      const csr = this.parse(input.csr);
+      const gen = this.d.ca.active();
+      const leaf = issueLeaf(gen, { spiffeId, spki: csr.spki, ttlMs: config.nodeSvidTtlMs, now: clock.now() });
+      await this.d.batcher.run(() => {
+        const now = clock.now();
+        if (!this.d.nodes.consumeToken(hash, now)) throw this.tokenFailure(hash, now);
+        this.d.nodes.upsertNode({ name: token.node_name, spiffe_id: spiffeId, allow: token.allow, status: 'active', joined_at: now });
+        this.record(gen, leaf, spiffeId, token.node_name, 'node');
+        this.audited({
+          at: now,
+          actor: `token:${token.node_name}`,
+          action: 'node.join',
+          spiffe_id: spiffeId,
+          serial: leaf.serial,
+          result: 'ok',
+        });
+      });
+      this.d.logger.info('node joined', { node: token.node_name, serial: leaf.serial });
+      return this.result(gen, spiffeId, leaf);
+    } catch (err) {
+      throw await this.denied(err, {
+        actor,
+        action: 'node.join',
+        spiffe_id: token ? nodeSpiffeId(config.trustDomain, token.node_name) : null,
+      });
+    }
+  }
+
+  async renewNode(input: { node: string; csr: Uint8Array }): Promise<SvidResult> {
+    const actor = `node:${input.node}`;
+    this.limit(actor);
+    const spiffeId = nodeSpiffeId(this.d.config.trustDomain, input.node);
+    try {
+      this.requireActive(input.node);
+      return await this.issue({
+        node: input.node,
+        spiffeId,
+        csr: input.csr,
+        ttlMs: this.d.config.nodeSvidTtlMs,
+        kind: 'node',
+        action: 'node.renew',
+      });
+    } catch (err) {
+      throw await this.denied(err, { actor, action: 'node.renew', spiffe_id: spiffeId });
+    }
+  }
+
+  async signWorkload(input: { node: string; spiffeId: string; csr: Uint8Array }): Promise<SvidResult> {
+    const actor = `node:${input.node}`;
+    this.limit(actor);
+    try {
+      const id = parseSpiffeId(input.spiffeId);
+      const node = this.requireActive(input.node);
+      if (id.trustDomain !== this.d.config.trustDomain || !isAllowed(id, JSON.parse(node.allow) as string[])) {
+        throw new MeshError(
+          'MESH_E_NOT_AUTHORIZED',
+          `node ${input.node} is not allowed ${input.spiffeId}; its token allowed: ${JSON.parse(node.allow).join(', ') || '(nothing)'}`,
+          {
+            details: { node: input.node, spiffeId: input.spiffeId },
+          },
+        );
+      }
+      return await this.issue({
+        node: input.node,
+        spiffeId: id.toString(),
+        csr: input.csr,
+        ttlMs: this.d.config.svidTtlMs,
+        kind: 'workload',
+        action: 'svid.sign',
+      });
+    } catch (err) {
+      throw await this.denied(err, { actor, action: 'svid.sign', spiffe_id: input.spiffeId.slice(0, 2048) });
+    }
+  }
+
+  /** Authenticates a node from the leaf certificate it presented over mTLS. */
+  authenticate(peerDer: Buffer | undefined): { node: string; serial: string } {
+    if (peerDer === undefined) throw new MeshError('MESH_E_UNAUTHENTICATED', 'this call needs the node certificate (mTLS); join first');
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(peerDer);
+    } catch {
+      throw new MeshError('MESH_E_UNAUTHENTICATED', 'the client certificate cannot be parsed');
+    }
+    const gen = this.d.ca.issuerOf(cert);
+    const now = this.d.clock.now();
+    if (gen === undefined) throw new MeshError('MESH_E_UNAUTHENTICATED', 'the client certificate was not issued by this control plane');
+    if (Date.parse(cert.validTo) <= now || Date.parse(cert.validFrom) > now) {
+      throw new MeshError(
+        'MESH_E_UNAUTHENTICATED',
+        `the node certificate is not valid now (valid ${cert.validFrom} to ${cert.validTo}); join again with a new token`,
+      );
+    }
+    const [uri] = uriSans(cert);
+    const prefix = `spiffe://${this.d.config.trustDomain}/mesh/node/`;
+    if (uri === undefined || !uri.startsWith(prefix))
+      throw new MeshError('MESH_E_UNAUTHENTICATED', 'the client certificate is not a node certificate');
+    const node = uri.slice(prefix.length);
+    const row = this.d.certs.find(gen.id, cert.serialNumber);
+    if (row === undefined || row.node_name !== node || row.kind !== 'node') {
+      throw new MeshError('MESH_E_UNAUTHENTICATED', 'the client certificate is not on record');
+    }
+    return { node, serial: cert.serialNumber };
+  }
+
+  revoke(name: string): NodeRow {
+    const now = this.d.clock.now();
+    const node = this.d.nodes.node(name);
+    if (node === undefined) throw new MeshError('MESH_E_NODE_UNKNOWN', `no node named ${name}`, { details: { node: name } });
+    this.transaction(() => {
+      this.d.nodes.revoke(name, now);
+      this.audited({ at: now, actor: 'admin', action: 'node.revoke', spiffe_id: node.spiffe_id, result: 'ok' });
+    });
+    this.d.logger.warn('node revoked', { node: name });
+    return this.d.nodes.node(name) as NodeRow;
+  }
+
+  private async issue(input: {
+    node: string;
+    spiffeId: string;
+    csr: Uint8Array;
+    ttlMs: number;
+    kind: 'node' | 'workload';
+    action: string;
+  }): Promise<SvidResult> {
+    const csr = this.parse(input.csr);
+    const gen = this.d.ca.active();
+    const leaf = issueLeaf(gen, { spiffeId: input.spiffeId, spki: csr.spki, ttlMs: input.ttlMs, now: this.d.clock.now() });
+    await this.d.batcher.run(() => {
+      const now = this.d.clock.now();
+      // Checked again inside the transaction: a revocation that committed first wins.
+      this.requireActive(input.node);
+      this.record(gen, leaf, input.spiffeId, input.node, input.kind);
+      this.d.nodes.touch(input.node, now);
+      this.audited({
+        at: now,
+        actor: `node:${input.node}`,
+        action: input.action,
+        spiffe_id: input.spiffeId,
+        serial: leaf.serial,
+        result: 'ok',
+      });
+    });
+    return this.result(gen, input.spiffeId, leaf);
+  }
+
+  private record(gen: Generation, leaf: ReturnType<typeof issueLeaf>, spiffeId: string, node: string, kind: 'node' | 'workload'): void {
+    this.d.certs.insert({
+      generation_id: gen.id,
+      serial: leaf.serial,
+      spiffe_id: spiffeId,
+      node_name: node,
+      kind,
+      not_before: leaf.notBefore,
+      not_after: leaf.notAfter,
+      issued_at: this.d.clock.now(),
+    });
+  }
+
+  private result(gen: Generation, spiffeId: string, leaf: ReturnType<typeof issueLeaf>): SvidResult {
+    return {
+      spiffeId,
+      chain: [leaf.der, gen.signer.raw, ...gen.chainPems.map((p) => fromPem(p))],
+      serial: leaf.serial,
+      notAfter: leaf.notAfter,
+      bundle: this.d.ca.bundle(),
+    };
+  }
+
+  private parse(csr: Uint8Array) {
+    if (csr.length > this.d.config.maxCsrBytes) {
+      throw new MeshError('MESH_E_REQUEST_TOO_LARGE', `the CSR has ${csr.length} bytes; at most ${this.d.config.maxCsrBytes} are accepted`);
+    }
+    return parseCsr(csr);
+  }
+
+  private requireActive(name: string): NodeRow {
+    const node = this.d.nodes.node(name);
+    if (node === undefined) throw new MeshError('MESH_E_NODE_UNKNOWN', `no node named ${name}`, { details: { node: name } });
+    if (node.status !== 'active')
+      throw new MeshError('MESH_E_NODE_REVOKED', `node ${name} was revoked; it must join again with a new token`, {
+        details: { node: name },
+      });
+    return node;
+  }
+
+  private tokenFailure(hash: string, now: number): MeshError {
+    const row = this.d.nodes.token(hash);
+    if (row === undefined)
+      return new MeshError('MESH_E_TOKEN_UNKNOWN', 'the join token is not known; create one with meshctl token create');
+    if (row.used_at !== null)
+      return new MeshError('MESH_E_TOKEN_USED', 'the join token was already used; create a new one with meshctl token create');
+    return new MeshError('MESH_E_TOKEN_EXPIRED', `the join token expired at ${new Date(row.expires_at).toISOString()}; create a new one`, {
+      details: { expiredAt: row.expires_at, now },
+    });
+  }
+
+  private limit(key: string): void {
+    if (!this.d.limiter.take(key)) throw new MeshError('MESH_E_RATE_LIMITED', `too many requests from ${key}; slow down and retry`);
+  }
+
+  private transaction(fn: () => void): void {
+    this.d.db.transaction(fn)();
+  }
+
+  /** The audit row of a successful operation: if it cannot be written, the operation fails with it. */
+  private audited(entry: AuditEntry): void {
+    try {
+      this.d.audit.insert(entry);
+    } catch (err) {
+      throw new MeshError(
+        'MESH_E_AUDIT_FAILED',
+        `the audit row could not be written, so ${entry.action} was not done: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+  }
+
+  /** Writes the denial audit row; if even that fails, the caller learns so. */
+  private async denied(err: unknown, entry: Omit<AuditEntry, 'at' | 'result'>): Promise<MeshError> {
+    const e = isMeshError(err)
+      ? err
+      : new MeshError('MESH_E_STORE', `the operation was not done: ${toMeshError(err).message}`, { cause: err });
+    if (e.code === 'MESH_E_RATE_LIMITED') return e;
+    try {
+      await this.d.batcher.run(() =>
+        this.d.audit.insert({ ...entry, at: this.d.clock.now(), result: e.code, detail: e.message.slice(0, 500) }),
+      );
+    } catch (auditErr) {
+      this.d.logger.error('could not write the audit row of a denied request', { err: toMeshError(auditErr), action: entry.action });
+    }
+    return e;
+  }
+}

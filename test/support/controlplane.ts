@@ -1,0 +1,117 @@
+/**
+ * A real control plane for tests: in-process (real SQLite, real gRPC over TLS,
+ * real admin socket) on a free port in a temp folder, or as a child process
+ * (`mesh-controlplane run`, for kill -9 tests).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { connectControlPlane } from '../../agent/identity/cp-client.js';
+import { connectAdmin } from '../../controlplane/cli/admin-client.js';
+import { controlplaneSchema } from '../../controlplane/config/schema.js';
+import { type ControlPlane, startControlPlane } from '../../controlplane/control-plane.js';
+import type { Clock } from '../../lib/clock.js';
+import { systemClock } from '../../lib/clock.js';
+import { validateConfig } from '../../lib/config-file.js';
+import { createLogger, type Logger } from '../../lib/logger.js';
+import { newKeyPair } from '../../lib/secret-files.js';
+import { createCsr } from '../../lib/x509/csr.js';
+import { repoRoot } from '../../scripts/repo-root.js';
+import { type ManagedChild, startChild } from './child.js';
+import { waitFor } from './wait.js';
+
+export interface TestControlPlane {
+  cp: ControlPlane;
+  dataDir: string;
+  trustDomain: string;
+  /** Every log line the control plane wrote. */
+  logs: string[];
+  bundlePem(): string;
+  token(node: string, allow?: string[], ttlMs?: number): string;
+  stop(): Promise<void>;
+}
+
+export async function startTestControlPlane(
+  options: {
+    trustDomain?: string;
+    svidTtl?: string;
+    nodeSvidTtl?: string;
+    rateLimit?: { perSecond: number; burst: number };
+    clock?: Clock;
+    dataDir?: string;
+  } = {},
+): Promise<TestControlPlane> {
+  const dataDir = options.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'mesh-cp-')));
+  const trustDomain = options.trustDomain ?? 'example.org';
+  const config = validateConfig(
+    controlplaneSchema,
+    {
+      dataDir,
+      listen: '127.0.0.1:0',
+      trustDomain,
+      ...(options.svidTtl ? { svidTtl: options.svidTtl } : {}),
+      ...(options.nodeSvidTtl ? { nodeSvidTtl: options.nodeSvidTtl } : {}),
+      rateLimit: options.rateLimit ?? { perSecond: 100_000, burst: 100_000 },
+      log: { level: 'debug' },
+    },
+    'test',
+  );
+  const logs: string[] = [];
+  const logger: Logger = createLogger({ level: 'debug', sink: { write: (line) => logs.push(line) } });
+  const cp = await startControlPlane(config, { clock: options.clock ?? systemClock, logger });
+  return {
+    cp,
+    dataDir,
+    trustDomain,
+    logs,
+    bundlePem: () => cp.ca.bundle().roots.join(''),
+    token: (node, allow = [], ttlMs = 600_000) => cp.identity.createToken({ node, allow, ttlMs }).token,
+    async stop() {
+      await cp.stop();
+      if (options.dataDir === undefined) await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A CSR for a fresh P-256 key, with the key. */
+export function freshCsr() {
+  const key = newKeyPair();
+  return { key, csr: createCsr(key.privateKey, key.publicKey) };
+}
+
+/** An Identity API client without a node identity (for Join). */
+export function anonymousClient(t: TestControlPlane) {
+  return connectControlPlane({ address: t.cp.address, trustDomain: t.trustDomain, bundlePem: t.bundlePem() });
+}
+
+export { connectAdmin };
+
+export interface ControlPlaneProcess {
+  child: ManagedChild;
+  address: string;
+  dataDir: string;
+}
+
+/** `node dist/controlplane/main.js run` as a child process (needs `npm run build`). */
+export async function spawnControlPlane(dataDir: string, trustDomain = 'example.org', port = 0): Promise<ControlPlaneProcess> {
+  const main = path.join(repoRoot(), 'dist', 'controlplane', 'main.js');
+  const child = startChild(process.execPath, [
+    main,
+    'run',
+    '--data-dir',
+    dataDir,
+    '--listen',
+    `127.0.0.1:${port}`,
+    '--trust-domain',
+    trustDomain,
+  ]);
+  const address = await waitFor(
+    async () => {
+      if (child.exited()) throw new Error(`mesh-controlplane exited:\n${child.output()}`);
+      const match = /"listen":"([^"]+)"/.exec(child.output());
+      return match?.[1];
+    },
+    { timeoutMs: 20_000, what: 'mesh-controlplane to listen' },
+  );
+  return { child, address, dataDir };
+}
