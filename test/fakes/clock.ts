@@ -39,6 +39,32 @@ export class FakeClock implements Clock {
     this.current = target;
   }
 
+  /**
+   * Imitates a suspended host waking up: time moves forward by ms at once, with
+   * no timer firing on the way; then the timers already due fire, oldest first,
+   * all seeing the new time (as late timers do after a real suspend).
+   */
+  jump(ms: number): void {
+    this.current += ms;
+    for (;;) {
+      const due = this.timers.filter((x) => !x.cancelled && x.at <= this.current).sort((a, b) => a.at - b.at)[0];
+      if (due === undefined) break;
+      due.cancelled = true;
+      due.fn();
+    }
+    this.timers = this.timers.filter((x) => !x.cancelled);
+  }
+
+  /**
+   * Imitates a suspend the way Node's timers see it: the wall clock moves by ms
+   * but the monotonic clock the timers follow stands still, so every pending
+   * timer is pushed back by ms and nothing fires. Follow with advance().
+   */
+  suspend(ms: number): void {
+    this.current += ms;
+    for (const timer of this.timers) timer.at += ms;
+  }
+
   pending(): number {
     return this.timers.filter((x) => !x.cancelled).length;
   }

@@ -1,6 +1,13 @@
 import path from 'node:path';
 import t from 'tap';
-import { defaultCacheDir, parseConsulVersion, parseEnvoyVersion, pinnedConsulVersion } from '../../scripts/provision.js';
+import {
+  defaultCacheDir,
+  parseConsulVersion,
+  parseEnvoyVersion,
+  parseSvidVerifyVersion,
+  pinnedConsulVersion,
+  pinnedSpiffeVersion,
+} from '../../scripts/provision.js';
 import { repoRoot } from '../../scripts/repo-root.js';
 import { emptyTally, summaryLine, tallyingParser } from '../../scripts/run-tests.js';
 
@@ -9,12 +16,25 @@ t.test('version parsers read the tools own output', async (t) => {
   t.equal(parseEnvoyVersion('garbage'), undefined);
   t.equal(parseConsulVersion('Consul v1.22.3\nRevision \nBuild Date 1970-01-01T00:00:01Z\n'), '1.22.3');
   t.equal(parseConsulVersion('nope'), undefined);
+  t.equal(parseSvidVerifyVersion('svid-verify go-spiffe/v2 v2.9.0\n'), '2.9.0');
+  t.equal(parseSvidVerifyVersion('svid-verify go-spiffe/v2 unknown\n'), undefined);
+  t.equal(parseSvidVerifyVersion('Consul v1.22.3'), undefined);
 });
 
 t.test('the Consul pin comes from the Go helper go.mod', async (t) => {
   t.match(await pinnedConsulVersion(repoRoot()), /^\d+\.\d+\.\d+$/);
   const fake = t.testdir({ test: { tools: { consul: { 'go.mod': 'module x\n\ngo 1.25\n' } } } });
   await t.rejects(pinnedConsulVersion(fake), { code: 'MESH_E_PROVISION_FAILED' });
+});
+
+t.test('the go-spiffe pin comes from the svid-verify go.mod', async (t) => {
+  t.match(await pinnedSpiffeVersion(repoRoot()), /^2\.\d+\.\d+$/);
+  const block = t.testdir({
+    test: { tools: { 'svid-verify': { 'go.mod': 'module x\n\ngo 1.25\n\nrequire (\n\tgithub.com/spiffe/go-spiffe/v2 v2.9.0\n)\n' } } },
+  });
+  t.equal(await pinnedSpiffeVersion(block), '2.9.0', 'a require block works too');
+  const other = t.testdir({ test: { tools: { 'svid-verify': { 'go.mod': 'module x\n\nrequire github.com/spiffe/go-spiffe v1.1.0\n' } } } });
+  await t.rejects(pinnedSpiffeVersion(other), { code: 'MESH_E_PROVISION_FAILED' }, 'go-spiffe v1 is not the pin');
 });
 
 t.test('cache folder: MESH_CACHE_DIR or <repo>/.cache', async (t) => {

@@ -115,3 +115,17 @@ export async function spawnControlPlane(dataDir: string, trustDomain = 'example.
   );
   return { child, address, dataDir };
 }
+
+/** Joins a node (files in a new temp folder) and returns an mTLS client with its node SVID. */
+export async function joinedClient(t: TestControlPlane, node: string, allow: string[], dataDir: string) {
+  const { joinMesh } = await import('../../agent/identity/enroll.js');
+  const { loadNodeIdentity } = await import('../../agent/identity/identity-store.js');
+  await joinMesh({ address: t.cp.address, token: t.token(node, allow), bundlePem: t.bundlePem(), dataDir });
+  const identity = await loadNodeIdentity(dataDir);
+  return connectControlPlane({
+    address: t.cp.address,
+    trustDomain: t.trustDomain,
+    bundlePem: identity.bundlePem,
+    node: { chainPem: identity.chainPem, keyPem: identity.keyPem },
+  });
+}

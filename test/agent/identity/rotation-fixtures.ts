@@ -1,0 +1,53 @@
+/** Shared pieces of the rotation manager tests: a fake issuer and a manager on a fake clock. */
+import type { IssuedCert, RenewedEvent } from '../../../agent/identity/rotation-manager.js';
+import { createRotationManager } from '../../../agent/identity/rotation-manager.js';
+import { MeshError } from '../../../lib/errors.js';
+import { createLogger } from '../../../lib/logger.js';
+import { FakeClock } from '../../fakes/clock.js';
+
+export const SEC = 1_000;
+export const MIN = 60 * SEC;
+export const HOUR = 60 * MIN;
+
+/** Lets the promises of renew() settle. */
+export const flush = async () => {
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+};
+
+export interface PemCert extends IssuedCert {
+  pem: string;
+}
+
+/** A control plane that issues certificates of `ttl` from now, or fails while `down`. */
+export class FakeIssuer {
+  down = false;
+  serial = 100;
+  readonly calls: { name: string; at: number }[] = [];
+  constructor(
+    private readonly clock: FakeClock,
+    private readonly ttl = HOUR,
+  ) {}
+  cert(): PemCert {
+    const now = this.clock.now();
+    this.serial += 1;
+    return { notBefore: now, notAfter: now + this.ttl, serial: this.serial.toString(16).toUpperCase(), pem: `PEM ${this.serial}` };
+  }
+  renewer(name: string): () => Promise<PemCert> {
+    return async () => {
+      this.calls.push({ name, at: this.clock.now() });
+      if (this.down) throw new MeshError('MESH_E_CONTROLPLANE_UNAVAILABLE', 'connection refused');
+      return this.cert();
+    };
+  }
+}
+
+export function setup(opts: { ttl?: number; random?: () => number } = {}) {
+  const clock = new FakeClock();
+  const issuer = new FakeIssuer(clock, opts.ttl);
+  const lines: string[] = [];
+  const log = createLogger({ sink: { write: (l) => lines.push(l) }, clock });
+  const manager = createRotationManager<PemCert>({ clock, log, random: opts.random ?? (() => 0.5) });
+  const events: RenewedEvent<PemCert>[] = [];
+  manager.onRenewed((e) => events.push(e));
+  return { clock, issuer, lines, manager, events };
+}
