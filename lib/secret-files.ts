@@ -3,6 +3,7 @@
  * private keys: created where they are used, mode 0600 in a 0700 folder.
  */
 import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { MeshError } from './errors.js';
@@ -37,8 +38,11 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
 }
 
 /** Writes a private key (PKCS#8 PEM) with mode 0600 into a 0700 folder. */
-export async function writePrivateKey(file: string, key: KeyObject): Promise<void> {
+export async function writePrivateKey(file: string, key: KeyObject, options: { overwrite?: boolean } = {}): Promise<void> {
   await ensurePrivateDir(path.dirname(file));
+  if (options.overwrite === false && existsSync(file)) {
+    throw new MeshError('MESH_E_INTERNAL', `refusing to overwrite the private key ${file}`, { details: { file } });
+  }
   await writeFileAtomic(file, key.export({ type: 'pkcs8', format: 'pem' }) as string, 0o600);
 }
 

@@ -5,7 +5,7 @@
  * change bumps its sequence number and is announced to listeners (the bundle
  * stream, the server's own certificate).
  */
-import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
+import { createPrivateKey, type KeyObject, randomBytes, X509Certificate } from 'node:crypto';
 import path from 'node:path';
 import type { Clock } from '../../lib/clock.js';
 import { MeshError } from '../../lib/errors.js';
@@ -22,6 +22,15 @@ import { createCaPair, createIntermediate, type Generation, generationFromRow } 
 const YEAR = 365 * 24 * 3600_000;
 export const ROOT_TTL_MS = 10 * YEAR;
 export const SIGNER_TTL_MS = 2 * YEAR;
+
+/**
+ * A label unique to one generation: it names the CA subjects and the key
+ * files. Two generations made in the same second must differ, or OpenSSL
+ * picks a root by name and fails the signature, and a key file is overwritten.
+ */
+export function generationLabel(now: number): string {
+  return `${new Date(now).toISOString().slice(0, 19).replace(/[-:]/g, '')}-${randomBytes(4).toString('hex')}`;
+}
 
 export interface Bundle {
   trustDomain: string;
@@ -78,7 +87,7 @@ export class CaManager {
 
   private async createGenerated(state: 'active' | 'prepared'): Promise<Omit<GenerationRow, 'id' | 'activated_at' | 'retired_at'>> {
     const now = this.deps.clock.now();
-    const label = new Date(now).toISOString().slice(0, 19).replace(/[-:]/g, '');
+    const label = generationLabel(now);
     const rootKey = newKeyPair();
     const signerKey = newKeyPair();
     const pair = createCaPair({
@@ -92,8 +101,8 @@ export class CaManager {
     });
     const rootKeyFile = path.join('ca', `root-${label}.key`);
     const signerKeyFile = path.join('ca', `signer-${label}.key`);
-    await writePrivateKey(path.join(this.deps.dataDir, rootKeyFile), rootKey.privateKey);
-    await writePrivateKey(path.join(this.deps.dataDir, signerKeyFile), signerKey.privateKey);
+    await writePrivateKey(path.join(this.deps.dataDir, rootKeyFile), rootKey.privateKey, { overwrite: false });
+    await writePrivateKey(path.join(this.deps.dataDir, signerKeyFile), signerKey.privateKey, { overwrite: false });
     return {
       state,
       source: 'generated',
@@ -167,7 +176,7 @@ export class CaManager {
     this.requireNo('prepared', 'a prepared CA already exists; activate it first (meshctl ca rotate activate)');
     this.requireNo('previous', 'the previous root is still in the bundle; retire it first (meshctl ca rotate retire)');
     const now = this.deps.clock.now();
-    const label = `import-${new Date(now).toISOString().slice(0, 19).replace(/[-:]/g, '')}`;
+    const label = `import-${generationLabel(now)}`;
     let cert: X509Certificate;
     let key: KeyObject;
     try {
@@ -191,13 +200,13 @@ export class CaManager {
     }
     const selfSigned = cert.checkIssued(cert) && cert.verify(cert.publicKey);
     const keyFile = path.join('ca', `${label}.key`);
-    await writePrivateKey(path.join(this.deps.dataDir, keyFile), key);
+    await writePrivateKey(path.join(this.deps.dataDir, keyFile), key, { overwrite: false });
     let row: Omit<GenerationRow, 'id' | 'activated_at' | 'retired_at'>;
     if (selfSigned) {
       // An operator root: the control plane keeps its own signing CA under it.
       const signer = newKeyPair();
       const signerKeyFile = path.join('ca', `${label}-signer.key`);
-      await writePrivateKey(path.join(this.deps.dataDir, signerKeyFile), signer.privateKey);
+      await writePrivateKey(path.join(this.deps.dataDir, signerKeyFile), signer.privateKey, { overwrite: false });
       const signerDer = createIntermediate(this.deps.trustDomain, label, now, cert, key, signer.publicKey, SIGNER_TTL_MS);
       const signerPem = toPem(signerDer);
       row = {
