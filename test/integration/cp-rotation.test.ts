@@ -54,7 +54,7 @@ t.test('prepare, activate, retire while fetching: every SVID verifies against th
         const changed = held !== undefined && bundle.sequence !== held.sequence;
         held = bundle;
         // As the agent does: keep the bundle on disk, reconnect trusting it.
-        void saveBundle(dataDir, bundle.rootsPem).then(() => changed && connect());
+        void saveBundle(dataDir, bundle.rootsPem).then(() => (changed ? connect() : undefined));
       },
       () => {},
     );
