@@ -27,6 +27,8 @@ import { type Db, openDb, schemaVersion } from './store/db.js';
 import { NodeRepo } from './store/node-repo.js';
 
 export const MAX_MESSAGE_BYTES = 64 * 1024;
+/** sockaddr_un.sun_path holds 108 bytes including the terminating NUL. */
+export const MAX_SOCKET_PATH = 107;
 
 export interface ControlPlane {
   /** host:port the Identity API listens on (the real port when 0 was asked). */
@@ -42,7 +44,7 @@ export interface ControlPlane {
 function bind(server: grpc.Server, address: string, credentials: grpc.ServerCredentials): Promise<number> {
   return new Promise((resolve, reject) =>
     server.bindAsync(address, credentials, (err, port) =>
-      err ? reject(new MeshError('MESH_E_USAGE', `cannot listen on ${address}: ${err.message}`, { cause: err })) : resolve(port),
+      err ? reject(new MeshError('MESH_E_CONFIG_INVALID', `cannot listen on ${address}: ${err.message}`, { cause: err })) : resolve(port),
     ),
   );
 }
@@ -107,6 +109,15 @@ export async function startControlPlane(config: ControlplaneConfig, deps: { cloc
   const address = `${host}:${port}`;
 
   const adminSocket = path.join(config.dataDir, 'admin.sock');
+  if (Buffer.byteLength(adminSocket) > MAX_SOCKET_PATH) {
+    db.close();
+    serverIdentity.stop();
+    throw new MeshError(
+      'MESH_E_CONFIG_INVALID',
+      `dataDir ${config.dataDir} is too long for the admin socket path (${Buffer.byteLength(adminSocket)} bytes; Unix sockets allow ${MAX_SOCKET_PATH}); choose a shorter dataDir`,
+      { details: { path: 'dataDir' } },
+    );
+  }
   const admin = new grpc.Server(options);
   admin.addService(
     Admin.service,

@@ -3,6 +3,8 @@
  * fsync (synchronous=FULL) covers many issuances. Each write runs in its own
  * savepoint, so one failing write (an audit insert that fails, a revoked node)
  * rolls back alone; every caller learns its result only after the commit.
+ * Batches hold at most 32 writes: enough to amortize the fsync, small enough
+ * that answers flow back during a burst instead of all at its end.
  */
 import type { Db } from './db.js';
 
@@ -19,7 +21,7 @@ export class CommitBatcher {
 
   constructor(
     private readonly db: Db,
-    private readonly maxBatch = 256,
+    private readonly maxBatch = 32,
   ) {}
 
   /** Runs apply inside the next group transaction; resolves after that transaction commits. */

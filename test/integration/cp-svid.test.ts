@@ -13,6 +13,7 @@ import { uriSans } from '../../lib/x509/cert-info.js';
 import { createCsr } from '../../lib/x509/csr.js';
 import { fromPem, fromPemAll } from '../../lib/x509/pem.js';
 import { freshCsr, joinedClient, startTestControlPlane } from '../support/controlplane.js';
+import { verifySvid } from '../support/svid-verify.js';
 
 t.setTimeout(120_000);
 
@@ -69,6 +70,23 @@ t.test('an issued SVID has exactly what the spec requires, with the configured T
     'openssl verify: chains to the bundle as a client cert',
   );
   t.equal((await opensslVerify(dir, svid.chainPem, svid.bundle.rootsPem, 'sslserver')).code, 0, 'and as a server cert');
+  const spiffe = await verifySvid(svid.chainPem, svid.bundle.rootsPem);
+  t.match(
+    spiffe,
+    {
+      ok: true,
+      spiffe_id: 'spiffe://example.org/ns/default/sa/web',
+      leaf: {
+        serial: leaf.serialNumber.replace(/^0+/, ''),
+        is_ca: false,
+        key_usage: ['digitalSignature'],
+        uri_sans: ['spiffe://example.org/ns/default/sa/web'],
+        dns_sans: [],
+      },
+    },
+    'go-spiffe ParseAndVerify accepts it',
+  );
+  t.same(spiffe.ok ? [...spiffe.leaf.ext_key_usage].sort() : [], ['clientAuth', 'serverAuth'], 'go-spiffe sees serverAuth + clientAuth');
 
   const ed = generateKeyPairSync('ed25519');
   const edSvid = await client.signWorkload('spiffe://example.org/ns/default/sa/web', createCsr(ed.privateKey, ed.publicKey));

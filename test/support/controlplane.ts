@@ -105,15 +105,21 @@ export async function spawnControlPlane(dataDir: string, trustDomain = 'example.
     '--trust-domain',
     trustDomain,
   ]);
-  const address = await waitFor(
-    async () => {
-      if (child.exited()) throw new Error(`mesh-controlplane exited:\n${child.output()}`);
-      const match = /"listen":"([^"]+)"/.exec(child.output());
-      return match?.[1];
-    },
-    { timeoutMs: 20_000, what: 'mesh-controlplane to listen' },
-  );
-  return { child, address, dataDir };
+  try {
+    const address = await waitFor(
+      async () => {
+        if (child.exited()) throw new Error(`mesh-controlplane exited:\n${child.output()}`);
+        const match = /"listen":"([^"]+)"/.exec(child.output());
+        return match?.[1];
+      },
+      { timeoutMs: 20_000, what: 'mesh-controlplane to listen' },
+    );
+    return { child, address, dataDir };
+  } catch (err) {
+    const output = child.output();
+    await child.stop(2_000);
+    throw new Error(`${(err as Error).message}\n--- mesh-controlplane output ---\n${output.slice(-3000)}`);
+  }
 }
 
 /** Joins a node (files in a new temp folder) and returns an mTLS client with its node SVID. */
