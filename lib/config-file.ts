@@ -77,15 +77,26 @@ export function validateConfig<S extends z.ZodType>(schema: S, value: unknown, f
   return deepFreeze(result.data);
 }
 
-export async function loadConfigFile<S extends z.ZodType>(schema: S, file: string): Promise<Readonly<z.output<S>>> {
-  let text: string;
+/** Reads and parses a config file without validating it (callers merge flags in first). */
+export async function readConfigData(file: string): Promise<Record<string, unknown>> {
+  const data = parseConfigText(await readText(file), file);
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    throw invalid(file, [{ path: '', message: 'must be a mapping of keys to values' }]);
+  }
+  return data as Record<string, unknown>;
+}
+
+async function readText(file: string): Promise<string> {
   try {
-    text = await readFile(file, 'utf8');
+    return await readFile(file, 'utf8');
   } catch (err) {
     throw new MeshError('MESH_E_CONFIG_INVALID', `${file}: cannot read: ${(err as Error).message}`, {
       details: { file, issues: [{ path: '', message: (err as NodeJS.ErrnoException).code ?? 'unreadable' }] },
       cause: err,
     });
   }
-  return validateConfig(schema, parseConfigText(text, file), file);
+}
+
+export async function loadConfigFile<S extends z.ZodType>(schema: S, file: string): Promise<Readonly<z.output<S>>> {
+  return validateConfig(schema, parseConfigText(await readText(file), file), file);
 }

@@ -6,8 +6,16 @@ import type { Bundle, CaManager } from '../ca/ca-manager.js';
 import type { IdentityService, SvidResult } from '../identity-service.js';
 import { peerCertificate, unary } from './handlers.js';
 
+const messages = new WeakMap<Bundle, { trust_domain: string; roots: Buffer[]; sequence: number }>();
+
+/** The wire form of a bundle, built once per bundle (every SVID response carries it). */
 export function bundleMessage(bundle: Bundle) {
-  return { trust_domain: bundle.trustDomain, roots: bundle.roots.map((pem) => fromPem(pem)), sequence: bundle.sequence };
+  let message = messages.get(bundle);
+  if (message === undefined) {
+    message = { trust_domain: bundle.trustDomain, roots: bundle.roots.map((pem) => fromPem(pem)), sequence: bundle.sequence };
+    messages.set(bundle, message);
+  }
+  return message;
 }
 
 export function svidMessage(result: SvidResult) {

@@ -83,6 +83,7 @@ export class CaManager {
       loaded.push(generationFromRow(row, key));
     }
     this.generations = loaded;
+    this.cachedBundle = undefined;
   }
 
   private async createGenerated(state: 'active' | 'prepared'): Promise<Omit<GenerationRow, 'id' | 'activated_at' | 'retired_at'>> {
@@ -125,9 +126,17 @@ export class CaManager {
     return this.generations;
   }
 
+  /** The current bundle; the same object until the next change (callers may cache by identity). */
   bundle(): Bundle {
-    return { trustDomain: this.deps.trustDomain, roots: this.generations.map((g) => g.rootPem), sequence: this.deps.ca.bundleSequence() };
+    this.cachedBundle ??= Object.freeze({
+      trustDomain: this.deps.trustDomain,
+      roots: this.generations.map((g) => g.rootPem),
+      sequence: this.deps.ca.bundleSequence(),
+    });
+    return this.cachedBundle;
   }
+
+  private cachedBundle: Bundle | undefined;
 
   onBundleChange(listener: (bundle: Bundle) => void): () => void {
     this.listeners.add(listener);
@@ -199,6 +208,8 @@ export class CaManager {
       }
     }
     const selfSigned = cert.checkIssued(cert) && cert.verify(cert.publicKey);
+    // Check the chain before the key is copied: a refused import leaves no key file behind.
+    const chain = selfSigned ? [] : this.checkChain(cert, chainPem);
     const keyFile = path.join('ca', `${label}.key`);
     await writePrivateKey(path.join(this.deps.dataDir, keyFile), key, { overwrite: false });
     let row: Omit<GenerationRow, 'id' | 'activated_at' | 'retired_at'>;
@@ -220,21 +231,7 @@ export class CaManager {
         created_at: now,
       };
     } else {
-      const chain = chainPem.trim() === '' ? [] : parseCertificates(chainPem, 'the --chain file');
-      const root = chain.at(-1);
-      if (root === undefined || !(root.checkIssued(root) && root.verify(root.publicKey))) {
-        throw new MeshError(
-          'MESH_E_CA_IMPORT_INVALID',
-          'an imported intermediate needs --chain with its issuers up to and including the self-signed root',
-        );
-      }
-      let child = cert;
-      for (const parent of chain) {
-        if (!(child.checkIssued(parent) && child.verify(parent.publicKey))) {
-          throw new MeshError('MESH_E_CA_IMPORT_INVALID', `the chain is broken: ${child.subject} is not issued by ${parent.subject}`);
-        }
-        child = parent;
-      }
+      const root = chain.at(-1) as X509Certificate;
       row = {
         state: 'prepared',
         source: 'imported',
@@ -296,6 +293,26 @@ export class CaManager {
     await this.reload();
     this.announce();
     return { retired: previous.id, unexpired };
+  }
+
+  /** The issuers of an imported intermediate, up to and including its self-signed root, checked link by link. */
+  private checkChain(cert: X509Certificate, chainPem: string): X509Certificate[] {
+    const chain = chainPem.trim() === '' ? [] : parseCertificates(chainPem, 'the --chain file');
+    const root = chain.at(-1);
+    if (root === undefined || !(root.checkIssued(root) && root.verify(root.publicKey))) {
+      throw new MeshError(
+        'MESH_E_CA_IMPORT_INVALID',
+        'an imported intermediate needs --chain with its issuers up to and including the self-signed root',
+      );
+    }
+    let child = cert;
+    for (const parent of chain) {
+      if (!(child.checkIssued(parent) && child.verify(parent.publicKey))) {
+        throw new MeshError('MESH_E_CA_IMPORT_INVALID', `the chain is broken: ${child.subject} is not issued by ${parent.subject}`);
+      }
+      child = parent;
+    }
+    return chain;
   }
 
   private inState(state: Generation['state']): Generation {

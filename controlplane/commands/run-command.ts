@@ -1,7 +1,7 @@
 /** `mesh-controlplane run`: flags over an optional config file; runs until SIGTERM/SIGINT. */
 import { type Command, EXIT_OK } from '../../lib/cli.js';
 import { systemClock } from '../../lib/clock.js';
-import { loadConfigFile, validateConfig } from '../../lib/config-file.js';
+import { readConfigData, validateConfig } from '../../lib/config-file.js';
 import { createLogger } from '../../lib/logger.js';
 import { controlplaneSchema } from '../config/schema.js';
 import { startControlPlane } from '../control-plane.js';
@@ -32,7 +32,8 @@ Flags override the file. On first start the CA (root + signing CA, ECDSA P-256) 
     },
     async run({ values, io }) {
       const file = typeof values.config === 'string' ? values.config : undefined;
-      const base = file ? ((await loadConfigFile(controlplaneSchema.partial(), file)) as Record<string, unknown>) : {};
+      // The file is read as data and validated once, after the flags are merged in.
+      const base = file ? await readConfigData(file) : {};
       const merged = {
         ...base,
         ...(typeof values['data-dir'] === 'string' ? { dataDir: values['data-dir'] } : {}),

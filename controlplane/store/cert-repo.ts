@@ -1,4 +1,5 @@
 /** Issued certificates: one row per certificate, serial unique per issuing generation. */
+import type { Statement } from 'better-sqlite3';
 import type { Db } from './db.js';
 
 export interface CertRow {
@@ -36,10 +37,11 @@ export class CertRepo {
   }
 
   find(generationId: number, serial: string): CertRow | undefined {
-    return this.db.prepare('SELECT * FROM certificates WHERE generation_id = ? AND serial = ?').get(generationId, serial) as
-      | CertRow
-      | undefined;
+    this.findStmt ??= this.db.prepare('SELECT * FROM certificates WHERE generation_id = ? AND serial = ?');
+    return this.findStmt.get(generationId, serial) as CertRow | undefined;
   }
+
+  private findStmt: Statement<unknown[]> | undefined;
 
   count(): number {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM certificates').get() as { n: number }).n;
