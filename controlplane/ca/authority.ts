@@ -11,8 +11,16 @@ import { fromPemAll, toPem } from '../../lib/x509/pem.js';
 import type { GenerationRow, GenerationState } from '../store/ca-repo.js';
 import { assembleCertificate, buildCaTbs, buildLeafTbs, distinguishedName } from './certificate-template.js';
 
-/** Leaves start this much in the past, for hosts whose clocks run a little behind. */
+/**
+ * Leaves start a little in the past, for hosts whose clocks run behind: 10 s,
+ * or 5% of the TTL for short TTLs, so a short-lived SVID is not mostly spent
+ * at issue (renewal is scheduled at half of notBefore..notAfter).
+ */
 export const BACKDATE_MS = 10_000;
+
+export function backdateFor(ttlMs: number): number {
+  return Math.min(BACKDATE_MS, Math.floor(ttlMs * 0.05));
+}
 
 export interface Generation {
   readonly id: number;
@@ -78,7 +86,7 @@ export function issueLeaf(gen: Generation, req: LeafRequest, random?: (n: number
     throw new MeshError('MESH_E_CA_EXPIRED', 'the signing CA has expired; rotate the CA (meshctl ca rotate prepare|activate)');
   }
   const serial = newSerial(random);
-  const notBefore = Math.floor((req.now - BACKDATE_MS) / 1000) * 1000;
+  const notBefore = Math.floor((req.now - backdateFor(req.ttlMs)) / 1000) * 1000;
   const notAfterSec = Math.floor(notAfter / 1000) * 1000;
   const tbs = buildLeafTbs(
     {

@@ -7,7 +7,8 @@ import { controlplaneSchema } from '../config/schema.js';
 import { startControlPlane } from '../control-plane.js';
 
 export interface RunDeps {
-  signals?: Pick<NodeJS.Process, 'once' | 'off'>;
+  /** Where SIGTERM and SIGINT come from; tests pass an EventEmitter. */
+  signals?: { once(event: 'SIGTERM' | 'SIGINT', listener: () => void): unknown };
 }
 
 export function runCommand(deps: RunDeps = {}): Command {
