@@ -52,6 +52,15 @@ function bind(server: grpc.Server, address: string, credentials: grpc.ServerCred
 export async function startControlPlane(config: ControlplaneConfig, deps: { clock: Clock; logger: Logger }): Promise<ControlPlane> {
   const { clock, logger } = deps;
   const startedAt = clock.now();
+  // Checked before anything is opened or bound, so a refusal leaves no listener or open database behind.
+  const adminSocket = path.join(config.dataDir, 'admin.sock');
+  if (Buffer.byteLength(adminSocket) > MAX_SOCKET_PATH) {
+    throw new MeshError(
+      'MESH_E_CONFIG_INVALID',
+      `dataDir ${config.dataDir} is too long for the admin socket path (${Buffer.byteLength(adminSocket)} bytes; Unix sockets allow ${MAX_SOCKET_PATH}); choose a shorter dataDir`,
+      { details: { path: 'dataDir' } },
+    );
+  }
   await ensurePrivateDir(config.dataDir);
   const db = openDb(path.join(config.dataDir, 'controlplane.db'));
   const audit = new AuditRepo(db);
@@ -108,16 +117,6 @@ export async function startControlPlane(config: ControlplaneConfig, deps: { cloc
   const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
   const address = `${host}:${port}`;
 
-  const adminSocket = path.join(config.dataDir, 'admin.sock');
-  if (Buffer.byteLength(adminSocket) > MAX_SOCKET_PATH) {
-    db.close();
-    serverIdentity.stop();
-    throw new MeshError(
-      'MESH_E_CONFIG_INVALID',
-      `dataDir ${config.dataDir} is too long for the admin socket path (${Buffer.byteLength(adminSocket)} bytes; Unix sockets allow ${MAX_SOCKET_PATH}); choose a shorter dataDir`,
-      { details: { path: 'dataDir' } },
-    );
-  }
   const admin = new grpc.Server(options);
   admin.addService(
     Admin.service,

@@ -12,6 +12,7 @@ import { MeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import { newKeyPair, readPrivateKey, writePrivateKey } from '../../lib/secret-files.js';
 import { parseCertificates, uriSans } from '../../lib/x509/cert-info.js';
+import { signatureAlgorithmFor } from '../../lib/x509/csr.js';
 import { toPem } from '../../lib/x509/pem.js';
 import type { AuditRepo } from '../store/audit-repo.js';
 import type { CaRepo, GenerationRow } from '../store/ca-repo.js';
@@ -200,6 +201,17 @@ export class CaManager {
       throw new MeshError('MESH_E_CA_IMPORT_INVALID', 'the imported certificate is not a CA (basicConstraints CA:true is required)');
     if (!cert.checkPrivateKey(key))
       throw new MeshError('MESH_E_CA_IMPORT_INVALID', 'the imported key does not belong to the imported certificate');
+    try {
+      // The CA signs with this key (an operator root signs our signing CA; an intermediate signs SVIDs).
+      signatureAlgorithmFor(key);
+    } catch (err) {
+      const curve = key.asymmetricKeyDetails?.namedCurve;
+      throw new MeshError(
+        'MESH_E_CA_IMPORT_INVALID',
+        `the imported key type ${key.asymmetricKeyType}${curve ? ` (${curve})` : ''} cannot sign here; use ECDSA P-256, Ed25519 or RSA`,
+        { cause: err },
+      );
+    }
     if (Date.parse(cert.validTo) <= now)
       throw new MeshError('MESH_E_CA_IMPORT_INVALID', `the imported certificate expired on ${cert.validTo}`);
     for (const uri of uriSans(cert)) {

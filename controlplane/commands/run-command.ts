@@ -8,7 +8,10 @@ import { startControlPlane } from '../control-plane.js';
 
 export interface RunDeps {
   /** Where SIGTERM and SIGINT come from; tests pass an EventEmitter. */
-  signals?: { once(event: 'SIGTERM' | 'SIGINT', listener: () => void): unknown };
+  signals?: {
+    once(event: 'SIGTERM' | 'SIGINT', listener: () => void): unknown;
+    off?(event: 'SIGTERM' | 'SIGINT', listener: () => void): unknown;
+  };
 }
 
 export function runCommand(deps: RunDeps = {}): Command {
@@ -51,7 +54,13 @@ Flags override the file. On first start the CA (root + signing CA, ECDSA P-256) 
       io.stdout.write(`${JSON.stringify({ listen: cp.address, adminSocket: cp.adminSocket, trustDomain: config.trustDomain })}\n`);
       const signals = deps.signals ?? process;
       await new Promise<void>((resolve) => {
-        const stop = () => resolve();
+        // Whichever signal comes first, remove both listeners: a SIGINT listener left behind
+        // would swallow a later Ctrl-C (and pile up when run is called again in-process).
+        const stop = () => {
+          signals.off?.('SIGTERM', stop);
+          signals.off?.('SIGINT', stop);
+          resolve();
+        };
         signals.once('SIGTERM', stop);
         signals.once('SIGINT', stop);
       });

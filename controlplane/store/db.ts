@@ -36,10 +36,15 @@ export function openDb(file: string, migrations: readonly Migration[] = MIGRATIO
   } catch (err) {
     db.close();
     if (err instanceof MeshError) throw err;
-    throw new MeshError('MESH_E_STORE_CORRUPT', `the database ${file} cannot be used: ${(err as Error).message}`, {
-      cause: err,
-      details: { file },
-    });
+    throw new MeshError(
+      'MESH_E_STORE_CORRUPT',
+      `the database ${file} cannot be used: ${(err as Error).message}. ` +
+        'Stop, restore the latest backup (meshctl backup) into place, and start again.',
+      {
+        cause: err,
+        details: { file },
+      },
+    );
   }
   return db;
 }

@@ -59,8 +59,9 @@ export const smallInt = (n: number): Buffer => uint(Buffer.from([n]));
 export function oid(dotted: string): Buffer {
   const parts = dotted.split('.').map(Number);
   const [a = 0, b = 0, ...rest] = parts;
-  const bytes: number[] = [40 * a + b];
-  for (const part of rest) {
+  const bytes: number[] = [];
+  // The first two arcs make one subidentifier (40 * a + b), base 128 like the others (X.690 8.19.4).
+  for (const part of [40 * a + b, ...rest]) {
     const chunk: number[] = [];
     let n = part;
     do {
@@ -126,17 +127,17 @@ export function expectTag(node: Node | undefined, tag: number, what: string): No
 }
 
 export function decodeOid(node: Node): string {
-  const bytes = node.content;
-  const first = bytes[0] ?? 0;
-  const parts = [Math.floor(first / 40), first % 40];
+  const subidentifiers: number[] = [];
   let n = 0;
-  for (let i = 1; i < bytes.length; i++) {
-    const b = bytes[i] as number;
+  for (const b of node.content) {
     n = n * 128 + (b & 0x7f);
     if (!(b & 0x80)) {
-      parts.push(n);
+      subidentifiers.push(n);
       n = 0;
     }
   }
-  return parts.join('.');
+  // The first subidentifier holds two arcs; under arc 2 the second arc may be 40 or more.
+  const [first = 0, ...rest] = subidentifiers;
+  const head = first < 80 ? [Math.floor(first / 40), first % 40] : [2, first - 80];
+  return [...head, ...rest].join('.');
 }

@@ -12,6 +12,7 @@ import { fetchWorkloadSvid, joinMesh, renewNodeSvid } from '../../agent/identity
 import { loadNodeIdentity } from '../../agent/identity/identity-store.js';
 import { run } from '../../lib/exec.js';
 import { repoRoot } from '../../scripts/repo-root.js';
+import { childEnv, untracked } from '../support/child.js';
 import { anonymousClient, freshCsr, startTestControlPlane } from '../support/controlplane.js';
 
 t.setTimeout(120_000);
@@ -96,7 +97,10 @@ t.test('join, workload SVID, restart renewal without a token, revocation', async
   // "Reboot": a new process with only the files on disk renews the node SVID, no token.
   const before = await loadNodeIdentity(dataDir);
   const main = path.join(repoRoot(), 'dist', 'agent', 'main.js');
-  const renewed = await run(process.execPath, [main, 'renew', '--data-dir', dataDir, '--json'], { timeoutMs: 30_000 });
+  const renewed = await run(...untracked(process.execPath, [main, 'renew', '--data-dir', dataDir, '--json']), {
+    timeoutMs: 30_000,
+    env: childEnv(),
+  });
   t.equal(renewed.code, 0, renewed.stderr);
   const renewal = JSON.parse(renewed.stdout) as { spiffeId: string; serial: string };
   t.equal(renewal.spiffeId, 'spiffe://example.org/mesh/node/vm1');

@@ -14,12 +14,34 @@ export interface ManagedChild {
 
 const KEEP = 64 * 1024;
 
+/**
+ * The environment for programs a test starts: without tap's coverage and
+ * process-info hooks. A compiled copy of our code in a child would report
+ * coverage for the same source files with different statement maps, and
+ * merging the two lost the in-process coverage. tap re-adds its hook to the
+ * environment of every spawn, so untracked() also starts the program through
+ * `env -u NODE_OPTIONS`.
+ */
+export function untracked(command: string, args: readonly string[]): [string, string[]] {
+  return ['env', ['-u', 'NODE_OPTIONS', command, ...args]];
+}
+
+export function childEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(base)) {
+    if (key === 'NODE_V8_COVERAGE' || key === 'NODE_OPTIONS' || key.startsWith('_TAPJS') || key.startsWith('TAP_')) continue;
+    env[key] = value;
+  }
+  return env;
+}
+
 export function startChild(
   command: string,
   args: readonly string[],
   options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
 ): ManagedChild {
-  const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [program, argv] = untracked(command, args);
+  const child = spawn(program, argv, { cwd: options.cwd, env: options.env ?? childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const keep = (chunk: Buffer) => {
     out = (out + chunk.toString('utf8')).slice(-KEEP);
