@@ -1,6 +1,7 @@
 /** The mesh-agent command table. Commands arrive with the issues that build them. */
 import { type Program, versionCommand } from '../lib/cli.js';
 import { packageVersion } from '../lib/version.js';
+import { bootstrapCommand } from './commands/bootstrap-command.js';
 import { identityCommands } from './commands/identity-commands.js';
 import { runCommand } from './run/run-command.js';
 
@@ -11,6 +12,6 @@ export function agentProgram(): Program {
       'The mesh agent for a VM or bare-metal host: joins the mesh, registers workloads in Consul, ' +
       'obtains SPIFFE certificates and runs the local Envoy.',
     version: packageVersion(),
-    commands: [...identityCommands(), runCommand(), versionCommand('mesh-agent', packageVersion())],
+    commands: [...identityCommands(), runCommand(), bootstrapCommand(), versionCommand('mesh-agent', packageVersion())],
   };
 }

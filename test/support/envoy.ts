@@ -76,7 +76,11 @@ export async function startEnvoy(options: EnvoyOptions): Promise<EnvoyProcess> {
         const text = await readFile(adminFile, 'utf8').catch(() => '');
         return text.trim() === '' ? undefined : text.trim();
       },
-      { timeoutMs: options.readyTimeoutMs ?? 20_000, what: 'envoy to write its admin address' },
+      {
+        timeoutMs: options.readyTimeoutMs ?? 20_000,
+        fatal: () => (child.exited() ? 'envoy exited' : undefined),
+        what: 'envoy to write its admin address',
+      },
     );
     adminUrl = `http://${address}`;
     await waitFor(
@@ -86,7 +90,11 @@ export async function startEnvoy(options: EnvoyOptions): Promise<EnvoyProcess> {
         if (options.waitLive === false) return true;
         return status === 200 && body.trim() === 'LIVE' ? true : undefined;
       },
-      { timeoutMs: options.readyTimeoutMs ?? 20_000, what: 'envoy /ready to say LIVE' },
+      {
+        timeoutMs: options.readyTimeoutMs ?? 20_000,
+        fatal: () => (child.exited() ? 'envoy exited' : undefined),
+        what: 'envoy /ready to say LIVE',
+      },
     );
   } catch (err) {
     const output = child.output();

@@ -5,6 +5,8 @@ export interface WaitOptions {
   intervalMs?: number;
   /** What is being waited for, for the error message. */
   what?: string;
+  /** Checked before each probe: a reason to stop waiting at once (a process that exited). */
+  fatal?: () => string | undefined;
 }
 
 export async function waitFor<T>(probe: () => Promise<T | undefined>, options: WaitOptions = {}): Promise<T> {
@@ -13,6 +15,8 @@ export async function waitFor<T>(probe: () => Promise<T | undefined>, options: W
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
+    const fatal = options.fatal?.();
+    if (fatal !== undefined) throw new Error(`stopped waiting for ${options.what ?? 'a condition'}: ${fatal}`);
     try {
       const value = await probe();
       if (value !== undefined) return value;

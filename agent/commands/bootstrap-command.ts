@@ -1,0 +1,43 @@
+/** `mesh-agent bootstrap --print`: the Envoy bootstrap the agent runs Envoy with. */
+import path from 'node:path';
+import { type Command, EXIT_OK } from '../../lib/cli.js';
+import { MeshError } from '../../lib/errors.js';
+import { loadAgentConfig } from '../config/load.js';
+import { buildBootstrap } from '../envoy/bootstrap.js';
+import { hostFacts } from '../run/host-facts.js';
+
+/** Where the agent serves ADS to Envoy: <dataDir>/envoy/ads.sock. */
+export function adsSocketPath(dataDir: string): string {
+  return path.join(dataDir, 'envoy', 'ads.sock');
+}
+
+export function bootstrapCommand(facts: typeof hostFacts = hostFacts): Command {
+  return {
+    name: 'bootstrap',
+    summary: 'print the Envoy bootstrap the agent starts Envoy with (JSON)',
+    usage:
+      '--print --config FILE [--api sotw|delta]\n\nOptions:\n  --print         print the bootstrap on stdout\n  --config FILE   the agent configuration (nodeName, dataDir, envoy.adminPort)\n  --api MODE      sotw (state of the world, default) or delta (incremental xDS)\n',
+    options: { print: { type: 'boolean' }, config: { type: 'string' }, api: { type: 'string' } },
+    async run({ values, io }) {
+      if (values.print !== true)
+        throw new MeshError(
+          'MESH_E_USAGE',
+          'mesh-agent bootstrap: --print is required (the agent itself starts Envoy with this bootstrap)',
+        );
+      if (typeof values.config !== 'string')
+        throw new MeshError('MESH_E_USAGE', 'mesh-agent bootstrap: --config FILE is required', { details: { flag: 'config' } });
+      const api = values.api ?? 'sotw';
+      if (api !== 'sotw' && api !== 'delta')
+        throw new MeshError('MESH_E_USAGE', `--api ${String(api)}: use sotw or delta`, { details: { flag: 'api' } });
+      const config = await loadAgentConfig(values.config, { hostname: async () => (await facts()).hostname });
+      const bootstrap = buildBootstrap({
+        nodeName: config.nodeName,
+        adminPort: config.envoy.adminPort,
+        adsSocket: adsSocketPath(config.dataDir),
+        api,
+      });
+      io.stdout.write(`${JSON.stringify(bootstrap, null, 2)}\n`);
+      return EXIT_OK;
+    },
+  };
+}
