@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 export const GOLDEN_DIR = fileURLToPath(new URL('../golden/', import.meta.url));
 
 interface Asserter {
-  strictSame(found: unknown, wanted: unknown, message?: string): boolean;
+  strictSame(found: unknown, wanted: unknown, message: string): boolean;
   fail(message: string): boolean;
   pass(message: string): boolean;
 }

@@ -1,0 +1,68 @@
+/**
+ * The input of the xDS builders: everything one Envoy needs to know, as plain
+ * data. It is built (purely) from the workload files, the CatalogView and the
+ * identities; the builders in agent/xds never look anywhere else.
+ *
+ * Transparent proxy later: an optional `transparentProxy` block (outbound and
+ * inbound capture ports) will add one virtual outbound listener with the
+ * original_dst listener filter whose filter chains reuse the per-upstream
+ * route configurations and clusters below. Clusters, endpoints and routes are
+ * therefore keyed by service only, never by `localPort`; only the explicit
+ * outbound listener uses `localPort`.
+ */
+
+/** How Envoy speaks to a workload or a service. `grpc` is HTTP/2 with no route timeout. */
+export type MeshProtocol = 'http' | 'http2' | 'grpc' | 'tcp';
+
+/** A workload that runs on this host behind the local Envoy. */
+export interface ModelWorkload {
+  /** Workload name, unique on the node (used in resource names). */
+  readonly name: string;
+  readonly protocol: MeshProtocol;
+  /** Port the application listens on, on 127.0.0.1. */
+  readonly appPort: number;
+  /** Port Envoy accepts mTLS on, on 0.0.0.0. */
+  readonly meshPort: number;
+  /** The workload's SPIFFE ID: its SVID and the SDS secret name. */
+  readonly spiffeId: string;
+}
+
+/** One instance of an upstream service, as the catalog lists it. */
+export interface ModelInstance {
+  readonly address: string;
+  /** The mesh port of the instance's Envoy (never the app port). */
+  readonly meshPort: number;
+  /** The SPIFFE ID the instance must present. */
+  readonly spiffeId: string;
+  /** Load-balancing weight, at least 1. */
+  readonly weight: number;
+  readonly healthy: boolean;
+}
+
+/** A service a local workload calls through 127.0.0.1:localPort. */
+export interface ModelUpstream {
+  readonly service: string;
+  readonly localPort: number;
+  readonly protocol: MeshProtocol;
+  /** Name of the local calling workload: its SVID is the client certificate. */
+  readonly workload: string;
+  readonly instances: readonly ModelInstance[];
+}
+
+export interface ProxyModel {
+  readonly node: { readonly name: string };
+  /** e.g. `example.org`: inbound peers must have a `spiffe://<trustDomain>/` URI SAN. */
+  readonly trustDomain: string;
+  readonly workloads: readonly ModelWorkload[];
+  readonly upstreams: readonly ModelUpstream[];
+}
+
+/** True for protocols carried by an HTTP connection manager. */
+export function isHttpLike(protocol: MeshProtocol): boolean {
+  return protocol !== 'tcp';
+}
+
+/** True for protocols that need HTTP/2 towards the peer. */
+export function isHttp2(protocol: MeshProtocol): boolean {
+  return protocol === 'http2' || protocol === 'grpc';
+}

@@ -1,0 +1,114 @@
+/**
+ * Consistency checks a snapshot must pass before it is served: every EDS
+ * cluster has its ClusterLoadAssignment, every RDS name a listener references
+ * exists, every SDS secret a transport socket references exists, every cluster
+ * a route or tcp_proxy names exists, no duplicate names (found while building)
+ * or keys that differ from the resource name, no two listeners on one address,
+ * no secret with empty PEM (an empty trust bundle would turn off chain checks).
+ */
+import type { XdsResource } from './resources/common.js';
+import { RESOURCE_KINDS, resourceName, type Snapshot } from './snapshot.js';
+
+interface References {
+  routes: Set<string>;
+  secrets: Set<string>;
+  clusters: Set<string>;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** Collects RDS, SDS and cluster names referenced anywhere inside a resource. */
+function collectReferences(value: unknown, refs: References): void {
+  if (Array.isArray(value)) {
+    for (const item of value) collectReferences(item, refs);
+    return;
+  }
+  if (!isObject(value)) return;
+  const rds = value.rds;
+  if (isObject(rds) && typeof rds.route_config_name === 'string') refs.routes.add(rds.route_config_name);
+  if (isObject(value.sds_config) && typeof value.name === 'string') refs.secrets.add(value.name);
+  if (typeof value.cluster === 'string') refs.clusters.add(value.cluster);
+  for (const child of Object.values(value)) collectReferences(child, refs);
+}
+
+function listenerAddress(listener: XdsResource): string | undefined {
+  const address = listener.address;
+  if (!isObject(address) || !isObject(address.socket_address)) return undefined;
+  return `${String(address.socket_address.address)}:${String(address.socket_address.port_value)}`;
+}
+
+/** Returns the snapshot's problems, one sentence each; empty when it may be served. */
+export function checkSnapshot(snapshot: Snapshot): string[] {
+  const problems = [...snapshot.buildProblems];
+  const { listeners, clusters, endpoints, routes, secrets } = snapshot.resources;
+
+  for (const kind of RESOURCE_KINDS) {
+    for (const [key, resource] of snapshot.resources[kind]) {
+      const name = resourceName(kind, resource);
+      if (name !== key) problems.push(`${kind}: key ${JSON.stringify(key)} holds a resource named ${JSON.stringify(name)}`);
+    }
+  }
+
+  for (const [name, cluster] of clusters) {
+    if (cluster.type !== 'EDS') continue;
+    const eds = cluster.eds_cluster_config;
+    const serviceName = isObject(eds) && typeof eds.service_name === 'string' ? eds.service_name : name;
+    if (!endpoints.has(serviceName))
+      problems.push(`cluster ${JSON.stringify(name)}: no ClusterLoadAssignment ${JSON.stringify(serviceName)}`);
+  }
+
+  const addresses = new Map<string, string>();
+  for (const [name, listener] of listeners) {
+    const refs: References = { routes: new Set(), secrets: new Set(), clusters: new Set() };
+    collectReferences(listener, refs);
+    for (const route of refs.routes) {
+      if (!routes.has(route))
+        problems.push(`listener ${JSON.stringify(name)}: route configuration ${JSON.stringify(route)} does not exist`);
+    }
+    for (const secret of refs.secrets) {
+      if (!secrets.has(secret)) problems.push(`listener ${JSON.stringify(name)}: secret ${JSON.stringify(secret)} does not exist`);
+    }
+    for (const cluster of refs.clusters) {
+      if (!clusters.has(cluster)) problems.push(`listener ${JSON.stringify(name)}: cluster ${JSON.stringify(cluster)} does not exist`);
+    }
+    const address = listenerAddress(listener);
+    if (address !== undefined) {
+      const other = addresses.get(address);
+      if (other !== undefined) problems.push(`listeners ${JSON.stringify(other)} and ${JSON.stringify(name)} both bind ${address}`);
+      else addresses.set(address, name);
+    }
+  }
+
+  for (const [name, cluster] of clusters) {
+    const refs: References = { routes: new Set(), secrets: new Set(), clusters: new Set() };
+    collectReferences(cluster, refs);
+    for (const secret of refs.secrets) {
+      if (!secrets.has(secret)) problems.push(`cluster ${JSON.stringify(name)}: secret ${JSON.stringify(secret)} does not exist`);
+    }
+  }
+
+  for (const [name, secret] of secrets) {
+    const pems = [
+      ['trust bundle', (secret.validation_context as { trusted_ca?: { inline_string?: unknown } } | undefined)?.trusted_ca],
+      ['certificate chain', (secret.tls_certificate as { certificate_chain?: { inline_string?: unknown } } | undefined)?.certificate_chain],
+      ['private key', (secret.tls_certificate as { private_key?: { inline_string?: unknown } } | undefined)?.private_key],
+    ] as const;
+    for (const [what, source] of pems) {
+      if (source !== undefined && (typeof source.inline_string !== 'string' || source.inline_string.trim() === '')) {
+        problems.push(`secret ${JSON.stringify(name)}: empty ${what}`);
+      }
+    }
+  }
+
+  for (const [name, route] of routes) {
+    const refs: References = { routes: new Set(), secrets: new Set(), clusters: new Set() };
+    collectReferences(route, refs);
+    for (const cluster of refs.clusters) {
+      if (!clusters.has(cluster))
+        problems.push(`route configuration ${JSON.stringify(name)}: cluster ${JSON.stringify(cluster)} does not exist`);
+    }
+  }
+  return problems;
+}

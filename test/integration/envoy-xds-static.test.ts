@@ -1,0 +1,119 @@
+/**
+ * The real Envoy accepts what the xDS builders produce. The built listeners and
+ * clusters of the golden fixture go into a bootstrap's static_resources
+ * unchanged (their RDS, EDS and SDS references point at ADS, configured but
+ * never connected), plus probes that embed the built route configurations and
+ * ClusterLoadAssignments, and the built secrets as static secrets; Envoy checks
+ * it all in `--mode validate` (field values and PGV rules that checkMessage
+ * does not know). No ADS server: traffic through these resources is tested
+ * once the ADS server exists.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import t, { type Test } from 'tap';
+import type { XdsResource } from '../../agent/xds/resources/common.js';
+import { buildSnapshot } from '../../agent/xds/snapshot.js';
+import { checkMessage } from '../../lib/envoy/protos.js';
+import { run } from '../../lib/exec.js';
+import { fixtureIdentities, fixtureModel } from '../agent/xds/fixtures/model.js';
+import { tools } from '../support/tools.js';
+
+t.setTimeout(180_000);
+
+function bootstrapWith(listeners: XdsResource[], clusters: XdsResource[], secrets: XdsResource[]): Record<string, unknown> {
+  return {
+    node: { id: 'xds-validate', cluster: 'mesh-test' },
+    admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
+    dynamic_resources: {
+      ads_config: { api_type: 'GRPC', transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: 'xds' } }] },
+    },
+    static_resources: {
+      listeners,
+      clusters: [
+        ...clusters,
+        {
+          name: 'xds',
+          type: 'STATIC',
+          connect_timeout: { seconds: '1' },
+          typed_extension_protocol_options: {
+            'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+              '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+              explicit_http_config: { http2_protocol_options: {} },
+            },
+          },
+          load_assignment: {
+            cluster_name: 'xds',
+            endpoints: [{ lb_endpoints: [{ endpoint: { address: { pipe: { path: '/nonexistent/xds.sock' } } } }] }],
+          },
+        },
+      ],
+      secrets,
+    },
+  };
+}
+
+async function validate(t: Test, bootstrap: Record<string, unknown>): Promise<{ ok: boolean; output: string }> {
+  checkMessage('envoy.config.bootstrap.v3.Bootstrap', bootstrap);
+  const { envoy } = await tools();
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-xds-validate-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'bootstrap.json');
+  await writeFile(file, JSON.stringify(bootstrap, null, 2));
+  const result = await run(envoy.path, ['--mode', 'validate', '-c', file, '--use-dynamic-base-id', '--log-level', 'warning'], {
+    timeoutMs: 60_000,
+  });
+  return { ok: result.code === 0, output: `${result.stdout}\n${result.stderr}` };
+}
+
+t.test('Envoy accepts every built resource', async (t) => {
+  const snapshot = buildSnapshot(fixtureModel(), fixtureIdentities());
+  const routeProbes = [...snapshot.resources.routes.values()].map((route, i) => ({
+    name: `probe:route:${i}`,
+    address: { socket_address: { address: '127.0.0.1', port_value: 19000 + i } },
+    filter_chains: [
+      {
+        filters: [
+          {
+            name: 'envoy.filters.network.http_connection_manager',
+            typed_config: {
+              '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+              stat_prefix: `probe_route_${i}`,
+              route_config: route,
+              http_filters: [
+                {
+                  name: 'envoy.filters.http.router',
+                  typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' },
+                },
+              ],
+            },
+          },
+        ],
+      },
+    ],
+  }));
+  const endpointProbes = [...snapshot.resources.endpoints.values()].map((cla, i) => ({
+    name: `probe:endpoints:${i}`,
+    type: 'STATIC',
+    connect_timeout: { seconds: '1' },
+    load_assignment: { ...cla, cluster_name: `probe:endpoints:${i}` },
+  }));
+  const result = await validate(
+    t,
+    bootstrapWith(
+      [...snapshot.resources.listeners.values(), ...routeProbes],
+      [...snapshot.resources.clusters.values(), ...endpointProbes],
+      [...snapshot.resources.secrets.values()],
+    ),
+  );
+  t.ok(result.ok, 'envoy --mode validate accepts the resources', { output: result.output });
+  t.match(result.output, /OK/);
+});
+
+t.test('the check fails on a resource Envoy rejects', async (t) => {
+  const snapshot = buildSnapshot(fixtureModel(), fixtureIdentities());
+  const cluster = { ...(snapshot.resources.clusters.get('outbound:api') as XdsResource), connect_timeout: { seconds: '-1' } };
+  const result = await validate(t, bootstrapWith([], [cluster], []));
+  t.notOk(result.ok, 'a negative connect_timeout is refused');
+  t.match(result.output, /duration/i, 'for the duration');
+});
