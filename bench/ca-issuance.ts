@@ -66,6 +66,18 @@ async function startControlPlane(dir: string): Promise<{ address: string; pid: n
   };
 }
 
+function summarize(latencies: number[], started: number, errors: number) {
+  const elapsed = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  return {
+    rate: latencies.length / elapsed,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    errors,
+    count: latencies.length,
+  };
+}
+
 async function closedLoop(clients: ControlPlaneClient[], concurrency: number, csrs: Buffer[]) {
   const latencies: number[] = [];
   const deadline = performance.now() + SECONDS * 1000;
@@ -85,15 +97,7 @@ async function closedLoop(clients: ControlPlaneClient[], concurrency: number, cs
   };
   const started = performance.now();
   await Promise.all(Array.from({ length: concurrency }, (_, i) => worker(i)));
-  const elapsed = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  return {
-    rate: latencies.length / elapsed,
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
-    errors,
-    count: latencies.length,
-  };
+  return summarize(latencies, started, errors);
 }
 
 async function openLoop(clients: ControlPlaneClient[], perSecond: number, csrs: Buffer[]) {
@@ -115,15 +119,7 @@ async function openLoop(clients: ControlPlaneClient[], perSecond: number, csrs: 
     );
   }
   await Promise.all(pending);
-  const elapsed = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  return {
-    rate: latencies.length / elapsed,
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
-    errors,
-    count: latencies.length,
-  };
+  return summarize(latencies, started, errors);
 }
 
 async function main() {

@@ -175,10 +175,11 @@ export class IdentityService {
     try {
       const id = parseSpiffeId(input.spiffeId);
       const node = this.requireActive(input.node);
-      if (id.trustDomain !== this.d.config.trustDomain || !isAllowed(id, JSON.parse(node.allow) as string[])) {
+      const allowed = JSON.parse(node.allow) as string[];
+      if (id.trustDomain !== this.d.config.trustDomain || !isAllowed(id, allowed)) {
         throw new MeshError(
           'MESH_E_NOT_AUTHORIZED',
-          `node ${input.node} is not allowed ${input.spiffeId}; its token allowed: ${JSON.parse(node.allow).join(', ') || '(nothing)'}`,
+          `node ${input.node} is not allowed ${input.spiffeId}; its token allowed: ${allowed.join(', ') || '(nothing)'}`,
           {
             details: { node: input.node, spiffeId: input.spiffeId },
           },

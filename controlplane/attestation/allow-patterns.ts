@@ -29,11 +29,11 @@ export function validatePattern(pattern: string, trustDomain: string): string {
   return pattern;
 }
 
+/** Patterns were validated when the token was made; here they are only split, on the signing path. */
 export function matchesPattern(id: SpiffeId, pattern: string): boolean {
-  const target = parseSpiffeId(pattern.replace(/\/\*(?=\/|$)/g, '/x'));
-  const patternSegments = pattern.split('/').slice(3);
-  if (target.trustDomain !== id.trustDomain || patternSegments.length !== id.segments.length) return false;
-  return patternSegments.every((segment, i) => segment === '*' || segment === id.segments[i]);
+  const [, , trustDomain, ...segments] = pattern.split('/');
+  if (trustDomain !== id.trustDomain || segments.length !== id.segments.length) return false;
+  return segments.every((segment, i) => segment === '*' || segment === id.segments[i]);
 }
 
 export function isAllowed(id: SpiffeId, patterns: readonly string[]): boolean {

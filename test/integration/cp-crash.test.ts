@@ -15,6 +15,7 @@ import { loadNodeIdentity } from '../../agent/identity/identity-store.js';
 import { connectAdmin } from '../../controlplane/cli/admin-client.js';
 import { openDb } from '../../controlplane/store/db.js';
 import { readPrivateKey } from '../../lib/secret-files.js';
+import { toPem } from '../../lib/x509/pem.js';
 import { freshCsr, spawnControlPlane } from '../support/controlplane.js';
 
 t.setTimeout(300_000);
@@ -105,7 +106,6 @@ t.test(`kill -9 during ${CONCURRENT} concurrent issuances, ${ROUNDS} times`, asy
 });
 
 async function connectAdminBundle(dataDir: string): Promise<string> {
-  const { toPem } = await import('../../lib/x509/pem.js');
   const admin = connectAdmin(dataDir);
   try {
     const b = await admin.call<{ roots: Buffer[] }>('GetBundle');

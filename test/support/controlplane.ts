@@ -7,6 +7,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { connectControlPlane } from '../../agent/identity/cp-client.js';
+import { joinMesh } from '../../agent/identity/enroll.js';
+import { loadNodeIdentity } from '../../agent/identity/identity-store.js';
 import { connectAdmin } from '../../controlplane/cli/admin-client.js';
 import { controlplaneSchema } from '../../controlplane/config/schema.js';
 import { type ControlPlane, startControlPlane } from '../../controlplane/control-plane.js';
@@ -124,8 +126,6 @@ export async function spawnControlPlane(dataDir: string, trustDomain = 'example.
 
 /** Joins a node (files in a new temp folder) and returns an mTLS client with its node SVID. */
 export async function joinedClient(t: TestControlPlane, node: string, allow: string[], dataDir: string) {
-  const { joinMesh } = await import('../../agent/identity/enroll.js');
-  const { loadNodeIdentity } = await import('../../agent/identity/identity-store.js');
   await joinMesh({ address: t.cp.address, token: t.token(node, allow), bundlePem: t.bundlePem(), dataDir });
   const identity = await loadNodeIdentity(dataDir);
   return connectControlPlane({

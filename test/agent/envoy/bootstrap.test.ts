@@ -1,6 +1,9 @@
 import t from 'tap';
 import { ADS_CLUSTER, buildBootstrap } from '../../../agent/envoy/bootstrap.js';
+import { agentProgram } from '../../../agent/program.js';
+import { runCli } from '../../../lib/cli.js';
 import { checkMessage, decodeMessage, encodeMessage } from '../../../lib/envoy/protos.js';
+import { captureIo } from '../../support/io.js';
 
 const BOOTSTRAP = 'envoy.config.bootstrap.v3.Bootstrap';
 
@@ -43,9 +46,6 @@ t.test('what the bootstrap promises', async (t) => {
 });
 
 t.test('mesh-agent bootstrap --print', async (t) => {
-  const { runCli } = await import('../../../lib/cli.js');
-  const { agentProgram } = await import('../../../agent/program.js');
-  const { captureIo } = await import('../../support/io.js');
   const dir = t.testdir({ 'agent.yaml': 'nodeName: vm7\ndataDir: /var/lib/mesh-agent\nenvoy: { adminPort: 15001 }\n' });
   const c = captureIo();
   t.equal(await runCli(agentProgram(), ['bootstrap', '--print', '--config', `${dir}/agent.yaml`, '--api', 'delta'], c.io), 0, c.err());
