@@ -1,0 +1,60 @@
+/**
+ * A snapshot ready to serve: every resource encoded once into its Any bytes.
+ * Encodings are reused across snapshots by (kind, content version), so a new
+ * snapshot costs only the resources that changed. A resource that does not
+ * encode makes the whole snapshot unservable (the previous one stays).
+ */
+import { encodeMessage } from '../../../lib/envoy/protos.js';
+import { MeshError } from '../../../lib/errors.js';
+import type { ResourceKind, Snapshot } from '../snapshot.js';
+import type { EncodedAny } from './wire.js';
+import { XDS_TYPES } from './xds-types.js';
+
+export interface ServedResource {
+  readonly name: string;
+  readonly version: string;
+  readonly any: EncodedAny;
+}
+
+export interface ServedSnapshot {
+  readonly version: string;
+  readonly snapshot: Snapshot;
+  /** By kind: name -> encoded resource. */
+  readonly byKind: { readonly [K in ResourceKind]: ReadonlyMap<string, ServedResource> };
+}
+
+export class SnapshotEncoder {
+  private cache = new Map<string, EncodedAny>();
+
+  /** Encodes a snapshot, reusing the encodings of unchanged resources; throws MESH_E_XDS_SNAPSHOT_INVALID. */
+  serve(snapshot: Snapshot): ServedSnapshot {
+    const next = new Map<string, EncodedAny>();
+    const byKind = {} as { [K in ResourceKind]: Map<string, ServedResource> };
+    for (const type of XDS_TYPES) {
+      const served = new Map<string, ServedResource>();
+      for (const [name, resource] of snapshot.resources[type.kind]) {
+        const version = snapshot.versions[type.kind].get(name) ?? '';
+        const key = `${type.kind}\0${version}`;
+        let any = next.get(key) ?? this.cache.get(key);
+        if (any === undefined) {
+          try {
+            any = { type_url: type.typeUrl, value: encodeMessage(type.typeUrl, resource) };
+          } catch (err) {
+            throw new MeshError(
+              'MESH_E_XDS_SNAPSHOT_INVALID',
+              `${type.short} resource ${JSON.stringify(name)}: ${(err as Error).message}`,
+              {
+                cause: err,
+              },
+            );
+          }
+        }
+        next.set(key, any);
+        served.set(name, { name, version, any });
+      }
+      byKind[type.kind] = served;
+    }
+    this.cache = next;
+    return { version: snapshot.version, snapshot, byKind };
+  }
+}
