@@ -26,6 +26,8 @@ import { CommitBatcher } from './store/commit-batcher.js';
 import { type Db, openDb, schemaVersion } from './store/db.js';
 import { NodeRepo } from './store/node-repo.js';
 
+/** How long stop() lets calls in flight finish before closing every stream. */
+const STOP_GRACE_MS = 2_000;
 export const MAX_MESSAGE_BYTES = 64 * 1024;
 /** sockaddr_un.sun_path holds 108 bytes including the terminating NUL. */
 export const MAX_SOCKET_PATH = 107;
@@ -166,10 +168,19 @@ export async function startControlPlane(config: ControlplaneConfig, deps: { cloc
       if (stopped) return;
       stopped = true;
       serverIdentity.stop();
-      await Promise.all([
-        new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
-        new Promise<void>((resolve) => admin.tryShutdown(() => resolve())),
-      ]);
+      // Calls in flight get a grace period; bundle watches never end by themselves, so then force.
+      const graceful = (srv: typeof server) =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            srv.forceShutdown();
+            resolve();
+          }, STOP_GRACE_MS);
+          srv.tryShutdown(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      await Promise.all([graceful(server), graceful(admin)]);
       await rm(adminSocket, { force: true });
       db.close();
     },

@@ -144,8 +144,14 @@ export function connectControlPlane(options: ClientOptions): ControlPlaneClient 
       needNode();
       const stream = (client.WatchBundle as (req: unknown) => grpc.ClientReadableStream<RawBundle>)({});
       stream.on('data', (raw: RawBundle) => onBundle(bundleFrom(raw)));
+      let failed = false;
       stream.on('error', (err: grpc.ServiceError) => {
+        failed = true;
         if (err.code !== grpc.status.CANCELLED) onError(fromServiceError(err, options.address));
+      });
+      // A watch that ends without an error (the control plane stopped) must be reopened too.
+      stream.on('end', () => {
+        if (!failed) onError(new MeshError('MESH_E_CONTROLPLANE_UNAVAILABLE', `the bundle watch at ${options.address} ended`));
       });
       return () => stream.cancel();
     },
