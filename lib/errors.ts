@@ -44,6 +44,8 @@ export const ERROR_CODES = {
   MESH_E_XDS_SNAPSHOT_INVALID: 'a data-plane snapshot failed its checks and was not served; Envoy keeps the previous one',
   MESH_E_XDS_LISTEN: 'the agent could not open its ADS socket for Envoy',
   MESH_E_XDS_NACK: 'Envoy rejected a configuration the agent sent; it keeps serving the previous one',
+  MESH_E_AGENT_UNREACHABLE: 'the running agent did not answer on its status listener',
+  MESH_E_ENVOY_RELOAD: 'a hot restart of Envoy failed or its new bootstrap was rejected; the running Envoy keeps its previous one',
   MESH_E_INTERNAL: 'an internal error; please report it',
 } as const;
 
