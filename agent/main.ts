@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 /** mesh-agent: composition root only. */
 import { main } from '../lib/cli.js';
 import { agentProgram } from './program.js';

@@ -1,9 +1,10 @@
 /**
- * ConsulClient over Consul's HTTP API (fetch; the blocking queries and the
+ * ConsulClient over Consul's HTTP API (node:http keep-alive; the blocking queries and the
  * catalog register endpoint are plain HTTP). Network failures become
  * MESH_E_CONSUL_UNREACHABLE, HTTP errors MESH_E_CONSUL_REJECTED.
  */
 import { MeshError } from '../../lib/errors.js';
+import { createHttpClient, type HttpAnswer } from '../../lib/http-request.js';
 import type { ConsulClient, HealthEntry, RegistrationCheck, ServiceRegistration } from './consul-client.js';
 
 export interface ConsulHttpOptions {
@@ -72,7 +73,7 @@ export function toHealthEntry(raw: Json): HealthEntry {
 }
 
 export function createConsulHttpClient(options: ConsulHttpOptions): ConsulClient {
-  const base = `http://${options.address}`;
+  const http = createHttpClient(`http://${options.address}`);
   const timeoutMs = options.requestTimeoutMs ?? 10_000;
   const dc = options.datacenter === '' ? '' : `dc=${encodeURIComponent(options.datacenter)}`;
 
@@ -80,12 +81,12 @@ export function createConsulHttpClient(options: ConsulHttpOptions): ConsulClient
     const headers: Record<string, string> = {};
     if (options.token !== '') headers['X-Consul-Token'] = options.token;
     const timeout = AbortSignal.timeout(timeoutMs + waitMs);
-    let response: Response;
+    let response: HttpAnswer;
     try {
-      response = await fetch(`${base}${path}`, {
+      response = await http.request(path, {
         method,
         headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]),
       });
     } catch (err) {
@@ -98,7 +99,7 @@ export function createConsulHttpClient(options: ConsulHttpOptions): ConsulClient
         },
       );
     }
-    const text = await response.text();
+    const text = response.text;
     if (!response.ok) {
       throw new MeshError(
         'MESH_E_CONSUL_REJECTED',
@@ -108,7 +109,7 @@ export function createConsulHttpClient(options: ConsulHttpOptions): ConsulClient
         },
       );
     }
-    return { text, headers: response.headers };
+    return { text, index: response.header('X-Consul-Index') };
   };
   const withDc = (path: string, more = '') => {
     const q = [dc, more].filter((s) => s !== '').join('&');
@@ -135,7 +136,7 @@ export function createConsulHttpClient(options: ConsulHttpOptions): ConsulClient
 
   async function health(service: string, query: { index: number; waitMs: number; signal?: AbortSignal }) {
     const blocking = query.index > 0 ? `index=${query.index}&wait=${Math.max(1, Math.round(query.waitMs))}ms` : '';
-    const { text, headers } = await call(
+    const { text, index } = await call(
       'GET',
       withDc(`/v1/health/service/${encodeURIComponent(service)}`, blocking),
       undefined,
@@ -143,7 +144,7 @@ export function createConsulHttpClient(options: ConsulHttpOptions): ConsulClient
       query.index > 0 ? query.waitMs : 0,
     );
     const raw = (JSON.parse(text) as Json[] | null) ?? [];
-    return { index: Number(headers.get('X-Consul-Index') ?? 0), entries: raw.map(toHealthEntry) };
+    return { index: Number(index ?? 0), entries: raw.map(toHealthEntry) };
   }
 
   return {

@@ -33,6 +33,23 @@ function collectReferences(value: unknown, refs: References): void {
   for (const child of Object.values(value)) collectReferences(child, refs);
 }
 
+/**
+ * References of a resource, computed once per resource object: snapshots are
+ * immutable and a rebuild reuses the objects of unchanged resources, so a
+ * check after a one-endpoint change walks only what changed.
+ */
+const referenceCache = new WeakMap<object, References>();
+
+function referencesOf(resource: XdsResource): References {
+  let refs = referenceCache.get(resource);
+  if (refs === undefined) {
+    refs = { routes: new Set(), secrets: new Set(), clusters: new Set() };
+    collectReferences(resource, refs);
+    if (Object.isFrozen(resource)) referenceCache.set(resource, refs);
+  }
+  return refs;
+}
+
 function listenerAddress(listener: XdsResource): string | undefined {
   const address = listener.address;
   if (!isObject(address) || !isObject(address.socket_address)) return undefined;
@@ -61,8 +78,7 @@ export function checkSnapshot(snapshot: Snapshot): string[] {
 
   const addresses = new Map<string, string>();
   for (const [name, listener] of listeners) {
-    const refs: References = { routes: new Set(), secrets: new Set(), clusters: new Set() };
-    collectReferences(listener, refs);
+    const refs = referencesOf(listener);
     for (const route of refs.routes) {
       if (!routes.has(route))
         problems.push(`listener ${JSON.stringify(name)}: route configuration ${JSON.stringify(route)} does not exist`);
@@ -82,8 +98,7 @@ export function checkSnapshot(snapshot: Snapshot): string[] {
   }
 
   for (const [name, cluster] of clusters) {
-    const refs: References = { routes: new Set(), secrets: new Set(), clusters: new Set() };
-    collectReferences(cluster, refs);
+    const refs = referencesOf(cluster);
     for (const secret of refs.secrets) {
       if (!secrets.has(secret)) problems.push(`cluster ${JSON.stringify(name)}: secret ${JSON.stringify(secret)} does not exist`);
     }
@@ -103,8 +118,7 @@ export function checkSnapshot(snapshot: Snapshot): string[] {
   }
 
   for (const [name, route] of routes) {
-    const refs: References = { routes: new Set(), secrets: new Set(), clusters: new Set() };
-    collectReferences(route, refs);
+    const refs = referencesOf(route);
     for (const cluster of refs.clusters) {
       if (!clusters.has(cluster))
         problems.push(`route configuration ${JSON.stringify(name)}: cluster ${JSON.stringify(cluster)} does not exist`);

@@ -5,7 +5,7 @@
  */
 import type { ProxyModel } from '../model/proxy-model.js';
 import { isHttpLike } from '../model/proxy-model.js';
-import { contentHash } from './content-hash.js';
+import { contentHash, stableJson } from './content-hash.js';
 import type { XdsResource } from './resources/common.js';
 import { buildEndpoints } from './resources/endpoints.js';
 import { buildInboundListener } from './resources/inbound-listener.js';
@@ -61,14 +61,19 @@ function deepFreeze<V>(value: V): V {
  * and computes its versions. Exported so tests and later stages can assemble
  * snapshots directly.
  */
-export function makeSnapshot(resources: { [K in ResourceKind]: Map<string, XdsResource> }, buildProblems: string[] = []): Snapshot {
+export function makeSnapshot(
+  resources: { [K in ResourceKind]: Map<string, XdsResource> },
+  buildProblems: string[] = [],
+  /** Content hashes already known (BuildMemo), by resource object. */
+  knownHashes?: WeakMap<object, string>,
+): Snapshot {
   const versions = {} as { [K in ResourceKind]: Map<string, string> };
   const summary: Array<[ResourceKind, Array<[string, string]>]> = [];
   for (const kind of RESOURCE_KINDS) {
     const byName = new Map<string, string>();
     for (const name of [...resources[kind].keys()].sort()) {
-      deepFreeze(resources[kind].get(name));
-      byName.set(name, contentHash(resources[kind].get(name)));
+      const resource = deepFreeze(resources[kind].get(name) as XdsResource);
+      byName.set(name, knownHashes?.get(resource) ?? contentHash(resource));
     }
     versions[kind] = byName;
     summary.push([kind, [...byName.entries()]]);
@@ -85,13 +90,46 @@ export function emptyResources(): { [K in ResourceKind]: Map<string, XdsResource
   return { listeners: new Map(), clusters: new Map(), endpoints: new Map(), routes: new Map(), secrets: new Map() };
 }
 
-export function buildSnapshot(model: ProxyModel, identities: Identities): Snapshot {
+/**
+ * Remembers built resources between rebuilds, keyed by their inputs: a
+ * rebuild after one endpoint changed builds and hashes only that upstream's
+ * resources and reuses the (frozen) objects of the rest, which keeps rebuilds
+ * fast and the agent's garbage low. Entries not used by a build are dropped.
+ */
+export class BuildMemo {
+  private previous = new Map<string, { resource: XdsResource; hash: string }>();
+  private current = new Map<string, { resource: XdsResource; hash: string }>();
+  readonly hashes = new WeakMap<object, string>();
+
+  resource(kind: ResourceKind, input: unknown, build: () => XdsResource): XdsResource {
+    const key = `${kind}\0${typeof input === 'string' ? input : stableJson(input)}`;
+    let entry = this.current.get(key) ?? this.previous.get(key);
+    if (entry === undefined) {
+      const resource = deepFreeze(build());
+      entry = { resource, hash: contentHash(resource) };
+      this.hashes.set(resource, entry.hash);
+    }
+    this.current.set(key, entry);
+    return entry.resource;
+  }
+
+  /** Ends a build: what it did not use is forgotten. */
+  commit(): void {
+    this.previous = this.current;
+    this.current = new Map();
+  }
+}
+
+export function buildSnapshot(model: ProxyModel, identities: Identities, memo?: BuildMemo): Snapshot {
   const resources = emptyResources();
   const problems: string[] = [];
+  const hashOf = (r: XdsResource) => memo?.hashes.get(r) ?? contentHash(r);
+  const make = (kind: ResourceKind, input: unknown, build: () => XdsResource): XdsResource =>
+    memo === undefined ? build() : memo.resource(kind, input, build);
   const add = (kind: ResourceKind, resource: XdsResource): void => {
     const name = resourceName(kind, resource);
     const existing = resources[kind].get(name);
-    if (existing !== undefined && contentHash(existing) !== contentHash(resource)) {
+    if (existing !== undefined && hashOf(existing) !== hashOf(resource)) {
       problems.push(`${kind}: duplicate name ${JSON.stringify(name)} with different content`);
       return;
     }
@@ -99,12 +137,27 @@ export function buildSnapshot(model: ProxyModel, identities: Identities): Snapsh
   };
 
   for (const workload of model.workloads) {
-    add('listeners', buildInboundListener(workload, model.trustDomain));
-    add('clusters', buildLocalAppCluster(workload));
+    add(
+      'listeners',
+      make('listeners', [workload, model.trustDomain], () => buildInboundListener(workload, model.trustDomain)),
+    );
+    add(
+      'clusters',
+      make('clusters', workload, () => buildLocalAppCluster(workload)),
+    );
     const cert = identities.certs.get(workload.spiffeId);
-    if (cert !== undefined) add('secrets', buildIdentitySecret(workload.spiffeId, cert.chainPem, cert.keyPem));
+    if (cert !== undefined)
+      add(
+        'secrets',
+        make('secrets', `${workload.spiffeId}\0${cert.chainPem}\0${cert.keyPem}`, () =>
+          buildIdentitySecret(workload.spiffeId, cert.chainPem, cert.keyPem),
+        ),
+      );
   }
-  add('secrets', buildBundleSecret(identities.bundlePem));
+  add(
+    'secrets',
+    make('secrets', `\0bundle\0${identities.bundlePem}`, () => buildBundleSecret(identities.bundlePem)),
+  );
 
   for (const upstream of model.upstreams) {
     const caller = model.workloads.find((w) => w.name === upstream.workload);
@@ -114,10 +167,28 @@ export function buildSnapshot(model: ProxyModel, identities: Identities): Snapsh
       );
       continue;
     }
-    add('listeners', buildOutboundListener(upstream));
-    add('clusters', buildOutboundCluster(upstream, caller.spiffeId));
-    add('endpoints', buildEndpoints(upstream));
-    if (isHttpLike(upstream.protocol)) add('routes', buildOutboundRouteConfig(upstream));
+    const shape = { service: upstream.service, localPort: upstream.localPort, protocol: upstream.protocol };
+    add(
+      'listeners',
+      make('listeners', shape, () => buildOutboundListener(upstream)),
+    );
+    // The cluster depends on the instances only through their SPIFFE IDs (the SAN list).
+    add(
+      'clusters',
+      make('clusters', [shape, caller.spiffeId, upstream.instances.map((i) => i.spiffeId)], () =>
+        buildOutboundCluster(upstream, caller.spiffeId),
+      ),
+    );
+    add(
+      'endpoints',
+      make('endpoints', [upstream.service, upstream.instances], () => buildEndpoints(upstream)),
+    );
+    if (isHttpLike(upstream.protocol))
+      add(
+        'routes',
+        make('routes', shape, () => buildOutboundRouteConfig(upstream)),
+      );
   }
-  return makeSnapshot(resources, problems);
+  memo?.commit();
+  return makeSnapshot(resources, problems, memo?.hashes);
 }

@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { AGENT_NODE_FLAGS } from '../../agent/node-flags.js';
 import { repoRoot } from '../../scripts/repo-root.js';
 import { type ManagedChild, startChild } from './child.js';
 import { freePorts } from './ports.js';
@@ -107,6 +108,7 @@ export async function agentFixture(consulAddr: string, extra: Record<string, unk
     advertiseAddress: '127.0.0.1',
     consul: { address: consulAddr, retryInitial: '100ms', retryMax: '1s', syncInterval: '1s', watchWait: '10s', ...consulExtra },
     status: { listen: statusAddr },
+    dataPlane: { enabled: false },
     ...rest,
   };
   const configFile = path.join(base, 'agent.json');
@@ -135,5 +137,5 @@ export function startAgentProcess(configFile: string): ManagedChild {
   if (!existsSync(path.join(repoRoot(), 'dist', 'agent', 'run', 'run-command.js'))) {
     throw new Error('dist/agent is not built; run `npm run build` (npm test does) first');
   }
-  return startChild(process.execPath, [main, 'run', '--config', configFile]);
+  return startChild(process.execPath, [...AGENT_NODE_FLAGS, main, 'run', '--config', configFile]);
 }

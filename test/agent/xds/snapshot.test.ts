@@ -5,6 +5,7 @@ import { stableJson } from '../../../agent/xds/content-hash.js';
 import type { XdsResource } from '../../../agent/xds/resources/common.js';
 import { buildOutboundCluster, NO_PEER_SAN } from '../../../agent/xds/resources/outbound-cluster.js';
 import {
+  BuildMemo,
   buildSnapshot,
   emptyResources,
   makeSnapshot,
@@ -196,4 +197,20 @@ t.test('an upstream with no instances accepts no peer', async (t) => {
 t.test('every kind has a type', async (t) => {
   const kinds: ResourceKind[] = [...RESOURCE_KINDS];
   t.equal(kinds.length, 5);
+});
+
+t.test('BuildMemo: same versions as a fresh build; unchanged resources are reused, changed ones rebuilt', async (t) => {
+  const memo = new BuildMemo();
+  const first = buildSnapshot(fixtureModel(), fixtureIdentities(), memo);
+  t.equal(first.version, good.version, 'memoized build = plain build');
+  const changed = withUpstream(fixtureModel(), 'api', (u) => ({ ...u, instances: u.instances.slice(1) }));
+  const second = buildSnapshot(changed, fixtureIdentities(), memo);
+  t.equal(second.version, buildSnapshot(changed, fixtureIdentities()).version, 'after a change too');
+  t.equal(
+    second.resources.clusters.get('outbound:cache'),
+    first.resources.clusters.get('outbound:cache'),
+    'untouched cluster object reused',
+  );
+  t.not(second.resources.endpoints.get('outbound:api'), first.resources.endpoints.get('outbound:api'), 'changed endpoints rebuilt');
+  t.same(checkSnapshot(second), []);
 });
