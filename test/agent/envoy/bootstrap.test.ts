@@ -68,3 +68,11 @@ t.test('mesh-agent bootstrap --print', async (t) => {
     t.match(e.err(), flag);
   }
 });
+
+t.test("the agent's #! line runs node with AGENT_NODE_FLAGS", async (t) => {
+  const { readFile } = await import('node:fs/promises');
+  const { AGENT_NODE_FLAGS } = await import('../../../agent/node-flags.js');
+  const { repoRoot } = await import('../../../scripts/repo-root.js');
+  const first = (await readFile(`${repoRoot()}/agent/main.ts`, 'utf8')).split('\n')[0];
+  t.equal(first, `#!/usr/bin/env -S node ${AGENT_NODE_FLAGS.join(' ')}`);
+});
