@@ -57,9 +57,25 @@ export const agentConfigSchema = z.strictObject({
   envoy: z
     .strictObject({
       binary: z.string().min(1).default('/usr/bin/envoy'),
+      /** Envoy's admin API, on 127.0.0.1 only. */
       adminPort: port.default(15000),
+      /** How Envoy speaks xDS to the agent: state of the world or incremental. */
+      api: z.enum(['sotw', 'delta']).default('delta'),
+      /** Hot-restart shared-memory id; default derived from dataDir so two agents on one host differ. */
+      baseId: z.number().int().min(0).max(4_000_000).optional(),
+      concurrency: z.number().int().min(1).max(64).default(2),
+      logLevel: z.enum(['trace', 'debug', 'info', 'warning', 'error', 'critical', 'off']).default('warning'),
+      /** On stop and hot restart: how long established connections may finish. */
+      drainTime: durationMs.default(5_000),
+      restartBackoffInitial: durationMs.default(1_000),
+      restartBackoffMax: durationMs.default(30_000),
+      accessLog: z.boolean().default(false),
+      /** Group id the ADS socket is given (Envoy's group when Envoy runs as its own user). */
+      socketGid: z.number().int().min(0).optional(),
     })
     .prefault({}),
+  /** Envoy, SVIDs and xDS; off: the agent only registers workloads and watches the catalog. */
+  dataPlane: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
   mesh: z
     .strictObject({
       /** A workload without `meshPort` gets port + inboundPortOffset as its mesh inbound port. */

@@ -6,6 +6,7 @@
 import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import type { AgentConfig } from '../config/schema.js';
+import type { DataPlane } from '../dataplane/data-plane.js';
 import type { CatalogView } from '../discovery/catalog-view.js';
 import { type CatalogWatcher, createCatalogWatcher } from '../discovery/catalog-watch.js';
 import type { ConsulClient } from '../discovery/consul-client.js';
@@ -30,6 +31,8 @@ export interface AgentDeps {
   checkRunner: CheckRunner;
   /** Watch workloadsDir for changes (off in some unit tests). */
   watchFiles?: boolean;
+  /** Envoy, SVIDs and xDS (absent when dataPlane.enabled is false). */
+  dataPlane?: DataPlane;
 }
 
 export interface Agent {
@@ -42,6 +45,7 @@ export interface Agent {
   readonly statusAddress: string | undefined;
   /** Deregisters everything, stops watches and the status endpoint. */
   stop(): Promise<void>;
+  readonly dataPlane: DataPlane | undefined;
 }
 
 export function createAgent(deps: AgentDeps): Agent {
@@ -86,11 +90,13 @@ export function createAgent(deps: AgentDeps): Agent {
       wlog.info('workloads loaded', { workloads: next.workloads.map((w) => w.name), invalid: next.errors.length });
     loaded = next;
     monitor?.set(loaded.workloads);
+    deps.dataPlane?.update({ workloads: loaded.workloads });
     pushRegistrations();
     watcher?.setServices(upstreamServices(loaded.workloads));
   };
 
   const agent: Agent = {
+    dataPlane: deps.dataPlane,
     get statusAddress() {
       return server?.address;
     },
@@ -105,7 +111,9 @@ export function createAgent(deps: AgentDeps): Agent {
         coalesceMs: config.consul.coalesceWindow,
         initial,
       });
+      deps.dataPlane?.update({ view: watcher.view() });
       watcher.onView((view) => {
+        deps.dataPlane?.update({ view });
         saving = saving
           .then(() => (stopped ? undefined : store.save(view, clock.now())))
           .catch((err: unknown) => log.warn('cannot save the last known catalog', { error: err }));
@@ -118,6 +126,7 @@ export function createAgent(deps: AgentDeps): Agent {
       }
       server = await startStatusServer(config.status.listen, () => agent.status());
       await agent.reload();
+      await deps.dataPlane?.start();
       if (deps.watchFiles !== false) {
         dirWatcher = watchDir({ dir: config.workloadsDir, clock, log: wlog, onChange: () => void agent.reload() });
       }
@@ -144,6 +153,9 @@ export function createAgent(deps: AgentDeps): Agent {
         ...(monitor === undefined ? {} : { checks: monitor.results() }),
         view: watcher?.view() ?? { version: 0, services: {} },
         watches: watcher?.watches() ?? [],
+        ...(deps.dataPlane === undefined ? {} : { dataPlane: deps.dataPlane.status() }),
+        process: processFacts(),
+        now: clock.now(),
       }),
     view: () => watcher?.view() ?? { version: 0, services: {} },
     onView(listener) {
@@ -158,10 +170,24 @@ export function createAgent(deps: AgentDeps): Agent {
       // The view is final before our own deregistrations could reach it (and the persisted copy).
       watcher?.stop();
       await saving;
+      // Deregister first so peers stop picking this node, then let Envoy drain what is in flight.
       await registrar.shutdown();
+      await deps.dataPlane?.stop();
       await server?.close();
       log.info('mesh-agent stopped', {});
     },
   };
   return agent;
+}
+
+const mb = (bytes: number) => Math.round((bytes / 1_048_576) * 10) / 10;
+
+/** The agent process: pid, uptime and memory, for status. */
+function processFacts(): NonNullable<StatusDocument['agent']> {
+  const m = process.memoryUsage();
+  return {
+    pid: process.pid,
+    uptimeSeconds: Math.round(process.uptime()),
+    memoryMb: { rss: mb(m.rss), heapUsed: mb(m.heapUsed), heapTotal: mb(m.heapTotal), external: mb(m.external) },
+  };
 }

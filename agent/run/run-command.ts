@@ -3,12 +3,18 @@
  * client, clock and checks into the agent, reloads on SIGHUP and deregisters
  * then exits 0 on SIGTERM (or SIGINT).
  */
+import path from 'node:path';
 import { type Command, EXIT_OK } from '../../lib/cli.js';
 import { systemClock } from '../../lib/clock.js';
 import { MeshError } from '../../lib/errors.js';
-import { createLogger } from '../../lib/logger.js';
+import { createLogger, type Logger } from '../../lib/logger.js';
+import { adsSocketPath, agentBootstrap, envoyBaseId } from '../commands/bootstrap-command.js';
 import { loadAgentConfig } from '../config/load.js';
+import type { AgentConfig } from '../config/schema.js';
+import { createDataPlane, type DataPlane } from '../dataplane/data-plane.js';
 import { createConsulHttpClient } from '../discovery/consul-http.js';
+import { createEnvoySupervisor } from '../envoy/supervisor.js';
+import { createWorkloadIdentities } from '../identity/workload-identities.js';
 import { runCheck } from '../workloads/health-check.js';
 import { createAgent } from './agent.js';
 import { type HostFacts, hostFacts } from './host-facts.js';
@@ -22,7 +28,7 @@ export interface RunCommandDeps {
 export function runCommand(deps: RunCommandDeps = {}): Command {
   return {
     name: 'run',
-    summary: 'run the agent: register workloads in Consul and watch the catalog',
+    summary: 'run the agent: workloads in Consul, SVIDs, xDS and the supervised Envoy',
     usage: '--config FILE\n\nOptions:\n  --config FILE   agent configuration (YAML or JSON)\n',
     options: { config: { type: 'string' } },
     async run({ values, io }) {
@@ -41,6 +47,7 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
         nodeAddress: address,
         nodeMeta: { 'mesh-os': facts.os.replace(/[^A-Za-z0-9_. -]/g, '').slice(0, 128), 'mesh-hostname': facts.hostname.slice(0, 128) },
       });
+      const dataPlane = config.dataPlane.enabled ? realDataPlane(config, log) : undefined;
       const agent = createAgent({
         config,
         consul,
@@ -48,9 +55,16 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
         log: log.child({ component: 'agent' }),
         address,
         checkRunner: runCheck,
+        ...(dataPlane === undefined ? {} : { dataPlane }),
       });
       const signals = deps.signals ?? process;
-      await agent.start();
+      try {
+        await agent.start();
+      } catch (err) {
+        // Leave nothing behind: registrations, the status listener, the ADS socket, Envoy.
+        await agent.stop().catch(() => undefined);
+        throw err;
+      }
       await new Promise<void>((resolve) => {
         const onHup = () => {
           log.info('SIGHUP: reloading workloads', {});
@@ -70,4 +84,36 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
       return EXIT_OK;
     },
   };
+}
+
+/** The data plane with the real parts: SVIDs from the control plane, the ADS server, Envoy under supervision. */
+export function realDataPlane(config: AgentConfig, log: Logger): DataPlane {
+  const identities = createWorkloadIdentities({
+    dataDir: config.dataDir,
+    clock: systemClock,
+    log: log.child({ component: 'identity' }),
+  });
+  const envoyDir = path.join(config.dataDir, 'envoy');
+  const envoy = createEnvoySupervisor({
+    binary: config.envoy.binary,
+    workDir: envoyDir,
+    bootstrap: agentBootstrap(config),
+    baseId: envoyBaseId(config),
+    concurrency: config.envoy.concurrency,
+    logLevel: config.envoy.logLevel,
+    drainTimeMs: config.envoy.drainTime,
+    backoff: { initialMs: config.envoy.restartBackoffInitial, maxMs: config.envoy.restartBackoffMax },
+    clock: systemClock,
+    log: log.child({ component: 'envoy' }),
+  });
+  return createDataPlane({
+    nodeName: config.nodeName,
+    trustDomain: config.trustDomain,
+    adsSocket: adsSocketPath(config.dataDir),
+    ...(config.envoy.socketGid === undefined ? {} : { adsSocketGid: config.envoy.socketGid }),
+    clock: systemClock,
+    log: log.child({ component: 'dataplane' }),
+    identities,
+    envoy,
+  });
 }

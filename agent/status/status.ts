@@ -1,9 +1,29 @@
 /** The document GET /status returns, built from the agent's parts. Pure. */
+
+import type { DataPlaneStatus } from '../dataplane/data-plane.js';
 import type { CatalogView } from '../discovery/catalog-view.js';
 import type { WatchState } from '../discovery/catalog-watch.js';
 import type { ConnectionState, RegistrationState } from '../discovery/registrar.js';
 import type { CheckResult } from '../workloads/health-check.js';
 import type { Workload, WorkloadFileError } from '../workloads/workload.js';
+
+/** The identity part of the data-plane status (agent/identity/workload-identities.ts states()). */
+export interface IdentityStates {
+  node: SvidState;
+  workloads: SvidState[];
+  bundle: { sequence: number; roots: number; updatedAt?: number };
+  controlPlane: { address: string; state: string; lastError?: string };
+}
+
+export interface SvidState {
+  spiffeId: string;
+  serial?: string;
+  notAfter?: number;
+  nextRenewalAt?: number;
+  lastError?: string;
+  failures: number;
+  state: string;
+}
 
 export interface StatusInput {
   node: string;
@@ -17,6 +37,11 @@ export interface StatusInput {
   checks?: ReadonlyMap<string, CheckResult>;
   view: CatalogView;
   watches: readonly WatchState[];
+  dataPlane?: DataPlaneStatus;
+  /** The agent process (pid, uptime, memory); left out in unit tests. */
+  process?: NonNullable<StatusDocument['agent']>;
+  /** For "expires soon" checks. */
+  now?: number;
 }
 
 export interface StatusDocument {
@@ -31,16 +56,56 @@ export interface StatusDocument {
     registration: string;
     error?: string;
     check?: string;
+    svid?: { state: string; serial?: string; notAfter?: string; nextRenewalAt?: string; error?: string };
+    /** "serving", or why the workload is not in Envoy's configuration. */
+    dataPlane?: string;
   }>;
   workloadErrors: Array<{ file: string; field: string; reason: string; code: 'MESH_E_WORKLOAD_INVALID' }>;
-  upstreams: Array<{ service: string; instances: number; source: string; watch: string; error?: string }>;
+  upstreams: Array<{
+    service: string;
+    instances: number;
+    source: string;
+    watch: string;
+    error?: string;
+    localPort?: number;
+    caller?: string;
+    /** Endpoints Envoy gets (mesh instances). */
+    endpoints?: number;
+  }>;
   catalogVersion: number;
+  controlPlane?: { address: string; state: string; lastError?: string; bundleRoots: number; bundleSequence: number };
+  nodeSvid?: { state: string; serial?: string; notAfter?: string; error?: string };
+  envoy?: Record<string, unknown> & { state: string };
+  xds?: {
+    socket: string;
+    snapshotVersion?: string;
+    lastError?: string;
+    streams: Array<{ id: number; api: string; node: string }>;
+    /** Responses, bytes and resources pushed, ACKs and NACKs received, per API since the agent started. */
+    counters: Record<
+      'sotw' | 'delta',
+      { responses: number; bytes: number; resources: number; removed: number; acks: number; nacks: number }
+    >;
+    types: Array<{ type: string; ackedVersion?: string; ackedAt?: string; lastNack?: { version: string; detail: string; at: string } }>;
+  };
+  /** The agent process itself. */
+  agent?: { pid: number; uptimeSeconds: number; memoryMb: { rss: number; heapUsed: number; heapTotal: number; external: number } };
+  /** False when something needs attention; problems says what. `mesh-agent status` exits 1 then. */
+  healthy: boolean;
+  problems: string[];
 }
+
+const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
 
 export function buildStatus(input: StatusInput): StatusDocument {
   const regByName = new Map(input.registrations.map((r) => [r.name, r]));
   const watchBy = new Map(input.watches.map((w) => [w.service, w]));
-  return {
+  const dp = input.dataPlane;
+  const ids = dp?.identity as IdentityStates | undefined;
+  const svidBy = new Map((ids?.workloads ?? []).map((w) => [w.spiffeId, w]));
+  const problemBy = new Map((dp?.modelProblems ?? []).map((p) => [p.workload, p.reason]));
+  const upstreamBy = new Map((dp?.upstreams ?? []).map((u) => [u.service, u]));
+  const doc: StatusDocument = {
     node: input.node,
     consul: { mode: input.consulMode, address: input.consulAddress, state: input.connection },
     workloads: input.workloads.map((w) => {
@@ -55,6 +120,12 @@ export function buildStatus(input: StatusInput): StatusDocument {
         registration: reg?.state ?? 'pending',
         ...(reg?.error === undefined ? {} : { error: reg.error }),
         ...(check === undefined ? {} : { check: check.status }),
+        ...(dp === undefined
+          ? {}
+          : {
+              svid: svidSummary(svidBy.get(w.spiffeId)),
+              dataPlane: problemBy.get(w.name) ?? 'serving',
+            }),
       };
     }),
     workloadErrors: input.fileErrors.map((e) => ({ ...e, code: 'MESH_E_WORKLOAD_INVALID' as const })),
@@ -67,8 +138,100 @@ export function buildStatus(input: StatusInput): StatusDocument {
         source: view?.source ?? 'none',
         watch: watch?.error !== undefined ? 'failing' : watch?.healthy ? 'ok' : 'starting',
         ...(watch?.error === undefined ? {} : { error: watch.error }),
+        ...(upstreamBy.has(service)
+          ? {
+              localPort: upstreamBy.get(service)?.localPort,
+              caller: upstreamBy.get(service)?.caller,
+              endpoints: upstreamBy.get(service)?.endpoints,
+            }
+          : {}),
       };
     }),
     catalogVersion: input.view.version,
+    ...(input.process === undefined ? {} : { agent: input.process }),
+    healthy: true,
+    problems: [],
   };
+  if (dp !== undefined) {
+    if (ids !== undefined) {
+      doc.controlPlane = {
+        address: ids.controlPlane.address,
+        state: ids.controlPlane.state,
+        ...(ids.controlPlane.lastError === undefined ? {} : { lastError: ids.controlPlane.lastError }),
+        bundleRoots: ids.bundle.roots,
+        bundleSequence: ids.bundle.sequence,
+      };
+      doc.nodeSvid = svidSummary(ids.node);
+    }
+    doc.envoy = dp.envoy;
+    doc.xds = {
+      socket: dp.xds.socket,
+      ...(dp.xds.snapshotVersion === undefined ? {} : { snapshotVersion: dp.xds.snapshotVersion.slice(0, 12) }),
+      ...(dp.xds.lastError === undefined ? {} : { lastError: dp.xds.lastError }),
+      streams: dp.xds.streams.map((s) => ({ id: s.id, api: s.api, node: s.node })),
+      counters: { sotw: { ...dp.xds.counters.sotw }, delta: { ...dp.xds.counters.delta } },
+      types: dp.xds.types.map((t) => ({
+        type: t.type,
+        ...(t.ackedVersion === undefined ? {} : { ackedVersion: t.ackedVersion.slice(0, 12) }),
+        ...(t.ackedAt === undefined ? {} : { ackedAt: iso(t.ackedAt) }),
+        ...(t.lastNack === undefined
+          ? {}
+          : { lastNack: { version: t.lastNack.version.slice(0, 12), detail: t.lastNack.detail, at: iso(t.lastNack.at) ?? '' } }),
+      })),
+    };
+  }
+  doc.problems = statusProblems(doc, input.now ?? Date.now());
+  doc.healthy = doc.problems.length === 0;
+  return doc;
+}
+
+function svidSummary(state: SvidState | undefined): {
+  state: string;
+  serial?: string;
+  notAfter?: string;
+  nextRenewalAt?: string;
+  error?: string;
+} {
+  if (state === undefined) return { state: 'pending' };
+  return {
+    state: state.state,
+    ...(state.serial === undefined ? {} : { serial: state.serial }),
+    ...(state.notAfter === undefined ? {} : { notAfter: iso(state.notAfter) }),
+    ...(state.nextRenewalAt === undefined ? {} : { nextRenewalAt: iso(state.nextRenewalAt) }),
+    ...(state.lastError === undefined ? {} : { error: state.lastError }),
+  };
+}
+
+/** Everything that needs an operator's attention, one sentence each. Pure. */
+export function statusProblems(doc: StatusDocument, now: number): string[] {
+  const out: string[] = [];
+  if (doc.consul.state === 'unreachable') out.push(`Consul at ${doc.consul.address} is unreachable`);
+  for (const e of doc.workloadErrors) out.push(`workload file ${e.file}: ${e.field === '' ? '' : `${e.field}: `}${e.reason}`);
+  for (const w of doc.workloads) {
+    if (w.registration === 'rejected') out.push(`workload ${w.name}: Consul rejected its registration${w.error ? `: ${w.error}` : ''}`);
+    if (w.check === 'critical') out.push(`workload ${w.name}: its check is critical`);
+    if (w.svid !== undefined && w.svid.state === 'failing')
+      out.push(`workload ${w.name}: cannot get its SVID${w.svid.error ? `: ${w.svid.error}` : ''}`);
+    if (w.svid?.notAfter !== undefined && Date.parse(w.svid.notAfter) <= now) out.push(`workload ${w.name}: its SVID expired`);
+    if (w.dataPlane !== undefined && w.dataPlane !== 'serving') out.push(`workload ${w.name}: not in Envoy yet: ${w.dataPlane}`);
+  }
+  for (const u of doc.upstreams)
+    if (u.watch === 'failing') out.push(`upstream ${u.service}: catalog watch failing${u.error ? `: ${u.error}` : ''}`);
+  if (doc.controlPlane !== undefined && doc.controlPlane.state !== 'connected')
+    out.push(
+      `control plane ${doc.controlPlane.address} ${doc.controlPlane.state}${doc.controlPlane.lastError ? `: ${doc.controlPlane.lastError}` : ''}`,
+    );
+  if (doc.nodeSvid?.notAfter !== undefined && Date.parse(doc.nodeSvid.notAfter) <= now) out.push('the node SVID expired');
+  if (doc.envoy !== undefined && doc.envoy.state !== 'running' && doc.envoy.state !== 'external') out.push(`Envoy is ${doc.envoy.state}`);
+  if (doc.xds !== undefined) {
+    if (doc.xds.lastError !== undefined) out.push(`the latest snapshot was refused: ${doc.xds.lastError}`);
+    if (doc.xds.snapshotVersion !== undefined && doc.envoy !== undefined && doc.xds.streams.length === 0)
+      out.push('Envoy is not connected to the ADS server');
+    for (const t of doc.xds.types) {
+      // A NACK after the latest ACK: Envoy runs an older configuration than the agent wants.
+      if (t.lastNack !== undefined && (t.ackedAt === undefined || Date.parse(t.lastNack.at) >= Date.parse(t.ackedAt)))
+        out.push(`Envoy rejected ${t.type} version ${t.lastNack.version}: ${t.lastNack.detail}`);
+    }
+  }
+  return out;
 }

@@ -26,8 +26,12 @@ export async function startEchoApp(name: string, port = 0): Promise<EchoApp> {
   const server = http.createServer((req, res) => {
     requests++;
     const answer: EchoAnswer = { app: name, xfcc: String(req.headers['x-forwarded-client-cert'] ?? ''), path: req.url ?? '' };
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(answer));
+    // `?delay=MS` answers late: an in-flight request for drain tests.
+    const delay = Number(new URL(req.url ?? '/', 'http://app').searchParams.get('delay') ?? 0);
+    setTimeout(() => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(answer));
+    }, delay);
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return {

@@ -41,7 +41,18 @@ t.test('an empty file gets every default and the hostname as node name', async (
     watchWait: 60000,
     coalesceWindow: 25,
   });
-  t.same(config.envoy, { binary: '/usr/bin/envoy', adminPort: 15000 });
+  t.same(config.envoy, {
+    binary: '/usr/bin/envoy',
+    adminPort: 15000,
+    api: 'delta',
+    concurrency: 2,
+    logLevel: 'warning',
+    drainTime: 5000,
+    restartBackoffInitial: 1000,
+    restartBackoffMax: 30000,
+    accessLog: false,
+  });
+  t.same(config.dataPlane, { enabled: true });
   t.same(config.controlPlane, { address: 'cp.example.internal:8443', caBundle: '/etc/mesh-agent/ca-bundle.pem' });
   t.equal(config.status.listen, '127.0.0.1:15100');
   t.equal(config.mesh.inboundPortOffset, 10000);

@@ -53,6 +53,12 @@ t.test('the status document', async (t) => {
       { service: 'db', instances: 0, source: 'none', watch: 'ok' },
     ],
     catalogVersion: 4,
+    healthy: false,
+    problems: [
+      'workload file /w/bad.yaml: port: too big',
+      'workload web: Consul rejected its registration: HTTP 400',
+      'upstream api: catalog watch failing: down',
+    ],
   });
 });
 

@@ -1,0 +1,118 @@
+/**
+ * Workloads + CatalogView + the SVIDs we hold -> ProxyModel. Pure.
+ *
+ * What is left out, and reported as a model problem (status shows them; the
+ * rest of the node keeps working):
+ * - a workload whose SVID has not arrived yet (its listener would reference a
+ *   secret Envoy cannot get, and must never come up without it), and the
+ *   upstreams it calls;
+ * - a workload or upstream whose port another one already uses;
+ * - a second local caller of the same service (one caller identity per service
+ *   cluster for now).
+ * Catalog instances outside the mesh (no SPIFFE ID) cannot do mTLS and are
+ * skipped; instances with a warning check are healthy, critical ones are not
+ * in the view at all.
+ */
+import type { CatalogView } from '../discovery/catalog-view.js';
+import type { MeshProtocol, ModelInstance, ModelUpstream, ModelWorkload, ProxyModel } from '../model/proxy-model.js';
+import type { Workload } from '../workloads/workload.js';
+
+export interface ModelInput {
+  readonly nodeName: string;
+  readonly trustDomain: string;
+  readonly workloads: readonly Workload[];
+  readonly view: CatalogView;
+  /** SPIFFE IDs we hold an SVID for. */
+  readonly svids: ReadonlySet<string>;
+}
+
+export interface ModelProblem {
+  readonly workload: string;
+  readonly reason: string;
+}
+
+export interface BuiltModel {
+  readonly model: ProxyModel;
+  readonly problems: readonly ModelProblem[];
+  /** Catalog instances skipped per upstream service because they are not in the mesh. */
+  readonly skippedInstances: Readonly<Record<string, number>>;
+}
+
+const PROTOCOLS: readonly MeshProtocol[] = ['http', 'http2', 'grpc', 'tcp'];
+
+function toProtocol(value: string | undefined): MeshProtocol {
+  return PROTOCOLS.includes(value as MeshProtocol) ? (value as MeshProtocol) : 'tcp';
+}
+
+export function buildModel(input: ModelInput): BuiltModel {
+  const problems: ModelProblem[] = [];
+  const ports = new Map<number, string>();
+  const claim = (port: number, owner: string): string | undefined => {
+    const holder = ports.get(port);
+    if (holder !== undefined) return holder;
+    ports.set(port, owner);
+    return undefined;
+  };
+
+  const workloads: ModelWorkload[] = [];
+  for (const w of [...input.workloads].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    if (!input.svids.has(w.spiffeId)) {
+      problems.push({ workload: w.name, reason: `waiting for its SVID (${w.spiffeId})` });
+      continue;
+    }
+    const holder = claim(w.meshPort, `workload ${w.name}`);
+    if (holder !== undefined) {
+      problems.push({ workload: w.name, reason: `mesh port ${w.meshPort} is already used by ${holder}` });
+      continue;
+    }
+    workloads.push({ name: w.name, protocol: w.protocol, appPort: w.port, meshPort: w.meshPort, spiffeId: w.spiffeId });
+  }
+
+  const included = new Set(workloads.map((w) => w.name));
+  const callers = new Map<string, string>();
+  const skipped: Record<string, number> = {};
+  const upstreams: ModelUpstream[] = [];
+  for (const w of [...input.workloads].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    if (!included.has(w.name)) continue;
+    for (const u of w.upstreams) {
+      const caller = callers.get(u.service);
+      if (caller !== undefined && caller !== w.name) {
+        problems.push({
+          workload: w.name,
+          reason: `upstream ${u.service}: already called by workload ${caller} (one local caller per service)`,
+        });
+        continue;
+      }
+      const holder = claim(u.localPort, `upstream ${u.service} of ${w.name}`);
+      if (holder !== undefined) {
+        problems.push({ workload: w.name, reason: `upstream ${u.service}: local port ${u.localPort} is already used by ${holder}` });
+        continue;
+      }
+      callers.set(u.service, w.name);
+      const service = input.view.services[u.service];
+      const all = service?.instances ?? [];
+      const inMesh = all.filter((i) => i.spiffeId !== '');
+      if (inMesh.length < all.length) skipped[u.service] = all.length - inMesh.length;
+      const instances: ModelInstance[] = inMesh.map((i) => ({
+        address: i.address,
+        meshPort: i.meshPort,
+        spiffeId: i.spiffeId,
+        weight: Math.max(1, i.weight),
+        healthy: true,
+      }));
+      upstreams.push({
+        service: u.service,
+        localPort: u.localPort,
+        protocol: toProtocol(inMesh[0]?.protocol),
+        workload: w.name,
+        instances,
+      });
+    }
+  }
+
+  return {
+    model: { node: { name: input.nodeName }, trustDomain: input.trustDomain, workloads, upstreams },
+    problems,
+    skippedInstances: skipped,
+  };
+}

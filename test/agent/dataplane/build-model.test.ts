@@ -1,0 +1,100 @@
+import t from 'tap';
+import { buildModel } from '../../../agent/dataplane/build-model.js';
+import { type CatalogInstance, makeView } from '../../../agent/discovery/catalog-view.js';
+import type { Workload } from '../../../agent/workloads/workload.js';
+
+const TD = 'example.org';
+const id = (sa: string) => `spiffe://${TD}/ns/default/sa/${sa}`;
+
+function workload(name: string, port: number, upstreams: Array<{ service: string; localPort: number }> = []): Workload {
+  return {
+    file: `/w/${name}.yaml`,
+    name,
+    port,
+    meshPort: port + 10000,
+    protocol: 'http',
+    namespace: 'default',
+    serviceAccount: name,
+    spiffeId: id(name),
+    tags: [],
+    meta: {},
+    weight: 1,
+    check: undefined,
+    upstreams,
+  };
+}
+
+function instance(node: string, spiffeId: string, protocol = 'http2'): CatalogInstance {
+  return {
+    id: `api-${node}`,
+    node,
+    address: `10.0.0.${node.length}`,
+    appPort: 9090,
+    meshPort: 19090,
+    spiffeId,
+    protocol,
+    tags: [],
+    meta: {},
+    weight: 3,
+    datacenter: 'dc1',
+    zone: '',
+    health: 'passing',
+  };
+}
+
+t.test('workloads with SVIDs, upstreams with mesh instances; outside-mesh instances skipped', async (t) => {
+  const view = makeView(3, [{ name: 'api', source: 'consul', instances: [instance('a', id('api')), instance('bb', '')] }]);
+  const built = buildModel({
+    nodeName: 'vm1',
+    trustDomain: TD,
+    workloads: [workload('web', 8080, [{ service: 'api', localPort: 9001 }])],
+    view,
+    svids: new Set([id('web')]),
+  });
+  t.same(built.problems, []);
+  t.same(built.model.workloads, [{ name: 'web', protocol: 'http', appPort: 8080, meshPort: 18080, spiffeId: id('web') }]);
+  t.same(built.model.upstreams, [
+    {
+      service: 'api',
+      localPort: 9001,
+      protocol: 'http2',
+      workload: 'web',
+      instances: [{ address: '10.0.0.1', meshPort: 19090, spiffeId: id('api'), weight: 3, healthy: true }],
+    },
+  ]);
+  t.same(built.skippedInstances, { api: 1 });
+});
+
+t.test('left out and reported: no SVID yet, port clashes, a second caller of one service', async (t) => {
+  const built = buildModel({
+    nodeName: 'vm1',
+    trustDomain: TD,
+    workloads: [
+      workload('a', 8080, [{ service: 'api', localPort: 9001 }]),
+      workload('b', 8080, []),
+      workload('c', 8081, [
+        { service: 'api', localPort: 9002 },
+        { service: 'db', localPort: 9001 },
+      ]),
+      workload('d', 8082, [{ service: 'cache', localPort: 18081 }]),
+      workload('e', 8083),
+    ],
+    view: makeView(1, []),
+    svids: new Set([id('a'), id('b'), id('c'), id('d')]),
+  });
+  t.same(
+    built.model.workloads.map((w) => w.name),
+    ['a', 'c', 'd'],
+  );
+  t.same(
+    built.model.upstreams.map((u) => `${u.workload}->${u.service}:${u.localPort}:${u.protocol}:${u.instances.length}`),
+    ['a->api:9001:tcp:0'],
+  );
+  t.same(built.problems, [
+    { workload: 'b', reason: 'mesh port 18080 is already used by workload a' },
+    { workload: 'e', reason: `waiting for its SVID (${id('e')})` },
+    { workload: 'c', reason: 'upstream api: already called by workload a (one local caller per service)' },
+    { workload: 'c', reason: 'upstream db: local port 9001 is already used by upstream api of a' },
+    { workload: 'd', reason: 'upstream cache: local port 18081 is already used by workload c' },
+  ]);
+});

@@ -1,0 +1,132 @@
+/**
+ * The data plane with a fake identity source and no Envoy: rebuilds are
+ * coalesced, workloads wait for their SVIDs, a snapshot that fails its checks
+ * is refused (the previous one stays served) and the test hook overrides.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { createDataPlane, type IdentitySource } from '../../../agent/dataplane/data-plane.js';
+import { makeView } from '../../../agent/discovery/catalog-view.js';
+import type { Workload } from '../../../agent/workloads/workload.js';
+import type { IdentityMaterial } from '../../../agent/xds/snapshot.js';
+import { systemClock } from '../../../lib/clock.js';
+import { createLogger } from '../../../lib/logger.js';
+import { createTestCa } from '../../support/test-ca.js';
+
+const TD = 'example.org';
+const WEB = `spiffe://${TD}/ns/default/sa/web`;
+
+function fakeIdentities() {
+  const certs = new Map<string, IdentityMaterial>();
+  let bundlePem = '';
+  const listeners = new Set<() => void>();
+  let wanted: readonly string[] = [];
+  const source: IdentitySource = {
+    start: async () => undefined,
+    setWanted: (ids) => {
+      wanted = ids;
+    },
+    current: () => ({ certs, bundlePem }),
+    onChange: (l) => {
+      listeners.add(l);
+      return () => listeners.delete(l);
+    },
+    states: () => ({ wanted }),
+    stop: () => undefined,
+  };
+  return {
+    source,
+    wanted: () => wanted,
+    set(id: string, m: IdentityMaterial | undefined, bundle?: string) {
+      if (m === undefined) certs.delete(id);
+      else certs.set(id, m);
+      if (bundle !== undefined) bundlePem = bundle;
+      for (const l of listeners) l();
+    },
+  };
+}
+
+const web: Workload = {
+  file: '/w/web.yaml',
+  name: 'web',
+  port: 8080,
+  meshPort: 18080,
+  protocol: 'http',
+  namespace: 'default',
+  serviceAccount: 'web',
+  spiffeId: WEB,
+  tags: [],
+  meta: {},
+  weight: 1,
+  check: undefined,
+  upstreams: [{ service: 'api', localPort: 9001 }],
+};
+
+t.test('builds, waits for SVIDs, refuses broken snapshots, overrides', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'dp-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const lines: string[] = [];
+  const ids = fakeIdentities();
+  const ca = createTestCa(TD);
+  const dp = createDataPlane({
+    nodeName: 'vm1',
+    trustDomain: TD,
+    adsSocket: path.join(dir, 'ads.sock'),
+    clock: systemClock,
+    log: createLogger({ level: 'debug', sink: { write: (l) => lines.push(l) } }),
+    identities: ids.source,
+  });
+  dp.update({ workloads: [web] });
+  await dp.start();
+  t.teardown(() => dp.stop());
+  t.same(ids.wanted(), [WEB], 'the workload SPIFFE IDs are wanted');
+  t.equal(dp.ads?.current(), undefined, 'no bundle yet: the snapshot fails its checks and nothing is served');
+  t.match(dp.status().xds.lastError, /ROOTCA|empty|secret/i);
+
+  ids.set('x', undefined, ca.bundlePem);
+  await dp.settled();
+  const first = dp.ads?.current();
+  t.ok(first, 'with a bundle, a snapshot is served');
+  t.equal(first?.snapshot.resources.listeners.size, 0, 'web is not served without its SVID');
+  t.same(dp.status().modelProblems, [{ workload: 'web', reason: `waiting for its SVID (${WEB})` }]);
+
+  ids.set(WEB, ca.issue(WEB));
+  dp.update({ view: makeView(2, [{ name: 'api', source: 'consul', instances: [] }]) });
+  dp.update({ view: makeView(3, [{ name: 'api', source: 'consul', instances: [] }]) });
+  await dp.settled();
+  const second = dp.ads?.current();
+  t.equal(second?.snapshot.resources.listeners.size, 2, 'inbound and outbound listeners');
+  t.same(dp.status().modelProblems, []);
+  t.same(dp.status().upstreams, [{ service: 'api', localPort: 9001, caller: 'web', protocol: 'tcp', endpoints: 0, skipped: 0 }]);
+  t.equal(dp.status().envoy.state, 'external');
+
+  // A broken override (a listener pointing at a cluster that does not exist) is refused; the last good snapshot stays.
+  dp.overrideResource('listeners', 'inbound:web', {
+    name: 'inbound:web',
+    address: { socket_address: { address: '0.0.0.0', port_value: 1 } },
+    filter_chains: [
+      {
+        filters: [
+          {
+            name: 'envoy.filters.network.tcp_proxy',
+            typed_config: {
+              '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
+              stat_prefix: 'x',
+              cluster: 'nope',
+            },
+          },
+        ],
+      },
+    ],
+  });
+  await dp.settled();
+  t.equal(dp.ads?.current()?.version, second?.version, 'refused: still the previous snapshot');
+  t.match(dp.status().xds.lastError, /nope/);
+  t.ok(lines.some((l) => l.includes('MESH_E_XDS_SNAPSHOT_INVALID')));
+  dp.overrideResource('listeners', 'inbound:web', undefined);
+  await dp.settled();
+  t.equal(dp.ads?.current()?.version, second?.version, 'back to the same content: same version');
+  t.equal(dp.status().xds.lastError, undefined);
+});

@@ -1,0 +1,111 @@
+/**
+ * SVID rotation under load: the control plane issues 20 s SVIDs, the agent
+ * renews them at about half their life and pushes them to Envoy over SDS.
+ * A request loop through the mesh runs for 60 s (several rotations): zero
+ * requests may fail, Envoy's certificate serial (admin /certs) changes, and
+ * a fresh TLS connection to the mesh port is served with the newest SVID.
+ */
+import { X509Certificate } from 'node:crypto';
+import tls from 'node:tls';
+import t from 'tap';
+import type { XdsResource } from '../../agent/xds/resources/common.js';
+import { startConsulDev } from '../support/consul.js';
+import { startTestControlPlane } from '../support/controlplane.js';
+import { getJson, startEchoApp, xfccUri } from '../support/mesh-apps.js';
+import { startMeshNode } from '../support/mesh-node.js';
+import { freePorts } from '../support/ports.js';
+import { waitFor } from '../support/wait.js';
+
+t.setTimeout(240_000);
+
+const TD = 'example.org';
+const WEB = `spiffe://${TD}/ns/default/sa/web`;
+const API = `spiffe://${TD}/ns/default/sa/api`;
+
+/** Serials of the certificates Envoy holds, from admin /certs. */
+function serials(certsJson: string): string[] {
+  const doc = JSON.parse(certsJson) as { certificates?: Array<{ cert_chain?: Array<{ serial_number?: string }> }> };
+  return (doc.certificates ?? []).flatMap((c) => (c.cert_chain ?? []).slice(0, 1).map((x) => (x.serial_number ?? '').toUpperCase()));
+}
+
+/** The serial of the certificate a fresh TLS connection to the mesh port is served with. */
+function servedSerial(port: number, client: { cert: string; key: string }, ca: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect(
+      { host: '127.0.0.1', port, ca, cert: client.cert, key: client.key, checkServerIdentity: () => undefined },
+      () => {
+        const peer = socket.getPeerX509Certificate();
+        socket.destroy();
+        if (peer === undefined) reject(new Error('no peer certificate'));
+        else resolve(new X509Certificate(peer.raw).serialNumber.toUpperCase());
+      },
+    );
+    socket.on('error', reject);
+  });
+}
+
+t.test('SVID TTL 20 s: 60 s of requests across rotations, zero failures, serial changes', async (t) => {
+  const cp = await startTestControlPlane({ trustDomain: TD, svidTtl: '20s' });
+  t.teardown(() => cp.stop());
+  const consul = await startConsulDev();
+  t.teardown(() => consul.stop());
+  const web = await startEchoApp('web');
+  const api = await startEchoApp('api');
+  t.teardown(() => Promise.all([web.close(), api.close()]));
+  const [webMesh, apiMesh, apiLocal] = (await freePorts(3)) as [number, number, number];
+  const n = await startMeshNode({
+    cp,
+    consulAddr: consul.httpAddr,
+    nodeName: 'vm-rot',
+    workloads: {
+      'web.yaml': `name: web\nport: ${web.port}\nmeshPort: ${webMesh}\nprotocol: http\nupstreams: [{ service: api, localPort: ${apiLocal} }]\n`,
+      'api.yaml': `name: api\nport: ${api.port}\nmeshPort: ${apiMesh}\nprotocol: http\n`,
+    },
+  });
+  t.teardown(() => n.stop());
+  await waitFor(() => getJson(apiLocal).catch(() => undefined), { timeoutMs: 30_000, what: 'traffic through the mesh' });
+
+  const firstSerials = serials(await n.admin('/certs'));
+  const apiSerialsSeen = new Set<string>();
+  const secretOf = (id: string) => n.agent.dataPlane?.ads?.current()?.snapshot.resources.secrets.get(id) as XdsResource | undefined;
+  const webClient = () => {
+    const s = secretOf(WEB)?.tls_certificate as { certificate_chain: { inline_string: string }; private_key: { inline_string: string } };
+    return { cert: s.certificate_chain.inline_string, key: s.private_key.inline_string };
+  };
+
+  let ok = 0;
+  let failed = 0;
+  const failures: string[] = [];
+  const deadline = Date.now() + 60_000;
+  let nextProbe = 0;
+  while (Date.now() < deadline) {
+    try {
+      const answer = await getJson(apiLocal, '/', 3_000);
+      if (answer.app === 'api' && xfccUri(answer.xfcc) === WEB) ok++;
+      else {
+        failed++;
+        failures.push(JSON.stringify(answer).slice(0, 200));
+      }
+    } catch (err) {
+      failed++;
+      failures.push((err as Error).message);
+    }
+    if (Date.now() >= nextProbe) {
+      nextProbe = Date.now() + 2_000;
+      apiSerialsSeen.add(await servedSerial(apiMesh, webClient(), cp.bundlePem()));
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const lastSerials = serials(await n.admin('/certs'));
+  t.equal(failed, 0, `zero failed requests (${ok} succeeded)${failures.length ? `: ${failures.slice(0, 3).join(' | ')}` : ''}`);
+  t.ok(ok > 200, `the loop ran (${ok} requests)`);
+  t.notSame(
+    lastSerials.sort(),
+    firstSerials.sort(),
+    `Envoy's certificate serials changed (${firstSerials.join(',')} -> ${lastSerials.join(',')})`,
+  );
+  t.ok(apiSerialsSeen.size >= 3, `fresh TLS connections saw ${apiSerialsSeen.size} api serials in 60 s (at least two rotations)`);
+  const state = n.agent.dataPlane?.status().identity as { workloads: Array<{ spiffeId: string; serial?: string }> };
+  const apiNow = state.workloads.find((w) => w.spiffeId === API)?.serial?.toUpperCase();
+  t.ok(apiNow !== undefined && lastSerials.includes(apiNow), 'Envoy holds the SVID the agent holds now');
+});

@@ -1,0 +1,148 @@
+/**
+ * A whole mesh node in the test process: a joined identity (real control
+ * plane), workload files, and the agent exactly as `mesh-agent run` wires it
+ * (real Consul client, SVIDs from the control plane, ADS server, Envoy under
+ * the supervisor). Envoy's admin API is on a free port.
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { type AgentConfig, agentConfigSchema } from '../../agent/config/schema.js';
+import { createConsulHttpClient } from '../../agent/discovery/consul-http.js';
+import { joinMesh } from '../../agent/identity/enroll.js';
+import { type Agent, createAgent } from '../../agent/run/agent.js';
+import { realDataPlane } from '../../agent/run/run-command.js';
+import { runCheck } from '../../agent/workloads/health-check.js';
+import { systemClock } from '../../lib/clock.js';
+import { deepFreeze, validateConfig } from '../../lib/config-file.js';
+import { createLogger } from '../../lib/logger.js';
+import type { TestControlPlane } from './controlplane.js';
+import { parseStats } from './envoy.js';
+import { freePorts } from './ports.js';
+import { tools } from './tools.js';
+import { httpGet } from './wait.js';
+
+export interface MeshNode {
+  readonly agent: Agent;
+  readonly config: AgentConfig;
+  readonly dir: string;
+  readonly adminUrl: string;
+  readonly logs: string[];
+  admin(apiPath: string): Promise<string>;
+  stats(): Promise<Map<string, number>>;
+  /** Envoy's pid from the supervisor. */
+  envoyPid(): number | undefined;
+  stop(): Promise<void>;
+}
+
+export interface MeshNodeOptions {
+  cp: TestControlPlane;
+  consulAddr: string;
+  nodeName: string;
+  api?: 'sotw' | 'delta';
+  /** file name -> content, written before the agent starts. */
+  workloads: Record<string, string>;
+  /** SPIFFE ID patterns the join token allows. */
+  allow?: string[];
+  envoy?: Record<string, unknown>;
+}
+
+export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode> {
+  const { envoy } = await tools();
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'mn-'));
+  const dataDir = path.join(dir, 'data');
+  const workloadsDir = path.join(dir, 'workloads.d');
+  await mkdir(workloadsDir, { recursive: true });
+  for (const [file, text] of Object.entries(options.workloads)) await writeFile(path.join(workloadsDir, file), text);
+  await joinMesh({
+    address: options.cp.cp.address,
+    token: options.cp.token(options.nodeName, options.allow ?? [`spiffe://${options.cp.trustDomain}/ns/*/sa/*`]),
+    bundlePem: options.cp.bundlePem(),
+    dataDir,
+  });
+  const [adminPort] = (await freePorts(1)) as [number];
+  const parsed = validateConfig(
+    agentConfigSchema,
+    {
+      nodeName: options.nodeName,
+      trustDomain: options.cp.trustDomain,
+      dataDir,
+      workloadsDir,
+      advertiseAddress: '127.0.0.1',
+      controlPlane: { address: options.cp.cp.address, caBundle: path.join(dataDir, 'identity', 'bundle.pem') },
+      consul: {
+        address: options.consulAddr,
+        retryInitial: '100ms',
+        retryMax: '1s',
+        syncInterval: '1s',
+        watchWait: '10s',
+        coalesceWindow: '10ms',
+      },
+      envoy: {
+        binary: envoy.path,
+        adminPort,
+        api: options.api ?? 'delta',
+        concurrency: 1,
+        drainTime: '1s',
+        restartBackoffInitial: '200ms',
+        restartBackoffMax: '2s',
+        ...options.envoy,
+      },
+      status: { listen: '127.0.0.1:0' },
+      log: { level: 'debug' },
+    },
+    'test',
+  );
+  const config = deepFreeze({ ...parsed, nodeName: options.nodeName, consul: { ...parsed.consul } }) as AgentConfig;
+  const logs: string[] = [];
+  const log = createLogger({ level: 'debug', sink: { write: (l) => logs.push(l) } });
+  const consul = createConsulHttpClient({
+    mode: 'agent',
+    address: options.consulAddr,
+    token: '',
+    datacenter: '',
+    nodeName: options.nodeName,
+    nodeAddress: '127.0.0.1',
+    nodeMeta: {},
+  });
+  const agent = createAgent({
+    config,
+    consul,
+    clock: systemClock,
+    log,
+    address: '127.0.0.1',
+    checkRunner: runCheck,
+    dataPlane: realDataPlane(config, log),
+    watchFiles: true,
+  });
+  const adminUrl = `http://127.0.0.1:${adminPort}`;
+  const admin = async (apiPath: string) => {
+    const { status, body } = await httpGet(`${adminUrl}${apiPath}`);
+    if (status !== 200) throw new Error(`envoy admin ${apiPath}: HTTP ${status}`);
+    return body;
+  };
+  let stopped = false;
+  const node: MeshNode = {
+    agent,
+    config,
+    dir,
+    adminUrl,
+    logs,
+    admin,
+    stats: async () => parseStats(await admin('/stats')),
+    envoyPid: () => agent.dataPlane?.status().envoy.pid as number | undefined,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await agent.stop().catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  try {
+    await agent.start();
+  } catch (err) {
+    await node.stop();
+    throw new Error(`mesh node ${options.nodeName} did not start: ${(err as Error).message}\n${logs.slice(-30).join('\n')}`);
+  }
+  return node;
+}
