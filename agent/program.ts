@@ -3,6 +3,7 @@ import { type Program, versionCommand } from '../lib/cli.js';
 import { packageVersion } from '../lib/version.js';
 import { bootstrapCommand } from './commands/bootstrap-command.js';
 import { identityCommands } from './commands/identity-commands.js';
+import { statusCommand } from './commands/status-command.js';
 import { runCommand } from './run/run-command.js';
 
 export function agentProgram(): Program {
@@ -12,6 +13,6 @@ export function agentProgram(): Program {
       'The mesh agent for a VM or bare-metal host: joins the mesh, registers workloads in Consul, ' +
       'obtains SPIFFE certificates and runs the local Envoy.',
     version: packageVersion(),
-    commands: [...identityCommands(), runCommand(), bootstrapCommand(), versionCommand('mesh-agent', packageVersion())],
+    commands: [...identityCommands(), runCommand(), statusCommand(), bootstrapCommand(), versionCommand('mesh-agent', packageVersion())],
   };
 }

@@ -1,0 +1,51 @@
+/**
+ * `mesh-agent status [--json]`: asks the running agent (GET /status on its
+ * status listener) and prints a summary, or the whole document as JSON.
+ * Exit 0 when healthy, 1 when something needs attention (the problems are
+ * listed) or the agent does not answer, 2 for usage errors.
+ */
+import { type Command, EXIT_FAILURE, EXIT_OK } from '../../lib/cli.js';
+import { MeshError } from '../../lib/errors.js';
+import { loadAgentConfig } from '../config/load.js';
+import { hostFacts } from '../run/host-facts.js';
+import { renderStatus } from '../status/render.js';
+import type { StatusDocument } from '../status/status.js';
+
+const DEFAULT_CONFIG = '/etc/mesh-agent/agent.yaml';
+
+export function statusCommand(fetchImpl: typeof fetch = fetch): Command {
+  return {
+    name: 'status',
+    summary: 'show what the running agent is doing; exit 1 when something is unhealthy',
+    usage:
+      '[--config FILE | --address HOST:PORT] [--json]\n\nOptions:\n' +
+      `  --config FILE       the agent configuration, for status.listen (default ${DEFAULT_CONFIG})\n` +
+      '  --address HOST:PORT the agent status listener (overrides --config)\n' +
+      '  --json              print the whole status document as JSON\n',
+    options: { config: { type: 'string' }, address: { type: 'string' }, json: { type: 'boolean' } },
+    async run({ values, io }) {
+      let address = typeof values.address === 'string' ? values.address : undefined;
+      if (address !== undefined && !/^[^\s:]+:\d{1,5}$/.test(address))
+        throw new MeshError('MESH_E_USAGE', `--address ${address}: must be host:port`, { details: { flag: 'address' } });
+      if (address === undefined) {
+        const file = typeof values.config === 'string' ? values.config : DEFAULT_CONFIG;
+        const config = await loadAgentConfig(file, { hostname: async () => (await hostFacts()).hostname });
+        address = config.status.listen;
+      }
+      let doc: StatusDocument;
+      try {
+        const res = await fetchImpl(`http://${address}/status`, { signal: AbortSignal.timeout(5_000) });
+        if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+        doc = (await res.json()) as StatusDocument;
+      } catch (err) {
+        throw new MeshError(
+          'MESH_E_AGENT_UNREACHABLE',
+          `the agent's status listener at ${address} did not answer (${(err as Error).message}); is mesh-agent running? (systemctl status mesh-agent)`,
+          { cause: err },
+        );
+      }
+      io.stdout.write(values.json === true ? `${JSON.stringify(doc, null, 2)}\n` : renderStatus(doc));
+      return doc.healthy === false ? EXIT_FAILURE : EXIT_OK;
+    },
+  };
+}

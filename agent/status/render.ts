@@ -1,0 +1,90 @@
+/** The human summary of a status document (`mesh-agent status` without --json). Pure. */
+import type { StatusDocument } from './status.js';
+
+function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
+  return `${[line(headers), ...rows.map(line)].join('\n')}\n`;
+}
+
+const short = (value: string | undefined, n = 12) => (value === undefined ? '-' : value.length > n ? `${value.slice(0, n)}…` : value);
+const time = (iso: string | undefined) => (iso === undefined ? '-' : iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z'));
+
+export function renderStatus(doc: StatusDocument): string {
+  const out: string[] = [];
+  out.push(`node ${doc.node}: ${doc.healthy ? 'healthy' : 'UNHEALTHY'}\n`);
+  out.push(`consul         ${doc.consul.address} (${doc.consul.mode} mode): ${doc.consul.state}\n`);
+  if (doc.controlPlane !== undefined) {
+    const cp = doc.controlPlane;
+    out.push(
+      `control plane  ${cp.address}: ${cp.state}${cp.lastError ? ` (${cp.lastError})` : ''}; bundle ${cp.bundleRoots} root(s), sequence ${cp.bundleSequence}\n`,
+    );
+  }
+  if (doc.nodeSvid !== undefined)
+    out.push(`node SVID      ${doc.nodeSvid.state}, serial ${short(doc.nodeSvid.serial)}, expires ${time(doc.nodeSvid.notAfter)}\n`);
+  if (doc.envoy !== undefined) {
+    const e = doc.envoy as Record<string, unknown>;
+    const parts = [String(e.state)];
+    if (e.pid !== undefined) parts.push(`pid ${String(e.pid)}`);
+    if (e.version !== undefined) parts.push(`version ${String(e.version)}`);
+    if (e.epoch !== undefined) parts.push(`epoch ${String(e.epoch)}`);
+    if (e.restarts !== undefined) parts.push(`restarts ${String(e.restarts)}`);
+    if (e.adminAddress !== undefined) parts.push(`admin ${String(e.adminAddress)}`);
+    out.push(`envoy          ${parts.join(', ')}\n`);
+  }
+  out.push('\n');
+  out.push(
+    table(
+      ['WORKLOAD', 'SPIFFE ID', 'MESH PORT', 'REGISTRATION', 'CHECK', 'SVID', 'SERIAL', 'EXPIRES', 'DATA PLANE'],
+      doc.workloads.map((w) => [
+        w.name,
+        w.spiffeId,
+        String(w.meshPort),
+        w.registration,
+        w.check ?? '-',
+        w.svid?.state ?? '-',
+        short(w.svid?.serial),
+        time(w.svid?.notAfter),
+        w.dataPlane ?? '-',
+      ]),
+    ),
+  );
+  if (doc.upstreams.length > 0) {
+    out.push('\n');
+    out.push(
+      table(
+        ['UPSTREAM', 'LOCAL PORT', 'CALLER', 'INSTANCES', 'ENDPOINTS', 'SOURCE', 'WATCH'],
+        doc.upstreams.map((u) => [
+          u.service,
+          u.localPort === undefined ? '-' : String(u.localPort),
+          u.caller ?? '-',
+          String(u.instances),
+          u.endpoints === undefined ? '-' : String(u.endpoints),
+          u.source,
+          u.watch,
+        ]),
+      ),
+    );
+  }
+  if (doc.xds !== undefined) {
+    out.push(
+      `\nxDS: snapshot ${doc.xds.snapshotVersion ?? '-'}, ${doc.xds.streams.map((s) => `${s.api} stream from ${s.node}`).join(', ') || 'Envoy not connected'}\n`,
+    );
+    out.push(
+      table(
+        ['TYPE', 'ACKED VERSION', 'LAST NACK'],
+        doc.xds.types.map((t) => [
+          t.type,
+          t.ackedVersion ?? '-',
+          t.lastNack === undefined ? '-' : `${t.lastNack.at} ${t.lastNack.version}: ${t.lastNack.detail}`,
+        ]),
+      ),
+    );
+  }
+  if (doc.problems.length > 0) out.push(`\nproblems:\n${doc.problems.map((p) => `  - ${p}`).join('\n')}\n`);
+  return out.join('');
+}

@@ -1,0 +1,171 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { statusCommand } from '../../../agent/commands/status-command.js';
+import { makeView } from '../../../agent/discovery/catalog-view.js';
+import type { StatusDocument } from '../../../agent/status/status.js';
+import { buildStatus, statusProblems } from '../../../agent/status/status.js';
+import { runCli } from '../../../lib/cli.js';
+import { captureIo } from '../../support/io.js';
+
+function doc(overrides: Partial<StatusDocument> = {}): StatusDocument {
+  return {
+    node: 'vm1',
+    consul: { mode: 'agent', address: '127.0.0.1:8500', state: 'connected' },
+    workloads: [
+      {
+        name: 'web',
+        file: '/w/web.yaml',
+        spiffeId: 'spiffe://example.org/ns/default/sa/web',
+        port: 8080,
+        meshPort: 18080,
+        registration: 'registered',
+        svid: { state: 'ready', serial: 'ABCDEF0123456789ABCDEF', notAfter: '2099-01-01T00:00:00.000Z' },
+        dataPlane: 'serving',
+      },
+    ],
+    workloadErrors: [],
+    upstreams: [{ service: 'api', instances: 2, source: 'consul', watch: 'ok', localPort: 9001, caller: 'web', endpoints: 2 }],
+    catalogVersion: 3,
+    controlPlane: { address: '127.0.0.1:8443', state: 'connected', bundleRoots: 1, bundleSequence: 1 },
+    nodeSvid: { state: 'ready', serial: 'FF', notAfter: '2099-01-01T00:00:00.000Z' },
+    envoy: { state: 'running', pid: 42, version: '1.40.0', epoch: 0, restarts: 1, adminAddress: '127.0.0.1:15000' },
+    xds: {
+      socket: '/var/lib/mesh-agent/envoy/ads.sock',
+      snapshotVersion: 'abcdef012345',
+      streams: [{ id: 1, api: 'delta', node: 'vm1' }],
+      counters: {
+        sotw: { responses: 0, bytes: 0, resources: 0, removed: 0, acks: 0, nacks: 0 },
+        delta: { responses: 5, bytes: 900, resources: 9, removed: 0, acks: 5, nacks: 0 },
+      },
+      types: [{ type: 'CDS', ackedVersion: 'abcdef012345', ackedAt: '2026-11-22T12:00:00.000Z' }],
+    },
+    healthy: true,
+    problems: [],
+    ...overrides,
+  };
+}
+
+function fakeFetch(body: unknown, status = 200): typeof fetch {
+  return (async () => new Response(JSON.stringify(body), { status })) as typeof fetch;
+}
+
+t.test('human output: the parts an operator reads, exit 0 when healthy', async (t) => {
+  const c = captureIo();
+  const code = await runCli(
+    { name: 'mesh-agent', summary: '', version: '0', commands: [statusCommand(fakeFetch(doc()))] },
+    ['status', '--address', '127.0.0.1:1'],
+    c.io,
+  );
+  t.equal(code, 0, c.err());
+  const out = c.out();
+  t.match(out, /node vm1: healthy/);
+  t.match(out, /envoy\s+running, pid 42, version 1\.40\.0, epoch 0, restarts 1/);
+  t.match(out, /web\s+spiffe:\/\/example\.org\/ns\/default\/sa\/web\s+18080\s+registered\s+-\s+ready\s+ABCDEF012345…/);
+  t.match(out, /api\s+9001\s+web\s+2\s+2\s+consul\s+ok/);
+  t.match(out, /CDS\s+abcdef012345\s+-/);
+  t.notMatch(out, /problems/);
+});
+
+t.test('unhealthy: problems listed, exit 1; --json prints the document', async (t) => {
+  const bad = doc({ healthy: false, problems: ['Envoy is backoff'] });
+  const c = captureIo();
+  const program = { name: 'mesh-agent', summary: '', version: '0', commands: [statusCommand(fakeFetch(bad))] };
+  t.equal(await runCli(program, ['status', '--address', '127.0.0.1:1'], c.io), 1);
+  t.match(c.out(), /UNHEALTHY[\s\S]*problems:\n {2}- Envoy is backoff/);
+  const j = captureIo();
+  t.equal(await runCli(program, ['status', '--address', '127.0.0.1:1', '--json'], j.io), 1);
+  t.same(JSON.parse(j.out()), bad);
+});
+
+t.test('agent not answering, bad flags, --config gives the address', async (t) => {
+  const program = (f: typeof fetch) => ({ name: 'mesh-agent', summary: '', version: '0', commands: [statusCommand(f)] });
+  const c = captureIo();
+  const refused = (async () => {
+    throw new Error('connect ECONNREFUSED');
+  }) as typeof fetch;
+  t.equal(await runCli(program(refused), ['status', '--address', '127.0.0.1:1'], c.io), 1);
+  t.match(c.err(), /MESH_E_AGENT_UNREACHABLE: the agent's status listener at 127\.0\.0\.1:1 did not answer \(connect ECONNREFUSED\)/);
+  const u = captureIo();
+  t.equal(await runCli(program(refused), ['status', '--address', 'nope'], u.io), 2);
+  t.match(u.err(), /--address nope: must be host:port/);
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'status-cmd-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(path.join(dir, 'agent.yaml'), 'nodeName: vm1\nstatus: { listen: 127.0.0.1:15999 }\n');
+  let asked = '';
+  const spy = (async (url: string) => {
+    asked = url;
+    return new Response(JSON.stringify(doc()), { status: 200 });
+  }) as unknown as typeof fetch;
+  const s = captureIo();
+  t.equal(await runCli(program(spy), ['status', '--config', path.join(dir, 'agent.yaml')], s.io), 0, s.err());
+  t.equal(asked, 'http://127.0.0.1:15999/status');
+});
+
+t.test('statusProblems: each kind of trouble, and a NACK only until the next ACK', async (t) => {
+  const now = Date.parse('2026-11-22T12:00:00Z');
+  const base = doc();
+  const nacked = doc({
+    xds: {
+      ...(base.xds as NonNullable<StatusDocument['xds']>),
+      lastError: 'snapshot abc not served: x',
+      streams: [],
+      types: [
+        {
+          type: 'CDS',
+          ackedVersion: 'a',
+          ackedAt: '2026-11-22T11:00:00.000Z',
+          lastNack: { version: 'b', detail: 'bad', at: '2026-11-22T11:30:00.000Z' },
+        },
+        {
+          type: 'EDS',
+          ackedVersion: 'c',
+          ackedAt: '2026-11-22T11:45:00.000Z',
+          lastNack: { version: 'd', detail: 'old', at: '2026-11-22T11:30:00.000Z' },
+        },
+      ],
+    },
+    envoy: { state: 'backoff' },
+    controlPlane: { address: 'cp:1', state: 'failing', lastError: 'down', bundleRoots: 1, bundleSequence: 1 },
+    nodeSvid: { state: 'ready', notAfter: '2026-11-22T11:00:00.000Z' },
+    consul: { mode: 'agent', address: 'c:1', state: 'unreachable' },
+  });
+  nacked.workloads = [
+    {
+      ...(base.workloads[0] as StatusDocument['workloads'][number]),
+      svid: { state: 'failing', error: 'MESH_E_NOT_AUTHORIZED', notAfter: '2026-11-22T11:00:00.000Z' },
+      dataPlane: 'waiting for its SVID',
+      check: 'critical',
+    },
+  ];
+  t.same(statusProblems(nacked, now), [
+    'Consul at c:1 is unreachable',
+    'workload web: its check is critical',
+    'workload web: cannot get its SVID: MESH_E_NOT_AUTHORIZED',
+    'workload web: its SVID expired',
+    'workload web: not in Envoy yet: waiting for its SVID',
+    'control plane cp:1 failing: down',
+    'the node SVID expired',
+    'Envoy is backoff',
+    'the latest snapshot was refused: snapshot abc not served: x',
+    'Envoy is not connected to the ADS server',
+    'Envoy rejected CDS version b: bad',
+  ]);
+});
+
+t.test('buildStatus without a data plane has no data-plane fields', async (t) => {
+  const d = buildStatus({
+    node: 'vm1',
+    consulMode: 'agent',
+    consulAddress: 'c:1',
+    connection: 'connected',
+    workloads: [],
+    fileErrors: [],
+    registrations: [],
+    view: makeView(1, []),
+    watches: [],
+  });
+  t.equal(d.envoy, undefined);
+  t.equal(d.healthy, true);
+});
