@@ -66,6 +66,8 @@ export interface ConsulClient {
   deregister(serviceId: string): Promise<void>;
   /** IDs of the service instances Consul holds for this node (a restarted dev agent holds none). */
   registeredIds(): Promise<ReadonlySet<string>>;
+  /** Agent mode: the status of each service's checks as Consul runs them (worst of), by service ID. */
+  checkStatuses?(): Promise<ReadonlyMap<string, string>>;
   /** Instances of a service with their checks; a blocking query when index > 0. */
   healthService(service: string, query: HealthQuery): Promise<HealthResult>;
 }

@@ -130,6 +130,19 @@ export function createConsulHttpClient(options: ConsulHttpOptions): ConsulClient
         const { text } = await call('GET', '/v1/agent/services');
         return new Set(Object.keys(JSON.parse(text) as Json));
       },
+      async checkStatuses() {
+        const { text } = await call('GET', '/v1/agent/checks');
+        const rank = ['passing', 'warning', 'critical'];
+        const out = new Map<string, string>();
+        for (const check of Object.values(JSON.parse(text) as Record<string, { ServiceID?: string; Status?: string }>)) {
+          const id = check.ServiceID ?? '';
+          const status = check.Status ?? 'critical';
+          if (id === '') continue;
+          const before = out.get(id);
+          if (before === undefined || rank.indexOf(status) > rank.indexOf(before)) out.set(id, status);
+        }
+        return out;
+      },
       healthService: (service, query) => health(service, query),
     };
   }

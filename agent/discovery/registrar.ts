@@ -19,6 +19,8 @@ export interface RegistrationState {
   readonly name: string;
   readonly state: 'pending' | 'registered' | 'rejected';
   readonly error?: string;
+  /** Agent mode: the status of its check as Consul runs it (passing, warning, critical). */
+  readonly health?: string;
 }
 
 export interface RegistrarOptions {
@@ -52,6 +54,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
   const toRemove = new Set<string>();
   /** IDs Consul held (or took) at the last successful sync. */
   let confirmed = new Set<string>();
+  let health: ReadonlyMap<string, string> = new Map();
   let connection: ConnectionState = 'unknown';
   let failures = 0;
   let timer: TimerHandle | undefined;
@@ -101,6 +104,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       }
     }
     confirmed = present;
+    if (client.checkStatuses !== undefined) health = await client.checkStatuses();
   };
 
   const schedule = (ms: number) => {
@@ -155,7 +159,13 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
         const error = rejected.get(r.id);
         if (error !== undefined) return { id: r.id, name: r.name, state: 'rejected' as const, error };
         const done = sent.get(r.id) === JSON.stringify(r) && confirmed.has(r.id);
-        return { id: r.id, name: r.name, state: done ? ('registered' as const) : ('pending' as const) };
+        const status = health.get(r.id);
+        return {
+          id: r.id,
+          name: r.name,
+          state: done ? ('registered' as const) : ('pending' as const),
+          ...(done && status !== undefined ? { health: status } : {}),
+        };
       }),
     async shutdown() {
       stopped = true;

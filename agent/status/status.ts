@@ -119,7 +119,7 @@ export function buildStatus(input: StatusInput): StatusDocument {
         meshPort: w.meshPort,
         registration: reg?.state ?? 'pending',
         ...(reg?.error === undefined ? {} : { error: reg.error }),
-        ...(check === undefined ? {} : { check: check.status }),
+        ...(check !== undefined ? { check: check.status } : reg?.health !== undefined ? { check: reg.health } : {}),
         ...(dp === undefined
           ? {}
           : {

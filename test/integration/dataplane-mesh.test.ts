@@ -114,11 +114,16 @@ for (const api of ['sotw', 'delta'] as const) {
     const s = await waitFor(
       async () => {
         const doc = await status(n);
-        return doc.healthy ? doc : undefined;
+        return doc.healthy && doc.workloads.every((x) => x.check === 'passing') ? doc : undefined;
       },
       { timeoutMs: 20_000, what: 'a healthy status' },
     ).catch(async () => status(n));
     t.same(s.problems, [], 'no problems');
+    t.same(
+      s.workloads.map((x) => `${x.name}:${x.registration}:${x.check}`),
+      ['api:registered:passing', 'web:registered:passing'],
+      'registration and health (Consul runs the checks) per workload',
+    );
     t.equal(s.envoy?.state, 'running');
     t.equal(s.xds?.streams[0]?.api, api, `Envoy speaks ${api} to the agent`);
     t.ok(
