@@ -40,6 +40,8 @@ export interface IdentitySource {
 export interface EnvoyRunner {
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** Hot restart when the bootstrap or the binary (path or file) changed. */
+  reload(next: { bootstrap?: Record<string, unknown>; binary?: string }): Promise<'hot-restarted' | 'unchanged'>;
   status(): { state: string; [key: string]: unknown };
 }
 
@@ -80,6 +82,12 @@ export interface DataPlane {
   update(input: { workloads?: readonly Workload[]; view?: CatalogView }): void;
   /** Test hook: replaces (or with undefined, stops replacing) one resource of the built snapshot. */
   overrideResource(kind: ResourceKind, name: string, resource: XdsResource | undefined): void;
+  /**
+   * Applies a new Envoy bootstrap or binary with a hot restart (established
+   * connections stay); also notices a binary replaced in place. Never throws:
+   * a failed reload leaves the running Envoy and is logged.
+   */
+  reloadEnvoy(next?: { bootstrap?: Record<string, unknown>; binary?: string }): Promise<'hot-restarted' | 'unchanged' | 'failed'>;
   /** Resolves once pending rebuilds ran. */
   settled(): Promise<void>;
   status(): DataPlaneStatus;
@@ -199,6 +207,20 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       if (resource === undefined) overrides.delete(key);
       else overrides.set(key, { kind, name, resource });
       schedule();
+    },
+    async reloadEnvoy(next = {}) {
+      if (options.envoy === undefined || stopped) return 'unchanged';
+      try {
+        const result = await options.envoy.reload(next);
+        log.info(
+          result === 'hot-restarted' ? 'Envoy hot-restarted with the new binary or bootstrap' : 'Envoy binary and bootstrap unchanged',
+          {},
+        );
+        return result;
+      } catch (err) {
+        log.error('Envoy reload failed; the running Envoy keeps serving', { code: 'MESH_E_ENVOY_RELOAD', error: err });
+        return 'failed';
+      }
     },
     async settled() {
       while (scheduled !== undefined) await scheduled;

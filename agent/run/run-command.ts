@@ -58,6 +58,18 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
         ...(dataPlane === undefined ? {} : { dataPlane }),
       });
       const signals = deps.signals ?? process;
+      // The envoy.* part of the config file is read again; other changes need a restart.
+      const reloadEnvoy = async () => {
+        if (agent.dataPlane === undefined) return;
+        let next: AgentConfig;
+        try {
+          next = await loadAgentConfig(file, { hostname: async () => facts.hostname });
+        } catch (err) {
+          log.error('SIGHUP: the configuration file is invalid; Envoy keeps running as it is', { error: err });
+          return;
+        }
+        await agent.dataPlane.reloadEnvoy({ bootstrap: agentBootstrap(next), binary: next.envoy.binary });
+      };
       try {
         await agent.start();
       } catch (err) {
@@ -67,8 +79,9 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
       }
       await new Promise<void>((resolve) => {
         const onHup = () => {
-          log.info('SIGHUP: reloading workloads', {});
+          log.info('SIGHUP: reloading workloads, and Envoy if its binary or bootstrap changed', {});
           void agent.reload();
+          void reloadEnvoy();
         };
         const onTerm = (signal: string) => {
           log.info('shutting down', { signal });
