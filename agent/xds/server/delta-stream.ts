@@ -16,6 +16,9 @@ import type { NackRecord, StreamHooks, StreamStatus, StreamTypeStatus } from './
 import { type DeltaRequest, encodeDeltaResponse } from './wire.js';
 import { dependentKinds, XDS_TYPES, type XdsType, xdsType } from './xds-types.js';
 
+/** Unacknowledged responses remembered per type. */
+const MAX_OUTSTANDING = 64;
+
 interface Outstanding {
   readonly version: string;
   readonly names: readonly string[];
@@ -119,6 +122,8 @@ export class DeltaStream {
     for (const r of changed) st.known.set(r.name, r.version);
     for (const name of removed) st.known.delete(name);
     st.outstanding.set(nonce, { version: served.version, names: changed.map((r) => r.name) });
+    // A client that stops answering must not grow this without bound; the oldest are stale anyway.
+    if (st.outstanding.size > MAX_OUTSTANDING) st.outstanding.delete(st.outstanding.keys().next().value as string);
     st.sentVersion = served.version;
     st.sentNonce = nonce;
     const bytes = encodeDeltaResponse({

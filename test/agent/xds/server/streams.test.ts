@@ -231,3 +231,15 @@ t.test('delta: a modified cluster re-sends its endpoints and the secrets', async
   );
   t.equal(s.status().types.find((x) => x.type === 'CDS')?.pending, 2, 'two CDS responses not yet acknowledged');
 });
+
+t.test('delta: unacknowledged responses are remembered up to a bound', async (t) => {
+  const r = recorder();
+  const s = new DeltaStream(5, r.hooks);
+  s.request(deltaReq(TypeUrl.Cluster), served({ clusters: { a: '1' } }));
+  for (let i = 2; i < 80; i++) s.update(served({ clusters: { a: String(i) } }));
+  t.equal(s.status().types[0]?.pending, 64);
+  const last = lastDelta(r.sent);
+  s.request(deltaReq(TypeUrl.Cluster, { nonce: last.nonce }), served({ clusters: { a: '79' } }));
+  t.equal(s.status().types[0]?.pending, 63, 'the ACK of the latest still counts');
+  t.equal(r.acks.length, 1);
+});
