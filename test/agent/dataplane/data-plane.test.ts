@@ -3,7 +3,7 @@
  * coalesced, workloads wait for their SVIDs, a snapshot that fails its checks
  * is refused (the previous one stays served) and the test hook overrides.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -82,6 +82,7 @@ t.test('builds, waits for SVIDs, refuses broken snapshots, overrides', async (t)
   await dp.start();
   t.teardown(() => dp.stop());
   t.same(ids.wanted(), [WEB], 'the workload SPIFFE IDs are wanted');
+  t.equal((await stat(path.join(dir, 'ads.sock'))).mode & 0o777, 0o660, 'the ADS socket is 0660 (agent and Envoy group)');
   t.equal(dp.ads?.current(), undefined, 'no bundle yet: the snapshot fails its checks and nothing is served');
   t.match(dp.status().xds.lastError, /ROOTCA|empty|secret/i);
 
