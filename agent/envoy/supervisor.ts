@@ -4,9 +4,11 @@
  * bootstrap or binary is applied by Envoy's hot restart (epoch + 1, same base
  * id), so established connections survive; stop() drains listeners through the
  * admin API before it signals. A new bootstrap is first checked with
- * `envoy --mode validate`: a hot-restart child that fails to load its
- * configuration takes its parent down with it, so a bad bootstrap must never
- * reach a real hot restart. All timers go through the injected clock.
+ * `envoy --mode validate`, because a hot-restart child that fails is costly:
+ * it has already shut its parent's admin API down, and it leaves Envoy's shared
+ * memory marked "still initializing", so every later hot restart with this
+ * base id fails. The old epoch keeps serving; the next reload then replaces it
+ * with a cold restart (epoch 0). All timers go through the injected clock.
  */
 import { spawn as nodeSpawn } from 'node:child_process';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -151,6 +153,11 @@ function lastLines(output: string, n = 5): string {
   return output.trim().split('\n').slice(-n).join('\n');
 }
 
+/** The shared-memory file Envoy's hot restart uses for a base id (Envoy names it base id x 10). */
+export function envoySharedMemoryPath(baseId: number): string {
+  return `/dev/shm/envoy_shared_memory_${baseId * 10}`;
+}
+
 export function createEnvoySupervisor(options: EnvoySupervisorOptions): EnvoySupervisor {
   const { clock, log, workDir, baseId } = options;
   const spawnFn = options.spawn ?? defaultSpawn;
@@ -182,6 +189,8 @@ export function createEnvoySupervisor(options: EnvoySupervisorOptions): EnvoySup
   const retiring = new Set<Proc>();
   /** start() is waiting for epoch 0: its exit is start()'s failure, not a crash. */
   let initialStart = false;
+  /** A hot-restart child failed mid-start: Envoy refuses further hot restarts of this base id. */
+  let hotRestartBroken = false;
   let stopping = false;
   let stopInFlight: Promise<void> | undefined;
   let startup: Promise<void> | undefined;
@@ -371,25 +380,38 @@ export function createEnvoySupervisor(options: EnvoySupervisorOptions): EnvoySup
     if (stopping) return;
     restarts++;
     log.info('restarting Envoy', { restarts });
-    startup = bringUp().catch((err) => {
-      if (stopping) return;
-      if (current === undefined && state === 'starting') {
-        // Failed before a process ran (the bootstrap file could not be written): retry like a crash.
-        const why = `could not start: ${(err as Error).message}`;
-        crashed({ epoch: 0, pid: undefined, startedAt: clock.now(), exit: { code: null, signal: null }, output: () => why });
-      } else if (current !== undefined && current.exit === undefined) {
-        // A hung start is killed and becomes a crash; an exit already was one.
-        log.error('Envoy did not write its admin address in time; killing it', { error: err });
-        current.child.kill('SIGKILL');
-      }
-    });
+    await startEpochZero();
+  }
+
+  /** bringUp() whose failures become crashes (and so backoff restarts); true when it runs. */
+  async function startEpochZero(): Promise<boolean> {
+    let ok = false;
+    startup = bringUp().then(
+      () => {
+        ok = true;
+      },
+      (err) => {
+        if (stopping) return;
+        if (current === undefined && state === 'starting') {
+          // Failed before a process ran (the bootstrap file could not be written): retry like a crash.
+          const why = `could not start: ${(err as Error).message}`;
+          crashed({ epoch: 0, pid: undefined, startedAt: clock.now(), exit: { code: null, signal: null }, output: () => why });
+        } else if (current !== undefined && current.exit === undefined) {
+          // A hung start is killed and becomes a crash; an exit already was one.
+          log.error('Envoy did not write its admin address in time; killing it', { error: err });
+          current.child.kill('SIGKILL');
+        }
+      },
+    );
     await startup;
+    return ok;
   }
 
   /** Epoch 0 from the current settings; resolves once it wrote its admin address. */
   async function bringUp(): Promise<void> {
     state = 'starting';
     epoch = 0;
+    hotRestartBroken = false; // epoch 0 makes Envoy's shared memory afresh
     await writeBootstrap(0, settings.bootstrap);
     const proc = launch(settings.binary, argsFor(0), 0, onExit);
     current = proc;
@@ -464,6 +486,7 @@ export function createEnvoySupervisor(options: EnvoySupervisorOptions): EnvoySup
       });
     }
     if (state !== 'running' || current === undefined || stopping) return keep(`Envoy is ${state}`);
+    if (hotRestartBroken) return coldRestart(current, next);
 
     const old = current;
     state = 'hot-restarting';
@@ -484,10 +507,20 @@ export function createEnvoySupervisor(options: EnvoySupervisorOptions): EnvoySup
       await proc.gone;
       const output = lastLines(proc.output());
       log.error('Envoy hot restart failed', { epoch: nextEpoch, error: err, output });
+      hotRestartBroken = true;
       if (!stopping) {
         const orphan = current === undefined ? leftDuringHotRestart : undefined;
         if (orphan !== undefined) crashed(orphan);
-        else state = 'running';
+        else {
+          state = 'running';
+          if (adminAddress !== undefined && !(await adminAnswers(admin, adminAddress))) {
+            log.warn("the failed hot restart shut the old epoch's admin API down; it keeps serving, the next reload restarts it", {
+              epoch,
+              pid: current?.pid,
+            });
+            adminAddress = undefined;
+          }
+        }
       }
       leftDuringHotRestart = undefined;
       throw new MeshError(
@@ -518,6 +551,28 @@ export function createEnvoySupervisor(options: EnvoySupervisorOptions): EnvoySup
     if (versionOf !== next.binary) await readVersion(next.binary).catch(() => {});
     log.info('Envoy hot-restarted', { epoch, pid: proc.pid, parentPid: old.pid, adminAddress: address, version });
     emit('hot-restarted', `epoch ${epoch}`);
+    return 'hot-restarted';
+  }
+
+  /** Replaces a running Envoy that can no longer hot-restart: stop it, then epoch 0 with the new settings. */
+  async function coldRestart(old: Proc, next: Settings): Promise<'hot-restarted'> {
+    log.warn('Envoy cannot hot-restart after an earlier failed attempt; restarting it cold (connections are cut)', {
+      epoch,
+      pid: old.pid,
+    });
+    current = undefined;
+    adminAddress = undefined;
+    state = 'starting';
+    await terminate([old]);
+    settings = next;
+    hotRestartBroken = false;
+    if (stopping) throw new MeshError('MESH_E_ENVOY_RELOAD', 'the supervisor stopped during a cold restart of Envoy');
+    if (versionOf !== next.binary) await readVersion(next.binary).catch(() => {});
+    if (!(await startEpochZero())) {
+      throw new MeshError('MESH_E_ENVOY_RELOAD', 'Envoy did not come back from a cold restart; it is restarted with backoff', {
+        details: { binary: next.binary },
+      });
+    }
     return 'hot-restarted';
   }
 
@@ -587,6 +642,8 @@ export function createEnvoySupervisor(options: EnvoySupervisorOptions): EnvoySup
     }
     current = undefined;
     adminAddress = undefined;
+    // Envoy leaves its hot-restart shared memory behind; with every process of this base id gone, remove it.
+    if (options.spawn === undefined) await rm(envoySharedMemoryPath(options.baseId), { force: true }).catch(() => undefined);
     if (state !== 'stopped') {
       state = 'stopped';
       log.info('Envoy stopped');

@@ -3,7 +3,11 @@
  * workloads leave Consul, a request in flight through Envoy still completes
  * (drain), Envoy exits, and the agent exits 0.
  */
+import { existsSync } from 'node:fs';
 import t from 'tap';
+import { envoyBaseId } from '../../agent/commands/bootstrap-command.js';
+import type { AgentConfig } from '../../agent/config/schema.js';
+import { envoySharedMemoryPath } from '../../agent/envoy/supervisor.js';
 import { joinMesh } from '../../agent/identity/enroll.js';
 import { agentFixture, agentStatus, startAgentProcess } from '../support/agent-process.js';
 import { startConsulDev } from '../support/consul.js';
@@ -63,6 +67,8 @@ t.test('SIGTERM: deregistered, in-flight request completes, Envoy gone, exit 0',
   const status = await agentStatus<{ envoy: { pid: number; state: string } }>(fx.statusAddr);
   const envoyPid = status.envoy.pid;
   t.ok(alive(envoyPid), `Envoy runs (pid ${envoyPid})`);
+  const shm = envoySharedMemoryPath(envoyBaseId({ dataDir: fx.dataDir, envoy: {} } as AgentConfig));
+  t.ok(existsSync(shm), 'Envoy holds its hot-restart shared memory');
   const registered = await consul.api<Record<string, unknown>>('/v1/agent/services');
   t.ok(Object.keys(registered).length >= 2, 'both workloads registered');
 
@@ -73,6 +79,7 @@ t.test('SIGTERM: deregistered, in-flight request completes, Envoy gone, exit 0',
   t.equal(answer.app, 'api', 'the request in flight when SIGTERM arrived completed (drain)');
   t.equal(await exited, 0, 'exit 0');
   t.notOk(alive(envoyPid), 'Envoy is gone');
+  t.notOk(existsSync(shm), 'and its shared memory file was removed');
   const left = await consul.api<Record<string, unknown>>('/v1/agent/services');
   t.same(Object.keys(left), [], 'workloads deregistered from Consul');
   t.match(agent.output(), /drain/i, 'the drain is logged');
