@@ -374,3 +374,46 @@ t.test('a bootstrap Envoy rejects leaves the running Envoy serving', async (t) =
 
   t.equal(await supervisor.reload({ bootstrap: good }), 'unchanged', 'the applied bootstrap is still the good one');
 });
+
+t.test('a new epoch that fails at run time keeps the old one; the next reload restarts cold', async (t) => {
+  const ports = await backends(t);
+  const [listenPort] = (await freePorts(1)) as [number];
+  // A port someone else holds: `--mode validate` binds nothing, so only the real child fails on it.
+  const blocker = net.createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  const busyPort = (blocker.address() as AddressInfo).port;
+  t.teardown(() => new Promise((resolve) => blocker.close(resolve)));
+  const { supervisor } = await supervise(t, bootstrap([httpListener('web', listenPort, 'web')], ports));
+  await supervisor.start();
+  await getThrough(listenPort);
+  const before = supervisor.status();
+
+  const withBusy = bootstrap([httpListener('web', listenPort, 'web'), tcpListener('busy', busyPort, 'echo')], ports);
+  await t.rejects(supervisor.reload({ bootstrap: withBusy }), { code: 'MESH_E_ENVOY_RELOAD', message: /Address already in use/ });
+  const after = supervisor.status();
+  t.equal(after.pid, before.pid, 'the old epoch is still the one');
+  t.equal(after.state, 'running');
+  t.ok(alive(before.pid));
+  t.equal((await getThrough(listenPort)).body, 'hello from backend', 'and it still serves');
+  t.equal(after.adminAddress, undefined, 'the failed child had shut its admin API down');
+
+  await new Promise((resolve) => blocker.close(resolve));
+  t.equal(await supervisor.reload({ bootstrap: withBusy }), 'hot-restarted');
+  const cold = supervisor.status();
+  t.equal(cold.epoch, 0, 'Envoy cannot hot-restart after the failed child, so the supervisor restarted it cold');
+  t.not(cold.pid, before.pid);
+  t.notOk(alive(before.pid), 'the old process is gone');
+  t.equal((await getThrough(listenPort)).body, 'hello from backend');
+  const conn = await waitFor(
+    async () => {
+      const c = await connect(t, busyPort);
+      return (await c.exchange('now free')) === 'now free' ? c : undefined;
+    },
+    { timeoutMs: 15_000, what: 'the added listener' },
+  );
+  t.ok(conn, 'the added listener serves');
+
+  t.equal(await supervisor.reload({ bootstrap: bootstrap([httpListener('web', listenPort, 'web')], ports) }), 'hot-restarted');
+  t.equal(supervisor.status().epoch, 1, 'and hot restarts work again');
+  t.equal((await getThrough(listenPort)).body, 'hello from backend');
+});

@@ -65,8 +65,10 @@ interface Harness {
   active: number[];
   /** When set, /server_info waits for it. */
   serverInfoGate?: Promise<void>;
-  /** A new envoy that exits right after writing its admin address. */
+  /** A new envoy that exits right after writing its admin address (its admin never answers). */
   failNext: boolean;
+  /** Admin addresses whose /server_info fails. */
+  deadAdmins: Set<string>;
   supervisor: ReturnType<typeof createEnvoySupervisor>;
 }
 
@@ -89,6 +91,7 @@ async function harness(t: Test, overrides: Partial<EnvoySupervisorOptions> = {})
     validateOk: true,
     active: [0],
     failNext: false,
+    deadAdmins: new Set(),
     supervisor: undefined as never,
   };
   const spawn = (_binary: string, args: string[]) => {
@@ -110,9 +113,11 @@ async function harness(t: Test, overrides: Partial<EnvoySupervisorOptions> = {})
       });
     } else {
       h.envoys.push(child);
-      writeFileSync(child.arg('--admin-address-path') as string, `127.0.0.1:${15000 + Number(child.arg('--restart-epoch'))}\n`);
+      const address = `127.0.0.1:${15000 + Number(child.arg('--restart-epoch'))}`;
+      writeFileSync(child.arg('--admin-address-path') as string, `${address}\n`);
       if (h.failNext) {
         h.failNext = false;
+        h.deadAdmins.add(address);
         setImmediate(() => {
           child.stderr.emit('data', 'critical: error initializing configuration\n');
           child.exit(1, null);
@@ -124,6 +129,7 @@ async function harness(t: Test, overrides: Partial<EnvoySupervisorOptions> = {})
   const adminRequest: AdminRequest = async (address, method, apiPath) => {
     h.adminCalls.push(`${method} ${address}${apiPath}`);
     if (apiPath === '/server_info') {
+      if (h.deadAdmins.has(address)) throw new Error('connect ECONNREFUSED');
       await h.serverInfoGate;
       return { status: 200, body: '{"state":"PRE_INITIALIZING"}' };
     }
@@ -486,6 +492,39 @@ t.test('a new epoch that exits keeps the old one', async (t) => {
   // The old one crashing now is a crash like any other.
   h.envoys[0]?.exit(134, null);
   t.equal(h.supervisor.status().state, 'backoff');
+});
+
+t.test('after a failed hot restart the old epoch keeps serving, and the next reload restarts Envoy cold', async (t) => {
+  const h = await harness(t);
+  await h.supervisor.start();
+  const old = h.envoys[0] as FakeChild;
+  h.failNext = true;
+  // Envoy's hot-restart child shuts its parent's admin API down before it fails.
+  h.deadAdmins.add('127.0.0.1:15000');
+  await t.rejects(h.supervisor.reload({ bootstrap: { ...BOOTSTRAP, y: 1 } }), { code: 'MESH_E_ENVOY_RELOAD' });
+  let status = h.supervisor.status();
+  t.equal(status.state, 'running');
+  t.equal(status.pid, old.pid);
+  t.equal(status.adminAddress, undefined, 'the old epoch has no admin API any more');
+  h.deadAdmins.clear();
+
+  t.equal(await h.supervisor.reload({ bootstrap: { ...BOOTSTRAP, y: 2 } }), 'hot-restarted');
+  t.same(
+    old.signals.map((s) => s.signal),
+    ['SIGTERM'],
+    'the old epoch was stopped',
+  );
+  const fresh = h.envoys[2] as FakeChild;
+  t.equal(fresh.arg('--restart-epoch'), '0', 'a cold restart is epoch 0');
+  t.same(JSON.parse(await readFile(fresh.arg('-c') as string, 'utf8')), { ...BOOTSTRAP, y: 2 });
+  status = h.supervisor.status();
+  t.equal(status.pid, fresh.pid);
+  t.equal(status.epoch, 0);
+  t.equal(status.restarts, 0, 'a cold restart on reload is no crash restart');
+  t.equal(status.adminAddress, '127.0.0.1:15000');
+
+  t.equal(await h.supervisor.reload({ bootstrap: { ...BOOTSTRAP, y: 3 } }), 'hot-restarted');
+  t.equal(h.envoys[3]?.arg('--restart-epoch'), '1', 'hot restarts work again after the cold one');
 });
 
 t.test('reload while in backoff keeps the settings for the restart', async (t) => {
