@@ -19,6 +19,7 @@ import { newKeyPair } from '../lib/secret-files.js';
 import { createCsr } from '../lib/x509/csr.js';
 import { toPem } from '../lib/x509/pem.js';
 import { repoRoot } from '../scripts/repo-root.js';
+import { pct } from './stats.js';
 import { formatTable } from './table.js';
 
 const secondsArg = process.argv.indexOf('--seconds');
@@ -29,11 +30,6 @@ const ID = 'spiffe://bench.example/ns/default/sa/web';
 function cpuMs(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
 }
 
 async function startControlPlane(dir: string): Promise<{ address: string; pid: number; stop: () => Promise<void> }> {
@@ -68,11 +64,10 @@ async function startControlPlane(dir: string): Promise<{ address: string; pid: n
 
 function summarize(latencies: number[], started: number, errors: number) {
   const elapsed = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
   return {
     rate: latencies.length / elapsed,
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
+    p50: pct(latencies, 50),
+    p99: pct(latencies, 99),
     errors,
     count: latencies.length,
   };

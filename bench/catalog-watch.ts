@@ -6,14 +6,15 @@
  * latency), and the difference (the agent's overhead; target p99 < 100 ms),
  * plus RSS. Run: npm run bench -- catalog-watch
  */
-import { readFileSync } from 'node:fs';
 import type { CatalogView } from '../agent/discovery/catalog-view.js';
 import { createCatalogWatcher } from '../agent/discovery/catalog-watch.js';
 import { createConsulHttpClient } from '../agent/discovery/consul-http.js';
 import { systemClock } from '../lib/clock.js';
 import { createLogger } from '../lib/logger.js';
 import { startConsulDev } from '../test/support/consul.js';
+import { pct, rssMb } from './stats.js';
 import { formatTable } from './table.js';
+import { checkOp, serviceName as name, txn as xdsTxn } from './xds-fixtures.js';
 
 const SERVICES = 1_000;
 const INSTANCES = 10;
@@ -23,30 +24,7 @@ const COALESCE_MS = 25;
 
 const dev = await startConsulDev();
 const base = `http://${dev.httpAddr}`;
-const name = (i: number) => `svc-${String(i).padStart(4, '0')}`;
-
-async function txn(ops: unknown[]): Promise<void> {
-  const r = await fetch(`${base}/v1/txn`, { method: 'PUT', body: JSON.stringify(ops) });
-  if (r.status !== 200) throw new Error(`txn: HTTP ${r.status}: ${await r.text()}`);
-}
-
-function checkOp(node: number, service: string, status: string) {
-  const id = `${service}-${node}`;
-  return {
-    Check: { Verb: 'set', Check: { Node: `bench-node-${node}`, CheckID: `check-${id}`, Name: 'bench', Status: status, ServiceID: id } },
-  };
-}
-
-function rssMb(pid?: number): number {
-  if (pid === undefined) return process.memoryUsage().rss / 1_048_576;
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/);
-  return Number(line?.[1] ?? 0) / 1024;
-}
-
-function pct(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0;
-}
+const txn = (ops: unknown[]) => xdsTxn(base, ops);
 
 try {
   const setupStart = performance.now();

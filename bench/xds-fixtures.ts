@@ -1,19 +1,12 @@
 /**
- * Helpers of bench/xds: a Consul dev agent, the catalog it registers there
- * (1,000 services x 10 mesh instances, written with txn batches), the same
- * services as an in-process CatalogView, free port ranges, percentiles and RSS.
+ * Helpers of bench/xds (txn and checkOp also of bench/catalog-watch): the
+ * catalog registered in Consul (1,000 services x 10 mesh instances, written
+ * with txn batches), the same services as an in-process CatalogView, and free
+ * port ranges.
  */
-import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { type CatalogInstance, type CatalogView, makeView, type ServiceView } from '../agent/discovery/catalog-view.js';
-import { startChild } from '../test/support/child.js';
-import { freePorts } from '../test/support/ports.js';
-import { tools } from '../test/support/tools.js';
-import { httpGet, waitFor } from '../test/support/wait.js';
+import { type ConsulDev, startConsulDev } from '../test/support/consul.js';
 
 export const TRUST_DOMAIN = 'example.org';
 export const SERVICES = 1_000;
@@ -29,86 +22,17 @@ export const nodeAddress = (n: number): string => `10.0.${Math.floor(n / 250)}.$
 /** The upstreams of the local workload: every fifth service. */
 export const upstreamNames: readonly string[] = Array.from({ length: UPSTREAMS }, (_, i) => serviceName(i * (SERVICES / UPSTREAMS)));
 
-export function pct(values: readonly number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? Number.NaN;
-}
-
-/** VmRSS of a process in MB (this process when pid is absent). */
-export function rssMb(pid?: number): number {
-  if (pid === undefined) return process.memoryUsage().rss / 1_048_576;
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/);
-  return Number(line?.[1] ?? 0) / 1024;
-}
-
 /**
  * Consul's HTTP API accepts at most `limits.http_max_conns_per_client`
  * (default 200) connections from one client IP, and the agent holds one
  * blocking query per upstream service: with 200 upstreams it goes over and
- * gets HTTP 429. This dev agent has the limit raised (like test/support/consul
- * otherwise) so that the benchmark measures the data plane.
+ * gets HTTP 429. This dev agent has the limit raised so that the benchmark measures the data plane.
  */
 export const CONSUL_MAX_CONNS_PER_CLIENT = 1_000;
 
-export interface BenchConsul {
-  readonly httpAddr: string;
-  readonly pid: number;
-  stop(): Promise<void>;
-}
-
-export async function startBenchConsul(): Promise<BenchConsul> {
-  const { consul } = await tools();
-  const base = await mkdtemp(path.join(os.tmpdir(), 'mesh-bench-consul-'));
-  const [http, grpc, serfLan, serfWan, server] = (await freePorts(5)) as [number, number, number, number, number];
-  const config = {
-    node_name: `mesh-bench-${randomBytes(4).toString('hex')}`,
-    bind_addr: '127.0.0.1',
-    client_addr: '127.0.0.1',
-    advertise_addr: '127.0.0.1',
-    data_dir: path.join(base, 'data'),
-    log_level: 'warn',
-    disable_update_check: true,
-    limits: { http_max_conns_per_client: CONSUL_MAX_CONNS_PER_CLIENT },
-    ports: { http, grpc, grpc_tls: -1, dns: -1, serf_lan: serfLan, serf_wan: serfWan, server },
-  };
-  await writeFile(path.join(base, 'config.json'), JSON.stringify(config));
-  const child = startChild(consul.path, ['agent', '-dev', `-config-file=${path.join(base, 'config.json')}`]);
-  const httpAddr = `127.0.0.1:${http}`;
-  const stop = async () => {
-    await child.stop();
-    await rm(base, { recursive: true, force: true });
-  };
-  try {
-    await waitFor(
-      async () => {
-        const { status, body } = await httpGet(`http://${httpAddr}/v1/status/leader`);
-        return status === 200 && JSON.parse(body) !== '' ? true : undefined;
-      },
-      {
-        timeoutMs: 30_000,
-        what: 'the consul dev agent to elect a leader',
-        fatal: () => (child.exited() ? `consul exited: ${child.output().slice(-2000)}` : undefined),
-      },
-    );
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  return { httpAddr, pid: child.pid, stop };
-}
-
-/** VmHWM (peak RSS) of a process in MB. */
-export function peakRssMb(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmHWM:\s+(\d+) kB/);
-  return Number(line?.[1] ?? 0) / 1024;
-}
-
-/** RssAnon (heap, stacks) and RssFile (mapped files: the node binary) of a process in MB. */
-export function rssParts(pid: number): { anon: number; file: number } {
-  const text = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const field = (name: string) => Number(text.match(new RegExp(`${name}:\\s+(\\d+) kB`))?.[1] ?? 0) / 1024;
-  return { anon: field('RssAnon'), file: field('RssFile') };
-}
+/** The benchmark's Consul dev agent, with the connection limit raised. */
+export const startBenchConsul = (): Promise<ConsulDev> =>
+  startConsulDev({ extraConfig: { limits: { http_max_conns_per_client: CONSUL_MAX_CONNS_PER_CLIENT } } });
 
 /** One PUT /v1/txn; throws on anything but 200. */
 export async function txn(consulBase: string, ops: unknown[]): Promise<void> {

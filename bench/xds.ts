@@ -28,6 +28,7 @@ import { freePorts } from '../test/support/ports.js';
 import { createTestCa } from '../test/support/test-ca.js';
 import { tools } from '../test/support/tools.js';
 import { httpGet, waitFor } from '../test/support/wait.js';
+import { pct, peakRssMb, rssMb, rssParts } from './stats.js';
 import { formatTable } from './table.js';
 import {
   benchView,
@@ -35,11 +36,7 @@ import {
   checkOp,
   freePortRange,
   INSTANCES,
-  pct,
-  peakRssMb,
   registerCatalog,
-  rssMb,
-  rssParts,
   SERVICES,
   startBenchConsul,
   TRUST_DOMAIN,

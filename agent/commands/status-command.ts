@@ -7,6 +7,7 @@
 import { type Command, EXIT_FAILURE, EXIT_OK } from '../../lib/cli.js';
 import { MeshError } from '../../lib/errors.js';
 import { loadAgentConfig } from '../config/load.js';
+import { HOST_PORT } from '../config/schema.js';
 import { hostFacts } from '../run/host-facts.js';
 import { renderStatus } from '../status/render.js';
 import type { StatusDocument } from '../status/status.js';
@@ -25,7 +26,7 @@ export function statusCommand(fetchImpl: typeof fetch = fetch): Command {
     options: { config: { type: 'string' }, address: { type: 'string' }, json: { type: 'boolean' } },
     async run({ values, io }) {
       let address = typeof values.address === 'string' ? values.address : undefined;
-      if (address !== undefined && !/^[^\s:]+:\d{1,5}$/.test(address))
+      if (address !== undefined && !HOST_PORT.test(address))
         throw new MeshError('MESH_E_USAGE', `--address ${address}: must be host:port`, { details: { flag: 'address' } });
       if (address === undefined) {
         const file = typeof values.config === 'string' ? values.config : DEFAULT_CONFIG;

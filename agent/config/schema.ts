@@ -8,7 +8,9 @@ import { durationMs } from '../../lib/duration.js';
 import { validateTrustDomain } from '../../lib/spiffe-id.js';
 
 const port = z.number().int().min(1).max(65535);
-const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port');
+/** host:port as the agent's config and CLI accept it. */
+export const HOST_PORT = /^[^\s:]+:\d{1,5}$/;
+const hostPort = z.string().regex(HOST_PORT, 'must be host:port');
 
 const trustDomain = z.string().superRefine((value, ctx) => {
   try {

@@ -54,8 +54,9 @@ export function buildModel(input: ModelInput): BuiltModel {
     return undefined;
   };
 
+  const sorted = [...input.workloads].sort((a, b) => (a.name < b.name ? -1 : 1));
   const workloads: ModelWorkload[] = [];
-  for (const w of [...input.workloads].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+  for (const w of sorted) {
     if (!input.svids.has(w.spiffeId)) {
       problems.push({ workload: w.name, reason: `waiting for its SVID (${w.spiffeId})` });
       continue;
@@ -72,7 +73,7 @@ export function buildModel(input: ModelInput): BuiltModel {
   const callers = new Map<string, string>();
   const skipped: Record<string, number> = {};
   const upstreams: ModelUpstream[] = [];
-  for (const w of [...input.workloads].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+  for (const w of sorted) {
     if (!included.has(w.name)) continue;
     for (const u of w.upstreams) {
       const caller = callers.get(u.service);

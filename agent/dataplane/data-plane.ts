@@ -14,7 +14,7 @@ import type { CatalogView } from '../discovery/catalog-view.js';
 import { EMPTY_VIEW } from '../discovery/catalog-view.js';
 import type { Workload } from '../workloads/workload.js';
 import type { XdsResource } from '../xds/resources/common.js';
-import { type AdsServer, type AdsStatus, startAdsServer } from '../xds/server/ads-server.js';
+import { type AdsServer, type AdsStatus, idleAdsStatus, startAdsServer } from '../xds/server/ads-server.js';
 import {
   BuildMemo,
   buildSnapshot,
@@ -121,6 +121,8 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
   let unsubscribe: (() => void) | undefined;
   const memo = new BuildMemo();
 
+  const wantedIds = () => [...new Set(workloads.map((w) => w.spiffeId))];
+
   const rebuild = () => {
     if (ads === undefined || stopped) return;
     const ids = identities.current();
@@ -189,7 +191,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       });
       unsubscribe = identities.onChange(schedule);
       await identities.start();
-      identities.setWanted(workloads.map((w) => w.spiffeId));
+      identities.setWanted(wantedIds());
       schedule();
       await scheduled;
       await options.envoy?.start();
@@ -197,7 +199,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
     update(input) {
       if (input.workloads !== undefined) {
         workloads = input.workloads;
-        if (ads !== undefined) identities.setWanted([...new Set(workloads.map((w) => w.spiffeId))]);
+        if (ads !== undefined) identities.setWanted(wantedIds());
       }
       if (input.view !== undefined) view = input.view;
       schedule();
@@ -226,15 +228,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       while (scheduled !== undefined) await scheduled;
     },
     status() {
-      const adsStatus: AdsStatus = ads?.status() ?? {
-        socket: options.adsSocket,
-        streams: [],
-        types: [],
-        counters: {
-          sotw: { responses: 0, bytes: 0, resources: 0, removed: 0, acks: 0, nacks: 0 },
-          delta: { responses: 0, bytes: 0, resources: 0, removed: 0, acks: 0, nacks: 0 },
-        },
-      };
+      const adsStatus = ads?.status() ?? idleAdsStatus(options.adsSocket);
       return {
         envoy: options.envoy?.status() ?? { state: 'external' },
         xds: { ...adsStatus, ...(lastError === undefined ? {} : { lastError }), ...(builtAt === undefined ? {} : { builtAt }) },

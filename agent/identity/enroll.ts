@@ -6,7 +6,7 @@
 import { X509Certificate } from 'node:crypto';
 import path from 'node:path';
 import { MeshError } from '../../lib/errors.js';
-import { ensurePrivateDir, newKeyPair, writeFileAtomic } from '../../lib/secret-files.js';
+import { ensurePrivateDir, type KeyPair, newKeyPair, writeFileAtomic } from '../../lib/secret-files.js';
 import { parseSpiffeId } from '../../lib/spiffe-id.js';
 import { parseCertificates, uriSans } from '../../lib/x509/cert-info.js';
 import { createCsr } from '../../lib/x509/csr.js';
@@ -37,6 +37,29 @@ export interface SvidSummary {
 
 const summary = (svid: Svid): SvidSummary => ({ spiffeId: svid.spiffeId, serial: svid.serial, notAfter: svid.notAfter });
 
+const pkcs8Pem = (key: KeyPair): string => key.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+
+/** A new node SVID for a new node key made here, authenticated by the current node SVID. */
+export async function requestNodeSvid(client: ControlPlaneClient): Promise<{ svid: Svid; keyPem: string }> {
+  const key = newKeyPair();
+  const svid = await client.renewNode(createCsr(key.privateKey, key.publicKey));
+  return { svid, keyPem: pkcs8Pem(key) };
+}
+
+/** A workload SVID for a new key made here; the leaf must carry exactly the requested SPIFFE ID (MESH_E_CERT_INVALID). */
+export async function requestWorkloadSvid(client: ControlPlaneClient, spiffeId: string): Promise<{ svid: Svid; keyPem: string }> {
+  const key = newKeyPair();
+  const svid = await client.signWorkload(spiffeId, createCsr(key.privateKey, key.publicKey));
+  const sans = uriSans(new X509Certificate(svid.chainPem));
+  if (sans.length !== 1 || sans[0] !== spiffeId) {
+    throw new MeshError(
+      'MESH_E_CERT_INVALID',
+      `the control plane returned a certificate for ${sans.join(', ') || 'no URI'}, not ${spiffeId}`,
+    );
+  }
+  return { svid, keyPem: pkcs8Pem(key) };
+}
+
 export async function joinMesh(
   input: { address: string; token: string; bundlePem: string; dataDir: string; trustDomain?: string },
   connect: ClientFactory = connectControlPlane,
@@ -53,7 +76,7 @@ export async function joinMesh(
       controlPlane: input.address,
       trustDomain,
       spiffeId: svid.spiffeId,
-      keyPem: key.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+      keyPem: pkcs8Pem(key),
       chainPem: svid.chainPem,
       bundlePem: svid.bundle.rootsPem,
     });
@@ -89,11 +112,10 @@ export async function renewNodeSvid(
   connect: ClientFactory = connectControlPlane,
 ): Promise<SvidSummary> {
   return withNodeClient(input.dataDir, input.address, connect, async (client, identity) => {
-    const key = newKeyPair();
-    const svid = await client.renewNode(createCsr(key.privateKey, key.publicKey));
+    const { svid, keyPem } = await requestNodeSvid(client);
     await saveNodeIdentity(input.dataDir, {
       ...identity,
-      keyPem: key.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+      keyPem,
       chainPem: svid.chainPem,
       bundlePem: svid.bundle.rootsPem,
     });
@@ -108,22 +130,14 @@ export async function fetchWorkloadSvid(
 ): Promise<SvidSummary & { files: { svid: string; key: string; bundle: string } }> {
   parseSpiffeId(input.spiffeId);
   return withNodeClient(input.dataDir, input.address, connect, async (client) => {
-    const key = newKeyPair();
-    const svid = await client.signWorkload(input.spiffeId, createCsr(key.privateKey, key.publicKey));
-    const leaf = new X509Certificate(svid.chainPem);
-    if (!uriSans(leaf).includes(input.spiffeId)) {
-      throw new MeshError(
-        'MESH_E_CERT_INVALID',
-        `the control plane returned a certificate for ${uriSans(leaf).join(', ')}, not ${input.spiffeId}`,
-      );
-    }
+    const { svid, keyPem } = await requestWorkloadSvid(client, input.spiffeId);
     await ensurePrivateDir(input.outDir);
     const files = {
       svid: path.join(input.outDir, 'svid.pem'),
       key: path.join(input.outDir, 'svid.key'),
       bundle: path.join(input.outDir, 'bundle.pem'),
     };
-    await writeFileAtomic(files.key, key.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, 0o600);
+    await writeFileAtomic(files.key, keyPem, 0o600);
     await writeFileAtomic(files.svid, svid.chainPem, 0o644);
     await writeFileAtomic(files.bundle, svid.bundle.rootsPem, 0o644);
     await saveBundle(input.dataDir, svid.bundle.rootsPem);

@@ -23,13 +23,11 @@ import { X509Certificate } from 'node:crypto';
 import type { Clock, TimerHandle } from '../../lib/clock.js';
 import { MeshError, toMeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
-import { newKeyPair } from '../../lib/secret-files.js';
 import { parseSpiffeId } from '../../lib/spiffe-id.js';
-import { uriSans } from '../../lib/x509/cert-info.js';
-import { createCsr } from '../../lib/x509/csr.js';
 import { fromPemAll } from '../../lib/x509/pem.js';
 import { backoffDelay } from '../discovery/backoff.js';
-import { type BundleUpdate, type ControlPlaneClient, connectControlPlane, type Svid } from './cp-client.js';
+import { type BundleUpdate, type ControlPlaneClient, connectControlPlane } from './cp-client.js';
+import { requestNodeSvid, requestWorkloadSvid } from './enroll.js';
 import { loadNodeIdentity, type NodeIdentity, saveBundle, saveNodeIdentity } from './identity-store.js';
 import {
   createRotationManager,
@@ -116,8 +114,6 @@ function timesOf(chainPem: string, serial?: string): IssuedCert {
   const leaf = new X509Certificate(chainPem);
   return { serial: serial ?? leaf.serialNumber, notBefore: Date.parse(leaf.validFrom), notAfter: Date.parse(leaf.validTo) };
 }
-
-const keyPemOf = (key: ReturnType<typeof newKeyPair>) => key.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
 
 export function createWorkloadIdentities(options: WorkloadIdentitiesOptions): WorkloadIdentities {
   const { clock, dataDir } = options;
@@ -255,10 +251,9 @@ export function createWorkloadIdentities(options: WorkloadIdentitiesOptions): Wo
   };
 
   const renewNode = async (): Promise<Issued> => {
-    const key = newKeyPair();
-    const svid = await withClient((client) => client.renewNode(createCsr(key.privateKey, key.publicKey)));
+    const { svid, keyPem } = await withClient(requestNodeSvid);
     const before = identity as NodeIdentity;
-    const next: NodeIdentity = { ...before, keyPem: keyPemOf(key), chainPem: svid.chainPem };
+    const next: NodeIdentity = { ...before, keyPem, chainPem: svid.chainPem };
     if (stopped) throw new MeshError('MESH_E_INTERNAL', 'stopped while renewing the node SVID');
     // Saved before use: a restart must find the key that goes with the certificate in use.
     await persist('the node identity', () => saveNodeIdentity(dataDir, { ...next, bundlePem: bundle.rootsPem || svid.bundle.rootsPem }));
@@ -269,16 +264,8 @@ export function createWorkloadIdentities(options: WorkloadIdentitiesOptions): Wo
 
   /** A workload SVID with a new key; the leaf must carry exactly the requested ID. */
   const obtain = async (spiffeId: string): Promise<Issued> => {
-    const key = newKeyPair();
-    const svid: Svid = await withClient((client) => client.signWorkload(spiffeId, createCsr(key.privateKey, key.publicKey)));
-    const sans = uriSans(new X509Certificate(svid.chainPem));
-    if (sans.length !== 1 || sans[0] !== spiffeId) {
-      throw new MeshError(
-        'MESH_E_CERT_INVALID',
-        `the control plane returned a certificate for ${sans.join(', ') || 'no URI'}, not ${spiffeId}`,
-      );
-    }
-    return { ...timesOf(svid.chainPem, svid.serial), material: { chainPem: svid.chainPem, keyPem: keyPemOf(key) } };
+    const { svid, keyPem } = await withClient((client) => requestWorkloadSvid(client, spiffeId));
+    return { ...timesOf(svid.chainPem, svid.serial), material: { chainPem: svid.chainPem, keyPem } };
   };
 
   const live = (w: Workload) => !stopped && workloads.get(w.spiffeId) === w;

@@ -16,7 +16,7 @@ import { createConsulHttpClient } from '../discovery/consul-http.js';
 import { createEnvoySupervisor } from '../envoy/supervisor.js';
 import { createWorkloadIdentities } from '../identity/workload-identities.js';
 import { runCheck } from '../workloads/health-check.js';
-import { createAgent } from './agent.js';
+import { type Agent, createAgent } from './agent.js';
 import { type HostFacts, hostFacts } from './host-facts.js';
 
 export interface RunCommandDeps {
@@ -37,26 +37,7 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
       const facts = await (deps.facts ?? hostFacts)();
       const config = await loadAgentConfig(file, { hostname: async () => facts.hostname });
       const log = createLogger({ level: config.log.level, format: config.log.format, sink: { write: (l) => io.stderr.write(`${l}\n`) } });
-      const address = config.advertiseAddress ?? facts.address;
-      const consul = createConsulHttpClient({
-        mode: config.consul.mode,
-        address: config.consul.address,
-        token: config.consul.token,
-        datacenter: config.consul.datacenter,
-        nodeName: config.nodeName,
-        nodeAddress: address,
-        nodeMeta: { 'mesh-os': facts.os.replace(/[^A-Za-z0-9_. -]/g, '').slice(0, 128), 'mesh-hostname': facts.hostname.slice(0, 128) },
-      });
-      const dataPlane = config.dataPlane.enabled ? realDataPlane(config, log) : undefined;
-      const agent = createAgent({
-        config,
-        consul,
-        clock: systemClock,
-        log: log.child({ component: 'agent' }),
-        address,
-        checkRunner: runCheck,
-        ...(dataPlane === undefined ? {} : { dataPlane }),
-      });
+      const agent = createRealAgent(config, facts, log);
       const signals = deps.signals ?? process;
       // The envoy.* part of the config file is read again; other changes need a restart.
       const reloadEnvoy = async () => {
@@ -99,8 +80,32 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
   };
 }
 
+/** The agent with its real parts: Consul over HTTP, checks on this host, and the data plane when enabled. */
+export function createRealAgent(config: AgentConfig, facts: HostFacts, log: Logger): Agent {
+  const address = config.advertiseAddress ?? facts.address;
+  const consul = createConsulHttpClient({
+    mode: config.consul.mode,
+    address: config.consul.address,
+    token: config.consul.token,
+    datacenter: config.consul.datacenter,
+    nodeName: config.nodeName,
+    nodeAddress: address,
+    nodeMeta: { 'mesh-os': facts.os.replace(/[^A-Za-z0-9_. -]/g, '').slice(0, 128), 'mesh-hostname': facts.hostname.slice(0, 128) },
+  });
+  const dataPlane = config.dataPlane.enabled ? realDataPlane(config, log) : undefined;
+  return createAgent({
+    config,
+    consul,
+    clock: systemClock,
+    log: log.child({ component: 'agent' }),
+    address,
+    checkRunner: runCheck,
+    ...(dataPlane === undefined ? {} : { dataPlane }),
+  });
+}
+
 /** The data plane with the real parts: SVIDs from the control plane, the ADS server, Envoy under supervision. */
-export function realDataPlane(config: AgentConfig, log: Logger): DataPlane {
+function realDataPlane(config: AgentConfig, log: Logger): DataPlane {
   const identities = createWorkloadIdentities({
     dataDir: config.dataDir,
     clock: systemClock,

@@ -3,6 +3,7 @@
  * and the identities, immutable, versioned by content hash (per resource and
  * as a whole), and checked for consistency before it is served.
  */
+import { deepFreeze } from '../../lib/config-file.js';
 import type { ProxyModel } from '../model/proxy-model.js';
 import { isHttpLike } from '../model/proxy-model.js';
 import { contentHash, stableJson } from './content-hash.js';
@@ -46,14 +47,6 @@ export interface Snapshot {
 export function resourceName(kind: ResourceKind, resource: XdsResource): string {
   const name = kind === 'endpoints' ? resource.cluster_name : resource.name;
   return typeof name === 'string' ? name : '';
-}
-
-function deepFreeze<V>(value: V): V {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
 }
 
 /**

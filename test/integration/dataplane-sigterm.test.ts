@@ -10,6 +10,7 @@ import type { AgentConfig } from '../../agent/config/schema.js';
 import { envoySharedMemoryPath } from '../../agent/envoy/supervisor.js';
 import { joinMesh } from '../../agent/identity/enroll.js';
 import { agentFixture, agentStatus, startAgentProcess } from '../support/agent-process.js';
+import { processAlive } from '../support/child.js';
 import { startConsulDev } from '../support/consul.js';
 import { startTestControlPlane } from '../support/controlplane.js';
 import { getJson, startEchoApp } from '../support/mesh-apps.js';
@@ -21,14 +22,7 @@ t.setTimeout(180_000);
 
 const TD = 'example.org';
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const alive = processAlive;
 
 t.test('SIGTERM: deregistered, in-flight request completes, Envoy gone, exit 0', async (t) => {
   const cp = await startTestControlPlane({ trustDomain: TD });

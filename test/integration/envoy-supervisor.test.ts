@@ -15,6 +15,7 @@ import t, { type Test } from 'tap';
 import { createEnvoySupervisor, type EnvoySupervisor, type EnvoySupervisorOptions } from '../../agent/envoy/supervisor.js';
 import { systemClock } from '../../lib/clock.js';
 import { createLogger } from '../../lib/logger.js';
+import { processAlive } from '../support/child.js';
 import { freePorts } from '../support/ports.js';
 import { tools } from '../support/tools.js';
 import { httpGet, waitFor } from '../support/wait.js';
@@ -147,15 +148,7 @@ async function connect(t: Test, port: number) {
   };
 }
 
-function alive(pid: number | undefined): boolean {
-  if (pid === undefined) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const alive = processAlive;
 
 interface Started {
   supervisor: EnvoySupervisor;

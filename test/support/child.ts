@@ -26,6 +26,17 @@ export function untracked(command: string, args: readonly string[]): [string, st
   return ['env', ['-u', 'NODE_OPTIONS', command, ...args]];
 }
 
+/** True while a process with this pid exists. */
+export function processAlive(pid: number | undefined): boolean {
+  if (pid === undefined) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function childEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(base)) {

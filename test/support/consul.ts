@@ -30,6 +30,8 @@ export interface ConsulDev {
 export interface ConsulDevOptions {
   nodeName?: string;
   readyTimeoutMs?: number;
+  /** More agent configuration, e.g. `{ limits: { http_max_conns_per_client: 1000 } }`. */
+  extraConfig?: Record<string, unknown>;
 }
 
 export async function startConsulDev(options: ConsulDevOptions = {}): Promise<ConsulDev> {
@@ -47,6 +49,7 @@ export async function startConsulDev(options: ConsulDevOptions = {}): Promise<Co
     log_level: 'warn',
     disable_update_check: true,
     ports: { http, grpc, grpc_tls: -1, dns: -1, serf_lan: serfLan, serf_wan: serfWan, server },
+    ...options.extraConfig,
   };
   const configFile = path.join(base, 'config.json');
   await writeFile(configFile, JSON.stringify(config, null, 2));

@@ -8,12 +8,9 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { type AgentConfig, agentConfigSchema } from '../../agent/config/schema.js';
-import { createConsulHttpClient } from '../../agent/discovery/consul-http.js';
 import { joinMesh } from '../../agent/identity/enroll.js';
-import { type Agent, createAgent } from '../../agent/run/agent.js';
-import { realDataPlane } from '../../agent/run/run-command.js';
-import { runCheck } from '../../agent/workloads/health-check.js';
-import { systemClock } from '../../lib/clock.js';
+import type { Agent } from '../../agent/run/agent.js';
+import { createRealAgent } from '../../agent/run/run-command.js';
 import { deepFreeze, validateConfig } from '../../lib/config-file.js';
 import { createLogger } from '../../lib/logger.js';
 import type { TestControlPlane } from './controlplane.js';
@@ -96,25 +93,7 @@ export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode>
   const config = deepFreeze({ ...parsed, nodeName: options.nodeName, consul: { ...parsed.consul } }) as AgentConfig;
   const logs: string[] = [];
   const log = createLogger({ level: 'debug', sink: { write: (l) => logs.push(l) } });
-  const consul = createConsulHttpClient({
-    mode: 'agent',
-    address: options.consulAddr,
-    token: '',
-    datacenter: '',
-    nodeName: options.nodeName,
-    nodeAddress: '127.0.0.1',
-    nodeMeta: {},
-  });
-  const agent = createAgent({
-    config,
-    consul,
-    clock: systemClock,
-    log,
-    address: '127.0.0.1',
-    checkRunner: runCheck,
-    dataPlane: realDataPlane(config, log),
-    watchFiles: true,
-  });
+  const agent = createRealAgent(config, { hostname: options.nodeName, os: 'test', address: '127.0.0.1' }, log);
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   const admin = async (apiPath: string) => {
     const { status, body } = await httpGet(`${adminUrl}${apiPath}`);

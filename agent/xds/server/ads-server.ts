@@ -103,6 +103,11 @@ export interface AdsServer {
 
 const zero = (): PushCounters => ({ responses: 0, bytes: 0, resources: 0, removed: 0, acks: 0, nacks: 0 });
 
+/** The status of a server that has not started (yet): no streams, nothing pushed. */
+export function idleAdsStatus(socket: string): AdsStatus {
+  return { socket, streams: [], types: [], counters: { sotw: zero(), delta: zero() } };
+}
+
 type Stream = SotwStream | DeltaStream;
 
 export async function startAdsServer(options: AdsServerOptions): Promise<AdsServer> {
