@@ -45,6 +45,31 @@ export function createCsr(privateKey: KeyObject, publicKey: KeyObject, commonNam
   return seq(info, signatureAlgorithmFor(privateKey), bits(signWith(privateKey, info)));
 }
 
+/** DER prefixes of the two accepted SubjectPublicKeyInfo forms (P-256 uncompressed point, Ed25519). */
+const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex');
+const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+
+/**
+ * The key of a SubjectPublicKeyInfo and its type. The two accepted forms are
+ * recognised by their exact DER prefix and imported as JWK: OpenSSL 3's DER
+ * decoder costs about 145 µs per P-256 key (a fifth of an issuance) and the
+ * JWK import 75 µs, with the same on-curve check. Anything else goes through
+ * the DER decoder, which names what it found.
+ */
+export function publicKeyFromSpki(spki: Buffer): { publicKey: KeyObject; keyType: KeyType | undefined } {
+  if (spki.length === 91 && spki[26] === 0x04 && spki.subarray(0, 26).equals(P256_SPKI_PREFIX)) {
+    const x = spki.subarray(27, 59).toString('base64url');
+    const y = spki.subarray(59, 91).toString('base64url');
+    return { publicKey: createPublicKey({ key: { kty: 'EC', crv: 'P-256', x, y }, format: 'jwk' }), keyType: 'ec-p256' };
+  }
+  if (spki.length === 44 && spki.subarray(0, 12).equals(ED25519_SPKI_PREFIX)) {
+    const x = spki.subarray(12).toString('base64url');
+    return { publicKey: createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' }), keyType: 'ed25519' };
+  }
+  const publicKey = createPublicKey({ key: spki, format: 'der', type: 'spki' });
+  return { publicKey, keyType: keyTypeOf(publicKey) };
+}
+
 function invalid(reason: string, cause?: unknown): MeshError {
   return new MeshError('MESH_E_CSR_INVALID', `certificate signing request is invalid: ${reason}`, { details: { reason }, cause });
 }
@@ -71,12 +96,12 @@ export function parseCsr(der: Uint8Array): ParsedCsr {
     throw invalid(err instanceof DerError ? err.message : 'not a DER PKCS#10 request', err);
   }
   let publicKey: KeyObject;
+  let keyType: KeyType | undefined;
   try {
-    publicKey = createPublicKey({ key: spki, format: 'der', type: 'spki' });
+    ({ publicKey, keyType } = publicKeyFromSpki(spki));
   } catch (err) {
     throw invalid('the public key cannot be read', err);
   }
-  const keyType = keyTypeOf(publicKey);
   if (keyType === undefined) {
     const curve = publicKey.asymmetricKeyDetails?.namedCurve;
     throw new MeshError(

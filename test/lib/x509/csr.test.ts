@@ -5,7 +5,7 @@ import path from 'node:path';
 import t from 'tap';
 import { run } from '../../../lib/exec.js';
 import { newKeyPair } from '../../../lib/secret-files.js';
-import { createCsr, keyTypeOf, parseCsr, signatureAlgorithmFor } from '../../../lib/x509/csr.js';
+import { createCsr, keyTypeOf, parseCsr, publicKeyFromSpki, signatureAlgorithmFor } from '../../../lib/x509/csr.js';
 import { bits, children, decodeOid, oid, read, seq } from '../../../lib/x509/der.js';
 import { OID } from '../../../lib/x509/oids.js';
 import { toPem } from '../../../lib/x509/pem.js';
@@ -93,4 +93,36 @@ t.test('only P-256 and Ed25519 keys are accepted', async (t) => {
   const info384 = seq(infoNodes[0]?.raw as Buffer, infoNodes[1]?.raw as Buffer, spki384, infoNodes[3]?.raw as Buffer);
   const csr384 = seq(info384, seq(oid(OID.ecdsaWithSha256)), bits(sign('sha256', info384, { key: p384.privateKey, dsaEncoding: 'der' })));
   t.throws(() => parseCsr(csr384), { code: 'MESH_E_KEY_UNSUPPORTED', message: /ec \(secp384r1\)/ });
+});
+
+t.test('publicKeyFromSpki: the JWK fast path gives the same key as the DER decoder and checks the point', async (t) => {
+  for (const pair of [newKeyPair(), ed()]) {
+    const spki = pair.publicKey.export({ type: 'spki', format: 'der' });
+    const { publicKey, keyType } = publicKeyFromSpki(spki);
+    t.ok(publicKey.equals(pair.publicKey), `${keyType}: same key`);
+    t.same(publicKey.export({ type: 'spki', format: 'der' }), spki, `${keyType}: exports to the same SPKI`);
+  }
+  // A P-256 point that is not on the curve: refused, as the DER decoder refuses it.
+  const spki = newKeyPair().publicKey.export({ type: 'spki', format: 'der' });
+  const offCurve = Buffer.from(spki);
+  offCurve.fill(7, 59);
+  t.throws(() => publicKeyFromSpki(offCurve));
+  // The compressed form of the same point is not the fast path's shape, but the DER decoder still reads it.
+  const p = newKeyPair();
+  const full = p.publicKey.export({ type: 'spki', format: 'der' });
+  const y = full.subarray(59);
+  const compressed = Buffer.concat([
+    Buffer.from('3039301306072a8648ce3d020106082a8648ce3d030107032200', 'hex'),
+    Buffer.from([(y[31] as number) & 1 ? 3 : 2]),
+    full.subarray(27, 59),
+  ]);
+  const viaDer = publicKeyFromSpki(compressed);
+  t.equal(viaDer.keyType, 'ec-p256');
+  t.ok(viaDer.publicKey.equals(p.publicKey), 'compressed point decodes to the same key');
+  // A CSR over an off-curve key is a clear CSR error.
+  const info = children(read(createCsr(p.privateKey, p.publicKey)))[0]?.raw as Buffer;
+  const nodes = children(read(info));
+  const badInfo = seq(nodes[0]?.raw as Buffer, nodes[1]?.raw as Buffer, offCurve, nodes[3]?.raw as Buffer);
+  const badCsr = seq(badInfo, seq(oid(OID.ecdsaWithSha256)), bits(sign('sha256', badInfo, { key: p.privateKey, dsaEncoding: 'der' })));
+  t.throws(() => parseCsr(badCsr), { code: 'MESH_E_CSR_INVALID', message: /the public key cannot be read/ });
 });
