@@ -182,6 +182,7 @@ export async function startControlPlane(config: ControlplaneConfig, deps: { cloc
         });
       await Promise.all([graceful(server), graceful(admin)]);
       await rm(adminSocket, { force: true });
+      await batcher.close();
       db.close();
     },
   };
