@@ -17,6 +17,7 @@ import { identityHandlers } from './api/identity-api.js';
 import { ServerIdentity } from './api/server-identity.js';
 import { RateLimiter } from './attestation/rate-limiter.js';
 import { CaManager } from './ca/ca-manager.js';
+import { createLeafSigner, defaultSigningWorkers } from './ca/leaf-signer.js';
 import type { ControlplaneConfig } from './config/schema.js';
 import { IdentityService } from './identity-service.js';
 import { AuditRepo } from './store/audit-repo.js';
@@ -90,16 +91,21 @@ export async function startControlPlane(config: ControlplaneConfig, deps: { cloc
   });
   await ca.init();
   const batcher = new CommitBatcher(db);
+  const signer = createLeafSigner({
+    workers: config.signingWorkers ?? defaultSigningWorkers(),
+    maxCsrBytes: config.maxCsrBytes,
+    logger: logger.child({ component: 'signer' }),
+  });
   const identity = new IdentityService({
     config: {
       trustDomain: config.trustDomain,
       svidTtlMs: config.svidTtl,
       nodeSvidTtlMs: config.nodeSvidTtl,
       maxTokenTtlMs: config.maxTokenTtl,
-      maxCsrBytes: config.maxCsrBytes,
     },
     db,
     ca,
+    signer,
     nodes,
     certs,
     audit,
@@ -182,6 +188,7 @@ export async function startControlPlane(config: ControlplaneConfig, deps: { cloc
         });
       await Promise.all([graceful(server), graceful(admin)]);
       await rm(adminSocket, { force: true });
+      await signer.close();
       await batcher.close();
       db.close();
     },

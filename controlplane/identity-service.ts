@@ -10,13 +10,13 @@ import { isMeshError, MeshError, toMeshError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { formatSpiffeId, parseSpiffeId, validateSegment } from '../lib/spiffe-id.js';
 import { uriSans } from '../lib/x509/cert-info.js';
-import { parseCsr } from '../lib/x509/csr.js';
 import { fromPem } from '../lib/x509/pem.js';
 import { isAllowed, validatePattern } from './attestation/allow-patterns.js';
 import { hashToken, looksLikeToken, newJoinToken } from './attestation/join-token.js';
 import type { RateLimiter } from './attestation/rate-limiter.js';
-import { type Generation, issueLeaf } from './ca/authority.js';
+import type { Generation, IssuedLeaf } from './ca/authority.js';
 import type { Bundle, CaManager } from './ca/ca-manager.js';
+import type { LeafSigner } from './ca/leaf-signer.js';
 import type { AuditEntry, AuditRepo } from './store/audit-repo.js';
 import type { CertRepo } from './store/cert-repo.js';
 import type { CommitBatcher } from './store/commit-batcher.js';
@@ -28,13 +28,14 @@ export interface IdentityConfig {
   svidTtlMs: number;
   nodeSvidTtlMs: number;
   maxTokenTtlMs: number;
-  maxCsrBytes: number;
 }
 
 export interface IdentityDeps {
   config: IdentityConfig;
   db: Db;
   ca: CaManager;
+  /** Checks CSRs and signs leaves, on worker threads or inline. */
+  signer: LeafSigner;
   nodes: NodeRepo;
   certs: CertRepo;
   audit: AuditRepo;
@@ -122,9 +123,8 @@ export class IdentityService {
       if (token === undefined || hash === undefined)
         throw new MeshError('MESH_E_TOKEN_UNKNOWN', 'the join token is not known; create one with meshctl token create');
       const spiffeId = nodeSpiffeId(config.trustDomain, token.node_name);
-      const csr = this.parse(input.csr);
       const gen = this.d.ca.active();
-      const leaf = issueLeaf(gen, { spiffeId, spki: csr.spki, ttlMs: config.nodeSvidTtlMs, now: clock.now() });
+      const leaf = await this.d.signer.sign(gen, { csr: input.csr, spiffeId, ttlMs: config.nodeSvidTtlMs, now: clock.now() });
       await this.d.batcher.run(() => {
         const now = clock.now();
         if (!this.d.nodes.consumeToken(hash, now)) throw this.tokenFailure(hash, now);
@@ -259,9 +259,8 @@ export class IdentityService {
     kind: 'node' | 'workload';
     action: string;
   }): Promise<SvidResult> {
-    const csr = this.parse(input.csr);
     const gen = this.d.ca.active();
-    const leaf = issueLeaf(gen, { spiffeId: input.spiffeId, spki: csr.spki, ttlMs: input.ttlMs, now: this.d.clock.now() });
+    const leaf = await this.d.signer.sign(gen, { csr: input.csr, spiffeId: input.spiffeId, ttlMs: input.ttlMs, now: this.d.clock.now() });
     await this.d.batcher.run(() => {
       const now = this.d.clock.now();
       // Checked again inside the transaction: a revocation that committed first wins.
@@ -280,7 +279,7 @@ export class IdentityService {
     return this.result(gen, input.spiffeId, leaf);
   }
 
-  private record(gen: Generation, leaf: ReturnType<typeof issueLeaf>, spiffeId: string, node: string, kind: 'node' | 'workload'): void {
+  private record(gen: Generation, leaf: IssuedLeaf, spiffeId: string, node: string, kind: 'node' | 'workload'): void {
     this.d.certs.insert({
       generation_id: gen.id,
       serial: leaf.serial,
@@ -293,7 +292,7 @@ export class IdentityService {
     });
   }
 
-  private result(gen: Generation, spiffeId: string, leaf: ReturnType<typeof issueLeaf>): SvidResult {
+  private result(gen: Generation, spiffeId: string, leaf: IssuedLeaf): SvidResult {
     return {
       spiffeId,
       chain: [leaf.der, gen.signer.raw, ...gen.chainPems.map((p) => fromPem(p))],
@@ -301,13 +300,6 @@ export class IdentityService {
       notAfter: leaf.notAfter,
       bundle: this.d.ca.bundle(),
     };
-  }
-
-  private parse(csr: Uint8Array) {
-    if (csr.length > this.d.config.maxCsrBytes) {
-      throw new MeshError('MESH_E_REQUEST_TOO_LARGE', `the CSR has ${csr.length} bytes; at most ${this.d.config.maxCsrBytes} are accepted`);
-    }
-    return parseCsr(csr);
   }
 
   private requireActive(name: string): NodeRow {

@@ -22,7 +22,18 @@ export function backdateFor(ttlMs: number): number {
   return Math.min(BACKDATE_MS, Math.floor(ttlMs * 0.05));
 }
 
-export interface Generation {
+/** What signing a leaf needs of a generation; plain data and a KeyObject, so it can be posted to a signing worker. */
+export interface SigningKey {
+  readonly id: number;
+  readonly signerKey: KeyObject;
+  readonly signerSubject: Buffer;
+  readonly signerKeyId: Buffer;
+  readonly signatureAlgorithm: Buffer;
+  /** The signer's notAfter (ms): no leaf outlives it. */
+  readonly signerNotAfter: number;
+}
+
+export interface Generation extends SigningKey {
   readonly id: number;
   readonly state: GenerationState;
   readonly source: 'generated' | 'imported';
@@ -62,6 +73,7 @@ export function generationFromRow(row: GenerationRow, signerKey: KeyObject): Gen
     signerSubject: fields.subject,
     signerKeyId: keyIdentifier(fields.spki),
     signatureAlgorithm: signatureAlgorithmFor(signerKey),
+    signerNotAfter: Date.parse(signer.validTo),
   });
 }
 
@@ -79,9 +91,8 @@ export interface LeafRequest {
   now: number;
 }
 
-export function issueLeaf(gen: Generation, req: LeafRequest, random?: (n: number) => Buffer): IssuedLeaf {
-  const signerNotAfter = Date.parse(gen.signer.validTo);
-  const notAfter = Math.min(req.now + req.ttlMs, signerNotAfter);
+export function issueLeaf(gen: SigningKey, req: LeafRequest, random?: (n: number) => Buffer): IssuedLeaf {
+  const notAfter = Math.min(req.now + req.ttlMs, gen.signerNotAfter);
   if (notAfter <= req.now) {
     throw new MeshError('MESH_E_CA_EXPIRED', 'the signing CA has expired; rotate the CA (meshctl ca rotate prepare|activate)');
   }

@@ -20,6 +20,8 @@ export const controlplaneSchema = z.strictObject({
   nodeSvidTtl: durationMs.default(24 * 3600_000),
   maxTokenTtl: durationMs.default(24 * 3600_000),
   maxCsrBytes: z.number().int().min(256).max(65536).default(4096),
+  /** Threads that check CSRs and sign leaves; 0 signs on the main thread. Default: one per core. */
+  signingWorkers: z.number().int().min(0).max(64).optional(),
   rateLimit: z
     .strictObject({ perSecond: z.number().positive().default(200), burst: z.number().int().positive().default(400) })
     .prefault({}),

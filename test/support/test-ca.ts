@@ -5,13 +5,15 @@
  */
 import { X509Certificate } from 'node:crypto';
 import type { IdentityMaterial } from '../../agent/xds/snapshot.js';
-import { createCaPair, generationFromRow, issueLeaf } from '../../controlplane/ca/authority.js';
+import { createCaPair, type Generation, generationFromRow, issueLeaf } from '../../controlplane/ca/authority.js';
 import { newKeyPair } from '../../lib/secret-files.js';
 import { toPem } from '../../lib/x509/pem.js';
 
 export interface TestCa {
   readonly trustDomain: string;
   readonly bundlePem: string;
+  /** The signing generation, for tests of the signer itself. */
+  readonly generation: Generation;
   /** A new key and leaf for the SPIFFE ID (chain = leaf + signing CA). */
   issue(spiffeId: string, ttlMs?: number): IdentityMaterial & { serial: string };
 }
@@ -40,6 +42,7 @@ export function createTestCa(trustDomain: string): TestCa {
   return {
     trustDomain,
     bundlePem: pair.rootPem,
+    generation: gen,
     issue(spiffeId, ttlMs = 3_600_000) {
       const key = newKeyPair();
       const leaf = issueLeaf(gen, { spiffeId, spki: key.publicKey.export({ type: 'spki', format: 'der' }), ttlMs, now: Date.now() });
