@@ -14,6 +14,7 @@ import { ensurePrivateDir } from '../lib/secret-files.js';
 import { packageVersion } from '../lib/version.js';
 import { adminHandlers } from './api/admin-api.js';
 import { identityHandlers } from './api/identity-api.js';
+import { installPeerCertificateCache } from './api/peer-cert-cache.js';
 import { ServerIdentity } from './api/server-identity.js';
 import { RateLimiter } from './attestation/rate-limiter.js';
 import { CaManager } from './ca/ca-manager.js';
@@ -90,6 +91,7 @@ export async function startControlPlane(config: ControlplaneConfig, deps: { cloc
     logger: logger.child({ component: 'ca' }),
   });
   await ca.init();
+  installPeerCertificateCache();
   const batcher = new CommitBatcher(db);
   const signer = createLeafSigner({
     workers: config.signingWorkers ?? defaultSigningWorkers(),
