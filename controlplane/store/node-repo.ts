@@ -21,8 +21,19 @@ export interface TokenRow {
   used_at: number | null;
 }
 
+/** last_seen_at is written at most this often per node: it is for `meshctl node list`, not an audit trail. */
+export const TOUCH_INTERVAL_MS = 1000;
+
 export class NodeRepo {
   private readonly statements = new Map<string, Statement<unknown[]>>();
+  /**
+   * Node rows read outside a transaction, by name. Every issuance reads its
+   * node before signing; the check that decides is repeated inside the
+   * write transaction, which always reads the table. Any write to a node
+   * drops its entry.
+   */
+  private readonly cached = new Map<string, NodeRow>();
+  private readonly touched = new Map<string, number>();
 
   constructor(private readonly db: Db) {}
 
@@ -57,14 +68,26 @@ export class NodeRepo {
   }
 
   upsertNode(row: Omit<NodeRow, 'revoked_at' | 'last_seen_at'>): void {
+    this.cached.delete(row.name);
     this.stmt(
       `INSERT INTO nodes (name, spiffe_id, allow, status, joined_at) VALUES (@name, @spiffe_id, @allow, @status, @joined_at)
          ON CONFLICT(name) DO UPDATE SET allow = excluded.allow, status = excluded.status, joined_at = excluded.joined_at, revoked_at = NULL`,
     ).run(row);
   }
 
+  /** The node's row; outside a transaction possibly from the cache (without last_seen_at being current). */
   node(name: string): NodeRow | undefined {
-    return this.stmt('SELECT * FROM nodes WHERE name = ?').get(name) as NodeRow | undefined;
+    const inTransaction = this.db.inTransaction;
+    if (!inTransaction) {
+      const hit = this.cached.get(name);
+      if (hit !== undefined) return hit;
+    }
+    const row = this.stmt('SELECT * FROM nodes WHERE name = ?').get(name) as NodeRow | undefined;
+    if (row !== undefined && !inTransaction) {
+      if (this.cached.size >= 10_000) this.cached.clear();
+      this.cached.set(name, row);
+    }
+    return row;
   }
 
   nodes(): NodeRow[] {
@@ -72,12 +95,18 @@ export class NodeRepo {
   }
 
   revoke(name: string, now: number): boolean {
+    this.cached.delete(name);
     return (
       this.stmt("UPDATE nodes SET status = 'revoked', revoked_at = ? WHERE name = ? AND status = 'active'").run(now, name).changes === 1
     );
   }
 
+  /** Records that the node was seen; at most once per TOUCH_INTERVAL_MS per node. */
   touch(name: string, now: number): void {
+    const last = this.touched.get(name);
+    if (last !== undefined && now - last < TOUCH_INTERVAL_MS && now >= last) return;
     this.stmt('UPDATE nodes SET last_seen_at = ? WHERE name = ?').run(now, name);
+    if (this.touched.size >= 10_000) this.touched.clear();
+    this.touched.set(name, now);
   }
 }
