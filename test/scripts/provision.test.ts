@@ -1,11 +1,15 @@
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
 import {
   defaultCacheDir,
+  goToolSourceHash,
   parseConsulVersion,
   parseEnvoyVersion,
+  parseIssuanceLoadVersion,
   parseSvidVerifyVersion,
   pinnedConsulVersion,
+  pinnedGrpcGoVersion,
   pinnedSpiffeVersion,
 } from '../../scripts/provision.js';
 import { repoRoot } from '../../scripts/repo-root.js';
@@ -19,6 +23,9 @@ t.test('version parsers read the tools own output', async (t) => {
   t.equal(parseSvidVerifyVersion('svid-verify go-spiffe/v2 v2.9.0\n'), '2.9.0');
   t.equal(parseSvidVerifyVersion('svid-verify go-spiffe/v2 unknown\n'), undefined);
   t.equal(parseSvidVerifyVersion('Consul v1.22.3'), undefined);
+  t.equal(parseIssuanceLoadVersion('issuance-load grpc-go v1.75.0\n'), '1.75.0');
+  t.equal(parseIssuanceLoadVersion('issuance-load grpc-go unknown\n'), undefined);
+  t.equal(parseIssuanceLoadVersion('svid-verify go-spiffe/v2 v2.9.0\n'), undefined);
 });
 
 t.test('the Consul pin comes from the Go helper go.mod', async (t) => {
@@ -35,6 +42,29 @@ t.test('the go-spiffe pin comes from the svid-verify go.mod', async (t) => {
   t.equal(await pinnedSpiffeVersion(block), '2.9.0', 'a require block works too');
   const other = t.testdir({ test: { tools: { 'svid-verify': { 'go.mod': 'module x\n\nrequire github.com/spiffe/go-spiffe v1.1.0\n' } } } });
   await t.rejects(pinnedSpiffeVersion(other), { code: 'MESH_E_PROVISION_FAILED' }, 'go-spiffe v1 is not the pin');
+});
+
+t.test('the grpc-go pin comes from the issuance-load go.mod', async (t) => {
+  t.match(await pinnedGrpcGoVersion(repoRoot()), /^1\.\d+\.\d+$/);
+  const block = t.testdir({
+    test: { tools: { 'issuance-load': { 'go.mod': 'module x\n\ngo 1.25\n\nrequire (\n\tgoogle.golang.org/grpc v1.76.0\n)\n' } } },
+  });
+  t.equal(await pinnedGrpcGoVersion(block), '1.76.0', 'a require block works too');
+  const other = t.testdir({
+    test: { tools: { 'issuance-load': { 'go.mod': 'module x\n\nrequire google.golang.org/grpc/examples v0.0.0-2025\n' } } },
+  });
+  await t.rejects(pinnedGrpcGoVersion(other), { code: 'MESH_E_PROVISION_FAILED' }, 'another module is not the pin');
+});
+
+t.test('a Go tool is rebuilt when its own sources change', async (t) => {
+  const root = t.testdir({
+    test: { tools: { tool: { 'main.go': 'package main\n', 'go.mod': 'module x\n', sub: { 'x.txt': 'ignored' } } } },
+  });
+  const first = await goToolSourceHash(root, 'tool');
+  t.match(first, /^[0-9a-f]{12}$/);
+  t.equal(await goToolSourceHash(root, 'tool'), first, 'stable');
+  await writeFile(path.join(root, 'test', 'tools', 'tool', 'main.go'), 'package main // changed\n');
+  t.not(await goToolSourceHash(root, 'tool'), first, 'a changed file changes it');
 });
 
 t.test('cache folder: MESH_CACHE_DIR or <repo>/.cache', async (t) => {
