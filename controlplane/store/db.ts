@@ -1,6 +1,8 @@
 /**
  * The control plane's SQLite database: WAL with synchronous=FULL (a certificate
- * is returned only after its row is durable), foreign keys on, an integrity
+ * is returned only after its row is durable; issuances go through the
+ * CommitBatcher, which commits with NORMAL and syncs the WAL itself before
+ * answering, off the event loop), foreign keys on, an integrity
  * check at open (refuse to start on failure), numbered migrations, and an
  * online backup through SQLite's backup API.
  */
