@@ -48,9 +48,12 @@ export function inlineSigner(maxCsrBytes: number): LeafSigner {
   };
 }
 
-/** The default pool size: one worker per core. */
-export function defaultSigningWorkers(): number {
-  return availableParallelism();
+/**
+ * The default pool size: one worker per core, at most 4. A worker signs about
+ * 5,000 leaves/s; past 4 the event loop (gRPC, TLS, SQLite) is the limit.
+ */
+export function defaultSigningWorkers(cores = availableParallelism()): number {
+  return Math.max(1, Math.min(4, cores));
 }
 
 // --- wire format between the pool and its workers -------------------------

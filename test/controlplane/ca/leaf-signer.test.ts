@@ -1,6 +1,12 @@
 import { X509Certificate } from 'node:crypto';
 import t, { type Test } from 'tap';
-import { createLeafSigner, inlineSigner, type LeafSigner, workerSigner } from '../../../controlplane/ca/leaf-signer.js';
+import {
+  createLeafSigner,
+  defaultSigningWorkers,
+  inlineSigner,
+  type LeafSigner,
+  workerSigner,
+} from '../../../controlplane/ca/leaf-signer.js';
 import { createLogger, silentLogger } from '../../../lib/logger.js';
 import { newKeyPair } from '../../../lib/secret-files.js';
 import { createCsr } from '../../../lib/x509/csr.js';
@@ -94,4 +100,11 @@ t.test('inlineSigner is what zero workers means', async (t) => {
   await t.rejects(signer.sign(ca.generation, { csr: csr().csr, spiffeId: ID, ttlMs: 1000, now: Date.now() }), {
     code: 'MESH_E_REQUEST_TOO_LARGE',
   });
+});
+
+t.test('the default pool is one worker per core, at most 4', async (t) => {
+  t.equal(defaultSigningWorkers(1), 1);
+  t.equal(defaultSigningWorkers(2), 2);
+  t.equal(defaultSigningWorkers(64), 4);
+  t.ok(defaultSigningWorkers() >= 1);
 });
