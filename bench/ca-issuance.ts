@@ -58,6 +58,10 @@ async function startControlPlane(dir: string): Promise<{ address: string; pid: n
       if (match?.[1]) resolve(match[1]);
     });
     child.once('exit', (code) => reject(new Error(`mesh-controlplane exited with ${code}`)));
+    setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`mesh-controlplane did not report its listen address within 30 s; its stdout: ${out.slice(-500)}`));
+    }, 30_000).unref();
   });
   return {
     address,
@@ -112,6 +116,7 @@ async function withServerCpu<T extends { count: number }>(pid: number, fn: () =>
 
 async function main() {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-bench-'));
+  process.stderr.write('starting the control plane\n');
   const cp = await startControlPlane(dir);
   try {
     const admin = connectAdmin(path.join(dir, 'cp'));
@@ -119,9 +124,11 @@ async function main() {
     const bundle = await admin.call<{ roots: Buffer[] }>('GetBundle');
     admin.close();
     const agentDir = path.join(dir, 'agent');
+    process.stderr.write(`joining a node to ${cp.address}\n`);
     await joinMesh({ address: cp.address, token, bundlePem: bundle.roots.map((d) => toPem(d)).join(''), dataDir: agentDir });
     const identity = await loadNodeIdentity(agentDir);
     // Every request carries its own key's CSR; 512 of them, used round-robin.
+    process.stderr.write('making 512 CSRs, then the load tool (provisioned if missing)\n');
     const csrs = Array.from({ length: 512 }, () => {
       const key = newKeyPair();
       return createCsr(key.privateKey, key.publicKey);

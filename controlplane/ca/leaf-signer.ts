@@ -166,10 +166,17 @@ export function workerSigner(options: { workers: number; maxCsrBytes: number; lo
   const post = (slot: Slot) => {
     while (slot.queue.length > 0) {
       const batch = slot.queue.splice(0, SIGN_BATCH);
-      slot.worker.postMessage(
-        batch,
-        batch.map((m) => m.csr.buffer as ArrayBuffer),
-      );
+      try {
+        // No transfer list: for buffers this small, detaching costs more than the copy.
+        slot.worker.postMessage(batch);
+      } catch (err) {
+        // Never leave a request waiting for an answer that cannot come.
+        const e = new MeshError('MESH_E_INTERNAL', `the request could not be handed to a signing worker: ${toMeshError(err).message}`);
+        for (const message of batch) {
+          slot.outstanding.get(message.id)?.reject(e);
+          slot.outstanding.delete(message.id);
+        }
+      }
     }
   };
 
@@ -190,7 +197,7 @@ export function workerSigner(options: { workers: number; maxCsrBytes: number; lo
       const slot = pick();
       const id = nextId++;
       // Structured clone copies a view's whole ArrayBuffer, and the CSR decoded from gRPC is a slice
-      // of a large receive buffer: copy just its bytes and hand the copy over.
+      // of a large receive buffer: post a copy of just its bytes.
       const csr = new Uint8Array(request.csr);
       const message: SignMessage = {
         id,

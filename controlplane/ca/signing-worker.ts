@@ -15,8 +15,5 @@ parentPort?.on('message', (batch: SignMessage[]) => {
       return signCsr(key, message, maxCsrBytes);
     });
   });
-  parentPort?.postMessage(
-    replies,
-    replies.flatMap((reply) => (reply.ok ? [reply.der.buffer as ArrayBuffer] : [])),
-  );
+  parentPort?.postMessage(replies);
 });
