@@ -36,7 +36,13 @@ const WORKERS = workersArg > 0 ? Number(process.argv[workersArg + 1]) : undefine
 
 /** CPU milliseconds (user + system) a process has used, from /proc. */
 function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    throw new Error(`the control plane (pid ${pid}) is gone; see its log above`);
+  }
+  const fields = stat.split(') ')[1]?.split(' ') ?? [];
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }
 
@@ -50,15 +56,29 @@ async function startControlPlane(dir: string): Promise<{ address: string; pid: n
   const child = spawn(process.execPath, [...profile, path.join(repoRoot(), 'dist', 'controlplane', 'main.js'), 'run', '--config', config], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  let stopping = false;
   const address = await new Promise<string>((resolve, reject) => {
     let out = '';
+    let ready = false;
     child.stdout.on('data', (chunk: Buffer) => {
+      // Its log (warnings and errors after start-up) goes on to our stderr.
+      if (ready) process.stderr.write(chunk);
       out += chunk.toString();
       const match = /"listen":"([^"]+)"/.exec(out);
-      if (match?.[1]) resolve(match[1]);
+      if (match?.[1] && !ready) {
+        ready = true;
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
     });
-    child.once('exit', (code) => reject(new Error(`mesh-controlplane exited with ${code}`)));
-    setTimeout(() => {
+    child.once('exit', (code, signal) => {
+      const why = `mesh-controlplane exited with ${signal ?? code}`;
+      if (stopping) return;
+      process.stderr.write(`${why} during the benchmark\n`);
+      process.exitCode = 1;
+      reject(new Error(why));
+    });
+    const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`mesh-controlplane did not report its listen address within 30 s; its stdout: ${out.slice(-500)}`));
     }, 30_000).unref();
@@ -68,6 +88,8 @@ async function startControlPlane(dir: string): Promise<{ address: string; pid: n
     pid: child.pid ?? 0,
     stop: () =>
       new Promise((resolve) => {
+        stopping = true;
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once('exit', () => resolve());
         child.kill('SIGTERM');
       }),
