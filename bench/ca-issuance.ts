@@ -96,17 +96,7 @@ async function startControlPlane(dir: string): Promise<{ address: string; pid: n
   };
 }
 
-function summarize(latencies: number[], started: number, errors: number) {
-  const elapsed = (performance.now() - started) / 1000;
-  return {
-    rate: latencies.length / elapsed,
-    p50: pct(latencies, 50),
-    p99: pct(latencies, 99),
-    errors,
-    count: latencies.length,
-  };
-}
-
+/** The agent's own grpc-js client in this process, closed loop; the same figures issuance-load reports. */
 async function closedLoop(clients: ControlPlaneClient[], concurrency: number, csrs: Buffer[]) {
   const latencies: number[] = [];
   const deadline = performance.now() + SECONDS * 1000;
@@ -125,8 +115,17 @@ async function closedLoop(clients: ControlPlaneClient[], concurrency: number, cs
     }
   };
   const started = performance.now();
+  const cpu0 = process.cpuUsage();
   await Promise.all(Array.from({ length: concurrency }, (_, i) => worker(i)));
-  return summarize(latencies, started, errors);
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    count: latencies.length,
+    errors,
+    elapsedMs: performance.now() - started,
+    p50Ms: pct(latencies, 50),
+    p99Ms: pct(latencies, 99),
+    cpuMs: (cpu.user + cpu.system) / 1000,
+  };
 }
 
 /** Server CPU per issuance around one run of `fn` that issued `count` certificates. */
@@ -155,13 +154,14 @@ async function main() {
       const key = newKeyPair();
       return createCsr(key.privateKey, key.publicKey);
     });
+    const requests = csrs.map((csr) => encodeSignWorkload(ID, csr));
     const load = (loadShape: { concurrency: number } | { rate: number }, warmupMs = 0) =>
       runIssuanceLoad({
         address: cp.address,
         serverId: controlPlaneServerId('bench.example'),
         bundlePem: identity.bundlePem,
         node: { chainPem: identity.chainPem, keyPem: identity.keyPem },
-        requests: csrs.map((csr) => encodeSignWorkload(ID, csr)),
+        requests,
         load: loadShape,
         durationMs: SECONDS * 1000,
         warmupMs,
@@ -172,22 +172,21 @@ async function main() {
     const rows: Array<Array<string | number>> = [];
     const row = (
       label: string,
-      r: { count: number; elapsedMs: number; p50Ms: number; p99Ms: number; errors: number; serverCpuPerOp: number },
-      clientPer: number,
+      r: { count: number; elapsedMs: number; p50Ms: number; p99Ms: number; errors: number; cpuMs: number; serverCpuPerOp: number },
     ) => {
       const rate = r.count / (r.elapsedMs / 1000);
-      rows.push([label, r.count, rate, r.p50Ms, r.p99Ms, r.serverCpuPerOp, clientPer, r.errors]);
+      rows.push([label, r.count, rate, r.p50Ms, r.p99Ms, r.serverCpuPerOp, r.cpuMs / Math.max(1, r.count), r.errors]);
       return rate;
     };
     const rates: number[] = [];
     for (const concurrency of ONLY === undefined ? [1, 8, 64] : [ONLY]) {
       process.stderr.write(`${concurrency} concurrent for ${SECONDS} s\n`);
       const r = await withServerCpu(cp.pid, () => load({ concurrency }));
-      rates.push(row(`${concurrency} concurrent`, r, r.cpuMs / Math.max(1, r.count)));
+      rates.push(row(`${concurrency} concurrent`, r));
     }
     process.stderr.write(`fixed 500/s for ${SECONDS} s\n`);
     const fixed = await withServerCpu(cp.pid, () => load({ rate: 500 }));
-    row('fixed 500/s', fixed, fixed.cpuMs / Math.max(1, fixed.count));
+    row('fixed 500/s', fixed);
 
     // For comparison: the agent's own client (grpc-js) in this process, as agents really call.
     process.stderr.write(`64 concurrent through the agent's grpc-js client for ${SECONDS} s\n`);
@@ -200,19 +199,7 @@ async function main() {
       }),
     );
     await Promise.all(clients.map((c) => c.getBundle()));
-    const client0 = process.cpuUsage();
-    const viaNode = await withServerCpu(cp.pid, () => closedLoop(clients, 64, csrs));
-    const nodeCpu = process.cpuUsage(client0);
-    rows.push([
-      '64 concurrent, grpc-js client',
-      viaNode.count,
-      viaNode.rate,
-      viaNode.p50,
-      viaNode.p99,
-      viaNode.serverCpuPerOp,
-      (nodeCpu.user + nodeCpu.system) / 1000 / Math.max(1, viaNode.count),
-      viaNode.errors,
-    ]);
+    row('64 concurrent, grpc-js client', await withServerCpu(cp.pid, () => closedLoop(clients, 64, csrs)));
     for (const c of clients) c.close();
 
     process.stdout.write(

@@ -20,7 +20,7 @@ export interface HttpRequestOptions {
   signal?: AbortSignal;
 }
 
-export function createHttpClient(base: string): { request(path: string, options: HttpRequestOptions): Promise<HttpAnswer>; close(): void } {
+export function createHttpClient(base: string): { request(path: string, options: HttpRequestOptions): Promise<HttpAnswer> } {
   const agent = new http.Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY, maxFreeSockets: 32 });
   const url = new URL(base);
   return {
@@ -63,6 +63,5 @@ export function createHttpClient(base: string): { request(path: string, options:
         req.end(options.body);
       });
     },
-    close: () => agent.destroy(),
   };
 }

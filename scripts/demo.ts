@@ -20,6 +20,9 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { runChecked } from '../lib/exec.js';
+import { freePorts } from '../lib/ports.js';
+import { waitFor } from '../lib/wait.js';
 import { defaultCacheDir, provision } from './provision.js';
 import { repoRoot } from './repo-root.js';
 
@@ -50,14 +53,6 @@ function say(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 /** A long-running child with its output in .demo/logs/<name>.log. */
 function start(name: string, command: string, args: string[]): { child: ChildProcess; output: () => string } {
   const log = createWriteStream(path.join(logsDir, `${name}.log`));
@@ -73,41 +68,9 @@ function start(name: string, command: string, args: string[]): { child: ChildPro
   return { child, output: () => tail };
 }
 
-/** Runs a command to completion; returns stdout; throws with stderr on failure. */
-function runToEnd(command: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c) => {
-      out += c;
-    });
-    child.stderr.on('data', (c) => {
-      err += c;
-    });
-    child.on('error', reject);
-    child.on('close', (code) =>
-      code === 0
-        ? resolve(out)
-        : reject(new Error(`${path.basename(args[0] ?? command)} ${args.slice(1, 3).join(' ')} exited ${code}: ${err.trim()}`)),
-    );
-  });
-}
-
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}${last ? ` (last error: ${last})` : ''}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+/** Runs a command to completion; returns stdout; throws with the end of stderr on failure. */
+async function runToEnd(command: string, args: string[]): Promise<string> {
+  return (await runChecked(command, args, 'MESH_E_PROCESS_START')).stdout;
 }
 
 async function getJson(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
@@ -228,21 +191,7 @@ async function main(): Promise<number> {
     apiLocal,
     apiMesh,
     webMesh,
-  ] = (await Promise.all(Array.from({ length: 13 }, () => freePort()))) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
+  ] = (await freePorts(13)) as [number, number, number, number, number, number, number, number, number, number, number, number, number];
 
   // 1. Consul dev agent.
   const consulDir = path.join(demoDir, 'consul');
@@ -262,11 +211,14 @@ async function main(): Promise<number> {
   );
   const consul = start('consul', tools.consul.path, ['agent', '-dev', `-config-file=${path.join(consulDir, 'config.json')}`]);
   const consulAddr = `127.0.0.1:${consulHttp}`;
-  await waitFor('Consul to elect a leader', 60_000, async () => {
-    if (consul.child.exitCode !== null) throw new Error(`consul exited: ${consul.output().slice(-500)}`);
-    const { status, body } = await getJson(`http://${consulAddr}/v1/status/leader`).catch(() => ({ status: 0, body: {} }));
-    return status === 200 && JSON.stringify(body) !== '""' ? true : undefined;
-  });
+  await waitFor(
+    async () => {
+      if (consul.child.exitCode !== null) throw new Error(`consul exited: ${consul.output().slice(-500)}`);
+      const { status, body } = await getJson(`http://${consulAddr}/v1/status/leader`).catch(() => ({ status: 0, body: {} }));
+      return status === 200 && JSON.stringify(body) !== '""' ? true : undefined;
+    },
+    { what: 'Consul to elect a leader', timeoutMs: 60_000, intervalMs: 250 },
+  );
   say(`started  Consul ${tools.consul.version} dev agent on ${consulAddr}`);
 
   // 2. Control plane.
@@ -281,10 +233,13 @@ async function main(): Promise<number> {
     '--trust-domain',
     TRUST_DOMAIN,
   ]);
-  const cpAddr = await waitFor('the control plane to listen', 30_000, async () => {
-    if (cp.child.exitCode !== null) throw new Error(`mesh-controlplane exited: ${cp.output().slice(-500)}`);
-    return /"listen":"([^"]+)"/.exec(cp.output())?.[1];
-  });
+  const cpAddr = await waitFor(
+    async () => {
+      if (cp.child.exitCode !== null) throw new Error(`mesh-controlplane exited: ${cp.output().slice(-500)}`);
+      return /"listen":"([^"]+)"/.exec(cp.output())?.[1];
+    },
+    { what: 'the control plane to listen', timeoutMs: 30_000, intervalMs: 250 },
+  );
   say(`started  mesh-controlplane on ${cpAddr} (trust domain ${TRUST_DOMAIN}, SQLite in ${path.relative(root, cpDir)})`);
 
   // 3. Join the agent with a fresh single-use token.
@@ -357,11 +312,14 @@ async function main(): Promise<number> {
   );
   const agent = start('agent', node, [agentMain, 'run', '--config', configFile]);
   type Status = { healthy: boolean; problems: string[]; envoy?: { state: string; pid?: number } };
-  const status = await waitFor('the agent to report healthy', 60_000, async () => {
-    if (agent.child.exitCode !== null) throw new Error(`mesh-agent exited: ${agent.output().slice(-1500)}`);
-    const { body } = await getJson(`http://${statusAddr}/status`);
-    return (body as unknown as Status).healthy ? (body as unknown as Status) : undefined;
-  });
+  const status = await waitFor(
+    async () => {
+      if (agent.child.exitCode !== null) throw new Error(`mesh-agent exited: ${agent.output().slice(-1500)}`);
+      const { body } = await getJson(`http://${statusAddr}/status`);
+      return (body as unknown as Status).healthy ? (body as unknown as Status) : undefined;
+    },
+    { what: 'the agent to report healthy', timeoutMs: 60_000, intervalMs: 250 },
+  );
   say(
     `started  mesh-agent (status on ${statusAddr}) and Envoy ${tools.envoy.version} (pid ${status.envoy?.pid ?? '?'}, admin 127.0.0.1:${adminPort})`,
   );
@@ -370,10 +328,13 @@ async function main(): Promise<number> {
   // 6. web -> api through the mesh.
   say('');
   say(`request  GET http://127.0.0.1:${webPort}/call  (web calls api through 127.0.0.1:${apiLocal}, Envoy, mTLS)`);
-  const call = await waitFor('web to reach api through the mesh', 30_000, async () => {
-    const r = await getJson(`http://127.0.0.1:${webPort}/call`);
-    return r.status === 200 ? r.body : undefined;
-  }).catch((err: Error) => ({ error: err.message }) as Record<string, unknown>);
+  const call = await waitFor(
+    async () => {
+      const r = await getJson(`http://127.0.0.1:${webPort}/call`);
+      return r.status === 200 ? r.body : undefined;
+    },
+    { what: 'web to reach api through the mesh', timeoutMs: 30_000, intervalMs: 250 },
+  ).catch((err: Error) => ({ error: err.message }) as Record<string, unknown>);
   const peer = ((call.api ?? {}) as { peer?: string }).peer ?? '';
   const mtlsOk = peer === WEB_ID;
   say(mtlsOk ? `answer   api saw peer ${peer}` : `FAILED   ${JSON.stringify(call)}`);

@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { parseEnvoyVersion } from '../agent/envoy/envoy-args.js';
 import { MeshError } from '../lib/errors.js';
 import { run, runChecked } from '../lib/exec.js';
 
@@ -71,9 +72,7 @@ export function pinnedGrpcGoVersion(root: string): Promise<string> {
   return pinnedGoModule(root, 'issuance-load', 'google.golang.org/grpc');
 }
 
-export function parseEnvoyVersion(output: string): string | undefined {
-  return /version: [0-9a-f]+\/(\d+\.\d+\.\d+)\//.exec(output)?.[1];
-}
+export { parseEnvoyVersion };
 
 export function parseConsulVersion(output: string): string | undefined {
   return /^Consul v(\S+)/m.exec(output)?.[1];

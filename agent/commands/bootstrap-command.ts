@@ -1,33 +1,9 @@
 /** `mesh-agent bootstrap --print`: the Envoy bootstrap the agent runs Envoy with. */
-import { createHash } from 'node:crypto';
-import path from 'node:path';
 import { type Command, EXIT_OK } from '../../lib/cli.js';
 import { MeshError } from '../../lib/errors.js';
 import { loadAgentConfig } from '../config/load.js';
-import type { AgentConfig } from '../config/schema.js';
-import { buildBootstrap } from '../envoy/bootstrap.js';
+import { agentBootstrap } from '../envoy/agent-envoy.js';
 import { hostFacts } from '../run/host-facts.js';
-
-/** Where the agent serves ADS to Envoy: <dataDir>/envoy/ads.sock. */
-export function adsSocketPath(dataDir: string): string {
-  return path.join(dataDir, 'envoy', 'ads.sock');
-}
-
-/** The bootstrap of this agent's Envoy: node name, admin port, ADS socket and API from the config. */
-export function agentBootstrap(config: AgentConfig, api: 'sotw' | 'delta' = config.envoy.api): Record<string, unknown> {
-  return buildBootstrap({
-    nodeName: config.nodeName,
-    adminPort: config.envoy.adminPort,
-    adsSocket: adsSocketPath(config.dataDir),
-    api,
-    accessLog: config.envoy.accessLog,
-  });
-}
-
-/** Envoy's hot-restart base id: envoy.baseId, else derived from dataDir so two agents on one host never share one. */
-export function envoyBaseId(config: AgentConfig): number {
-  return config.envoy.baseId ?? 1 + (createHash('sha256').update(config.dataDir).digest().readUInt32BE(0) % 4_000_000);
-}
 
 export function bootstrapCommand(facts: typeof hostFacts = hostFacts): Command {
   return {

@@ -14,7 +14,14 @@
  * in the view at all.
  */
 import type { CatalogView } from '../discovery/catalog-view.js';
-import type { MeshProtocol, ModelInstance, ModelUpstream, ModelWorkload, ProxyModel } from '../model/proxy-model.js';
+import {
+  MESH_PROTOCOLS,
+  type MeshProtocol,
+  type ModelInstance,
+  type ModelUpstream,
+  type ModelWorkload,
+  type ProxyModel,
+} from '../model/proxy-model.js';
 import type { Workload } from '../workloads/workload.js';
 
 export interface ModelInput {
@@ -38,10 +45,8 @@ export interface BuiltModel {
   readonly skippedInstances: Readonly<Record<string, number>>;
 }
 
-const PROTOCOLS: readonly MeshProtocol[] = ['http', 'http2', 'grpc', 'tcp'];
-
 function toProtocol(value: string | undefined): MeshProtocol {
-  return PROTOCOLS.includes(value as MeshProtocol) ? (value as MeshProtocol) : 'tcp';
+  return (MESH_PROTOCOLS as readonly (string | undefined)[]).includes(value) ? (value as MeshProtocol) : 'tcp';
 }
 
 export function buildModel(input: ModelInput): BuiltModel {

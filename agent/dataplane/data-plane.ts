@@ -106,6 +106,18 @@ function withOverrides(
   return makeSnapshot(resources, [...snapshot.buildProblems], memo.hashes);
 }
 
+/** Each upstream of a built model as status shows it. */
+function upstreamStatuses(built: ReturnType<typeof buildModel> | undefined): UpstreamStatus[] {
+  return (built?.model.upstreams ?? []).map((u) => ({
+    service: u.service,
+    localPort: u.localPort,
+    caller: u.workload,
+    protocol: u.protocol,
+    endpoints: u.instances.length,
+    skipped: built?.skippedInstances[u.service] ?? 0,
+  }));
+}
+
 export function createDataPlane(options: DataPlaneOptions): DataPlane {
   const { log, identities } = options;
   let ads: AdsServer | undefined;
@@ -115,7 +127,8 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
   let lastError: string | undefined;
   let builtAt: number | undefined;
   let problems: readonly ModelProblem[] = [];
-  let upstreams: UpstreamStatus[] = [];
+  /** The last model built; status() describes its upstreams. */
+  let lastBuilt: ReturnType<typeof buildModel> | undefined;
   let stopped = false;
   const overrides = new Map<string, { kind: ResourceKind; name: string; resource: XdsResource }>();
   let unsubscribe: (() => void) | undefined;
@@ -136,14 +149,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
     const before = JSON.stringify(problems);
     problems = built.problems;
     if (JSON.stringify(problems) !== before && problems.length > 0) log.warn('some workloads are not in the data plane yet', { problems });
-    upstreams = built.model.upstreams.map((u) => ({
-      service: u.service,
-      localPort: u.localPort,
-      caller: u.workload,
-      protocol: u.protocol,
-      endpoints: u.instances.length,
-      skipped: built.skippedInstances[u.service] ?? 0,
-    }));
+    lastBuilt = built;
     let snapshot = buildSnapshot(built.model, ids, memo);
     if (overrides.size > 0) snapshot = withOverrides(snapshot, overrides, memo);
     try {
@@ -234,7 +240,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
         xds: { ...adsStatus, ...(lastError === undefined ? {} : { lastError }), ...(builtAt === undefined ? {} : { builtAt }) },
         identity: identities.states(),
         modelProblems: problems,
-        upstreams,
+        upstreams: upstreamStatuses(lastBuilt),
       };
     },
     async stop() {

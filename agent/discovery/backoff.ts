@@ -7,7 +7,12 @@ export interface BackoffPolicy {
   maxMs: number;
 }
 
+/** The delay before jitter: initialMs doubled per attempt, at most maxMs. */
+export function backoffCeiling(policy: BackoffPolicy, attempt: number): number {
+  return Math.min(policy.maxMs, policy.initialMs * 2 ** Math.min(attempt, 30));
+}
+
 export function backoffDelay(policy: BackoffPolicy, attempt: number, random: () => number = Math.random): number {
-  const exp = Math.min(policy.maxMs, policy.initialMs * 2 ** Math.min(attempt, 30));
+  const exp = backoffCeiling(policy, attempt);
   return Math.round(exp / 2 + (exp / 2) * random());
 }

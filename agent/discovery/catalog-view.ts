@@ -40,10 +40,14 @@ export interface CatalogView {
 
 export const EMPTY_VIEW: CatalogView = deepFreeze({ version: 0, services: {} });
 
-function health(entry: HealthEntry): 'passing' | 'warning' | 'critical' {
-  const statuses = entry.checks.map((c) => c.status);
+/** The worst of some Consul check statuses; anything but passing or warning counts as critical. */
+export function worstStatus(statuses: readonly string[]): 'passing' | 'warning' | 'critical' {
   if (statuses.some((s) => s !== 'passing' && s !== 'warning')) return 'critical';
   return statuses.includes('warning') ? 'warning' : 'passing';
+}
+
+function health(entry: HealthEntry): 'passing' | 'warning' | 'critical' {
+  return worstStatus(entry.checks.map((c) => c.status));
 }
 
 export function toInstance(entry: HealthEntry): CatalogInstance | undefined {

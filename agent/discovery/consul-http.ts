@@ -5,6 +5,7 @@
  */
 import { MeshError } from '../../lib/errors.js';
 import { createHttpClient, type HttpAnswer } from '../../lib/http-request.js';
+import { worstStatus } from './catalog-view.js';
 import type { ConsulClient, HealthEntry, RegistrationCheck, ServiceRegistration } from './consul-client.js';
 
 export interface ConsulHttpOptions {
@@ -132,16 +133,13 @@ export function createConsulHttpClient(options: ConsulHttpOptions): ConsulClient
       },
       async checkStatuses() {
         const { text } = await call('GET', '/v1/agent/checks');
-        const rank = ['passing', 'warning', 'critical'];
-        const out = new Map<string, string>();
+        const byService = new Map<string, string[]>();
         for (const check of Object.values(JSON.parse(text) as Record<string, { ServiceID?: string; Status?: string }>)) {
           const id = check.ServiceID ?? '';
-          const status = check.Status ?? 'critical';
           if (id === '') continue;
-          const before = out.get(id);
-          if (before === undefined || rank.indexOf(status) > rank.indexOf(before)) out.set(id, status);
+          byService.set(id, [...(byService.get(id) ?? []), check.Status ?? 'critical']);
         }
-        return out;
+        return new Map([...byService].map(([id, statuses]) => [id, worstStatus(statuses)]));
       },
       healthService: (service, query) => health(service, query),
     };

@@ -15,6 +15,8 @@ import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import type { Clock, TimerHandle } from '../../lib/clock.js';
 import { MeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
+import { backoffCeiling } from '../discovery/backoff.js';
+import { stableJson } from '../xds/content-hash.js';
 import { type AdminRequest, activeConnections, adminAnswers, drainListeners, httpAdmin } from './drain.js';
 import { adminAddressPath, bootstrapPath, envoyArgs, parseEnvoyVersion, validateArgs } from './envoy-args.js';
 
@@ -121,15 +123,6 @@ interface Proc {
 
 function defaultSpawn(binary: string, args: string[]): ChildLike {
   return nodeSpawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-/** JSON with sorted keys, so key order alone never triggers a hot restart. */
-function canonical(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v !== null && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : v,
-  );
 }
 
 async function binaryIdentity(binary: string): Promise<string> {
@@ -346,7 +339,7 @@ export function createEnvoySupervisor(options: EnvoySupervisorOptions): EnvoySup
     current = undefined;
     adminAddress = undefined;
     if (clock.now() - proc.startedAt >= stableAfterMs) failures = 0;
-    const delay = Math.min(options.backoff.maxMs, options.backoff.initialMs * 2 ** Math.min(failures, 30));
+    const delay = backoffCeiling(options.backoff, failures);
     failures++;
     epoch = 0;
     state = 'backoff';
@@ -462,7 +455,8 @@ export function createEnvoySupervisor(options: EnvoySupervisorOptions): EnvoySup
   async function hotRestart(next: Settings): Promise<'hot-restarted' | 'unchanged'> {
     if (startup !== undefined) await startup;
     if (
-      canonical(next.bootstrap) === canonical(settings.bootstrap) &&
+      // Sorted keys: key order alone never triggers a hot restart.
+      stableJson(next.bootstrap) === stableJson(settings.bootstrap) &&
       next.binary === settings.binary &&
       next.binaryId === settings.binaryId
     ) {

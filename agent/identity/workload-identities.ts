@@ -26,6 +26,7 @@ import type { Logger } from '../../lib/logger.js';
 import { parseSpiffeId } from '../../lib/spiffe-id.js';
 import { fromPemAll } from '../../lib/x509/pem.js';
 import { backoffDelay } from '../discovery/backoff.js';
+import type { Identities, IdentityMaterial } from '../model/proxy-model.js';
 import { type BundleUpdate, type ControlPlaneClient, connectControlPlane } from './cp-client.js';
 import { requestNodeSvid, requestWorkloadSvid } from './enroll.js';
 import { loadNodeIdentity, type NodeIdentity, saveBundle, saveNodeIdentity } from './identity-store.js';
@@ -37,12 +38,6 @@ import {
   type RotationManagerOptions,
   retryDelay,
 } from './rotation-manager.js';
-
-/** Same shape as agent/xds/snapshot.ts IdentityMaterial. */
-export interface IdentityMaterial {
-  readonly chainPem: string;
-  readonly keyPem: string;
-}
 
 export interface WorkloadIdentitiesOptions {
   /** The node identity lives in <dataDir>/identity (after `mesh-agent join`). */
@@ -80,7 +75,7 @@ export interface WorkloadIdentities {
   /** The SPIFFE IDs of the local workloads: new ones are fetched, removed ones dropped. */
   setWanted(spiffeIds: readonly string[]): void;
   /** The SVIDs held (not the ones still pending) and the trust bundle. */
-  current(): { certs: ReadonlyMap<string, IdentityMaterial>; bundlePem: string };
+  current(): Identities;
   onChange(listener: () => void): () => void;
   states(): IdentitiesStatus;
   stop(): void;

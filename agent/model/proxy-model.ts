@@ -12,7 +12,20 @@
  */
 
 /** How Envoy speaks to a workload or a service. `grpc` is HTTP/2 with no route timeout. */
-export type MeshProtocol = 'http' | 'http2' | 'grpc' | 'tcp';
+export const MESH_PROTOCOLS = ['http', 'http2', 'grpc', 'tcp'] as const;
+export type MeshProtocol = (typeof MESH_PROTOCOLS)[number];
+
+/** A local workload's SVID: the chain (leaf first) and its private key, PEM. */
+export interface IdentityMaterial {
+  readonly chainPem: string;
+  readonly keyPem: string;
+}
+
+export interface Identities {
+  /** SPIFFE ID -> the SVID chain and key of a local workload. */
+  readonly certs: ReadonlyMap<string, IdentityMaterial>;
+  readonly bundlePem: string;
+}
 
 /** A workload that runs on this host behind the local Envoy. */
 export interface ModelWorkload {

@@ -3,16 +3,15 @@
  * client, clock and checks into the agent, reloads on SIGHUP and deregisters
  * then exits 0 on SIGTERM (or SIGINT).
  */
-import path from 'node:path';
 import { type Command, EXIT_OK } from '../../lib/cli.js';
 import { systemClock } from '../../lib/clock.js';
 import { MeshError } from '../../lib/errors.js';
 import { createLogger, type Logger } from '../../lib/logger.js';
-import { adsSocketPath, agentBootstrap, envoyBaseId } from '../commands/bootstrap-command.js';
 import { loadAgentConfig } from '../config/load.js';
 import type { AgentConfig } from '../config/schema.js';
 import { createDataPlane, type DataPlane } from '../dataplane/data-plane.js';
 import { createConsulHttpClient } from '../discovery/consul-http.js';
+import { adsSocketPath, agentBootstrap, envoyBaseId, envoyDir } from '../envoy/agent-envoy.js';
 import { createEnvoySupervisor } from '../envoy/supervisor.js';
 import { createWorkloadIdentities } from '../identity/workload-identities.js';
 import { runCheck } from '../workloads/health-check.js';
@@ -111,10 +110,9 @@ function realDataPlane(config: AgentConfig, log: Logger): DataPlane {
     clock: systemClock,
     log: log.child({ component: 'identity' }),
   });
-  const envoyDir = path.join(config.dataDir, 'envoy');
   const envoy = createEnvoySupervisor({
     binary: config.envoy.binary,
-    workDir: envoyDir,
+    workDir: envoyDir(config.dataDir),
     bootstrap: agentBootstrap(config),
     baseId: envoyBaseId(config),
     concurrency: config.envoy.concurrency,

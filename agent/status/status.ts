@@ -4,26 +4,9 @@ import type { DataPlaneStatus } from '../dataplane/data-plane.js';
 import type { CatalogView } from '../discovery/catalog-view.js';
 import type { WatchState } from '../discovery/catalog-watch.js';
 import type { ConnectionState, RegistrationState } from '../discovery/registrar.js';
+import type { IdentitiesStatus, IdentityState } from '../identity/workload-identities.js';
 import type { CheckResult } from '../workloads/health-check.js';
 import type { Workload, WorkloadFileError } from '../workloads/workload.js';
-
-/** The identity part of the data-plane status (agent/identity/workload-identities.ts states()). */
-export interface IdentityStates {
-  node: SvidState;
-  workloads: SvidState[];
-  bundle: { sequence: number; roots: number; updatedAt?: number };
-  controlPlane: { address: string; state: string; lastError?: string };
-}
-
-export interface SvidState {
-  spiffeId: string;
-  serial?: string;
-  notAfter?: number;
-  nextRenewalAt?: number;
-  lastError?: string;
-  failures: number;
-  state: string;
-}
 
 export interface StatusInput {
   node: string;
@@ -101,7 +84,7 @@ export function buildStatus(input: StatusInput): StatusDocument {
   const regByName = new Map(input.registrations.map((r) => [r.name, r]));
   const watchBy = new Map(input.watches.map((w) => [w.service, w]));
   const dp = input.dataPlane;
-  const ids = dp?.identity as IdentityStates | undefined;
+  const ids = dp?.identity as IdentitiesStatus | undefined;
   const svidBy = new Map((ids?.workloads ?? []).map((w) => [w.spiffeId, w]));
   const problemBy = new Map((dp?.modelProblems ?? []).map((p) => [p.workload, p.reason]));
   const upstreamBy = new Map((dp?.upstreams ?? []).map((u) => [u.service, u]));
@@ -185,7 +168,7 @@ export function buildStatus(input: StatusInput): StatusDocument {
   return doc;
 }
 
-function svidSummary(state: SvidState | undefined): {
+function svidSummary(state: IdentityState | undefined): {
   state: string;
   serial?: string;
   notAfter?: string;

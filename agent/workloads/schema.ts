@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { durationText } from '../../lib/duration.js';
 import { validateSegment } from '../../lib/spiffe-id.js';
+import { MESH_PROTOCOLS } from '../model/proxy-model.js';
 
 const port = z.number().int().min(1).max(65535);
 
@@ -57,7 +58,7 @@ export const workloadSchema = z.strictObject({
   port,
   /** Envoy's inbound port for this workload; default: port + mesh.inboundPortOffset. */
   meshPort: port.optional(),
-  protocol: z.enum(['http', 'http2', 'grpc', 'tcp']).default('tcp'),
+  protocol: z.enum(MESH_PROTOCOLS).default('tcp'),
   namespace: segment('namespace').default('default'),
   serviceAccount: segment('service account').optional(),
   tags: z.array(z.string().min(1)).default([]),

@@ -5,6 +5,7 @@
 
 import { parseDuration } from '../../lib/duration.js';
 import { workloadId } from '../../lib/spiffe-id.js';
+import type { MeshProtocol } from '../model/proxy-model.js';
 import { CHECK_KINDS, type CheckKind, type WorkloadFile } from './schema.js';
 
 export interface WorkloadCheck {
@@ -27,7 +28,7 @@ export interface Workload {
   readonly name: string;
   readonly port: number;
   readonly meshPort: number;
-  readonly protocol: 'http' | 'http2' | 'grpc' | 'tcp';
+  readonly protocol: MeshProtocol;
   readonly namespace: string;
   readonly serviceAccount: string;
   readonly spiffeId: string;

@@ -19,16 +19,9 @@ import { buildBundleSecret, buildIdentitySecret } from './resources/secrets.js';
 export const RESOURCE_KINDS = ['listeners', 'clusters', 'endpoints', 'routes', 'secrets'] as const;
 export type ResourceKind = (typeof RESOURCE_KINDS)[number];
 
-export interface IdentityMaterial {
-  readonly chainPem: string;
-  readonly keyPem: string;
-}
+import type { Identities } from '../model/proxy-model.js';
 
-export interface Identities {
-  /** SPIFFE ID -> the SVID chain and key of a local workload. */
-  readonly certs: ReadonlyMap<string, IdentityMaterial>;
-  readonly bundlePem: string;
-}
+export type { Identities, IdentityMaterial } from '../model/proxy-model.js';
 
 export type ResourceMaps = { readonly [K in ResourceKind]: ReadonlyMap<string, XdsResource> };
 export type VersionMaps = { readonly [K in ResourceKind]: ReadonlyMap<string, string> };

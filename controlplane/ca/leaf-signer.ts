@@ -6,6 +6,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { asBuffer } from '../../lib/bytes.js';
 import { MeshError, toMeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import { parseCsr } from '../../lib/x509/csr.js';
@@ -84,7 +85,7 @@ export function replyFor(id: number, run: () => IssuedLeaf): SignReply {
 }
 
 /** Only the SigningKey's own fields: a Generation also holds X509Certificates, which cannot be posted. */
-export function keyMessage(key: SigningKey): SigningKeyMessage {
+function keyMessage(key: SigningKey): SigningKeyMessage {
   return {
     id: key.id,
     signerKey: key.signerKey,
@@ -96,13 +97,12 @@ export function keyMessage(key: SigningKey): SigningKeyMessage {
 }
 
 export function keyFromMessage(m: SigningKeyMessage): SigningKey {
-  const buf = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
   return {
     id: m.id,
     signerKey: m.signerKey,
-    signerSubject: buf(m.signerSubject),
-    signerKeyId: buf(m.signerKeyId),
-    signatureAlgorithm: buf(m.signatureAlgorithm),
+    signerSubject: asBuffer(m.signerSubject),
+    signerKeyId: asBuffer(m.signerKeyId),
+    signatureAlgorithm: asBuffer(m.signatureAlgorithm),
     signerNotAfter: m.signerNotAfter,
   };
 }
@@ -118,7 +118,7 @@ interface Slot {
 }
 
 /** Requests per message: enough to amortize postMessage, few enough that answers come back steadily. */
-export const SIGN_BATCH = 16;
+const SIGN_BATCH = 16;
 
 /** The worker's module next to this one: .js when built, .ts when run from source (tests). */
 function workerUrl(): URL {
@@ -142,8 +142,7 @@ export function workerSigner(options: { workers: number; maxCsrBytes: number; lo
         if (waiter === undefined) continue;
         slot.outstanding.delete(reply.id);
         if (reply.ok) {
-          const der = Buffer.from(reply.der.buffer, reply.der.byteOffset, reply.der.byteLength);
-          waiter.resolve({ der, serial: reply.serial, notBefore: reply.notBefore, notAfter: reply.notAfter });
+          waiter.resolve({ der: asBuffer(reply.der), serial: reply.serial, notBefore: reply.notBefore, notAfter: reply.notAfter });
         } else {
           waiter.reject(new MeshError(reply.code as MeshError['code'], reply.message, { details: reply.details }));
         }
@@ -151,7 +150,6 @@ export function workerSigner(options: { workers: number; maxCsrBytes: number; lo
     });
     const lost = (why: string) => {
       if (slots[index] === slot) slots[index] = undefined;
-      if (slot.outstanding.size === 0 && closing) return;
       if (!closing) logger.error('a signing worker stopped; starting another', { worker: index, why });
       const err = new MeshError('MESH_E_INTERNAL', `the signing worker stopped (${why}); retry the request`);
       for (const waiter of slot.outstanding.values()) waiter.reject(err);

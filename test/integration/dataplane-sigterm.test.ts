@@ -5,8 +5,8 @@
  */
 import { existsSync } from 'node:fs';
 import t from 'tap';
-import { envoyBaseId } from '../../agent/commands/bootstrap-command.js';
 import type { AgentConfig } from '../../agent/config/schema.js';
+import { envoyBaseId } from '../../agent/envoy/agent-envoy.js';
 import { envoySharedMemoryPath } from '../../agent/envoy/supervisor.js';
 import { joinMesh } from '../../agent/identity/enroll.js';
 import { agentFixture, agentStatus, startAgentProcess } from '../support/agent-process.js';

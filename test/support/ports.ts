@@ -1,27 +1,2 @@
-/** Free TCP ports on loopback, found by binding port 0. */
-import net from 'node:net';
-
-/** Returns n distinct free ports; all are held open until every one is found. */
-export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]> {
-  const servers: net.Server[] = [];
-  try {
-    const ports: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const server = net.createServer();
-      servers.push(server);
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, host, () => resolve());
-      });
-      ports.push((server.address() as net.AddressInfo).port);
-    }
-    return ports;
-  } finally {
-    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  }
-}
-
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const [port] = await freePorts(1, host);
-  return port as number;
-}
+/** Free TCP ports on loopback: the tests use the same helper as the demo. */
+export { freePort, freePorts } from '../../lib/ports.js';

@@ -89,7 +89,7 @@ export class DeltaStream {
           this.hooks.onNack(st.lastNack);
         } else {
           st.ackedVersion = answered.version;
-          this.hooks.onAck(type.short, answered.version, this.node);
+          this.hooks.onAck(type.short, answered.version);
         }
       }
     }

@@ -22,7 +22,6 @@ import { dependentKinds, XDS_TYPES, type XdsType, xdsType } from './xds-types.js
 interface TypeState {
   readonly type: XdsType;
   names: Set<string>;
-  requested: boolean;
   /** A request is open: the next new content goes out at once. */
   waiting: boolean;
   nonce?: string;
@@ -69,11 +68,10 @@ export class SotwStream {
     if (type === undefined) return false;
     let st = this.states.get(type.typeUrl);
     if (st === undefined) {
-      st = { type, names: new Set(), requested: false, waiting: false, forced: false, rejected: [] };
+      st = { type, names: new Set(), waiting: false, forced: false, rejected: [] };
       this.states.set(type.typeUrl, st);
     }
     if (st.nonce !== undefined && req.responseNonce !== st.nonce) return true; // stale
-    st.requested = true;
     st.names = new Set(req.resourceNames.filter((n) => n !== '*'));
     if (st.nonce !== undefined && st.answeredNonce !== st.nonce) {
       st.answeredNonce = st.nonce;
@@ -91,7 +89,7 @@ export class SotwStream {
         this.hooks.onNack(st.lastNack);
       } else {
         st.ackedVersion = st.sentVersion;
-        this.hooks.onAck(type.short, st.sentVersion ?? '', this.node);
+        this.hooks.onAck(type.short, st.sentVersion ?? '');
       }
     }
     st.waiting = true;

@@ -39,7 +39,7 @@ export interface StreamStatus {
 /** Callbacks a stream uses; the server provides them. */
 export interface StreamHooks {
   send(bytes: Buffer, info: { type: string; version: string; resources: number; removed: number; nonce: string }): void;
-  onAck(type: string, version: string, node: string): void;
+  onAck(type: string, version: string): void;
   onNack(nack: NackRecord): void;
   now(): number;
 }

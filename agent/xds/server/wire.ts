@@ -1,9 +1,10 @@
 /**
  * The ADS wire messages (envoy.service.discovery.v3), encoded and decoded with
  * the Envoy protos from lib/envoy/protos.ts. Resources arrive here already
- * encoded (see resource-encoder.ts), so a push costs one framing encode.
+ * encoded (see served-snapshot.ts), so a push costs one framing encode.
  */
 import type protobuf from 'protobufjs';
+import { asBuffer } from '../../../lib/bytes.js';
 import { messageType } from '../../../lib/envoy/protos.js';
 
 export interface PeerNode {
@@ -120,7 +121,7 @@ export function encodeSotwResponse(r: SotwResponse): Buffer {
   const bytes = wireTypes()
     .res.encode({ version_info: r.versionInfo, resources: r.resources, type_url: r.typeUrl, nonce: r.nonce })
     .finish();
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return asBuffer(bytes);
 }
 
 export function encodeDeltaResponse(r: DeltaResponse): Buffer {
@@ -133,22 +134,7 @@ export function encodeDeltaResponse(r: DeltaResponse): Buffer {
       nonce: r.nonce,
     })
     .finish();
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-/** Test and client side: the reverse directions. */
-export function encodeSotwRequest(r: Partial<SotwRequest> & { typeUrl: string }): Buffer {
-  const bytes = wireTypes()
-    .req.encode({
-      version_info: r.versionInfo ?? '',
-      node: r.node,
-      resource_names: r.resourceNames ?? [],
-      type_url: r.typeUrl,
-      response_nonce: r.responseNonce ?? '',
-      error_detail: r.errorDetail,
-    })
-    .finish();
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return asBuffer(bytes);
 }
 
 export function decodeSotwResponse(bytes: Uint8Array): SotwResponse {
@@ -159,21 +145,6 @@ export function decodeSotwResponse(bytes: Uint8Array): SotwResponse {
     typeUrl: String(m.type_url ?? ''),
     nonce: String(m.nonce ?? ''),
   };
-}
-
-export function encodeDeltaRequest(r: Partial<DeltaRequest> & { typeUrl: string }): Buffer {
-  const bytes = wireTypes()
-    .dreq.encode({
-      node: r.node,
-      type_url: r.typeUrl,
-      resource_names_subscribe: r.subscribe ?? [],
-      resource_names_unsubscribe: r.unsubscribe ?? [],
-      initial_resource_versions: r.initialVersions ?? {},
-      response_nonce: r.responseNonce ?? '',
-      error_detail: r.errorDetail,
-    })
-    .finish();
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 export function decodeDeltaResponse(bytes: Uint8Array): DeltaResponse {

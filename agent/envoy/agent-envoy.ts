@@ -1,0 +1,31 @@
+/** This agent's Envoy: where its files live, its bootstrap and its hot-restart base id, from the agent config. */
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import type { AgentConfig } from '../config/schema.js';
+import { buildBootstrap } from './bootstrap.js';
+
+/** The agent's Envoy folder: <dataDir>/envoy (bootstrap file, ADS socket). */
+export function envoyDir(dataDir: string): string {
+  return path.join(dataDir, 'envoy');
+}
+
+/** Where the agent serves ADS to Envoy: <dataDir>/envoy/ads.sock. */
+export function adsSocketPath(dataDir: string): string {
+  return path.join(envoyDir(dataDir), 'ads.sock');
+}
+
+/** The bootstrap of this agent's Envoy: node name, admin port, ADS socket and API from the config. */
+export function agentBootstrap(config: AgentConfig, api: 'sotw' | 'delta' = config.envoy.api): Record<string, unknown> {
+  return buildBootstrap({
+    nodeName: config.nodeName,
+    adminPort: config.envoy.adminPort,
+    adsSocket: adsSocketPath(config.dataDir),
+    api,
+    accessLog: config.envoy.accessLog,
+  });
+}
+
+/** Envoy's hot-restart base id: envoy.baseId, else derived from dataDir so two agents on one host never share one. */
+export function envoyBaseId(config: AgentConfig): number {
+  return config.envoy.baseId ?? 1 + (createHash('sha256').update(config.dataDir).digest().readUInt32BE(0) % 4_000_000);
+}
