@@ -22,9 +22,9 @@ import { newKeyPair } from '../lib/secret-files.js';
 import { createCsr } from '../lib/x509/csr.js';
 import { toPem } from '../lib/x509/pem.js';
 import { repoRoot } from '../scripts/repo-root.js';
-import { controlPlaneServerId, encodeSignWorkload, runIssuanceLoad } from './issuance-load.js';
-import { pct } from './stats.js';
-import { formatTable } from './table.js';
+import { controlPlaneServerId, encodeSignWorkload, runIssuanceLoad } from './lib/issuance-load.js';
+import { pct } from './lib/stats.js';
+import { formatTable } from './lib/table.js';
 
 const secondsArg = process.argv.indexOf('--seconds');
 const SECONDS = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 5;

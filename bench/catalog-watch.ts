@@ -12,9 +12,9 @@ import { createConsulHttpClient } from '../agent/discovery/consul-http.js';
 import { systemClock } from '../lib/clock.js';
 import { createLogger } from '../lib/logger.js';
 import { startConsulDev } from '../test/support/consul.js';
-import { pct, rssMb } from './stats.js';
-import { formatTable } from './table.js';
-import { checkOp, serviceName as name, txn as xdsTxn } from './xds-fixtures.js';
+import { pct, rssMb } from './lib/stats.js';
+import { formatTable } from './lib/table.js';
+import { checkOp, serviceName as name, txn as xdsTxn } from './lib/xds-fixtures.js';
 
 const SERVICES = 1_000;
 const INSTANCES = 10;

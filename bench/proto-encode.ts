@@ -7,7 +7,7 @@
 import { envoyRoot, fromAny, toAny } from '../lib/envoy/protos.js';
 import { TypeUrl } from '../lib/envoy/type-urls.js';
 import { parseSpiffeId } from '../lib/spiffe-id.js';
-import { formatTable, measure } from './table.js';
+import { formatTable, measure } from './lib/table.js';
 
 const cluster = {
   name: 'outbound:api',

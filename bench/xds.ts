@@ -28,8 +28,8 @@ import { freePorts } from '../test/support/ports.js';
 import { createTestCa } from '../test/support/test-ca.js';
 import { tools } from '../test/support/tools.js';
 import { httpGet, waitFor } from '../test/support/wait.js';
-import { pct, peakRssMb, rssMb, rssParts } from './stats.js';
-import { formatTable } from './table.js';
+import { pct, peakRssMb, rssMb, rssParts } from './lib/stats.js';
+import { formatTable } from './lib/table.js';
 import {
   benchView,
   CONSUL_MAX_CONNS_PER_CLIENT,
@@ -43,7 +43,7 @@ import {
   txn,
   UPSTREAMS,
   upstreamNames,
-} from './xds-fixtures.js';
+} from './lib/xds-fixtures.js';
 
 const BUILD_RUNS = 50;
 const CHANGES = 100;

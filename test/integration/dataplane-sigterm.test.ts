@@ -22,8 +22,6 @@ t.setTimeout(180_000);
 
 const TD = 'example.org';
 
-const alive = processAlive;
-
 t.test('SIGTERM: deregistered, in-flight request completes, Envoy gone, exit 0', async (t) => {
   const cp = await startTestControlPlane({ trustDomain: TD });
   t.teardown(() => cp.stop());
@@ -60,7 +58,7 @@ t.test('SIGTERM: deregistered, in-flight request completes, Envoy gone, exit 0',
   });
   const status = await agentStatus<{ envoy: { pid: number; state: string } }>(fx.statusAddr);
   const envoyPid = status.envoy.pid;
-  t.ok(alive(envoyPid), `Envoy runs (pid ${envoyPid})`);
+  t.ok(processAlive(envoyPid), `Envoy runs (pid ${envoyPid})`);
   const shm = envoySharedMemoryPath(envoyBaseId({ dataDir: fx.dataDir, envoy: {} } as AgentConfig));
   t.ok(existsSync(shm), 'Envoy holds its hot-restart shared memory');
   const registered = await consul.api<Record<string, unknown>>('/v1/agent/services');
@@ -72,7 +70,7 @@ t.test('SIGTERM: deregistered, in-flight request completes, Envoy gone, exit 0',
   const answer = await inFlight;
   t.equal(answer.app, 'api', 'the request in flight when SIGTERM arrived completed (drain)');
   t.equal(await exited, 0, 'exit 0');
-  t.notOk(alive(envoyPid), 'Envoy is gone');
+  t.notOk(processAlive(envoyPid), 'Envoy is gone');
   t.notOk(existsSync(shm), 'and its shared memory file was removed');
   const left = await consul.api<Record<string, unknown>>('/v1/agent/services');
   t.same(Object.keys(left), [], 'workloads deregistered from Consul');

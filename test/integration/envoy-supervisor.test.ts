@@ -12,7 +12,12 @@ import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import { createEnvoySupervisor, type EnvoySupervisor, type EnvoySupervisorOptions } from '../../agent/envoy/supervisor.js';
+import {
+  createEnvoySupervisor,
+  type EnvoySupervisor,
+  type EnvoySupervisorOptions,
+  envoySharedMemoryPath,
+} from '../../agent/envoy/supervisor.js';
 import { systemClock } from '../../lib/clock.js';
 import { createLogger } from '../../lib/logger.js';
 import { processAlive } from '../support/child.js';
@@ -148,8 +153,6 @@ async function connect(t: Test, port: number) {
   };
 }
 
-const alive = processAlive;
-
 interface Started {
   supervisor: EnvoySupervisor;
   logs: string[];
@@ -179,11 +182,11 @@ async function supervise(t: Test, initial: Record<string, unknown>, overrides: P
   });
   t.teardown(async () => {
     await supervisor.stop();
-    for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    for (const pid of pids) if (processAlive(pid)) process.kill(pid, 'SIGKILL');
     if (!t.passing()) t.comment(logs.join('\n'));
     await rm(workDir, { recursive: true, force: true });
-    // Envoy leaves its hot-restart shared memory behind.
-    await rm(`/dev/shm/envoy_shared_memory_${baseId * 10}`, { force: true });
+    // stop() removes the hot-restart shared memory; this covers a test that failed before stopping.
+    await rm(envoySharedMemoryPath(baseId), { force: true });
   });
   return { supervisor, logs };
 }
@@ -208,7 +211,7 @@ t.test('start, then a SIGKILLed Envoy is restarted', async (t) => {
   t.equal(first.state, 'running');
   t.equal(first.version, envoy.version);
   t.match(first.adminAddress, /^127\.0\.0\.1:\d+$/);
-  t.ok(alive(first.pid), 'the envoy pid is a live process');
+  t.ok(processAlive(first.pid), 'the envoy pid is a live process');
   const response = await getThrough(listenPort);
   t.equal(response.body, 'hello from backend');
   t.equal(response.headers.get('server'), 'envoy');
@@ -251,7 +254,7 @@ t.test('hot restart keeps an established connection and adds a listener', async 
   t.equal(after.state, 'running');
   t.not(after.pid, before.pid, 'the supervisor tracks the new epoch');
   t.not(after.adminAddress, before.adminAddress, 'the new epoch has its own admin');
-  t.ok(alive(before.pid), 'the old epoch still drains');
+  t.ok(processAlive(before.pid), 'the old epoch still drains');
 
   t.equal(await conn.exchange('two'), 'two', 'the established connection still works after the reload');
   const extra = await waitFor(
@@ -265,8 +268,8 @@ t.test('hot restart keeps an established connection and adds a listener', async 
   const fresh = await connect(t, tcpPort);
   t.equal(await fresh.exchange('four'), 'four', 'the kept listener takes new connections');
 
-  await waitFor(async () => (alive(before.pid) ? undefined : true), { timeoutMs: 10_000, what: 'the old epoch to exit' });
-  t.notOk(alive(before.pid), 'Envoy shut the old epoch down after the parent shutdown time');
+  await waitFor(async () => (processAlive(before.pid) ? undefined : true), { timeoutMs: 10_000, what: 'the old epoch to exit' });
+  t.notOk(processAlive(before.pid), 'Envoy shut the old epoch down after the parent shutdown time');
   const settled = supervisor.status();
   t.equal(settled.restarts, 0, 'the old epoch exiting is no crash');
   t.equal(settled.pid, after.pid);
@@ -296,7 +299,7 @@ t.test('stop drains: waits for an open connection up to the drain time', async (
   const took = Date.now() - began;
   t.ok(took >= drainTimeMs - 200, `stop waited for the open connection (${took} ms)`);
   t.ok(took < drainTimeMs + 3_000, `and stopped within the drain time and a margin (${took} ms)`);
-  t.notOk(alive(pid), 'the process is gone');
+  t.notOk(processAlive(pid), 'the process is gone');
   t.equal(supervisor.status().state, 'stopped');
   await waitFor(async () => (conn.closed() ? true : undefined), { timeoutMs: 5_000, what: 'the connection to close' });
 });
@@ -324,7 +327,7 @@ t.test('stop without connections returns quickly', async (t) => {
   await supervisor.stop();
   const took = Date.now() - began;
   t.ok(took < 2_000, `stopped in ${took} ms, well before the 5 s drain time`);
-  t.notOk(alive(pid), 'the process is gone');
+  t.notOk(processAlive(pid), 'the process is gone');
   t.equal(supervisor.status().state, 'stopped');
   t.equal(supervisor.status().pid, undefined);
 });
@@ -360,7 +363,7 @@ t.test('a bootstrap Envoy rejects leaves the running Envoy serving', async (t) =
   t.equal(after.pid, before.pid, 'the same process');
   t.equal(after.epoch, 0);
   t.equal(after.state, 'running');
-  t.ok(alive(before.pid));
+  t.ok(processAlive(before.pid));
   t.equal((await getThrough(listenPort)).body, 'hello from backend', 'the old process still serves');
   const admin = await httpGet(`http://${after.adminAddress}/server_info`);
   t.equal(admin.status, 200, 'and its admin API still answers');
@@ -386,7 +389,7 @@ t.test('a new epoch that fails at run time keeps the old one; the next reload re
   const after = supervisor.status();
   t.equal(after.pid, before.pid, 'the old epoch is still the one');
   t.equal(after.state, 'running');
-  t.ok(alive(before.pid));
+  t.ok(processAlive(before.pid));
   t.equal((await getThrough(listenPort)).body, 'hello from backend', 'and it still serves');
   t.equal(after.adminAddress, undefined, 'the failed child had shut its admin API down');
 
@@ -395,7 +398,7 @@ t.test('a new epoch that fails at run time keeps the old one; the next reload re
   const cold = supervisor.status();
   t.equal(cold.epoch, 0, 'Envoy cannot hot-restart after the failed child, so the supervisor restarted it cold');
   t.not(cold.pid, before.pid);
-  t.notOk(alive(before.pid), 'the old process is gone');
+  t.notOk(processAlive(before.pid), 'the old process is gone');
   t.equal((await getThrough(listenPort)).body, 'hello from backend');
   const conn = await waitFor(
     async () => {

@@ -19,7 +19,7 @@ import {
   issuanceLoadArgs,
   runIssuanceLoad,
   SIGN_WORKLOAD_METHOD,
-} from '../../bench/issuance-load.js';
+} from '../../bench/lib/issuance-load.js';
 import { run } from '../../lib/exec.js';
 import { contract } from '../../lib/proto/contract.js';
 import { uriSans } from '../../lib/x509/cert-info.js';

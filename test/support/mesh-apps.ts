@@ -11,7 +11,6 @@ import tls from 'node:tls';
 
 export interface EchoApp {
   readonly port: number;
-  readonly requests: number;
   close(): Promise<void>;
 }
 
@@ -22,9 +21,7 @@ export interface EchoAnswer {
 }
 
 export async function startEchoApp(name: string, port = 0): Promise<EchoApp> {
-  let requests = 0;
   const server = http.createServer((req, res) => {
-    requests++;
     const answer: EchoAnswer = { app: name, xfcc: String(req.headers['x-forwarded-client-cert'] ?? ''), path: req.url ?? '' };
     // `?delay=MS` answers late: an in-flight request for drain tests.
     const delay = Number(new URL(req.url ?? '/', 'http://app').searchParams.get('delay') ?? 0);
@@ -36,9 +33,6 @@ export async function startEchoApp(name: string, port = 0): Promise<EchoApp> {
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return {
     port: (server.address() as AddressInfo).port,
-    get requests() {
-      return requests;
-    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

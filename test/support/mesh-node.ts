@@ -14,19 +14,14 @@ import { createRealAgent } from '../../agent/run/run-command.js';
 import { deepFreeze, validateConfig } from '../../lib/config-file.js';
 import { createLogger } from '../../lib/logger.js';
 import type { TestControlPlane } from './controlplane.js';
-import { parseStats } from './envoy.js';
 import { freePorts } from './ports.js';
 import { tools } from './tools.js';
 import { httpGet } from './wait.js';
 
 export interface MeshNode {
   readonly agent: Agent;
-  readonly config: AgentConfig;
-  readonly dir: string;
-  readonly adminUrl: string;
   readonly logs: string[];
   admin(apiPath: string): Promise<string>;
-  stats(): Promise<Map<string, number>>;
   /** Envoy's pid from the supervisor. */
   envoyPid(): number | undefined;
   stop(): Promise<void>;
@@ -103,12 +98,8 @@ export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode>
   let stopped = false;
   const node: MeshNode = {
     agent,
-    config,
-    dir,
-    adminUrl,
     logs,
     admin,
-    stats: async () => parseStats(await admin('/stats')),
     envoyPid: () => agent.dataPlane?.status().envoy.pid as number | undefined,
     async stop() {
       if (stopped) return;

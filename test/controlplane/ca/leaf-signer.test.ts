@@ -8,16 +8,12 @@ import {
   workerSigner,
 } from '../../../controlplane/ca/leaf-signer.js';
 import { createLogger, silentLogger } from '../../../lib/logger.js';
-import { newKeyPair } from '../../../lib/secret-files.js';
-import { createCsr } from '../../../lib/x509/csr.js';
+import { freshCsr } from '../../support/controlplane.js';
 import { createTestCa } from '../../support/test-ca.js';
 
 const ca = createTestCa('signer.example');
 const ID = 'spiffe://signer.example/ns/default/sa/web';
-const csr = () => {
-  const key = newKeyPair();
-  return { key, csr: createCsr(key.privateKey, key.publicKey) };
-};
+const csr = freshCsr;
 const quiet = () => silentLogger;
 
 async function checkSigner(t: Test, signer: LeafSigner) {

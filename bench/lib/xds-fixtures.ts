@@ -5,8 +5,8 @@
  * port ranges.
  */
 import net from 'node:net';
-import { type CatalogInstance, type CatalogView, makeView, type ServiceView } from '../agent/discovery/catalog-view.js';
-import { type ConsulDev, startConsulDev } from '../test/support/consul.js';
+import { type CatalogInstance, type CatalogView, makeView, type ServiceView } from '../../agent/discovery/catalog-view.js';
+import { type ConsulDev, startConsulDev } from '../../test/support/consul.js';
 
 export const TRUST_DOMAIN = 'example.org';
 export const SERVICES = 1_000;

@@ -9,12 +9,12 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { type RawSvid, type Svid, svidFrom } from '../agent/identity/cp-client.js';
-import { ServerIdentity } from '../controlplane/api/server-identity.js';
-import { MeshError } from '../lib/errors.js';
-import { run } from '../lib/exec.js';
-import { contract } from '../lib/proto/contract.js';
-import { tools } from '../test/support/tools.js';
+import { type RawSvid, type Svid, svidFrom } from '../../agent/identity/cp-client.js';
+import { ServerIdentity } from '../../controlplane/api/server-identity.js';
+import { MeshError } from '../../lib/errors.js';
+import { run } from '../../lib/exec.js';
+import { contract } from '../../lib/proto/contract.js';
+import { tools } from '../../test/support/tools.js';
 
 export interface IssuanceLoadOptions {
   /** The tool; default: the provisioned one (tools().issuanceLoad). */
@@ -87,7 +87,7 @@ export function decodeSvidResponse(bytes: Uint8Array): Svid {
 }
 
 /** Messages each prefixed by its length (4 bytes, big-endian): the tool's --requests and --sample-out format. */
-export function frameMessages(messages: readonly Uint8Array[]): Buffer {
+function frameMessages(messages: readonly Uint8Array[]): Buffer {
   return Buffer.concat(
     messages.flatMap((m) => {
       const length = Buffer.alloc(4);
@@ -97,7 +97,7 @@ export function frameMessages(messages: readonly Uint8Array[]): Buffer {
   );
 }
 
-export function unframeMessages(data: Buffer): Buffer[] {
+function unframeMessages(data: Buffer): Buffer[] {
   const out: Buffer[] = [];
   for (let off = 0; off < data.length; ) {
     if (data.length - off < 4) throw new MeshError('MESH_E_INTERNAL', `a length prefix is cut short at byte ${off}`);
