@@ -14,10 +14,8 @@ import { createLogger } from '../lib/logger.js';
 import { startConsulDev } from '../test/support/consul.js';
 import { pct, rssMb } from './lib/stats.js';
 import { formatTable } from './lib/table.js';
-import { checkOp, serviceName as name, txn as xdsTxn } from './lib/xds-fixtures.js';
+import { checkOp, INSTANCES, serviceName as name, registerCatalog, SERVICES, txn as xdsTxn } from './lib/xds-fixtures.js';
 
-const SERVICES = 1_000;
-const INSTANCES = 10;
 const WATCHED = 50;
 const FLIPS = 200;
 const COALESCE_MS = 25;
@@ -28,37 +26,7 @@ const txn = (ops: unknown[]) => xdsTxn(base, ops);
 
 try {
   const setupStart = performance.now();
-  await txn(
-    Array.from({ length: INSTANCES }, (_, n) => ({ Node: { Verb: 'set', Node: { Node: `bench-node-${n}`, Address: `10.0.0.${n + 1}` } } })),
-  );
-  const ops: unknown[] = [];
-  for (let s = 0; s < SERVICES; s++) {
-    for (let n = 0; n < INSTANCES; n++) {
-      const service = name(s);
-      ops.push({
-        Service: {
-          Verb: 'set',
-          Node: `bench-node-${n}`,
-          Service: {
-            ID: `${service}-${n}`,
-            Service: service,
-            Port: 8080,
-            Meta: { mesh_port: '18080' },
-            TaggedAddresses: { mesh: { Address: `10.0.0.${n + 1}`, Port: 18080 } },
-          },
-        },
-      });
-      ops.push(checkOp(n, service, 'passing'));
-    }
-  }
-  const batches: unknown[][] = [];
-  for (let i = 0; i < ops.length; i += 64) batches.push(ops.slice(i, i + 64));
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: 8 }, async () => {
-      while (next < batches.length) await txn(batches[next++] as unknown[]);
-    }),
-  );
+  await registerCatalog(base);
   const setupMs = performance.now() - setupStart;
 
   const rssBefore = rssMb();
