@@ -24,6 +24,7 @@ import { type ServedSnapshot, SnapshotEncoder } from '../agent/xds/server/served
 import { BuildMemo, buildSnapshot, type Identities } from '../agent/xds/snapshot.js';
 import { agentFixture, agentStatus, startAgentProcess } from '../test/support/agent-process.js';
 import { startTestControlPlane } from '../test/support/controlplane.js';
+import { parseStats } from '../test/support/envoy.js';
 import { freePorts } from '../test/support/ports.js';
 import { createTestCa } from '../test/support/test-ca.js';
 import { tools } from '../test/support/tools.js';
@@ -260,12 +261,7 @@ async function endToEnd(
     const membership = async (filter: string): Promise<Map<string, number>> => {
       const { status, body } = await httpGet(`${admin}/stats?filter=${encodeURIComponent(filter)}`);
       if (status !== 200) throw new Error(`envoy admin /stats: HTTP ${status}`);
-      const out = new Map<string, number>();
-      for (const line of body.split('\n')) {
-        const m = /^(\S+): (\d+)$/.exec(line.trim());
-        if (m?.[1] !== undefined) out.set(m[1], Number(m[2]));
-      }
-      return out;
+      return parseStats(body);
     };
     try {
       await waitFor(

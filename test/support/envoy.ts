@@ -39,7 +39,8 @@ export interface EnvoyOptions {
 export function parseStats(text: string): Map<string, number> {
   const stats = new Map<string, number>();
   for (const line of text.split('\n')) {
-    const match = /^([^:]+): (\d+)$/.exec(line.trim());
+    // Names may contain ':' (clusters named outbound:<service>); the value is after the last ': '.
+    const match = /^(\S+): (\d+)$/.exec(line.trim());
     if (match?.[1] !== undefined && match[2] !== undefined) stats.set(match[1], Number(match[2]));
   }
   return stats;
