@@ -20,6 +20,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { AGENT_NODE_FLAGS } from '../agent/node-flags.js';
 import { runChecked } from '../lib/exec.js';
 import { freePorts } from '../lib/ports.js';
 import { waitFor } from '../lib/wait.js';
@@ -310,7 +311,8 @@ async function main(): Promise<number> {
       2,
     ),
   );
-  const agent = start('agent', node, [agentMain, 'run', '--config', configFile]);
+  // The agent's own V8 flags, as its #! line gives them when it is run directly.
+  const agent = start('agent', node, [...AGENT_NODE_FLAGS, agentMain, 'run', '--config', configFile]);
   type Status = { healthy: boolean; problems: string[]; envoy?: { state: string; pid?: number } };
   const status = await waitFor(
     async () => {
