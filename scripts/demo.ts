@@ -170,7 +170,7 @@ async function main(): Promise<number> {
   await mkdir(logsDir, { recursive: true });
   const tools = await provision({
     root,
-    cacheDir: defaultCacheDir(root, process.env),
+    cacheDir: defaultCacheDir(process.env),
     progress: (line) => process.stderr.write(`provision: ${line}\n`),
   });
   const node = process.execPath;

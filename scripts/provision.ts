@@ -14,6 +14,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import path from 'node:path';
 import { parseEnvoyVersion } from '../agent/envoy/envoy-args.js';
 import { MeshError } from '../lib/errors.js';
@@ -41,9 +42,15 @@ export interface ProvisionOptions {
   progress?: (line: string) => void;
 }
 
-/** The cache folder: MESH_CACHE_DIR, else <repo>/.cache. */
-export function defaultCacheDir(root: string, env: NodeJS.ProcessEnv): string {
-  return path.resolve(env.MESH_CACHE_DIR ?? path.join(root, '.cache'));
+/**
+ * The cache folder, outside the clone so that every clone on a machine (CI's
+ * fresh one included) reuses the same Envoy and Consul builds:
+ * MESH_CACHE_DIR, else $XDG_CACHE_HOME/vm-mesh, else ~/.cache/vm-mesh.
+ */
+export function defaultCacheDir(env: NodeJS.ProcessEnv, home: string = homedir()): string {
+  if (env.MESH_CACHE_DIR) return path.resolve(env.MESH_CACHE_DIR);
+  if (env.XDG_CACHE_HOME) return path.resolve(env.XDG_CACHE_HOME, 'vm-mesh');
+  return path.resolve(home, '.cache', 'vm-mesh');
 }
 
 /** The version of `module` required by the go.mod of test/tools/<tool>. */

@@ -67,9 +67,10 @@ t.test('a Go tool is rebuilt when its own sources change', async (t) => {
   t.not(await goToolSourceHash(root, 'tool'), first, 'a changed file changes it');
 });
 
-t.test('cache folder: MESH_CACHE_DIR or <repo>/.cache', async (t) => {
-  t.equal(defaultCacheDir('/r', {}), path.resolve('/r/.cache'));
-  t.equal(defaultCacheDir('/r', { MESH_CACHE_DIR: '/var/cache/mesh' }), '/var/cache/mesh');
+t.test('cache folder: MESH_CACHE_DIR, else $XDG_CACHE_HOME/vm-mesh, else ~/.cache/vm-mesh', async (t) => {
+  t.equal(defaultCacheDir({}, '/home/u'), '/home/u/.cache/vm-mesh');
+  t.equal(defaultCacheDir({ XDG_CACHE_HOME: '/xdg' }, '/home/u'), '/xdg/vm-mesh');
+  t.equal(defaultCacheDir({ MESH_CACHE_DIR: '/var/cache/mesh', XDG_CACHE_HOME: '/xdg' }, '/home/u'), '/var/cache/mesh');
   t.throws(() => repoRoot('/'), /no repository root/);
 });
 

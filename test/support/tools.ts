@@ -13,7 +13,7 @@ export function tools(): Promise<Provisioned> {
     const root = repoRoot();
     pending = provision({
       root,
-      cacheDir: defaultCacheDir(root, process.env),
+      cacheDir: defaultCacheDir(process.env),
       progress: (line) => process.stderr.write(`# provision: ${line}\n`),
     });
   }
