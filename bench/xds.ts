@@ -16,8 +16,8 @@
  * Run: npm run bench -- xds
  */
 
-import { buildModel } from '../agent/dataplane/build-model.js';
 import { joinMesh } from '../agent/identity/enroll.js';
+import { buildModel } from '../agent/model/build-model.js';
 import type { Workload } from '../agent/workloads/workload.js';
 import { checkSnapshot } from '../agent/xds/check-snapshot.js';
 import { type ServedSnapshot, SnapshotEncoder } from '../agent/xds/server/served-snapshot.js';

@@ -7,6 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
+import { deepFreeze } from './deep-freeze.js';
 import { MeshError } from './errors.js';
 
 export interface ConfigIssue {
@@ -22,14 +23,6 @@ export function formatFieldPath(path: ReadonlyArray<PropertyKey>): string {
     else out += out === '' ? String(part) : `.${String(part)}`;
   }
   return out;
-}
-
-export function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const inner of Object.values(value)) deepFreeze(inner);
-  }
-  return value;
 }
 
 function invalid(file: string, issues: ConfigIssue[]): MeshError {

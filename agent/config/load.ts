@@ -4,7 +4,8 @@
  * come from a file; both are resolved here so nothing reads them later.
  */
 import { readFile } from 'node:fs/promises';
-import { deepFreeze, loadConfigFile } from '../../lib/config-file.js';
+import { loadConfigFile } from '../../lib/config-file.js';
+import { deepFreeze } from '../../lib/deep-freeze.js';
 import { MeshError } from '../../lib/errors.js';
 import { type AgentConfig, agentConfigSchema } from './schema.js';
 

@@ -12,6 +12,7 @@ import { toMeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import type { CatalogView } from '../discovery/catalog-view.js';
 import { EMPTY_VIEW } from '../discovery/catalog-view.js';
+import { buildModel, type ModelProblem } from '../model/build-model.js';
 import type { Workload } from '../workloads/workload.js';
 import type { XdsResource } from '../xds/resources/common.js';
 import { type AdsServer, type AdsStatus, idleAdsStatus, startAdsServer } from '../xds/server/ads-server.js';
@@ -24,7 +25,6 @@ import {
   type ResourceKind,
   type Snapshot,
 } from '../xds/snapshot.js';
-import { buildModel, type ModelProblem } from './build-model.js';
 
 /** Where SVIDs and the trust bundle come from (agent/identity/workload-identities.ts). */
 export interface IdentitySource {

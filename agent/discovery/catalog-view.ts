@@ -2,9 +2,10 @@
  * CatalogView: the immutable picture of the upstream services the data plane
  * reads (it never calls Consul). Built by pure functions from health entries.
  */
-import { deepFreeze } from '../../lib/config-file.js';
+
+import { META } from '../../lib/consul-meta.js';
+import { deepFreeze } from '../../lib/deep-freeze.js';
 import type { HealthEntry } from './consul-client.js';
-import { META } from './registration.js';
 
 export interface CatalogInstance {
   readonly id: string;

@@ -5,10 +5,11 @@
  * instances (from the previous answer or from disk). setServices starts and
  * stops loops; a stopped loop's query is aborted, so nothing leaks.
  */
+
+import { type BackoffPolicy, backoffDelay } from '../../lib/backoff.js';
 import type { Clock, TimerHandle } from '../../lib/clock.js';
 import { toMeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
-import { type BackoffPolicy, backoffDelay } from './backoff.js';
 import { type CatalogView, makeView, type ServiceView, sameInstances, toInstances } from './catalog-view.js';
 import type { ConsulClient } from './consul-client.js';
 

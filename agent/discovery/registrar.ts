@@ -6,10 +6,11 @@
  * registrations back within one interval. Failures retry with backoff and
  * jitter; the connection state is logged once per change.
  */
+
+import { type BackoffPolicy, backoffDelay } from '../../lib/backoff.js';
 import type { Clock, TimerHandle } from '../../lib/clock.js';
 import { isMeshError, toMeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
-import { type BackoffPolicy, backoffDelay } from './backoff.js';
 import type { ConsulClient, ServiceRegistration } from './consul-client.js';
 
 export type ConnectionState = 'unknown' | 'connected' | 'unreachable';

@@ -1,16 +1,8 @@
 /** Workload -> ServiceRegistration: what the catalog says about a local workload. Pure. */
+import { META } from '../../lib/consul-meta.js';
 import type { CheckResult } from '../workloads/health-check.js';
 import type { Workload } from '../workloads/workload.js';
 import type { ServiceRegistration } from './consul-client.js';
-
-/** Meta keys the agent sets; the catalog watch reads them back. */
-export const META = Object.freeze({
-  spiffeId: 'mesh_spiffe_id',
-  protocol: 'mesh_protocol',
-  meshPort: 'mesh_port',
-  node: 'mesh_node',
-  zone: 'mesh_zone',
-});
 
 export interface RegistrationContext {
   nodeName: string;

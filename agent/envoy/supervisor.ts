@@ -12,11 +12,11 @@
  */
 import { spawn as nodeSpawn } from 'node:child_process';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { backoffCeiling } from '../../lib/backoff.js';
 import type { Clock, TimerHandle } from '../../lib/clock.js';
 import { MeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
-import { backoffCeiling } from '../discovery/backoff.js';
-import { stableJson } from '../xds/content-hash.js';
+import { stableJson } from '../../lib/stable-json.js';
 import { type AdminRequest, activeConnections, adminAnswers, drainListeners, httpAdmin } from './drain.js';
 import { adminAddressPath, bootstrapPath, envoyArgs, parseEnvoyVersion, validateArgs } from './envoy-args.js';
 

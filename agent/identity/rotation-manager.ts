@@ -20,10 +20,11 @@
  * remove() and stop() cancel them, and late answers of removed credentials are
  * dropped.
  */
+
+import { type BackoffPolicy, backoffDelay } from '../../lib/backoff.js';
 import type { Clock, TimerHandle } from '../../lib/clock.js';
 import { MeshError, toMeshError } from '../../lib/errors.js';
 import { type Logger, silentLogger } from '../../lib/logger.js';
-import { type BackoffPolicy, backoffDelay } from '../discovery/backoff.js';
 import { type CertTimes, DEFAULT_ROTATE_JITTER, DEFAULT_ROTATE_RATIO, rotateAt } from './rotate-at.js';
 
 export interface IssuedCert extends CertTimes {

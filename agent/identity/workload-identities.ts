@@ -20,12 +20,12 @@
  * bundle change. Nothing secret is logged: no keys, no PEMs.
  */
 import { X509Certificate } from 'node:crypto';
+import { backoffDelay } from '../../lib/backoff.js';
 import type { Clock, TimerHandle } from '../../lib/clock.js';
 import { MeshError, toMeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import { parseSpiffeId } from '../../lib/spiffe-id.js';
 import { fromPemAll } from '../../lib/x509/pem.js';
-import { backoffDelay } from '../discovery/backoff.js';
 import type { Identities, IdentityMaterial } from '../model/proxy-model.js';
 import { type BundleUpdate, type ControlPlaneClient, connectControlPlane } from './cp-client.js';
 import { requestNodeSvid, requestWorkloadSvid } from './enroll.js';

@@ -14,6 +14,7 @@
  * in the view at all.
  */
 import type { CatalogView } from '../discovery/catalog-view.js';
+import type { Workload } from '../workloads/workload.js';
 import {
   MESH_PROTOCOLS,
   type MeshProtocol,
@@ -21,8 +22,7 @@ import {
   type ModelUpstream,
   type ModelWorkload,
   type ProxyModel,
-} from '../model/proxy-model.js';
-import type { Workload } from '../workloads/workload.js';
+} from './proxy-model.js';
 
 export interface ModelInput {
   readonly nodeName: string;

@@ -6,7 +6,8 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { type ConfigIssue, deepFreeze, parseConfigText, validateConfig } from '../../lib/config-file.js';
+import { type ConfigIssue, parseConfigText, validateConfig } from '../../lib/config-file.js';
+import { deepFreeze } from '../../lib/deep-freeze.js';
 import { isMeshError } from '../../lib/errors.js';
 import { workloadSchema } from './schema.js';
 import { toWorkload, type Workload, type WorkloadFileError } from './workload.js';

@@ -4,6 +4,7 @@
  * SPIFFE path segments because they form the workload's SPIFFE ID.
  */
 import { z } from 'zod';
+import { META_PREFIX } from '../../lib/consul-meta.js';
 import { durationText } from '../../lib/duration.js';
 import { validateSegment } from '../../lib/spiffe-id.js';
 import { MESH_PROTOCOLS } from '../model/proxy-model.js';
@@ -48,8 +49,8 @@ const meta = z.record(z.string(), z.string().max(512)).superRefine((value, ctx) 
   for (const key of Object.keys(value)) {
     if (!META_KEY.test(key))
       ctx.addIssue({ code: 'custom', path: [key], message: 'meta keys are letters, digits, "_" and "-" (at most 128)' });
-    else if (key.startsWith('mesh_'))
-      ctx.addIssue({ code: 'custom', path: [key], message: 'meta keys starting with "mesh_" are set by the agent' });
+    else if (key.startsWith(META_PREFIX))
+      ctx.addIssue({ code: 'custom', path: [key], message: `meta keys starting with "${META_PREFIX}" are set by the agent` });
   }
 });
 

@@ -3,10 +3,10 @@
  * and the identities, immutable, versioned by content hash (per resource and
  * as a whole), and checked for consistency before it is served.
  */
-import { deepFreeze } from '../../lib/config-file.js';
+import { deepFreeze } from '../../lib/deep-freeze.js';
+import { contentHash, stableJson } from '../../lib/stable-json.js';
 import type { ProxyModel } from '../model/proxy-model.js';
 import { isHttpLike } from '../model/proxy-model.js';
-import { contentHash, stableJson } from './content-hash.js';
 import type { XdsResource } from './resources/common.js';
 import { buildEndpoints } from './resources/endpoints.js';
 import { buildInboundListener } from './resources/inbound-listener.js';

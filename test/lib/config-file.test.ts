@@ -1,6 +1,7 @@
 import t from 'tap';
 import { z } from 'zod';
-import { deepFreeze, formatFieldPath, loadConfigFile, parseConfigText, validateConfig } from '../../lib/config-file.js';
+import { formatFieldPath, loadConfigFile, parseConfigText, validateConfig } from '../../lib/config-file.js';
+import { deepFreeze } from '../../lib/deep-freeze.js';
 import { isMeshError } from '../../lib/errors.js';
 
 const schema = z.strictObject({

@@ -11,7 +11,8 @@ import { type AgentConfig, agentConfigSchema } from '../../agent/config/schema.j
 import { joinMesh } from '../../agent/identity/enroll.js';
 import type { Agent } from '../../agent/run/agent.js';
 import { createRealAgent } from '../../agent/run/run-command.js';
-import { deepFreeze, validateConfig } from '../../lib/config-file.js';
+import { validateConfig } from '../../lib/config-file.js';
+import { deepFreeze } from '../../lib/deep-freeze.js';
 import { createLogger } from '../../lib/logger.js';
 import type { TestControlPlane } from './controlplane.js';
 import { freePorts } from './ports.js';

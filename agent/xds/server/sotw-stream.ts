@@ -13,7 +13,7 @@
  *   are sent again even if unchanged, so re-created resources do not stay
  *   warming.
  */
-import { contentHash } from '../content-hash.js';
+import { contentHash } from '../../../lib/stable-json.js';
 import type { ServedResource, ServedSnapshot } from './served-snapshot.js';
 import type { NackRecord, StreamHooks, StreamStatus, StreamTypeStatus } from './stream-status.js';
 import { encodeSotwResponse, type SotwRequest } from './wire.js';

@@ -1,7 +1,7 @@
 import t from 'tap';
-import { backoffDelay } from '../../../agent/discovery/backoff.js';
 import type { ServiceRegistration } from '../../../agent/discovery/consul-client.js';
 import { createRegistrar } from '../../../agent/discovery/registrar.js';
+import { backoffDelay } from '../../../lib/backoff.js';
 import { createLogger } from '../../../lib/logger.js';
 import { FakeClock } from '../../fakes/clock.js';
 import { FakeConsul } from '../../fakes/consul.js';

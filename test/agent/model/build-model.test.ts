@@ -1,6 +1,6 @@
 import t from 'tap';
-import { buildModel } from '../../../agent/dataplane/build-model.js';
 import { type CatalogInstance, makeView } from '../../../agent/discovery/catalog-view.js';
+import { buildModel } from '../../../agent/model/build-model.js';
 import type { Workload } from '../../../agent/workloads/workload.js';
 
 const TD = 'example.org';

@@ -1,7 +1,6 @@
 import t from 'tap';
 import type { ModelUpstream, ProxyModel } from '../../../agent/model/proxy-model.js';
 import { checkSnapshot } from '../../../agent/xds/check-snapshot.js';
-import { stableJson } from '../../../agent/xds/content-hash.js';
 import type { XdsResource } from '../../../agent/xds/resources/common.js';
 import { buildOutboundCluster, NO_PEER_SAN } from '../../../agent/xds/resources/outbound-cluster.js';
 import {
@@ -15,6 +14,7 @@ import {
 } from '../../../agent/xds/snapshot.js';
 import { checkMessage } from '../../../lib/envoy/protos.js';
 import { TypeUrl } from '../../../lib/envoy/type-urls.js';
+import { stableJson } from '../../../lib/stable-json.js';
 import { API_ID, fixtureIdentities, fixtureModel, WEB_ID } from './fixtures/model.js';
 
 function changedVersions(a: Snapshot, b: Snapshot): string[] {
