@@ -1,6 +1,11 @@
 #!/usr/bin/env -S node --max-semi-space-size=2 --optimize-for-size
-/** mesh-agent: composition root only. */
-import { main } from '../lib/cli.js';
-import { agentProgram } from './program.js';
+/**
+ * mesh-agent: composition root only. Signal handling is installed before
+ * anything else loads (early-signals.ts); the program is imported after it.
+ */
+import { holdSignals } from './run/early-signals.js';
 
+holdSignals();
+const { main } = await import('../lib/cli.js');
+const { agentProgram } = await import('./program.js');
 main(agentProgram());

@@ -46,6 +46,8 @@ export const ERROR_CODES = {
   MESH_E_XDS_NACK: 'Envoy rejected a configuration the agent sent; it keeps serving the previous one',
   MESH_E_AGENT_UNREACHABLE: 'the running agent did not answer on its status listener',
   MESH_E_ENVOY_RELOAD: 'a hot restart of Envoy failed or its new bootstrap was rejected; the running Envoy keeps its previous one',
+  MESH_E_STOPPING: 'the agent is stopping; start-up was cut short and what it had made is undone',
+  MESH_E_TRUST_DOMAIN_MISMATCH: 'the configured trust domain differs from the one this host joined',
   MESH_E_INTERNAL: 'an internal error; please report it',
 } as const;
 

@@ -7,11 +7,47 @@ import { readFile } from 'node:fs/promises';
 import { loadConfigFile } from '../../lib/config-file.js';
 import { deepFreeze } from '../../lib/deep-freeze.js';
 import { MeshError } from '../../lib/errors.js';
+import { identityDir, joinedTrustDomain } from '../identity/identity-store.js';
 import { type AgentConfig, agentConfigSchema } from './schema.js';
 
 export interface LoadAgentConfigDeps {
   /** The host name (systeminformation in production). */
   hostname(): Promise<string>;
+  /**
+   * The trust domain this host joined, as its node SVID names it; undefined
+   * when it has not joined. Default: read from <dataDir>/identity.
+   */
+  joinedTrustDomain?(dataDir: string): Promise<string | undefined>;
+  /** `run` needs the trust domain: an unknown one (not joined, not set) is an error. */
+  requireTrustDomain?: boolean;
+}
+
+/**
+ * The trust domain comes from the join: the node SVID names it. A configured
+ * trustDomain must equal it (MESH_E_TRUST_DOMAIN_MISMATCH); on a host that has
+ * not joined the configured one is used (data plane off), and with neither the
+ * caller decides whether that is an error.
+ */
+async function resolveTrustDomain(file: string, configured: string | undefined, dataDir: string, deps: LoadAgentConfigDeps) {
+  const joined = await (deps.joinedTrustDomain ?? joinedTrustDomain)(dataDir);
+  if (joined !== undefined && configured !== undefined && joined !== configured) {
+    throw new MeshError(
+      'MESH_E_TRUST_DOMAIN_MISMATCH',
+      `${file}: trustDomain is ${configured}, but this host joined the trust domain ${joined} (${identityDir(dataDir)}): ` +
+        `remove trustDomain from the file, set it to ${joined}, or join the other mesh again`,
+      { details: { file, configured, joined, issues: [{ path: 'trustDomain', message: `differs from the joined ${joined}` }] } },
+    );
+  }
+  const trustDomain = joined ?? configured;
+  if (trustDomain === undefined && deps.requireTrustDomain === true) {
+    throw new MeshError(
+      'MESH_E_NOT_JOINED',
+      `${file}: the trust domain is unknown: this host has not joined (no node identity in ${identityDir(dataDir)}); ` +
+        'run mesh-agent join first (or, with dataPlane.enabled false, set trustDomain)',
+      { details: { file, dir: identityDir(dataDir) } },
+    );
+  }
+  return trustDomain ?? '';
 }
 
 export async function loadAgentConfig(file: string, deps: LoadAgentConfigDeps): Promise<AgentConfig> {
@@ -34,5 +70,6 @@ export async function loadAgentConfig(file: string, deps: LoadAgentConfigDeps): 
       details: { file, issues: [{ path: 'nodeName', message: 'empty' }] },
     });
   }
-  return deepFreeze({ ...parsed, nodeName, consul: { ...consul, token } });
+  const trustDomain = await resolveTrustDomain(file, parsed.trustDomain, parsed.dataDir, deps);
+  return deepFreeze({ ...parsed, nodeName, trustDomain, consul: { ...consul, token } });
 }

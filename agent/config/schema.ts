@@ -41,8 +41,11 @@ export const consulSchema = z.strictObject({
 
 export const agentConfigSchema = z.strictObject({
   nodeName: z.string().min(1).optional(),
-  /** Trust domain of SPIFFE IDs: spiffe://<trustDomain>/ns/<ns>/sa/<sa>. */
-  trustDomain: trustDomain.default('cluster.local'),
+  /**
+   * Trust domain of SPIFFE IDs: spiffe://<trustDomain>/ns/<ns>/sa/<sa>. Default:
+   * the one this host joined (its node SVID names it); set, it must equal that.
+   */
+  trustDomain: trustDomain.optional(),
   dataDir: z.string().min(1).default('/var/lib/mesh-agent'),
   workloadsDir: z.string().min(1).default('/etc/mesh-agent/workloads.d'),
   /** The address other hosts reach this host's workloads at; default: the host's first non-internal IPv4 address. */
@@ -98,8 +101,10 @@ type Parsed = z.output<typeof agentConfigSchema>;
 
 /** The frozen, fully resolved agent configuration. */
 export type AgentConfig = Readonly<
-  Omit<Parsed, 'nodeName' | 'consul'> & {
+  Omit<Parsed, 'nodeName' | 'consul' | 'trustDomain'> & {
     nodeName: string;
+    /** Resolved from the join (or the file); "" only where the caller did not require it. */
+    trustDomain: string;
     consul: Readonly<Omit<Parsed['consul'], 'tokenFile'>>;
   }
 >;

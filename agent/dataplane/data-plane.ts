@@ -10,6 +10,7 @@
 import type { Clock } from '../../lib/clock.js';
 import { toMeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
+import { SideEffects } from '../../lib/side-effects.js';
 import type { CatalogView } from '../discovery/catalog-view.js';
 import { EMPTY_VIEW } from '../discovery/catalog-view.js';
 import { buildModel, type ModelProblem } from '../model/build-model.js';
@@ -133,6 +134,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
   const overrides = new Map<string, { kind: ResourceKind; name: string; resource: XdsResource }>();
   let unsubscribe: (() => void) | undefined;
   const memo = new BuildMemo();
+  const effects = new SideEffects(log.child({ component: 'lifecycle' }));
 
   const wantedIds = () => [...new Set(workloads.map((w) => w.spiffeId))];
 
@@ -189,18 +191,34 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       return ads;
     },
     async start() {
-      ads = await startAdsServer({
-        socketPath: options.adsSocket,
-        log: log.child({ component: 'xds' }),
-        clock: options.clock,
-        ...(options.adsSocketGid === undefined ? {} : { socketGid: options.adsSocketGid }),
+      // Each effect is recorded before it is made; stop() unwinds them newest first,
+      // whatever start() had reached (Envoy drained and stopped, identities, the socket).
+      const server = await effects.effect(
+        'ADS socket',
+        () =>
+          startAdsServer({
+            socketPath: options.adsSocket,
+            log: log.child({ component: 'xds' }),
+            clock: options.clock,
+            ...(options.adsSocketGid === undefined ? {} : { socketGid: options.adsSocketGid }),
+          }),
+        (s) => s.close(),
+      );
+      ads = server;
+      effects.record('identities', () => {
+        unsubscribe?.();
+        identities.stop();
       });
       unsubscribe = identities.onChange(schedule);
       await identities.start();
+      effects.check('the first snapshot');
       identities.setWanted(wantedIds());
       schedule();
       await scheduled;
-      await options.envoy?.start();
+      const envoy = options.envoy;
+      if (envoy === undefined) return;
+      effects.record('Envoy', () => envoy.stop());
+      await envoy.start();
     },
     update(input) {
       if (input.workloads !== undefined) {
@@ -245,10 +263,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
     },
     async stop() {
       stopped = true;
-      await options.envoy?.stop();
-      unsubscribe?.();
-      identities.stop();
-      await ads?.close();
+      await effects.unwind();
     },
   };
 }

@@ -52,6 +52,12 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
   /** What Consul got from us, by id, as JSON (to see changes). */
   const sent = new Map<string, string>();
   const rejected = new Map<string, string>();
+  /**
+   * Every ID a register call was sent for, recorded before the call: a call
+   * whose answer was lost may still have registered it, so shutdown
+   * deregisters it too.
+   */
+  const attempted = new Set<string>();
   const toRemove = new Set<string>();
   /** IDs Consul held (or took) at the last successful sync. */
   let confirmed = new Set<string>();
@@ -73,6 +79,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
 
   const syncOnce = async () => {
     for (const id of [...toRemove]) {
+      if (stopped) return;
       if (desired.has(id)) {
         toRemove.delete(id);
         continue;
@@ -86,12 +93,16 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       }
       toRemove.delete(id);
       sent.delete(id);
+      attempted.delete(id);
     }
+    if (stopped) return;
     const present = new Set(await client.registeredIds());
     for (const [id, reg] of desired) {
       const json = JSON.stringify(reg);
       if (present.has(id) && sent.get(id) === json) continue;
       if (rejected.has(id) && sent.get(id) === json) continue;
+      if (stopped) return;
+      attempted.add(id);
       try {
         await client.register(reg);
         if (rejected.delete(id) || !sent.has(id) || !present.has(id)) log.info('registered', { serviceId: id, service: reg.name });
@@ -171,8 +182,9 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
     async shutdown() {
       stopped = true;
       timer?.cancel();
+      // A sync in flight stops before its next call; its current call finishes (or times out).
       if (running !== undefined) await running.catch(() => undefined);
-      const ids = new Set([...sent.keys(), ...toRemove]);
+      const ids = new Set([...attempted, ...sent.keys(), ...toRemove]);
       await Promise.all(
         [...ids].map(async (id) => {
           try {
@@ -184,6 +196,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
         }),
       );
       sent.clear();
+      attempted.clear();
     },
   };
 }

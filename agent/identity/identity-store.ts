@@ -8,6 +8,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MeshError } from '../../lib/errors.js';
 import { ensurePrivateDir, writeFileAtomic } from '../../lib/secret-files.js';
+import { parseSpiffeId } from '../../lib/spiffe-id.js';
+import { parseCertificates, uriSans } from '../../lib/x509/cert-info.js';
 
 export interface NodeIdentity {
   controlPlane: string;
@@ -67,4 +69,23 @@ export async function loadNodeIdentity(dataDir: string): Promise<NodeIdentity> {
       details: { dir: f.dir },
     });
   }
+}
+
+/**
+ * The trust domain this host joined, as the node SVID names it (its URI SAN);
+ * undefined when the host has not joined. A damaged identity is an error.
+ */
+export async function joinedTrustDomain(dataDir: string): Promise<string | undefined> {
+  const f = files(dataDir);
+  let pem: string;
+  try {
+    pem = await readFile(f.chain, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new MeshError('MESH_E_CERT_INVALID', `cannot read the node SVID ${f.chain}: ${(err as Error).message}`, { cause: err });
+  }
+  const [leaf] = parseCertificates(pem, f.chain);
+  const [uri] = leaf === undefined ? [] : uriSans(leaf);
+  if (uri === undefined) throw new MeshError('MESH_E_CERT_INVALID', `the node SVID ${f.chain} has no SPIFFE ID`);
+  return parseSpiffeId(uri).trustDomain;
 }

@@ -5,6 +5,7 @@
  */
 import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
+import { type SideEffectSummary, SideEffects } from '../../lib/side-effects.js';
 import type { AgentConfig } from '../config/schema.js';
 import type { DataPlane } from '../dataplane/data-plane.js';
 import type { CatalogView } from '../discovery/catalog-view.js';
@@ -15,7 +16,7 @@ import { toRegistration } from '../discovery/registration.js';
 import { createViewStore } from '../discovery/view-store.js';
 import { buildStatus, type StatusDocument } from '../status/status.js';
 import { type StatusServer, startStatusServer } from '../status/status-server.js';
-import { type DirWatcher, watchDir } from '../workloads/dir-watcher.js';
+import { watchDir } from '../workloads/dir-watcher.js';
 import { type CheckRunner, createHealthMonitor, type HealthMonitor } from '../workloads/health-monitor.js';
 import { type LoadedWorkloads, loadWorkloads } from '../workloads/load.js';
 import { upstreamServices } from '../workloads/workload.js';
@@ -43,8 +44,16 @@ export interface Agent {
   view(): CatalogView;
   onView(listener: (view: CatalogView) => void): () => void;
   readonly statusAddress: string | undefined;
-  /** Deregisters everything, stops watches and the status endpoint. */
+  /**
+   * Undoes what start() made so far, newest first: the workloads directory
+   * watch, the Consul registrations, the data plane (Envoy drained and
+   * stopped, the ADS socket removed), the status listener, the catalog
+   * watches. Safe at any moment, also while start() is still running (start()
+   * then ends with MESH_E_STOPPING). Idempotent.
+   */
   stop(): Promise<void>;
+  /** The side effects start-up recorded and whether stop undid them. */
+  sideEffects(): readonly SideEffectSummary[];
   readonly dataPlane: DataPlane | undefined;
 }
 
@@ -62,12 +71,11 @@ export function createAgent(deps: AgentDeps): Agent {
   });
   let watcher: CatalogWatcher | undefined;
   let monitor: HealthMonitor | undefined;
-  let dirWatcher: DirWatcher | undefined;
   let server: StatusServer | undefined;
   let loaded: LoadedWorkloads = { workloads: [], errors: [] };
   let reloading: Promise<void> = Promise.resolve();
   let saving: Promise<void> = Promise.resolve();
-  let stopped = false;
+  const effects = new SideEffects(log.child({ component: 'lifecycle' }));
   const wlog = log.child({ component: 'workloads' });
 
   const pushRegistrations = () => {
@@ -80,7 +88,7 @@ export function createAgent(deps: AgentDeps): Agent {
       trustDomain: config.trustDomain,
       inboundPortOffset: config.mesh.inboundPortOffset,
     });
-    if (stopped) return;
+    if (effects.stopping) return;
     const before = new Set(loaded.errors.map((e) => JSON.stringify(e)));
     for (const e of next.errors) {
       if (!before.has(JSON.stringify(e))) wlog.error('workload file invalid', { code: 'MESH_E_WORKLOAD_INVALID', ...e });
@@ -101,7 +109,11 @@ export function createAgent(deps: AgentDeps): Agent {
       return server?.address;
     },
     async start() {
+      // Every side effect is recorded in the journal before it is made, in the
+      // reverse of the order stop must undo them: a stop at any moment unwinds
+      // exactly what exists (see side-effects.ts).
       const initial = await store.load();
+      effects.check('the catalog watch');
       watcher = createCatalogWatcher({
         client: deps.consul,
         clock,
@@ -111,12 +123,32 @@ export function createAgent(deps: AgentDeps): Agent {
         coalesceMs: config.consul.coalesceWindow,
         initial,
       });
+      const active = watcher;
+      effects.record('catalog watches', async () => {
+        // The view is final before our own deregistrations could reach it (and the persisted copy).
+        active.stop();
+        await saving;
+      });
       deps.dataPlane?.update({ view: watcher.view() });
       watcher.onView((view) => {
         deps.dataPlane?.update({ view });
         saving = saving
-          .then(() => (stopped ? undefined : store.save(view, clock.now())))
+          .then(() => (effects.stopping ? undefined : store.save(view, clock.now())))
           .catch((err: unknown) => log.warn('cannot save the last known catalog', { error: err }));
+      });
+      server = await effects.effect(
+        'status listener',
+        () => startStatusServer(config.status.listen, () => agent.status()),
+        (s) => s.close(),
+      );
+      // Recorded before the registrations so that stop deregisters first (peers stop
+      // picking this node), then drains Envoy.
+      const dataPlane = deps.dataPlane;
+      if (dataPlane !== undefined) effects.record('data plane (ADS socket, Envoy)', () => dataPlane.stop());
+      effects.record('consul registrations', async () => {
+        monitor?.stop();
+        await reloading;
+        await registrar.shutdown();
       });
       if (config.consul.mode === 'catalog') {
         monitor = createHealthMonitor(clock, deps.checkRunner, (name, result) => {
@@ -124,11 +156,13 @@ export function createAgent(deps: AgentDeps): Agent {
           pushRegistrations();
         });
       }
-      server = await startStatusServer(config.status.listen, () => agent.status());
       await agent.reload();
-      await deps.dataPlane?.start();
+      effects.check('the data plane');
+      await dataPlane?.start();
+      effects.check('the workloads directory watch');
       if (deps.watchFiles !== false) {
-        dirWatcher = watchDir({ dir: config.workloadsDir, clock, log: wlog, onChange: () => void agent.reload() });
+        const dir = watchDir({ dir: config.workloadsDir, clock, log: wlog, onChange: () => void agent.reload() });
+        effects.record('workloads directory watch', () => dir.close());
       }
       log.info('mesh-agent running', {
         node: config.nodeName,
@@ -163,19 +197,11 @@ export function createAgent(deps: AgentDeps): Agent {
       return watcher.onView(listener);
     },
     async stop() {
-      stopped = true;
-      dirWatcher?.close();
-      monitor?.stop();
-      await reloading;
-      // The view is final before our own deregistrations could reach it (and the persisted copy).
-      watcher?.stop();
-      await saving;
-      // Deregister first so peers stop picking this node, then let Envoy drain what is in flight.
-      await registrar.shutdown();
-      await deps.dataPlane?.stop();
-      await server?.close();
+      if (!effects.stopping) log.info('stopping: undoing what start-up made', { effects: effects.summary().map((e) => e.name) });
+      await effects.unwind();
       log.info('mesh-agent stopped', {});
     },
+    sideEffects: () => effects.summary(),
   };
   return agent;
 }

@@ -3,9 +3,9 @@
  * client, clock and checks into the agent, reloads on SIGHUP and deregisters
  * then exits 0 on SIGTERM (or SIGINT).
  */
-import { type Command, EXIT_OK } from '../../lib/cli.js';
+import { type Command, EXIT_FAILURE, EXIT_OK } from '../../lib/cli.js';
 import { systemClock } from '../../lib/clock.js';
-import { MeshError } from '../../lib/errors.js';
+import { isMeshError, MeshError } from '../../lib/errors.js';
 import { createLogger, type Logger } from '../../lib/logger.js';
 import { loadAgentConfig } from '../config/load.js';
 import type { AgentConfig } from '../config/schema.js';
@@ -16,12 +16,26 @@ import { createEnvoySupervisor } from '../envoy/supervisor.js';
 import { createWorkloadIdentities } from '../identity/workload-identities.js';
 import { runCheck } from '../workloads/health-check.js';
 import { type Agent, createAgent } from './agent.js';
+import { takeHeldSignal } from './early-signals.js';
 import { type HostFacts, hostFacts } from './host-facts.js';
 
 export interface RunCommandDeps {
   facts?: () => Promise<HostFacts>;
   /** Process signals; tests pass an EventEmitter. */
   signals?: Pick<NodeJS.Process, 'on' | 'off'>;
+  /**
+   * Called once `run` has stopped the agent, with its exit code. The real one
+   * exits the process if something is still holding the event loop a second
+   * later (a leak must not keep a stopped agent alive); tests pass a no-op.
+   */
+  exit?: (code: number) => void;
+}
+
+/** The signals that stop the agent; SIGHUP reloads. */
+const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
+
+function exitSoon(code: number): void {
+  setTimeout(() => process.exit(code), 1_000).unref();
 }
 
 export function runCommand(deps: RunCommandDeps = {}): Command {
@@ -33,48 +47,87 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
     async run({ values, io }) {
       const file = values.config;
       if (typeof file !== 'string') throw new MeshError('MESH_E_USAGE', 'mesh-agent run: --config FILE is required');
-      const facts = await (deps.facts ?? hostFacts)();
-      const config = await loadAgentConfig(file, { hostname: async () => facts.hostname });
-      const log = createLogger({ level: config.log.level, format: config.log.format, sink: { write: (l) => io.stderr.write(`${l}\n`) } });
-      const agent = createRealAgent(config, facts, log);
       const signals = deps.signals ?? process;
-      // The envoy.* part of the config file is read again; other changes need a restart.
-      const reloadEnvoy = async () => {
-        if (agent.dataPlane === undefined) return;
-        let next: AgentConfig;
-        try {
-          next = await loadAgentConfig(file, { hostname: async () => facts.hostname });
-        } catch (err) {
-          log.error('SIGHUP: the configuration file is invalid; Envoy keeps running as it is', { error: err });
+      // Signal handling comes before the first side effect: a SIGTERM at any moment of
+      // start-up stops the agent through the same path as one after it.
+      let stopSignal: string | undefined;
+      let requestStop: (signal: string) => void = () => {};
+      const stopRequested = new Promise<string>((resolve) => {
+        requestStop = resolve;
+      });
+      let log: Logger | undefined;
+      let agent: Agent | undefined;
+      let reloadConfig: (() => Promise<void>) | undefined;
+      const onTerm = (signal: string) => {
+        if (stopSignal !== undefined) {
+          log?.info('already shutting down', { signal });
           return;
         }
-        await agent.dataPlane.reloadEnvoy({ bootstrap: agentBootstrap(next), binary: next.envoy.binary });
+        stopSignal = signal;
+        log?.info('shutting down', { signal });
+        requestStop(signal);
       };
-      try {
-        await agent.start();
-      } catch (err) {
-        // Leave nothing behind: registrations, the status listener, the ADS socket, Envoy.
-        await agent.stop().catch(() => undefined);
-        throw err;
+      const onHup = () => {
+        if (agent === undefined || stopSignal !== undefined) return;
+        log?.info('SIGHUP: reloading workloads, and Envoy if its binary or bootstrap changed', {});
+        void agent.reload();
+        void reloadConfig?.();
+      };
+      for (const signal of STOP_SIGNALS) signals.on(signal, onTerm);
+      signals.on('SIGHUP', onHup);
+      if (signals === process) {
+        // A signal that arrived while the program was still loading (held by main.ts).
+        const early = takeHeldSignal();
+        if (early !== undefined) onTerm(early);
       }
-      await new Promise<void>((resolve) => {
-        const onHup = () => {
-          log.info('SIGHUP: reloading workloads, and Envoy if its binary or bootstrap changed', {});
-          void agent.reload();
-          void reloadEnvoy();
+      try {
+        const facts = await (deps.facts ?? hostFacts)();
+        const config = await loadAgentConfig(file, { hostname: async () => facts.hostname, requireTrustDomain: true });
+        const logger = createLogger({
+          level: config.log.level,
+          format: config.log.format,
+          sink: { write: (l) => io.stderr.write(`${l}\n`) },
+        });
+        log = logger;
+        if (stopSignal !== undefined) {
+          logger.info('stopped before start-up', { signal: stopSignal });
+          return EXIT_OK;
+        }
+        const running = createRealAgent(config, facts, logger);
+        agent = running;
+        // The envoy.* part of the config file is read again; other changes need a restart.
+        reloadConfig = async () => {
+          if (running.dataPlane === undefined) return;
+          let next: AgentConfig;
+          try {
+            next = await loadAgentConfig(file, { hostname: async () => facts.hostname, requireTrustDomain: true });
+          } catch (err) {
+            logger.error('SIGHUP: the configuration file is invalid; Envoy keeps running as it is', { error: err });
+            return;
+          }
+          await running.dataPlane.reloadEnvoy({ bootstrap: agentBootstrap(next), binary: next.envoy.binary });
         };
-        const onTerm = (signal: string) => {
-          log.info('shutting down', { signal });
-          signals.off('SIGHUP', onHup);
-          signals.off('SIGTERM', onTerm);
-          signals.off('SIGINT', onTerm);
-          void agent.stop().then(resolve, resolve);
-        };
-        signals.on('SIGHUP', onHup);
-        signals.on('SIGTERM', onTerm);
-        signals.on('SIGINT', onTerm);
-      });
-      return EXIT_OK;
+        const started = running.start().then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        const first = await Promise.race([started.then((err) => ({ kind: 'started' as const, err })), stopRequested]);
+        if (typeof first === 'object' && first.err !== undefined && !isMeshError(first.err, 'MESH_E_STOPPING')) {
+          // Start-up failed: leave nothing behind (registrations, the status listener, the ADS socket, Envoy).
+          await running.stop().catch(() => undefined);
+          (deps.exit ?? exitSoon)(EXIT_FAILURE);
+          throw first.err;
+        }
+        await stopRequested;
+        // Stops whatever start-up had made, also while it is still running.
+        await running.stop();
+        await started;
+        (deps.exit ?? exitSoon)(EXIT_OK);
+        return EXIT_OK;
+      } finally {
+        for (const signal of STOP_SIGNALS) signals.off(signal, onTerm);
+        signals.off('SIGHUP', onHup);
+      }
     },
   };
 }

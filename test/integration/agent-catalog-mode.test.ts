@@ -41,7 +41,7 @@ t.test('catalog mode registers, reports the agent-run check, deregisters', async
 
   const signals = new EventEmitter();
   const sink = { write: () => true };
-  const done = runCommand({ signals: signals as unknown as NodeJS.Process }).run({
+  const done = runCommand({ signals: signals as unknown as NodeJS.Process, exit: () => {} }).run({
     values: { config: fx.configFile },
     positionals: [],
     io: { stdout: sink, stderr: sink },

@@ -26,7 +26,11 @@ function startRun(configFile: string) {
   const signals = new EventEmitter();
   let logs = '';
   const io = { stdout: { write: (s: string) => (logs += s) }, stderr: { write: (s: string) => (logs += s) } };
-  const done = runCommand({ signals: signals as unknown as NodeJS.Process }).run({ values: { config: configFile }, positionals: [], io });
+  const done = runCommand({ signals: signals as unknown as NodeJS.Process, exit: () => {} }).run({
+    values: { config: configFile },
+    positionals: [],
+    io,
+  });
   return { signals, done, logs: () => logs };
 }
 

@@ -36,7 +36,7 @@ t.test('each bad file is named; the others are unaffected', async (t) => {
   const signals = new EventEmitter();
   let logs = '';
   const io = { stdout: { write: (s: string) => (logs += s) }, stderr: { write: (s: string) => (logs += s) } };
-  const done = runCommand({ signals: signals as unknown as NodeJS.Process }).run({
+  const done = runCommand({ signals: signals as unknown as NodeJS.Process, exit: () => {} }).run({
     values: { config: fx.configFile },
     positionals: [],
     io,

@@ -3,10 +3,12 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { loadAgentConfig } from '../../../agent/config/load.js';
+import { joinedTrustDomain, saveNodeIdentity } from '../../../agent/identity/identity-store.js';
 import { parseDuration } from '../../../lib/duration.js';
 import { isMeshError } from '../../../lib/errors.js';
+import { createTestCa } from '../../support/test-ca.js';
 
-const deps = { hostname: async () => 'host-a' };
+const deps = { hostname: async () => 'host-a', joinedTrustDomain: async () => undefined };
 
 async function fileWith(text: string, name = 'agent.yaml'): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'agent-config-'));
@@ -27,7 +29,7 @@ t.test('durations', async (t) => {
 t.test('an empty file gets every default and the hostname as node name', async (t) => {
   const config = await loadAgentConfig(await fileWith(''), deps);
   t.equal(config.nodeName, 'host-a');
-  t.equal(config.trustDomain, 'cluster.local');
+  t.equal(config.trustDomain, '', 'not joined, not set: unknown (only run requires it)');
   t.equal(config.dataDir, '/var/lib/mesh-agent');
   t.equal(config.workloadsDir, '/etc/mesh-agent/workloads.d');
   t.same(config.consul, {
@@ -106,4 +108,43 @@ t.test('an empty hostname needs nodeName', async (t) => {
   const err = await loadAgentConfig(await fileWith(''), { hostname: async () => '' }).catch((e) => e);
   t.ok(isMeshError(err, 'MESH_E_CONFIG_INVALID'));
   t.match(err.message, /nodeName/);
+});
+
+t.test('the trust domain comes from the join', async (t) => {
+  const joined = { ...deps, joinedTrustDomain: async () => 'joined.example' };
+  t.equal((await loadAgentConfig(await fileWith(''), joined)).trustDomain, 'joined.example', 'no trustDomain in the file: the joined one');
+  t.equal(
+    (await loadAgentConfig(await fileWith('trustDomain: joined.example\n'), joined)).trustDomain,
+    'joined.example',
+    'the same one in the file is fine',
+  );
+  const file = await fileWith('trustDomain: other.example\n');
+  const err = await loadAgentConfig(file, joined).catch((e: unknown) => e);
+  t.ok(isMeshError(err, 'MESH_E_TRUST_DOMAIN_MISMATCH'), 'a different configured one is a start-up error with its own code');
+  t.match(
+    String((err as Error).message),
+    new RegExp(`${file}: trustDomain is other.example, but this host joined the trust domain joined.example`),
+  );
+  t.equal((await loadAgentConfig(file, deps)).trustDomain, 'other.example', 'not joined: the configured one (data plane off)');
+  const unknown = await loadAgentConfig(await fileWith(''), { ...deps, requireTrustDomain: true }).catch((e: unknown) => e);
+  t.ok(isMeshError(unknown, 'MESH_E_NOT_JOINED'), 'run with neither: not joined');
+  t.match(String((unknown as Error).message), /run mesh-agent join first/);
+});
+
+t.test('the joined trust domain is read from the node SVID in dataDir', async (t) => {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'agent-config-joined-'));
+  t.equal(await joinedTrustDomain(dataDir), undefined, 'not joined');
+  const ca = createTestCa('svid.example');
+  const node = ca.issue('spiffe://svid.example/mesh/node/vm1');
+  await saveNodeIdentity(dataDir, {
+    controlPlane: '127.0.0.1:1',
+    trustDomain: 'svid.example',
+    spiffeId: 'spiffe://svid.example/mesh/node/vm1',
+    keyPem: node.keyPem,
+    chainPem: node.chainPem,
+    bundlePem: ca.bundlePem,
+  });
+  t.equal(await joinedTrustDomain(dataDir), 'svid.example');
+  const file = await fileWith(`dataDir: ${dataDir}\n`);
+  t.equal((await loadAgentConfig(file, { hostname: deps.hostname, requireTrustDomain: true })).trustDomain, 'svid.example');
 });

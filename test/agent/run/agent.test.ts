@@ -33,7 +33,7 @@ async function setup(t: Test, mode: 'agent' | 'catalog') {
     },
     'test',
   );
-  const config = deepFreeze({ ...parsed, nodeName: 'vm1', consul: { ...parsed.consul } });
+  const config = deepFreeze({ ...parsed, nodeName: 'vm1', trustDomain: 'example.org', consul: { ...parsed.consul } });
   const consul = new FakeConsul();
   const clock = new FakeClock();
   const lines: string[] = [];

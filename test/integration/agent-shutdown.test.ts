@@ -1,0 +1,199 @@
+/**
+ * Shutdown at any moment of start-up, against the real control plane, Consul
+ * and Envoy: the real `mesh-agent run` process gets SIGTERM (or SIGINT) at 20
+ * points spread over the first 3 s after its signal handling is installed, and
+ * right after each start-up milestone it logs. Every time: it exits 0 within
+ * its drain time, Consul holds no service of its node, no Envoy of its data
+ * folder is left, and the ADS socket is gone. Then: Envoy that keeps failing
+ * to start, and Consul down during start-up, each followed by SIGTERM.
+ *
+ * The moment of each signal is the test's input; nothing waits for time to
+ * pass in order to synchronize. The start of the clock is observed from
+ * outside: the agent's first line of JavaScript installs its SIGHUP handler,
+ * which shows in /proc/<pid>/status (SigCgt).
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import t, { type Test } from 'tap';
+import { joinMesh } from '../../agent/identity/enroll.js';
+import { leftoversOf } from '../support/agent-leftovers.js';
+import { type AgentFixture, agentFixture, restartableConsul, startAgentProcess } from '../support/agent-process.js';
+import type { ManagedChild } from '../support/child.js';
+import { startConsulDev } from '../support/consul.js';
+import { startTestControlPlane } from '../support/controlplane.js';
+import { startEchoApp } from '../support/mesh-apps.js';
+import { freePorts } from '../support/ports.js';
+import { tempDir } from '../support/temp-dir.js';
+import { tools } from '../support/tools.js';
+import { waitFor } from '../support/wait.js';
+
+t.setTimeout(600_000);
+
+const TD = 'example.org';
+const DRAIN_MS = 3_000;
+/** Process exit after the agent stopped everything (Node tearing down). */
+const EXIT_GRACE_MS = 1_500;
+
+/** True once the process catches SIGHUP: the agent's signal handling is installed (Node alone does not catch it). */
+async function signalHandlingInstalled(pid: number): Promise<boolean> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const mask = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+  return mask !== undefined && (BigInt(`0x${mask}`) & 1n) === 1n;
+}
+
+interface Host {
+  fx: AgentFixture;
+  nodeName: string;
+  services: () => Promise<Record<string, { Meta?: Record<string, string> }>>;
+}
+
+type Trigger = (agent: ManagedChild) => Promise<void>;
+
+const after =
+  (ms: number): Trigger =>
+  () =>
+    new Promise((resolve) => setTimeout(resolve, ms));
+
+const afterLog =
+  (msg: string): Trigger =>
+  (agent) =>
+    waitFor(async () => (agent.output().includes(`"msg":"${msg}"`) ? true : undefined), {
+      timeoutMs: 30_000,
+      intervalMs: 5,
+      what: `the agent to log "${msg}"`,
+      fatal: () => (agent.exited() ? `the agent exited: ${agent.output().slice(-2000)}` : undefined),
+    }).then(() => undefined);
+
+/** Starts the agent, signals it at the trigger, and checks it exits 0 in time leaving nothing behind. */
+async function stopAt(t: Test, host: Host, label: string, signal: NodeJS.Signals, trigger: Trigger): Promise<void> {
+  const agent = startAgentProcess(host.fx.configFile);
+  const exit = new Promise<{ code: number | null; signal: string | null; at: number }>((resolve) =>
+    agent.process.once('exit', (code, sig) => resolve({ code, signal: sig, at: performance.now() })),
+  );
+  try {
+    await waitFor(async () => ((await signalHandlingInstalled(agent.pid)) ? true : undefined), {
+      timeoutMs: 30_000,
+      intervalMs: 2,
+      what: 'the agent to install its signal handling',
+      fatal: () => (agent.exited() ? `the agent exited: ${agent.output().slice(-2000)}` : undefined),
+    });
+    await trigger(agent);
+    t.notOk(agent.exited(), `${label}: the agent was running when signalled`);
+    const before = agent.output();
+    const sentAt = performance.now();
+    agent.process.kill(signal);
+    const limit = DRAIN_MS + EXIT_GRACE_MS;
+    const result = await Promise.race([exit, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), limit + 10_000))]);
+    if (result === undefined) {
+      t.fail(`${label}: the agent did not exit within ${limit + 10_000} ms of ${signal}\n${agent.output().slice(-3000)}`);
+      return;
+    }
+    const took = Math.round(result.at - sentAt);
+    const phase = [...before.matchAll(/"msg":"([^"]+)"/g)].map((m) => m[1]);
+    t.comment(`${label}: ${signal} after "${phase.at(-1) ?? '(nothing logged yet)'}", exit ${result.code ?? result.signal} in ${took} ms`);
+    t.equal(result.code, 0, `${label}: exit 0${result.code === 0 ? '' : `\n${agent.output().slice(-3000)}`}`);
+    t.ok(took <= limit, `${label}: exited within the drain time (${took} ms, drain ${DRAIN_MS} ms + ${EXIT_GRACE_MS} ms grace)`);
+    const left = await leftoversOf(host.fx.dataDir, host.nodeName, host.services);
+    t.same(left.services, [], `${label}: Consul holds no service of the node`);
+    t.same(left.envoyPids, [], `${label}: no Envoy of this agent is left`);
+    t.notOk(left.adsSocket, `${label}: the ADS socket is gone`);
+  } finally {
+    if (!agent.exited()) await agent.stop(1_000);
+  }
+}
+
+async function makeHost(
+  cp: Awaited<ReturnType<typeof startTestControlPlane>>,
+  consulAddr: string,
+  services: Host['services'],
+  envoyOverrides: Record<string, unknown> = {},
+): Promise<Host> {
+  const { envoy } = await tools();
+  const web = await startEchoApp('web');
+  const api = await startEchoApp('api');
+  const [webMesh, apiMesh, apiLocal, adminPort] = (await freePorts(4)) as [number, number, number, number];
+  const fx = await agentFixture(consulAddr, {
+    // No trustDomain: the agent takes it from the join.
+    trustDomain: undefined,
+    dataPlane: { enabled: true },
+    envoy: { binary: envoy.path, adminPort, concurrency: 1, drainTime: `${DRAIN_MS}ms`, ...envoyOverrides },
+  });
+  const config = JSON.parse(await readFile(fx.configFile, 'utf8')) as { nodeName: string };
+  await joinMesh({
+    address: cp.cp.address,
+    token: cp.token(config.nodeName, [`spiffe://${TD}/ns/*/sa/*`]),
+    bundlePem: cp.bundlePem(),
+    dataDir: fx.dataDir,
+  });
+  await fx.writeWorkload(
+    'web.yaml',
+    `name: web\nport: ${web.port}\nmeshPort: ${webMesh}\nprotocol: http\nupstreams: [{ service: api, localPort: ${apiLocal} }]\n`,
+  );
+  await fx.writeWorkload('api.yaml', `name: api\nport: ${api.port}\nmeshPort: ${apiMesh}\nprotocol: http\n`);
+  t.teardown(async () => {
+    await Promise.all([web.close(), api.close()]);
+    await fx.remove();
+  });
+  return { fx, nodeName: config.nodeName, services };
+}
+
+t.test('SIGTERM or SIGINT at any moment of start-up leaves nothing behind', async (t) => {
+  const cp = await startTestControlPlane({ trustDomain: TD });
+  t.teardown(() => cp.stop());
+  const consul = await startConsulDev();
+  t.teardown(() => consul.stop());
+  const host = await makeHost(cp, consul.httpAddr, () => consul.api('/v1/agent/services'));
+
+  // 20 points over the first 3 s after signal handling is installed; every fifth is SIGINT.
+  for (let i = 0; i < 20; i++) {
+    const ms = i * 150;
+    await stopAt(t, host, `at ${ms} ms`, i % 5 === 4 ? 'SIGINT' : 'SIGTERM', after(ms));
+  }
+  // Right after each start-up milestone.
+  for (const milestone of [
+    'xds server listening',
+    'node identity loaded',
+    'registered',
+    'workload SVID obtained',
+    'xds snapshot served',
+    'Envoy started',
+    'xds stream opened',
+    'mesh-agent running',
+  ]) {
+    await stopAt(t, host, `after "${milestone}"`, 'SIGTERM', afterLog(milestone));
+  }
+});
+
+t.test('Envoy that fails to start, then SIGTERM: exit 0, nothing left', async (t) => {
+  const cp = await startTestControlPlane({ trustDomain: TD });
+  t.teardown(() => cp.stop());
+  const consul = await startConsulDev();
+  t.teardown(() => consul.stop());
+  const failing = path.join(await tempDir(t, 'agent-shutdown-'), 'envoy-fails');
+  await writeFile(failing, '#!/bin/sh\necho "envoy: cannot start (test binary)" >&2\nexit 1\n', { mode: 0o755 });
+  const host = await makeHost(cp, consul.httpAddr, () => consul.api('/v1/agent/services'), {
+    binary: failing,
+    restartBackoffInitial: '200ms',
+    restartBackoffMax: '1s',
+  });
+  await stopAt(t, host, 'Envoy failing', 'SIGTERM', afterLog('Envoy exited unexpectedly; restarting after a backoff'));
+});
+
+t.test('Consul down during start-up, then SIGTERM: exit 0, nothing left', async (t) => {
+  const cp = await startTestControlPlane({ trustDomain: TD });
+  t.teardown(() => cp.stop());
+  const consul = await restartableConsul();
+  await consul.start();
+  await consul.stop();
+  const host = await makeHost(cp, consul.httpAddr, async () => ({}));
+  await stopAt(t, host, 'Consul down', 'SIGTERM', afterLog('consul unreachable; retrying with backoff'));
+  // Consul back: a dev agent starts empty; it must not receive anything from the stopped agent.
+  await consul.start();
+  t.teardown(() => consul.stop());
+  const services = await consul.api<Record<string, { Meta?: Record<string, string> }>>('/v1/agent/services');
+  t.same(
+    Object.values(services).filter((s) => s.Meta?.mesh_node === host.nodeName),
+    [],
+    'nothing of the stopped agent reaches Consul later',
+  );
+});
