@@ -1,10 +1,12 @@
 /**
  * The command-line edge shared by mesh-agent, mesh-controlplane and meshctl:
- * `<program> <command> [options]`, `--help` everywhere, `--version`, and
+ * `<program> <command> [options]` (options also before or between the command
+ * words, see cli-argv.ts), `--help` everywhere, `--version`, and
  * MeshError codes mapped to exit codes (usage errors 2, everything else 1).
  * Commands get their streams injected so tests run them in-process.
  */
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { resolveCommand } from './cli-argv.js';
 import { MeshError, toMeshError } from './errors.js';
 
 export interface CliIo {
@@ -59,57 +61,54 @@ export function commandUsage(program: Program, command: Command): string {
   return `Usage: ${program.name} ${command.name} ${command.usage.trimEnd()}\n\n${command.summary}\n`;
 }
 
-/** The command whose (possibly multi-word) name starts argv; the longest name wins. */
-function findCommand(program: Program, argv: readonly string[]): { command: Command; words: number } | undefined {
-  let best: { command: Command; words: number } | undefined;
-  for (const command of program.commands) {
-    const words = command.name.split(' ');
-    if (words.every((w, i) => argv[i] === w) && (best === undefined || words.length > best.words)) best = { command, words: words.length };
-  }
-  return best;
-}
-
 export function exitCodeFor(err: MeshError): number {
   return err.code === 'MESH_E_USAGE' ? EXIT_USAGE : EXIT_FAILURE;
 }
 
+function unknownCommand(program: Program, words: string[], group: Command[]): MeshError {
+  const named = JSON.stringify(words.join(' '));
+  const hint =
+    group.length > 0
+      ? `; the commands that start with "${words[0]}" are: ${group.map((c) => c.name).join(', ')}`
+      : `; run "${program.name} --help" for the list of commands`;
+  return new MeshError('MESH_E_USAGE', `unknown command ${named}${hint}`, { details: { command: words.join(' ') } });
+}
+
 export async function runCli(program: Program, argv: readonly string[], io: CliIo): Promise<number> {
-  const [first] = argv;
-  if (first === undefined || first === '--help' || first === '-h') {
-    io.stdout.write(programUsage(program));
-    return first === undefined ? EXIT_USAGE : EXIT_OK;
+  const resolved = resolveCommand(program, argv);
+  switch (resolved.kind) {
+    case 'empty':
+      io.stdout.write(programUsage(program));
+      return EXIT_USAGE;
+    case 'version':
+      io.stdout.write(`${program.name} ${program.version}\n`);
+      return EXIT_OK;
+    case 'help':
+      io.stdout.write(resolved.command === undefined ? programUsage(program) : commandUsage(program, resolved.command));
+      return EXIT_OK;
+    default:
   }
-  if (first === '--version') {
-    io.stdout.write(`${program.name} ${program.version}\n`);
-    return EXIT_OK;
-  }
-  if (first === 'help') {
-    const target = findCommand(program, argv.slice(1))?.command;
-    io.stdout.write(target === undefined ? programUsage(program) : commandUsage(program, target));
-    return EXIT_OK;
-  }
-  const found = findCommand(program, argv);
-  const command = found?.command;
-  const rest = argv.slice(found?.words ?? 1);
+  const command = resolved.kind === 'command' ? resolved.command : undefined;
   try {
-    if (command === undefined) {
-      throw new MeshError(
-        'MESH_E_USAGE',
-        `unknown command ${JSON.stringify(first)}; run "${program.name} --help" for the list of commands`,
-        { details: { command: first } },
-      );
-    }
-    if (rest.includes('--help') || rest.includes('-h')) {
-      io.stdout.write(commandUsage(program, command));
+    if (resolved.kind === 'missing')
+      throw new MeshError('MESH_E_USAGE', `no command given; run "${program.name} --help" for the list of commands`);
+    if (resolved.kind === 'unknown') throw unknownCommand(program, resolved.words, resolved.group);
+    if (resolved.help) {
+      io.stdout.write(commandUsage(program, resolved.command));
       return EXIT_OK;
     }
     let parsed: { values: Record<string, unknown>; positionals: string[] };
     try {
-      parsed = parseArgs({ args: rest, options: command.options, allowPositionals: command.allowPositionals ?? false, strict: true });
+      parsed = parseArgs({
+        args: resolved.args,
+        options: resolved.command.options,
+        allowPositionals: resolved.command.allowPositionals ?? false,
+        strict: true,
+      });
     } catch (err) {
-      throw new MeshError('MESH_E_USAGE', `${program.name} ${command.name}: ${(err as Error).message}`, { cause: err });
+      throw new MeshError('MESH_E_USAGE', `${program.name} ${resolved.command.name}: ${(err as Error).message}`, { cause: err });
     }
-    return await command.run({ ...parsed, io });
+    return await resolved.command.run({ ...parsed, io });
   } catch (err) {
     const e = toMeshError(err);
     io.stderr.write(`${program.name}: ${e.code}: ${e.message}\n`);

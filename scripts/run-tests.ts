@@ -1,7 +1,8 @@
 /**
  * The test command behind `npm test`: runs tap over every test file (unit,
  * integration, privileged), streams the TAP output, checks the coverage floor,
- * and ends with the line CI reads: `N passed, N failed[, N skipped]`.
+ * prints the time taken (with the phases of `npm test` when scripts/npm-test.mjs
+ * started it), and ends with the line CI reads: `N passed, N failed[, N skipped]`.
  * A test is a `t.test()` block in a file (or a top-level assertion); a file
  * that crashes before reporting counts as one failure.
  */
@@ -57,6 +58,43 @@ export function tallyingParser(tally: Tally): Parser {
   return parser;
 }
 
+/** What scripts/npm-test.mjs passes in MESH_NPM_TEST_TIMES: its start time and the earlier phases' times (ms). */
+export interface NpmTestTimes {
+  startedAt: number;
+  phases: Array<[string, number]>;
+}
+
+export function parseNpmTestTimes(text: string | undefined): NpmTestTimes | undefined {
+  if (text === undefined || text === '') return undefined;
+  try {
+    const value = JSON.parse(text) as Partial<NpmTestTimes>;
+    const phases = value.phases;
+    if (typeof value.startedAt !== 'number' || !Array.isArray(phases)) return undefined;
+    if (!phases.every((p) => Array.isArray(p) && typeof p[0] === 'string' && typeof p[1] === 'number')) return undefined;
+    return { startedAt: value.startedAt, phases };
+  } catch {
+    return undefined;
+  }
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+/**
+ * The line printed just before the summary: `# npm test: total 612.0 s (build 20.1 s, ..., tests 570.2 s)`
+ * under npm test, `# tests: 570.2 s` when run-tests runs alone.
+ */
+export function timingLine(times: NpmTestTimes | undefined, testsStartedAt: number, now: number): string {
+  const tests = now - testsStartedAt;
+  if (times === undefined) return `# tests: ${seconds(tests)}`;
+  const phases = [...times.phases, ['tests', tests] as const].map(([name, ms]) => `${name} ${seconds(ms)}`).join(', ');
+  return `# npm test: total ${seconds(now - times.startedAt)} (${phases})`;
+}
+
+/** The end of the output: the failures, the time taken, and the summary line last of all. */
+export function closingLines(tally: Tally, timing: string): string {
+  return [...tally.failures.map((f) => `# FAILED: ${f}`), timing, summaryLine(tally)].map((l) => `${l}\n`).join('');
+}
+
 export function emptyTally(): Tally {
   return { passed: 0, failed: 0, skipped: 0, failures: [] };
 }
@@ -98,6 +136,8 @@ async function coverageLines(root: string): Promise<number | undefined> {
 }
 
 async function main(): Promise<number> {
+  const startedAt = Date.now();
+  const times = parseNpmTestTimes(process.env.MESH_NPM_TEST_TIMES);
   const root = repoRoot();
   const args = process.argv.slice(2);
   const tally = emptyTally();
@@ -120,8 +160,7 @@ async function main(): Promise<number> {
     tally.failed++;
     tally.failures.push(`tap exited with ${tapCode}`);
   }
-  for (const failure of tally.failures) process.stdout.write(`# FAILED: ${failure}\n`);
-  process.stdout.write(`${summaryLine(tally)}\n`);
+  process.stdout.write(closingLines(tally, timingLine(times, startedAt, Date.now())));
   return tally.failed > 0 ? 1 : 0;
 }
 

@@ -22,7 +22,8 @@ export function runCommand(deps: RunDeps = {}): Command {
 
 Options:
   --config FILE          YAML or JSON: dataDir, listen, trustDomain, svidTtl (24h), nodeSvidTtl (24h),
-                         maxTokenTtl (24h), maxCsrBytes (4096), rateLimit {perSecond, burst}, log {level, format}
+                         maxTokenTtl (24h), maxCsrBytes (4096), signingWorkers (one per core, at most 4),
+                         rateLimit {perSecond, burst}, log {level, format}
   --data-dir DIR         state: SQLite database, CA keys (DIR/ca, 0600 in 0700), admin.sock
   --listen HOST:PORT     the Identity API (TLS); default 0.0.0.0:8443
   --trust-domain TD      the SPIFFE trust domain, e.g. example.org
