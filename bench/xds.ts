@@ -19,8 +19,8 @@
 import { joinMesh } from '../agent/identity/enroll.js';
 import { buildModel } from '../agent/model/build-model.js';
 import type { Workload } from '../agent/workloads/workload.js';
+import { type ServedSnapshot, SnapshotEncoder } from '../agent/xds/cache/served-snapshot.js';
 import { checkSnapshot } from '../agent/xds/check-snapshot.js';
-import { type ServedSnapshot, SnapshotEncoder } from '../agent/xds/server/served-snapshot.js';
 import { BuildMemo, buildSnapshot, type Identities } from '../agent/xds/snapshot.js';
 import { agentFixture, agentStatus, startAgentProcess } from '../test/support/agent-process.js';
 import { startTestControlPlane } from '../test/support/controlplane.js';

@@ -13,14 +13,14 @@ import * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../../lib/clock.js';
 import { MeshError } from '../../../lib/errors.js';
 import type { Logger } from '../../../lib/logger.js';
+import { type ServedSnapshot, SnapshotEncoder } from '../cache/served-snapshot.js';
 import { checkSnapshot } from '../check-snapshot.js';
 import type { Snapshot } from '../snapshot.js';
+import { XDS_TYPES } from '../xds-types.js';
 import { DeltaStream } from './delta-stream.js';
-import { type ServedSnapshot, SnapshotEncoder } from './served-snapshot.js';
 import { SotwStream } from './sotw-stream.js';
 import type { NackRecord, StreamHooks, StreamStatus } from './stream-status.js';
 import { decodeDeltaRequest, decodeSotwRequest } from './wire.js';
-import { XDS_TYPES } from './xds-types.js';
 
 const SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
 const passThrough = (b: Buffer): Buffer => b;

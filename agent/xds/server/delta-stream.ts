@@ -11,10 +11,10 @@
  * After a cluster (or listener) changed, its endpoints (or the routes) and the
  * secrets are sent again, so a re-created resource does not stay warming.
  */
-import type { ServedSnapshot } from './served-snapshot.js';
+import type { ServedSnapshot } from '../cache/served-snapshot.js';
+import { dependentKinds, XDS_TYPES, type XdsType, xdsType } from '../xds-types.js';
 import type { NackRecord, StreamHooks, StreamStatus, StreamTypeStatus } from './stream-status.js';
 import { type DeltaRequest, encodeDeltaResponse } from './wire.js';
-import { dependentKinds, XDS_TYPES, type XdsType, xdsType } from './xds-types.js';
 
 /** Unacknowledged responses remembered per type. */
 const MAX_OUTSTANDING = 64;

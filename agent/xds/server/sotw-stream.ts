@@ -14,10 +14,10 @@
  *   warming.
  */
 import { contentHash } from '../../../lib/stable-json.js';
-import type { ServedResource, ServedSnapshot } from './served-snapshot.js';
+import type { ServedResource, ServedSnapshot } from '../cache/served-snapshot.js';
+import { dependentKinds, XDS_TYPES, type XdsType, xdsType } from '../xds-types.js';
 import type { NackRecord, StreamHooks, StreamStatus, StreamTypeStatus } from './stream-status.js';
 import { encodeSotwResponse, type SotwRequest } from './wire.js';
-import { dependentKinds, XDS_TYPES, type XdsType, xdsType } from './xds-types.js';
 
 interface TypeState {
   readonly type: XdsType;

@@ -4,9 +4,9 @@
  * test/integration/xds-*.test.ts).
  */
 import t from 'tap';
+import { type ServedSnapshot, SnapshotEncoder } from '../../../../agent/xds/cache/served-snapshot.js';
 import type { XdsResource } from '../../../../agent/xds/resources/common.js';
 import { DeltaStream } from '../../../../agent/xds/server/delta-stream.js';
-import { type ServedSnapshot, SnapshotEncoder } from '../../../../agent/xds/server/served-snapshot.js';
 import { SotwStream } from '../../../../agent/xds/server/sotw-stream.js';
 import type { NackRecord, StreamHooks } from '../../../../agent/xds/server/stream-status.js';
 import { type DeltaResponse, decodeDeltaResponse, decodeSotwResponse, type SotwResponse } from '../../../../agent/xds/server/wire.js';
