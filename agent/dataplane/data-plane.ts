@@ -1,6 +1,7 @@
 /**
  * The data plane of one node: workloads + CatalogView + SVIDs -> ProxyModel
- * -> snapshot -> ADS server -> the supervised Envoy. Rebuilds are coalesced
+ * -> snapshot -> snapshot cache (check, encode, per-node watches) -> ADS
+ * server -> the supervised Envoy. Rebuilds are coalesced
  * (many inputs changing in one tick give one snapshot); a snapshot that fails
  * its checks is refused and Envoy keeps the previous one (status shows why).
  *
@@ -14,8 +15,10 @@ import type { CatalogView } from '../discovery/catalog-view.js';
 import { EMPTY_VIEW } from '../discovery/catalog-view.js';
 import { buildModel, type ModelProblem } from '../model/build-model.js';
 import type { Workload } from '../workloads/workload.js';
+import { createSnapshotCache, type SnapshotCache } from '../xds/cache/snapshot-cache.js';
 import type { XdsResource } from '../xds/resources/common.js';
-import { type AdsServer, type AdsStatus, idleAdsStatus, startAdsServer } from '../xds/server/ads-server.js';
+import { type AdsServer, startAdsServer } from '../xds/server/ads-server.js';
+import { type AdsStatus, idleAdsStatus } from '../xds/server/ads-telemetry.js';
 import {
   BuildMemo,
   buildSnapshot,
@@ -55,6 +58,8 @@ export interface DataPlaneOptions {
   identities: IdentitySource;
   /** Absent in tests that run Envoy themselves. */
   envoy?: EnvoyRunner;
+  /** Between the data plane and the ADS server; default: a new one. */
+  cache?: SnapshotCache;
 }
 
 export interface UpstreamStatus {
@@ -70,7 +75,7 @@ export interface UpstreamStatus {
 
 export interface DataPlaneStatus {
   readonly envoy: { state: string; [key: string]: unknown };
-  readonly xds: AdsStatus & { readonly lastError?: string; readonly builtAt?: number };
+  readonly xds: AdsStatus & { readonly snapshotVersion?: string; readonly lastError?: string; readonly builtAt?: number };
   readonly identity: unknown;
   readonly modelProblems: readonly ModelProblem[];
   readonly upstreams: readonly UpstreamStatus[];
@@ -91,6 +96,8 @@ export interface DataPlane {
   /** Resolves once pending rebuilds ran. */
   settled(): Promise<void>;
   status(): DataPlaneStatus;
+  /** The node's snapshots (keyed by nodeName, Envoy's node id) and what Envoy acknowledged. */
+  readonly cache: SnapshotCache;
   readonly ads: AdsServer | undefined;
   stop(): Promise<void>;
 }
@@ -120,6 +127,7 @@ function upstreamStatuses(built: ReturnType<typeof buildModel> | undefined): Ups
 
 export function createDataPlane(options: DataPlaneOptions): DataPlane {
   const { log, identities } = options;
+  const cache = options.cache ?? createSnapshotCache();
   let ads: AdsServer | undefined;
   let workloads: readonly Workload[] = [];
   let view: CatalogView = EMPTY_VIEW;
@@ -153,7 +161,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
     let snapshot = buildSnapshot(built.model, ids, memo);
     if (overrides.size > 0) snapshot = withOverrides(snapshot, overrides, memo);
     try {
-      if (ads.setSnapshot(snapshot)) {
+      if (cache.setSnapshot(options.nodeName, snapshot)) {
         builtAt = options.clock.now();
         log.info('xds snapshot served', {
           version: snapshot.version.slice(0, 12),
@@ -185,6 +193,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
   };
 
   return {
+    cache,
     get ads() {
       return ads;
     },
@@ -193,6 +202,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
         socketPath: options.adsSocket,
         log: log.child({ component: 'xds' }),
         clock: options.clock,
+        cache,
         ...(options.adsSocketGid === undefined ? {} : { socketGid: options.adsSocketGid }),
       });
       unsubscribe = identities.onChange(schedule);
@@ -235,9 +245,15 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
     },
     status() {
       const adsStatus = ads?.status() ?? idleAdsStatus(options.adsSocket);
+      const snapshotVersion = cache.current(options.nodeName)?.version;
       return {
         envoy: options.envoy?.status() ?? { state: 'external' },
-        xds: { ...adsStatus, ...(lastError === undefined ? {} : { lastError }), ...(builtAt === undefined ? {} : { builtAt }) },
+        xds: {
+          ...adsStatus,
+          ...(snapshotVersion === undefined ? {} : { snapshotVersion }),
+          ...(lastError === undefined ? {} : { lastError }),
+          ...(builtAt === undefined ? {} : { builtAt }),
+        },
         identity: identities.states(),
         modelProblems: problems,
         upstreams: upstreamStatuses(lastBuilt),

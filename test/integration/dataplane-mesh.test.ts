@@ -190,7 +190,7 @@ t.test('endpoints follow Consul; NACK via the test hook; SIGKILL of Envoy', asyn
   // NACK: a cluster Envoy rejects, fed through the data plane's test hook.
   const dp = n.agent.dataPlane;
   if (dp === undefined) throw new Error('no data plane');
-  const live = dp.ads?.current()?.snapshot.resources.clusters.get(cluster);
+  const live = dp.cache.current('vm-1')?.snapshot.resources.clusters.get(cluster);
   dp.overrideResource('clusters', cluster, { ...(live ?? {}), connect_timeout: { seconds: '-1' } });
   const nacked = await waitFor(
     async () => {

@@ -83,12 +83,12 @@ t.test('builds, waits for SVIDs, refuses broken snapshots, overrides', async (t)
   t.teardown(() => dp.stop());
   t.same(ids.wanted(), [WEB], 'the workload SPIFFE IDs are wanted');
   t.equal((await stat(path.join(dir, 'ads.sock'))).mode & 0o777, 0o660, 'the ADS socket is 0660 (agent and Envoy group)');
-  t.equal(dp.ads?.current(), undefined, 'no bundle yet: the snapshot fails its checks and nothing is served');
+  t.equal(dp.cache.current('vm1'), undefined, 'no bundle yet: the snapshot fails its checks and nothing is served');
   t.match(dp.status().xds.lastError, /ROOTCA|empty|secret/i);
 
   ids.set('x', undefined, ca.bundlePem);
   await dp.settled();
-  const first = dp.ads?.current();
+  const first = dp.cache.current('vm1');
   t.ok(first, 'with a bundle, a snapshot is served');
   t.equal(first?.snapshot.resources.listeners.size, 0, 'web is not served without its SVID');
   t.same(dp.status().modelProblems, [{ workload: 'web', reason: `waiting for its SVID (${WEB})` }]);
@@ -97,7 +97,7 @@ t.test('builds, waits for SVIDs, refuses broken snapshots, overrides', async (t)
   dp.update({ view: makeView(2, [{ name: 'api', source: 'consul', instances: [] }]) });
   dp.update({ view: makeView(3, [{ name: 'api', source: 'consul', instances: [] }]) });
   await dp.settled();
-  const second = dp.ads?.current();
+  const second = dp.cache.current('vm1');
   t.equal(second?.snapshot.resources.listeners.size, 2, 'inbound and outbound listeners');
   t.same(dp.status().modelProblems, []);
   t.same(dp.status().upstreams, [{ service: 'api', localPort: 9001, caller: 'web', protocol: 'tcp', endpoints: 0, skipped: 0 }]);
@@ -123,11 +123,11 @@ t.test('builds, waits for SVIDs, refuses broken snapshots, overrides', async (t)
     ],
   });
   await dp.settled();
-  t.equal(dp.ads?.current()?.version, second?.version, 'refused: still the previous snapshot');
+  t.equal(dp.cache.current('vm1')?.version, second?.version, 'refused: still the previous snapshot');
   t.match(dp.status().xds.lastError, /nope/);
   t.ok(lines.some((l) => l.includes('MESH_E_XDS_SNAPSHOT_INVALID')));
   dp.overrideResource('listeners', 'inbound:web', undefined);
   await dp.settled();
-  t.equal(dp.ads?.current()?.version, second?.version, 'back to the same content: same version');
+  t.equal(dp.cache.current('vm1')?.version, second?.version, 'back to the same content: same version');
   t.equal(dp.status().xds.lastError, undefined);
 });
