@@ -16,18 +16,9 @@ import { EMPTY_VIEW } from '../discovery/catalog-view.js';
 import { buildModel, type ModelProblem } from '../model/build-model.js';
 import type { Workload } from '../workloads/workload.js';
 import { createSnapshotCache, type SnapshotCache } from '../xds/cache/snapshot-cache.js';
-import type { XdsResource } from '../xds/resources/common.js';
 import { type AdsServer, startAdsServer } from '../xds/server/ads-server.js';
 import { type AdsStatus, idleAdsStatus } from '../xds/server/ads-telemetry.js';
-import {
-  BuildMemo,
-  buildSnapshot,
-  type Identities,
-  makeSnapshot,
-  RESOURCE_KINDS,
-  type ResourceKind,
-  type Snapshot,
-} from '../xds/snapshot.js';
+import { BuildMemo, buildSnapshot, type Identities } from '../xds/snapshot.js';
 
 /** Where SVIDs and the trust bundle come from (agent/identity/workload-identities.ts). */
 export interface IdentitySource {
@@ -85,8 +76,6 @@ export interface DataPlane {
   start(): Promise<void>;
   /** New workloads or catalog view: schedules a rebuild. */
   update(input: { workloads?: readonly Workload[]; view?: CatalogView }): void;
-  /** Test hook: replaces (or with undefined, stops replacing) one resource of the built snapshot. */
-  overrideResource(kind: ResourceKind, name: string, resource: XdsResource | undefined): void;
   /**
    * Applies a new Envoy bootstrap or binary with a hot restart (established
    * connections stay); also notices a binary replaced in place. Never throws:
@@ -100,17 +89,6 @@ export interface DataPlane {
   readonly cache: SnapshotCache;
   readonly ads: AdsServer | undefined;
   stop(): Promise<void>;
-}
-
-function withOverrides(
-  snapshot: Snapshot,
-  overrides: ReadonlyMap<string, { kind: ResourceKind; name: string; resource: XdsResource }>,
-  memo: BuildMemo,
-) {
-  const resources = {} as { [K in ResourceKind]: Map<string, XdsResource> };
-  for (const kind of RESOURCE_KINDS) resources[kind] = new Map(snapshot.resources[kind]);
-  for (const o of overrides.values()) resources[o.kind].set(o.name, o.resource);
-  return makeSnapshot(resources, [...snapshot.buildProblems], memo.hashes);
 }
 
 /** Each upstream of a built model as status shows it. */
@@ -138,7 +116,6 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
   /** The last model built; status() describes its upstreams. */
   let lastBuilt: ReturnType<typeof buildModel> | undefined;
   let stopped = false;
-  const overrides = new Map<string, { kind: ResourceKind; name: string; resource: XdsResource }>();
   let unsubscribe: (() => void) | undefined;
   const memo = new BuildMemo();
 
@@ -158,8 +135,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
     problems = built.problems;
     if (JSON.stringify(problems) !== before && problems.length > 0) log.warn('some workloads are not in the data plane yet', { problems });
     lastBuilt = built;
-    let snapshot = buildSnapshot(built.model, ids, memo);
-    if (overrides.size > 0) snapshot = withOverrides(snapshot, overrides, memo);
+    const snapshot = buildSnapshot(built.model, ids, memo);
     try {
       if (cache.setSnapshot(options.nodeName, snapshot)) {
         builtAt = options.clock.now();
@@ -218,12 +194,6 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
         if (ads !== undefined) identities.setWanted(wantedIds());
       }
       if (input.view !== undefined) view = input.view;
-      schedule();
-    },
-    overrideResource(kind, name, resource) {
-      const key = `${kind}\0${name}`;
-      if (resource === undefined) overrides.delete(key);
-      else overrides.set(key, { kind, name, resource });
       schedule();
     },
     async reloadEnvoy(next = {}) {

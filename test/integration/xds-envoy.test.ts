@@ -21,19 +21,13 @@ import { inboundListenerName, outboundClusterName } from '../../agent/xds/names.
 import type { XdsResource } from '../../agent/xds/resources/common.js';
 import { type AdsServer, startAdsServer } from '../../agent/xds/server/ads-server.js';
 import type { AdsEvent } from '../../agent/xds/server/ads-telemetry.js';
-import {
-  buildSnapshot,
-  type Identities,
-  makeSnapshot,
-  RESOURCE_KINDS,
-  type ResourceKind,
-  type Snapshot,
-} from '../../agent/xds/snapshot.js';
+import { buildSnapshot, type Identities } from '../../agent/xds/snapshot.js';
 import { systemClock } from '../../lib/clock.js';
 import { createLogger } from '../../lib/logger.js';
 import { type EnvoyProcess, startEnvoy } from '../support/envoy.js';
 import { type EchoAnswer, getJson, plaintextProbe, startEchoApp, tlsProbe, xfccUri } from '../support/mesh-apps.js';
 import { freePorts } from '../support/ports.js';
+import { withResource } from '../support/snapshot-edits.js';
 import { createTestCa } from '../support/test-ca.js';
 import { waitFor } from '../support/wait.js';
 
@@ -106,15 +100,6 @@ async function rig(t: Test, api: 'sotw' | 'delta'): Promise<Rig> {
     await rm(dir, { recursive: true, force: true });
   });
   return r;
-}
-
-function withResource(snapshot: Snapshot, kind: ResourceKind, name: string, change: (r: XdsResource) => XdsResource): Snapshot {
-  const resources = {} as { [K in ResourceKind]: Map<string, XdsResource> };
-  for (const k of RESOURCE_KINDS) resources[k] = new Map(snapshot.resources[k]);
-  const current = resources[kind].get(name);
-  if (current === undefined) throw new Error(`no ${kind} ${name}`);
-  resources[kind].set(name, change(structuredClone(current)));
-  return makeSnapshot(resources);
 }
 
 async function activeClusters(envoy: EnvoyProcess): Promise<{ active: XdsResource[]; warming: XdsResource[] }> {
