@@ -3,8 +3,9 @@
  * the agent.
  *   1. In process: time to build a full snapshot for 200 upstreams x 10
  *      instances (buildModel + buildSnapshot + checkSnapshot +
- *      SnapshotEncoder.serve, real certificates), cold and after one endpoint
- *      changed (warm encode cache).
+ *      SnapshotEncoder.serve, real certificates; check and encode are what
+ *      SnapshotCache.setSnapshot runs), cold and after one endpoint changed
+ *      (warm encode cache).
  *   2. End to end, once with delta xDS and once with state of the world: a
  *      real Consul dev agent, a real control plane, the real `mesh-agent run`
  *      child process with the data plane on and the provisioned Envoy. 100
@@ -19,8 +20,9 @@
 import { joinMesh } from '../agent/identity/enroll.js';
 import { buildModel } from '../agent/model/build-model.js';
 import type { Workload } from '../agent/workloads/workload.js';
+import { type ServedSnapshot, SnapshotEncoder } from '../agent/xds/cache/served-snapshot.js';
 import { checkSnapshot } from '../agent/xds/check-snapshot.js';
-import { type ServedSnapshot, SnapshotEncoder } from '../agent/xds/server/served-snapshot.js';
+import type { PushCounters } from '../agent/xds/server/ads-telemetry.js';
 import { BuildMemo, buildSnapshot, type Identities } from '../agent/xds/snapshot.js';
 import { agentFixture, agentStatus, startAgentProcess } from '../test/support/agent-process.js';
 import { startTestControlPlane } from '../test/support/controlplane.js';
@@ -158,15 +160,6 @@ function snapshotBuild(): { rows: Row[]; fullBytes: number; resources: number } 
   };
 }
 
-interface XdsCounters {
-  responses: number;
-  bytes: number;
-  resources: number;
-  removed: number;
-  acks: number;
-  nacks: number;
-}
-
 interface EndpointConfig {
   cluster_name?: string;
   endpoints?: Array<{ lb_endpoints?: unknown[] }>;
@@ -176,14 +169,14 @@ interface AgentStatusDoc {
   healthy: boolean;
   problems: string[];
   envoy?: { state: string; pid?: number };
-  xds?: { counters: Record<Api, XdsCounters>; streams: Array<{ api: string }> };
+  xds?: { counters: Record<Api, PushCounters>; streams: Array<{ api: string }> };
   agent?: { memoryMb: { heapUsed: number; heapTotal: number; external: number } };
 }
 
 interface E2eResult {
   api: Api;
   readyMs: number;
-  initial: XdsCounters;
+  initial: PushCounters;
   delays: number[];
   perChange: { bytes: number; responses: number; resources: number };
   agentRss: number;
@@ -343,7 +336,7 @@ async function endToEnd(
     }
     await sleep(500);
     const after = await agentStatus<AgentStatusDoc>(fx.statusAddr);
-    const end = after.xds?.counters[api] as XdsCounters;
+    const end = after.xds?.counters[api] as PushCounters;
     if (!after.healthy) throw fail('unhealthy after the changes', new Error(after.problems.join('; ')), after);
     const agentRss = rssMb(agent.pid);
     const agentPeak = peakRssMb(agent.pid);

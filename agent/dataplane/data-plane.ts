@@ -1,6 +1,7 @@
 /**
  * The data plane of one node: workloads + CatalogView + SVIDs -> ProxyModel
- * -> snapshot -> ADS server -> the supervised Envoy. Rebuilds are coalesced
+ * -> snapshot -> snapshot cache (check, encode, per-node watches) -> ADS
+ * server -> the supervised Envoy. Rebuilds are coalesced
  * (many inputs changing in one tick give one snapshot); a snapshot that fails
  * its checks is refused and Envoy keeps the previous one (status shows why).
  *
@@ -15,17 +16,10 @@ import type { CatalogView } from '../discovery/catalog-view.js';
 import { EMPTY_VIEW } from '../discovery/catalog-view.js';
 import { buildModel, type ModelProblem } from '../model/build-model.js';
 import type { Workload } from '../workloads/workload.js';
-import type { XdsResource } from '../xds/resources/common.js';
-import { type AdsServer, type AdsStatus, idleAdsStatus, startAdsServer } from '../xds/server/ads-server.js';
-import {
-  BuildMemo,
-  buildSnapshot,
-  type Identities,
-  makeSnapshot,
-  RESOURCE_KINDS,
-  type ResourceKind,
-  type Snapshot,
-} from '../xds/snapshot.js';
+import { createSnapshotCache, type SnapshotCache } from '../xds/cache/snapshot-cache.js';
+import { type AdsServer, startAdsServer } from '../xds/server/ads-server.js';
+import { type AdsStatus, idleAdsStatus } from '../xds/server/ads-telemetry.js';
+import { BuildMemo, buildSnapshot, type Identities } from '../xds/snapshot.js';
 
 /** Where SVIDs and the trust bundle come from (agent/identity/workload-identities.ts). */
 export interface IdentitySource {
@@ -56,6 +50,8 @@ export interface DataPlaneOptions {
   identities: IdentitySource;
   /** Absent in tests that run Envoy themselves. */
   envoy?: EnvoyRunner;
+  /** Between the data plane and the ADS server; default: a new one. */
+  cache?: SnapshotCache;
 }
 
 export interface UpstreamStatus {
@@ -71,7 +67,7 @@ export interface UpstreamStatus {
 
 export interface DataPlaneStatus {
   readonly envoy: { state: string; [key: string]: unknown };
-  readonly xds: AdsStatus & { readonly lastError?: string; readonly builtAt?: number };
+  readonly xds: AdsStatus & { readonly snapshotVersion?: string; readonly lastError?: string; readonly builtAt?: number };
   readonly identity: unknown;
   readonly modelProblems: readonly ModelProblem[];
   readonly upstreams: readonly UpstreamStatus[];
@@ -81,8 +77,6 @@ export interface DataPlane {
   start(): Promise<void>;
   /** New workloads or catalog view: schedules a rebuild. */
   update(input: { workloads?: readonly Workload[]; view?: CatalogView }): void;
-  /** Test hook: replaces (or with undefined, stops replacing) one resource of the built snapshot. */
-  overrideResource(kind: ResourceKind, name: string, resource: XdsResource | undefined): void;
   /**
    * Applies a new Envoy bootstrap or binary with a hot restart (established
    * connections stay); also notices a binary replaced in place. Never throws:
@@ -92,19 +86,10 @@ export interface DataPlane {
   /** Resolves once pending rebuilds ran. */
   settled(): Promise<void>;
   status(): DataPlaneStatus;
+  /** The node's snapshots (keyed by nodeName, Envoy's node id) and what Envoy acknowledged. */
+  readonly cache: SnapshotCache;
   readonly ads: AdsServer | undefined;
   stop(): Promise<void>;
-}
-
-function withOverrides(
-  snapshot: Snapshot,
-  overrides: ReadonlyMap<string, { kind: ResourceKind; name: string; resource: XdsResource }>,
-  memo: BuildMemo,
-) {
-  const resources = {} as { [K in ResourceKind]: Map<string, XdsResource> };
-  for (const kind of RESOURCE_KINDS) resources[kind] = new Map(snapshot.resources[kind]);
-  for (const o of overrides.values()) resources[o.kind].set(o.name, o.resource);
-  return makeSnapshot(resources, [...snapshot.buildProblems], memo.hashes);
 }
 
 /** Each upstream of a built model as status shows it. */
@@ -121,6 +106,7 @@ function upstreamStatuses(built: ReturnType<typeof buildModel> | undefined): Ups
 
 export function createDataPlane(options: DataPlaneOptions): DataPlane {
   const { log, identities } = options;
+  const cache = options.cache ?? createSnapshotCache();
   let ads: AdsServer | undefined;
   let workloads: readonly Workload[] = [];
   let view: CatalogView = EMPTY_VIEW;
@@ -131,7 +117,6 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
   /** The last model built; status() describes its upstreams. */
   let lastBuilt: ReturnType<typeof buildModel> | undefined;
   let stopped = false;
-  const overrides = new Map<string, { kind: ResourceKind; name: string; resource: XdsResource }>();
   let unsubscribe: (() => void) | undefined;
   const memo = new BuildMemo();
   const effects = new SideEffects(log.child({ component: 'lifecycle' }));
@@ -152,10 +137,9 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
     problems = built.problems;
     if (JSON.stringify(problems) !== before && problems.length > 0) log.warn('some workloads are not in the data plane yet', { problems });
     lastBuilt = built;
-    let snapshot = buildSnapshot(built.model, ids, memo);
-    if (overrides.size > 0) snapshot = withOverrides(snapshot, overrides, memo);
+    const snapshot = buildSnapshot(built.model, ids, memo);
     try {
-      if (ads.setSnapshot(snapshot)) {
+      if (cache.setSnapshot(options.nodeName, snapshot)) {
         builtAt = options.clock.now();
         log.info('xds snapshot served', {
           version: snapshot.version.slice(0, 12),
@@ -187,6 +171,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
   };
 
   return {
+    cache,
     get ads() {
       return ads;
     },
@@ -200,6 +185,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
             socketPath: options.adsSocket,
             log: log.child({ component: 'xds' }),
             clock: options.clock,
+            cache,
             ...(options.adsSocketGid === undefined ? {} : { socketGid: options.adsSocketGid }),
           }),
         (s) => s.close(),
@@ -228,12 +214,6 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       if (input.view !== undefined) view = input.view;
       schedule();
     },
-    overrideResource(kind, name, resource) {
-      const key = `${kind}\0${name}`;
-      if (resource === undefined) overrides.delete(key);
-      else overrides.set(key, { kind, name, resource });
-      schedule();
-    },
     async reloadEnvoy(next = {}) {
       if (options.envoy === undefined || stopped) return 'unchanged';
       try {
@@ -253,9 +233,15 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
     },
     status() {
       const adsStatus = ads?.status() ?? idleAdsStatus(options.adsSocket);
+      const snapshotVersion = cache.current(options.nodeName)?.version;
       return {
         envoy: options.envoy?.status() ?? { state: 'external' },
-        xds: { ...adsStatus, ...(lastError === undefined ? {} : { lastError }), ...(builtAt === undefined ? {} : { builtAt }) },
+        xds: {
+          ...adsStatus,
+          ...(snapshotVersion === undefined ? {} : { snapshotVersion }),
+          ...(lastError === undefined ? {} : { lastError }),
+          ...(builtAt === undefined ? {} : { builtAt }),
+        },
         identity: identities.states(),
         modelProblems: problems,
         upstreams: upstreamStatuses(lastBuilt),

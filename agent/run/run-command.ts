@@ -15,6 +15,7 @@ import { adsSocketPath, agentBootstrap, envoyBaseId, envoyDir } from '../envoy/a
 import { createEnvoySupervisor } from '../envoy/supervisor.js';
 import { createWorkloadIdentities } from '../identity/workload-identities.js';
 import { runCheck } from '../workloads/health-check.js';
+import type { SnapshotCache } from '../xds/cache/snapshot-cache.js';
 import { type Agent, createAgent } from './agent.js';
 import { takeHeldSignal } from './early-signals.js';
 import { type HostFacts, hostFacts } from './host-facts.js';
@@ -132,8 +133,11 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
   };
 }
 
-/** The agent with its real parts: Consul over HTTP, checks on this host, and the data plane when enabled. */
-export function createRealAgent(config: AgentConfig, facts: HostFacts, log: Logger): Agent {
+/**
+ * The agent with its real parts: Consul over HTTP, checks on this host, and the data plane when enabled.
+ * `snapshotCache` replaces the data plane's own cache (a caller that composes a decorator around it).
+ */
+export function createRealAgent(config: AgentConfig, facts: HostFacts, log: Logger, parts: { snapshotCache?: SnapshotCache } = {}): Agent {
   const address = config.advertiseAddress ?? facts.address;
   const consul = createConsulHttpClient({
     mode: config.consul.mode,
@@ -144,7 +148,7 @@ export function createRealAgent(config: AgentConfig, facts: HostFacts, log: Logg
     nodeAddress: address,
     nodeMeta: { 'mesh-os': facts.os.replace(/[^A-Za-z0-9_. -]/g, '').slice(0, 128), 'mesh-hostname': facts.hostname.slice(0, 128) },
   });
-  const dataPlane = config.dataPlane.enabled ? realDataPlane(config, log) : undefined;
+  const dataPlane = config.dataPlane.enabled ? realDataPlane(config, log, parts.snapshotCache) : undefined;
   return createAgent({
     config,
     consul,
@@ -157,7 +161,7 @@ export function createRealAgent(config: AgentConfig, facts: HostFacts, log: Logg
 }
 
 /** The data plane with the real parts: SVIDs from the control plane, the ADS server, Envoy under supervision. */
-function realDataPlane(config: AgentConfig, log: Logger): DataPlane {
+function realDataPlane(config: AgentConfig, log: Logger, cache: SnapshotCache | undefined): DataPlane {
   const identities = createWorkloadIdentities({
     dataDir: config.dataDir,
     clock: systemClock,
@@ -184,5 +188,6 @@ function realDataPlane(config: AgentConfig, log: Logger): DataPlane {
     log: log.child({ component: 'dataplane' }),
     identities,
     envoy,
+    ...(cache === undefined ? {} : { cache }),
   });
 }

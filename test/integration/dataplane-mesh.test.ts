@@ -8,8 +8,9 @@
  *   of another trust domain is refused;
  * - an endpoint added to / removed from Consul shows up in / leaves Envoy's
  *   /clusters (the time it took is printed; bench/xds measures it properly);
- * - a resource Envoy rejects (test hook): the NACK is in /status with its
- *   detail, Envoy keeps serving, the next valid change is accepted;
+ * - a resource Envoy rejects (put in by a snapshot-cache decorator the test
+ *   composes into the agent): the NACK is in /status with its detail, Envoy
+ *   keeps serving, the next valid change is accepted;
  * - Envoy killed with SIGKILL: restarted, config served again, traffic back,
  *   the restart counted in status.
  */
@@ -19,8 +20,9 @@ import { outboundClusterName } from '../../agent/xds/names.js';
 import { type ConsulDev, startConsulDev } from '../support/consul.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/controlplane.js';
 import { type EchoApp, getJson, plaintextProbe, startEchoApp, tlsProbe, xfccUri } from '../support/mesh-apps.js';
-import { type MeshNode, startMeshNode } from '../support/mesh-node.js';
+import { type MeshNode, type MeshNodeOptions, startMeshNode } from '../support/mesh-node.js';
 import { freePorts } from '../support/ports.js';
+import { overridingCache } from '../support/snapshot-edits.js';
 import { createTestCa } from '../support/test-ca.js';
 import { httpGet, waitFor } from '../support/wait.js';
 
@@ -61,8 +63,9 @@ async function node(
   name: string,
   workloads: Record<string, string>,
   api: 'sotw' | 'delta' = 'delta',
+  extra: Pick<MeshNodeOptions, 'snapshotCache'> = {},
 ): Promise<MeshNode> {
-  const n = await startMeshNode({ cp: w.cp, consulAddr: w.consul.httpAddr, nodeName: name, workloads, api });
+  const n = await startMeshNode({ cp: w.cp, consulAddr: w.consul.httpAddr, nodeName: name, workloads, api, ...extra });
   t.teardown(() => n.stop());
   return n;
 }
@@ -156,9 +159,10 @@ t.test('two agents, each with its own Envoy: web on one, api on the other', asyn
   );
 });
 
-t.test('endpoints follow Consul; NACK via the test hook; SIGKILL of Envoy', async (t) => {
+t.test('endpoints follow Consul; NACK of a config put in through the snapshot cache; SIGKILL of Envoy', async (t) => {
   const w = await world(t);
-  const n = await node(t, w, 'vm-1', { 'web.yaml': webFile(w), 'api.yaml': apiFile(w) });
+  const cache = overridingCache();
+  const n = await node(t, w, 'vm-1', { 'web.yaml': webFile(w), 'api.yaml': apiFile(w) }, 'delta', { snapshotCache: cache });
   await throughMesh(w);
   const cluster = outboundClusterName('api');
 
@@ -187,11 +191,20 @@ t.test('endpoints follow Consul; NACK via the test hook; SIGKILL of Envoy', asyn
   });
   t.pass(`endpoint removed from Consul left Envoy's /clusters after ${Date.now() - removedAt} ms`);
 
-  // NACK: a cluster Envoy rejects, fed through the data plane's test hook.
+  // NACK: a cluster Envoy rejects, put into every snapshot the data plane sets into its cache.
   const dp = n.agent.dataPlane;
   if (dp === undefined) throw new Error('no data plane');
-  const live = dp.ads?.current()?.snapshot.resources.clusters.get(cluster);
-  dp.overrideResource('clusters', cluster, { ...(live ?? {}), connect_timeout: { seconds: '-1' } });
+  const live = cache.current('vm-1')?.snapshot.resources.clusters.get(cluster);
+  const ackedBefore = await waitFor(
+    async () => {
+      const acked = cache.acked('vm-1').clusters.get(cluster);
+      return acked !== undefined && acked === cache.current('vm-1')?.snapshot.versions.clusters.get(cluster) ? acked : undefined;
+    },
+    { timeoutMs: 10_000, what: 'Envoy to acknowledge the live cluster' },
+  );
+  t.pass('the acknowledged resources show the live cluster at its served version');
+  cache.override('clusters', cluster, { ...(live ?? {}), connect_timeout: { seconds: '-1' } });
+  dp.update({});
   const nacked = await waitFor(
     async () => {
       const doc = await status(n);
@@ -211,7 +224,9 @@ t.test('endpoints follow Consul; NACK via the test hook; SIGKILL of Envoy', asyn
   await dp.settled();
   t.equal(dp.status().xds.counters.delta.responses, pushes, 'the rejected version is not sent again');
   t.equal((await getJson(w.ports.apiLocal)).app, 'api', 'Envoy keeps serving the previous config');
-  dp.overrideResource('clusters', cluster, undefined);
+  t.equal(cache.acked('vm-1').clusters.get(cluster), ackedBefore, 'the acknowledged version of the cluster is still the previous one');
+  cache.override('clusters', cluster, undefined);
+  dp.update({});
   await waitFor(async () => ((await status(n)).healthy ? true : undefined), {
     timeoutMs: 10_000,
     what: 'the next valid change to be accepted',

@@ -67,7 +67,8 @@ t.test('SVID TTL 20 s: 60 s of requests across rotations, zero failures, serial 
 
   const firstSerials = serials(await n.admin('/certs'));
   const apiSerialsSeen = new Set<string>();
-  const secretOf = (id: string) => n.agent.dataPlane?.ads?.current()?.snapshot.resources.secrets.get(id) as XdsResource | undefined;
+  const secretOf = (id: string) =>
+    n.agent.dataPlane?.cache.current('vm-rot')?.snapshot.resources.secrets.get(id) as XdsResource | undefined;
   const webClient = () => {
     const s = secretOf(WEB)?.tls_certificate as { certificate_chain: { inline_string: string }; private_key: { inline_string: string } };
     return { cert: s.certificate_chain.inline_string, key: s.private_key.inline_string };

@@ -5,7 +5,10 @@
  * domains are refused; a resource Envoy rejects is NACKed, recorded, not sent
  * again while Envoy keeps serving, and the next valid change is accepted; a
  * stream cut in the middle of a push (Envoy restarted with the same node id)
- * converges with no cluster stuck warming.
+ * converges with no cluster stuck warming; the acknowledged resources follow
+ * Envoy (a NACKed cluster keeps its previous acknowledged version), also
+ * after the ADS server restarts under a running Envoy (delta: the listeners
+ * Envoy kept are acknowledged without being re-sent).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -13,22 +16,18 @@ import path from 'node:path';
 import t, { type Test } from 'tap';
 import { buildBootstrap } from '../../agent/envoy/bootstrap.js';
 import type { ProxyModel } from '../../agent/model/proxy-model.js';
-import { outboundClusterName } from '../../agent/xds/names.js';
+import { createSnapshotCache, type SnapshotCache } from '../../agent/xds/cache/snapshot-cache.js';
+import { inboundListenerName, outboundClusterName } from '../../agent/xds/names.js';
 import type { XdsResource } from '../../agent/xds/resources/common.js';
-import { type AdsEvent, type AdsServer, startAdsServer } from '../../agent/xds/server/ads-server.js';
-import {
-  buildSnapshot,
-  type Identities,
-  makeSnapshot,
-  RESOURCE_KINDS,
-  type ResourceKind,
-  type Snapshot,
-} from '../../agent/xds/snapshot.js';
+import { type AdsServer, startAdsServer } from '../../agent/xds/server/ads-server.js';
+import type { AdsEvent } from '../../agent/xds/server/ads-telemetry.js';
+import { buildSnapshot, type Identities } from '../../agent/xds/snapshot.js';
 import { systemClock } from '../../lib/clock.js';
 import { createLogger } from '../../lib/logger.js';
 import { type EnvoyProcess, startEnvoy } from '../support/envoy.js';
 import { type EchoAnswer, getJson, plaintextProbe, startEchoApp, tlsProbe, xfccUri } from '../support/mesh-apps.js';
 import { freePorts } from '../support/ports.js';
+import { withResource } from '../support/snapshot-edits.js';
 import { createTestCa } from '../support/test-ca.js';
 import { waitFor } from '../support/wait.js';
 
@@ -39,8 +38,11 @@ const WEB = `spiffe://${TD}/ns/default/sa/web`;
 const API = `spiffe://${TD}/ns/default/sa/api`;
 const API_V2 = `spiffe://${TD}/ns/default/sa/api-v2`;
 
+const NODE = 'vm-1';
+
 interface Rig {
   ads: AdsServer;
+  cache: SnapshotCache;
   envoy: EnvoyProcess;
   bootstrap: Record<string, unknown>;
   model: ProxyModel;
@@ -48,6 +50,7 @@ interface Rig {
   ports: { apiMesh: number; webMesh: number; local: number };
   events: AdsEvent[];
   logs: string[];
+  socket: string;
 }
 
 async function rig(t: Test, api: 'sotw' | 'delta'): Promise<Rig> {
@@ -57,8 +60,10 @@ async function rig(t: Test, api: 'sotw' | 'delta'): Promise<Rig> {
   const apiApp = await startEchoApp('api');
   const [apiMesh, webMesh, local] = (await freePorts(3)) as [number, number, number];
   const logs: string[] = [];
+  const cache = createSnapshotCache();
   const ads = await startAdsServer({
     socketPath: path.join(dir, 'ads.sock'),
+    cache,
     clock: systemClock,
     log: createLogger({ level: 'debug', sink: { write: (l) => logs.push(l) } }),
   });
@@ -82,27 +87,19 @@ async function rig(t: Test, api: 'sotw' | 'delta'): Promise<Rig> {
     ],
   };
   const identities: Identities = { certs: new Map([WEB, API].map((id) => [id, ca.issue(id)])), bundlePem: ca.bundlePem };
-  ads.setSnapshot(buildSnapshot(model, identities));
-  const bootstrap = buildBootstrap({ nodeName: 'vm-1', adminPort: 0, adsSocket: path.join(dir, 'ads.sock'), api });
+  cache.setSnapshot(NODE, buildSnapshot(model, identities));
+  const bootstrap = buildBootstrap({ nodeName: NODE, adminPort: 0, adsSocket: path.join(dir, 'ads.sock'), api });
   const envoy = await startEnvoy({ bootstrap });
-  const r: Rig = { ads, envoy, bootstrap, model, identities, ports: { apiMesh, webMesh, local }, events, logs };
+  const socket = path.join(dir, 'ads.sock');
+  const r: Rig = { ads, cache, envoy, bootstrap, model, identities, ports: { apiMesh, webMesh, local }, events, logs, socket };
   t.teardown(async () => {
     await r.envoy.stop();
-    await ads.close();
+    await r.ads.close();
     await webApp.close();
     await apiApp.close();
     await rm(dir, { recursive: true, force: true });
   });
   return r;
-}
-
-function withResource(snapshot: Snapshot, kind: ResourceKind, name: string, change: (r: XdsResource) => XdsResource): Snapshot {
-  const resources = {} as { [K in ResourceKind]: Map<string, XdsResource> };
-  for (const k of RESOURCE_KINDS) resources[k] = new Map(snapshot.resources[k]);
-  const current = resources[kind].get(name);
-  if (current === undefined) throw new Error(`no ${kind} ${name}`);
-  resources[kind].set(name, change(structuredClone(current)));
-  return makeSnapshot(resources);
 }
 
 async function activeClusters(envoy: EnvoyProcess): Promise<{ active: XdsResource[]; warming: XdsResource[] }> {
@@ -129,6 +126,12 @@ for (const api of ['sotw', 'delta'] as const) {
     t.equal(answer.app, 'api', 'the request reached api');
     t.equal(xfccUri(answer.xfcc), WEB, 'api saw the caller SPIFFE ID in x-forwarded-client-cert');
     t.equal(r.ads.status().streams[0]?.api, api, `Envoy speaks ${api}`);
+    const served = r.cache.current(NODE)?.snapshot.versions.listeners;
+    const inbound = ['web', 'api'].map(inboundListenerName);
+    await waitFor(async () => (inbound.every((l) => r.cache.acked(NODE).listeners.get(l) === served?.get(l)) ? true : undefined), {
+      what: 'both inbound listeners acknowledged at their served versions',
+    });
+    t.pass('Envoy acknowledged both inbound listeners at the versions the cache serves');
 
     const plain = await plaintextProbe(r.ports.apiMesh);
     t.notOk(plain.ok, `plaintext to the mesh port fails (${plain.ok ? plain.status : plain.error})`);
@@ -150,7 +153,7 @@ for (const api of ['sotw', 'delta'] as const) {
     );
 
     // Even if the bundle also trusted the foreign CA (federation), the trust-domain SAN check refuses the foreign ID.
-    r.ads.setSnapshot(buildSnapshot(r.model, { ...r.identities, bundlePem: r.identities.bundlePem + foreign.bundlePem }));
+    r.cache.setSnapshot(NODE, buildSnapshot(r.model, { ...r.identities, bundlePem: r.identities.bundlePem + foreign.bundlePem }));
     await waitFor(async () => (r.ads.status().types.find((x) => x.type === 'SDS')?.ackedVersion === undefined ? undefined : true), {
       what: 'SDS ACK',
     });
@@ -175,7 +178,7 @@ for (const api of ['sotw', 'delta'] as const) {
     const cluster = outboundClusterName('api');
     const bad = withResource(good, 'clusters', cluster, (c) => ({ ...c, connect_timeout: { seconds: '-1' } }));
     const cdsPushes = () => r.events.filter((e) => e.kind === 'push' && e.type === 'CDS').length;
-    t.ok(r.ads.setSnapshot(bad), 'the bad snapshot passes our checks (only Envoy knows)');
+    t.ok(r.cache.setSnapshot(NODE, bad), 'the bad snapshot passes our checks (only Envoy knows)');
     const nack = await waitFor(async () => r.ads.status().types.find((x) => x.type === 'CDS')?.lastNack, {
       timeoutMs: 10_000,
       what: 'the NACK',
@@ -186,6 +189,11 @@ for (const api of ['sotw', 'delta'] as const) {
       'logged with its code',
     );
     const pushesAfterNack = cdsPushes();
+    t.equal(
+      r.cache.acked(NODE).clusters.get(cluster),
+      good.versions.clusters.get(cluster),
+      'the acknowledged version of the cluster is the previous one, not the rejected one',
+    );
 
     // Envoy keeps the previous cluster and keeps serving.
     const { active } = await activeClusters(r.envoy);
@@ -205,13 +213,13 @@ for (const api of ['sotw', 'delta'] as const) {
       ...c,
       connect_timeout: { seconds: '-1' },
     }));
-    r.ads.setSnapshot(edsOnly);
+    r.cache.setSnapshot(NODE, edsOnly);
     await waitFor(async () => ((await healthyHosts(r.envoy, cluster)) === 2 ? true : undefined), { what: 'the new endpoint' });
     t.equal(cdsPushes(), pushesAfterNack, 'the rejected cluster version was not sent again');
 
     // The next valid change is accepted.
     const fixed = buildSnapshot(moreEndpoints, r.identities);
-    r.ads.setSnapshot(fixed);
+    r.cache.setSnapshot(NODE, fixed);
     await waitFor(
       async () => {
         const s = r.ads.status().types.find((x) => x.type === 'CDS');
@@ -220,6 +228,7 @@ for (const api of ['sotw', 'delta'] as const) {
       { timeoutMs: 10_000, what: 'an ACK after the NACK' },
     );
     t.ok(cdsPushes() > pushesAfterNack, 'the valid cluster was sent');
+    t.equal(r.cache.acked(NODE).clusters.get(cluster), fixed.versions.clusters.get(cluster), 'and acknowledged at its version');
     t.equal((await getJson(r.ports.local)).app, 'api');
   });
 
@@ -234,7 +243,7 @@ for (const api of ['sotw', 'delta'] as const) {
         instances: [...u.instances, { address: '127.0.0.3', meshPort: r.ports.apiMesh, spiffeId: API_V2, weight: 1, healthy: false }],
       })),
     };
-    r.ads.setSnapshot(buildSnapshot(changed, r.identities));
+    r.cache.setSnapshot(NODE, buildSnapshot(changed, r.identities));
     await r.envoy.stop();
     r.envoy = await startEnvoy({ bootstrap: r.bootstrap });
     const cluster = outboundClusterName('api');
@@ -250,7 +259,7 @@ for (const api of ['sotw', 'delta'] as const) {
     t.equal((await getJson(r.ports.local)).app, 'api', 'traffic flows after the reconnect');
 
     // And on a live stream: a cluster definition change while connected does not leave it warming.
-    r.ads.setSnapshot(buildSnapshot(r.model, r.identities));
+    r.cache.setSnapshot(NODE, buildSnapshot(r.model, r.identities));
     await waitFor(
       async () => {
         const { active, warming } = await activeClusters(r.envoy);
@@ -263,4 +272,40 @@ for (const api of ['sotw', 'delta'] as const) {
     t.equal((await getJson(r.ports.local)).app, 'api');
     t.equal(r.ads.status().streams.length, 1, 'one stream (the old one was closed)');
   });
+
+  t.test(
+    `${api}: ADS server restarted (as by an agent restart) while Envoy runs: the new stream acknowledges the unchanged listeners`,
+    async (t) => {
+      const r = await rig(t, api);
+      await waitFor(() => getJson(r.ports.local).catch(() => undefined), { timeoutMs: 15_000, what: 'traffic' });
+      await r.ads.close();
+      const cache = createSnapshotCache();
+      const snapshot = buildSnapshot(r.model, r.identities);
+      cache.setSnapshot(NODE, snapshot);
+      const events: AdsEvent[] = [];
+      r.ads = await startAdsServer({
+        socketPath: r.socket,
+        cache,
+        clock: systemClock,
+        log: createLogger({ level: 'error', sink: { write: () => undefined } }),
+      });
+      r.ads.onEvent((e) => events.push(e));
+      t.equal(cache.acked(NODE).listeners.size, 0, 'a new server: nothing acknowledged');
+      const inbound = ['web', 'api'].map(inboundListenerName);
+      await waitFor(
+        async () => (inbound.every((l) => cache.acked(NODE).listeners.get(l) === snapshot.versions.listeners.get(l)) ? true : undefined),
+        { timeoutMs: 60_000, what: 'Envoy to reconnect and acknowledge its listeners' },
+      );
+      t.pass('both inbound listeners acknowledged on the new stream at the versions served');
+      const lds = events.filter((e) => e.kind === 'push' && e.type === 'LDS');
+      if (api === 'delta') {
+        t.same(
+          lds.map((e) => (e.kind === 'push' ? e.resources : -1)),
+          [0],
+          'delta: Envoy named the listeners it kept (initial_resource_versions), nothing was re-sent',
+        );
+      }
+      t.equal((await getJson(r.ports.local)).app, 'api', 'traffic flows');
+    },
+  );
 }

@@ -11,6 +11,7 @@ import { type AgentConfig, agentConfigSchema } from '../../agent/config/schema.j
 import { joinMesh } from '../../agent/identity/enroll.js';
 import type { Agent } from '../../agent/run/agent.js';
 import { createRealAgent } from '../../agent/run/run-command.js';
+import type { SnapshotCache } from '../../agent/xds/cache/snapshot-cache.js';
 import { validateConfig } from '../../lib/config-file.js';
 import { deepFreeze } from '../../lib/deep-freeze.js';
 import { createLogger } from '../../lib/logger.js';
@@ -38,6 +39,8 @@ export interface MeshNodeOptions {
   /** SPIFFE ID patterns the join token allows. */
   allow?: string[];
   envoy?: Record<string, unknown>;
+  /** The data plane's snapshot cache (e.g. overridingCache from snapshot-edits.ts); default: its own. */
+  snapshotCache?: SnapshotCache;
 }
 
 export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode> {
@@ -89,7 +92,8 @@ export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode>
   const config = deepFreeze({ ...parsed, nodeName: options.nodeName, consul: { ...parsed.consul } }) as AgentConfig;
   const logs: string[] = [];
   const log = createLogger({ level: 'debug', sink: { write: (l) => logs.push(l) } });
-  const agent = createRealAgent(config, { hostname: options.nodeName, os: 'test', address: '127.0.0.1' }, log);
+  const facts = { hostname: options.nodeName, os: 'test', address: '127.0.0.1' };
+  const agent = createRealAgent(config, facts, log, options.snapshotCache === undefined ? {} : { snapshotCache: options.snapshotCache });
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   const admin = async (apiPath: string) => {
     const { status, body } = await httpGet(`${adminUrl}${apiPath}`);

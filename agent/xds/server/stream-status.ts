@@ -39,7 +39,10 @@ export interface StreamStatus {
 /** Callbacks a stream uses; the server provides them. */
 export interface StreamHooks {
   send(bytes: Buffer, info: { type: string; version: string; resources: number; removed: number; nonce: string }): void;
-  onAck(type: string, version: string): void;
+  /** Called after the stream's acknowledged set changed, so the listener can read it. */
+  onAck(type: string, version: string, node: string): void;
   onNack(nack: NackRecord): void;
+  /** The stream learned (or changed) its node id: the server watches that node's snapshots. */
+  onNode(node: string): void;
   now(): number;
 }

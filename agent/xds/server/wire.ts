@@ -1,11 +1,12 @@
 /**
  * The ADS wire messages (envoy.service.discovery.v3), encoded and decoded with
  * the Envoy protos from lib/envoy/protos.ts. Resources arrive here already
- * encoded (see served-snapshot.ts), so a push costs one framing encode.
+ * encoded (see cache/served-snapshot.ts), so a push costs one framing encode.
  */
 import type protobuf from 'protobufjs';
 import { asBuffer } from '../../../lib/bytes.js';
 import { messageType } from '../../../lib/envoy/protos.js';
+import type { EncodedAny } from '../cache/served-snapshot.js';
 
 export interface PeerNode {
   readonly id: string;
@@ -24,11 +25,6 @@ export interface SotwRequest {
   readonly typeUrl: string;
   readonly responseNonce: string;
   readonly errorDetail: ErrorDetail | undefined;
-}
-
-export interface EncodedAny {
-  readonly type_url: string;
-  readonly value: Uint8Array;
 }
 
 export interface SotwResponse {

@@ -1,7 +1,8 @@
 /**
  * The data plane with a fake identity source and no Envoy: rebuilds are
  * coalesced, workloads wait for their SVIDs, a snapshot that fails its checks
- * is refused (the previous one stays served) and the test hook overrides.
+ * is refused (the previous one stays served); the broken snapshot comes from
+ * a cache decorator the test composes in (test/support/snapshot-edits.ts).
  */
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
@@ -13,6 +14,7 @@ import type { Workload } from '../../../agent/workloads/workload.js';
 import type { IdentityMaterial } from '../../../agent/xds/snapshot.js';
 import { systemClock } from '../../../lib/clock.js';
 import { createLogger } from '../../../lib/logger.js';
+import { overridingCache } from '../../support/snapshot-edits.js';
 import { createTestCa } from '../../support/test-ca.js';
 
 const TD = 'example.org';
@@ -64,12 +66,13 @@ const web: Workload = {
   upstreams: [{ service: 'api', localPort: 9001 }],
 };
 
-t.test('builds, waits for SVIDs, refuses broken snapshots, overrides', async (t) => {
+t.test('builds, waits for SVIDs, refuses broken snapshots', async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'dp-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const lines: string[] = [];
   const ids = fakeIdentities();
   const ca = createTestCa(TD);
+  const cache = overridingCache();
   const dp = createDataPlane({
     nodeName: 'vm1',
     trustDomain: TD,
@@ -77,18 +80,20 @@ t.test('builds, waits for SVIDs, refuses broken snapshots, overrides', async (t)
     clock: systemClock,
     log: createLogger({ level: 'debug', sink: { write: (l) => lines.push(l) } }),
     identities: ids.source,
+    cache,
   });
+  const served = () => dp.cache.current('vm1');
   dp.update({ workloads: [web] });
   await dp.start();
   t.teardown(() => dp.stop());
   t.same(ids.wanted(), [WEB], 'the workload SPIFFE IDs are wanted');
   t.equal((await stat(path.join(dir, 'ads.sock'))).mode & 0o777, 0o660, 'the ADS socket is 0660 (agent and Envoy group)');
-  t.equal(dp.ads?.current(), undefined, 'no bundle yet: the snapshot fails its checks and nothing is served');
+  t.equal(served(), undefined, 'no bundle yet: the snapshot fails its checks and nothing is served');
   t.match(dp.status().xds.lastError, /ROOTCA|empty|secret/i);
 
   ids.set('x', undefined, ca.bundlePem);
   await dp.settled();
-  const first = dp.ads?.current();
+  const first = served();
   t.ok(first, 'with a bundle, a snapshot is served');
   t.equal(first?.snapshot.resources.listeners.size, 0, 'web is not served without its SVID');
   t.same(dp.status().modelProblems, [{ workload: 'web', reason: `waiting for its SVID (${WEB})` }]);
@@ -97,14 +102,15 @@ t.test('builds, waits for SVIDs, refuses broken snapshots, overrides', async (t)
   dp.update({ view: makeView(2, [{ name: 'api', source: 'consul', instances: [] }]) });
   dp.update({ view: makeView(3, [{ name: 'api', source: 'consul', instances: [] }]) });
   await dp.settled();
-  const second = dp.ads?.current();
+  const second = served();
   t.equal(second?.snapshot.resources.listeners.size, 2, 'inbound and outbound listeners');
   t.same(dp.status().modelProblems, []);
   t.same(dp.status().upstreams, [{ service: 'api', localPort: 9001, caller: 'web', protocol: 'tcp', endpoints: 0, skipped: 0 }]);
   t.equal(dp.status().envoy.state, 'external');
+  t.equal(dp.status().xds.snapshotVersion, second?.version, 'status shows the version the cache serves');
 
-  // A broken override (a listener pointing at a cluster that does not exist) is refused; the last good snapshot stays.
-  dp.overrideResource('listeners', 'inbound:web', {
+  // A broken listener (pointing at a cluster that does not exist) is refused; the last good snapshot stays.
+  cache.override('listeners', 'inbound:web', {
     name: 'inbound:web',
     address: { socket_address: { address: '0.0.0.0', port_value: 1 } },
     filter_chains: [
@@ -122,12 +128,14 @@ t.test('builds, waits for SVIDs, refuses broken snapshots, overrides', async (t)
       },
     ],
   });
+  dp.update({});
   await dp.settled();
-  t.equal(dp.ads?.current()?.version, second?.version, 'refused: still the previous snapshot');
+  t.equal(served()?.version, second?.version, 'refused: still the previous snapshot');
   t.match(dp.status().xds.lastError, /nope/);
   t.ok(lines.some((l) => l.includes('MESH_E_XDS_SNAPSHOT_INVALID')));
-  dp.overrideResource('listeners', 'inbound:web', undefined);
+  cache.override('listeners', 'inbound:web', undefined);
+  dp.update({});
   await dp.settled();
-  t.equal(dp.ads?.current()?.version, second?.version, 'back to the same content: same version');
+  t.equal(served()?.version, second?.version, 'back to the same content: same version');
   t.equal(dp.status().xds.lastError, undefined);
 });

@@ -4,82 +4,21 @@
  * test/integration/xds-*.test.ts).
  */
 import t from 'tap';
-import type { XdsResource } from '../../../../agent/xds/resources/common.js';
 import { DeltaStream } from '../../../../agent/xds/server/delta-stream.js';
-import { type ServedSnapshot, SnapshotEncoder } from '../../../../agent/xds/server/served-snapshot.js';
 import { SotwStream } from '../../../../agent/xds/server/sotw-stream.js';
-import type { NackRecord, StreamHooks } from '../../../../agent/xds/server/stream-status.js';
-import { type DeltaResponse, decodeDeltaResponse, decodeSotwResponse, type SotwResponse } from '../../../../agent/xds/server/wire.js';
-import { emptyResources, makeSnapshot } from '../../../../agent/xds/snapshot.js';
 import { TypeUrl } from '../../../../lib/envoy/type-urls.js';
-
-const node = { id: 'vm-1', cluster: 'mesh-agent.vm-1' };
-
-function cluster(name: string, timeout = '5'): XdsResource {
-  return {
-    name,
-    type: 'EDS',
-    connect_timeout: { seconds: timeout },
-    eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' }, service_name: name },
-  };
-}
-
-function cla(name: string, ports: number[]): XdsResource {
-  return {
-    cluster_name: name,
-    endpoints: [
-      { lb_endpoints: ports.map((p) => ({ endpoint: { address: { socket_address: { address: '10.0.0.1', port_value: p } } } })) },
-    ],
-  };
-}
-
-function secret(name: string): XdsResource {
-  return { name, validation_context: { trusted_ca: { inline_string: `PEM-${name}` } } };
-}
-
-const encoder = new SnapshotEncoder();
-function served(spec: { clusters?: Record<string, string>; endpoints?: Record<string, number[]>; secrets?: string[] }): ServedSnapshot {
-  const r = emptyResources();
-  for (const [name, timeout] of Object.entries(spec.clusters ?? {})) r.clusters.set(name, cluster(name, timeout));
-  for (const [name, ports] of Object.entries(spec.endpoints ?? {})) r.endpoints.set(name, cla(name, ports));
-  for (const name of spec.secrets ?? []) r.secrets.set(name, secret(name));
-  return encoder.serve(makeSnapshot(r));
-}
-
-function recorder() {
-  const sent: Array<{ bytes: Buffer; type: string }> = [];
-  const nacks: NackRecord[] = [];
-  const acks: string[] = [];
-  const hooks: StreamHooks = {
-    send: (bytes, info) => sent.push({ bytes, type: info.type }),
-    onAck: (type, version) => acks.push(`${type}:${version}`),
-    onNack: (n) => nacks.push(n),
-    now: () => 1000,
-  };
-  return { hooks, sent, nacks, acks };
-}
-
-const sotwReq = (typeUrl: string, nonce = '', names: string[] = [], error?: string) => ({
-  versionInfo: '',
-  node,
-  resourceNames: names,
-  typeUrl,
-  responseNonce: nonce,
-  errorDetail: error === undefined ? undefined : { code: 3, message: error },
-});
-
-const lastSotw = (sent: Array<{ bytes: Buffer }>): SotwResponse => decodeSotwResponse(sent[sent.length - 1]?.bytes ?? Buffer.alloc(0));
-const lastDelta = (sent: Array<{ bytes: Buffer }>): DeltaResponse => decodeDeltaResponse(sent[sent.length - 1]?.bytes ?? Buffer.alloc(0));
+import { deltaReq, lastDelta, lastSotw, recorder, served, sotwReq } from '../fixtures/streams.js';
 
 t.test('SotW: answers once, holds ACKs, ignores stale nonces, records NACKs and never re-sends a rejected version', async (t) => {
   const r = recorder();
   const s = new SotwStream(1, r.hooks);
   let snap = served({ clusters: { a: '5' }, endpoints: { a: [1] } });
-  s.request(sotwReq(TypeUrl.Cluster), snap);
+  s.update(snap);
+  s.request(sotwReq(TypeUrl.Cluster));
   t.equal(r.sent.length, 1, 'first CDS request answered');
   const first = lastSotw(r.sent);
   t.equal(first.resources.length, 1);
-  s.request(sotwReq(TypeUrl.Cluster, first.nonce), snap);
+  s.request(sotwReq(TypeUrl.Cluster, first.nonce));
   t.equal(r.sent.length, 1, 'ACK with nothing new: held open');
   t.same(r.acks, [`CDS:${first.versionInfo}`]);
   t.equal(s.status().types[0]?.ackedVersion, first.versionInfo);
@@ -91,10 +30,10 @@ t.test('SotW: answers once, holds ACKs, ignores stale nonces, records NACKs and 
   const second = lastSotw(r.sent);
   t.equal(second.resources.length, 2, 'LDS/CDS carry the full set');
   // A request with the old nonce is stale: ignored, even with a NACK in it.
-  s.request(sotwReq(TypeUrl.Cluster, first.nonce, [], 'late complaint'), snap);
+  s.request(sotwReq(TypeUrl.Cluster, first.nonce, [], 'late complaint'));
   t.equal(r.nacks.length, 0, 'stale NACK ignored');
   // NACK of the latest.
-  s.request(sotwReq(TypeUrl.Cluster, second.nonce, [], 'bad cluster b'), snap);
+  s.request(sotwReq(TypeUrl.Cluster, second.nonce, [], 'bad cluster b'));
   t.equal(r.nacks.length, 1);
   t.equal(r.nacks[0]?.detail, 'bad cluster b');
   t.equal(r.nacks[0]?.version, second.versionInfo);
@@ -112,19 +51,20 @@ t.test('SotW EDS: only requested names; missing names are sent once they exist; 
   const r = recorder();
   const s = new SotwStream(1, r.hooks);
   let snap = served({ clusters: { a: '5' }, endpoints: { a: [1] } });
-  s.request(sotwReq(TypeUrl.Cluster), snap);
+  s.update(snap);
+  s.request(sotwReq(TypeUrl.Cluster));
   const cds = lastSotw(r.sent);
-  s.request(sotwReq(TypeUrl.Cluster, cds.nonce), snap);
-  s.request(sotwReq(TypeUrl.ClusterLoadAssignment, '', ['a', 'z']), snap);
+  s.request(sotwReq(TypeUrl.Cluster, cds.nonce));
+  s.request(sotwReq(TypeUrl.ClusterLoadAssignment, '', ['a', 'z']));
   const eds = lastSotw(r.sent);
   t.equal(eds.resources.length, 1, 'z does not exist yet; a is sent');
-  s.request(sotwReq(TypeUrl.ClusterLoadAssignment, eds.nonce, ['a', 'z']), snap);
+  s.request(sotwReq(TypeUrl.ClusterLoadAssignment, eds.nonce, ['a', 'z']));
   t.equal(r.sent.length, 2, 'held');
   snap = served({ clusters: { a: '5' }, endpoints: { a: [1], z: [9] } });
   s.update(snap);
   t.equal(r.sent.length, 3);
   t.equal(lastSotw(r.sent).resources.length, 2, 'z arrives once it exists');
-  s.request(sotwReq(TypeUrl.ClusterLoadAssignment, lastSotw(r.sent).nonce, ['a', 'z']), snap);
+  s.request(sotwReq(TypeUrl.ClusterLoadAssignment, lastSotw(r.sent).nonce, ['a', 'z']));
   // Cluster a changes (timeout), endpoints do not: EDS is re-sent anyway after CDS.
   snap = served({ clusters: { a: '7' }, endpoints: { a: [1], z: [9] } });
   s.update(snap);
@@ -138,39 +78,29 @@ t.test('SotW EDS: only requested names; missing names are sent once they exist; 
 t.test('SotW: unknown type URLs are refused; node id is recorded', async (t) => {
   const r = recorder();
   const s = new SotwStream(7, r.hooks);
-  t.equal(s.request(sotwReq('type.googleapis.com/envoy.Nope'), undefined), false);
+  t.equal(s.request(sotwReq('type.googleapis.com/envoy.Nope')), false);
   t.equal(s.nodeId, 'vm-1');
-  t.equal(s.request(sotwReq(TypeUrl.Listener), undefined), true);
+  t.same(r.nodes, ['vm-1'], 'the server is told the node once, to watch its snapshots');
+  t.equal(s.request(sotwReq(TypeUrl.Listener)), true);
+  t.same(r.nodes, ['vm-1'], 'the same node again: not told twice');
   t.equal(r.sent.length, 0, 'no snapshot yet: nothing to answer');
   s.update(served({}));
   t.equal(r.sent.length, 1, 'the first snapshot answers the open request (empty LDS so Envoy finishes init)');
   t.equal(s.status().types[0]?.pending, 0);
 });
 
-const deltaReq = (
-  typeUrl: string,
-  o: { nonce?: string; sub?: string[]; unsub?: string[]; initial?: Record<string, string>; error?: string } = {},
-) => ({
-  node,
-  typeUrl,
-  subscribe: o.sub ?? [],
-  unsubscribe: o.unsub ?? [],
-  initialVersions: o.initial ?? {},
-  responseNonce: o.nonce ?? '',
-  errorDetail: o.error === undefined ? undefined : { code: 3, message: o.error },
-});
-
 t.test('delta: only changed resources, explicit removals, initial versions, NACK not re-sent', async (t) => {
   const r = recorder();
   const s = new DeltaStream(2, r.hooks);
   let snap = served({ clusters: { a: '5', b: '5' }, endpoints: { a: [1], b: [2] } });
-  s.request(deltaReq(TypeUrl.Cluster), snap);
+  s.update(snap);
+  s.request(deltaReq(TypeUrl.Cluster));
   let res = lastDelta(r.sent);
   t.same(
     res.resources.map((x) => x.name),
     ['a', 'b'],
   );
-  s.request(deltaReq(TypeUrl.Cluster, { nonce: res.nonce }), snap);
+  s.request(deltaReq(TypeUrl.Cluster, { nonce: res.nonce }));
   t.equal(r.sent.length, 1, 'ACK: nothing to send');
   t.equal(r.acks.length, 1);
   snap = served({ clusters: { a: '5' }, endpoints: { a: [1] } });
@@ -180,7 +110,7 @@ t.test('delta: only changed resources, explicit removals, initial versions, NACK
   t.same(res.removed, ['b'], 'b removed explicitly');
 
   // EDS subscription by name.
-  s.request(deltaReq(TypeUrl.ClusterLoadAssignment, { sub: ['a'] }), snap);
+  s.request(deltaReq(TypeUrl.ClusterLoadAssignment, { sub: ['a'] }));
   res = lastDelta(r.sent);
   t.same(
     res.resources.map((x) => x.name),
@@ -188,26 +118,27 @@ t.test('delta: only changed resources, explicit removals, initial versions, NACK
   );
   const edsVersion = res.resources[0]?.version;
   // NACK: recorded with the resources, not re-sent.
-  s.request(deltaReq(TypeUrl.ClusterLoadAssignment, { nonce: res.nonce, error: 'bad endpoints' }), snap);
+  s.request(deltaReq(TypeUrl.ClusterLoadAssignment, { nonce: res.nonce, error: 'bad endpoints' }));
   t.equal(r.nacks[0]?.detail, 'bad endpoints');
   t.same(r.nacks[0]?.resources, ['a']);
   const count = r.sent.length;
   s.update(snap);
   t.equal(r.sent.length, count, 'rejected resource not re-sent');
   // Unknown nonce: stale.
-  s.request(deltaReq(TypeUrl.ClusterLoadAssignment, { nonce: '999', error: 'old' }), snap);
+  s.request(deltaReq(TypeUrl.ClusterLoadAssignment, { nonce: '999', error: 'old' }));
   t.equal(r.nacks.length, 1);
 
   // Reconnect: a new stream with initial versions sends only what differs.
   const r2 = recorder();
   const s2 = new DeltaStream(3, r2.hooks);
-  s2.request(deltaReq(TypeUrl.ClusterLoadAssignment, { sub: ['a'], initial: { a: edsVersion ?? '' } }), snap);
+  s2.update(snap);
+  s2.request(deltaReq(TypeUrl.ClusterLoadAssignment, { sub: ['a'], initial: { a: edsVersion ?? '' } }));
   res = lastDelta(r2.sent);
   t.same(res.resources, [], 'Envoy already has a: first answer is empty');
-  s2.request(deltaReq(TypeUrl.ClusterLoadAssignment, { nonce: res.nonce }), snap);
+  s2.request(deltaReq(TypeUrl.ClusterLoadAssignment, { nonce: res.nonce }));
   t.equal(r2.sent.length, 1);
   // Unsubscribe forgets the name.
-  s2.request(deltaReq(TypeUrl.ClusterLoadAssignment, { unsub: ['a'] }), snap);
+  s2.request(deltaReq(TypeUrl.ClusterLoadAssignment, { unsub: ['a'] }));
   t.same(s2.status().types[0]?.subscribed, []);
 });
 
@@ -215,9 +146,10 @@ t.test('delta: a modified cluster re-sends its endpoints and the secrets', async
   const r = recorder();
   const s = new DeltaStream(4, r.hooks);
   let snap = served({ clusters: { a: '5' }, endpoints: { a: [1] }, secrets: ['ROOTCA'] });
-  s.request(deltaReq(TypeUrl.Cluster), snap);
-  s.request(deltaReq(TypeUrl.ClusterLoadAssignment, { sub: ['a'] }), snap);
-  s.request(deltaReq(TypeUrl.Secret, { sub: ['ROOTCA'] }), snap);
+  s.update(snap);
+  s.request(deltaReq(TypeUrl.Cluster));
+  s.request(deltaReq(TypeUrl.ClusterLoadAssignment, { sub: ['a'] }));
+  s.request(deltaReq(TypeUrl.Secret, { sub: ['ROOTCA'] }));
   t.same(
     r.sent.map((x) => x.type),
     ['CDS', 'EDS', 'SDS'],
@@ -235,11 +167,12 @@ t.test('delta: a modified cluster re-sends its endpoints and the secrets', async
 t.test('delta: unacknowledged responses are remembered up to a bound', async (t) => {
   const r = recorder();
   const s = new DeltaStream(5, r.hooks);
-  s.request(deltaReq(TypeUrl.Cluster), served({ clusters: { a: '1' } }));
+  s.update(served({ clusters: { a: '1' } }));
+  s.request(deltaReq(TypeUrl.Cluster));
   for (let i = 2; i < 80; i++) s.update(served({ clusters: { a: String(i) } }));
   t.equal(s.status().types[0]?.pending, 64);
   const last = lastDelta(r.sent);
-  s.request(deltaReq(TypeUrl.Cluster, { nonce: last.nonce }), served({ clusters: { a: '79' } }));
+  s.request(deltaReq(TypeUrl.Cluster, { nonce: last.nonce }));
   t.equal(s.status().types[0]?.pending, 63, 'the ACK of the latest still counts');
   t.equal(r.acks.length, 1);
 });

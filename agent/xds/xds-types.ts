@@ -6,8 +6,8 @@
  * Wildcard types (LDS, CDS) always carry the full set; the others carry only
  * the names Envoy asked for.
  */
-import { TypeUrl, type XdsTypeUrl } from '../../../lib/envoy/type-urls.js';
-import type { ResourceKind } from '../snapshot.js';
+import { TypeUrl, type XdsTypeUrl } from '../../lib/envoy/type-urls.js';
+import type { ResourceKind } from './snapshot.js';
 
 export interface XdsType {
   readonly typeUrl: XdsTypeUrl;

@@ -7,8 +7,13 @@
 import { encodeMessage } from '../../../lib/envoy/protos.js';
 import { MeshError } from '../../../lib/errors.js';
 import type { ResourceKind, Snapshot } from '../snapshot.js';
-import type { EncodedAny } from './wire.js';
-import { XDS_TYPES } from './xds-types.js';
+import { XDS_TYPES } from '../xds-types.js';
+
+/** A google.protobuf.Any whose value is already encoded: what the wire messages carry. */
+export interface EncodedAny {
+  readonly type_url: string;
+  readonly value: Uint8Array;
+}
 
 export interface ServedResource {
   readonly name: string;
