@@ -20,6 +20,7 @@ import { createSnapshotCache, type SnapshotCache } from '../xds/cache/snapshot-c
 import { type AdsServer, startAdsServer } from '../xds/server/ads-server.js';
 import { type AdsStatus, idleAdsStatus } from '../xds/server/ads-telemetry.js';
 import { BuildMemo, buildSnapshot, type Identities } from '../xds/snapshot.js';
+import { type WorkloadServing, workloadServing } from './workload-serving.js';
 
 /** Where SVIDs and the trust bundle come from (agent/identity/workload-identities.ts). */
 export interface IdentitySource {
@@ -38,6 +39,8 @@ export interface EnvoyRunner {
   /** Hot restart when the bootstrap or the binary (path or file) changed. */
   reload(next: { bootstrap?: Record<string, unknown>; binary?: string }): Promise<'hot-restarted' | 'unchanged'>;
   status(): { state: string; [key: string]: unknown };
+  /** Envoy started, exited, restarted or stopped. */
+  onEvent?(listener: () => void): () => void;
 }
 
 export interface DataPlaneOptions {
@@ -71,6 +74,8 @@ export interface DataPlaneStatus {
   readonly identity: unknown;
   readonly modelProblems: readonly ModelProblem[];
   readonly upstreams: readonly UpstreamStatus[];
+  /** Per workload: whether Envoy serves its mesh listener, and why not. */
+  readonly serving: ReadonlyArray<WorkloadServing & { readonly workload: string }>;
 }
 
 export interface DataPlane {
@@ -86,6 +91,10 @@ export interface DataPlane {
   /** Resolves once pending rebuilds ran. */
   settled(): Promise<void>;
   status(): DataPlaneStatus;
+  /** Per workload name: whether Envoy really serves its mesh listener, and why not. */
+  serving(): ReadonlyMap<string, WorkloadServing>;
+  /** Called when serving() changes (Envoy events, acknowledgements, rebuilds). */
+  onServingChange(listener: () => void): () => void;
   /** The node's snapshots (keyed by nodeName, Envoy's node id) and what Envoy acknowledged. */
   readonly cache: SnapshotCache;
   readonly ads: AdsServer | undefined;
@@ -122,6 +131,47 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
   const effects = new SideEffects(log.child({ component: 'lifecycle' }));
 
   const wantedIds = () => [...new Set(workloads.map((w) => w.spiffeId))];
+  const servingListeners = new Set<() => void>();
+  let lastServing = '';
+
+  const serving = (): Map<string, WorkloadServing> => {
+    const served = cache.current(options.nodeName);
+    const envoy = options.envoy?.status();
+    const ids = identities.states() as { workloads?: ReadonlyArray<{ spiffeId: string; lastError?: string; state: string }> };
+    const rejected = new Map<string, string>();
+    for (const t of ads?.status().types ?? []) {
+      if (t.lastNack !== undefined && (t.ackedAt === undefined || t.lastNack.at >= t.ackedAt)) rejected.set(t.type, t.lastNack.detail);
+    }
+    return workloadServing({
+      workloads,
+      problems,
+      ...(envoy === undefined ? {} : { envoy: envoy as { state: string; lastExit?: { code: number | null; signal: string | null } } }),
+      servedListeners: served === undefined ? undefined : new Set(served.snapshot.resources.listeners.keys()),
+      acked: cache.acked(options.nodeName),
+      ...(lastError === undefined ? {} : { snapshotError: lastError }),
+      rejected,
+      svidErrors: new Map(
+        (ids.workloads ?? [])
+          .filter((w) => w.state === 'failing' && w.lastError !== undefined)
+          .map((w) => [w.spiffeId, w.lastError as string]),
+      ),
+    });
+  };
+
+  /** Tells the listeners when the serving state changed. */
+  const servingMayHaveChanged = () => {
+    if (servingListeners.size === 0 || stopped) return;
+    const now = JSON.stringify([...serving()]);
+    if (now === lastServing) return;
+    lastServing = now;
+    for (const listener of servingListeners) {
+      try {
+        listener();
+      } catch (err) {
+        log.error('a serving-state listener failed', { error: err });
+      }
+    }
+  };
 
   const rebuild = () => {
     if (ads === undefined || stopped) return;
@@ -163,6 +213,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
         scheduled = undefined;
         try {
           rebuild();
+          servingMayHaveChanged();
         } finally {
           resolve();
         }
@@ -191,6 +242,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
         (s) => s.close(),
       );
       ads = server;
+      server.onEvent(servingMayHaveChanged);
       effects.record('identities', () => {
         unsubscribe?.();
         identities.stop();
@@ -203,8 +255,16 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       await scheduled;
       const envoy = options.envoy;
       if (envoy === undefined) return;
+      envoy.onEvent?.(servingMayHaveChanged);
       effects.record('Envoy', () => envoy.stop());
       await envoy.start();
+    },
+    serving,
+    onServingChange(listener) {
+      servingListeners.add(listener);
+      return () => {
+        servingListeners.delete(listener);
+      };
     },
     update(input) {
       if (input.workloads !== undefined) {
@@ -245,6 +305,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
         identity: identities.states(),
         modelProblems: problems,
         upstreams: upstreamStatuses(lastBuilt),
+        serving: [...serving()].map(([workload, state]) => ({ workload, ...state })),
       };
     },
     async stop() {

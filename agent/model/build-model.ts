@@ -35,6 +35,8 @@ export interface ModelInput {
 
 export interface ModelProblem {
   readonly workload: string;
+  /** inbound: the workload's own listener is left out; upstream: one of its upstreams is. */
+  readonly part: 'inbound' | 'upstream';
   readonly reason: string;
 }
 
@@ -63,12 +65,12 @@ export function buildModel(input: ModelInput): BuiltModel {
   const workloads: ModelWorkload[] = [];
   for (const w of sorted) {
     if (!input.svids.has(w.spiffeId)) {
-      problems.push({ workload: w.name, reason: `waiting for its SVID (${w.spiffeId})` });
+      problems.push({ workload: w.name, part: 'inbound', reason: `waiting for its SVID (${w.spiffeId})` });
       continue;
     }
     const holder = claim(w.meshPort, `workload ${w.name}`);
     if (holder !== undefined) {
-      problems.push({ workload: w.name, reason: `mesh port ${w.meshPort} is already used by ${holder}` });
+      problems.push({ workload: w.name, part: 'inbound', reason: `mesh port ${w.meshPort} is already used by ${holder}` });
       continue;
     }
     workloads.push({ name: w.name, protocol: w.protocol, appPort: w.port, meshPort: w.meshPort, spiffeId: w.spiffeId });
@@ -85,13 +87,18 @@ export function buildModel(input: ModelInput): BuiltModel {
       if (caller !== undefined && caller !== w.name) {
         problems.push({
           workload: w.name,
+          part: 'upstream',
           reason: `upstream ${u.service}: already called by workload ${caller} (one local caller per service)`,
         });
         continue;
       }
       const holder = claim(u.localPort, `upstream ${u.service} of ${w.name}`);
       if (holder !== undefined) {
-        problems.push({ workload: w.name, reason: `upstream ${u.service}: local port ${u.localPort} is already used by ${holder}` });
+        problems.push({
+          workload: w.name,
+          part: 'upstream',
+          reason: `upstream ${u.service}: local port ${u.localPort} is already used by ${holder}`,
+        });
         continue;
       }
       callers.set(u.service, w.name);

@@ -40,7 +40,7 @@ export interface StatusDocument {
     error?: string;
     check?: string;
     svid?: { state: string; serial?: string; notAfter?: string; nextRenewalAt?: string; error?: string };
-    /** "serving", or why the workload is not in Envoy's configuration. */
+    /** "serving" (Envoy serves its mesh listener), or why not; the mesh listener check in Consul says the same. */
     dataPlane?: string;
   }>;
   workloadErrors: Array<{ file: string; field: string; reason: string; code: 'MESH_E_WORKLOAD_INVALID' }>;
@@ -56,6 +56,8 @@ export interface StatusDocument {
     endpoints?: number;
   }>;
   catalogVersion: number;
+  /** Upstreams left out of Envoy's configuration (a port conflict, a second local caller). */
+  upstreamProblems?: Array<{ workload: string; reason: string }>;
   controlPlane?: { address: string; state: string; lastError?: string; bundleRoots: number; bundleSequence: number };
   nodeSvid?: { state: string; serial?: string; notAfter?: string; error?: string };
   envoy?: Record<string, unknown> & { state: string };
@@ -86,7 +88,7 @@ export function buildStatus(input: StatusInput): StatusDocument {
   const dp = input.dataPlane;
   const ids = dp?.identity as IdentitiesStatus | undefined;
   const svidBy = new Map((ids?.workloads ?? []).map((w) => [w.spiffeId, w]));
-  const problemBy = new Map((dp?.modelProblems ?? []).map((p) => [p.workload, p.reason]));
+  const servingBy = new Map((dp?.serving ?? []).map((s) => [s.workload, s]));
   const upstreamBy = new Map((dp?.upstreams ?? []).map((u) => [u.service, u]));
   const doc: StatusDocument = {
     node: input.node,
@@ -107,7 +109,7 @@ export function buildStatus(input: StatusInput): StatusDocument {
           ? {}
           : {
               svid: svidSummary(svidBy.get(w.spiffeId)),
-              dataPlane: problemBy.get(w.name) ?? 'serving',
+              dataPlane: servingBy.get(w.name)?.serving === false ? (servingBy.get(w.name)?.reason ?? '') : 'serving',
             }),
       };
     }),
@@ -146,6 +148,8 @@ export function buildStatus(input: StatusInput): StatusDocument {
       };
       doc.nodeSvid = svidSummary(ids.node);
     }
+    const upstreamProblems = dp.modelProblems.filter((p) => p.part === 'upstream').map((p) => ({ workload: p.workload, reason: p.reason }));
+    if (upstreamProblems.length > 0) doc.upstreamProblems = upstreamProblems;
     doc.envoy = dp.envoy;
     doc.xds = {
       socket: dp.xds.socket,
@@ -196,8 +200,9 @@ export function statusProblems(doc: StatusDocument, now: number): string[] {
     if (w.svid !== undefined && w.svid.state === 'failing')
       out.push(`workload ${w.name}: cannot get its SVID${w.svid.error ? `: ${w.svid.error}` : ''}`);
     if (w.svid?.notAfter !== undefined && Date.parse(w.svid.notAfter) <= now) out.push(`workload ${w.name}: its SVID expired`);
-    if (w.dataPlane !== undefined && w.dataPlane !== 'serving') out.push(`workload ${w.name}: not in Envoy yet: ${w.dataPlane}`);
+    if (w.dataPlane !== undefined && w.dataPlane !== 'serving') out.push(`workload ${w.name}: not serving: ${w.dataPlane}`);
   }
+  for (const p of doc.upstreamProblems ?? []) out.push(`workload ${p.workload}: ${p.reason}`);
   for (const u of doc.upstreams)
     if (u.watch === 'failing') out.push(`upstream ${u.service}: catalog watch failing${u.error ? `: ${u.error}` : ''}`);
   if (doc.controlPlane !== undefined && doc.controlPlane.state !== 'connected')

@@ -96,7 +96,7 @@ t.test('builds, waits for SVIDs, refuses broken snapshots', async (t) => {
   const first = served();
   t.ok(first, 'with a bundle, a snapshot is served');
   t.equal(first?.snapshot.resources.listeners.size, 0, 'web is not served without its SVID');
-  t.same(dp.status().modelProblems, [{ workload: 'web', reason: `waiting for its SVID (${WEB})` }]);
+  t.same(dp.status().modelProblems, [{ workload: 'web', part: 'inbound', reason: `waiting for its SVID (${WEB})` }]);
 
   ids.set(WEB, ca.issue(WEB));
   dp.update({ view: makeView(2, [{ name: 'api', source: 'consul', instances: [] }]) });

@@ -91,10 +91,10 @@ t.test('left out and reported: no SVID yet, port clashes, a second caller of one
     ['a->api:9001:tcp:0'],
   );
   t.same(built.problems, [
-    { workload: 'b', reason: 'mesh port 18080 is already used by workload a' },
-    { workload: 'e', reason: `waiting for its SVID (${id('e')})` },
-    { workload: 'c', reason: 'upstream api: already called by workload a (one local caller per service)' },
-    { workload: 'c', reason: 'upstream db: local port 9001 is already used by upstream api of a' },
-    { workload: 'd', reason: 'upstream cache: local port 18081 is already used by workload c' },
+    { workload: 'b', part: 'inbound', reason: 'mesh port 18080 is already used by workload a' },
+    { workload: 'e', part: 'inbound', reason: `waiting for its SVID (${id('e')})` },
+    { workload: 'c', part: 'upstream', reason: 'upstream api: already called by workload a (one local caller per service)' },
+    { workload: 'c', part: 'upstream', reason: 'upstream db: local port 9001 is already used by upstream api of a' },
+    { workload: 'd', part: 'upstream', reason: 'upstream cache: local port 18081 is already used by workload c' },
   ]);
 });

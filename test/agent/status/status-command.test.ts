@@ -144,7 +144,7 @@ t.test('statusProblems: each kind of trouble, and a NACK only until the next ACK
     'workload web: its check is critical',
     'workload web: cannot get its SVID: MESH_E_NOT_AUTHORIZED',
     'workload web: its SVID expired',
-    'workload web: not in Envoy yet: waiting for its SVID',
+    'workload web: not serving: waiting for its SVID',
     'control plane cp:1 failing: down',
     'the node SVID expired',
     'Envoy is backoff',
