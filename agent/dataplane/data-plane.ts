@@ -12,6 +12,7 @@ import { toMeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import type { CatalogView } from '../discovery/catalog-view.js';
 import { EMPTY_VIEW } from '../discovery/catalog-view.js';
+import type { IdentitiesStatus } from '../identity/identity-status.js';
 import { buildModel, type ModelProblem } from '../model/build-model.js';
 import type { Workload } from '../workloads/workload.js';
 import type { XdsResource } from '../xds/resources/common.js';
@@ -32,7 +33,7 @@ export interface IdentitySource {
   setWanted(spiffeIds: readonly string[]): void;
   current(): Identities;
   onChange(listener: () => void): () => void;
-  states(): unknown;
+  states(): IdentitiesStatus;
   stop(): void;
 }
 
@@ -71,7 +72,7 @@ export interface UpstreamStatus {
 export interface DataPlaneStatus {
   readonly envoy: { state: string; [key: string]: unknown };
   readonly xds: AdsStatus & { readonly lastError?: string; readonly builtAt?: number };
-  readonly identity: unknown;
+  readonly identity: IdentitiesStatus;
   readonly modelProblems: readonly ModelProblem[];
   readonly upstreams: readonly UpstreamStatus[];
 }

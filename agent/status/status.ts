@@ -4,7 +4,7 @@ import type { DataPlaneStatus } from '../dataplane/data-plane.js';
 import type { CatalogView } from '../discovery/catalog-view.js';
 import type { WatchState } from '../discovery/catalog-watch.js';
 import type { ConnectionState, RegistrationState } from '../discovery/registrar.js';
-import type { IdentitiesStatus, IdentityState } from '../identity/workload-identities.js';
+import type { IdentityState, SvidSource } from '../identity/identity-status.js';
 import type { CheckResult } from '../workloads/health-check.js';
 import type { Workload, WorkloadFileError } from '../workloads/workload.js';
 
@@ -39,7 +39,7 @@ export interface StatusDocument {
     registration: string;
     error?: string;
     check?: string;
-    svid?: { state: string; serial?: string; notAfter?: string; nextRenewalAt?: string; error?: string };
+    svid?: { state: string; serial?: string; notAfter?: string; nextRenewalAt?: string; error?: string; source?: SvidSource };
     /** "serving", or why the workload is not in Envoy's configuration. */
     dataPlane?: string;
   }>;
@@ -57,7 +57,7 @@ export interface StatusDocument {
   }>;
   catalogVersion: number;
   controlPlane?: { address: string; state: string; lastError?: string; bundleRoots: number; bundleSequence: number };
-  nodeSvid?: { state: string; serial?: string; notAfter?: string; error?: string };
+  nodeSvid?: { state: string; serial?: string; notAfter?: string; error?: string; source?: SvidSource };
   envoy?: Record<string, unknown> & { state: string };
   xds?: {
     socket: string;
@@ -84,7 +84,7 @@ export function buildStatus(input: StatusInput): StatusDocument {
   const regByName = new Map(input.registrations.map((r) => [r.name, r]));
   const watchBy = new Map(input.watches.map((w) => [w.service, w]));
   const dp = input.dataPlane;
-  const ids = dp?.identity as IdentitiesStatus | undefined;
+  const ids = dp?.identity;
   const svidBy = new Map((ids?.workloads ?? []).map((w) => [w.spiffeId, w]));
   const problemBy = new Map((dp?.modelProblems ?? []).map((p) => [p.workload, p.reason]));
   const upstreamBy = new Map((dp?.upstreams ?? []).map((u) => [u.service, u]));
@@ -174,6 +174,7 @@ function svidSummary(state: IdentityState | undefined): {
   notAfter?: string;
   nextRenewalAt?: string;
   error?: string;
+  source?: SvidSource;
 } {
   if (state === undefined) return { state: 'pending' };
   return {
@@ -182,6 +183,7 @@ function svidSummary(state: IdentityState | undefined): {
     ...(state.notAfter === undefined ? {} : { notAfter: iso(state.notAfter) }),
     ...(state.nextRenewalAt === undefined ? {} : { nextRenewalAt: iso(state.nextRenewalAt) }),
     ...(state.lastError === undefined ? {} : { error: state.lastError }),
+    ...(state.source === undefined ? {} : { source: state.source }),
   };
 }
 
