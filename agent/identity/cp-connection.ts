@@ -71,7 +71,12 @@ export function createControlPlaneConnection(options: ControlPlaneConnectionOpti
       retire();
       let client: ControlPlaneClient;
       try {
-        client = connect({ address: options.address, trustDomain: options.trustDomain, bundlePem: credentials.bundlePem, node: credentials.node });
+        client = connect({
+          address: options.address,
+          trustDomain: options.trustDomain,
+          bundlePem: credentials.bundlePem,
+          node: credentials.node,
+        });
       } catch (err) {
         throw toMeshError(err, 'MESH_E_CERT_INVALID');
       }

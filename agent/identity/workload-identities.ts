@@ -73,7 +73,8 @@ export interface WorkloadIdentities {
   current(): Identities;
   onChange(listener: () => void): () => void;
   states(): IdentitiesStatus;
-  stop(): void;
+  /** Stops every timer, watch and call; settles once the disk writes already asked for are done. Removes no file. */
+  stop(): Promise<void>;
 }
 
 export function createWorkloadIdentities(options: WorkloadIdentitiesOptions): WorkloadIdentities {
@@ -203,13 +204,15 @@ export function createWorkloadIdentities(options: WorkloadIdentitiesOptions): Wo
         controlPlane: { address, ...(w?.controlPlane ?? { state: 'connecting' }) },
       };
     },
-    stop() {
-      if (stopped) return;
-      stopped = true;
-      workloads.stop();
-      node?.stop();
-      watch?.stop();
-      connection?.close();
+    async stop() {
+      if (!stopped) {
+        stopped = true;
+        workloads.stop();
+        node?.stop();
+        watch?.stop();
+        connection?.close();
+      }
+      await queue.idle();
     },
   };
 }

@@ -91,7 +91,14 @@ export class FakeControlPlane {
   /** Writes a node identity for FAKE_NODE_ID into <dataDir>/identity, as `mesh-agent join` would. */
   async joinNode(dataDir: string): Promise<NodeIdentity> {
     const { chainPem, keyPem } = this.ca.issue(FAKE_NODE_ID, this.nodeSvidTtlMs);
-    const identity = { controlPlane: 'fake:1', trustDomain: FAKE_TRUST_DOMAIN, spiffeId: FAKE_NODE_ID, keyPem, chainPem, bundlePem: this.rootsPem };
+    const identity = {
+      controlPlane: 'fake:1',
+      trustDomain: FAKE_TRUST_DOMAIN,
+      spiffeId: FAKE_NODE_ID,
+      keyPem,
+      chainPem,
+      bundlePem: this.rootsPem,
+    };
     await saveNodeIdentity(dataDir, identity);
     return identity;
   }
