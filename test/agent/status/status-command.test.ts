@@ -176,21 +176,8 @@ t.test('buildStatus without a data plane has no data-plane fields', async (t) =>
 t.test('SVIDs served from the state folder: the document and the table say where they came from', async (t) => {
   const WEB = 'spiffe://example.org/ns/default/sa/web';
   const notAfter = Date.parse('2026-11-22T13:00:00.000Z');
-  const web: Workload = {
-    file: '/w/web.yaml',
-    name: 'web',
-    port: 8080,
-    meshPort: 18080,
-    protocol: 'http',
-    namespace: 'default',
-    serviceAccount: 'web',
-    spiffeId: WEB,
-    tags: [],
-    meta: {},
-    weight: 1,
-    check: undefined,
-    upstreams: [],
-  };
+  // buildStatus reads only these fields of a workload.
+  const web = { name: 'web', file: '/w/web.yaml', spiffeId: WEB, port: 8080, meshPort: 18080 } as Workload;
   const d = buildStatus({
     node: 'vm1',
     consulMode: 'agent',
