@@ -14,6 +14,7 @@ import type { Logger } from '../../lib/logger.js';
 import { SideEffects } from '../../lib/side-effects.js';
 import type { CatalogView } from '../discovery/catalog-view.js';
 import { EMPTY_VIEW } from '../discovery/catalog-view.js';
+import type { IdentitiesStatus } from '../identity/identity-status.js';
 import { buildModel, type ModelProblem } from '../model/build-model.js';
 import type { Workload } from '../workloads/workload.js';
 import { createSnapshotCache, type SnapshotCache } from '../xds/cache/snapshot-cache.js';
@@ -28,7 +29,7 @@ export interface IdentitySource {
   setWanted(spiffeIds: readonly string[]): void;
   current(): Identities;
   onChange(listener: () => void): () => void;
-  states(): unknown;
+  states(): IdentitiesStatus;
   stop(): void;
 }
 
@@ -71,7 +72,7 @@ export interface UpstreamStatus {
 export interface DataPlaneStatus {
   readonly envoy: { state: string; [key: string]: unknown };
   readonly xds: AdsStatus & { readonly snapshotVersion?: string; readonly lastError?: string; readonly builtAt?: number };
-  readonly identity: unknown;
+  readonly identity: IdentitiesStatus;
   readonly modelProblems: readonly ModelProblem[];
   readonly upstreams: readonly UpstreamStatus[];
   /** Per workload: whether Envoy serves its mesh listener, and why not. */
@@ -137,7 +138,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
   const serving = (): Map<string, WorkloadServing> => {
     const served = cache.current(options.nodeName);
     const envoy = options.envoy?.status();
-    const ids = identities.states() as { workloads?: ReadonlyArray<{ spiffeId: string; lastError?: string; state: string }> };
+    const ids = identities.states();
     const rejected = new Map<string, string>();
     for (const t of ads?.status().types ?? []) {
       if (t.lastNack !== undefined && (t.ackedAt === undefined || t.lastNack.at >= t.ackedAt)) rejected.set(t.type, t.lastNack.detail);

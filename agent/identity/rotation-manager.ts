@@ -19,8 +19,13 @@
  * time has passed, expired or not. Timers exist only while credentials do;
  * remove() and stop() cancel them, and late answers of removed credentials are
  * dropped.
+ *
+ * retryFailed(): when the owner learns that the control plane answers again,
+ * every credential whose last attempt failed is renewed at once instead of
+ * after its backoff.
  */
 
+import { X509Certificate } from 'node:crypto';
 import { type BackoffPolicy, backoffDelay } from '../../lib/backoff.js';
 import type { Clock, TimerHandle } from '../../lib/clock.js';
 import { MeshError, toMeshError } from '../../lib/errors.js';
@@ -64,7 +69,15 @@ export interface RotationManager<C extends IssuedCert = IssuedCert> {
   status(): readonly CredentialStatus[];
   /** Calls listener with each renewed certificate; returns the unsubscribe function. */
   onRenewed(listener: (event: RenewedEvent<C>) => void): () => void;
+  /** Renews at once every credential whose last attempt failed and is not being renewed. */
+  retryFailed(): void;
   stop(): void;
+}
+
+/** The IssuedCert of a chain's leaf (the serial the control plane reported, else the leaf's). */
+export function leafTimes(chainPem: string, serial?: string): IssuedCert {
+  const leaf = new X509Certificate(chainPem);
+  return { serial: serial ?? leaf.serialNumber, notBefore: Date.parse(leaf.validFrom), notAfter: Date.parse(leaf.validTo) };
 }
 
 export const DEFAULT_RETRY_BACKOFF: BackoffPolicy = Object.freeze({ initialMs: 1_000, maxMs: 60_000 });
@@ -240,6 +253,9 @@ export function createRotationManager<C extends IssuedCert = IssuedCert>(options
     onRenewed(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
+    },
+    retryFailed() {
+      for (const entry of entries.values()) if (entry.failures > 0 && !entry.renewing) startRenewal(entry);
     },
     stop() {
       stopped = true;

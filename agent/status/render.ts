@@ -14,6 +14,9 @@ function table(headers: string[], rows: string[][]): string {
 const short = (value: string | undefined, n = 12) => (value === undefined ? '-' : value.length > n ? `${value.slice(0, n)}…` : value);
 const time = (iso: string | undefined) => (iso === undefined ? '-' : iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z'));
 
+/** A workload SVID served from the state folder (not renewed by the control plane since the agent started). */
+const fromDisk = (svid: { source?: string }) => (svid.source === 'disk' ? ' (disk)' : '');
+
 export function renderStatus(doc: StatusDocument): string {
   const out: string[] = [];
   out.push(`node ${doc.node}: ${doc.healthy ? 'healthy' : 'UNHEALTHY'}\n`);
@@ -46,7 +49,7 @@ export function renderStatus(doc: StatusDocument): string {
         String(w.meshPort),
         w.registration,
         w.check ?? '-',
-        w.svid?.state ?? '-',
+        w.svid === undefined ? '-' : `${w.svid.state}${fromDisk(w.svid)}`,
         short(w.svid?.serial),
         time(w.svid?.notAfter),
         w.dataPlane ?? '-',

@@ -4,7 +4,7 @@ import type { DataPlaneStatus } from '../dataplane/data-plane.js';
 import type { CatalogView } from '../discovery/catalog-view.js';
 import type { WatchState } from '../discovery/catalog-watch.js';
 import type { ConnectionState, RegistrationState } from '../discovery/registrar.js';
-import type { IdentitiesStatus, IdentityState } from '../identity/workload-identities.js';
+import type { IdentityState, SvidSource } from '../identity/identity-status.js';
 import type { CheckResult } from '../workloads/health-check.js';
 import type { Workload, WorkloadFileError } from '../workloads/workload.js';
 
@@ -39,7 +39,7 @@ export interface StatusDocument {
     registration: string;
     error?: string;
     check?: string;
-    svid?: { state: string; serial?: string; notAfter?: string; nextRenewalAt?: string; error?: string };
+    svid?: { state: string; serial?: string; notAfter?: string; nextRenewalAt?: string; error?: string; source?: SvidSource };
     /** "serving" (Envoy serves its mesh listener), or why not; the mesh listener check in Consul says the same. */
     dataPlane?: string;
   }>;
@@ -59,7 +59,7 @@ export interface StatusDocument {
   /** Upstreams left out of Envoy's configuration (a port conflict, a second local caller). */
   upstreamProblems?: Array<{ workload: string; reason: string }>;
   controlPlane?: { address: string; state: string; lastError?: string; bundleRoots: number; bundleSequence: number };
-  nodeSvid?: { state: string; serial?: string; notAfter?: string; error?: string };
+  nodeSvid?: { state: string; serial?: string; notAfter?: string; error?: string; source?: SvidSource };
   envoy?: Record<string, unknown> & { state: string };
   xds?: {
     socket: string;
@@ -86,7 +86,7 @@ export function buildStatus(input: StatusInput): StatusDocument {
   const regByName = new Map(input.registrations.map((r) => [r.name, r]));
   const watchBy = new Map(input.watches.map((w) => [w.service, w]));
   const dp = input.dataPlane;
-  const ids = dp?.identity as IdentitiesStatus | undefined;
+  const ids = dp?.identity;
   const svidBy = new Map((ids?.workloads ?? []).map((w) => [w.spiffeId, w]));
   const servingBy = new Map((dp?.serving ?? []).map((s) => [s.workload, s]));
   const upstreamBy = new Map((dp?.upstreams ?? []).map((u) => [u.service, u]));
@@ -178,6 +178,7 @@ function svidSummary(state: IdentityState | undefined): {
   notAfter?: string;
   nextRenewalAt?: string;
   error?: string;
+  source?: SvidSource;
 } {
   if (state === undefined) return { state: 'pending' };
   return {
@@ -186,6 +187,7 @@ function svidSummary(state: IdentityState | undefined): {
     ...(state.notAfter === undefined ? {} : { notAfter: iso(state.notAfter) }),
     ...(state.nextRenewalAt === undefined ? {} : { nextRenewalAt: iso(state.nextRenewalAt) }),
     ...(state.lastError === undefined ? {} : { error: state.lastError }),
+    ...(state.source === undefined ? {} : { source: state.source }),
   };
 }
 

@@ -10,6 +10,7 @@ import t from 'tap';
 import { connectControlPlane } from '../../agent/identity/cp-client.js';
 import { fetchWorkloadSvid, joinMesh, renewNodeSvid } from '../../agent/identity/enroll.js';
 import { loadNodeIdentity } from '../../agent/identity/identity-store.js';
+import { type Clock, systemClock } from '../../lib/clock.js';
 import { run } from '../../lib/exec.js';
 import { repoRoot } from '../../scripts/repo-root.js';
 import { childEnv, untracked } from '../support/child.js';
@@ -42,13 +43,18 @@ t.test('50 parallel joins with one token: exactly one wins', async (t) => {
 });
 
 t.test('used, expired and unknown tokens fail with their own codes; no token in any log line', async (t) => {
-  const tcp = await startTestControlPlane();
+  // The control plane's clock is the system clock, set back a minute while the expired token is made:
+  // the token is past its expiry when it is used, with nothing to wait for.
+  let skewMs = 0;
+  const clock: Clock = { now: () => Date.now() + skewMs, setTimer: (ms, fn) => systemClock.setTimer(ms, fn) };
+  const tcp = await startTestControlPlane({ clock });
   t.teardown(() => tcp.stop());
   const client = anonymousClient(tcp);
   t.teardown(() => client.close());
   const good = tcp.token('vm-a');
+  skewMs = -60_000;
   const expired = tcp.token('vm-b', [], 1);
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  skewMs = 0;
   await client.join(good, freshCsr().csr);
   await t.rejects(client.join(good, freshCsr().csr), { code: 'MESH_E_TOKEN_USED', message: /already used/ });
   await t.rejects(client.join(expired, freshCsr().csr), { code: 'MESH_E_TOKEN_EXPIRED', message: /expired/ });

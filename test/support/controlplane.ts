@@ -94,8 +94,13 @@ export interface ControlPlaneProcess {
   dataDir: string;
 }
 
-/** `node dist/controlplane/main.js run` as a child process (needs `npm run build`). */
-export async function spawnControlPlane(dataDir: string, trustDomain = 'example.org', port = 0): Promise<ControlPlaneProcess> {
+/** `node dist/controlplane/main.js run` as a child process (needs `npm run build`); extraArgs go after the others (e.g. --config FILE). */
+export async function spawnControlPlane(
+  dataDir: string,
+  trustDomain = 'example.org',
+  port = 0,
+  extraArgs: readonly string[] = [],
+): Promise<ControlPlaneProcess> {
   const main = path.join(repoRoot(), 'dist', 'controlplane', 'main.js');
   const child = startChild(process.execPath, [
     main,
@@ -106,6 +111,7 @@ export async function spawnControlPlane(dataDir: string, trustDomain = 'example.
     `127.0.0.1:${port}`,
     '--trust-domain',
     trustDomain,
+    ...extraArgs,
   ]);
   try {
     const address = await waitFor(

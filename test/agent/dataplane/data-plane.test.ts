@@ -35,7 +35,12 @@ function fakeIdentities() {
       listeners.add(l);
       return () => listeners.delete(l);
     },
-    states: () => ({ wanted }),
+    states: () => ({
+      node: { spiffeId: 'spiffe://example.org/mesh/node/n1', failures: 0, state: 'ready' },
+      workloads: wanted.map((spiffeId) => ({ spiffeId, failures: 0, state: certs.has(spiffeId) ? 'ready' : 'pending' })),
+      bundle: { sequence: 0, roots: 0 },
+      controlPlane: { address: '127.0.0.1:1', state: 'connected' },
+    }),
     stop: () => undefined,
   };
   return {

@@ -153,3 +153,36 @@ t.test('a renewal answer that is already expired counts as a failure', async (t)
   t.match(manager.status()[0], { failures: 1, lastError: /^MESH_E_CERT_INVALID: .*check the clocks/ });
   manager.stop();
 });
+
+t.test('retryFailed renews at once only the credentials whose last attempt failed', async (t) => {
+  const { clock, issuer, manager, events } = setup();
+  const cert = issuer.cert();
+  manager.add('a', cert, issuer.renewer('a'));
+  manager.add('b', { ...cert, notBefore: cert.notBefore + 10 * MIN, notAfter: cert.notAfter + 10 * MIN }, issuer.renewer('b'));
+  issuer.down = true;
+  clock.advance(30 * MIN);
+  await flush();
+  t.match(manager.status(), [
+    { name: 'a', failures: 1 },
+    { name: 'b', failures: 0 },
+  ]);
+  const retryAt = manager.status()[0]?.nextRenewalAt ?? 0;
+  t.ok(retryAt > clock.now(), 'a waits for its backoff');
+  issuer.down = false;
+  manager.retryFailed();
+  await flush();
+  t.same(
+    issuer.calls.map((c) => c.name),
+    ['a', 'a'],
+    'a is retried at once; b, not due and not failing, is left alone',
+  );
+  t.match(manager.status(), [
+    { name: 'a', failures: 0 },
+    { name: 'b', failures: 0 },
+  ]);
+  t.equal(events.length, 1);
+  manager.retryFailed();
+  await flush();
+  t.equal(issuer.calls.length, 2, 'nothing failing: nothing to do');
+  manager.stop();
+});

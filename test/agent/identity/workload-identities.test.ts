@@ -1,14 +1,14 @@
 /**
  * The running agent's identities against a real in-process control plane:
- * workload SVIDs fetched with keys kept in memory, one refused ID failing
- * alone, dropped IDs forgotten, renewals of workload and node SVIDs (the node
+ * workload SVIDs fetched with keys made on the host and stored in the state
+ * folder, one refused ID failing alone, dropped IDs forgotten (their files
+ * removed), renewals of workload and node SVIDs (the node
  * key and certificate saved to disk), a CA rotation reaching the bundle, and
  * the bundle watch reopening after the control plane restarts.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { connectControlPlane } from '../../../agent/identity/cp-client.js';
@@ -20,6 +20,7 @@ import { uriSans } from '../../../lib/x509/cert-info.js';
 import { fromPemAll } from '../../../lib/x509/pem.js';
 import { connectAdmin, joinedClient, startTestControlPlane, type TestControlPlane } from '../../support/controlplane.js';
 import { waitFor } from '../../support/wait.js';
+import { tempDir } from './rotation-fixtures.js';
 
 t.setTimeout(180_000);
 
@@ -28,12 +29,6 @@ const WEB = 'spiffe://example.org/ns/default/sa/web';
 const API = 'spiffe://example.org/ns/default/sa/api';
 const OTHER = 'spiffe://example.org/ns/other/sa/db';
 const FAST = { backoff: { initialMs: 100, maxMs: 1_000 }, watchdogMs: 500 };
-
-async function tempDir(t: Test): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-wi-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 /** Verifies leaf -> intermediates -> one of the roots, at now. */
 function chainsTo(chainPem: string, rootsPem: string): boolean {
@@ -56,7 +51,7 @@ async function controlPlane(t: Test, options: Parameters<typeof startTestControl
   const agents: WorkloadIdentities[] = [];
   const tcp = await startTestControlPlane(options);
   t.teardown(async () => {
-    for (const agent of agents) agent.stop();
+    for (const agent of agents) await agent.stop();
     await tcp.stop();
   });
   return { tcp, agents };
@@ -81,6 +76,8 @@ async function agentOn(
     rotation: FAST,
   });
   agents.push(ids);
+  // Teardowns run last-registered first: this one stops the agent (and waits for its disk writes) before its folder goes.
+  t.teardown(() => ids.stop());
   let changes = 0;
   ids.onChange(() => changes++);
   await ids.start();
@@ -102,7 +99,7 @@ t.test('start before join fails with MESH_E_NOT_JOINED', async (t) => {
   const ids = createWorkloadIdentities({ dataDir: t.testdir({}), clock: systemClock, log: createLogger({ sink: { write: () => {} } }) });
   await t.rejects(ids.start(), { code: 'MESH_E_NOT_JOINED' });
   t.equal(ids.states().node.state, 'pending');
-  ids.stop();
+  await ids.stop();
 });
 
 t.test('fetches wanted SVIDs, fails a refused one alone, drops removed ones, follows a CA rotation', async (t) => {
@@ -137,10 +134,13 @@ t.test('fetches wanted SVIDs, fails a refused one alone, drops removed ones, fol
   await waitFor(async () => ((stateOf(ids, OTHER)?.failures ?? 0) >= 3 ? true : undefined), { timeoutMs: 20_000, what: 'retries' });
   t.equal(ids.current().certs.size, 2);
 
+  const nodeFiles = ['identity/bundle.pem', 'identity/node.json', 'identity/node.key', 'identity/node.pem'];
+  const stored = (...names: string[]) => names.flatMap((n) => [`identity/workloads/${n}/svid.key`, `identity/workloads/${n}/svid.pem`]);
+  await waitFor(async () => ((await filesUnder(dataDir)).length === 8 ? true : undefined), { what: 'the workload SVIDs saved' });
   t.same(
     (await filesUnder(dataDir)).sort(),
-    ['identity/bundle.pem', 'identity/node.json', 'identity/node.key', 'identity/node.pem'],
-    'no workload key or SVID written to disk',
+    [...nodeFiles, ...stored('example.org+ns+default+sa+api', 'example.org+ns+default+sa+web')],
+    'the SVIDs held and their keys are stored; nothing for the refused ID',
   );
   const logText = lines.join('\n');
   t.notMatch(logText, /PRIVATE KEY|BEGIN CERTIFICATE/, 'no PEM in the logs');
@@ -154,6 +154,8 @@ t.test('fetches wanted SVIDs, fails a refused one alone, drops removed ones, fol
     [WEB],
   );
   t.ok(changes() > before, 'onChange fired for the dropped SVID');
+  await waitFor(async () => ((await filesUnder(dataDir)).length === 6 ? true : undefined), { what: 'the files of API removed' });
+  t.same((await filesUnder(dataDir)).sort(), [...nodeFiles, ...stored('example.org+ns+default+sa+web')], 'the files of API are removed');
 
   // CA rotation: prepare puts the new root in the bundle; the agent gets it, saves it, and reconnects trusting it.
   const admin = connectAdmin(tcp.dataDir);
@@ -223,7 +225,8 @@ t.test('a dropped ID does not come back from a late answer; a certificate for an
 });
 
 t.test('renews workload and node SVIDs; the new node key and certificate are saved', async (t) => {
-  const { tcp, agents } = await controlPlane(t, { svidTtl: '6s', nodeSvidTtl: '6s' });
+  // Long enough that a loaded machine still starts the agent before the node SVID from the join expires.
+  const { tcp, agents } = await controlPlane(t, { svidTtl: '10s', nodeSvidTtl: '12s' });
   const { ids, dataDir, changes } = await agentOn(t, tcp, agents);
   const joined = await loadNodeIdentity(dataDir);
   ids.setWanted([WEB]);
@@ -302,7 +305,7 @@ t.test('the bundle watch reopens and renewals work again after the control plane
   const port = proxy.port;
   const agents: WorkloadIdentities[] = [];
   t.teardown(async () => {
-    for (const agent of agents) agent.stop();
+    for (const agent of agents) await agent.stop();
     await proxy.close();
     await tcp.stop();
   });

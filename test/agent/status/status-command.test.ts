@@ -4,8 +4,11 @@ import path from 'node:path';
 import t from 'tap';
 import { statusCommand } from '../../../agent/commands/status-command.js';
 import { makeView } from '../../../agent/discovery/catalog-view.js';
+import { renderStatus } from '../../../agent/status/render.js';
 import type { StatusDocument } from '../../../agent/status/status.js';
 import { buildStatus, statusProblems } from '../../../agent/status/status.js';
+import type { Workload } from '../../../agent/workloads/workload.js';
+import { idleAdsStatus } from '../../../agent/xds/server/ads-telemetry.js';
 import { runCli } from '../../../lib/cli.js';
 import { captureIo } from '../../support/io.js';
 
@@ -168,4 +171,58 @@ t.test('buildStatus without a data plane has no data-plane fields', async (t) =>
   });
   t.equal(d.envoy, undefined);
   t.equal(d.healthy, true);
+});
+
+t.test('SVIDs served from the state folder: the document and the table say where they came from', async (t) => {
+  const WEB = 'spiffe://example.org/ns/default/sa/web';
+  const notAfter = Date.parse('2026-11-22T13:00:00.000Z');
+  // buildStatus reads only these fields of a workload.
+  const web = { name: 'web', file: '/w/web.yaml', spiffeId: WEB, port: 8080, meshPort: 18080 } as Workload;
+  const d = buildStatus({
+    node: 'vm1',
+    consulMode: 'agent',
+    consulAddress: 'c:1',
+    connection: 'connected',
+    workloads: [web],
+    fileErrors: [],
+    registrations: [],
+    view: makeView(1, []),
+    watches: [],
+    now: Date.parse('2026-11-22T12:00:00.000Z'),
+    dataPlane: {
+      envoy: { state: 'running' },
+      xds: idleAdsStatus('/run/ads.sock'),
+      modelProblems: [],
+      upstreams: [],
+      serving: [],
+      identity: {
+        node: { spiffeId: 'spiffe://example.org/mesh/node/vm1', serial: 'AA', notAfter, failures: 0, state: 'ready', source: 'disk' },
+        workloads: [
+          {
+            spiffeId: WEB,
+            serial: 'BB',
+            notAfter,
+            nextRenewalAt: notAfter - 1_000,
+            failures: 2,
+            lastError: 'MESH_E_CONTROLPLANE_UNAVAILABLE: down',
+            state: 'failing',
+            source: 'disk',
+          },
+        ],
+        bundle: { sequence: 0, roots: 1 },
+        controlPlane: { address: 'cp:1', state: 'failing', lastError: 'MESH_E_CONTROLPLANE_UNAVAILABLE: down' },
+      },
+    },
+  });
+  t.same(d.workloads[0]?.svid, {
+    state: 'failing',
+    serial: 'BB',
+    notAfter: '2026-11-22T13:00:00.000Z',
+    nextRenewalAt: '2026-11-22T12:59:59.000Z',
+    error: 'MESH_E_CONTROLPLANE_UNAVAILABLE: down',
+    source: 'disk',
+  });
+  t.same(d.nodeSvid, { state: 'ready', serial: 'AA', notAfter: '2026-11-22T13:00:00.000Z', source: 'disk' });
+  t.match(renderStatus(d), /web\s+spiffe:\/\/example\.org\/ns\/default\/sa\/web\s+18080\s+pending\s+-\s+failing \(disk\)\s+BB/);
+  t.match(renderStatus(d), /node SVID {6}ready, serial AA/);
 });

@@ -1,0 +1,109 @@
+/**
+ * Workload SVIDs on disk, so that a restart during a control-plane outage can
+ * serve the last ones until they expire:
+ *
+ *   <dataDir>/identity/workloads/            0700
+ *     <name>/                                0700 (workloadDirName(SPIFFE ID))
+ *       svid.key                             0600 the key, PKCS#8 PEM
+ *       svid.pem                             0644 leaf, then intermediates
+ *
+ * Files are written atomically (temp file, fsync, rename), the key first: a
+ * crash between the two leaves a key that does not go with the certificate,
+ * which load() rejects, never a certificate served with a wrong key. The
+ * roots are the node's bundle (<dataDir>/identity/bundle.pem).
+ */
+import { readdir, readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { ensurePrivateDir, writeFileAtomic } from '../../lib/secret-files.js';
+import { identityDir } from './identity-store.js';
+import { checkStoredSvid, type StoredSvid, workloadDirName } from './svid-check.js';
+
+export interface RejectedSvid {
+  /** The folder under <dataDir>/identity/workloads. */
+  readonly dir: string;
+  readonly reason: string;
+}
+
+export interface WorkloadSvidStore {
+  /** Every stored SVID valid at `now` against the bundle; the others are listed with why. */
+  load(bundlePem: string, now: number): Promise<{ svids: StoredSvid[]; rejected: RejectedSvid[] }>;
+  /** Writes (or replaces) the SVID and key of a SPIFFE ID. */
+  save(spiffeId: string, material: { chainPem: string; keyPem: string }): Promise<void>;
+  /** Removes the files of a SPIFFE ID (nothing if there are none). */
+  remove(spiffeId: string): Promise<void>;
+  /** Removes every stored folder but those of `keep`; returns the folders removed. */
+  prune(keep: readonly string[]): Promise<string[]>;
+}
+
+export const KEY_FILE = 'svid.key';
+export const CHAIN_FILE = 'svid.pem';
+
+export function workloadsDir(dataDir: string): string {
+  return path.join(identityDir(dataDir), 'workloads');
+}
+
+const missing = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT';
+
+export function createWorkloadSvidStore(dataDir: string): WorkloadSvidStore {
+  const root = workloadsDir(dataDir);
+
+  const folders = async (): Promise<string[]> => {
+    try {
+      const entries = await readdir(root, { withFileTypes: true });
+      return entries
+        .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+        .map((e) => e.name)
+        .sort();
+    } catch (err) {
+      if (missing(err)) return [];
+      throw err;
+    }
+  };
+
+  const readOne = async (dir: string, bundlePem: string, now: number) => {
+    let chainPem: string;
+    let keyPem: string;
+    try {
+      keyPem = await readFile(path.join(root, dir, KEY_FILE), 'utf8');
+      chainPem = await readFile(path.join(root, dir, CHAIN_FILE), 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      return { ok: false as const, reason: `${KEY_FILE} or ${CHAIN_FILE} cannot be read (${code})` };
+    }
+    return checkStoredSvid({ dirName: dir, chainPem, keyPem, bundlePem, now });
+  };
+
+  return {
+    async load(bundlePem, now) {
+      const svids: StoredSvid[] = [];
+      const rejected: RejectedSvid[] = [];
+      for (const dir of await folders()) {
+        const result = await readOne(dir, bundlePem, now);
+        if (result.ok) svids.push(result.svid);
+        else rejected.push({ dir, reason: result.reason });
+      }
+      return { svids, rejected };
+    },
+    async save(spiffeId, material) {
+      const dir = path.join(root, workloadDirName(spiffeId));
+      await ensurePrivateDir(root);
+      await ensurePrivateDir(dir);
+      // Key first: a chain on disk always has its key next to it.
+      await writeFileAtomic(path.join(dir, KEY_FILE), material.keyPem, 0o600);
+      await writeFileAtomic(path.join(dir, CHAIN_FILE), material.chainPem, 0o644);
+    },
+    async remove(spiffeId) {
+      await rm(path.join(root, workloadDirName(spiffeId)), { recursive: true, force: true });
+    },
+    async prune(keep) {
+      const kept = new Set(keep.map(workloadDirName));
+      const removed: string[] = [];
+      for (const dir of await folders()) {
+        if (kept.has(dir)) continue;
+        await rm(path.join(root, dir), { recursive: true, force: true });
+        removed.push(dir);
+      }
+      return removed;
+    },
+  };
+}
