@@ -17,7 +17,7 @@ import type { Clock, TimerHandle } from '../../lib/clock.js';
 import { MeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import { stableJson } from '../../lib/stable-json.js';
-import { type AdminRequest, activeConnections, adminAnswers, drainListeners, httpAdmin } from './drain.js';
+import { type AdminRequest, activeConnections, adminAnswers, drainListeners, httpAdmin } from './admin-client.js';
 import { adminAddressPath, bootstrapPath, envoyArgs, parseEnvoyVersion, validateArgs } from './envoy-args.js';
 
 /** The part of a child process the supervisor uses (node's ChildProcess fits). */

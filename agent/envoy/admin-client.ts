@@ -1,9 +1,9 @@
 /**
- * The few Envoy admin API calls the supervisor makes: whether an epoch has
- * finished loading its configuration (admin answers only once the main loop
- * runs, which is after the bootstrap loaded), draining listeners before a stop,
- * and counting the downstream connections still open. The HTTP call is
- * injectable so unit tests need no Envoy.
+ * The Envoy admin API client, with the few calls the supervisor makes: whether
+ * an epoch has finished loading its configuration (admin answers only once the
+ * main loop runs, which is after the bootstrap loaded), draining listeners
+ * before a stop, and counting the downstream connections still open. The HTTP
+ * call is injectable so unit tests need no Envoy.
  */
 
 export interface AdminResponse {
