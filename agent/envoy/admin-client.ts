@@ -5,6 +5,9 @@
  * before a stop, and counting the downstream connections still open. The HTTP
  * call is injectable so unit tests need no Envoy.
  */
+import type { Clock, TimerHandle } from '../../lib/clock.js';
+import type { Logger } from '../../lib/logger.js';
+import type { LaunchedProcess } from './process-launcher.js';
 
 export interface AdminResponse {
   status: number;
@@ -55,4 +58,51 @@ export async function activeConnections(admin: AdminRequest, address: string): P
   const { status, body } = await admin(address, 'GET', '/stats?filter=downstream_cx_active');
   if (status !== 200) throw new Error(`admin /stats: HTTP ${status}`);
   return activeDownstream(body);
+}
+
+const DRAIN_POLL_MS = 100;
+
+/**
+ * stop()'s drain: listeners drain gracefully, then this waits (polling every
+ * 100 ms of the clock) until no downstream connection is left, the drain time
+ * passed, or the process is gone. Admin failing ends the wait: the process is
+ * stopped anyway.
+ */
+export async function drainConnections(
+  admin: AdminRequest,
+  address: string,
+  proc: Pick<LaunchedProcess, 'pid' | 'exit' | 'onGone'>,
+  options: { clock: Clock; log: Logger; drainTimeMs: number },
+): Promise<void> {
+  const { clock, log, drainTimeMs } = options;
+  try {
+    await drainListeners(admin, address);
+  } catch (err) {
+    log.warn('could not drain Envoy listeners; stopping it anyway', { error: err });
+    return;
+  }
+  const deadline = clock.now() + drainTimeMs;
+  let timer: TimerHandle | undefined;
+  let wake: (() => void) | undefined;
+  proc.onGone(() => {
+    timer?.cancel();
+    wake?.();
+  });
+  log.info('draining Envoy listeners', { pid: proc.pid, drainTimeMs });
+  while (proc.exit() === undefined) {
+    let active: number;
+    try {
+      active = await activeConnections(admin, address);
+    } catch (err) {
+      log.warn('could not read Envoy connection stats; stopping it anyway', { error: err });
+      return;
+    }
+    if (active === 0) return log.info('no downstream connection is left; stopping Envoy', { pid: proc.pid });
+    const left = deadline - clock.now();
+    if (left <= 0) return log.info('drain time is over with connections still open', { active });
+    await new Promise<void>((resolve) => {
+      wake = resolve;
+      timer = clock.setTimer(Math.min(DRAIN_POLL_MS, left), resolve);
+    });
+  }
 }
