@@ -104,20 +104,27 @@ export function createEffectRunner(deps: EffectDeps) {
   function awaitAdmin(e: Extract<Effect, { kind: 'await-admin' }>): void {
     const proc = procs.get(e.id);
     if (proc === undefined) return; // gone already: its exit is reported
-    const deadline = clock.now() + deps.startTimeoutMs;
     const what = e.confirm ? 'its admin API to answer' : 'it to write its admin address';
-    let timer: TimerHandle | undefined;
-    proc.onGone(() => timer?.cancel());
+    let done = false;
+    let poll: TimerHandle | undefined;
+    const finish = (event?: EventBody) => {
+      if (done) return;
+      done = true;
+      poll?.cancel();
+      deadline.cancel();
+      if (event) dispatch(event);
+    };
+    const deadline = clock.setTimer(deps.startTimeoutMs, () =>
+      finish({ kind: 'admin-timeout', id: e.id, reason: `timed out after ${deps.startTimeoutMs} ms waiting for ${what}` }),
+    );
+    proc.onGone(() => finish()); // its exit is reported
     const attempt = async (): Promise<void> => {
       let address = await files.readAdminAddress(e.epoch).catch(() => undefined);
       // Admin answers only once the main loop runs, that is after the whole bootstrap loaded.
       if (address !== undefined && e.confirm && !(await adminAnswers(admin, address))) address = undefined;
-      if (proc.exit() !== undefined) return;
-      if (address !== undefined) return dispatch({ kind: 'admin-ready', id: e.id, address });
-      if (clock.now() >= deadline) {
-        return dispatch({ kind: 'admin-timeout', id: e.id, reason: `timed out after ${deps.startTimeoutMs} ms waiting for ${what}` });
-      }
-      timer = clock.setTimer(POLL_MS, () => void attempt());
+      if (done) return;
+      if (address !== undefined) return finish({ kind: 'admin-ready', id: e.id, address });
+      poll = clock.setTimer(POLL_MS, () => void attempt());
     };
     void attempt();
   }
