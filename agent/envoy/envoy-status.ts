@@ -27,7 +27,7 @@ export interface EnvoyEvent {
   detail?: string;
 }
 
-export function envoyStatus(s: SupervisorState, version?: string): EnvoyStatus {
+export function envoyStatus(s: SupervisorState): EnvoyStatus {
   let view: { state: EnvoyStatus['state']; proc?: ProcRef | undefined; adminAddress?: string | undefined; nextRestartAt?: number };
   if (s.phase === 'starting') view = { state: 'starting', proc: s.proc };
   else if (s.phase === 'running') view = { state: 'running', proc: s.proc, adminAddress: s.adminAddress };
@@ -46,7 +46,7 @@ export function envoyStatus(s: SupervisorState, version?: string): EnvoyStatus {
     ...(view.proc?.pid === undefined ? {} : { pid: view.proc.pid }),
     epoch: s.epoch,
     restarts: s.restarts,
-    ...(version === undefined ? {} : { version }),
+    ...(s.version === undefined ? {} : { version: s.version }),
     ...(view.adminAddress === undefined ? {} : { adminAddress: view.adminAddress }),
     ...(s.lastExit === undefined ? {} : { lastExit: { ...s.lastExit } }),
     ...(view.nextRestartAt === undefined ? {} : { nextRestartAt: view.nextRestartAt }),

@@ -123,7 +123,13 @@ function childFailed(s: HotRestarting, reason: string): Step {
 export const hotRestartingOn = {
   spawned(s: HotRestarting, e: EventOf<'spawned'>): Step | undefined {
     if (e.id !== s.id || !s.launching) return undefined;
-    const child = { id: e.id, epoch: s.epoch + 1, startedAt: e.at, ...(e.pid === undefined ? {} : { pid: e.pid }) };
+    const child = {
+      id: e.id,
+      epoch: s.epoch + 1,
+      startedAt: e.at,
+      ...(e.pid === undefined ? {} : { pid: e.pid }),
+      ...(e.version === undefined ? {} : { version: e.version }),
+    };
     return applied({ ...s, launching: false, child }, [{ kind: 'await-admin', id: e.id, epoch: child.epoch, confirm: true }]);
   },
   spawnFailed(s: HotRestarting, e: EventOf<'spawn-failed'>): Step | undefined {
@@ -138,7 +144,7 @@ export const hotRestartingOn = {
     const running = enter(
       s,
       { phase: 'running', proc: child, adminAddress: e.address },
-      { epoch, settings: s.next, retiring: [...s.retiring, ...retire] },
+      { epoch, settings: s.next, retiring: [...s.retiring, ...retire], ...(child.version ? { version: child.version } : {}) },
     );
     return applied(running, [
       ...retire.map((p): Effect => ({ kind: 'retire', id: p.id })),
@@ -146,7 +152,7 @@ export const hotRestartingOn = {
         kind: 'log',
         level: 'info',
         message: 'Envoy hot-restarted',
-        fields: { epoch, pid: child.pid, parentPid: parent.pid, adminAddress: e.address },
+        fields: { epoch, pid: child.pid, parentPid: parent.pid, adminAddress: e.address, version: child.version },
       },
       { kind: 'notify', event: 'hot-restarted', detail: `epoch ${epoch}` },
       answer('hot-restarted'),

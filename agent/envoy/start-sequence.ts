@@ -96,7 +96,13 @@ export const startingOn = {
   },
   spawned(s: Starting, e: EventOf<'spawned'>): Step | undefined {
     if (e.id !== s.id || s.proc !== undefined) return undefined;
-    const proc = { id: e.id, epoch: 0, startedAt: e.at, ...(e.pid === undefined ? {} : { pid: e.pid }) };
+    const proc = {
+      id: e.id,
+      epoch: 0,
+      startedAt: e.at,
+      ...(e.pid === undefined ? {} : { pid: e.pid }),
+      ...(e.version === undefined ? {} : { version: e.version }),
+    };
     const settings = e.binaryId === undefined ? s.settings : { ...s.settings, binaryId: e.binaryId };
     return applied({ ...s, proc, settings }, [{ kind: 'await-admin', id: e.id, epoch: 0, confirm: false }]);
   },
@@ -106,9 +112,10 @@ export const startingOn = {
   },
   adminReady(s: Starting, e: EventOf<'admin-ready'>): Step | undefined {
     if (s.proc?.id !== e.id || s.failure !== undefined) return undefined;
-    const running = enter(s, { phase: 'running', proc: s.proc, adminAddress: e.address });
+    const version = s.proc.version;
+    const running = enter(s, { phase: 'running', proc: s.proc, adminAddress: e.address }, version ? { version } : {});
     const effects: Effect[] = [
-      { kind: 'log', level: 'info', message: 'Envoy started', fields: { pid: s.proc.pid, epoch: 0, adminAddress: e.address } },
+      { kind: 'log', level: 'info', message: 'Envoy started', fields: { pid: s.proc.pid, epoch: 0, adminAddress: e.address, version } },
       { kind: 'notify', event: 'started' },
       { kind: 'settle-start' },
     ];

@@ -77,7 +77,13 @@ function without<K extends 'launching' | 'validating' | 'draining'>(state: Drain
 
 export const drainingOn = {
   spawned(s: Draining, e: EventOf<'spawned'>): Step {
-    const proc: ProcRef = { id: e.id, epoch: -1, startedAt: e.at, ...(e.pid === undefined ? {} : { pid: e.pid }) };
+    const proc: ProcRef = {
+      id: e.id,
+      epoch: -1,
+      startedAt: e.at,
+      ...(e.pid === undefined ? {} : { pid: e.pid }),
+      ...(e.version === undefined ? {} : { version: e.version }),
+    };
     return applied({ ...without(s, 'launching'), procs: [...s.procs, proc] }, [{ kind: 'terminate', ids: [e.id] }]);
   },
   spawnFailed(s: Draining): Step {

@@ -56,14 +56,16 @@ export function createEffectRunner(deps: EffectDeps) {
     for (const old of outputs.keys()) if (outputs.size > KEEP_OUTPUTS) outputs.delete(old);
   };
 
-  async function readVersion(binary: string, binaryId: string, signal: AbortSignal): Promise<void> {
+  /** `envoy --version`, once per binary (path and identity). */
+  async function readVersion(binary: string, binaryId: string, signal: AbortSignal): Promise<string | undefined> {
     const key = `${binary}\0${binaryId}`;
-    if (version?.key === key) return;
+    if (version?.key === key) return version.value;
     const { output } = await runToCompletion(deps.spawn, clock, binary, ['--version'], { timeoutMs: VERSION_TIMEOUT_MS, signal });
-    if (signal.aborted) return;
+    if (signal.aborted) return undefined;
     const value = parseEnvoyVersion(output);
     if (value === undefined) log.warn('could not read the Envoy version', { binary, output: lastLines(output, 2) });
     version = { key, value };
+    return value;
   }
 
   async function spawnEpoch(e: Extract<Effect, { kind: 'spawn' }>): Promise<void> {
@@ -78,7 +80,7 @@ export function createEffectRunner(deps: EffectDeps) {
         await serial(() => files.prepare());
         binaryId = await files.binaryIdentity(e.settings.binary);
       }
-      await readVersion(e.settings.binary, binaryId ?? e.settings.binaryId, abort.signal);
+      const envoyVersion = await readVersion(e.settings.binary, binaryId ?? e.settings.binaryId, abort.signal);
       notAborted();
       await serial(() => files.writeBootstrap(e.epoch, e.settings.bootstrap));
       notAborted();
@@ -93,7 +95,12 @@ export function createEffectRunner(deps: EffectDeps) {
       pid = proc.pid;
       if (proc.exit() === undefined) procs.set(e.id, proc);
       remember(e.id, proc.output);
-      dispatch({ kind: 'spawned', id: e.id, ...(pid === undefined ? {} : { pid }), ...(binaryId === undefined ? {} : { binaryId }) });
+      const known = {
+        ...(pid === undefined ? {} : { pid }),
+        ...(binaryId === undefined ? {} : { binaryId }),
+        ...(envoyVersion ? { version: envoyVersion } : {}),
+      };
+      dispatch({ kind: 'spawned', id: e.id, ...known });
     } catch (err) {
       dispatch({ kind: 'spawn-failed', id: e.id, reason: (err as Error).message });
     } finally {
@@ -213,7 +220,6 @@ export function createEffectRunner(deps: EffectDeps) {
 
   return {
     run,
-    version: () => version?.value,
     /** The last lines of a process's output (for error messages). */
     output: (id: number, lines: number) => lastLines(outputs.get(id)?.() ?? '', lines),
     /** The pid of a live process. */

@@ -22,6 +22,8 @@ export interface ProcRef {
   readonly epoch: number;
   readonly pid?: number;
   readonly startedAt: number;
+  /** From `envoy --version` of its binary. */
+  readonly version?: string;
 }
 
 export interface ExitInfo {
@@ -45,6 +47,8 @@ export interface Common {
   /** Old epochs left to Envoy after a hot restart (it shuts them down after the parent shutdown time). */
   readonly retiring: readonly ProcRef[];
   readonly lastExit?: ExitInfo;
+  /** The version of the last epoch that came up. */
+  readonly version?: string;
 }
 
 /** A reload waiting in `starting`: `cold` when this start is the reload (answer when it runs), else deferred until running. */
@@ -114,7 +118,7 @@ type EventBody =
   | { kind: 'start' }
   | { kind: 'stop' }
   | { kind: 'reload'; next: Settings }
-  | { kind: 'spawned'; id: number; pid?: number; binaryId?: string }
+  | { kind: 'spawned'; id: number; pid?: number; binaryId?: string; version?: string }
   | { kind: 'spawn-failed'; id: number; reason: string }
   /** The epoch wrote its admin address (and, for a hot-restart child, its admin API answers). */
   | { kind: 'admin-ready'; id: number; address: string }
@@ -181,8 +185,9 @@ export function applied(state: SupervisorState, effects: readonly Effect[] = [])
 
 /** The fields every phase has. */
 export function commonOf(state: SupervisorState): Common {
-  const { settings, policy, lastId, epoch, failures, restarts, hotRestartBroken, retiring, lastExit } = state;
-  return { settings, policy, lastId, epoch, failures, restarts, hotRestartBroken, retiring, ...(lastExit ? { lastExit } : {}) };
+  const { settings, policy, lastId, epoch, failures, restarts, hotRestartBroken, retiring, lastExit, version } = state;
+  const optional = { ...(lastExit ? { lastExit } : {}), ...(version ? { version } : {}) };
+  return { settings, policy, lastId, epoch, failures, restarts, hotRestartBroken, retiring, ...optional };
 }
 
 /** Moves to another phase: the common fields (with `changes`) and the new phase's own fields, nothing of the old phase. */

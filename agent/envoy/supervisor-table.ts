@@ -67,12 +67,20 @@ const notProbing = ignore('no admin probe is under way in this phase');
 const notRemoving = ignore('the shared memory is only awaited while stopping');
 const busy = reject('another reload is under way');
 
+/** A process nobody waits for: kill it rather than leave it running. */
+function orphan(s: SupervisorState, e: EventOf<'spawned'>): Step {
+  return applied(s, [
+    { kind: 'log', level: 'warn', message: 'an Envoy process nobody waits for was spawned; killing it', fields: { pid: e.pid } },
+    { kind: 'kill', id: e.id },
+  ]);
+}
+
 export const TABLE: { readonly [P in Phase]: Row<P> } = {
   stopped: {
     start: startFresh,
     stop: (s) => applied(s, [{ kind: 'settle-stop' }]),
     reload: (s, e) => keepForNextStart(s, e.next, 'Envoy is stopped'),
-    spawned: () => undefined,
+    spawned: orphan,
     'spawn-failed': stale,
     'admin-ready': noProcess,
     'admin-timeout': noProcess,
@@ -103,7 +111,7 @@ export const TABLE: { readonly [P in Phase]: Row<P> } = {
     stop: (s) =>
       beginStop(s, { current: s.proc, ...(s.adminAddress ? { adminAddress: s.adminAddress } : {}), alive: [s.proc], drain: true }),
     reload: (s, e) => beginReload(s, e.next),
-    spawned: () => undefined,
+    spawned: orphan,
     'spawn-failed': stale,
     'admin-ready': stale,
     'admin-timeout': stale,
@@ -131,7 +139,7 @@ export const TABLE: { readonly [P in Phase]: Row<P> } = {
             },
       ),
     reload: busy,
-    spawned: () => undefined,
+    spawned: orphan,
     'spawn-failed': stale,
     'admin-ready': stale,
     'admin-timeout': stale,
@@ -168,7 +176,7 @@ export const TABLE: { readonly [P in Phase]: Row<P> } = {
     start: alreadyStarted,
     stop: (s) => beginStop({ ...s, settings: s.next }, { alive: s.old ? [s.old] : [], drain: false, extra: [stopped('cold restart')] }),
     reload: busy,
-    spawned: () => undefined,
+    spawned: orphan,
     'spawn-failed': stale,
     'admin-ready': stale,
     'admin-timeout': stale,
@@ -183,7 +191,7 @@ export const TABLE: { readonly [P in Phase]: Row<P> } = {
     start: alreadyStarted,
     stop: (s) => beginStop(s, { alive: [], drain: false, extra: [{ kind: 'cancel-timer', timer: s.timer }] }),
     reload: (s, e) => keepForNextStart(s, e.next, 'Envoy waits to restart'),
-    spawned: () => undefined,
+    spawned: orphan,
     'spawn-failed': stale,
     'admin-ready': stale,
     'admin-timeout': stale,
@@ -210,14 +218,6 @@ export const TABLE: { readonly [P in Phase]: Row<P> } = {
     'shm-removed': (s) => (s.removing ? drainingOn.shmRemoved(s) : undefined),
   },
 };
-
-/** A process nobody waits for: kill it rather than leave it running. */
-function orphan(s: SupervisorState, e: EventOf<'spawned'>): Step {
-  return applied(s, [
-    { kind: 'log', level: 'warn', message: 'an Envoy process nobody waits for was spawned; killing it', fields: { pid: e.pid } },
-    { kind: 'kill', id: e.id },
-  ]);
-}
 
 export function transition(state: SupervisorState, event: SupervisorEvent): Step {
   const cell = (TABLE[state.phase] as Row<Phase>)[event.kind] as Cell<Phase, EventKind>;

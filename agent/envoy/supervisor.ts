@@ -119,7 +119,7 @@ export function createEnvoySupervisor(options: EnvoySupervisorOptions): EnvoySup
     retireAfterMs: parentShutdownMs + RETIRE_GRACE_MS,
     dispatch: (body) => dispatch({ ...body, at: clock.now() } as SupervisorEvent),
   });
-  const status = () => envoyStatus(state, effects.version());
+  const status = () => envoyStatus(state);
 
   const toError = (failure: Failure, lines: number) => {
     const output = failure.outputOf === undefined ? '' : effects.output(failure.outputOf, lines);

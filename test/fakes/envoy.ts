@@ -47,6 +47,11 @@ export class FakeEnvoyChild extends EventEmitter {
     this.emit('close', code, signal);
   }
 
+  /** The signals the process got, in order. */
+  signalNames(): string[] {
+    return this.signals.map((s) => s.signal);
+  }
+
   /** The next signal the process gets. */
   nextSignal(): Promise<NodeJS.Signals> {
     return new Promise((resolve) => this.once('signal', resolve));
@@ -101,8 +106,6 @@ export class FakeEnvoyFiles implements EnvoyFiles {
   }
 }
 
-export const FAKE_VERSION = 'envoy  version: 9e5580933739775e8bce696a57a2e1bc99368f23/1.40.0/Clean/RELEASE/BoringSSL\n';
-
 /** Spawns fake processes, answers the admin API, and keeps the files. */
 export class FakeEnvoyHost {
   readonly files = new FakeEnvoyFiles();
@@ -112,6 +115,8 @@ export class FakeEnvoyHost {
   holdVersion = false;
   holdValidation = false;
   validateOk = true;
+  /** The release `envoy --version` reports. */
+  version = '1.40.0';
   /** A new Envoy writes its admin address when spawned (else the test does, with writeAdminAddress). */
   writesAdminAddress = true;
   /** The next Envoy writes its admin address, then exits 1 (its admin never answers). */
@@ -165,7 +170,10 @@ export class FakeEnvoyHost {
   }
 
   endVersion(child: FakeEnvoyChild): void {
-    child.stdout.emit('data', Buffer.from(FAKE_VERSION));
+    child.stdout.emit(
+      'data',
+      Buffer.from(`envoy  version: 9e5580933739775e8bce696a57a2e1bc99368f23/${this.version}/Clean/RELEASE/BoringSSL\n`),
+    );
     child.exit(0, null);
   }
 

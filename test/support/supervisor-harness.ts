@@ -60,6 +60,12 @@ export function harness(t: Test, overrides: Partial<EnvoySupervisorOptions> = {}
   return { clock, host, events, logs, supervisor, next };
 }
 
+/** A start() or reload() the test lets run on (and checks later): no unhandled rejection meanwhile. */
+export function inBackground<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => {});
+  return promise;
+}
+
 /**
  * stop() at this moment (or the stop already under way): it resolves, no fake
  * Envoy process of any kind is left, and the shared memory was removed.
