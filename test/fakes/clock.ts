@@ -68,4 +68,56 @@ export class FakeClock implements Clock {
   pending(): number {
     return this.timers.filter((x) => !x.cancelled).length;
   }
+
+  /**
+   * Lets the promise callbacks already queued run, and those they queue, but
+   * no time passes. Deterministic only when the code under test does no real
+   * I/O (its fakes answer with promises), which is what unit tests do.
+   */
+  static async flush(): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+
+  /** Like advance(), but lets promise callbacks run before each due timer and at the end (sinon's tickAsync). */
+  async advanceAsync(ms: number): Promise<void> {
+    const target = this.current + ms;
+    for (;;) {
+      await FakeClock.flush();
+      const due = this.earliest();
+      if (due === undefined || due.at > target) break;
+      this.current = due.at;
+      due.cancelled = true;
+      due.fn();
+    }
+    this.timers = this.timers.filter((x) => !x.cancelled);
+    this.current = target;
+    await FakeClock.flush();
+  }
+
+  /**
+   * Moves time from timer to timer, letting promise callbacks run in between,
+   * until the promise settles; returns (or throws) what it settles with. Fails
+   * when the promise waits for something no timer of this clock will bring,
+   * or does not settle within limitMs of clock time.
+   */
+  async runUntil<T>(promise: Promise<T>, limitMs = 10 * 60_000): Promise<T> {
+    let settled = false;
+    const watched = promise.finally(() => {
+      settled = true;
+    });
+    watched.catch(() => {});
+    const end = this.current + limitMs;
+    for (;;) {
+      await FakeClock.flush();
+      if (settled) return watched;
+      const due = this.earliest();
+      if (due === undefined) throw new Error('runUntil: the promise waits for something other than this clock');
+      if (due.at > end) throw new Error(`runUntil: not settled within ${limitMs} ms of clock time`);
+      this.advance(due.at - this.current);
+    }
+  }
+
+  private earliest(): Timer | undefined {
+    return this.timers.filter((x) => !x.cancelled).sort((a, b) => a.at - b.at)[0];
+  }
 }

@@ -74,7 +74,8 @@ t.test('SIGHUP: new Envoy binary or envoy.* setting -> hot restart, in-flight re
 
   // 2. The binary replaced in place (new inode), with a request in flight.
   const inFlight = getJson(apiLocal, '/slow?delay=1500', 15_000);
-  await new Promise((r) => setTimeout(r, 300));
+  // In flight: through Envoy and at the app, which answers only after 1.5 s.
+  await waitFor(async () => (api.inFlight() > 0 ? true : undefined), { what: 'the slow request to reach api' });
   await copyFile(envoy.path, `${binary}.new`);
   await rename(`${binary}.new`, binary);
   agent.process.kill('SIGHUP');

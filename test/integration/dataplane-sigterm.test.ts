@@ -65,7 +65,8 @@ t.test('SIGTERM: deregistered, in-flight request completes, Envoy gone, exit 0',
   t.ok(Object.keys(registered).length >= 2, 'both workloads registered');
 
   const inFlight = getJson(apiLocal, '/slow?delay=1500', 10_000);
-  await new Promise((r) => setTimeout(r, 300));
+  // In flight: through Envoy and at the app, which answers only after 1.5 s.
+  await waitFor(async () => (api.inFlight() > 0 ? true : undefined), { what: 'the slow request to reach api' });
   agent.process.kill('SIGTERM');
   const answer = await inFlight;
   t.equal(answer.app, 'api', 'the request in flight when SIGTERM arrived completed (drain)');

@@ -1,5 +1,6 @@
 /** A long-running child process (Consul, Envoy) with its output kept for diagnostics. */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 
 export interface ManagedChild {
   readonly process: ChildProcess;
@@ -35,6 +36,24 @@ export function processAlive(pid: number | undefined): boolean {
   } catch {
     return false;
   }
+}
+
+/** Live processes (from /proc) with an argument containing `fragment`, e.g. an agent's Envoy folder. */
+export function processesWith(fragment: string): Array<{ pid: number; args: string[] }> {
+  const found: Array<{ pid: number; args: string[] }> = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let args: string[];
+    try {
+      args = readFileSync(`/proc/${entry}/cmdline`, 'utf8')
+        .split('\0')
+        .filter((a) => a !== '');
+    } catch {
+      continue; // gone meanwhile
+    }
+    if (args.some((a) => a.includes(fragment))) found.push({ pid: Number(entry), args });
+  }
+  return found;
 }
 
 export function childEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {

@@ -11,6 +11,8 @@ import tls from 'node:tls';
 
 export interface EchoApp {
   readonly port: number;
+  /** Requests received and not answered yet (a `?delay=` request in flight). */
+  inFlight(): number;
   close(): Promise<void>;
 }
 
@@ -21,7 +23,10 @@ export interface EchoAnswer {
 }
 
 export async function startEchoApp(name: string, port = 0): Promise<EchoApp> {
+  let inFlight = 0;
   const server = http.createServer((req, res) => {
+    inFlight++;
+    res.once('close', () => inFlight--);
     const answer: EchoAnswer = { app: name, xfcc: String(req.headers['x-forwarded-client-cert'] ?? ''), path: req.url ?? '' };
     // `?delay=MS` answers late: an in-flight request for drain tests.
     const delay = Number(new URL(req.url ?? '/', 'http://app').searchParams.get('delay') ?? 0);
@@ -33,6 +38,7 @@ export async function startEchoApp(name: string, port = 0): Promise<EchoApp> {
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return {
     port: (server.address() as AddressInfo).port,
+    inFlight: () => inFlight,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
