@@ -2,8 +2,11 @@
  * Epoch 0, pure: start() (or a crash restart, or a cold restart) launches it,
  * and it counts as started once it wrote its admin address (Envoy is not LIVE
  * then: it waits for its configuration over ADS). If start()'s own attempt
- * fails, start() fails and nothing restarts; a failed restart is a crash like
- * any other and backs off. A start that hangs is killed after the start
+ * cannot launch the binary at all, start() fails and nothing restarts (a
+ * configuration error). An Envoy that ran and exited (or hung) is a crash like
+ * any other, also on the first start: it backs off and restarts, and start()
+ * resolves with Envoy in backoff, so the agent keeps running and says why its
+ * workloads are not served. A start that hangs is killed after the start
  * timeout. A reload that arrives meanwhile waits until the epoch runs.
  */
 import { beginReload, sameSettings } from './hot-restart.js';
@@ -45,9 +48,11 @@ function reloadAfterFailure(s: Starting): { effects: Effect[]; settings?: Settin
 
 function startFailed(s: Starting, reason: string, at: number, exit?: ExitInfo): Step {
   const reload = reloadAfterFailure(s);
-  if (!s.initial) {
+  if (!s.initial || exit !== undefined) {
     const proc = s.proc ?? { id: s.id, epoch: 0, startedAt: at };
-    const options = { why: reason, extra: reload.effects, ...(reload.settings ? { settings: reload.settings } : {}) };
+    // start()'s own attempt ran and failed: start() is answered; the restart follows the backoff.
+    const extra: Effect[] = s.initial ? [...reload.effects, { kind: 'settle-start' }] : reload.effects;
+    const options = { why: reason, extra, ...(reload.settings ? { settings: reload.settings } : {}) };
     return crash(s, proc, exit ?? { code: null, signal: null, at }, options);
   }
   const stopped = enter(

@@ -113,7 +113,13 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
           (err: unknown) => err,
         );
         const first = await Promise.race([started.then((err) => ({ kind: 'started' as const, err })), stopRequested]);
-        if (typeof first === 'object' && first.err !== undefined && !isMeshError(first.err, 'MESH_E_STOPPING')) {
+        // A start-up error caused by a stop (a step cut short) is part of stopping, not a failure.
+        if (
+          typeof first === 'object' &&
+          first.err !== undefined &&
+          stopSignal === undefined &&
+          !isMeshError(first.err, 'MESH_E_STOPPING')
+        ) {
           // Start-up failed: leave nothing behind (registrations, the status listener, the ADS socket, Envoy).
           await running.stop().catch(() => undefined);
           (deps.exit ?? exitSoon)(EXIT_FAILURE);

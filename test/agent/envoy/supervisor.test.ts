@@ -39,30 +39,37 @@ t.test('start: epoch 0 with the right arguments, status once the admin address i
   t.equal(h.host.of('version').length, 1, 'the version was read once');
 });
 
-t.test('start fails when Envoy exits before writing its admin address', async (t) => {
+t.test('an Envoy that exits during the first start backs off and restarts; start() is answered', async (t) => {
   const h = harness(t);
   h.host.writesAdminAddress = false;
   const starting = h.supervisor.start();
   const envoy = await h.host.next('envoy');
   envoy.exit(1, null, 'critical: cannot bind\n');
-  await t.rejects(starting, {
-    code: 'MESH_E_PROCESS_START',
-    message: /exited \(exit code 1\) before writing its admin address.*cannot bind/s,
-  });
-  t.equal(h.supervisor.status().state, 'stopped', 'no restarts after a failed start');
-  t.same(h.supervisor.status().lastExit, { code: 1, signal: null, at: h.clock.now() });
-  t.equal(h.clock.pending(), 0, 'no restart timer');
+  await starting;
+  const status = h.supervisor.status();
+  t.equal(status.state, 'backoff', 'the agent keeps running; Envoy is restarted after a backoff');
+  t.same(status.lastExit, { code: 1, signal: null, at: h.clock.now() });
+  t.equal(status.restarts, 0);
+  t.ok(h.logs.includes('Envoy exited unexpectedly; restarting after a backoff'), 'logged like any crash');
+  h.host.writesAdminAddress = true;
+  const started = h.next('started');
+  h.clock.advance((status.nextRestartAt as number) - h.clock.now());
+  await started;
+  t.equal(h.supervisor.status().state, 'running', 'the restart serves');
+  t.equal(h.supervisor.status().restarts, 1);
   await h.clock.runUntil(h.supervisor.stop());
-  t.equal(h.host.files.sharedMemoryRemovals, 1, 'the shared memory the failed epoch may have made is removed');
+  t.same(h.host.alive(), []);
 });
 
-t.test('start fails when Envoy hangs before writing its admin address: killed after the start timeout', async (t) => {
+t.test('an Envoy that hangs during the first start is killed after the start timeout and restarted with backoff', async (t) => {
   const h = harness(t, { startTimeoutMs: 2_000 });
   h.host.writesAdminAddress = false;
   const began = h.clock.now();
-  await t.rejects(h.clock.runUntil(h.supervisor.start()), { code: 'MESH_E_PROCESS_START', message: /timed out after 2000 ms/ });
+  await h.clock.runUntil(h.supervisor.start());
   const [envoy] = h.host.of('envoy');
   t.same(envoy?.signals, [{ signal: 'SIGKILL', at: began + 2_000 }]);
+  t.equal(h.supervisor.status().state, 'backoff');
+  await h.clock.runUntil(h.supervisor.stop());
   t.equal(h.supervisor.status().state, 'stopped');
   t.same(h.host.alive(), []);
 });
