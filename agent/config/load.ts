@@ -10,7 +10,7 @@ import { MeshError } from '../../lib/errors.js';
 import { type AgentConfig, agentConfigSchema } from './schema.js';
 
 export interface LoadAgentConfigDeps {
-  /** The host name (systeminformation in production). */
+  /** The host name nodeName defaults to (os.hostname() in production, as systeminformation reports it). */
   hostname(): Promise<string>;
 }
 

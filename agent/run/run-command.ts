@@ -16,10 +16,11 @@ import { createEnvoySupervisor } from '../envoy/supervisor.js';
 import { createWorkloadIdentities } from '../identity/workload-identities.js';
 import { runCheck } from '../workloads/health-check.js';
 import { type Agent, createAgent } from './agent.js';
-import { type HostFacts, hostFacts } from './host-facts.js';
+import { collectHostFacts, fallbackHostFacts, type HostFacts, type HostFactsSource, hostFacts, systemHostname } from './host-facts.js';
 
 export interface RunCommandDeps {
-  facts?: () => Promise<HostFacts>;
+  /** Host facts (systeminformation in a worker by default); read once, within hostFactsTimeout. */
+  facts?: HostFactsSource;
   /** Process signals; tests pass an EventEmitter. */
   signals?: Pick<NodeJS.Process, 'on' | 'off'>;
 }
@@ -33,9 +34,9 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
     async run({ values, io }) {
       const file = values.config;
       if (typeof file !== 'string') throw new MeshError('MESH_E_USAGE', 'mesh-agent run: --config FILE is required');
-      const facts = await (deps.facts ?? hostFacts)();
-      const config = await loadAgentConfig(file, { hostname: async () => facts.hostname });
+      const config = await loadAgentConfig(file, { hostname: systemHostname });
       const log = createLogger({ level: config.log.level, format: config.log.format, sink: { write: (l) => io.stderr.write(`${l}\n`) } });
+      const facts = await startupFacts(config, deps.facts ?? hostFacts, log);
       const agent = createRealAgent(config, facts, log);
       const signals = deps.signals ?? process;
       // The envoy.* part of the config file is read again; other changes need a restart.
@@ -43,7 +44,7 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
         if (agent.dataPlane === undefined) return;
         let next: AgentConfig;
         try {
-          next = await loadAgentConfig(file, { hostname: async () => facts.hostname });
+          next = await loadAgentConfig(file, { hostname: systemHostname });
         } catch (err) {
           log.error('SIGHUP: the configuration file is invalid; Envoy keeps running as it is', { error: err });
           return;
@@ -77,6 +78,17 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
       return EXIT_OK;
     },
   };
+}
+
+/** The host facts, once: a failure stops the start unless advertiseAddress is configured (then they only name the OS). */
+async function startupFacts(config: AgentConfig, source: HostFactsSource, log: Logger): Promise<HostFacts> {
+  try {
+    return await collectHostFacts({ source, timeoutMs: config.hostFactsTimeout, clock: systemClock });
+  } catch (err) {
+    if (config.advertiseAddress === undefined) throw err;
+    log.warn('host facts unavailable; advertiseAddress is configured, so the agent goes on with what node:os knows', { error: err });
+    return fallbackHostFacts();
+  }
 }
 
 /** The agent with its real parts: Consul over HTTP, checks on this host, and the data plane when enabled. */
