@@ -3,7 +3,8 @@
  * command it runs hangs: systeminformation runs `hostname -f` with execSync,
  * which blocks its thread, so the facts are read in a worker thread and the
  * timeout runs on the agent's own. A `hostname` that blocks until the test
- * releases it is put first on PATH.
+ * releases it is put first on PATH. (Were systeminformation run on this thread,
+ * the wait for the hanging command below could never poll: the test would hang.)
  */
 import { execFileSync } from 'node:child_process';
 import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -11,8 +12,8 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { collectHostFacts, hostFacts } from '../../agent/run/host-facts.js';
-import { systemClock } from '../../lib/clock.js';
 import { isMeshError } from '../../lib/errors.js';
+import { FakeClock } from '../fakes/clock.js';
 import { waitFor } from '../support/wait.js';
 
 t.setTimeout(60_000);
@@ -42,11 +43,21 @@ t.test('a hanging `hostname -f` does not hold the start: MESH_E_HOST_FACTS at th
     await rm(dir, { recursive: true, force: true });
   });
 
-  const err = await collectHostFacts({ source: hostFacts, timeoutMs: 2000, clock: systemClock }).catch((e: unknown) => e);
+  // The timeout is driven by a fake clock once the command is known to hang, so a slow start of the
+  // worker on a busy machine cannot make it fire before systeminformation got that far.
+  const clock = new FakeClock();
+  const pending = collectHostFacts({ source: hostFacts, timeoutMs: 5000, clock }).catch((e: unknown) => e);
+  await waitFor(async () => ((await processesUsing(dir)) > 0 ? true : undefined), {
+    timeoutMs: 30_000,
+    what: 'systeminformation to run the hanging hostname',
+  });
   process.env.PATH = savedPath;
+  // This thread is free while the worker is blocked in execSync: the timer fires and the start fails.
+  clock.advance(5000);
+  const err = await pending;
   t.ok(isMeshError(err, 'MESH_E_HOST_FACTS'), 'rejected although the worker is blocked in execSync');
-  t.match((err as Error).message, /did not finish within 2000 ms; set advertiseAddress/);
-  t.ok((await processesUsing(dir)) > 0, 'the hanging command was running');
+  t.match((err as Error).message, /did not finish within 5000 ms; set advertiseAddress/);
+  t.ok((await processesUsing(dir)) > 0, 'the command still hangs');
 
   // Release it; the blocked worker then ends (it was terminated) and nothing is left.
   await writeFile(fifo, 'vm1.example\n');
