@@ -19,6 +19,8 @@ export const ERROR_CODES = {
   MESH_E_WORKLOAD_INVALID: 'a workload file is invalid; the other workloads keep running',
   MESH_E_CONSUL_UNREACHABLE: 'the Consul HTTP API did not answer; the agent retries with backoff',
   MESH_E_CONSUL_REJECTED: 'Consul rejected a request (see the HTTP status and body)',
+  MESH_E_HOST_FACTS:
+    'the host facts (OS, network addresses) could not be read at start; set advertiseAddress and nodeName in the agent configuration',
   MESH_E_STORE: 'the control-plane database could not be opened or written',
   MESH_E_STORE_CORRUPT: 'the control-plane database failed its integrity check; restore a backup',
   MESH_E_CERT_INVALID: 'a certificate or PEM file cannot be read',

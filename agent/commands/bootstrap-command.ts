@@ -3,9 +3,9 @@ import { type Command, EXIT_OK } from '../../lib/cli.js';
 import { MeshError } from '../../lib/errors.js';
 import { loadAgentConfig } from '../config/load.js';
 import { agentBootstrap } from '../envoy/agent-envoy.js';
-import { hostFacts } from '../run/host-facts.js';
+import { systemHostname } from '../run/host-facts.js';
 
-export function bootstrapCommand(facts: typeof hostFacts = hostFacts): Command {
+export function bootstrapCommand(hostname: () => Promise<string> = systemHostname): Command {
   return {
     name: 'bootstrap',
     summary: 'print the Envoy bootstrap the agent starts Envoy with (JSON)',
@@ -23,7 +23,7 @@ export function bootstrapCommand(facts: typeof hostFacts = hostFacts): Command {
       const api = values.api;
       if (api !== undefined && api !== 'sotw' && api !== 'delta')
         throw new MeshError('MESH_E_USAGE', `--api ${String(api)}: use sotw or delta`, { details: { flag: 'api' } });
-      const config = await loadAgentConfig(values.config, { hostname: async () => (await facts()).hostname });
+      const config = await loadAgentConfig(values.config, { hostname });
       const bootstrap = agentBootstrap(config, api);
       io.stdout.write(`${JSON.stringify(bootstrap, null, 2)}\n`);
       return EXIT_OK;

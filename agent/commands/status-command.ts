@@ -8,7 +8,7 @@ import { type Command, EXIT_FAILURE, EXIT_OK } from '../../lib/cli.js';
 import { MeshError } from '../../lib/errors.js';
 import { loadAgentConfig } from '../config/load.js';
 import { HOST_PORT } from '../config/schema.js';
-import { hostFacts } from '../run/host-facts.js';
+import { systemHostname } from '../run/host-facts.js';
 import { renderStatus } from '../status/render.js';
 import type { StatusDocument } from '../status/status.js';
 
@@ -30,7 +30,7 @@ export function statusCommand(fetchImpl: typeof fetch = fetch): Command {
         throw new MeshError('MESH_E_USAGE', `--address ${address}: must be host:port`, { details: { flag: 'address' } });
       if (address === undefined) {
         const file = typeof values.config === 'string' ? values.config : DEFAULT_CONFIG;
-        const config = await loadAgentConfig(file, { hostname: async () => (await hostFacts()).hostname });
+        const config = await loadAgentConfig(file, { hostname: systemHostname });
         address = config.status.listen;
       }
       let doc: StatusDocument;

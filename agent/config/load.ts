@@ -11,7 +11,7 @@ import { identityDir, joinedTrustDomain } from '../identity/identity-store.js';
 import { type AgentConfig, agentConfigSchema } from './schema.js';
 
 export interface LoadAgentConfigDeps {
-  /** The host name (systeminformation in production). */
+  /** The host name nodeName defaults to (os.hostname() in production, as systeminformation reports it). */
   hostname(): Promise<string>;
   /**
    * The trust domain this host joined, as its node SVID names it; undefined

@@ -50,6 +50,8 @@ export const agentConfigSchema = z.strictObject({
   workloadsDir: z.string().min(1).default('/etc/mesh-agent/workloads.d'),
   /** The address other hosts reach this host's workloads at; default: the host's first non-internal IPv4 address. */
   advertiseAddress: z.string().min(1).optional(),
+  /** Longest wait for the host facts (OS, addresses; systeminformation, read once at start). */
+  hostFactsTimeout: durationMs.default(5_000),
   /** Locality recorded in the catalog (meta mesh_zone). */
   zone: z.string().default(''),
   controlPlane: z

@@ -1,7 +1,7 @@
 /**
- * The agent's view of Consul: four calls. The HTTP implementation
- * (consul-http.ts) speaks either to the local Consul agent (mode "agent") or
- * to a server's catalog API (mode "catalog"); the shared fake in
+ * The agent's view of Consul: a few calls. The implementation over the `consul`
+ * package (consul-http.ts) speaks either to the local Consul agent (mode
+ * "agent") or to a server's catalog API (mode "catalog"); the shared fake in
  * test/fakes/consul.ts implements the same interface for unit tests.
  */
 
@@ -18,6 +18,17 @@ export interface RegistrationCheck {
   readonly output?: string;
 }
 
+/**
+ * Whether Envoy serves the workload's mesh listener, and why not. Registered as a
+ * second check of the service (CheckID `mesh:<serviceId>`): a TTL check the agent
+ * pushes in agent mode, a reported status in catalog mode.
+ */
+export interface MeshCheck {
+  readonly status: 'passing' | 'critical';
+  /** The reason, shown as the check's Output in Consul. */
+  readonly output: string;
+}
+
 /** One service instance on this node, as registered in Consul. */
 export interface ServiceRegistration {
   readonly id: string;
@@ -30,6 +41,13 @@ export interface ServiceRegistration {
   /** Envoy's inbound port: also a tagged address `mesh` so the catalog shows both ports. */
   readonly meshPort: number;
   readonly check: RegistrationCheck | undefined;
+  /** The mesh listener check; absent when the agent runs without its data plane. */
+  readonly meshCheck?: MeshCheck;
+}
+
+export interface RegisterOptions {
+  /** Agent mode: the TTL of the mesh listener check (it goes critical when nobody refreshes it). */
+  readonly meshCheckTtlMs: number;
 }
 
 /** One instance of a service from the health API, with the parts the agent uses. */
@@ -62,12 +80,17 @@ export interface HealthResult {
 
 export interface ConsulClient {
   /** Registers or updates one service instance of this node. */
-  register(registration: ServiceRegistration): Promise<void>;
+  register(registration: ServiceRegistration, options: RegisterOptions): Promise<void>;
   deregister(serviceId: string): Promise<void>;
   /** IDs of the service instances Consul holds for this node (a restarted dev agent holds none). */
   registeredIds(): Promise<ReadonlySet<string>>;
   /** Agent mode: the status of each service's checks as Consul runs them (worst of), by service ID. */
   checkStatuses?(): Promise<ReadonlyMap<string, string>>;
+  /**
+   * Agent mode: sets the status and output of a registered service's mesh listener
+   * check (a TTL check) without registering the service again; also resets its TTL.
+   */
+  setMeshCheck?(serviceId: string, check: MeshCheck): Promise<void>;
   /** Instances of a service with their checks; a blocking query when index > 0. */
   healthService(service: string, query: HealthQuery): Promise<HealthResult>;
 }

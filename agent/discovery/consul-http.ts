@@ -1,12 +1,25 @@
 /**
- * ConsulClient over Consul's HTTP API (node:http keep-alive; the blocking queries and the
- * catalog register endpoint are plain HTTP). Network failures become
- * MESH_E_CONSUL_UNREACHABLE, HTTP errors MESH_E_CONSUL_REJECTED.
+ * ConsulClient over Consul's HTTP API through the `consul` package (papi on node:http,
+ * one keep-alive agent). Blocking queries pass index/wait and are cancelled through
+ * papi's request context when the caller's AbortSignal fires. Network failures and
+ * timeouts become MESH_E_CONSUL_UNREACHABLE, HTTP errors MESH_E_CONSUL_REJECTED with
+ * the status and Consul's message. The few calls the package cannot express go through
+ * its own request method (same connection pool, token and errors), each with its reason.
  */
-import { MeshError } from '../../lib/errors.js';
-import { createHttpClient, type HttpAnswer } from '../../lib/http-request.js';
+import http from 'node:http';
+import Consul from 'consul';
 import { worstStatus } from './catalog-view.js';
-import type { ConsulClient, HealthEntry, RegistrationCheck, ServiceRegistration } from './consul-client.js';
+import {
+  agentServiceBody,
+  type CatalogNode,
+  catalogDeregisterBody,
+  catalogRegisterBody,
+  type Json,
+  meshCheckId,
+  toHealthEntry,
+} from './consul-bodies.js';
+import { consulCall, type PapiContext } from './consul-call.js';
+import type { ConsulClient, HealthQuery, HealthResult } from './consul-client.js';
 
 export interface ConsulHttpOptions {
   mode: 'agent' | 'catalog';
@@ -21,177 +34,146 @@ export interface ConsulHttpOptions {
   requestTimeoutMs?: number;
 }
 
-type Json = Record<string, unknown>;
-
-function agentCheck(check: RegistrationCheck): Json {
-  const out: Json = { Name: check.name };
-  if (check.kind === 'ttl') return { ...out, TTL: check.target };
-  const timing = { Interval: check.interval, Timeout: check.timeout };
-  switch (check.kind) {
-    case 'http':
-      return { ...out, ...timing, HTTP: check.target };
-    case 'tcp':
-      return { ...out, ...timing, TCP: check.target };
-    case 'grpc':
-      return { ...out, ...timing, GRPC: check.target };
-    default:
-      return { ...out, ...timing, Args: check.target };
-  }
+/** What the agent calls of the package. Its typings leave out papi's `ctx` and `timeout` and the request method. */
+interface CallOptions {
+  ctx?: PapiContext;
+  timeout?: number;
+  dc?: string;
+  index?: string;
+  wait?: string;
 }
-
-function serviceBody(reg: ServiceRegistration, nameKey: 'Name' | 'Service'): Json {
-  return {
-    ID: reg.id,
-    [nameKey]: reg.name,
-    Address: reg.address,
-    Port: reg.port,
-    Tags: reg.tags,
-    Meta: reg.meta,
-    Weights: { Passing: reg.weight, Warning: 1 },
-    TaggedAddresses: { mesh: { Address: reg.address, Port: reg.meshPort } },
-  };
+interface PapiRequest {
+  name: string;
+  path: string;
+  query?: Record<string, string>;
+  headers?: Record<string, string>;
+  type?: 'json';
+  body?: Json;
 }
-
-export function toHealthEntry(raw: Json): HealthEntry {
-  const node = (raw.Node ?? {}) as Json;
-  const svc = (raw.Service ?? {}) as Json;
-  const tagged = (svc.TaggedAddresses ?? {}) as Record<string, { Port?: number }>;
-  const weights = (svc.Weights ?? {}) as { Passing?: number };
-  return {
-    node: String(node.Node ?? ''),
-    nodeAddress: String(node.Address ?? ''),
-    datacenter: String(node.Datacenter ?? ''),
-    serviceId: String(svc.ID ?? ''),
-    service: String(svc.Service ?? ''),
-    address: String(svc.Address || node.Address || ''),
-    port: Number(svc.Port ?? 0),
-    tags: (svc.Tags as string[] | null) ?? [],
-    meta: (svc.Meta as Record<string, string> | null) ?? {},
-    weight: Number(weights.Passing ?? 1),
-    taggedMeshPort: tagged.mesh?.Port,
-    checks: ((raw.Checks as Json[] | null) ?? []).map((c) => ({ status: String(c.Status) })),
+interface ConsulPackage {
+  agent: {
+    service: { list(o: CallOptions): Promise<Json>; deregister(o: CallOptions & { id: string }): Promise<unknown> };
+    check: {
+      list(o: CallOptions): Promise<Record<string, { ServiceID?: string; Status?: string }>>;
+      pass(o: CallOptions & { id: string; note?: string }): Promise<unknown>;
+      fail(o: CallOptions & { id: string; note?: string }): Promise<unknown>;
+    };
   };
+  catalog: { node: { services(o: CallOptions & { node: string }): Promise<{ Services?: Json } | null> } };
+  health: { service(o: CallOptions & { service: string }): Promise<[http.IncomingMessage, Json[] | null]> };
+  _put(request: PapiRequest): Promise<unknown>;
 }
 
 export function createConsulHttpClient(options: ConsulHttpOptions): ConsulClient {
-  const http = createHttpClient(`http://${options.address}`);
   const timeoutMs = options.requestTimeoutMs ?? 10_000;
-  const dc = options.datacenter === '' ? '' : `dc=${encodeURIComponent(options.datacenter)}`;
+  const tokenDefaults = options.token === '' ? {} : { token: options.token };
+  const consul = new Consul({
+    baseUrl: `http://${options.address}/v1`,
+    timeout: timeoutMs,
+    defaults: tokenDefaults,
+    agent: new http.Agent({ keepAlive: true, maxFreeSockets: 32 }),
+  } as ConstructorParameters<typeof Consul>[0]) as unknown as ConsulPackage;
+  const dc = options.datacenter === '' ? {} : { dc: options.datacenter };
+  const tokenHeader: Record<string, string> = options.token === '' ? {} : { 'x-consul-token': options.token };
+  const call = <T>(what: string, run: (ctx: PapiContext) => Promise<T>, signal?: AbortSignal) =>
+    consulCall(options.address, what, run, signal);
+  const node: CatalogNode = {
+    nodeName: options.nodeName,
+    nodeAddress: options.nodeAddress,
+    datacenter: options.datacenter,
+    ...(options.nodeMeta === undefined ? {} : { nodeMeta: options.nodeMeta }),
+  };
 
-  const call = async (method: string, path: string, body?: unknown, signal?: AbortSignal, waitMs = 0) => {
-    const headers: Record<string, string> = {};
-    if (options.token !== '') headers['X-Consul-Token'] = options.token;
-    const timeout = AbortSignal.timeout(timeoutMs + waitMs);
-    let response: HttpAnswer;
-    try {
-      response = await http.request(path, {
-        method,
-        headers,
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]),
-      });
-    } catch (err) {
-      throw new MeshError(
-        'MESH_E_CONSUL_UNREACHABLE',
-        `Consul at ${options.address} did not answer ${method} ${path}: ${(err as Error).message}`,
-        {
-          details: { address: options.address, path },
-          cause: err,
-        },
-      );
-    }
-    const text = response.text;
-    if (!response.ok) {
-      throw new MeshError(
-        'MESH_E_CONSUL_REJECTED',
-        `Consul rejected ${method} ${path}: HTTP ${response.status}: ${text.trim().slice(0, 500)}`,
-        {
-          details: { address: options.address, path, status: response.status },
-        },
-      );
-    }
-    return { text, index: response.header('X-Consul-Index') };
-  };
-  const withDc = (path: string, more = '') => {
-    const q = [dc, more].filter((s) => s !== '').join('&');
-    return q === '' ? path : `${path}?${q}`;
-  };
-  const node = encodeURIComponent(options.nodeName);
+  async function healthService(service: string, query: HealthQuery): Promise<HealthResult> {
+    const blocking = query.index > 0 ? { index: String(query.index), wait: `${Math.max(1, Math.round(query.waitMs))}ms` } : {};
+    const [res, raw] = await call(
+      `GET /v1/health/service/${service}`,
+      (ctx) =>
+        consul.health.service({
+          service,
+          ...dc,
+          ...blocking,
+          ctx: Object.assign(ctx, { includeResponse: true }),
+          // Consul adds up to wait/16 to a blocking query; the request timeout comes on top of the wait.
+          timeout: timeoutMs + (query.index > 0 ? query.waitMs : 0),
+        }),
+      query.signal,
+    );
+    return { index: Number(res.headers['x-consul-index'] ?? 0), entries: (raw ?? []).map(toHealthEntry) };
+  }
 
   if (options.mode === 'agent') {
     return {
-      async register(reg) {
-        const body = { ...serviceBody(reg, 'Name'), ...(reg.check ? { Check: agentCheck(reg.check) } : {}) };
-        await call('PUT', '/v1/agent/service/register?replace-existing-checks=true', body);
+      async register(reg, { meshCheckTtlMs }) {
+        // Hand-written: the package's service body drops Weights and any tagged address but lan/wan (ours is `mesh`),
+        // and has no replace-existing-checks parameter.
+        const request: PapiRequest = {
+          name: 'agent.service.register',
+          path: '/agent/service/register',
+          query: { 'replace-existing-checks': 'true' },
+          headers: tokenHeader,
+          type: 'json',
+          body: agentServiceBody(reg, meshCheckTtlMs),
+        };
+        await call('PUT /v1/agent/service/register', () => consul._put(request));
       },
       async deregister(id) {
-        await call('PUT', `/v1/agent/service/deregister/${encodeURIComponent(id)}`);
+        await call(`PUT /v1/agent/service/deregister/${id}`, () => consul.agent.service.deregister({ id }));
       },
       async registeredIds() {
-        const { text } = await call('GET', '/v1/agent/services');
-        return new Set(Object.keys(JSON.parse(text) as Json));
+        const services = await call('GET /v1/agent/services', () => consul.agent.service.list({}));
+        return new Set(Object.keys(services ?? {}));
       },
       async checkStatuses() {
-        const { text } = await call('GET', '/v1/agent/checks');
+        const checks = await call('GET /v1/agent/checks', () => consul.agent.check.list({}));
         const byService = new Map<string, string[]>();
-        for (const check of Object.values(JSON.parse(text) as Record<string, { ServiceID?: string; Status?: string }>)) {
+        for (const check of Object.values(checks ?? {})) {
           const id = check.ServiceID ?? '';
           if (id === '') continue;
           byService.set(id, [...(byService.get(id) ?? []), check.Status ?? 'critical']);
         }
         return new Map([...byService].map(([id, statuses]) => [id, worstStatus(statuses)]));
       },
-      healthService: (service, query) => health(service, query),
+      async setMeshCheck(serviceId, check) {
+        const id = meshCheckId(serviceId);
+        const verb = check.status === 'passing' ? 'pass' : 'fail';
+        // The note becomes the check's Output (the reason); an empty note clears it.
+        await call(`PUT /v1/agent/check/${verb}/${id}`, () => consul.agent.check[verb]({ id, note: check.output }));
+      },
+      healthService,
     };
-  }
-
-  async function health(service: string, query: { index: number; waitMs: number; signal?: AbortSignal }) {
-    const blocking = query.index > 0 ? `index=${query.index}&wait=${Math.max(1, Math.round(query.waitMs))}ms` : '';
-    const { text, index } = await call(
-      'GET',
-      withDc(`/v1/health/service/${encodeURIComponent(service)}`, blocking),
-      undefined,
-      query.signal,
-      query.index > 0 ? query.waitMs : 0,
-    );
-    const raw = (JSON.parse(text) as Json[] | null) ?? [];
-    return { index: Number(index ?? 0), entries: raw.map(toHealthEntry) };
   }
 
   return {
     async register(reg) {
-      const check = reg.check;
-      const body: Json = {
-        Node: options.nodeName,
-        Address: options.nodeAddress,
-        NodeMeta: { ...(options.nodeMeta ?? {}), 'mesh-agent': 'catalog' },
-        Service: serviceBody(reg, 'Service'),
-        SkipNodeUpdate: false,
-        ...(options.datacenter === '' ? {} : { Datacenter: options.datacenter }),
+      // Hand-written: the package's catalog body drops the service's Weights and tagged addresses, the checks' Output
+      // and the Datacenter (Consul ignores ?dc= on this endpoint).
+      const request: PapiRequest = {
+        name: 'catalog.register',
+        path: '/catalog/register',
+        headers: tokenHeader,
+        type: 'json',
+        body: catalogRegisterBody(reg, node),
       };
-      if (check !== undefined) {
-        body.Checks = [
-          {
-            CheckID: `service:${reg.id}`,
-            Name: check.name,
-            ServiceID: reg.id,
-            Status: check.status ?? 'critical',
-            Output: check.output ?? '',
-          },
-        ];
-      }
-      await call('PUT', '/v1/catalog/register', body);
+      await call('PUT /v1/catalog/register', () => consul._put(request));
     },
     async deregister(id) {
-      const body: Json = { Node: options.nodeName, ServiceID: id };
-      if (options.datacenter !== '') body.Datacenter = options.datacenter;
-      await call('PUT', '/v1/catalog/deregister', body);
+      // Hand-written: the package sends the datacenter as ?dc=, which Consul ignores here; it belongs in the body.
+      const request: PapiRequest = {
+        name: 'catalog.deregister',
+        path: '/catalog/deregister',
+        headers: tokenHeader,
+        type: 'json',
+        body: catalogDeregisterBody(id, node),
+      };
+      await call('PUT /v1/catalog/deregister', () => consul._put(request));
     },
     async registeredIds() {
-      const { text } = await call('GET', withDc(`/v1/catalog/node/${node}`));
-      const parsed = JSON.parse(text) as { Services?: Json } | null;
-      return new Set(Object.keys(parsed?.Services ?? {}));
+      const answer = await call(`GET /v1/catalog/node/${options.nodeName}`, () =>
+        consul.catalog.node.services({ node: options.nodeName, ...dc }),
+      );
+      return new Set(Object.keys(answer?.Services ?? {}));
     },
-    healthService: (service, query) => health(service, query),
+    healthService,
   };
 }

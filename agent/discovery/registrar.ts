@@ -5,13 +5,24 @@
  * syncInterval, so a restarted Consul that lost its state gets the
  * registrations back within one interval. Failures retry with backoff and
  * jitter; the connection state is logged once per change.
+ *
+ * The mesh listener check: where the client can push a check's status (agent
+ * mode), it is a TTL check of MESH_CHECK_TTL_SYNCS sync intervals whose status
+ * and output are pushed on every sync (a change does not register the service
+ * again), so it also goes critical when the agent dies without deregistering.
+ * Otherwise (catalog mode) it is part of the registration, and a change of its
+ * status registers the service again, as the measured app check does.
  */
 
 import { type BackoffPolicy, backoffDelay } from '../../lib/backoff.js';
 import type { Clock, TimerHandle } from '../../lib/clock.js';
 import { isMeshError, toMeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
+import { worstStatus } from './catalog-view.js';
 import type { ConsulClient, ServiceRegistration } from './consul-client.js';
+
+/** The mesh listener check's TTL in agent mode, in sync intervals: two missed refreshes are tolerated. */
+export const MESH_CHECK_TTL_SYNCS = 3;
 
 export type ConnectionState = 'unknown' | 'connected' | 'unreachable';
 
@@ -20,7 +31,10 @@ export interface RegistrationState {
   readonly name: string;
   readonly state: 'pending' | 'registered' | 'rejected';
   readonly error?: string;
-  /** Agent mode: the status of its check as Consul runs it (passing, warning, critical). */
+  /**
+   * The worst status of its checks (the app check and the mesh listener check): as Consul
+   * reports them (agent mode, read on every sync) or as last registered (catalog mode).
+   */
   readonly health?: string;
 }
 
@@ -62,6 +76,13 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
   /** IDs Consul held (or took) at the last successful sync. */
   let confirmed = new Set<string>();
   let health: ReadonlyMap<string, string> = new Map();
+  /** The mesh check status/output last pushed, by id (agent mode), to log changes once. */
+  const pushedMesh = new Map<string, string>();
+  const meshCheckTtlMs = MESH_CHECK_TTL_SYNCS * options.syncIntervalMs;
+  const pushesMeshCheck = client.setMeshCheck !== undefined;
+  /** What a re-registration depends on: all of it, except a pushed mesh check's status and output. */
+  const key = (reg: ServiceRegistration) =>
+    JSON.stringify(pushesMeshCheck && reg.meshCheck !== undefined ? { ...reg, meshCheck: 'pushed' } : reg);
   let connection: ConnectionState = 'unknown';
   let failures = 0;
   let timer: TimerHandle | undefined;
@@ -94,17 +115,19 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       toRemove.delete(id);
       sent.delete(id);
       attempted.delete(id);
+      pushedMesh.delete(id);
     }
     if (stopped) return;
     const present = new Set(await client.registeredIds());
     for (const [id, reg] of desired) {
-      const json = JSON.stringify(reg);
+      const json = key(reg);
       if (present.has(id) && sent.get(id) === json) continue;
       if (rejected.has(id) && sent.get(id) === json) continue;
       if (stopped) return;
       attempted.add(id);
       try {
-        await client.register(reg);
+        await client.register(reg, { meshCheckTtlMs });
+        pushedMesh.delete(id);
         if (rejected.delete(id) || !sent.has(id) || !present.has(id)) log.info('registered', { serviceId: id, service: reg.name });
         sent.set(id, json);
         present.add(id);
@@ -115,8 +138,40 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
         sent.set(id, json);
       }
     }
+    await pushMeshChecks(present);
     confirmed = present;
     if (client.checkStatuses !== undefined) health = await client.checkStatuses();
+  };
+
+  /** Agent mode: every registered mesh check gets its status and output (and a fresh TTL). */
+  const pushMeshChecks = async (present: ReadonlySet<string>) => {
+    if (client.setMeshCheck === undefined) return;
+    for (const [id, reg] of desired) {
+      const mesh = reg.meshCheck;
+      if (mesh === undefined || !present.has(id) || rejected.has(id)) continue;
+      try {
+        await client.setMeshCheck(id, mesh);
+      } catch (err) {
+        if (!isMeshError(err, 'MESH_E_CONSUL_REJECTED')) throw err;
+        // The check is gone while its service is there (someone registered it without ours): register it again.
+        log.warn('mesh listener check update rejected; registering the service again', { serviceId: id, error: err });
+        sent.delete(id);
+        pushedMesh.delete(id);
+        continue;
+      }
+      const pushed = JSON.stringify(mesh);
+      if (pushedMesh.get(id) !== pushed) log.info('mesh listener check', { serviceId: id, status: mesh.status, output: mesh.output });
+      pushedMesh.set(id, pushed);
+    }
+  };
+
+  /** Catalog mode: the statuses this agent registered. */
+  const registeredHealth = (reg: ServiceRegistration): string | undefined => {
+    const statuses = [
+      ...(reg.check === undefined ? [] : [reg.check.status ?? 'critical']),
+      ...(reg.meshCheck === undefined ? [] : [reg.meshCheck.status]),
+    ];
+    return statuses.length === 0 ? undefined : worstStatus(statuses);
   };
 
   const schedule = (ms: number) => {
@@ -170,8 +225,8 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       [...desired.values()].map((r) => {
         const error = rejected.get(r.id);
         if (error !== undefined) return { id: r.id, name: r.name, state: 'rejected' as const, error };
-        const done = sent.get(r.id) === JSON.stringify(r) && confirmed.has(r.id);
-        const status = health.get(r.id);
+        const done = sent.get(r.id) === key(r) && confirmed.has(r.id);
+        const status = client.checkStatuses === undefined ? registeredHealth(r) : health.get(r.id);
         return {
           id: r.id,
           name: r.name,
@@ -197,6 +252,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       );
       sent.clear();
       attempted.clear();
+      pushedMesh.clear();
     },
   };
 }

@@ -2,7 +2,7 @@
 import { META } from '../../lib/consul-meta.js';
 import type { CheckResult } from '../workloads/health-check.js';
 import type { Workload } from '../workloads/workload.js';
-import type { ServiceRegistration } from './consul-client.js';
+import type { MeshCheck, ServiceRegistration } from './consul-client.js';
 
 export interface RegistrationContext {
   nodeName: string;
@@ -15,7 +15,17 @@ export function serviceId(workload: Pick<Workload, 'name'>, nodeName: string): s
   return `${workload.name}-${nodeName}`;
 }
 
-export function toRegistration(workload: Workload, ctx: RegistrationContext, measured?: CheckResult): ServiceRegistration {
+/**
+ * `measured`: the app check's result where the agent runs it (catalog mode). `mesh`: whether
+ * Envoy serves the workload's mesh listener, and why not; given whenever the data plane runs,
+ * it adds the mesh listener check, so the instance passes only while its mesh port serves.
+ */
+export function toRegistration(
+  workload: Workload,
+  ctx: RegistrationContext,
+  measured?: CheckResult,
+  mesh?: MeshCheck,
+): ServiceRegistration {
   const meta: Record<string, string> = {
     ...workload.meta,
     [META.spiffeId]: workload.spiffeId,
@@ -45,5 +55,6 @@ export function toRegistration(workload: Workload, ctx: RegistrationContext, mea
             timeout: check.timeout,
             ...(measured === undefined ? {} : { status: measured.status, output: measured.output }),
           },
+    ...(mesh === undefined ? {} : { meshCheck: { status: mesh.status, output: mesh.output } }),
   };
 }

@@ -1,16 +1,117 @@
-/** Host facts from systeminformation: hostname, OS and the address other hosts reach this one at. */
-import si from 'systeminformation';
+/**
+ * Host facts, read once at start: the host name (node:os), the OS and the address
+ * other hosts reach this one at (systeminformation). systeminformation shells out
+ * (hostname -f, cat of the release files, dmesg, ip, which, nmcli, ...) and runs most
+ * of it with execSync, which blocks its thread; so it runs in a worker thread, and
+ * the timeout, on this thread, holds even when a command hangs. Nothing reads host
+ * facts after start (status and reload use the ones collected here).
+ */
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { Clock } from '../../lib/clock.js';
+import { MeshError } from '../../lib/errors.js';
 
 export interface HostFacts {
   hostname: string;
   os: string;
-  /** First non-internal IPv4 address; 127.0.0.1 when there is none. */
+  /** First non-internal IPv4 address that is not down; 127.0.0.1 when there is none. */
   address: string;
 }
 
-export async function hostFacts(): Promise<HostFacts> {
-  const [os, nets] = await Promise.all([si.osInfo(), si.networkInterfaces()]);
-  const list = Array.isArray(nets) ? nets : [nets];
+/** Reads the facts; stops (and frees what it holds) when the signal aborts. */
+export type HostFactsSource = (signal: AbortSignal) => Promise<HostFacts>;
+
+export interface SiOs {
+  distro: string;
+  release: string;
+  platform: string;
+}
+export interface SiInterface {
+  internal: boolean;
+  ip4: string;
+  operstate: string;
+}
+
+/** Pure: the facts from systeminformation's osInfo() and networkInterfaces(). */
+export function factsFrom(osInfo: SiOs, nets: SiInterface | readonly SiInterface[], hostname: string): HostFacts {
+  const list = Array.isArray(nets) ? nets : [nets as SiInterface];
   const external = list.find((n) => !n.internal && n.ip4 !== '' && n.operstate !== 'down');
-  return { hostname: os.hostname, os: `${os.distro} ${os.release}`.trim() || os.platform, address: external?.ip4 ?? '127.0.0.1' };
+  return { hostname, os: `${osInfo.distro} ${osInfo.release}`.trim() || osInfo.platform, address: external?.ip4 ?? '127.0.0.1' };
+}
+
+/** The worker's module next to this one: .js when built, .ts when run from source (tests). */
+function workerUrl(): URL {
+  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+  return new URL(`./host-facts-worker${ext}`, import.meta.url);
+}
+
+/** systeminformation in a worker thread; an abort terminates the worker. */
+export const hostFacts: HostFactsSource = (signal) =>
+  new Promise<HostFacts>((resolve, reject) => {
+    const worker = new Worker(workerUrl(), { name: 'mesh-host-facts' });
+    worker.unref();
+    const stop = () => {
+      signal.removeEventListener('abort', onAbort);
+      void worker.terminate();
+    };
+    const onAbort = () => {
+      stop();
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    worker.once('message', (m: { facts?: { os: string; address: string }; error?: string }) => {
+      stop();
+      if (m.facts !== undefined) resolve({ hostname: os.hostname(), ...m.facts });
+      else reject(new Error(m.error ?? 'no answer'));
+    });
+    worker.once('error', (err) => {
+      stop();
+      reject(err);
+    });
+    worker.once('exit', (code) => reject(new Error(`the host facts worker exited with code ${code}`)));
+  });
+
+const HINT = 'set advertiseAddress (the address other hosts reach this one at) and nodeName in the agent configuration';
+
+/**
+ * The facts, once, within timeoutMs. A failure or a timeout is MESH_E_HOST_FACTS,
+ * naming what failed and what to configure instead.
+ */
+export async function collectHostFacts(options: { source: HostFactsSource; timeoutMs: number; clock: Clock }): Promise<HostFacts> {
+  const abort = new AbortController();
+  let timer: { cancel(): void } | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = options.clock.setTimer(options.timeoutMs, () => {
+      const err = new MeshError(
+        'MESH_E_HOST_FACTS',
+        `reading the host facts (OS and network addresses, with systeminformation) did not finish within ${options.timeoutMs} ms; ` +
+          `${HINT}, or raise hostFactsTimeout`,
+        { details: { timeoutMs: options.timeoutMs } },
+      );
+      abort.abort(err);
+      reject(err);
+    });
+  });
+  try {
+    return await Promise.race([options.source(abort.signal), timeout]);
+  } catch (err) {
+    if (err instanceof MeshError) throw err;
+    throw new MeshError(
+      'MESH_E_HOST_FACTS',
+      `reading the host facts (OS and network addresses, with systeminformation) failed: ${(err as Error).message}; ${HINT}`,
+      {
+        cause: err,
+      },
+    );
+  } finally {
+    timer?.cancel();
+  }
+}
+
+/** The host name, as every command defaults nodeName to it: os.hostname() (what systeminformation reports too). */
+export const systemHostname = async (): Promise<string> => os.hostname();
+
+/** When the facts cannot be read but advertiseAddress is configured: what node:os knows, without a shell. */
+export function fallbackHostFacts(): HostFacts {
+  return { hostname: os.hostname(), os: `${os.type()} ${os.release()}`, address: '127.0.0.1' };
 }

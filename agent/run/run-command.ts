@@ -18,10 +18,11 @@ import { runCheck } from '../workloads/health-check.js';
 import type { SnapshotCache } from '../xds/cache/snapshot-cache.js';
 import { type Agent, createAgent } from './agent.js';
 import { takeHeldSignal } from './early-signals.js';
-import { type HostFacts, hostFacts } from './host-facts.js';
+import { collectHostFacts, fallbackHostFacts, type HostFacts, type HostFactsSource, hostFacts, systemHostname } from './host-facts.js';
 
 export interface RunCommandDeps {
-  facts?: () => Promise<HostFacts>;
+  /** Host facts (systeminformation in a worker by default); read once, within hostFactsTimeout. */
+  facts?: HostFactsSource;
   /** Process signals; tests pass an EventEmitter. */
   signals?: Pick<NodeJS.Process, 'on' | 'off'>;
   /**
@@ -82,14 +83,14 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
         if (early !== undefined) onTerm(early);
       }
       try {
-        const facts = await (deps.facts ?? hostFacts)();
-        const config = await loadAgentConfig(file, { hostname: async () => facts.hostname, requireTrustDomain: true });
+        const config = await loadAgentConfig(file, { hostname: systemHostname, requireTrustDomain: true });
         const logger = createLogger({
           level: config.log.level,
           format: config.log.format,
           sink: { write: (l) => io.stderr.write(`${l}\n`) },
         });
         log = logger;
+        const facts = await startupFacts(config, deps.facts ?? hostFacts, logger);
         if (stopSignal !== undefined) {
           logger.info('stopped before start-up', { signal: stopSignal });
           return EXIT_OK;
@@ -101,7 +102,7 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
           if (running.dataPlane === undefined) return;
           let next: AgentConfig;
           try {
-            next = await loadAgentConfig(file, { hostname: async () => facts.hostname, requireTrustDomain: true });
+            next = await loadAgentConfig(file, { hostname: systemHostname, requireTrustDomain: true });
           } catch (err) {
             logger.error('SIGHUP: the configuration file is invalid; Envoy keeps running as it is', { error: err });
             return;
@@ -137,6 +138,17 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
       }
     },
   };
+}
+
+/** The host facts, once: a failure stops the start unless advertiseAddress is configured (then they only name the OS). */
+async function startupFacts(config: AgentConfig, source: HostFactsSource, log: Logger): Promise<HostFacts> {
+  try {
+    return await collectHostFacts({ source, timeoutMs: config.hostFactsTimeout, clock: systemClock });
+  } catch (err) {
+    if (config.advertiseAddress === undefined) throw err;
+    log.warn('host facts unavailable; advertiseAddress is configured, so the agent goes on with what node:os knows', { error: err });
+    return fallbackHostFacts();
+  }
 }
 
 /**

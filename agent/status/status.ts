@@ -104,7 +104,8 @@ export function buildStatus(input: StatusInput): StatusDocument {
         meshPort: w.meshPort,
         registration: reg?.state ?? 'pending',
         ...(reg?.error === undefined ? {} : { error: reg.error }),
-        ...(check !== undefined ? { check: check.status } : reg?.health !== undefined ? { check: reg.health } : {}),
+        // The registration's health is the worst of its checks (with the mesh listener check); else the agent's own result.
+        ...(reg?.health !== undefined ? { check: reg.health } : check !== undefined ? { check: check.status } : {}),
         ...(dp === undefined
           ? {}
           : {

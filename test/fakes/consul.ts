@@ -2,10 +2,25 @@
  * The shared fake of ConsulClient (agent/discovery/consul-client.ts) for unit
  * tests: an in-memory catalog with a raft-like index, blocking health queries
  * that wake on change (or abort), and switches for "down" and "rejects".
- * Integration tests use the real Consul instead.
+ * `new FakeConsul({ mode: 'agent' })` also has the agent-mode calls: check
+ * statuses and pushed mesh listener checks (TTL checks whose output starts
+ * empty, as Consul's do). Integration tests use the real Consul instead.
  */
-import type { ConsulClient, HealthEntry, HealthQuery, HealthResult, ServiceRegistration } from '../../agent/discovery/consul-client.js';
+import type {
+  ConsulClient,
+  HealthEntry,
+  HealthQuery,
+  HealthResult,
+  MeshCheck,
+  RegisterOptions,
+  ServiceRegistration,
+} from '../../agent/discovery/consul-client.js';
 import { MeshError } from '../../lib/errors.js';
+
+export interface FakeMeshCheck extends MeshCheck {
+  /** Agent mode: the TTL it was registered with. */
+  readonly ttlMs?: number;
+}
 
 export class FakeConsul implements ConsulClient {
   index = 1;
@@ -17,8 +32,31 @@ export class FakeConsul implements ConsulClient {
   readonly registered = new Map<string, ServiceRegistration>();
   /** Instances of other nodes (and this one), keyed by service then id. */
   private readonly remote = new Map<string, Map<string, HealthEntry>>();
+  /** The mesh listener check of each registered service that has one, by service ID. */
+  readonly meshChecks = new Map<string, FakeMeshCheck>();
   private waiters: Array<() => void> = [];
   readonly calls: string[] = [];
+  readonly checkStatuses?: () => Promise<ReadonlyMap<string, string>>;
+  readonly setMeshCheck?: (serviceId: string, check: MeshCheck) => Promise<void>;
+  private readonly mode: 'agent' | 'catalog' | undefined;
+
+  /** Without a mode the fake has only the calls both modes share. */
+  constructor(options: { mode?: 'agent' | 'catalog' } = {}) {
+    this.mode = options.mode;
+    if (options.mode !== 'agent') return;
+    this.checkStatuses = async () => {
+      this.gate('checkStatuses');
+      // The fake runs no app checks: they pass; the mesh check decides.
+      return new Map([...this.registered.keys()].map((id) => [id, this.meshChecks.get(id)?.status ?? 'passing']));
+    };
+    this.setMeshCheck = async (serviceId, check) => {
+      this.gate(`mesh ${serviceId} ${check.status}`);
+      const current = this.meshChecks.get(serviceId);
+      if (current === undefined) throw new MeshError('MESH_E_CONSUL_REJECTED', `HTTP 404: Unknown check ID "mesh:${serviceId}"`);
+      this.meshChecks.set(serviceId, { ...current, ...check });
+      this.bump();
+    };
+  }
 
   private gate(call: string): void {
     this.calls.push(call);
@@ -63,6 +101,7 @@ export class FakeConsul implements ConsulClient {
   /** A restarted dev agent: everything gone, index starts again. */
   wipe(): void {
     this.registered.clear();
+    this.meshChecks.clear();
     this.remote.clear();
     this.index = 1;
     this.bump();
@@ -72,16 +111,22 @@ export class FakeConsul implements ConsulClient {
     return this.waiters.length;
   }
 
-  async register(registration: ServiceRegistration): Promise<void> {
+  async register(registration: ServiceRegistration, options?: RegisterOptions): Promise<void> {
     this.gate(`register ${registration.id}`);
     if (this.rejectIds.has(registration.id)) throw new MeshError('MESH_E_CONSUL_REJECTED', `HTTP 400: bad definition ${registration.id}`);
     this.registered.set(registration.id, registration);
+    const mesh = registration.meshCheck;
+    if (mesh === undefined) this.meshChecks.delete(registration.id);
+    else if (this.mode === 'agent')
+      this.meshChecks.set(registration.id, { status: mesh.status, output: '', ttlMs: options?.meshCheckTtlMs ?? 0 });
+    else this.meshChecks.set(registration.id, mesh);
     this.bump();
   }
 
   async deregister(serviceId: string): Promise<void> {
     this.gate(`deregister ${serviceId}`);
     this.registered.delete(serviceId);
+    this.meshChecks.delete(serviceId);
     this.bump();
   }
 

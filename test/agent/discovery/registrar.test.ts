@@ -1,6 +1,6 @@
 import t from 'tap';
-import type { ServiceRegistration } from '../../../agent/discovery/consul-client.js';
-import { createRegistrar } from '../../../agent/discovery/registrar.js';
+import type { MeshCheck, ServiceRegistration } from '../../../agent/discovery/consul-client.js';
+import { createRegistrar, MESH_CHECK_TTL_SYNCS } from '../../../agent/discovery/registrar.js';
 import { backoffDelay } from '../../../lib/backoff.js';
 import { createLogger } from '../../../lib/logger.js';
 import { FakeClock } from '../../fakes/clock.js';
@@ -14,8 +14,12 @@ function reg(name: string, port = 8080): ServiceRegistration {
   return { id: `${name}-vm1`, name, address: '10.0.0.1', port, tags: [], meta: {}, weight: 1, meshPort: port + 10000, check: undefined };
 }
 
-function setup() {
-  const consul = new FakeConsul();
+function meshReg(name: string, meshCheck: MeshCheck): ServiceRegistration {
+  return { ...reg(name), meshCheck };
+}
+
+function setup(mode?: 'agent' | 'catalog') {
+  const consul = new FakeConsul(mode === undefined ? {} : { mode });
   const clock = new FakeClock();
   const lines: string[] = [];
   const log = createLogger({ sink: { write: (l) => lines.push(l) }, clock });
@@ -159,5 +163,75 @@ t.test('syncNow coalesces concurrent requests', async (t) => {
   registrar.setDesired([reg('web')]);
   await Promise.all([registrar.syncNow(), registrar.syncNow()]);
   t.ok(consul.registered.has('web-vm1'));
+  await registrar.shutdown();
+});
+
+const NO_SVID: MeshCheck = { status: 'critical', output: 'no SVID for spiffe://example.org/ns/default/sa/web yet' };
+const SERVING: MeshCheck = { status: 'passing', output: 'Envoy serves the mesh listener on 18080' };
+
+t.test('agent mode: the mesh check is a TTL check whose status is pushed, never re-registered', async (t) => {
+  const { consul, clock, lines, registrar } = setup('agent');
+  registrar.setDesired([meshReg('web', NO_SVID)]);
+  await flush();
+  t.same(consul.meshChecks.get('web-vm1'), { ...NO_SVID, ttlMs: MESH_CHECK_TTL_SYNCS * 5000 }, 'registered critical, reason pushed');
+  t.match(registrar.states(), [{ name: 'web', state: 'registered', health: 'critical' }], 'health is the worst of its checks');
+  t.equal(consul.calls.filter((c) => c === 'register web-vm1').length, 1);
+
+  registrar.setDesired([meshReg('web', SERVING)]);
+  await flush();
+  t.same(consul.meshChecks.get('web-vm1'), { ...SERVING, ttlMs: 15000 });
+  t.equal(consul.calls.filter((c) => c === 'register web-vm1').length, 1, 'a status change does not register the service again');
+  t.match(registrar.states(), [{ health: 'passing' }]);
+
+  const pushes = () => consul.calls.filter((c) => c.startsWith('mesh web-vm1')).length;
+  const before = pushes();
+  clock.advance(5000);
+  await flush();
+  t.equal(pushes(), before + 1, 'every sync refreshes the TTL');
+  t.equal(lines.filter((l) => l.includes('"msg":"mesh listener check"')).length, 2, 'logged once per change, not per refresh');
+
+  registrar.setDesired([{ ...meshReg('web', SERVING), port: 8081 }]);
+  await flush();
+  t.equal(consul.registered.get('web-vm1')?.port, 8081, 'other changes still register again');
+  t.same(consul.meshChecks.get('web-vm1'), { ...SERVING, ttlMs: 15000 }, 'and the output is pushed again after it');
+  await registrar.shutdown();
+  t.equal(consul.meshChecks.size, 0, 'deregistered with its service');
+});
+
+t.test('agent mode: a mesh check Consul lost makes the next sync register the service again', async (t) => {
+  const { consul, clock, lines, registrar } = setup('agent');
+  registrar.setDesired([meshReg('web', SERVING)]);
+  await flush();
+  consul.meshChecks.delete('web-vm1');
+  clock.advance(5000);
+  await flush();
+  t.ok(lines.some((l) => l.includes('mesh listener check update rejected')));
+  clock.advance(5000);
+  await flush();
+  t.equal(consul.calls.filter((c) => c === 'register web-vm1').length, 2);
+  t.same(consul.meshChecks.get('web-vm1'), { ...SERVING, ttlMs: 15000 });
+  await registrar.shutdown();
+});
+
+t.test('catalog mode: the mesh check goes with the registration; a status change registers again', async (t) => {
+  const { consul, registrar } = setup('catalog');
+  registrar.setDesired([meshReg('web', NO_SVID)]);
+  await flush();
+  t.same(consul.meshChecks.get('web-vm1'), NO_SVID);
+  t.match(registrar.states(), [{ state: 'registered', health: 'critical' }]);
+  registrar.setDesired([meshReg('web', SERVING)]);
+  await flush();
+  t.same(consul.meshChecks.get('web-vm1'), SERVING);
+  t.equal(consul.calls.filter((c) => c === 'register web-vm1').length, 2);
+  t.notOk(
+    consul.calls.some((c) => c.startsWith('mesh ')),
+    'nothing pushed',
+  );
+  t.match(registrar.states(), [{ health: 'passing' }]);
+  const measured = { ...SERVING, status: 'passing' as const };
+  const check = { name: 'web tcp check', kind: 'tcp' as const, target: '127.0.0.1:8080', interval: '5s', timeout: '2s' };
+  registrar.setDesired([{ ...meshReg('web', measured), check: { ...check, status: 'warning', output: 'slow' } }]);
+  await flush();
+  t.match(registrar.states(), [{ health: 'warning' }], 'worst of the app check and the mesh check');
   await registrar.shutdown();
 });

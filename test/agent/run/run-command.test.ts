@@ -1,9 +1,10 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { agentProgram } from '../../../agent/program.js';
 import { hostFacts } from '../../../agent/run/host-facts.js';
+import { runCommand } from '../../../agent/run/run-command.js';
 import { runCli } from '../../../lib/cli.js';
 
 function io() {
@@ -35,10 +36,35 @@ t.test('an invalid config fails with the file and field', async (t) => {
   t.match(bad.err(), /consul\.mode/);
 });
 
-t.test('host facts come from systeminformation', async (t) => {
-  const facts = await hostFacts();
+t.test('host facts come from systeminformation (in a worker thread)', async (t) => {
+  const facts = await hostFacts(new AbortController().signal);
   t.type(facts.hostname, 'string');
   t.ok(facts.hostname.length > 0);
   t.match(facts.address, /^\d+\.\d+\.\d+\.\d+$/);
   t.type(facts.os, 'string');
+  t.equal(facts.hostname, os.hostname(), 'the host name nodeName defaults to');
+});
+
+t.test('run fails with MESH_E_HOST_FACTS when the facts do not come and advertiseAddress is not set', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'run-cmd-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'agent.yaml');
+  await writeFile(file, `dataDir: ${dir}\nhostFactsTimeout: 1ms\n`);
+  let aborted = false;
+  const never = (signal: AbortSignal) =>
+    new Promise<never>(() => {
+      signal.addEventListener('abort', () => (aborted = true));
+    });
+  const out = io();
+  const code = await runCli(
+    { name: 'mesh-agent', summary: '', version: '0', commands: [runCommand({ facts: never })] },
+    ['run', '--config', file],
+    out.io,
+  );
+  t.equal(code, 1);
+  t.match(
+    out.err(),
+    /MESH_E_HOST_FACTS: reading the host facts .* did not finish within 1 ms; set advertiseAddress .* and nodeName .*hostFactsTimeout/,
+  );
+  t.ok(aborted, 'the source was told to stop');
 });

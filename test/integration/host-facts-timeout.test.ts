@@ -1,0 +1,65 @@
+/**
+ * The host-facts timeout holds against the real systeminformation even when a
+ * command it runs hangs: systeminformation runs `hostname -f` with execSync,
+ * which blocks its thread, so the facts are read in a worker thread and the
+ * timeout runs on the agent's own. A `hostname` that blocks until the test
+ * releases it is put first on PATH. (Were systeminformation run on this thread,
+ * the wait for the hanging command below could never poll: the test would hang.)
+ */
+import { execFileSync } from 'node:child_process';
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { collectHostFacts, hostFacts } from '../../agent/run/host-facts.js';
+import { isMeshError } from '../../lib/errors.js';
+import { FakeClock } from '../fakes/clock.js';
+import { waitFor } from '../support/wait.js';
+
+t.setTimeout(60_000);
+
+/** Processes whose command line mentions dir (our blocked `hostname`). */
+async function processesUsing(dir: string): Promise<number> {
+  let n = 0;
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(dir)) n++;
+  }
+  return n;
+}
+
+t.test('a hanging `hostname -f` does not hold the start: MESH_E_HOST_FACTS at the timeout', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'host-facts-'));
+  const fifo = path.join(dir, 'release');
+  execFileSync('mkfifo', [fifo]);
+  // Blocks until the test opens the fifo for writing.
+  await writeFile(path.join(dir, 'hostname'), `#!/bin/sh\nexec cat ${fifo}\n`);
+  await chmod(path.join(dir, 'hostname'), 0o755);
+  const savedPath = process.env.PATH;
+  process.env.PATH = `${dir}:${savedPath}`;
+  t.teardown(async () => {
+    process.env.PATH = savedPath;
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  // The timeout is driven by a fake clock once the command is known to hang, so a slow start of the
+  // worker on a busy machine cannot make it fire before systeminformation got that far.
+  const clock = new FakeClock();
+  const pending = collectHostFacts({ source: hostFacts, timeoutMs: 5000, clock }).catch((e: unknown) => e);
+  await waitFor(async () => ((await processesUsing(dir)) > 0 ? true : undefined), {
+    timeoutMs: 30_000,
+    what: 'systeminformation to run the hanging hostname',
+  });
+  process.env.PATH = savedPath;
+  // This thread is free while the worker is blocked in execSync: the timer fires and the start fails.
+  clock.advance(5000);
+  const err = await pending;
+  t.ok(isMeshError(err, 'MESH_E_HOST_FACTS'), 'rejected although the worker is blocked in execSync');
+  t.match((err as Error).message, /did not finish within 5000 ms; set advertiseAddress/);
+  t.ok((await processesUsing(dir)) > 0, 'the command still hangs');
+
+  // Release it; the blocked worker then ends (it was terminated) and nothing is left.
+  await writeFile(fifo, 'vm1.example\n');
+  await waitFor(async () => ((await processesUsing(dir)) === 0 ? true : undefined), { what: 'the blocked hostname to exit' });
+});
