@@ -49,7 +49,7 @@ t.test('run fails with MESH_E_HOST_FACTS when the facts do not come and advertis
   const dir = await mkdtemp(path.join(os.tmpdir(), 'run-cmd-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'agent.yaml');
-  await writeFile(file, `dataDir: ${dir}\nhostFactsTimeout: 1ms\n`);
+  await writeFile(file, `dataDir: ${dir}\ntrustDomain: example.org\nhostFactsTimeout: 1ms\n`);
   let aborted = false;
   const never = (signal: AbortSignal) =>
     new Promise<never>(() => {
