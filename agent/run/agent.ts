@@ -78,9 +78,28 @@ export function createAgent(deps: AgentDeps): Agent {
   const effects = new SideEffects(log.child({ component: 'lifecycle' }));
   const wlog = log.child({ component: 'workloads' });
 
+  /**
+   * The registrations Consul should hold. With the data plane on, each carries
+   * the mesh listener check: passing only while Envoy really serves the
+   * workload's mesh port, else critical with the reason (no SVID yet, Envoy
+   * down, configuration refused), so callers are never sent to it.
+   */
   const pushRegistrations = () => {
     const results = monitor?.results();
-    registrar.setDesired(loaded.workloads.map((w) => toRegistration(w, regCtx, results?.get(w.name))));
+    const serving = deps.dataPlane?.serving();
+    registrar.setDesired(
+      loaded.workloads.map((w) => {
+        const state = serving?.get(w.name);
+        const mesh =
+          serving === undefined
+            ? undefined
+            : {
+                status: state?.serving === true ? ('passing' as const) : ('critical' as const),
+                output: state?.reason ?? 'not in the data plane yet',
+              };
+        return toRegistration(w, regCtx, results?.get(w.name), mesh);
+      }),
+    );
   };
 
   const doReload = async () => {
@@ -145,7 +164,9 @@ export function createAgent(deps: AgentDeps): Agent {
       // picking this node), then drains Envoy.
       const dataPlane = deps.dataPlane;
       if (dataPlane !== undefined) effects.record('data plane (ADS socket, Envoy)', () => dataPlane.stop());
+      const unsubscribe = dataPlane?.onServingChange(pushRegistrations);
       effects.record('consul registrations', async () => {
+        unsubscribe?.();
         monitor?.stop();
         await reloading;
         await registrar.shutdown();
