@@ -5,7 +5,7 @@
  */
 import { type KeyObject, randomBytes, X509Certificate } from 'node:crypto';
 import { MeshError } from '../../lib/errors.js';
-import { certFields, keyIdentifier } from '../../lib/x509/cert-info.js';
+import { certFields, subjectKeyIdentifier } from '../../lib/x509/cert-info.js';
 import { signatureAlgorithmFor, signWith } from '../../lib/x509/csr.js';
 import { fromPemAll, toPem } from '../../lib/x509/pem.js';
 import type { GenerationRow, GenerationState } from '../store/ca-repo.js';
@@ -56,6 +56,20 @@ export interface IssuedLeaf {
   notAfter: number;
 }
 
+/**
+ * The authority key identifier of what a CA issues: its subject key identifier
+ * exactly as its certificate carries it (an imported CA's may be anything:
+ * Go writes a truncated SHA-256, openssl can be given any value), never one
+ * recomputed from its key. A CA certificate without one is refused at import.
+ */
+export function issuerKeyIdOf(issuer: X509Certificate): Buffer {
+  const id = subjectKeyIdentifier(issuer.raw);
+  if (id === undefined) {
+    throw new MeshError('MESH_E_CERT_INVALID', `the CA certificate ${issuer.subject.replace(/\n/g, ', ')} has no subjectKeyIdentifier`);
+  }
+  return id;
+}
+
 export function generationFromRow(row: GenerationRow, signerKey: KeyObject): Generation {
   const root = new X509Certificate(row.root_pem);
   const signer = new X509Certificate(row.signer_pem);
@@ -71,7 +85,7 @@ export function generationFromRow(row: GenerationRow, signerKey: KeyObject): Gen
     chainPems: fromPemAll(row.chain_pem).map((der) => toPem(der)),
     signerKey,
     signerSubject: fields.subject,
-    signerKeyId: keyIdentifier(fields.spki),
+    signerKeyId: issuerKeyIdOf(signer),
     signatureAlgorithm: signatureAlgorithmFor(signerKey),
     signerNotAfter: Date.parse(signer.validTo),
   });
@@ -191,7 +205,7 @@ export function createIntermediate(
     {
       serial: newSerial().bytes,
       issuer: issuerFields.subject,
-      issuerKeyId: keyIdentifier(issuerFields.spki),
+      issuerKeyId: issuerKeyIdOf(issuer),
       subject: distinguishedName(`${trustDomain} signing CA ${label}`, trustDomain),
       notBefore: new Date(now - BACKDATE_MS),
       notAfter: new Date(notAfter),

@@ -11,7 +11,7 @@ import type { Clock } from '../../lib/clock.js';
 import { MeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import { newKeyPair, readPrivateKey, writePrivateKey } from '../../lib/secret-files.js';
-import { parseCertificates, uriSans } from '../../lib/x509/cert-info.js';
+import { parseCertificates, subjectKeyIdentifier, uriSans } from '../../lib/x509/cert-info.js';
 import { signatureAlgorithmFor } from '../../lib/x509/csr.js';
 import { toPem } from '../../lib/x509/pem.js';
 import type { AuditRepo } from '../store/audit-repo.js';
@@ -189,9 +189,13 @@ export class CaManager {
     const label = `import-${generationLabel(now)}`;
     let cert: X509Certificate;
     let key: KeyObject;
+    let ski: Buffer | undefined;
+    let uris: string[];
     try {
       cert = new X509Certificate(certPem);
       key = createPrivateKey(keyPem);
+      ski = subjectKeyIdentifier(cert.raw);
+      uris = uriSans(cert);
     } catch (err) {
       throw new MeshError('MESH_E_CA_IMPORT_INVALID', `the imported certificate or key cannot be read: ${(err as Error).message}`, {
         cause: err,
@@ -199,6 +203,12 @@ export class CaManager {
     }
     if (!cert.ca)
       throw new MeshError('MESH_E_CA_IMPORT_INVALID', 'the imported certificate is not a CA (basicConstraints CA:true is required)');
+    if (ski === undefined) {
+      throw new MeshError(
+        'MESH_E_CA_IMPORT_INVALID',
+        'the imported certificate has no subjectKeyIdentifier extension; every certificate the CA issues names it as its authority key identifier. Reissue the CA certificate with one (openssl: -addext subjectKeyIdentifier=hash)',
+      );
+    }
     if (!cert.checkPrivateKey(key))
       throw new MeshError('MESH_E_CA_IMPORT_INVALID', 'the imported key does not belong to the imported certificate');
     try {
@@ -214,7 +224,7 @@ export class CaManager {
     }
     if (Date.parse(cert.validTo) <= now)
       throw new MeshError('MESH_E_CA_IMPORT_INVALID', `the imported certificate expired on ${cert.validTo}`);
-    for (const uri of uriSans(cert)) {
+    for (const uri of uris) {
       if (uri !== `spiffe://${this.deps.trustDomain}`) {
         throw new MeshError('MESH_E_CA_IMPORT_INVALID', `the imported CA carries SPIFFE ID ${uri}, not spiffe://${this.deps.trustDomain}`);
       }
