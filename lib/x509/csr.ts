@@ -1,12 +1,13 @@
 /**
- * PKCS#10 certificate signing requests. The agent creates them (the key never
- * leaves the host); the control plane parses them, checks the key type and
- * the self-signature, and takes nothing but the public key from them.
+ * PKCS#10 certificate signing requests on the control plane's hot path: it
+ * parses them (csr-structure.ts), checks the key type (spki.ts) and the
+ * self-signature, and takes nothing but the public key from them. The agent
+ * makes them with csr-builder.ts (the key never leaves the host).
  */
 import { type KeyObject, sign, verify } from 'node:crypto';
 import { MeshError } from '../errors.js';
 import { type CsrParts, readCsr } from './csr-structure.js';
-import { bits, ctx, DerError, oid, seq, set, smallInt, Tag, utf8 } from './der.js';
+import { DerError, oid, seq, Tag } from './der.js';
 import { OID } from './oids.js';
 import { type KeyType, keyTypeOf, publicKeyFromSpki } from './spki.js';
 
@@ -29,14 +30,6 @@ export function signatureAlgorithmFor(key: KeyObject): Buffer {
 export function signWith(privateKey: KeyObject, data: Uint8Array): Buffer {
   if (privateKey.asymmetricKeyType === 'ed25519') return sign(null, data, privateKey);
   return sign('sha256', data, { key: privateKey, dsaEncoding: 'der' });
-}
-
-/** A minimal CSR: empty subject, no attributes; the control plane decides everything else. */
-export function createCsr(privateKey: KeyObject, publicKey: KeyObject, commonName?: string): Buffer {
-  const spki = publicKey.export({ type: 'spki', format: 'der' });
-  const subject = commonName === undefined ? seq() : seq(set(seq(oid(OID.commonName), utf8(commonName))));
-  const info = seq(smallInt(0), subject, spki, ctx(0, Buffer.alloc(0)));
-  return seq(info, signatureAlgorithmFor(privateKey), bits(signWith(privateKey, info)));
 }
 
 function invalid(reason: string, cause?: unknown): MeshError {

@@ -52,7 +52,7 @@ interface Rig {
 
 async function rig(t: Test, api: 'sotw' | 'delta'): Promise<Rig> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'xds-it-'));
-  const ca = createTestCa(TD);
+  const ca = await createTestCa(TD);
   const webApp = await startEchoApp('web');
   const apiApp = await startEchoApp('api');
   const [apiMesh, webMesh, local] = (await freePorts(3)) as [number, number, number];
@@ -141,7 +141,7 @@ for (const api of ['sotw', 'delta'] as const) {
     const noCert = await tlsProbe(r.ports.apiMesh, { caPem: ownCa.bundlePem });
     t.notOk(noCert.ok && noCert.status === 200, 'no client certificate: refused');
 
-    const foreign = createTestCa('evil.example');
+    const foreign = await createTestCa('evil.example');
     const evil = foreign.issue('spiffe://evil.example/ns/default/sa/web');
     const refused = await tlsProbe(r.ports.apiMesh, { certPem: evil.chainPem, keyPem: evil.keyPem, caPem: ownCa.bundlePem });
     t.notOk(

@@ -69,7 +69,7 @@ t.test('builds, waits for SVIDs, refuses broken snapshots, overrides', async (t)
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const lines: string[] = [];
   const ids = fakeIdentities();
-  const ca = createTestCa(TD);
+  const ca = await createTestCa(TD);
   const dp = createDataPlane({
     nodeName: 'vm1',
     trustDomain: TD,

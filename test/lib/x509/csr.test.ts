@@ -5,7 +5,8 @@ import path from 'node:path';
 import t from 'tap';
 import { run } from '../../../lib/exec.js';
 import { newKeyPair } from '../../../lib/secret-files.js';
-import { createCsr, parseCsr, signatureAlgorithmFor } from '../../../lib/x509/csr.js';
+import { parseCsr, signatureAlgorithmFor } from '../../../lib/x509/csr.js';
+import { createCsr } from '../../../lib/x509/csr-builder.js';
 import { bits, children, ctx, decodeOid, octets, oid, read, seq, set, smallInt, Tag, tlv } from '../../../lib/x509/der.js';
 import { OID } from '../../../lib/x509/oids.js';
 import { toPem } from '../../../lib/x509/pem.js';
@@ -18,7 +19,7 @@ t.test('createCsr / parseCsr round trip for P-256 and Ed25519', async (t) => {
     ['ec-p256', newKeyPair()],
     ['ed25519', ed()],
   ] as const) {
-    const csr = createCsr(pair.privateKey, pair.publicKey);
+    const csr = await createCsr(pair.privateKey, pair.publicKey);
     const parsed = parseCsr(csr);
     t.equal(parsed.keyType, type);
     t.same(parsed.spki, pair.publicKey.export({ type: 'spki', format: 'der' }), `${type}: the SPKI is the key's`);
@@ -28,7 +29,7 @@ t.test('createCsr / parseCsr round trip for P-256 and Ed25519', async (t) => {
       decodeOid(children(alg as ReturnType<typeof read>)[0] as ReturnType<typeof read>),
       type === 'ed25519' ? OID.ed25519 : OID.ecdsaWithSha256,
     );
-    t.ok(parseCsr(createCsr(pair.privateKey, pair.publicKey, 'vm1.example')).publicKey.equals(pair.publicKey), 'with a common name');
+    t.ok(parseCsr(await createCsr(pair.privateKey, pair.publicKey, 'vm1.example')).publicKey.equals(pair.publicKey), 'with a common name');
   }
 });
 
@@ -40,7 +41,7 @@ t.test('openssl agrees that our CSRs are well formed and self-signed', async (t)
     ['ed25519', ed()],
   ] as const) {
     const file = path.join(dir, `${name}.csr`);
-    await writeFile(file, toPem(createCsr(pair.privateKey, pair.publicKey, 'cn-check'), 'CERTIFICATE REQUEST'));
+    await writeFile(file, toPem(await createCsr(pair.privateKey, pair.publicKey, 'cn-check'), 'CERTIFICATE REQUEST'));
     const r = await run('openssl', ['req', '-in', file, '-noout', '-verify', '-subject'], { timeoutMs: 30_000 });
     t.equal(r.code, 0, `${name}: ${r.stderr}`);
     t.match(r.stdout + r.stderr, /verify OK/i);
@@ -50,7 +51,7 @@ t.test('openssl agrees that our CSRs are well formed and self-signed', async (t)
 
 t.test('parseCsr refuses trailing bytes, a mismatched algorithm OID and a bad signature', async (t) => {
   const p = newKeyPair();
-  const good = createCsr(p.privateKey, p.publicKey);
+  const good = await createCsr(p.privateKey, p.publicKey);
   t.throws(() => parseCsr(Buffer.concat([good, Buffer.from([0])])), {
     code: 'MESH_E_CSR_INVALID',
     message: /trailing bytes after the CSR/,
@@ -58,7 +59,7 @@ t.test('parseCsr refuses trailing bytes, a mismatched algorithm OID and a bad si
 
   // Ed25519 key, ECDSA algorithm OID (and the other way round).
   const e = ed();
-  const edInfo = children(read(createCsr(e.privateKey, e.publicKey)))[0]?.raw as Buffer;
+  const edInfo = children(read(await createCsr(e.privateKey, e.publicKey)))[0]?.raw as Buffer;
   const mislabeled = seq(edInfo, seq(oid(OID.ecdsaWithSha256)), bits(sign(null, edInfo, e.privateKey)));
   t.throws(() => parseCsr(mislabeled), {
     code: 'MESH_E_CSR_INVALID',
@@ -83,12 +84,13 @@ t.test('only P-256 and Ed25519 keys are accepted', async (t) => {
   t.equal(keyTypeOf(p384.publicKey), undefined);
   t.throws(() => signatureAlgorithmFor(p384.privateKey), { code: 'MESH_E_KEY_UNSUPPORTED' });
   const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  t.throws(() => parseCsr(createCsr(rsa.privateKey, rsa.publicKey)), {
+  const rsaCsr = await createCsr(rsa.privateKey, rsa.publicKey);
+  t.throws(() => parseCsr(rsaCsr), {
     code: 'MESH_E_KEY_UNSUPPORTED',
     message: /key type rsa is not accepted; use ECDSA P-256 or Ed25519/,
   });
   // A P-384 key in a CSR labelled as ECDSA-with-SHA256.
-  const info = children(read(createCsr(newKeyPair().privateKey, newKeyPair().publicKey)))[0]?.raw as Buffer;
+  const info = children(read(await createCsr(newKeyPair().privateKey, newKeyPair().publicKey)))[0]?.raw as Buffer;
   const spki384 = p384.publicKey.export({ type: 'spki', format: 'der' });
   const infoNodes = children(read(info));
   const info384 = seq(infoNodes[0]?.raw as Buffer, infoNodes[1]?.raw as Buffer, spki384, infoNodes[3]?.raw as Buffer);
@@ -127,7 +129,7 @@ t.test('publicKeyFromSpki: the JWK fast path gives the same key as the DER decod
     details: { encoding: 'compressed-point' },
   });
   // A CSR over an off-curve key is a clear CSR error.
-  const info = children(read(createCsr(p.privateKey, p.publicKey)))[0]?.raw as Buffer;
+  const info = children(read(await createCsr(p.privateKey, p.publicKey)))[0]?.raw as Buffer;
   const nodes = children(read(info));
   const badInfo = seq(nodes[0]?.raw as Buffer, nodes[1]?.raw as Buffer, offCurve, nodes[3]?.raw as Buffer);
   const badCsr = seq(badInfo, seq(oid(OID.ecdsaWithSha256)), bits(sign('sha256', badInfo, { key: p.privateKey, dsaEncoding: 'der' })));
@@ -135,9 +137,9 @@ t.test('publicKeyFromSpki: the JWK fast path gives the same key as the DER decod
 });
 
 /** A CSR whose SubjectPublicKeyInfo is replaced by `spki`, signed by `privateKey`. */
-function csrWithSpki(spki: Buffer, privateKey: KeyObject): Buffer {
+async function csrWithSpki(spki: Buffer, privateKey: KeyObject): Promise<Buffer> {
   const p = newKeyPair();
-  const nodes = children(read(children(read(createCsr(p.privateKey, p.publicKey)))[0]?.raw as Buffer));
+  const nodes = children(read(children(read(await createCsr(p.privateKey, p.publicKey)))[0]?.raw as Buffer));
   const info = seq(nodes[0]?.raw as Buffer, nodes[1]?.raw as Buffer, spki, nodes[3]?.raw as Buffer);
   return seq(info, seq(oid(OID.ecdsaWithSha256)), bits(sign('sha256', info, { key: privateKey, dsaEncoding: 'der' })));
 }
@@ -157,18 +159,20 @@ t.test('a P-256 key with a compressed point or explicit curve parameters: MESH_E
   const compressed = await readFile(path.join(dir, 'c.der'));
   const explicit = await readFile(path.join(dir, 'e.der'));
 
-  t.throws(() => parseCsr(csrWithSpki(compressed, privateKey)), {
+  const compressedCsr = await csrWithSpki(compressed, privateKey);
+  const explicitCsr = await csrWithSpki(explicit, privateKey);
+  t.throws(() => parseCsr(compressedCsr), {
     code: 'MESH_E_KEY_UNSUPPORTED',
     message: 'a P-256 key with a compressed point is not accepted; send the uncompressed point (04 || X || Y)',
   });
-  t.throws(() => parseCsr(csrWithSpki(explicit, privateKey)), {
+  t.throws(() => parseCsr(explicitCsr), {
     code: 'MESH_E_KEY_UNSUPPORTED',
     message: 'an EC key with explicit curve parameters is not accepted; use the named curve P-256 (prime256v1)',
     details: { encoding: 'explicit-parameters' },
   });
   // The same key in its canonical form is accepted: the refusals are about the encoding.
   const canonical = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
-  t.equal(parseCsr(csrWithSpki(canonical, privateKey)).keyType, 'ec-p256');
+  t.equal(parseCsr(await csrWithSpki(canonical, privateKey)).keyType, 'ec-p256');
   // A hybrid point (06/07) and an Ed25519 key with parameters: other encodings, refused too.
   const hybrid = Buffer.from(canonical);
   hybrid[26] = 0x06 | ((canonical[90] as number) & 1);
@@ -180,7 +184,7 @@ t.test('a P-256 key with a compressed point or explicit curve parameters: MESH_E
 
 t.test('parseCsr reads the whole request strictly', async (t) => {
   const p = newKeyPair();
-  const good = createCsr(p.privateKey, p.publicKey);
+  const good = await createCsr(p.privateKey, p.publicKey);
   const [info, alg, sig] = children(read(good)) as [ReturnType<typeof read>, ReturnType<typeof read>, ReturnType<typeof read>];
   const [version, subject, spki, attributes] = children(info);
   const resign = (parts: Buffer[], algorithm: Buffer = alg.raw) => {
