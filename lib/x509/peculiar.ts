@@ -15,7 +15,7 @@ import { type KeyObject, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { MeshError } from '../errors.js';
 
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+x509.cryptoProvider.set(webcrypto as never);
 
 export { x509 };
 
