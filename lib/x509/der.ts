@@ -1,9 +1,10 @@
 /**
  * A small DER (ASN.1) encoder and reader: enough for X.509 certificates and
- * PKCS#10 requests. Certificates are issued from a fixed template with these
+ * PKCS#10 requests. Leaf SVIDs are issued from a fixed template with these
  * helpers and signed with a KeyObject parsed once, which is what makes
- * thousands of durable issuances per second possible (a general X.509 library
- * measured about 250/s here).
+ * thousands of durable issuances per second possible (bench/x509-sign.ts: one
+ * leaf in about 0.3 ms this way, about 5 ms with @peculiar/x509). The reader
+ * takes untrusted input (CSRs, peer certificates) and accepts strict DER only.
  */
 
 export const Tag = Object.freeze({
