@@ -581,7 +581,9 @@ t.test('every meshctl command prints usage for --help', async (t) => {
     t.equal(r.code, 0, command.name);
     t.ok(r.out.startsWith(`Usage: meshctl ${command.name}`), command.name);
     t.equal(r.err, '');
-    if (command.name !== 'version') t.match(r.out, /--data-dir DIR/, `${command.name} documents --data-dir`);
+    // version and cert inspect work offline, without the control plane's data folder.
+    if (command.name !== 'version' && command.name !== 'cert inspect')
+      t.match(r.out, /--data-dir DIR/, `${command.name} documents --data-dir`);
   }
   t.ok(program.commands.length >= 13);
 });
