@@ -13,7 +13,6 @@ import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { buildBootstrap } from '../../agent/envoy/bootstrap.js';
-import type { ProxyModel } from '../../agent/model/proxy-model.js';
 import { startAdsServer } from '../../agent/xds/server/ads-server.js';
 import { buildSnapshot, type Identities } from '../../agent/xds/snapshot.js';
 import { systemClock } from '../../lib/clock.js';
@@ -28,6 +27,7 @@ import { type EchoAnswer, getJson, startEchoApp, xfccUri } from '../support/mesh
 import { freePorts } from '../support/ports.js';
 import { opensslVerify, verifySvid } from '../support/svid-verify.js';
 import { waitFor } from '../support/wait.js';
+import { webApiModel } from '../support/web-api-model.js';
 
 t.setTimeout(240_000);
 
@@ -57,34 +57,44 @@ function goStyleSki(publicKeyPem: string): string {
 
 const CA_EXT = ['basicConstraints = critical,CA:true', 'keyUsage = critical,keyCertSign,cRLSign', `subjectAltName = URI:spiffe://${TD}`];
 
-/** Operator CAs made with openssl: root.pem/key with an explicit SKI; int.pem/key under it with a Go-style SKI. */
-async function operatorCas(dir: string): Promise<{ rootPem: string; intPem: string; intSki: string }> {
-  const config = (name: string, ext: string[]) =>
-    writeFile(
-      path.join(dir, `${name}.cnf`),
-      ['[req]', 'distinguished_name = dn', 'prompt = no', '[dn]', 'O = Operator', `CN = ${name}`, '[ext]', ...ext, ''].join('\n'),
-    );
-  for (const name of ['root', 'int'])
-    await openssl(dir, 'genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', `${name}.key`);
-  await config('root', [...CA_EXT, `subjectKeyIdentifier = ${ROOT_SKI}`]);
+const newKey = (dir: string, name: string) =>
+  openssl(dir, 'genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', `${name}.key`);
+
+/** <name>.cnf with O=Operator, CN=<name> and the extensions in section [ext]. */
+async function writeConfig(dir: string, name: string, ext: string[]): Promise<void> {
+  const lines = ['[req]', 'distinguished_name = dn', 'prompt = no', '[dn]', 'O = Operator', `CN = ${name}`, '[ext]', ...ext, ''];
+  await writeFile(path.join(dir, `${name}.cnf`), lines.join('\n'));
+}
+
+/** A self-signed CA <name>.pem with the extensions given. */
+async function selfSigned(dir: string, name: string, ext: string[]): Promise<string> {
+  await newKey(dir, name);
+  await writeConfig(dir, name, ext);
   await openssl(
     dir,
     'req',
     '-x509',
     '-new',
     '-key',
-    'root.key',
+    `${name}.key`,
     '-config',
-    'root.cnf',
+    `${name}.cnf`,
     '-extensions',
     'ext',
     '-days',
     '30',
     '-out',
-    'root.pem',
+    `${name}.pem`,
   );
+  return readFile(path.join(dir, `${name}.pem`), 'utf8');
+}
+
+/** Operator CAs made with openssl: root.pem/key with an explicit SKI; int.pem/key under it with a Go-style SKI. */
+async function operatorCas(dir: string): Promise<{ rootPem: string; intPem: string; intSki: string }> {
+  const rootPem = await selfSigned(dir, 'root', [...CA_EXT, `subjectKeyIdentifier = ${ROOT_SKI}`]);
+  await newKey(dir, 'int');
   const intSki = goStyleSki((await openssl(dir, 'pkey', '-in', 'int.key', '-pubout')).stdout);
-  await config('int', [
+  await writeConfig(dir, 'int', [
     ...CA_EXT,
     'basicConstraints = critical,CA:true,pathlen:0',
     `subjectKeyIdentifier = ${intSki}`,
@@ -96,7 +106,7 @@ async function operatorCas(dir: string): Promise<{ rootPem: string; intPem: stri
     ...['x509', '-req', '-in', 'int.csr', '-CA', 'root.pem', '-CAkey', 'root.key', '-set_serial', '77', '-days', '20'],
     ...['-extfile', 'int.cnf', '-extensions', 'ext', '-out', 'int.pem'],
   );
-  return { rootPem: await readFile(path.join(dir, 'root.pem'), 'utf8'), intPem: await readFile(path.join(dir, 'int.pem'), 'utf8'), intSki };
+  return { rootPem, intPem: await readFile(path.join(dir, 'int.pem'), 'utf8'), intSki };
 }
 
 /** The authority key identifier's keyIdentifier of a certificate, hex. */
@@ -145,26 +155,11 @@ async function checkEnvoy(t: Test, identities: Identities): Promise<void> {
   const [apiMesh, webMesh, local] = (await freePorts(3)) as [number, number, number];
   const ads = await startAdsServer({ socketPath: path.join(dir, 'ads.sock'), clock: systemClock, log: silentLogger });
   t.teardown(() => ads.close());
-  const model: ProxyModel = {
-    node: { name: 'vm1' },
-    trustDomain: TD,
-    workloads: [
-      { name: 'web', protocol: 'http', appPort: webApp.port, meshPort: webMesh, spiffeId: WEB },
-      { name: 'api', protocol: 'http', appPort: apiApp.port, meshPort: apiMesh, spiffeId: API },
-    ],
-    upstreams: [
-      {
-        service: 'api',
-        localPort: local,
-        protocol: 'http',
-        workload: 'web',
-        instances: [{ address: '127.0.0.1', meshPort: apiMesh, spiffeId: API, weight: 1, healthy: true }],
-      },
-    ],
-  };
+  const model = webApiModel(TD, { webApp: webApp.port, apiApp: apiApp.port, webMesh, apiMesh, local });
+
   ads.setSnapshot(buildSnapshot(model, identities));
   const envoy = await startEnvoy({
-    bootstrap: buildBootstrap({ nodeName: 'vm1', adminPort: 0, adsSocket: path.join(dir, 'ads.sock'), api: 'delta' }),
+    bootstrap: buildBootstrap({ nodeName: 'vm-1', adminPort: 0, adsSocket: path.join(dir, 'ads.sock'), api: 'delta' }),
   });
   t.teardown(() => envoy.stop());
   const answer = await waitFor(() => getJson<EchoAnswer>(local).catch(() => undefined), {
@@ -206,39 +201,7 @@ t.test('an imported intermediate with a Go-style (truncated SHA-256) SKI signs l
 
 t.test('an imported CA without a subjectKeyIdentifier is refused', async (t) => {
   const dir = await tempDir(t);
-  await openssl(dir, 'genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', 'bare.key');
-  await writeFile(
-    path.join(dir, 'bare.cnf'),
-    [
-      '[req]',
-      'distinguished_name = dn',
-      'prompt = no',
-      '[dn]',
-      'CN = bare',
-      '[ext]',
-      ...CA_EXT,
-      'subjectKeyIdentifier = none',
-      'authorityKeyIdentifier = none',
-      '',
-    ].join('\n'),
-  );
-  await openssl(
-    dir,
-    'req',
-    '-x509',
-    '-new',
-    '-key',
-    'bare.key',
-    '-config',
-    'bare.cnf',
-    '-extensions',
-    'ext',
-    '-days',
-    '3',
-    '-out',
-    'bare.pem',
-  );
-  const pem = await readFile(path.join(dir, 'bare.pem'), 'utf8');
+  const pem = await selfSigned(dir, 'bare', [...CA_EXT, 'subjectKeyIdentifier = none', 'authorityKeyIdentifier = none']);
   t.equal(subjectKeyIdentifier(fromPemAll(pem)[0] as Buffer), undefined, 'openssl made it without a SKI');
   const tcp = await startTestControlPlane({ trustDomain: TD });
   t.teardown(() => tcp.stop());

@@ -31,6 +31,7 @@ import { type EchoAnswer, getJson, plaintextProbe, startEchoApp, tlsProbe, xfccU
 import { freePorts } from '../support/ports.js';
 import { createTestCa } from '../support/test-ca.js';
 import { waitFor } from '../support/wait.js';
+import { webApiModel } from '../support/web-api-model.js';
 
 t.setTimeout(240_000);
 
@@ -64,23 +65,8 @@ async function rig(t: Test, api: 'sotw' | 'delta'): Promise<Rig> {
   });
   const events: AdsEvent[] = [];
   ads.onEvent((e) => events.push(e));
-  const model: ProxyModel = {
-    node: { name: 'vm-1' },
-    trustDomain: TD,
-    workloads: [
-      { name: 'web', protocol: 'http', appPort: webApp.port, meshPort: webMesh, spiffeId: WEB },
-      { name: 'api', protocol: 'http', appPort: apiApp.port, meshPort: apiMesh, spiffeId: API },
-    ],
-    upstreams: [
-      {
-        service: 'api',
-        localPort: local,
-        protocol: 'http',
-        workload: 'web',
-        instances: [{ address: '127.0.0.1', meshPort: apiMesh, spiffeId: API, weight: 1, healthy: true }],
-      },
-    ],
-  };
+  const model = webApiModel(TD, { webApp: webApp.port, apiApp: apiApp.port, webMesh, apiMesh, local });
+
   const identities: Identities = { certs: new Map([WEB, API].map((id) => [id, ca.issue(id)])), bundlePem: ca.bundlePem };
   ads.setSnapshot(buildSnapshot(model, identities));
   const bootstrap = buildBootstrap({ nodeName: 'vm-1', adminPort: 0, adsSocket: path.join(dir, 'ads.sock'), api });

@@ -10,22 +10,15 @@ import path from 'node:path';
 import t from 'tap';
 import { certInspectCommand, type InspectReport } from '../../../controlplane/cli/cert-inspect.js';
 import { meshctlProgram } from '../../../controlplane/cli/program.js';
-import { type Program, runCli } from '../../../lib/cli.js';
+import type { Program } from '../../../lib/cli.js';
 import { certFields, keyIdentifier } from '../../../lib/x509/cert-info.js';
 import { fromPemAll, toPem } from '../../../lib/x509/pem.js';
+import { runProgram } from '../../support/cli.js';
 import { createTestCa } from '../../support/test-ca.js';
 
 const WEB = 'spiffe://inspect.example/ns/default/sa/web';
 
-async function meshctl(argv: string[], program: Program = meshctlProgram()) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(program, argv, {
-    stdout: { write: (s: string) => out.push(s) },
-    stderr: { write: (s: string) => err.push(s) },
-  });
-  return { code, out: out.join(''), err: err.join('') };
-}
+const meshctl = (argv: string[], program: Program = meshctlProgram()) => runProgram(program, argv);
 
 const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-inspect-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
