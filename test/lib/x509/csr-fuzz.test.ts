@@ -1,6 +1,7 @@
 /**
  * Mutation fuzzing of the CSR reader on the signing hot path (parseCsr), from
- * a fixed seed: 20,000+ mutated and truncated requests. Nothing may crash or
+ * a fixed seed and a fixed corpus (csr-fuzz-seeds.ts): 21,000 mutated and
+ * truncated requests. Nothing may crash or
  * hang; every refusal is a MeshError with MESH_E_CSR_INVALID or
  * MESH_E_KEY_UNSUPPORTED; and every request parseCsr accepts must also be
  * accepted by an independent parser, @peculiar/x509's Pkcs10CertificateRequest,
@@ -11,15 +12,14 @@
  * (CertificationRequestInfo) and sign the result again with the seed's key:
  * those reach the acceptance path with odd subjects, attributes and keys.
  */
-import { generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
 import t from 'tap';
 import { isMeshError } from '../../../lib/errors.js';
-import { newKeyPair } from '../../../lib/secret-files.js';
 import { parseCsr } from '../../../lib/x509/csr.js';
-import { createCsr } from '../../../lib/x509/csr-builder.js';
 import { bits, children, oid, read, seq } from '../../../lib/x509/der.js';
 import { OID } from '../../../lib/x509/oids.js';
-import { derOf, webKeyPair, x509 } from '../../../lib/x509/peculiar.js';
+import { x509 } from '../../../lib/x509/peculiar.js';
+import { ED25519_SEED, P256_PRIVATE_SCALAR, SEED_CSRS } from './csr-fuzz-seeds.js';
 
 const SEED = 0x5eed_c5a1;
 const RAW_CASES = 8_000;
@@ -44,35 +44,19 @@ interface Seed {
   privateKey: KeyObject;
 }
 
-async function seeds(): Promise<Seed[]> {
-  const out: Seed[] = [];
-  for (const [type, pair] of [
-    ['p256', newKeyPair()],
-    ['ed25519', generateKeyPairSync('ed25519')],
-  ] as const) {
-    out.push({ name: `${type} bare`, der: await createCsr(pair.privateKey, pair.publicKey), privateKey: pair.privateKey });
-    out.push({
-      name: `${type} with CN`,
-      der: await createCsr(pair.privateKey, pair.publicKey, 'vm1.example'),
-      privateKey: pair.privateKey,
-    });
-    const keys = await webKeyPair(pair.privateKey, pair.publicKey);
-    const full = await x509.Pkcs10CertificateRequestGenerator.create({
-      keys,
-      signingAlgorithm: keys.signingAlgorithm,
-      name: [{ '2.5.4.10': ['Acme'] }, { '2.5.4.3': ['web ü'] }],
-      attributes: [new x509.ChallengePasswordAttribute('pa55word')],
-      extensions: [
-        new x509.SubjectAlternativeNameExtension([
-          { type: 'url', value: 'spiffe://example.org/ns/default/sa/web' },
-          { type: 'dns', value: 'web.example' },
-        ]),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      ],
-    });
-    out.push({ name: `${type} with subject and attributes`, der: derOf(full), privateKey: pair.privateKey });
-  }
-  return out;
+/** The fixed seed corpus (csr-fuzz-seeds.ts) with the keys that re-sign its mutants. */
+function seeds(): Seed[] {
+  const p256 = createPrivateKey({
+    key: Buffer.from(`30310201010420${P256_PRIVATE_SCALAR}a00a06082a8648ce3d030107`, 'hex'),
+    format: 'der',
+    type: 'sec1',
+  });
+  const ed25519 = createPrivateKey({
+    key: Buffer.from(`302e020100300506032b657004220420${ED25519_SEED}`, 'hex'),
+    format: 'der',
+    type: 'pkcs8',
+  });
+  return SEED_CSRS.map(([name, der]) => ({ name, der: Buffer.from(der, 'hex'), privateKey: name.startsWith('p256') ? p256 : ed25519 }));
 }
 
 const INTERESTING = [
@@ -129,7 +113,7 @@ function resign(info: Buffer, seed: Seed): Buffer {
 
 t.test('mutated and truncated CSRs: refused with a CSR or key code, or accepted by @peculiar/x509 too', async (t) => {
   const rand = prng(SEED);
-  const corpus = await seeds();
+  const corpus = seeds();
   for (const s of corpus) t.ok(parseCsr(s.der), `seed accepted: ${s.name}`);
   const pickSeed = () => corpus[Math.floor(rand() * corpus.length)] as Seed;
 
@@ -167,7 +151,7 @@ t.test('mutated and truncated CSRs: refused with a CSR or key code, or accepted 
     check(seed.der.subarray(0, Math.floor(rand() * seed.der.length)), `truncated ${i} of ${seed.name}`);
   }
   // The same requests around other keys (P-384, RSA, compressed and explicit-curve P-256, mutated), re-signed.
-  const p256 = newKeyPair().publicKey;
+  const p256 = createPublicKey((corpus[0] as Seed).privateKey);
   const otherKeys = [
     p256.export({ type: 'spki', format: 'der' }),
     compressedSpki(p256),
