@@ -19,7 +19,7 @@ import { joinMesh } from '../agent/identity/enroll.js';
 import { loadNodeIdentity } from '../agent/identity/identity-store.js';
 import { connectAdmin } from '../controlplane/cli/admin-client.js';
 import { newKeyPair } from '../lib/secret-files.js';
-import { createCsr } from '../lib/x509/csr.js';
+import { createCsr } from '../lib/x509/csr-builder.js';
 import { toPem } from '../lib/x509/pem.js';
 import { repoRoot } from '../scripts/repo-root.js';
 import { controlPlaneServerId, encodeSignWorkload, runIssuanceLoad } from './lib/issuance-load.js';
@@ -150,10 +150,12 @@ async function main() {
     const identity = await loadNodeIdentity(agentDir);
     // Every request carries its own key's CSR; 512 of them, used round-robin.
     process.stderr.write('making 512 CSRs, then the load tool (provisioned if missing)\n');
-    const csrs = Array.from({ length: 512 }, () => {
-      const key = newKeyPair();
-      return createCsr(key.privateKey, key.publicKey);
-    });
+    const csrs = await Promise.all(
+      Array.from({ length: 512 }, () => {
+        const key = newKeyPair();
+        return createCsr(key.privateKey, key.publicKey);
+      }),
+    );
     const requests = csrs.map((csr) => encodeSignWorkload(ID, csr));
     const load = (loadShape: { concurrency: number } | { rate: number }, warmupMs = 0) =>
       runIssuanceLoad({

@@ -79,7 +79,7 @@ function servedBytes(served: ServedSnapshot): number {
 }
 
 /** Part 1: the snapshot build of the agent, in process. */
-function snapshotBuild(): { rows: Row[]; fullBytes: number; resources: number } {
+async function snapshotBuild(): Promise<{ rows: Row[]; fullBytes: number; resources: number }> {
   const upstreams = upstreamNames.map((service, i) => ({ service, localPort: 30_000 + i }));
   const workload: Workload = {
     file: `${CALLER}.json`,
@@ -96,7 +96,7 @@ function snapshotBuild(): { rows: Row[]; fullBytes: number; resources: number } 
     check: undefined,
     upstreams,
   };
-  const ca = createTestCa(TRUST_DOMAIN);
+  const ca = await createTestCa(TRUST_DOMAIN);
   const cert = ca.issue(CALLER_ID);
   const identities: Identities = {
     certs: new Map([[CALLER_ID, { chainPem: cert.chainPem, keyPem: cert.keyPem }]]),
@@ -369,7 +369,7 @@ async function endToEnd(
   }
 }
 
-const part1 = snapshotBuild();
+const part1 = await snapshotBuild();
 process.stdout.write(`xds: snapshot for ${UPSTREAMS} upstreams x ${INSTANCES} instances built in process (${part1.resources} resources)\n`);
 
 const { envoy } = await tools();

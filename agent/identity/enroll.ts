@@ -9,7 +9,7 @@ import { MeshError } from '../../lib/errors.js';
 import { ensurePrivateDir, type KeyPair, newKeyPair, writeFileAtomic } from '../../lib/secret-files.js';
 import { parseSpiffeId } from '../../lib/spiffe-id.js';
 import { parseCertificates, uriSans } from '../../lib/x509/cert-info.js';
-import { createCsr } from '../../lib/x509/csr.js';
+import { createCsr } from '../../lib/x509/csr-builder.js';
 import { type ControlPlaneClient, connectControlPlane, type Svid } from './cp-client.js';
 import { loadNodeIdentity, type NodeIdentity, saveBundle, saveNodeIdentity } from './identity-store.js';
 
@@ -42,14 +42,14 @@ const pkcs8Pem = (key: KeyPair): string => key.privateKey.export({ type: 'pkcs8'
 /** A new node SVID for a new node key made here, authenticated by the current node SVID. */
 export async function requestNodeSvid(client: ControlPlaneClient): Promise<{ svid: Svid; keyPem: string }> {
   const key = newKeyPair();
-  const svid = await client.renewNode(createCsr(key.privateKey, key.publicKey));
+  const svid = await client.renewNode(await createCsr(key.privateKey, key.publicKey));
   return { svid, keyPem: pkcs8Pem(key) };
 }
 
 /** A workload SVID for a new key made here; the leaf must carry exactly the requested SPIFFE ID (MESH_E_CERT_INVALID). */
 export async function requestWorkloadSvid(client: ControlPlaneClient, spiffeId: string): Promise<{ svid: Svid; keyPem: string }> {
   const key = newKeyPair();
-  const svid = await client.signWorkload(spiffeId, createCsr(key.privateKey, key.publicKey));
+  const svid = await client.signWorkload(spiffeId, await createCsr(key.privateKey, key.publicKey));
   const sans = uriSans(new X509Certificate(svid.chainPem));
   if (sans.length !== 1 || sans[0] !== spiffeId) {
     throw new MeshError(
@@ -71,7 +71,7 @@ export async function joinMesh(
   const key = newKeyPair();
   const client = connect({ address: input.address, trustDomain, bundlePem: input.bundlePem });
   try {
-    const svid = await client.join(input.token, createCsr(key.privateKey, key.publicKey));
+    const svid = await client.join(input.token, await createCsr(key.privateKey, key.publicKey));
     await saveNodeIdentity(input.dataDir, {
       controlPlane: input.address,
       trustDomain,

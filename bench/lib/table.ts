@@ -30,3 +30,19 @@ export function measure(fn: () => void, ms = 1000): { opsPerSec: number; meanUs:
   const seconds = Number(now - start) / 1e9;
   return { opsPerSec: ops / seconds, meanUs: (seconds * 1e6) / ops, ops };
 }
+
+/** measure() for asynchronous operations, awaited one after another. */
+export async function measureAsync(fn: () => Promise<unknown>, ms = 1000): Promise<{ opsPerSec: number; meanUs: number; ops: number }> {
+  for (let i = 0; i < 20; i++) await fn();
+  let ops = 0;
+  const start = process.hrtime.bigint();
+  const limit = start + BigInt(ms) * 1_000_000n;
+  let now = start;
+  while (now < limit) {
+    await fn();
+    ops++;
+    now = process.hrtime.bigint();
+  }
+  const seconds = Number(now - start) / 1e9;
+  return { opsPerSec: ops / seconds, meanUs: (seconds * 1e6) / ops, ops };
+}

@@ -5,11 +5,11 @@
  */
 import { type KeyObject, randomBytes, X509Certificate } from 'node:crypto';
 import { MeshError } from '../../lib/errors.js';
-import { certFields, keyIdentifier } from '../../lib/x509/cert-info.js';
+import { certFields, subjectKeyIdentifier } from '../../lib/x509/cert-info.js';
 import { signatureAlgorithmFor, signWith } from '../../lib/x509/csr.js';
 import { fromPemAll, toPem } from '../../lib/x509/pem.js';
 import type { GenerationRow, GenerationState } from '../store/ca-repo.js';
-import { assembleCertificate, buildCaTbs, buildLeafTbs, distinguishedName } from './certificate-template.js';
+import { assembleCertificate, buildLeafTbs } from './certificate-template.js';
 
 /**
  * Leaves start a little in the past, for hosts whose clocks run behind: 10 s,
@@ -56,6 +56,20 @@ export interface IssuedLeaf {
   notAfter: number;
 }
 
+/**
+ * The authority key identifier of what a CA issues: its subject key identifier
+ * exactly as its certificate carries it (an imported CA's may be anything:
+ * Go writes a truncated SHA-256, openssl can be given any value), never one
+ * recomputed from its key. A CA certificate without one is refused at import.
+ */
+export function issuerKeyIdOf(issuer: X509Certificate): Buffer {
+  const id = subjectKeyIdentifier(issuer.raw);
+  if (id === undefined) {
+    throw new MeshError('MESH_E_CERT_INVALID', `the CA certificate ${issuer.subject.replace(/\n/g, ', ')} has no subjectKeyIdentifier`);
+  }
+  return id;
+}
+
 export function generationFromRow(row: GenerationRow, signerKey: KeyObject): Generation {
   const root = new X509Certificate(row.root_pem);
   const signer = new X509Certificate(row.signer_pem);
@@ -71,7 +85,7 @@ export function generationFromRow(row: GenerationRow, signerKey: KeyObject): Gen
     chainPems: fromPemAll(row.chain_pem).map((der) => toPem(der)),
     signerKey,
     signerSubject: fields.subject,
-    signerKeyId: keyIdentifier(fields.spki),
+    signerKeyId: issuerKeyIdOf(signer),
     signatureAlgorithm: signatureAlgorithmFor(signerKey),
     signerNotAfter: Date.parse(signer.validTo),
   });
@@ -118,88 +132,4 @@ export function issueLeaf(gen: SigningKey, req: LeafRequest, random?: (n: number
 /** The chain a client receives after its leaf: the signer, then any intermediates up to (not including) the root. */
 export function chainAfterLeaf(gen: Generation): string[] {
   return [gen.signerPem, ...gen.chainPems];
-}
-
-export interface NewCa {
-  rootPem: string;
-  signerPem: string;
-}
-
-/** A self-signed root and an intermediate under it (pathLen 0), both with the trust domain's SPIFFE ID. */
-export function createCaPair(options: {
-  trustDomain: string;
-  label: string;
-  now: number;
-  rootKey: { privateKey: KeyObject; publicKey: KeyObject };
-  signerKey: { privateKey: KeyObject; publicKey: KeyObject };
-  rootTtlMs: number;
-  signerTtlMs: number;
-}): NewCa {
-  const rootPem = toPem(createRoot(options.trustDomain, options.label, options.now, options.rootKey, options.rootTtlMs));
-  const signerPem = toPem(
-    createIntermediate(
-      options.trustDomain,
-      options.label,
-      options.now,
-      new X509Certificate(rootPem),
-      options.rootKey.privateKey,
-      options.signerKey.publicKey,
-      options.signerTtlMs,
-    ),
-  );
-  return { rootPem, signerPem };
-}
-
-export function createRoot(
-  trustDomain: string,
-  label: string,
-  now: number,
-  key: { privateKey: KeyObject; publicKey: KeyObject },
-  ttlMs: number,
-): Buffer {
-  const spki = key.publicKey.export({ type: 'spki', format: 'der' });
-  const name = distinguishedName(`${trustDomain} root CA ${label}`, trustDomain);
-  const alg = signatureAlgorithmFor(key.privateKey);
-  const tbs = buildCaTbs(
-    {
-      serial: newSerial().bytes,
-      issuer: name,
-      subject: name,
-      notBefore: new Date(now - BACKDATE_MS),
-      notAfter: new Date(now + ttlMs),
-      spki,
-      trustDomainId: `spiffe://${trustDomain}`,
-    },
-    alg,
-  );
-  return assembleCertificate(tbs, alg, signWith(key.privateKey, tbs));
-}
-
-export function createIntermediate(
-  trustDomain: string,
-  label: string,
-  now: number,
-  issuer: X509Certificate,
-  issuerKey: KeyObject,
-  publicKey: KeyObject,
-  ttlMs: number,
-): Buffer {
-  const issuerFields = certFields(issuer.raw);
-  const alg = signatureAlgorithmFor(issuerKey);
-  const notAfter = Math.min(now + ttlMs, Date.parse(issuer.validTo));
-  const tbs = buildCaTbs(
-    {
-      serial: newSerial().bytes,
-      issuer: issuerFields.subject,
-      issuerKeyId: keyIdentifier(issuerFields.spki),
-      subject: distinguishedName(`${trustDomain} signing CA ${label}`, trustDomain),
-      notBefore: new Date(now - BACKDATE_MS),
-      notAfter: new Date(notAfter),
-      spki: publicKey.export({ type: 'spki', format: 'der' }),
-      trustDomainId: `spiffe://${trustDomain}`,
-      pathLen: 0,
-    },
-    alg,
-  );
-  return assembleCertificate(tbs, alg, signWith(issuerKey, tbs));
 }

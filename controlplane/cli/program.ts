@@ -1,6 +1,7 @@
 /** The meshctl command table. Commands arrive with the issues that build them. */
 import { type Program, versionCommand } from '../../lib/cli.js';
 import { packageVersion } from '../../lib/version.js';
+import { certInspectCommand } from './cert-inspect.js';
 import { meshctlCommands } from './commands.js';
 
 export function meshctlProgram(): Program {
@@ -8,6 +9,6 @@ export function meshctlProgram(): Program {
     name: 'meshctl',
     summary: "Operates the mesh's control plane on its host through the admin socket: tokens, nodes, CA, audit, backup.",
     version: packageVersion(),
-    commands: [...meshctlCommands(), versionCommand('meshctl', packageVersion())],
+    commands: [...meshctlCommands(), certInspectCommand(), versionCommand('meshctl', packageVersion())],
   };
 }

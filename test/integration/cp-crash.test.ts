@@ -16,7 +16,7 @@ import { connectAdmin } from '../../controlplane/cli/admin-client.js';
 import { openDb } from '../../controlplane/store/db.js';
 import { readPrivateKey } from '../../lib/secret-files.js';
 import { toPem } from '../../lib/x509/pem.js';
-import { freshCsr, spawnControlPlane } from '../support/controlplane.js';
+import { freshCsrs, spawnControlPlane } from '../support/controlplane.js';
 
 t.setTimeout(300_000);
 
@@ -56,7 +56,7 @@ t.test(`kill -9 during ${CONCURRENT} concurrent issuances, ${ROUNDS} times`, asy
       node: { chainPem: identity.chainPem, keyPem: identity.keyPem },
       deadlineMs: 10_000,
     });
-    const csrs = Array.from({ length: CONCURRENT }, () => freshCsr().csr);
+    const csrs = (await freshCsrs(CONCURRENT)).map((c) => c.csr);
     await client.getBundle(); // connection up before the burst
     const before = received.length;
     const calls = csrs.map((csr) =>

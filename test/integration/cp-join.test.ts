@@ -14,7 +14,7 @@ import { type Clock, systemClock } from '../../lib/clock.js';
 import { run } from '../../lib/exec.js';
 import { repoRoot } from '../../scripts/repo-root.js';
 import { childEnv, untracked } from '../support/child.js';
-import { anonymousClient, freshCsr, startTestControlPlane } from '../support/controlplane.js';
+import { anonymousClient, freshCsr, freshCsrs, startTestControlPlane } from '../support/controlplane.js';
 
 t.setTimeout(120_000);
 
@@ -23,7 +23,8 @@ t.test('50 parallel joins with one token: exactly one wins', async (t) => {
   t.teardown(() => tcp.stop());
   const token = tcp.token('vm-race');
   const clients = Array.from({ length: 50 }, () => anonymousClient(tcp));
-  const results = await Promise.allSettled(clients.map((c) => c.join(token, freshCsr().csr)));
+  const csrs = await freshCsrs(clients.length);
+  const results = await Promise.allSettled(clients.map((c, i) => c.join(token, (csrs[i] as { csr: Buffer }).csr)));
   for (const c of clients) c.close();
   const wins = results.filter((r) => r.status === 'fulfilled');
   const losses = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -55,11 +56,13 @@ t.test('used, expired and unknown tokens fail with their own codes; no token in 
   skewMs = -60_000;
   const expired = tcp.token('vm-b', [], 1);
   skewMs = 0;
-  await client.join(good, freshCsr().csr);
-  await t.rejects(client.join(good, freshCsr().csr), { code: 'MESH_E_TOKEN_USED', message: /already used/ });
-  await t.rejects(client.join(expired, freshCsr().csr), { code: 'MESH_E_TOKEN_EXPIRED', message: /expired/ });
-  await t.rejects(client.join('mjt1_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', freshCsr().csr), { code: 'MESH_E_TOKEN_UNKNOWN' });
-  await t.rejects(client.join('not-a-token', freshCsr().csr), { code: 'MESH_E_TOKEN_UNKNOWN' });
+  await client.join(good, (await freshCsr()).csr);
+  await t.rejects(client.join(good, (await freshCsr()).csr), { code: 'MESH_E_TOKEN_USED', message: /already used/ });
+  await t.rejects(client.join(expired, (await freshCsr()).csr), { code: 'MESH_E_TOKEN_EXPIRED', message: /expired/ });
+  await t.rejects(client.join('mjt1_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', (await freshCsr()).csr), {
+    code: 'MESH_E_TOKEN_UNKNOWN',
+  });
+  await t.rejects(client.join('not-a-token', (await freshCsr()).csr), { code: 'MESH_E_TOKEN_UNKNOWN' });
 
   const everything = tcp.logs.join('\n');
   t.ok(tcp.logs.length > 3, 'the control plane logged');
@@ -163,7 +166,7 @@ t.test('calls without a node certificate, or with a foreign one, are refused', a
   const anon = anonymousClient(tcp);
   t.teardown(() => anon.close());
   const raw = anon as unknown as { renewNode: (csr: Buffer) => Promise<unknown> };
-  await t.rejects(raw.renewNode(freshCsr().csr), { code: 'MESH_E_NOT_JOINED' });
+  await t.rejects(raw.renewNode((await freshCsr()).csr), { code: 'MESH_E_NOT_JOINED' });
 
   // A node of another control plane (same trust domain name, different CA).
   const dataDir = t.testdir({});
@@ -181,10 +184,12 @@ t.test('calls without a node certificate, or with a foreign one, are refused', a
     node: { chainPem: identity.chainPem, keyPem: identity.keyPem },
   });
   t.teardown(() => foreign.close());
-  await t.rejects(foreign.signWorkload('spiffe://example.org/ns/default/sa/web', freshCsr().csr), { code: 'MESH_E_UNAUTHENTICATED' });
+  await t.rejects(foreign.signWorkload('spiffe://example.org/ns/default/sa/web', (await freshCsr()).csr), {
+    code: 'MESH_E_UNAUTHENTICATED',
+  });
 
   // An agent that trusts the wrong bundle refuses the server (no trust on first use).
   const wrongBundle = connectControlPlane({ address: tcp.cp.address, trustDomain: 'example.org', bundlePem: other.bundlePem() });
   t.teardown(() => wrongBundle.close());
-  await t.rejects(wrongBundle.join(tcp.token('vm9'), freshCsr().csr), { code: 'MESH_E_CONTROLPLANE_UNAVAILABLE' });
+  await t.rejects(wrongBundle.join(tcp.token('vm9'), (await freshCsr()).csr), { code: 'MESH_E_CONTROLPLANE_UNAVAILABLE' });
 });

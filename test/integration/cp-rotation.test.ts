@@ -73,7 +73,7 @@ t.test('prepare, activate, retire while fetching: every SVID verifies against th
     while (running) {
       const bundleAtRequest = held as BundleUpdate;
       try {
-        const svid = await (client as ControlPlaneClient).signWorkload(id, freshCsr().csr);
+        const svid = await (client as ControlPlaneClient).signWorkload(id, (await freshCsr()).csr);
         const bundleNow = held as BundleUpdate;
         fetched++;
         if (!chainsTo(svid.chainPem, bundleNow.rootsPem))

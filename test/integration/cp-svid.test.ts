@@ -10,9 +10,9 @@ import path from 'node:path';
 import t from 'tap';
 import { run } from '../../lib/exec.js';
 import { uriSans } from '../../lib/x509/cert-info.js';
-import { createCsr } from '../../lib/x509/csr.js';
+import { createCsr } from '../../lib/x509/csr-builder.js';
 import { fromPem, fromPemAll } from '../../lib/x509/pem.js';
-import { freshCsr, joinedClient, startTestControlPlane } from '../support/controlplane.js';
+import { freshCsr, freshCsrs, joinedClient, startTestControlPlane } from '../support/controlplane.js';
 import { verifySvid } from '../support/svid-verify.js';
 
 t.setTimeout(120_000);
@@ -47,7 +47,7 @@ t.test('an issued SVID has exactly what the spec requires, with the configured T
   const client = await joinedClient(tcp, 'vm1', ['spiffe://example.org/ns/default/sa/web'], dir);
   t.teardown(() => client.close());
   const before = Date.now();
-  const svid = await client.signWorkload('spiffe://example.org/ns/default/sa/web', freshCsr().csr);
+  const svid = await client.signWorkload('spiffe://example.org/ns/default/sa/web', (await freshCsr()).csr);
   const leaf = new X509Certificate(svid.chainPem);
   t.same(uriSans(leaf), ['spiffe://example.org/ns/default/sa/web'], 'one URI SAN, the SPIFFE ID');
   t.notMatch(leaf.subjectAltName ?? '', /DNS:|IP Address:|email:/, 'no other SANs');
@@ -90,7 +90,7 @@ t.test('an issued SVID has exactly what the spec requires, with the configured T
   t.same(spiffe.ok ? [...spiffe.leaf.ext_key_usage].sort() : [], ['clientAuth', 'serverAuth'], 'go-spiffe sees serverAuth + clientAuth');
 
   const ed = generateKeyPairSync('ed25519');
-  const edSvid = await client.signWorkload('spiffe://example.org/ns/default/sa/web', createCsr(ed.privateKey, ed.publicKey));
+  const edSvid = await client.signWorkload('spiffe://example.org/ns/default/sa/web', await createCsr(ed.privateKey, ed.publicKey));
   t.equal(new X509Certificate(edSvid.chainPem).publicKey.asymmetricKeyType, 'ed25519', 'Ed25519 keys are accepted');
 });
 
@@ -143,7 +143,7 @@ t.test('bad requests fail with their codes and write only an audit row', async (
   const client = await joinedClient(tcp, 'vm1', ['spiffe://example.org/ns/default/sa/*'], dir);
   t.teardown(() => client.close());
   const id = 'spiffe://example.org/ns/default/sa/web';
-  const good = freshCsr().csr;
+  const good = (await freshCsr()).csr;
   const badSignature = Buffer.from(good);
   badSignature[badSignature.length - 5] = (badSignature[badSignature.length - 5] ?? 0) ^ 0xff;
   const p384File = path.join(dir, 'p384.csr');
@@ -212,13 +212,13 @@ t.test('if the audit row cannot be written, the operation fails and nothing is i
     "CREATE TRIGGER no_audit BEFORE INSERT ON audit WHEN NEW.action = 'svid.sign' AND NEW.result = 'ok' BEGIN SELECT RAISE(ABORT, 'audit disk full'); END",
   );
   const before = counts(tcp.cp.db);
-  await t.rejects(client.signWorkload('spiffe://example.org/ns/default/sa/web', freshCsr().csr), {
+  await t.rejects(client.signWorkload('spiffe://example.org/ns/default/sa/web', (await freshCsr()).csr), {
     code: 'MESH_E_AUDIT_FAILED',
     message: /audit disk full/,
   });
   t.equal(counts(tcp.cp.db).certs, before.certs, 'no certificate row');
   tcp.cp.db.exec('DROP TRIGGER no_audit');
-  const svid = await client.signWorkload('spiffe://example.org/ns/default/sa/web', freshCsr().csr);
+  const svid = await client.signWorkload('spiffe://example.org/ns/default/sa/web', (await freshCsr()).csr);
   t.ok(svid.serial, 'works again once the audit can be written');
 });
 
@@ -227,9 +227,8 @@ t.test('requests are rate-limited per node', async (t) => {
   t.teardown(() => tcp.stop());
   const client = await joinedClient(tcp, 'vm1', ['spiffe://example.org/ns/default/sa/web'], t.testdir({}));
   t.teardown(() => client.close());
-  const results = await Promise.allSettled(
-    Array.from({ length: 6 }, () => client.signWorkload('spiffe://example.org/ns/default/sa/web', freshCsr().csr)),
-  );
+  const csrs = await freshCsrs(6);
+  const results = await Promise.allSettled(csrs.map((c) => client.signWorkload('spiffe://example.org/ns/default/sa/web', c.csr)));
   const limited = results.filter((r) => r.status === 'rejected' && (r.reason as { code: string }).code === 'MESH_E_RATE_LIMITED');
   t.ok(limited.length >= 2, `over the burst, requests are refused (${limited.length} of 6)`);
   t.ok(

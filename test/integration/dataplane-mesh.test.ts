@@ -98,7 +98,7 @@ async function hostsOf(n: MeshNode, cluster: string): Promise<string[]> {
 async function checkRefusals(t: Test, w: World, meshPort: number): Promise<void> {
   const plain = await plaintextProbe(meshPort);
   t.notOk(plain.ok, `plaintext to mesh port ${meshPort} fails (${plain.ok ? plain.status : plain.error})`);
-  const evil = createTestCa('evil.example').issue('spiffe://evil.example/ns/default/sa/web');
+  const evil = (await createTestCa('evil.example')).issue('spiffe://evil.example/ns/default/sa/web');
   const foreign = await tlsProbe(meshPort, { certPem: evil.chainPem, keyPem: evil.keyPem, caPem: w.cp.bundlePem() });
   t.notOk(
     foreign.ok && foreign.status === 200,

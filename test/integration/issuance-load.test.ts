@@ -23,7 +23,7 @@ import {
 import { run } from '../../lib/exec.js';
 import { contract } from '../../lib/proto/contract.js';
 import { uriSans } from '../../lib/x509/cert-info.js';
-import { freshCsr, startTestControlPlane } from '../support/controlplane.js';
+import { freshCsrs, startTestControlPlane } from '../support/controlplane.js';
 import { splitPemChain } from '../support/svid-verify.js';
 import { createTestCa } from '../support/test-ca.js';
 import { tools } from '../support/tools.js';
@@ -59,7 +59,7 @@ t.test('issuance-load issues real SVIDs closed- and open-loop, and checks the se
   });
   const identity = await loadNodeIdentity(dir);
 
-  const csrs = Array.from({ length: 16 }, (_, i) => ({ id: IDS[i % IDS.length] as string, ...freshCsr() }));
+  const csrs = (await freshCsrs(16)).map((c, i) => ({ id: IDS[i % IDS.length] as string, ...c }));
   const keys = new Set(csrs.map((c) => c.key.publicKey.export({ type: 'spki', format: 'der' }).toString('base64')));
   const base: IssuanceLoadOptions = {
     address: tcp.cp.address,
@@ -105,7 +105,7 @@ t.test('issuance-load issues real SVIDs closed- and open-loop, and checks the se
     const closed = await runIssuanceLoad(base);
     checkRun(t, closed);
     const first = closed.samples[0];
-    const foreign = createTestCa('example.org').bundlePem;
+    const foreign = (await createTestCa('example.org')).bundlePem;
     t.notOk(first && chainsToBundle(decodeSvidResponse(first).chainPem, foreign), 'the chain check rejects another CA');
   });
 
@@ -123,7 +123,7 @@ t.test('issuance-load issues real SVIDs closed- and open-loop, and checks the se
   });
 
   await t.test('a control plane that does not chain to --ca is refused', async (t) => {
-    const other = createTestCa('example.org');
+    const other = await createTestCa('example.org');
     await t.rejects(runIssuanceLoad({ ...base, bundlePem: other.bundlePem, durationMs: 200, warmupMs: 0 }), {
       message: /issuance-load exited with 1: .*the server's certificate does not chain to --ca/s,
     });

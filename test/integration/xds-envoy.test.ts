@@ -30,6 +30,7 @@ import { freePorts } from '../support/ports.js';
 import { withResource } from '../support/snapshot-edits.js';
 import { createTestCa } from '../support/test-ca.js';
 import { waitFor } from '../support/wait.js';
+import { webApiModel } from '../support/web-api-model.js';
 
 t.setTimeout(240_000);
 
@@ -55,7 +56,7 @@ interface Rig {
 
 async function rig(t: Test, api: 'sotw' | 'delta'): Promise<Rig> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'xds-it-'));
-  const ca = createTestCa(TD);
+  const ca = await createTestCa(TD);
   const webApp = await startEchoApp('web');
   const apiApp = await startEchoApp('api');
   const [apiMesh, webMesh, local] = (await freePorts(3)) as [number, number, number];
@@ -69,23 +70,8 @@ async function rig(t: Test, api: 'sotw' | 'delta'): Promise<Rig> {
   });
   const events: AdsEvent[] = [];
   ads.onEvent((e) => events.push(e));
-  const model: ProxyModel = {
-    node: { name: 'vm-1' },
-    trustDomain: TD,
-    workloads: [
-      { name: 'web', protocol: 'http', appPort: webApp.port, meshPort: webMesh, spiffeId: WEB },
-      { name: 'api', protocol: 'http', appPort: apiApp.port, meshPort: apiMesh, spiffeId: API },
-    ],
-    upstreams: [
-      {
-        service: 'api',
-        localPort: local,
-        protocol: 'http',
-        workload: 'web',
-        instances: [{ address: '127.0.0.1', meshPort: apiMesh, spiffeId: API, weight: 1, healthy: true }],
-      },
-    ],
-  };
+  const model = webApiModel(TD, { webApp: webApp.port, apiApp: apiApp.port, webMesh, apiMesh, local });
+
   const identities: Identities = { certs: new Map([WEB, API].map((id) => [id, ca.issue(id)])), bundlePem: ca.bundlePem };
   cache.setSnapshot(NODE, buildSnapshot(model, identities));
   const bootstrap = buildBootstrap({ nodeName: NODE, adminPort: 0, adsSocket: path.join(dir, 'ads.sock'), api });
@@ -144,7 +130,7 @@ for (const api of ['sotw', 'delta'] as const) {
     const noCert = await tlsProbe(r.ports.apiMesh, { caPem: ownCa.bundlePem });
     t.notOk(noCert.ok && noCert.status === 200, 'no client certificate: refused');
 
-    const foreign = createTestCa('evil.example');
+    const foreign = await createTestCa('evil.example');
     const evil = foreign.issue('spiffe://evil.example/ns/default/sa/web');
     const refused = await tlsProbe(r.ports.apiMesh, { certPem: evil.chainPem, keyPem: evil.keyPem, caPem: ownCa.bundlePem });
     t.notOk(

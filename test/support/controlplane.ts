@@ -17,7 +17,7 @@ import { systemClock } from '../../lib/clock.js';
 import { validateConfig } from '../../lib/config-file.js';
 import { createLogger, type Logger } from '../../lib/logger.js';
 import { newKeyPair } from '../../lib/secret-files.js';
-import { createCsr } from '../../lib/x509/csr.js';
+import { createCsr } from '../../lib/x509/csr-builder.js';
 import { repoRoot } from '../../scripts/repo-root.js';
 import { type ManagedChild, startChild } from './child.js';
 import { waitFor } from './wait.js';
@@ -76,9 +76,14 @@ export async function startTestControlPlane(
 }
 
 /** A CSR for a fresh P-256 key, with the key. */
-export function freshCsr() {
+export async function freshCsr() {
   const key = newKeyPair();
-  return { key, csr: createCsr(key.privateKey, key.publicKey) };
+  return { key, csr: await createCsr(key.privateKey, key.publicKey) };
+}
+
+/** `count` fresh CSRs, made before a test sends them together. */
+export function freshCsrs(count: number) {
+  return Promise.all(Array.from({ length: count }, () => freshCsr()));
 }
 
 /** An Identity API client without a node identity (for Join). */

@@ -5,7 +5,8 @@
  */
 import { X509Certificate } from 'node:crypto';
 import type { IdentityMaterial } from '../../agent/xds/snapshot.js';
-import { createCaPair, type Generation, generationFromRow, issueLeaf } from '../../controlplane/ca/authority.js';
+import { type Generation, generationFromRow, issueLeaf } from '../../controlplane/ca/authority.js';
+import { createCaPair } from '../../controlplane/ca/ca-certificates.js';
 import { newKeyPair } from '../../lib/secret-files.js';
 import { toPem } from '../../lib/x509/pem.js';
 
@@ -18,11 +19,11 @@ export interface TestCa {
   issue(spiffeId: string, ttlMs?: number): IdentityMaterial & { serial: string };
 }
 
-export function createTestCa(trustDomain: string): TestCa {
+export async function createTestCa(trustDomain: string): Promise<TestCa> {
   const now = Date.now();
   const rootKey = newKeyPair();
   const signerKey = newKeyPair();
-  const pair = createCaPair({ trustDomain, label: 'test', now, rootKey, signerKey, rootTtlMs: 86_400_000, signerTtlMs: 86_400_000 });
+  const pair = await createCaPair({ trustDomain, label: 'test', now, rootKey, signerKey, rootTtlMs: 86_400_000, signerTtlMs: 86_400_000 });
   const gen = generationFromRow(
     {
       id: 1,

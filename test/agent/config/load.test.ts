@@ -134,7 +134,7 @@ t.test('the trust domain comes from the join', async (t) => {
 t.test('the joined trust domain is read from the node SVID in dataDir', async (t) => {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'agent-config-joined-'));
   t.equal(await joinedTrustDomain(dataDir), undefined, 'not joined');
-  const ca = createTestCa('svid.example');
+  const ca = await createTestCa('svid.example');
   const node = ca.issue('spiffe://svid.example/mesh/node/vm1');
   await saveNodeIdentity(dataDir, {
     controlPlane: '127.0.0.1:1',

@@ -76,7 +76,7 @@ t.test('builds, waits for SVIDs, refuses broken snapshots', async (t) => {
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const lines: string[] = [];
   const ids = fakeIdentities();
-  const ca = createTestCa(TD);
+  const ca = await createTestCa(TD);
   const cache = overridingCache();
   const dp = createDataPlane({
     nodeName: 'vm1',

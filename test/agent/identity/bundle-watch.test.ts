@@ -67,7 +67,7 @@ t.test('a changed bundle is saved, trusted by a new client, and reported', async
   const { clock, fake, watch, saved, changes } = setup();
   watch.reconnect();
   await flush();
-  const next = fake.rootsPem + createTestCa('example.org').bundlePem;
+  const next = fake.rootsPem + (await createTestCa('example.org')).bundlePem;
   clock.advance(5_000);
   fake.pushBundle(next);
   t.same(saved, [next], 'saved');
@@ -154,7 +154,7 @@ t.test('an error or a bundle from a watch on a replaced client is ignored', asyn
   await flush();
   t.equal(callbacks.length, 2);
   callbacks[0]?.onError(new MeshError('MESH_E_CONTROLPLANE_UNAVAILABLE', 'late'));
-  callbacks[0]?.onBundle({ trustDomain: 'example.org', rootsPem: createTestCa('example.org').bundlePem, sequence: 9 });
+  callbacks[0]?.onBundle({ trustDomain: 'example.org', rootsPem: (await createTestCa('example.org')).bundlePem, sequence: 9 });
   t.same(watch.status().controlPlane, { state: 'connected' }, 'the stale error is ignored');
   t.match(watch.status().bundle, { sequence: 1, roots: 1 }, 'the stale bundle is ignored');
   t.same(saved, []);

@@ -11,23 +11,14 @@ import t, { type Test } from 'tap';
 import { identityCommands } from '../../../agent/commands/identity-commands.js';
 import type { ClientOptions, ControlPlaneClient } from '../../../agent/identity/cp-client.js';
 import { agentProgram } from '../../../agent/program.js';
-import { type Program, runCli } from '../../../lib/cli.js';
+import type { Program } from '../../../lib/cli.js';
 import { run } from '../../../lib/exec.js';
+import { runProgram } from '../../support/cli.js';
 import { startTestControlPlane } from '../../support/controlplane.js';
 
 t.setTimeout(120_000);
 
-async function cli(program: Program, argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(program, argv, {
-    stdout: { write: (s: string) => out.push(s) },
-    stderr: { write: (s: string) => err.push(s) },
-  });
-  return { code, out: out.join(''), err: err.join('') };
-}
-
-const agent = (...argv: string[]) => cli(agentProgram(), argv);
+const agent = (...argv: string[]) => runProgram(agentProgram(), argv);
 
 async function tempDir(t: Test): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-'));
@@ -139,7 +130,7 @@ t.test('a bundle whose roots carry no spiffe:// URI needs --trust-domain', async
     };
   };
   const program: Program = { name: 'mesh-agent', summary: 'test', version: '0.0.0', commands: identityCommands(fake) };
-  const r2 = await cli(program, [
+  const r2 = await runProgram(program, [
     'join',
     '--controlplane',
     '127.0.0.1:1',

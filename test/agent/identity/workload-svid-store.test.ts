@@ -12,7 +12,7 @@ import { createTestCa } from '../../support/test-ca.js';
 
 const WEB = 'spiffe://example.org/ns/default/sa/web';
 const API = 'spiffe://example.org/ns/default/sa/api';
-const ca = createTestCa('example.org');
+const ca = await createTestCa('example.org');
 const HOUR = 3_600_000;
 
 const mode = async (file: string) => (await stat(file)).mode & 0o777;
@@ -64,7 +64,7 @@ t.test('load rejects what may not be served, saying why and quoting nothing', as
   t.match(await store.load(ca.bundlePem, now + 2 * HOUR), { svids: [], rejected: [{ reason: /the leaf expired at/ }, {}] }, 'expired');
   t.match(await store.load(ca.bundlePem, now - HOUR), { svids: [], rejected: [{ reason: /not valid before/ }, {}] }, 'not yet valid');
   t.match(
-    await store.load(createTestCa('example.org').bundlePem, now),
+    await store.load((await createTestCa('example.org')).bundlePem, now),
     { svids: [], rejected: [{ reason: /does not lead to a root of the stored trust bundle/ }, {}] },
     'another CA',
   );

@@ -5,7 +5,7 @@ import t, { type Test } from 'tap';
 import { installPeerCertificateCache } from '../../../controlplane/api/peer-cert-cache.js';
 import { createTestCa } from '../../support/test-ca.js';
 
-const ca = createTestCa('peer.example');
+const ca = await createTestCa('peer.example');
 const server = ca.issue('spiffe://peer.example/mesh/controlplane');
 const client = ca.issue('spiffe://peer.example/mesh/node/vm1');
 

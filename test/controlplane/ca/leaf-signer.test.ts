@@ -8,17 +8,16 @@ import {
   workerSigner,
 } from '../../../controlplane/ca/leaf-signer.js';
 import { createLogger, silentLogger } from '../../../lib/logger.js';
-import { freshCsr } from '../../support/controlplane.js';
+import { freshCsr, freshCsrs } from '../../support/controlplane.js';
 import { createTestCa } from '../../support/test-ca.js';
 
-const ca = createTestCa('signer.example');
+const ca = await createTestCa('signer.example');
 const ID = 'spiffe://signer.example/ns/default/sa/web';
-const csr = freshCsr;
 const quiet = () => silentLogger;
 
 async function checkSigner(t: Test, signer: LeafSigner) {
   const issuer = new X509Certificate(ca.generation.signerPem);
-  const requests = Array.from({ length: 20 }, csr);
+  const requests = await freshCsrs(20);
   const now = Date.now();
   const leaves = await Promise.all(requests.map((r) => signer.sign(ca.generation, { csr: r.csr, spiffeId: ID, ttlMs: 3_600_000, now })));
   const serials = new Set<string>();
@@ -42,7 +41,7 @@ async function checkSigner(t: Test, signer: LeafSigner) {
     message: /5000 bytes; at most 4096/,
   });
   await t.rejects(
-    signer.sign(ca.generation, { csr: csr().csr, spiffeId: ID, ttlMs: 1000, now: ca.generation.signerNotAfter + 1 }),
+    signer.sign(ca.generation, { csr: (await freshCsr()).csr, spiffeId: ID, ttlMs: 1000, now: ca.generation.signerNotAfter + 1 }),
     { code: 'MESH_E_CA_EXPIRED' },
     'a signer past its notAfter signs nothing',
   );
@@ -68,11 +67,9 @@ t.test('a worker that dies fails only its requests in flight, and the next reque
   const logger = createLogger({ level: 'error', sink: { write: (line) => void errors.push(line) } });
   const pool = workerSigner({ workers: 1, maxCsrBytes: 4096, logger });
   t.teardown(() => pool.close());
-  await pool.sign(ca.generation, { csr: csr().csr, spiffeId: ID, ttlMs: 60_000, now: Date.now() });
+  await pool.sign(ca.generation, { csr: (await freshCsr()).csr, spiffeId: ID, ttlMs: 60_000, now: Date.now() });
   const [first] = pool.threads();
-  const inFlight = Array.from({ length: 50 }, () =>
-    pool.sign(ca.generation, { csr: csr().csr, spiffeId: ID, ttlMs: 60_000, now: Date.now() }),
-  );
+  const inFlight = (await freshCsrs(50)).map((c) => pool.sign(ca.generation, { csr: c.csr, spiffeId: ID, ttlMs: 60_000, now: Date.now() }));
   await first?.terminate();
   const settled = await Promise.allSettled(inFlight);
   const failed = settled.filter((s) => s.status === 'rejected');
@@ -80,12 +77,12 @@ t.test('a worker that dies fails only its requests in flight, and the next reque
   for (const f of failed) t.match((f as PromiseRejectedResult).reason, { code: 'MESH_E_INTERNAL', message: /signing worker stopped/ });
   t.match(errors.join('\n'), /a signing worker stopped; starting another/);
 
-  const after = await pool.sign(ca.generation, { csr: csr().csr, spiffeId: ID, ttlMs: 60_000, now: Date.now() });
+  const after = await pool.sign(ca.generation, { csr: (await freshCsr()).csr, spiffeId: ID, ttlMs: 60_000, now: Date.now() });
   t.ok(after.der.length > 0, 'a new worker signs, with the key sent to it again');
   t.not(pool.threads()[0], first);
 
   await pool.close();
-  await t.rejects(pool.sign(ca.generation, { csr: csr().csr, spiffeId: ID, ttlMs: 60_000, now: Date.now() }), {
+  await t.rejects(pool.sign(ca.generation, { csr: (await freshCsr()).csr, spiffeId: ID, ttlMs: 60_000, now: Date.now() }), {
     code: 'MESH_E_INTERNAL',
     message: /stopping/,
   });
@@ -93,7 +90,7 @@ t.test('a worker that dies fails only its requests in flight, and the next reque
 
 t.test('inlineSigner is what zero workers means', async (t) => {
   const signer = inlineSigner(100);
-  await t.rejects(signer.sign(ca.generation, { csr: csr().csr, spiffeId: ID, ttlMs: 1000, now: Date.now() }), {
+  await t.rejects(signer.sign(ca.generation, { csr: (await freshCsr()).csr, spiffeId: ID, ttlMs: 1000, now: Date.now() }), {
     code: 'MESH_E_REQUEST_TOO_LARGE',
   });
 });

@@ -1,11 +1,12 @@
 import type { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { run } from '../../../lib/exec.js';
-import { certFields, keyIdentifier, parseCertificates, uriSans } from '../../../lib/x509/cert-info.js';
-import { children, read, Tag } from '../../../lib/x509/der.js';
+import { certFields, keyIdentifier, parseCertificates, subjectKeyIdentifier, uriSans } from '../../../lib/x509/cert-info.js';
+import { bits, children, ctx, octets, oid, read, seq, set, smallInt, Tag, time, tlv, utf8 } from '../../../lib/x509/der.js';
+import { OID } from '../../../lib/x509/oids.js';
 import { toPem } from '../../../lib/x509/pem.js';
 
 async function openssl(args: string[]) {
@@ -91,5 +92,92 @@ t.test('uriSans of a certificate without SANs, and parseCertificates errors', as
     code: 'MESH_E_CERT_INVALID',
     message: /^the chain: certificate 2 cannot be parsed/,
   });
-  t.throws(() => certFields(Buffer.from([0x30, 0x03, 0x02, 0x01, 0x01])), /tbsCertificate/);
+  t.throws(() => certFields(Buffer.from([0x30, 0x03, 0x02, 0x01, 0x01])), { code: 'MESH_E_CERT_INVALID', message: /tbsCertificate/ });
+});
+
+t.test('uriSans reads the GeneralNames DER: a comma inside a URI, URI:-looking text in other name types', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-ci-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const config = path.join(dir, 'c.cnf');
+  await writeFile(
+    config,
+    [
+      '[req]',
+      'distinguished_name = dn',
+      'prompt = no',
+      '[dn]',
+      'CN = san',
+      '[ext]',
+      'subjectAltName = @alt',
+      'subjectKeyIdentifier = 0102030405060708090a0b0c0d0e0f1011121314',
+      '[alt]',
+      'URI.1 = spiffe://example.org/ns/a/sa/b',
+      'URI.2 = https://x.example/a,b',
+      'DNS.1 = URI:spiffe://evil.example/ns/x',
+      'email.1 = URI:spiffe://evil2.example/y',
+      'otherName.1 = 1.2.3.4;UTF8:x, URI:spiffe://evil3.example/z',
+      '',
+    ].join('\n'),
+  );
+  const pem = path.join(dir, 'c.pem');
+  await openssl(
+    ['req', '-x509', '-newkey', 'ed25519', '-nodes', '-keyout', path.join(dir, 'c.key'), '-out', pem, '-days', '2'].concat([
+      '-config',
+      config,
+      '-extensions',
+      'ext',
+    ]),
+  );
+  const [cert] = parseCertificates(await readFile(pem, 'utf8'), 'c.pem');
+  if (cert === undefined) throw new Error('no cert');
+  t.same(uriSans(cert), ['spiffe://example.org/ns/a/sa/b', 'https://x.example/a,b'], 'exactly the two URIs, the comma kept');
+  t.same(uriSans(cert.raw), uriSans(cert), 'the same from DER');
+  t.notMatch(cert.subjectAltName ?? '', /URI:https:\/\/x\.example\/a,b/, "Node's text rendering escapes the comma (why it is not read)");
+  t.same(subjectKeyIdentifier(cert.raw), Buffer.from('0102030405060708090a0b0c0d0e0f1011121314', 'hex'), 'the explicit SKI, as written');
+  t.not(
+    keyIdentifier(certFields(cert.raw).spki).toString('hex'),
+    '0102030405060708090a0b0c0d0e0f1011121314',
+    'which is not the SHA-1 of the key',
+  );
+});
+
+/** A syntactic certificate (unsigned) with the given extensions, for the reader's refusals. */
+function fakeCert(extensions: Buffer[]): Buffer {
+  const name = seq(set(seq(oid(OID.commonName), utf8('x'))));
+  const spki = Buffer.from('302a300506032b6570032100', 'hex');
+  const tbs = seq(
+    ctx(0, smallInt(2)),
+    smallInt(1),
+    seq(oid(OID.ed25519)),
+    name,
+    seq(time(new Date()), time(new Date())),
+    name,
+    Buffer.concat([spki, Buffer.alloc(32)]),
+    ctx(3, seq(...extensions)),
+  );
+  return seq(tbs, seq(oid(OID.ed25519)), bits(Buffer.alloc(64)));
+}
+
+const ext = (id: string, value: Buffer) => seq(oid(id), octets(value));
+
+t.test('extension and SAN refusals are MESH_E_CERT_INVALID', async (t) => {
+  const san = (...names: Buffer[]) => ext(OID.subjectAltName, seq(...names));
+  t.same(uriSans(fakeCert([san(tlv(0x86, Buffer.from('spiffe://a/b')), tlv(0x82, Buffer.from('x.example')))])), ['spiffe://a/b']);
+  t.same(uriSans(fakeCert([])), [], 'no SAN extension');
+  t.equal(subjectKeyIdentifier(fakeCert([])), undefined, 'no SKI extension');
+  const cases: Array<[string, Buffer, RegExp]> = [
+    ['the same extension twice', fakeCert([san(), san()]), /extension 2\.5\.29\.17 appears twice/],
+    ['a URI in constructed form', fakeCert([san(tlv(0xa6, tlv(0x16, Buffer.from('spiffe://a/b'))))]), /constructed form/],
+    ['a URI that is not ASCII', fakeCert([san(tlv(0x86, Buffer.from('spiffe://a/é')))]), /not IA5/],
+    ['a universal tag among GeneralNames', fakeCert([san(tlv(0x16, Buffer.from('spiffe://a/b')))]), /not a GeneralName/],
+    ['trailing bytes in the SAN value', fakeCert([ext(OID.subjectAltName, Buffer.concat([seq(), Buffer.from([0])]))]), /trailing bytes/],
+  ];
+  for (const [what, der, message] of cases) {
+    t.throws(() => uriSans(der), { code: 'MESH_E_CERT_INVALID', message }, what);
+  }
+  t.throws(() => subjectKeyIdentifier(fakeCert([ext(OID.subjectKeyIdentifier, octets(Buffer.alloc(0)))])), {
+    code: 'MESH_E_CERT_INVALID',
+    message: /subjectKeyIdentifier is empty/,
+  });
+  t.throws(() => certFields(Buffer.concat([fakeCert([]), Buffer.from([0])])), { code: 'MESH_E_CERT_INVALID', message: /trailing bytes/ });
 });

@@ -1,14 +1,16 @@
-import { generateKeyPairSync, sign } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { run } from '../../../lib/exec.js';
 import { newKeyPair } from '../../../lib/secret-files.js';
-import { createCsr, keyTypeOf, parseCsr, publicKeyFromSpki, signatureAlgorithmFor } from '../../../lib/x509/csr.js';
-import { bits, children, decodeOid, oid, read, seq } from '../../../lib/x509/der.js';
+import { parseCsr, signatureAlgorithmFor } from '../../../lib/x509/csr.js';
+import { createCsr } from '../../../lib/x509/csr-builder.js';
+import { bits, children, ctx, decodeOid, octets, oid, read, seq, set, smallInt, Tag, tlv } from '../../../lib/x509/der.js';
 import { OID } from '../../../lib/x509/oids.js';
 import { toPem } from '../../../lib/x509/pem.js';
+import { keyTypeOf, publicKeyFromSpki } from '../../../lib/x509/spki.js';
 
 const ed = () => generateKeyPairSync('ed25519');
 
@@ -17,7 +19,7 @@ t.test('createCsr / parseCsr round trip for P-256 and Ed25519', async (t) => {
     ['ec-p256', newKeyPair()],
     ['ed25519', ed()],
   ] as const) {
-    const csr = createCsr(pair.privateKey, pair.publicKey);
+    const csr = await createCsr(pair.privateKey, pair.publicKey);
     const parsed = parseCsr(csr);
     t.equal(parsed.keyType, type);
     t.same(parsed.spki, pair.publicKey.export({ type: 'spki', format: 'der' }), `${type}: the SPKI is the key's`);
@@ -27,7 +29,7 @@ t.test('createCsr / parseCsr round trip for P-256 and Ed25519', async (t) => {
       decodeOid(children(alg as ReturnType<typeof read>)[0] as ReturnType<typeof read>),
       type === 'ed25519' ? OID.ed25519 : OID.ecdsaWithSha256,
     );
-    t.ok(parseCsr(createCsr(pair.privateKey, pair.publicKey, 'vm1.example')).publicKey.equals(pair.publicKey), 'with a common name');
+    t.ok(parseCsr(await createCsr(pair.privateKey, pair.publicKey, 'vm1.example')).publicKey.equals(pair.publicKey), 'with a common name');
   }
 });
 
@@ -39,7 +41,7 @@ t.test('openssl agrees that our CSRs are well formed and self-signed', async (t)
     ['ed25519', ed()],
   ] as const) {
     const file = path.join(dir, `${name}.csr`);
-    await writeFile(file, toPem(createCsr(pair.privateKey, pair.publicKey, 'cn-check'), 'CERTIFICATE REQUEST'));
+    await writeFile(file, toPem(await createCsr(pair.privateKey, pair.publicKey, 'cn-check'), 'CERTIFICATE REQUEST'));
     const r = await run('openssl', ['req', '-in', file, '-noout', '-verify', '-subject'], { timeoutMs: 30_000 });
     t.equal(r.code, 0, `${name}: ${r.stderr}`);
     t.match(r.stdout + r.stderr, /verify OK/i);
@@ -49,7 +51,7 @@ t.test('openssl agrees that our CSRs are well formed and self-signed', async (t)
 
 t.test('parseCsr refuses trailing bytes, a mismatched algorithm OID and a bad signature', async (t) => {
   const p = newKeyPair();
-  const good = createCsr(p.privateKey, p.publicKey);
+  const good = await createCsr(p.privateKey, p.publicKey);
   t.throws(() => parseCsr(Buffer.concat([good, Buffer.from([0])])), {
     code: 'MESH_E_CSR_INVALID',
     message: /trailing bytes after the CSR/,
@@ -57,7 +59,7 @@ t.test('parseCsr refuses trailing bytes, a mismatched algorithm OID and a bad si
 
   // Ed25519 key, ECDSA algorithm OID (and the other way round).
   const e = ed();
-  const edInfo = children(read(createCsr(e.privateKey, e.publicKey)))[0]?.raw as Buffer;
+  const edInfo = children(read(await createCsr(e.privateKey, e.publicKey)))[0]?.raw as Buffer;
   const mislabeled = seq(edInfo, seq(oid(OID.ecdsaWithSha256)), bits(sign(null, edInfo, e.privateKey)));
   t.throws(() => parseCsr(mislabeled), {
     code: 'MESH_E_CSR_INVALID',
@@ -73,7 +75,7 @@ t.test('parseCsr refuses trailing bytes, a mismatched algorithm OID and a bad si
   t.throws(() => parseCsr(forged), { code: 'MESH_E_CSR_INVALID', message: /does not verify/ });
 
   t.throws(() => parseCsr(Buffer.from([1, 2, 3])), { code: 'MESH_E_CSR_INVALID', message: /truncated DER/ });
-  t.throws(() => parseCsr(seq(oid('1.2.3'))), { code: 'MESH_E_CSR_INVALID', message: /CertificationRequestInfo/ });
+  t.throws(() => parseCsr(seq(oid('1.2.3'))), { code: 'MESH_E_CSR_INVALID', message: /expected info, algorithm and signature/ });
   t.throws(() => parseCsr(good.subarray(0, good.length - 5)), { code: 'MESH_E_CSR_INVALID' });
 });
 
@@ -82,12 +84,13 @@ t.test('only P-256 and Ed25519 keys are accepted', async (t) => {
   t.equal(keyTypeOf(p384.publicKey), undefined);
   t.throws(() => signatureAlgorithmFor(p384.privateKey), { code: 'MESH_E_KEY_UNSUPPORTED' });
   const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  t.throws(() => parseCsr(createCsr(rsa.privateKey, rsa.publicKey)), {
+  const rsaCsr = await createCsr(rsa.privateKey, rsa.publicKey);
+  t.throws(() => parseCsr(rsaCsr), {
     code: 'MESH_E_KEY_UNSUPPORTED',
     message: /key type rsa is not accepted; use ECDSA P-256 or Ed25519/,
   });
   // A P-384 key in a CSR labelled as ECDSA-with-SHA256.
-  const info = children(read(createCsr(newKeyPair().privateKey, newKeyPair().publicKey)))[0]?.raw as Buffer;
+  const info = children(read(await createCsr(newKeyPair().privateKey, newKeyPair().publicKey)))[0]?.raw as Buffer;
   const spki384 = p384.publicKey.export({ type: 'spki', format: 'der' });
   const infoNodes = children(read(info));
   const info384 = seq(infoNodes[0]?.raw as Buffer, infoNodes[1]?.raw as Buffer, spki384, infoNodes[3]?.raw as Buffer);
@@ -101,13 +104,16 @@ t.test('publicKeyFromSpki: the JWK fast path gives the same key as the DER decod
     const { publicKey, keyType } = publicKeyFromSpki(spki);
     t.ok(publicKey.equals(pair.publicKey), `${keyType}: same key`);
     t.same(publicKey.export({ type: 'spki', format: 'der' }), spki, `${keyType}: exports to the same SPKI`);
+    const encoded = publicKeyFromSpki(Buffer.from(spki)).spki;
+    t.same(encoded, spki, `${keyType}: our encoding of the parsed key is the canonical SPKI`);
+    t.not(encoded.buffer, spki.buffer, `${keyType}: a new buffer, not a view of the input`);
   }
   // A P-256 point that is not on the curve: refused, as the DER decoder refuses it.
   const spki = newKeyPair().publicKey.export({ type: 'spki', format: 'der' });
   const offCurve = Buffer.from(spki);
   offCurve.fill(7, 59);
-  t.throws(() => publicKeyFromSpki(offCurve));
-  // The compressed form of the same point is not the fast path's shape, but the DER decoder still reads it.
+  t.throws(() => publicKeyFromSpki(offCurve), { code: 'MESH_E_CSR_INVALID', message: /the public key cannot be read/ });
+  // The compressed form of the same point: refused, with the code for a key the mesh does not accept.
   const p = newKeyPair();
   const full = p.publicKey.export({ type: 'spki', format: 'der' });
   const y = full.subarray(59);
@@ -116,13 +122,122 @@ t.test('publicKeyFromSpki: the JWK fast path gives the same key as the DER decod
     Buffer.from([(y[31] as number) & 1 ? 3 : 2]),
     full.subarray(27, 59),
   ]);
-  const viaDer = publicKeyFromSpki(compressed);
-  t.equal(viaDer.keyType, 'ec-p256');
-  t.ok(viaDer.publicKey.equals(p.publicKey), 'compressed point decodes to the same key');
+  t.ok(createPublicKey({ key: compressed, format: 'der', type: 'spki' }).equals(p.publicKey), 'OpenSSL itself reads the compressed form');
+  t.throws(() => publicKeyFromSpki(compressed), {
+    code: 'MESH_E_KEY_UNSUPPORTED',
+    message: /compressed point is not accepted/,
+    details: { encoding: 'compressed-point' },
+  });
   // A CSR over an off-curve key is a clear CSR error.
-  const info = children(read(createCsr(p.privateKey, p.publicKey)))[0]?.raw as Buffer;
+  const info = children(read(await createCsr(p.privateKey, p.publicKey)))[0]?.raw as Buffer;
   const nodes = children(read(info));
   const badInfo = seq(nodes[0]?.raw as Buffer, nodes[1]?.raw as Buffer, offCurve, nodes[3]?.raw as Buffer);
   const badCsr = seq(badInfo, seq(oid(OID.ecdsaWithSha256)), bits(sign('sha256', badInfo, { key: p.privateKey, dsaEncoding: 'der' })));
   t.throws(() => parseCsr(badCsr), { code: 'MESH_E_CSR_INVALID', message: /the public key cannot be read/ });
+});
+
+/** A CSR whose SubjectPublicKeyInfo is replaced by `spki`, signed by `privateKey`. */
+async function csrWithSpki(spki: Buffer, privateKey: KeyObject): Promise<Buffer> {
+  const p = newKeyPair();
+  const nodes = children(read(children(read(await createCsr(p.privateKey, p.publicKey)))[0]?.raw as Buffer));
+  const info = seq(nodes[0]?.raw as Buffer, nodes[1]?.raw as Buffer, spki, nodes[3]?.raw as Buffer);
+  return seq(info, seq(oid(OID.ecdsaWithSha256)), bits(sign('sha256', info, { key: privateKey, dsaEncoding: 'der' })));
+}
+
+t.test('a P-256 key with a compressed point or explicit curve parameters: MESH_E_KEY_UNSUPPORTED', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-csr-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const keyFile = path.join(dir, 'k.pem');
+  const openssl = async (args: string[]) => {
+    const r = await run('openssl', args, { timeoutMs: 30_000 });
+    if (r.code !== 0) throw new Error(r.stderr);
+  };
+  await openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', keyFile]);
+  await openssl(['ec', '-in', keyFile, '-pubout', '-conv_form', 'compressed', '-outform', 'DER', '-out', path.join(dir, 'c.der')]);
+  await openssl(['ec', '-in', keyFile, '-pubout', '-param_enc', 'explicit', '-outform', 'DER', '-out', path.join(dir, 'e.der')]);
+  const privateKey = createPrivateKey(await readFile(keyFile));
+  const compressed = await readFile(path.join(dir, 'c.der'));
+  const explicit = await readFile(path.join(dir, 'e.der'));
+
+  const compressedCsr = await csrWithSpki(compressed, privateKey);
+  const explicitCsr = await csrWithSpki(explicit, privateKey);
+  t.throws(() => parseCsr(compressedCsr), {
+    code: 'MESH_E_KEY_UNSUPPORTED',
+    message: 'a P-256 key with a compressed point is not accepted; send the uncompressed point (04 || X || Y)',
+  });
+  t.throws(() => parseCsr(explicitCsr), {
+    code: 'MESH_E_KEY_UNSUPPORTED',
+    message: 'an EC key with explicit curve parameters is not accepted; use the named curve P-256 (prime256v1)',
+    details: { encoding: 'explicit-parameters' },
+  });
+  // The same key in its canonical form is accepted: the refusals are about the encoding.
+  const canonical = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
+  t.equal(parseCsr(await csrWithSpki(canonical, privateKey)).keyType, 'ec-p256');
+  // A hybrid point (06/07) and an Ed25519 key with parameters: other encodings, refused too.
+  const hybrid = Buffer.from(canonical);
+  hybrid[26] = 0x06 | ((canonical[90] as number) & 1);
+  t.throws(() => publicKeyFromSpki(hybrid), { code: /MESH_E_KEY_UNSUPPORTED|MESH_E_CSR_INVALID/ });
+  const edSpki = ed().publicKey.export({ type: 'spki', format: 'der' });
+  const edWithNull = seq(seq(oid(OID.ed25519), Buffer.from([Tag.NULL, 0])), edSpki.subarray(edSpki.length - 35));
+  t.throws(() => publicKeyFromSpki(edWithNull), { code: /MESH_E_KEY_UNSUPPORTED|MESH_E_CSR_INVALID/ });
+});
+
+t.test('parseCsr reads the whole request strictly', async (t) => {
+  const p = newKeyPair();
+  const good = await createCsr(p.privateKey, p.publicKey);
+  const [info, alg, sig] = children(read(good)) as [ReturnType<typeof read>, ReturnType<typeof read>, ReturnType<typeof read>];
+  const [version, subject, spki, attributes] = children(info);
+  const resign = (parts: Buffer[], algorithm: Buffer = alg.raw) => {
+    const body = seq(...parts);
+    return seq(body, algorithm, bits(sign('sha256', body, { key: p.privateKey, dsaEncoding: 'der' })));
+  };
+  const raw = (n: { raw: Buffer } | undefined) => n?.raw as Buffer;
+  const cases: Array<[string, Buffer, RegExp]> = [
+    ['version 1', resign([smallInt(1), raw(subject), raw(spki), raw(attributes)]), /version: only v1/],
+    ['no attributes field', resign([raw(version), raw(subject), raw(spki)]), /expected version, subject, key and attributes/],
+    [
+      'a subject value that is an INTEGER',
+      resign([raw(version), seq(set(seq(oid(OID.commonName), smallInt(5)))), raw(spki), raw(attributes)]),
+      /not a string type/,
+    ],
+    [
+      'a subject UTF8String that is not UTF-8',
+      resign([raw(version), seq(set(seq(oid(OID.commonName), tlv(Tag.UTF8_STRING, Buffer.from([0xc3]))))), raw(spki), raw(attributes)]),
+      /not UTF-8/,
+    ],
+    ['an empty RDN', resign([raw(version), seq(set()), raw(spki), raw(attributes)]), /empty RDN/],
+    [
+      'an attribute without values',
+      resign([raw(version), raw(subject), raw(spki), ctx(0, seq(oid('1.2.3'), set()))]),
+      /attribute: no value/,
+    ],
+    [
+      'an attribute value nested 20 deep',
+      resign([
+        raw(version),
+        raw(subject),
+        raw(spki),
+        ctx(0, seq(oid('1.2.3'), set(Array.from({ length: 20 }).reduce<Buffer>((inner) => seq(inner), seq())))),
+      ]),
+      /nested too deep/,
+    ],
+    [
+      'algorithm parameters',
+      resign([raw(version), raw(subject), raw(spki), raw(attributes)], seq(oid(OID.ecdsaWithSha256), Buffer.from([Tag.NULL, 0]))),
+      /parameters must be absent/,
+    ],
+    ['a fourth top-level field', seq(info.raw, alg.raw, sig.raw, smallInt(0)), /expected info, algorithm and signature/],
+    [
+      'unused bits in the signature',
+      seq(info.raw, alg.raw, tlv(Tag.BIT_STRING, Buffer.concat([Buffer.from([4]), sig.content.subarray(1)]))),
+      /unused bits/,
+    ],
+  ];
+  for (const [what, der, message] of cases) t.throws(() => parseCsr(der), { code: 'MESH_E_CSR_INVALID', message }, what);
+  // Attributes of common types, as an extensionRequest carries them, are read and accepted.
+  const extensionRequest = ctx(
+    0,
+    seq(oid(OID.extensionRequest), set(seq(seq(oid(OID.subjectAltName), octets(seq(tlv(0x86, Buffer.from('spiffe://example.org/x')))))))),
+  );
+  t.equal(parseCsr(resign([raw(version), raw(subject), raw(spki), extensionRequest])).keyType, 'ec-p256');
 });

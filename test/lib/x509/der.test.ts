@@ -9,6 +9,7 @@ import {
   octets,
   oid,
   read,
+  readOne,
   seq,
   smallInt,
   Tag,
@@ -123,8 +124,14 @@ t.test('read() refuses truncated and malformed input', async (t) => {
     ['content short', [0x04, 0x05, 1, 2], /truncated DER/],
     ['long length bytes missing', [0x04, 0x82, 0x01], /bad DER length/],
     ['long length content short', [0x04, 0x81, 0x80, ...Buffer.alloc(127)], /truncated DER/],
-    ['indefinite length', [0x30, 0x80, 0, 0], /bad DER length/],
+    ['indefinite length', [0x30, 0x80, 0, 0], /bad DER length: indefinite length/],
     ['length of 5 bytes', [0x04, 0x85, 0, 0, 0, 0, 1, 0], /bad DER length/],
+    ['long form for a short length', [0x04, 0x81, 0x01, 0xaa], /long form for a length under 128/],
+    ['long form for a zero length', [0x04, 0x81, 0x00], /bad DER length: leading zero length byte/],
+    ['leading zero length byte', [0x04, 0x82, 0x00, 0x80, ...Buffer.alloc(128)], /leading zero length byte/],
+    ['high tag number (tag-31 form)', [0x1f, 0x81, 0x00, 0x00], /high tag numbers are not accepted/],
+    ['high tag number, context class', [0xbf, 0x20, 0x00], /high tag numbers are not accepted/],
+    ['length byte 0xff', [0x04, 0xff, 1], /bad DER length/],
   ];
   for (const [what, bytes, message] of cases) {
     t.throws(() => read(Buffer.from(bytes)), { constructor: DerError, message }, what);
@@ -135,5 +142,31 @@ t.test('read() refuses truncated and malformed input', async (t) => {
   t.throws(() => children(read(broken)), { message: /truncated DER/ });
   t.throws(() => expectTag(read(smallInt(1)), Tag.SEQUENCE, 'thing'), { constructor: DerError, message: 'thing: expected tag 0x30' });
   t.throws(() => expectTag(undefined, Tag.SEQUENCE, 'missing'), { constructor: DerError, message: 'missing: expected tag 0x30' });
-  t.equal(read(Buffer.from([0x05, 0x00, 0xff])).end, 2, 'trailing bytes are left to the caller');
+  t.equal(read(Buffer.from([0x05, 0x00, 0xff])).end, 2, 'trailing bytes are left to the caller of read()');
+  t.throws(() => readOne(Buffer.from([0x05, 0x00, 0xff]), 'thing'), { constructor: DerError, message: 'trailing bytes after the thing' });
+  t.same(readOne(Buffer.from([0x05, 0x00]), 'thing').raw, Buffer.from([0x05, 0x00]));
+  // A child that stops short of its parent's end leaves bytes that are no TLV.
+  t.throws(() => children(read(Buffer.from([0x30, 0x03, 0x05, 0x00, 0x00]))), { constructor: DerError, message: /truncated DER/ });
+});
+
+t.test('the minimal long forms are accepted: 128 in one byte, 256 in two', async (t) => {
+  t.equal(read(Buffer.from([0x04, 0x81, 0x80, ...Buffer.alloc(128)])).content.length, 128);
+  t.equal(read(Buffer.from([0x04, 0x82, 0x01, 0x00, ...Buffer.alloc(256)])).content.length, 256);
+  t.equal(read(Buffer.from([0x9e, 0x00])).tag, 0x9e, 'tag number 30 is still the low form');
+});
+
+t.test('decodeOid refuses empty, truncated and non-minimal OIDs', async (t) => {
+  const cases: Array<[string, number[], RegExp]> = [
+    ['empty', [0x06, 0x00], /bad OID: empty/],
+    ['last byte has the continuation bit', [0x06, 0x03, 0x2a, 0x86, 0xc8], /truncated subidentifier/],
+    ['one byte with the continuation bit', [0x06, 0x01, 0x81], /truncated subidentifier/],
+    ['0x80 leading a later subidentifier', [0x06, 0x03, 0x2a, 0x80, 0x01], /not minimally encoded/],
+    ['0x80 leading the first subidentifier', [0x06, 0x02, 0x80, 0x2a], /not minimally encoded/],
+    ['an arc past 2^53', [0x06, 0x0a, 0x2a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f], /arc too large/],
+  ];
+  for (const [what, bytes, message] of cases) {
+    t.throws(() => decodeOid(read(Buffer.from(bytes))), { constructor: DerError, message }, what);
+  }
+  t.equal(decodeOid(read(Buffer.from([0x06, 0x02, 0x81, 0x00]))), '2.48', '0x81 0x00 is minimal (128)');
+  t.equal(decodeOid(read(Buffer.from([0x06, 0x03, 0x2a, 0x00, 0x00]))), '1.2.0.0', 'zero arcs are one 0x00 byte each');
 });
