@@ -81,7 +81,7 @@ t.test('a failed renewal is retried with backoff, and at once on retryFailed()',
   node.start();
   fake.down = true;
   clock.advance((node.state().nextRenewalAt ?? 0) - clock.now());
-  await flush();
+  await until(() => node.state().failures === 1, 'the failed renewal');
   t.match(node.state(), { state: 'failing', failures: 1, source: 'disk', lastError: /^MESH_E_CONTROLPLANE_UNAVAILABLE/ });
   const retryAt = node.state().nextRenewalAt ?? 0;
   t.ok(retryAt > clock.now(), 'a retry is scheduled');
@@ -100,7 +100,7 @@ t.test('stopped while a renewal runs: nothing is saved or used', async (t) => {
   node.start();
   fake.hold = true;
   clock.advance((node.state().nextRenewalAt ?? 0) - clock.now());
-  await flush();
+  await until(() => fake.heldCalls() === 1, 'the renewal call');
   t.equal(fake.heldCalls(), 1);
   node.stop();
   fake.release();

@@ -74,7 +74,7 @@ t.test('a first fetch is retried with backoff; the SVID obtained is saved; renew
   t.match(stateOf(WEB), { state: 'pending', failures: 0 });
   fake.down = true;
   svids.enable();
-  await flush();
+  await until(() => stateOf(WEB)?.failures === 1, 'the failed first fetch');
   t.match(stateOf(WEB), {
     state: 'failing',
     failures: 1,
@@ -83,7 +83,7 @@ t.test('a first fetch is retried with backoff; the SVID obtained is saved; renew
   });
   t.equal(stateOf(WEB)?.source, undefined, 'no source while nothing is held');
   clock.advance(1_000);
-  await flush();
+  await until(() => stateOf(WEB)?.failures === 2, 'the failed retry');
   t.match(stateOf(WEB), { failures: 2, nextRenewalAt: clock.now() + 2_000 }, 'retried after 1 s, then 2 s');
   fake.down = false;
   clock.advance(2_000);
@@ -119,7 +119,7 @@ t.test('a refused ID fails alone; an invalid ID is not asked for', async (t) => 
   t.match(stateOf(DB), { lastError: /^MESH_E_NOT_AUTHORIZED/ });
   t.match(stateOf('spiffe://Bad/x'), { state: 'failing', failures: 0, lastError: /^MESH_E_SPIFFE_ID_INVALID/ });
   clock.advance(10 * SEC);
-  await flush();
+  await until(() => (stateOf(DB)?.failures ?? 0) >= 2, 'the refused ID retried');
   t.ok((stateOf(DB)?.failures ?? 0) >= 2, 'the refused ID is retried');
   t.notOk(
     fake.calls.some((c) => c.spiffeId === 'spiffe://Bad/x'),
@@ -136,7 +136,7 @@ t.test('a dropped ID is forgotten with its files; a late answer for it is thrown
   t.ok(await onDisk(API), 'API stored');
   fake.hold = true;
   svids.setWanted([WEB, API, DB]);
-  await flush();
+  await until(() => fake.heldCalls() === 1, 'the fetch of DB');
   t.equal(fake.heldCalls(), 1, 'DB is being fetched');
   const before = changes();
   svids.setWanted([WEB]);
@@ -232,7 +232,7 @@ t.test('retryFailed fetches at once an ID whose first fetch failed', async (t) =
   fake.down = true;
   svids.enable();
   svids.setWanted([WEB]);
-  await flush();
+  await until(() => stateOf(WEB)?.failures === 1, 'the failed first fetch');
   t.equal(stateOf(WEB)?.failures, 1);
   fake.down = false;
   svids.retryFailed();
