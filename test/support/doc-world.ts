@@ -58,9 +58,9 @@ async function wrappers(bin: string, substitute: (text: string) => string): Prom
   const node = process.execPath;
   const scripts: Record<string, string> = {
     'mesh-controlplane': `exec "${node}" "${dist}/controlplane/main.js" "$@"`,
-    // meshctl's default --data-dir, in this world.
+    // meshctl's default --data-dir, in this world (not for the offline commands, which have no such option).
     meshctl: [
-      `case " $* " in *" --data-dir"*) ;; *) set -- "$@" --data-dir "${substitute(DEFAULT_DATA_DIR)}" ;; esac`,
+      `case "$1" in cert|version|help) ;; *) case " $* " in *" --data-dir"*) ;; *) set -- "$@" --data-dir "${substitute(DEFAULT_DATA_DIR)}" ;; esac ;; esac`,
       `exec "${node}" "${dist}/controlplane/cli/main.js" "$@"`,
     ].join('\n'),
     // mesh-agent status reads /etc/mesh-agent/agent.yaml by default: this world's.
