@@ -12,6 +12,11 @@ export const meshCheckId = (serviceId: string): string => `mesh:${serviceId}`;
 export const meshCheckName = (service: string): string => `${service} mesh listener`;
 const MESH_CHECK_NOTES = "passing only while Envoy serves this workload's mesh listener (mesh-agent)";
 
+/** The mesh check's Notes: what it means, and while it is critical why (so the catalog has the reason at once). */
+export function meshCheckNotes(mesh: MeshCheck): string {
+  return mesh.status === 'critical' && mesh.output !== '' ? `${MESH_CHECK_NOTES}; not serving: ${mesh.output}` : MESH_CHECK_NOTES;
+}
+
 function agentCheck(check: RegistrationCheck): Json {
   const out: Json = { Name: check.name };
   if (check.kind === 'ttl') return { ...out, TTL: check.target };
@@ -54,7 +59,7 @@ export function agentServiceBody(reg: ServiceRegistration, meshCheckTtlMs: numbe
     checks.push({
       CheckID: meshCheckId(reg.id),
       Name: meshCheckName(reg.name),
-      Notes: MESH_CHECK_NOTES,
+      Notes: meshCheckNotes(reg.meshCheck),
       TTL: consulDuration(meshCheckTtlMs),
       Status: reg.meshCheck.status,
     });
@@ -87,7 +92,7 @@ export function catalogRegisterBody(reg: ServiceRegistration, node: CatalogNode)
   if (check !== undefined) checks.push(reportedCheck(reg, appCheckId(reg.id), check.name, check.status ?? 'critical', check.output ?? ''));
   const mesh: MeshCheck | undefined = reg.meshCheck;
   if (mesh !== undefined)
-    checks.push(reportedCheck(reg, meshCheckId(reg.id), meshCheckName(reg.name), mesh.status, mesh.output, MESH_CHECK_NOTES));
+    checks.push(reportedCheck(reg, meshCheckId(reg.id), meshCheckName(reg.name), mesh.status, mesh.output, meshCheckNotes(mesh)));
   return {
     Node: node.nodeName,
     Address: node.nodeAddress,

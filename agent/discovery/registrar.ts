@@ -80,9 +80,18 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
   const pushedMesh = new Map<string, string>();
   const meshCheckTtlMs = MESH_CHECK_TTL_SYNCS * options.syncIntervalMs;
   const pushesMeshCheck = client.setMeshCheck !== undefined;
-  /** What a re-registration depends on: all of it, except a pushed mesh check's status and output. */
-  const key = (reg: ServiceRegistration) =>
-    JSON.stringify(pushesMeshCheck && reg.meshCheck !== undefined ? { ...reg, meshCheck: 'pushed' } : reg);
+  /**
+   * What a re-registration depends on: all of it, except a pushed mesh check's
+   * status and output. While that check is critical its reason is also in the
+   * registration (the check's Notes), because Consul syncs an output-only change
+   * to its servers only every check_update_interval (5 min): a changed reason is
+   * registered again, which reaches the catalog at once.
+   */
+  const key = (reg: ServiceRegistration) => {
+    const mesh = reg.meshCheck;
+    if (!pushesMeshCheck || mesh === undefined) return JSON.stringify(reg);
+    return JSON.stringify({ ...reg, meshCheck: mesh.status === 'critical' ? { critical: mesh.output } : 'pushed' });
+  };
   let connection: ConnectionState = 'unknown';
   let failures = 0;
   let timer: TimerHandle | undefined;

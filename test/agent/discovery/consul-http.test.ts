@@ -140,7 +140,7 @@ t.test('agent mode: service register body, mesh check push, token on every call'
       {
         CheckID: 'mesh:web-vm1',
         Name: 'web mesh listener',
-        Notes: "passing only while Envoy serves this workload's mesh listener (mesh-agent)",
+        Notes: "passing only while Envoy serves this workload's mesh listener (mesh-agent); not serving: no SVID yet",
         TTL: '15s',
         Status: 'critical',
       },

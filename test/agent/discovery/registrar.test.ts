@@ -177,18 +177,30 @@ t.test('agent mode: the mesh check is a TTL check whose status is pushed, never 
   t.match(registrar.states(), [{ name: 'web', state: 'registered', health: 'critical' }], 'health is the worst of its checks');
   t.equal(consul.calls.filter((c) => c === 'register web-vm1').length, 1);
 
+  const registrations = () => consul.calls.filter((c) => c === 'register web-vm1').length;
+  const OTHER_REASON: MeshCheck = { status: 'critical', output: 'Envoy is starting' };
+  registrar.setDesired([meshReg('web', OTHER_REASON)]);
+  await flush();
+  t.same(consul.meshChecks.get('web-vm1'), { ...OTHER_REASON, ttlMs: 15000 });
+  t.equal(registrations(), 2, 'a new reason while critical registers again (its Notes reach the catalog at once)');
+
   registrar.setDesired([meshReg('web', SERVING)]);
   await flush();
   t.same(consul.meshChecks.get('web-vm1'), { ...SERVING, ttlMs: 15000 });
-  t.equal(consul.calls.filter((c) => c === 'register web-vm1').length, 1, 'a status change does not register the service again');
   t.match(registrar.states(), [{ health: 'passing' }]);
+  const afterServing = registrations();
+  registrar.setDesired([meshReg('web', { status: 'passing', output: 'Envoy serves the mesh listener on 18081' })]);
+  await flush();
+  t.equal(registrations(), afterServing, 'while passing, a changed output is only pushed, never registered again');
+  registrar.setDesired([meshReg('web', SERVING)]);
+  await flush();
 
   const pushes = () => consul.calls.filter((c) => c.startsWith('mesh web-vm1')).length;
   const before = pushes();
   clock.advance(5000);
   await flush();
   t.equal(pushes(), before + 1, 'every sync refreshes the TTL');
-  t.equal(lines.filter((l) => l.includes('"msg":"mesh listener check"')).length, 2, 'logged once per change, not per refresh');
+  t.equal(lines.filter((l) => l.includes('"msg":"mesh listener check"')).length, 5, 'logged once per change, not per refresh');
 
   registrar.setDesired([{ ...meshReg('web', SERVING), port: 8081 }]);
   await flush();
