@@ -12,7 +12,7 @@
  * outside: the agent's first line of JavaScript installs its SIGHUP handler,
  * which shows in /proc/<pid>/status (SigCgt).
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { joinMesh } from '../../agent/identity/enroll.js';
@@ -149,10 +149,12 @@ t.test('SIGTERM or SIGINT at any moment of start-up leaves nothing behind', asyn
     const ms = i * 150;
     await stopAt(t, host, `at ${ms} ms`, i % 5 === 4 ? 'SIGINT' : 'SIGTERM', after(ms));
   }
-  // Right after each start-up milestone.
+  // Right after each start-up milestone. The SVIDs are on disk after the first run; for the milestone
+  // of fetching one, they are removed first.
   for (const milestone of [
     'xds server listening',
     'node identity loaded',
+    'workload SVID loaded from disk',
     'registered',
     'workload SVID obtained',
     'xds snapshot served',
@@ -160,6 +162,8 @@ t.test('SIGTERM or SIGINT at any moment of start-up leaves nothing behind', asyn
     'xds stream opened',
     'mesh-agent running',
   ]) {
+    if (milestone === 'workload SVID obtained')
+      await rm(path.join(host.fx.dataDir, 'identity', 'workloads'), { recursive: true, force: true });
     await stopAt(t, host, `after "${milestone}"`, 'SIGTERM', afterLog(milestone));
   }
 });

@@ -102,6 +102,14 @@ async function scenario(t: Test, mode: 'agent' | 'catalog') {
     { timeoutMs: 20_000, what: 'the app check passing and the mesh check carrying its reason' },
   );
   t.match(critical, { Name: 'web mesh listener', Status: 'critical', Output: NO_SVID.output, Notes: /mesh listener/ });
+  const inCatalog = await waitFor(
+    async () => {
+      const check = await meshCheckJson();
+      return check?.Notes?.includes(`not serving: ${NO_SVID.output}`) === true ? check : undefined;
+    },
+    { what: "the catalog to have the reason in the check's Notes" },
+  );
+  t.equal(inCatalog.Status, 'critical', "the catalog has the reason at once, in the check's Notes");
   if (mode === 'agent') t.equal(critical.Type, 'ttl', 'a TTL check in agent mode');
   t.same(await dev.api<unknown[]>('/v1/health/service/web?passing'), [], 'not returned by ?passing');
   t.same((await dev.api<unknown[]>('/v1/health/service/web')).length, 1, 'registered all the same');
@@ -120,7 +128,8 @@ async function scenario(t: Test, mode: 'agent' | 'catalog') {
   await waitFor(async () => (watcher.view().services.web?.instances.length === 1 ? true : undefined), { what: 'the watch to list web' });
   t.equal(watcher.view().services.web?.instances[0]?.id, id);
   t.match(await meshCheckJson(), { Status: 'passing', Output: SERVING.output }, 'the catalog has the new status and its output');
-  if (mode === 'agent') t.equal(registers(), registersBefore, 'agent mode: pushed, not registered again');
+  // Critical -> passing takes the reason out of the check's Notes: one registration, then pushes only.
+  if (mode === 'agent') t.equal(registers(), registersBefore + 1, 'agent mode: the reason leaves the Notes with one registration');
   else t.equal(registers(), registersBefore + 1, 'catalog mode: registered again with the new status');
   await registrar.syncNow();
   t.match(registrar.states(), [{ state: 'registered', health: 'passing' }]);
