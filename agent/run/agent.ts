@@ -5,7 +5,7 @@
  */
 import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
-import { type SideEffectSummary, SideEffects } from '../../lib/side-effects.js';
+import { SideEffects } from '../../lib/side-effects.js';
 import type { AgentConfig } from '../config/schema.js';
 import type { DataPlane } from '../dataplane/data-plane.js';
 import type { CatalogView } from '../discovery/catalog-view.js';
@@ -52,8 +52,6 @@ export interface Agent {
    * then ends with MESH_E_STOPPING). Idempotent.
    */
   stop(): Promise<void>;
-  /** The side effects start-up recorded and whether stop undid them. */
-  sideEffects(): readonly SideEffectSummary[];
   readonly dataPlane: DataPlane | undefined;
 }
 
@@ -222,7 +220,6 @@ export function createAgent(deps: AgentDeps): Agent {
       await effects.unwind();
       log.info('mesh-agent stopped', {});
     },
-    sideEffects: () => effects.summary(),
   };
   return agent;
 }
