@@ -57,7 +57,9 @@ export async function runPhases(phases, { cwd = process.cwd(), env = process.env
     const code = await runPhase(phase, phaseEnv, cwd, stderr);
     done.push([phase.name, now() - began]);
     if (code !== 0) {
-      stderr.write(`# npm test: ${phase.name} failed (exit ${code}); total ${seconds(now() - startedAt)} (${formatPhases(done)})\n`);
+      // The tests phase printed the timing and its closing `N passed, N failed` line, which must stay last.
+      if (!last)
+        stderr.write(`# npm test: ${phase.name} failed (exit ${code}); total ${seconds(now() - startedAt)} (${formatPhases(done)})\n`);
       return code;
     }
   }

@@ -38,6 +38,8 @@ t.test('prepare, activate, retire while fetching: every SVID verifies against th
   // The agent: holds the bundle from the stream and reconnects with it on change.
   let held: BundleUpdate | undefined;
   let client: ControlPlaneClient | undefined;
+  let saving: Promise<unknown> = Promise.resolve();
+  let failures: string[] = [];
   let cancelWatch = () => {};
   const connect = async () => {
     const identity = await loadNodeIdentity(dataDir);
@@ -53,8 +55,14 @@ t.test('prepare, activate, retire while fetching: every SVID verifies against th
       (bundle) => {
         const changed = held !== undefined && bundle.sequence !== held.sequence;
         held = bundle;
-        // As the agent does: keep the bundle on disk, reconnect trusting it.
-        void saveBundle(dataDir, bundle.rootsPem).then(() => (changed ? connect() : undefined));
+        // As the agent does: keep the bundle on disk, reconnect trusting it. The test ends
+        // only after the last of these (its folder is removed then).
+        saving = saving
+          .then(() => saveBundle(dataDir, bundle.rootsPem))
+          .then(() => (changed ? connect() : undefined))
+          .catch((err: unknown) => {
+            failures.push(`saving the bundle: ${(err as Error).message}`);
+          });
       },
       () => {},
     );
@@ -67,7 +75,6 @@ t.test('prepare, activate, retire while fetching: every SVID verifies against th
   await waitFor(async () => held, { what: 'the first bundle' });
 
   let fetched = 0;
-  let failures: string[] = [];
   let running = true;
   const loop = (async () => {
     while (running) {
@@ -118,6 +125,8 @@ t.test('prepare, activate, retire while fetching: every SVID verifies against th
   } finally {
     running = false;
     await loop;
+    cancelWatch();
+    await saving;
   }
 
   t.same(failures, [], `all ${fetched} SVIDs fetched across the rotation verified against the bundle held`);

@@ -69,6 +69,15 @@ t.test('a failing phase stops the run with its exit code', async (t) => {
   });
   t.equal(missing, 1, 'a program that cannot start fails its phase');
   t.match(lines.join(''), /npm test: build: .*ENOENT/);
+
+  // The tests phase prints its own closing `N passed, N failed` line, which must stay the last line.
+  const after: string[] = [];
+  const failedTests = await runPhases([node('build', ''), node('tests', 'process.exit(1)')], {
+    now: steppingClock(),
+    stderr: { write: (s: string) => after.push(s) },
+  });
+  t.equal(failedTests, 1);
+  t.same(after, [], 'nothing is printed after a failed tests phase');
 });
 
 t.test('run-tests prints the total and the phases just before the summary line', async (t) => {
