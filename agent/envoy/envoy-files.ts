@@ -7,7 +7,8 @@
  * memory, which Envoy leaves behind and which is removed once no epoch of the
  * base id is left.
  */
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { MeshError } from '../../lib/errors.js';
 import { adminAddressPath, bootstrapPath } from './envoy-args.js';
 
@@ -20,7 +21,12 @@ export interface EnvoyFiles {
   readAdminAddress(epoch: number): Promise<string | undefined>;
   /** `size:mtime:inode`; MESH_E_CONFIG_INVALID when the binary cannot be read. */
   binaryIdentity(binary: string): Promise<string>;
-  removeSharedMemory(): Promise<void>;
+  /**
+   * Once no epoch of the base id runs: removes Envoy's shared memory and the
+   * epochs' bootstrap and admin-address files (a stale admin address would point
+   * at a closed port).
+   */
+  cleanUp(): Promise<void>;
 }
 
 /** The shared-memory file Envoy's hot restart uses for a base id (Envoy names it base id x 10). */
@@ -54,8 +60,11 @@ export function nodeEnvoyFiles(workDir: string, baseId: number): EnvoyFiles {
         });
       }
     },
-    async removeSharedMemory() {
+    async cleanUp() {
       await rm(envoySharedMemoryPath(baseId), { force: true });
+      const names = await readdir(workDir).catch(() => [] as string[]);
+      const epochFile = /^(bootstrap-\d+\.json|admin-address-\d+)$/;
+      await Promise.all(names.filter((n) => epochFile.test(n)).map((n) => rm(path.join(workDir, n), { force: true })));
     },
   };
 }

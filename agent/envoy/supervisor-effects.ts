@@ -203,7 +203,7 @@ export function createEffectRunner(deps: EffectDeps) {
     },
     // Envoy leaves its hot-restart shared memory behind; no process of this base id is left now.
     'remove-shm': () =>
-      void serial(() => files.removeSharedMemory())
+      void serial(() => files.cleanUp())
         .catch((err) => log.warn("could not remove Envoy's shared memory", { error: err }))
         .then(() => dispatch({ kind: 'shm-removed' })),
     log(e) {

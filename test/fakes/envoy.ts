@@ -101,7 +101,8 @@ export class FakeEnvoyFiles implements EnvoyFiles {
     if (this.missing.has(binary)) throw new MeshError('MESH_E_CONFIG_INVALID', `the Envoy binary ${binary} cannot be read: ENOENT`);
     return this.identities.get(binary) ?? '1:1:1';
   }
-  async removeSharedMemory(): Promise<void> {
+  /** Counts the clean-ups after a final stop (shared memory and epoch files). */
+  async cleanUp(): Promise<void> {
     this.sharedMemoryRemovals++;
   }
 }

@@ -97,6 +97,7 @@ async function stopAt(t: Test, host: Host, label: string, signal: NodeJS.Signals
     t.same(left.services, [], `${label}: Consul holds no service of the node`);
     t.same(left.envoyPids, [], `${label}: no Envoy of this agent is left`);
     t.notOk(left.adsSocket, `${label}: the ADS socket is gone`);
+    t.same(left.envoyFiles, [], `${label}: no bootstrap or admin-address file of Envoy is left`);
   } finally {
     if (!agent.exited()) await agent.stop(1_000);
   }

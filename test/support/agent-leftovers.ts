@@ -25,6 +25,8 @@ export async function envoyProcessesOf(dataDir: string): Promise<number[]> {
 export interface Leftovers {
   envoyPids: number[];
   adsSocket: boolean;
+  /** Files left in <dataDir>/envoy (epochs' bootstraps and admin addresses). */
+  envoyFiles: string[];
   /** Service IDs in Consul whose meta mesh_node is this node. */
   services: string[];
 }
@@ -37,5 +39,6 @@ export async function leftoversOf(
   const services = Object.entries(await consulServices())
     .filter(([, svc]) => svc.Meta?.mesh_node === nodeName)
     .map(([id]) => id);
-  return { envoyPids: await envoyProcessesOf(dataDir), adsSocket: existsSync(adsSocketPath(dataDir)), services };
+  const envoyFiles = await readdir(envoyDir(dataDir)).catch(() => [] as string[]);
+  return { envoyPids: await envoyProcessesOf(dataDir), adsSocket: existsSync(adsSocketPath(dataDir)), envoyFiles, services };
 }

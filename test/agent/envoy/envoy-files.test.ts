@@ -1,6 +1,6 @@
 /** The supervisor's files on disk (EnvoyFiles): bootstraps, admin addresses, the binary's identity, the shared memory. */
 import { existsSync } from 'node:fs';
-import { copyFile, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
@@ -39,14 +39,20 @@ t.test('the binary identity changes when the file is replaced in place; a missin
   await t.rejects(files.binaryIdentity(path.join(dir, 'missing')), { code: 'MESH_E_CONFIG_INVALID', message: /missing cannot be read/ });
 });
 
-t.test("Envoy's shared memory of the base id is removed (and missing is fine)", async (t) => {
+t.test("clean-up removes Envoy's shared memory of the base id and the epochs' files (and missing is fine)", async (t) => {
   const baseId = 3_000_000_000 + process.pid;
   const shm = envoySharedMemoryPath(baseId);
   t.equal(shm, `/dev/shm/envoy_shared_memory_${baseId * 10}`);
   await writeFile(shm, '');
   t.teardown(() => rm(shm, { force: true }));
-  const files = nodeEnvoyFiles(await tempDir(t), baseId);
-  await files.removeSharedMemory();
-  t.notOk(existsSync(shm));
-  await files.removeSharedMemory();
+  const dir = await tempDir(t);
+  const files = nodeEnvoyFiles(dir, baseId);
+  await files.writeBootstrap(0, { node: { id: 'n' } });
+  await files.writeBootstrap(1, { node: { id: 'n' } });
+  await writeFile(path.join(dir, 'admin-address-1'), '127.0.0.1:1');
+  await writeFile(path.join(dir, 'ads.sock.keep'), '');
+  await files.cleanUp();
+  t.notOk(existsSync(shm), 'the shared memory is gone');
+  t.same(await readdir(dir), ['ads.sock.keep'], 'so are the bootstrap and admin-address files; nothing else is touched');
+  await files.cleanUp();
 });
