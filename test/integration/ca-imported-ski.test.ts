@@ -8,8 +8,7 @@
  * workloads) all accept the chains.
  */
 import { createHash, createPublicKey } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { buildBootstrap } from '../../agent/envoy/bootstrap.js';
@@ -27,6 +26,7 @@ import { startEnvoy } from '../support/envoy.js';
 import { type EchoAnswer, getJson, startEchoApp, xfccUri } from '../support/mesh-apps.js';
 import { freePorts } from '../support/ports.js';
 import { opensslVerify, verifySvid } from '../support/svid-verify.js';
+import { tempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
 import { webApiModel } from '../support/web-api-model.js';
 
@@ -38,12 +38,6 @@ const API = `spiffe://${TD}/ns/default/sa/api`;
 const ROOT_SKI = '0123456789abcdef0123456789abcdef01234567';
 
 const openssl = (dir: string, ...args: string[]) => runChecked('openssl', args, 'MESH_E_INTERNAL', { cwd: dir, timeoutMs: 60_000 });
-
-async function tempDir(t: Test): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-ski-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 /** How Go's crypto/x509 (1.25+) derives a SKI: SHA-256 of the subjectPublicKey bits, first 160 bits. */
 function goStyleSki(publicKeyPem: string): string {

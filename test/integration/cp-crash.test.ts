@@ -5,8 +5,6 @@
  * and the CA keys load and match their certificates.
  */
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { connectControlPlane } from '../../agent/identity/cp-client.js';
@@ -17,6 +15,7 @@ import { openDb } from '../../controlplane/store/db.js';
 import { readPrivateKey } from '../../lib/secret-files.js';
 import { toPem } from '../../lib/x509/pem.js';
 import { freshCsrs, spawnControlPlane } from '../support/controlplane.js';
+import { tempDir } from '../support/temp-dir.js';
 
 t.setTimeout(300_000);
 
@@ -26,8 +25,7 @@ const ID = 'spiffe://example.org/ns/default/sa/web';
 
 t.test(`kill -9 during ${CONCURRENT} concurrent issuances, ${ROUNDS} times`, async (t) => {
   // A short folder: the admin socket path must fit a Unix socket address.
-  const base = await mkdtemp(path.join(os.tmpdir(), 'mesh-crash-'));
-  t.teardown(() => rm(base, { recursive: true, force: true }));
+  const base = await tempDir(t, 'mesh-crash-');
   const dataDir = path.join(base, 'cp');
   const agentDir = path.join(base, 'agent');
   let live: { child: { stop(): Promise<void> } } | undefined;

@@ -9,8 +9,7 @@
  * arrive from the control plane and replace the stored files.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
 import { joinMesh } from '../../agent/identity/enroll.js';
@@ -24,6 +23,7 @@ import { uriSans } from '../../lib/x509/cert-info.js';
 import { toPem } from '../../lib/x509/pem.js';
 import { processAlive } from '../support/child.js';
 import { spawnControlPlane } from '../support/controlplane.js';
+import { tempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
 
 t.setTimeout(240_000);
@@ -38,8 +38,7 @@ const serialOf = (pem: string | undefined) => (pem === undefined ? undefined : n
 
 t.test('a restart while the control plane is stopped serves the stored SVIDs at once, then renews them', async (t) => {
   // A short folder: the admin socket path must fit a Unix socket address.
-  const base = await mkdtemp(path.join(os.tmpdir(), 'mesh-out-'));
-  t.teardown(() => rm(base, { recursive: true, force: true }));
+  const base = await tempDir(t, 'mesh-out-');
   const cpDir = path.join(base, 'cp');
   const dataDir = path.join(base, 'agent');
   const config = path.join(base, 'cp.json');

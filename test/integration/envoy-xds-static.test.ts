@@ -8,8 +8,7 @@
  * does not know). No ADS server: traffic through these resources is tested
  * once the ADS server exists.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import type { XdsResource } from '../../agent/xds/resources/common.js';
@@ -17,6 +16,7 @@ import { buildSnapshot } from '../../agent/xds/snapshot.js';
 import { checkMessage } from '../../lib/envoy/protos.js';
 import { run } from '../../lib/exec.js';
 import { fixtureIdentities, fixtureModel } from '../agent/xds/fixtures/model.js';
+import { tempDir } from '../support/temp-dir.js';
 import { tools } from '../support/tools.js';
 
 t.setTimeout(180_000);
@@ -56,8 +56,7 @@ function bootstrapWith(listeners: XdsResource[], clusters: XdsResource[], secret
 async function validate(t: Test, bootstrap: Record<string, unknown>): Promise<{ ok: boolean; output: string }> {
   checkMessage('envoy.config.bootstrap.v3.Bootstrap', bootstrap);
   const { envoy } = await tools();
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-xds-validate-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'mesh-xds-validate-');
   const file = path.join(dir, 'bootstrap.json');
   await writeFile(file, JSON.stringify(bootstrap, null, 2));
   const result = await run(envoy.path, ['--mode', 'validate', '-c', file, '--use-dynamic-base-id', '--log-level', 'warning'], {

@@ -4,8 +4,7 @@
  * nodes, audit, backup and status, plus the errors an operator meets.
  */
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import t, { type Test } from 'tap';
@@ -16,25 +15,16 @@ import { fromPemAll } from '../../lib/x509/pem.js';
 import { type CliResult, runProgram } from '../support/cli.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/controlplane.js';
 import { verifySvid } from '../support/svid-verify.js';
+import { tempDir } from '../support/temp-dir.js';
 
 t.setTimeout(240_000);
 
 const ctl = (dataDir: string, ...argv: string[]) => runProgram(meshctlProgram(), [...argv, '--data-dir', dataDir]);
 const agent = (...argv: string[]) => runProgram(agentProgram(), argv);
 
-async function tempDir(t: Test, prefix = 'mesh-'): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 async function startCp(t: Test): Promise<TestControlPlane> {
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'mesh-'));
-  const tcp = await startTestControlPlane({ dataDir });
-  t.teardown(async () => {
-    await tcp.stop();
-    await rm(dataDir, { recursive: true, force: true });
-  });
+  const tcp = await startTestControlPlane();
+  t.teardown(() => tcp.stop());
   return tcp;
 }
 

@@ -4,10 +4,9 @@
  * the --json output against a real in-process control plane.
  */
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { identityCommands } from '../../../agent/commands/identity-commands.js';
 import type { ClientOptions, ControlPlaneClient } from '../../../agent/identity/cp-client.js';
 import { agentProgram } from '../../../agent/program.js';
@@ -15,16 +14,11 @@ import type { Program } from '../../../lib/cli.js';
 import { run } from '../../../lib/exec.js';
 import { runProgram } from '../../support/cli.js';
 import { startTestControlPlane } from '../../support/controlplane.js';
+import { tempDir } from '../../support/temp-dir.js';
 
 t.setTimeout(120_000);
 
 const agent = (...argv: string[]) => runProgram(agentProgram(), argv);
-
-async function tempDir(t: Test): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 /** A self-signed EC P-256 CA certificate without any URI SAN, made with openssl. */
 async function plainRoot(dir: string): Promise<string> {
@@ -169,12 +163,8 @@ t.test('renew and svid fetch before join: MESH_E_NOT_JOINED', async (t) => {
 });
 
 t.test('join, renew and svid fetch --json against a real control plane', async (t) => {
-  const cpDir = await mkdtemp(path.join(os.tmpdir(), 'mesh-'));
-  const tcp = await startTestControlPlane({ dataDir: cpDir });
-  t.teardown(async () => {
-    await tcp.stop();
-    await rm(cpDir, { recursive: true, force: true });
-  });
+  const tcp = await startTestControlPlane();
+  t.teardown(() => tcp.stop());
   const dir = await tempDir(t);
   const id = 'spiffe://example.org/ns/default/sa/web';
   await writeFile(path.join(dir, 'bundle.pem'), tcp.bundlePem());

@@ -19,8 +19,8 @@ import { createLogger } from '../../../lib/logger.js';
 import { uriSans } from '../../../lib/x509/cert-info.js';
 import { fromPemAll } from '../../../lib/x509/pem.js';
 import { connectAdmin, joinedClient, startTestControlPlane, type TestControlPlane } from '../../support/controlplane.js';
+import { tempDir } from '../../support/temp-dir.js';
 import { waitFor } from '../../support/wait.js';
-import { tempDir } from './rotation-fixtures.js';
 
 t.setTimeout(180_000);
 

@@ -1,5 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
 import { statusCommand } from '../../../agent/commands/status-command.js';
@@ -11,6 +10,7 @@ import type { Workload } from '../../../agent/workloads/workload.js';
 import { idleAdsStatus } from '../../../agent/xds/server/ads-telemetry.js';
 import { runCli } from '../../../lib/cli.js';
 import { captureIo } from '../../support/io.js';
+import { tempDir } from '../../support/temp-dir.js';
 
 function doc(overrides: Partial<StatusDocument> = {}): StatusDocument {
   return {
@@ -93,8 +93,7 @@ t.test('agent not answering, bad flags, --config gives the address', async (t) =
   const u = captureIo();
   t.equal(await runCli(program(refused), ['status', '--address', 'nope'], u.io), 2);
   t.match(u.err(), /--address nope: must be host:port/);
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'status-cmd-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'status-cmd-');
   await writeFile(path.join(dir, 'agent.yaml'), 'nodeName: vm1\nstatus: { listen: 127.0.0.1:15999 }\n');
   let asked = '';
   const spy = (async (url: string) => {

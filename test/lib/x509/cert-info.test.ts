@@ -1,6 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
 import { run } from '../../../lib/exec.js';
@@ -8,6 +7,7 @@ import { certFields, keyIdentifier, parseCertificates, subjectKeyIdentifier, uri
 import { bits, children, ctx, octets, oid, read, seq, set, smallInt, Tag, time, tlv, utf8 } from '../../../lib/x509/der.js';
 import { OID } from '../../../lib/x509/oids.js';
 import { toPem } from '../../../lib/x509/pem.js';
+import { tempDir } from '../../support/temp-dir.js';
 
 async function openssl(args: string[]) {
   const r = await run('openssl', args, { timeoutMs: 30_000 });
@@ -16,8 +16,7 @@ async function openssl(args: string[]) {
 }
 
 t.test('certFields, keyIdentifier and uriSans agree with openssl', async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-ci-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'mesh-ci-');
   const pem = path.join(dir, 'c.pem');
   await openssl([
     'req',
@@ -62,8 +61,7 @@ t.test('certFields, keyIdentifier and uriSans agree with openssl', async (t) => 
 });
 
 t.test('uriSans of a certificate without SANs, and parseCertificates errors', async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-ci-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'mesh-ci-');
   const pem = path.join(dir, 'p.pem');
   await openssl([
     'req',
@@ -96,8 +94,7 @@ t.test('uriSans of a certificate without SANs, and parseCertificates errors', as
 });
 
 t.test('uriSans reads the GeneralNames DER: a comma inside a URI, URI:-looking text in other name types', async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-ci-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'mesh-ci-');
   const config = path.join(dir, 'c.cnf');
   await writeFile(
     config,

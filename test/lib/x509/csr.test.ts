@@ -1,6 +1,5 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
 import { run } from '../../../lib/exec.js';
@@ -11,6 +10,7 @@ import { bits, children, ctx, decodeOid, octets, oid, read, seq, set, smallInt, 
 import { OID } from '../../../lib/x509/oids.js';
 import { toPem } from '../../../lib/x509/pem.js';
 import { keyTypeOf, publicKeyFromSpki } from '../../../lib/x509/spki.js';
+import { tempDir } from '../../support/temp-dir.js';
 
 const ed = () => generateKeyPairSync('ed25519');
 
@@ -34,8 +34,7 @@ t.test('createCsr / parseCsr round trip for P-256 and Ed25519', async (t) => {
 });
 
 t.test('openssl agrees that our CSRs are well formed and self-signed', async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-csr-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'mesh-csr-');
   for (const [name, pair] of [
     ['p256', newKeyPair()],
     ['ed25519', ed()],
@@ -145,8 +144,7 @@ async function csrWithSpki(spki: Buffer, privateKey: KeyObject): Promise<Buffer>
 }
 
 t.test('a P-256 key with a compressed point or explicit curve parameters: MESH_E_KEY_UNSUPPORTED', async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-csr-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'mesh-csr-');
   const keyFile = path.join(dir, 'k.pem');
   const openssl = async (args: string[]) => {
     const r = await run('openssl', args, { timeoutMs: 30_000 });
