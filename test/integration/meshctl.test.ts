@@ -14,6 +14,7 @@ import { run } from '../../lib/exec.js';
 import { fromPemAll } from '../../lib/x509/pem.js';
 import { type CliResult, runProgram } from '../support/cli.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/controlplane.js';
+import { issuedCert, selfSignedCert } from '../support/openssl.js';
 import { verifySvid } from '../support/svid-verify.js';
 import { tempDir } from '../support/temp-dir.js';
 
@@ -66,81 +67,37 @@ async function fetchSvid(work: string, spiffeId: string): Promise<CliResult> {
   );
 }
 
-async function openssl(cwd: string, ...args: string[]): Promise<void> {
-  const r = await run('openssl', args, { timeoutMs: 30_000, cwd });
-  if (r.code !== 0) throw new Error(`openssl ${args.join(' ')} failed: ${r.stderr}`);
-}
-
-const V3_CA = 'basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n';
-
-/** A self-signed EC P-256 certificate (CA or not) with an optional URI SAN; files <name>.pem and <name>.key. */
-async function opensslRoot(dir: string, name: string, options: { uri?: string; ca?: boolean; curve?: string } = {}): Promise<void> {
+/** A self-signed EC certificate of the operator (a CA unless `ca: false`) with an optional URI SAN: <name>.pem and <name>.key. */
+function opensslRoot(dir: string, name: string, options: { uri?: string; ca?: boolean; curve?: 'P-256' | 'P-384' } = {}) {
   const ca = options.ca ?? true;
-  await openssl(
-    dir,
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    `ec_paramgen_curve:${options.curve ?? 'P-256'}`,
-    '-nodes',
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.pem`,
-    '-days',
-    '365',
-    '-subj',
-    `/O=Operator/CN=${name}`,
-    '-addext',
-    ca ? 'basicConstraints=critical,CA:true' : 'basicConstraints=critical,CA:false',
-    '-addext',
-    ca ? 'keyUsage=critical,keyCertSign,cRLSign' : 'keyUsage=critical,digitalSignature',
-    ...(options.uri ? ['-addext', `subjectAltName=URI:${options.uri}`] : []),
-  );
+  return selfSignedCert(dir, name, {
+    subject: `/O=Operator/CN=${name}`,
+    key: options.curve ?? 'P-256',
+    days: 365,
+    ext: [
+      ca ? 'basicConstraints = critical,CA:true' : 'basicConstraints = critical,CA:false',
+      ca ? 'keyUsage = critical,keyCertSign,cRLSign' : 'keyUsage = critical,digitalSignature',
+      'subjectKeyIdentifier = hash',
+      ...(options.uri ? [`subjectAltName = URI:${options.uri}`] : []),
+    ],
+  });
 }
 
 /** An EC P-256 intermediate CA <name>.pem/.key issued by <issuer>.pem/.key. */
-async function opensslIntermediate(dir: string, name: string, issuer: string, uri: string): Promise<void> {
-  await writeFile(path.join(dir, `${name}.ext`), `[v3]\n${V3_CA}authorityKeyIdentifier=keyid\nsubjectAltName=URI:${uri}\n`);
-  await openssl(
-    dir,
-    'req',
-    '-new',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.csr`,
-    '-subj',
-    `/O=Operator/CN=${name}`,
-  );
-  await openssl(
-    dir,
-    'x509',
-    '-req',
-    '-in',
-    `${name}.csr`,
-    '-CA',
-    `${issuer}.pem`,
-    '-CAkey',
-    `${issuer}.key`,
-    '-set_serial',
-    '4242',
-    '-days',
-    '200',
-    '-extfile',
-    `${name}.ext`,
-    '-extensions',
-    'v3',
-    '-out',
-    `${name}.pem`,
-  );
+function opensslIntermediate(dir: string, name: string, issuer: string, uri: string) {
+  const files = { cert: path.join(dir, `${issuer}.pem`), key: path.join(dir, `${issuer}.key`) };
+  return issuedCert(dir, name, files, {
+    subject: `/O=Operator/CN=${name}`,
+    serial: '4242',
+    days: 200,
+    ext: [
+      'basicConstraints = critical,CA:true',
+      'keyUsage = critical,keyCertSign,cRLSign',
+      'subjectKeyIdentifier = hash',
+      'authorityKeyIdentifier = keyid',
+      `subjectAltName = URI:${uri}`,
+    ],
+  });
 }
 
 interface CaStatusJson {

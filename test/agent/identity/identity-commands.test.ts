@@ -11,9 +11,9 @@ import { identityCommands } from '../../../agent/commands/identity-commands.js';
 import type { ClientOptions, ControlPlaneClient } from '../../../agent/identity/cp-client.js';
 import { agentProgram } from '../../../agent/program.js';
 import type { Program } from '../../../lib/cli.js';
-import { run } from '../../../lib/exec.js';
 import { runProgram } from '../../support/cli.js';
 import { startTestControlPlane } from '../../support/controlplane.js';
+import { selfSignedCert } from '../../support/openssl.js';
 import { tempDir } from '../../support/temp-dir.js';
 
 t.setTimeout(120_000);
@@ -22,32 +22,7 @@ const agent = (...argv: string[]) => runProgram(agentProgram(), argv);
 
 /** A self-signed EC P-256 CA certificate without any URI SAN, made with openssl. */
 async function plainRoot(dir: string): Promise<string> {
-  const file = path.join(dir, 'plain.pem');
-  const r = await run(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      path.join(dir, 'plain.key'),
-      '-out',
-      file,
-      '-days',
-      '30',
-      '-subj',
-      '/CN=plain root',
-      '-addext',
-      'basicConstraints=critical,CA:true',
-    ],
-    { timeoutMs: 30_000 },
-  );
-  if (r.code !== 0) throw new Error(r.stderr);
-  return file;
+  return (await selfSignedCert(dir, 'plain', { subject: '/CN=plain root', days: 30, ext: ['basicConstraints = critical,CA:true'] })).cert;
 }
 
 t.test('join usage errors name the flag (exit 2)', async (t) => {
