@@ -11,6 +11,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t, { type Test } from 'tap';
+import { buildBootstrap } from '../../agent/envoy/bootstrap.js';
 import type { XdsResource } from '../../agent/xds/resources/common.js';
 import { buildSnapshot } from '../../agent/xds/snapshot.js';
 import { checkMessage } from '../../lib/envoy/protos.js';
@@ -21,35 +22,20 @@ import { tools } from '../support/tools.js';
 
 t.setTimeout(180_000);
 
+/**
+ * The agent's own bootstrap (its ADS cluster on a socket that does not exist, so
+ * nothing connects) without its dynamic LDS and CDS, with the resources given
+ * as static ones.
+ */
 function bootstrapWith(listeners: XdsResource[], clusters: XdsResource[], secrets: XdsResource[]): Record<string, unknown> {
+  const agent = buildBootstrap({ nodeName: 'xds-validate', adminPort: 0, adsSocket: '/nonexistent/xds.sock', api: 'sotw' }) as {
+    dynamic_resources: { ads_config: unknown };
+    static_resources: { clusters: unknown[] };
+  };
   return {
-    node: { id: 'xds-validate', cluster: 'mesh-test' },
-    admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
-    dynamic_resources: {
-      ads_config: { api_type: 'GRPC', transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: 'xds' } }] },
-    },
-    static_resources: {
-      listeners,
-      clusters: [
-        ...clusters,
-        {
-          name: 'xds',
-          type: 'STATIC',
-          connect_timeout: { seconds: '1' },
-          typed_extension_protocol_options: {
-            'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-              '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
-              explicit_http_config: { http2_protocol_options: {} },
-            },
-          },
-          load_assignment: {
-            cluster_name: 'xds',
-            endpoints: [{ lb_endpoints: [{ endpoint: { address: { pipe: { path: '/nonexistent/xds.sock' } } } }] }],
-          },
-        },
-      ],
-      secrets,
-    },
+    ...agent,
+    dynamic_resources: { ads_config: agent.dynamic_resources.ads_config },
+    static_resources: { listeners, clusters: [...clusters, ...agent.static_resources.clusters], secrets },
   };
 }
 
