@@ -2,7 +2,6 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
 import { statusCommand } from '../../../agent/commands/status-command.js';
-import { makeView } from '../../../agent/discovery/catalog-view.js';
 import { renderStatus } from '../../../agent/status/render.js';
 import type { StatusDocument } from '../../../agent/status/status.js';
 import { buildStatus, statusProblems } from '../../../agent/status/status.js';
@@ -10,6 +9,7 @@ import type { Workload } from '../../../agent/workloads/workload.js';
 import { idleAdsStatus } from '../../../agent/xds/server/ads-telemetry.js';
 import { runCli } from '../../../lib/cli.js';
 import { captureIo } from '../../support/io.js';
+import { statusInput } from '../../support/status-input.js';
 import { tempDir } from '../../support/temp-dir.js';
 
 function doc(overrides: Partial<StatusDocument> = {}): StatusDocument {
@@ -157,17 +157,7 @@ t.test('statusProblems: each kind of trouble, and a NACK only until the next ACK
 });
 
 t.test('buildStatus without a data plane has no data-plane fields', async (t) => {
-  const d = buildStatus({
-    node: 'vm1',
-    consulMode: 'agent',
-    consulAddress: 'c:1',
-    connection: 'connected',
-    workloads: [],
-    fileErrors: [],
-    registrations: [],
-    view: makeView(1, []),
-    watches: [],
-  });
+  const d = buildStatus(statusInput());
   t.equal(d.envoy, undefined);
   t.equal(d.healthy, true);
 });
@@ -178,15 +168,7 @@ t.test('SVIDs served from the state folder: the document and the table say where
   // buildStatus reads only these fields of a workload.
   const web = { name: 'web', file: '/w/web.yaml', spiffeId: WEB, port: 8080, meshPort: 18080 } as Workload;
   const d = buildStatus({
-    node: 'vm1',
-    consulMode: 'agent',
-    consulAddress: 'c:1',
-    connection: 'connected',
-    workloads: [web],
-    fileErrors: [],
-    registrations: [],
-    view: makeView(1, []),
-    watches: [],
+    ...statusInput({ workloads: [web] }),
     now: Date.parse('2026-11-22T12:00:00.000Z'),
     dataPlane: {
       envoy: { state: 'running' },
