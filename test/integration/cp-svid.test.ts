@@ -6,7 +6,7 @@
  */
 import { createPrivateKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { uriSans } from '../../lib/x509/cert-info.js';
 import { createCsr } from '../../lib/x509/csr-builder.js';
 import { fromPem } from '../../lib/x509/pem.js';
@@ -16,6 +16,16 @@ import { opensslVerify, splitPemChain, verifySvid } from '../support/svid-verify
 
 t.setTimeout(120_000);
 
+/** A control plane (with these options) and an mTLS client of node vm1 allowed `allow`, its files in the test's folder. */
+async function vm1Client(t: Test, allow: string[], options: Parameters<typeof startTestControlPlane>[0] = {}) {
+  const tcp = await startTestControlPlane(options);
+  t.teardown(() => tcp.stop());
+  const dir = t.testdir({});
+  const client = await joinedClient(tcp, 'vm1', allow, dir);
+  t.teardown(() => client.close());
+  return { tcp, dir, client };
+}
+
 const counts = (db: { prepare: (s: string) => { get: () => unknown } }) => ({
   certs: (db.prepare('SELECT COUNT(*) AS n FROM certificates').get() as { n: number }).n,
   audit: (db.prepare('SELECT COUNT(*) AS n FROM audit').get() as { n: number }).n,
@@ -23,11 +33,7 @@ const counts = (db: { prepare: (s: string) => { get: () => unknown } }) => ({
 });
 
 t.test('an issued SVID has exactly what the spec requires, with the configured TTL', async (t) => {
-  const tcp = await startTestControlPlane({ svidTtl: '2h' });
-  t.teardown(() => tcp.stop());
-  const dir = t.testdir({});
-  const client = await joinedClient(tcp, 'vm1', ['spiffe://example.org/ns/default/sa/web'], dir);
-  t.teardown(() => client.close());
+  const { client } = await vm1Client(t, ['spiffe://example.org/ns/default/sa/web'], { svidTtl: '2h' });
   const before = Date.now();
   const svid = await client.signWorkload('spiffe://example.org/ns/default/sa/web', (await freshCsr()).csr);
   const leaf = new X509Certificate(svid.chainPem);
@@ -73,11 +79,7 @@ t.test('an issued SVID has exactly what the spec requires, with the configured T
 });
 
 t.test('a CSR with a forged URI SAN, extra SANs and CA:true: only the authorized ID, CA:false', async (t) => {
-  const tcp = await startTestControlPlane();
-  t.teardown(() => tcp.stop());
-  const dir = t.testdir({});
-  const client = await joinedClient(tcp, 'vm1', ['spiffe://example.org/ns/default/sa/web'], dir);
-  t.teardown(() => client.close());
+  const { dir, client } = await vm1Client(t, ['spiffe://example.org/ns/default/sa/web']);
   const made = await opensslCsr(dir, 'evil', {
     subject: '/CN=evil',
     ext: [
@@ -98,11 +100,7 @@ t.test('a CSR with a forged URI SAN, extra SANs and CA:true: only the authorized
 });
 
 t.test('bad requests fail with their codes and write only an audit row', async (t) => {
-  const tcp = await startTestControlPlane();
-  t.teardown(() => tcp.stop());
-  const dir = t.testdir({});
-  const client = await joinedClient(tcp, 'vm1', ['spiffe://example.org/ns/default/sa/*'], dir);
-  t.teardown(() => client.close());
+  const { tcp, dir, client } = await vm1Client(t, ['spiffe://example.org/ns/default/sa/*']);
   const id = 'spiffe://example.org/ns/default/sa/web';
   const good = (await freshCsr()).csr;
   const badSignature = Buffer.from(good);
@@ -133,10 +131,7 @@ t.test('bad requests fail with their codes and write only an audit row', async (
 });
 
 t.test('if the audit row cannot be written, the operation fails and nothing is issued', async (t) => {
-  const tcp = await startTestControlPlane();
-  t.teardown(() => tcp.stop());
-  const client = await joinedClient(tcp, 'vm1', ['spiffe://example.org/ns/default/sa/web'], t.testdir({}));
-  t.teardown(() => client.close());
+  const { tcp, client } = await vm1Client(t, ['spiffe://example.org/ns/default/sa/web']);
   tcp.cp.db.exec(
     "CREATE TRIGGER no_audit BEFORE INSERT ON audit WHEN NEW.action = 'svid.sign' AND NEW.result = 'ok' BEGIN SELECT RAISE(ABORT, 'audit disk full'); END",
   );
@@ -152,10 +147,7 @@ t.test('if the audit row cannot be written, the operation fails and nothing is i
 });
 
 t.test('requests are rate-limited per node', async (t) => {
-  const tcp = await startTestControlPlane({ rateLimit: { perSecond: 1, burst: 3 } });
-  t.teardown(() => tcp.stop());
-  const client = await joinedClient(tcp, 'vm1', ['spiffe://example.org/ns/default/sa/web'], t.testdir({}));
-  t.teardown(() => client.close());
+  const { client } = await vm1Client(t, ['spiffe://example.org/ns/default/sa/web'], { rateLimit: { perSecond: 1, burst: 3 } });
   const csrs = await freshCsrs(6);
   const results = await Promise.allSettled(csrs.map((c) => client.signWorkload('spiffe://example.org/ns/default/sa/web', c.csr)));
   const limited = results.filter((r) => r.status === 'rejected' && (r.reason as { code: string }).code === 'MESH_E_RATE_LIMITED');

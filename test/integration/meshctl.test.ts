@@ -114,6 +114,20 @@ async function caStatus(tcp: TestControlPlane): Promise<CaStatusJson> {
 
 const WORKLOAD = 'spiffe://example.org/ns/default/sa/web';
 
+/** `meshctl ca import --json` of <dir>/<cert>.pem with its key, and --chain <dir>/<chain>.pem if given. */
+function caImport(tcp: TestControlPlane, dir: string, cert: string, chain?: string): Promise<CliResult> {
+  const files = ['--cert', path.join(dir, `${cert}.pem`), '--key', path.join(dir, `${cert}.key`)];
+  return ctl(tcp.dataDir, 'ca', 'import', ...files, ...(chain === undefined ? [] : ['--chain', path.join(dir, `${chain}.pem`)]), '--json');
+}
+
+/** Node vm1 joins and fetches WORKLOAD's SVID (from the active CA); its chain, PEM. */
+async function issuedChain(t: Test, tcp: TestControlPlane): Promise<string> {
+  const work = await joinNode(t, tcp, 'vm1', WORKLOAD);
+  const fetched = await fetchSvid(work, WORKLOAD);
+  t.equal(fetched.code, 0, fetched.err);
+  return readFile(path.join(work, 'out', 'svid.pem'), 'utf8');
+}
+
 t.test('token create prints only the token; --json; usage errors', async (t) => {
   const tcp = await startCp(t);
   const plain = await ctl(
@@ -373,16 +387,7 @@ t.test('ca import: an operator root made with openssl signs after activate', asy
   const dir = await tempDir(t);
   await opensslRoot(dir, 'oproot', { uri: 'spiffe://example.org' });
 
-  const imported = await ctl(
-    tcp.dataDir,
-    'ca',
-    'import',
-    '--cert',
-    path.join(dir, 'oproot.pem'),
-    '--key',
-    path.join(dir, 'oproot.key'),
-    '--json',
-  );
+  const imported = await caImport(tcp, dir, 'oproot');
   t.equal(imported.code, 0, imported.err);
   const status = JSON.parse(imported.out) as CaStatusJson;
   t.match(status.generations[1], { id: 2, state: 'prepared', source: 'imported' });
@@ -396,10 +401,7 @@ t.test('ca import: an operator root made with openssl signs after activate', asy
   const activate = await ctl(tcp.dataDir, 'ca', 'rotate', 'activate');
   t.equal(activate.code, 0, activate.err);
 
-  const work = await joinNode(t, tcp, 'vm1', WORKLOAD);
-  const fetched = await fetchSvid(work, WORKLOAD);
-  t.equal(fetched.code, 0, fetched.err);
-  const chainPem = await readFile(path.join(work, 'out', 'svid.pem'), 'utf8');
+  const chainPem = await issuedChain(t, tcp);
   const bundle = (await ctl(tcp.dataDir, 'ca', 'bundle')).out;
   const verified = await verifySvid(chainPem, bundle);
   t.match(verified, { ok: true, spiffe_id: WORKLOAD });
@@ -413,28 +415,14 @@ t.test('ca import: an intermediate with --chain made with openssl signs after ac
   await opensslRoot(dir, 'oproot', { uri: 'spiffe://example.org' });
   await opensslIntermediate(dir, 'opint', 'oproot', 'spiffe://example.org');
 
-  const imported = await ctl(
-    tcp.dataDir,
-    'ca',
-    'import',
-    '--cert',
-    path.join(dir, 'opint.pem'),
-    '--key',
-    path.join(dir, 'opint.key'),
-    '--chain',
-    path.join(dir, 'oproot.pem'),
-    '--json',
-  );
+  const imported = await caImport(tcp, dir, 'opint', 'oproot');
   t.equal(imported.code, 0, imported.err);
   const status = JSON.parse(imported.out) as CaStatusJson;
   t.match(status.generations[1], { id: 2, state: 'prepared', source: 'imported' });
   t.match(status.generations[1]?.root_subject, /CN=oproot/);
 
   t.equal((await ctl(tcp.dataDir, 'ca', 'rotate', 'activate')).code, 0);
-  const work = await joinNode(t, tcp, 'vm1', WORKLOAD);
-  const fetched = await fetchSvid(work, WORKLOAD);
-  t.equal(fetched.code, 0, fetched.err);
-  const chainPem = await readFile(path.join(work, 'out', 'svid.pem'), 'utf8');
+  const chainPem = await issuedChain(t, tcp);
   const chain = fromPemAll(chainPem).map((der) => new X509Certificate(der));
   t.match(chain[1]?.subject, /CN=opint/, 'the operator intermediate signed the leaf');
   t.match(await verifySvid(chainPem, (await ctl(tcp.dataDir, 'ca', 'bundle')).out), { ok: true, spiffe_id: WORKLOAD });
