@@ -8,7 +8,6 @@
 import { X509Certificate } from 'node:crypto';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import { joinMesh } from '../../agent/identity/enroll.js';
 import { loadNodeIdentity } from '../../agent/identity/identity-store.js';
 import {
   controlPlaneServerId,
@@ -24,7 +23,7 @@ import { run } from '../../lib/exec.js';
 import { contract } from '../../lib/proto/contract.js';
 import { uriSans } from '../../lib/x509/cert-info.js';
 import { chainsToBundle } from '../support/chain-checks.js';
-import { freshCsrs, startTestControlPlane } from '../support/controlplane.js';
+import { freshCsrs, joinNode, joinSource, startTestControlPlane } from '../support/controlplane.js';
 import { createTestCa } from '../support/test-ca.js';
 import { tools } from '../support/tools.js';
 
@@ -37,12 +36,7 @@ t.test('issuance-load issues real SVIDs closed- and open-loop, and checks the se
   const tcp = await startTestControlPlane();
   t.teardown(() => tcp.stop());
   const dir = t.testdir({});
-  await joinMesh({
-    address: tcp.cp.address,
-    token: tcp.token('load1', ['spiffe://example.org/ns/load/sa/*']),
-    bundlePem: tcp.bundlePem(),
-    dataDir: dir,
-  });
+  await joinNode(joinSource(tcp), 'load1', ['spiffe://example.org/ns/load/sa/*'], dir);
   const identity = await loadNodeIdentity(dir);
 
   const csrs = (await freshCsrs(16)).map((c, i) => ({ id: IDS[i % IDS.length] as string, ...c }));

@@ -168,7 +168,7 @@ export function joinSource(t: TestControlPlane): JoinSource {
 }
 
 /** A control plane run as a child (spawnControlPlane) as a JoinSource: tokens and the bundle come through its admin socket. */
-export function adminJoinSource(p: ControlPlaneProcess): JoinSource {
+export function adminJoinSource(p: Pick<ControlPlaneProcess, 'address' | 'dataDir' | 'trustDomain'>): JoinSource {
   const call = async <T>(method: string, request?: Record<string, unknown>): Promise<T> => {
     const admin = connectAdmin(p.dataDir);
     try {
