@@ -15,13 +15,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { type ControlPlaneClient, connectControlPlane } from '../agent/identity/cp-client.js';
-import { joinMesh } from '../agent/identity/enroll.js';
 import { loadNodeIdentity } from '../agent/identity/identity-store.js';
-import { connectAdmin } from '../controlplane/cli/admin-client.js';
 import { newKeyPair } from '../lib/secret-files.js';
 import { createCsr } from '../lib/x509/csr-builder.js';
-import { toPem } from '../lib/x509/pem.js';
 import { repoRoot } from '../scripts/repo-root.js';
+import { adminJoinSource, joinNode } from '../test/support/controlplane.js';
 import { controlPlaneServerId, encodeSignWorkload, runIssuanceLoad } from './lib/issuance-load.js';
 import { pct } from './lib/stats.js';
 import { formatTable } from './lib/table.js';
@@ -140,13 +138,10 @@ async function main() {
   process.stderr.write('starting the control plane\n');
   const cp = await startControlPlane(dir);
   try {
-    const admin = connectAdmin(path.join(dir, 'cp'));
-    const { token } = await admin.call<{ token: string }>('CreateToken', { node_name: 'bench', allow: [ID], ttl_ms: 600_000 });
-    const bundle = await admin.call<{ roots: Buffer[] }>('GetBundle');
-    admin.close();
     const agentDir = path.join(dir, 'agent');
     process.stderr.write(`joining a node to ${cp.address}\n`);
-    await joinMesh({ address: cp.address, token, bundlePem: bundle.roots.map((d) => toPem(d)).join(''), dataDir: agentDir });
+    const source = adminJoinSource({ address: cp.address, dataDir: path.join(dir, 'cp'), trustDomain: 'bench.example' });
+    await joinNode(source, 'bench', [ID], agentDir);
     const identity = await loadNodeIdentity(agentDir);
     // Every request carries its own key's CSR; 512 of them, used round-robin.
     process.stderr.write('making 512 CSRs, then the load tool (provisioned if missing)\n');

@@ -7,10 +7,7 @@
  * plus RSS. Run: npm run bench -- catalog-watch
  */
 import type { CatalogView } from '../agent/discovery/catalog-view.js';
-import { createCatalogWatcher } from '../agent/discovery/catalog-watch.js';
-import { createConsulHttpClient } from '../agent/discovery/consul-http.js';
-import { systemClock } from '../lib/clock.js';
-import { createLogger } from '../lib/logger.js';
+import { consulCatalogWatcher } from '../test/support/catalog-watcher.js';
 import { startConsulDev } from '../test/support/consul.js';
 import { pct, rssMb } from './lib/stats.js';
 import { formatTable } from './lib/table.js';
@@ -30,22 +27,7 @@ try {
   const setupMs = performance.now() - setupStart;
 
   const rssBefore = rssMb();
-  const client = createConsulHttpClient({
-    mode: 'agent',
-    address: dev.httpAddr,
-    token: '',
-    datacenter: '',
-    nodeName: dev.nodeName,
-    nodeAddress: '127.0.0.1',
-  });
-  const watcher = createCatalogWatcher({
-    client,
-    clock: systemClock,
-    log: createLogger({ level: 'warn' }),
-    backoff: { initialMs: 100, maxMs: 1000 },
-    waitMs: 60_000,
-    coalesceMs: COALESCE_MS,
-  });
+  const watcher = consulCatalogWatcher(dev, { waitMs: 60_000, coalesceMs: COALESCE_MS });
   const watched = Array.from({ length: WATCHED }, (_, i) => name(i * (SERVICES / WATCHED)));
   let waiter: { service: string; count: number; resolve: (at: number) => void } | undefined;
   watcher.onView((view: CatalogView) => {

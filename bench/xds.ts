@@ -17,16 +17,16 @@
  * Run: npm run bench -- xds
  */
 
-import { joinMesh } from '../agent/identity/enroll.js';
 import { buildModel } from '../agent/model/build-model.js';
 import type { Workload } from '../agent/workloads/workload.js';
 import { type ServedSnapshot, SnapshotEncoder } from '../agent/xds/cache/served-snapshot.js';
 import { checkSnapshot } from '../agent/xds/check-snapshot.js';
 import type { PushCounters } from '../agent/xds/server/ads-telemetry.js';
 import { BuildMemo, buildSnapshot, type Identities } from '../agent/xds/snapshot.js';
-import { agentFixture, agentStatus, startAgentProcess } from '../test/support/agent-process.js';
-import { startTestControlPlane } from '../test/support/controlplane.js';
+import { agentStatus, startAgentProcess } from '../test/support/agent-process.js';
+import { joinSource, startTestControlPlane } from '../test/support/controlplane.js';
 import { parseStats } from '../test/support/envoy.js';
+import { meshHost } from '../test/support/mesh-world.js';
 import { freePorts } from '../test/support/ports.js';
 import { createTestCa } from '../test/support/test-ca.js';
 import { tools } from '../test/support/tools.js';
@@ -207,27 +207,25 @@ async function endToEnd(
     const firstLocal = await freePortRange(UPSTREAMS, 21_000);
     const [appPort, meshPort, adminPort] = (await freePorts(3)) as [number, number, number];
     const admin = `http://127.0.0.1:${adminPort}`;
-    const fx = await agentFixture(consulAddr, {
-      dataPlane: { enabled: true },
-      controlPlane: { address: cp.cp.address, caBundle: '/dev/null' },
-      envoy: { binary: envoyBinary, adminPort, concurrency: 1, api },
-    });
-    cleanups.push(() => fx.remove());
-    await joinMesh({
-      address: cp.cp.address,
-      token: cp.token(`bench-${api}`, [CALLER_ID]),
-      bundlePem: cp.bundlePem(),
-      dataDir: fx.dataDir,
-    });
-    await fx.writeWorkload(
-      `${CALLER}.json`,
-      JSON.stringify({
-        name: CALLER,
-        port: appPort,
-        meshPort,
-        protocol: 'http',
-        upstreams: upstreamNames.map((service, i) => ({ service, localPort: firstLocal + i })),
-      }),
+    const { fx } = await meshHost(
+      { teardown: (fn) => cleanups.push(async () => fn()) },
+      {
+        join: joinSource(cp),
+        consulAddr,
+        nodeName: `bench-${api}`,
+        allow: [CALLER_ID],
+        config: { controlPlane: { address: cp.cp.address, caBundle: '/dev/null' } },
+        envoy: { binary: envoyBinary, adminPort, api },
+        workloads: {
+          [`${CALLER}.json`]: JSON.stringify({
+            name: CALLER,
+            port: appPort,
+            meshPort,
+            protocol: 'http',
+            upstreams: upstreamNames.map((service, i) => ({ service, localPort: firstLocal + i })),
+          }),
+        },
+      },
     );
 
     const started = performance.now();

@@ -6,10 +6,7 @@
  */
 import t from 'tap';
 import type { CatalogView } from '../../agent/discovery/catalog-view.js';
-import { createCatalogWatcher } from '../../agent/discovery/catalog-watch.js';
-import { createConsulHttpClient } from '../../agent/discovery/consul-http.js';
-import { systemClock } from '../../lib/clock.js';
-import { createLogger } from '../../lib/logger.js';
+import { consulCatalogWatcher } from '../support/catalog-watcher.js';
 import { startConsulDev } from '../support/consul.js';
 import { httpGet, waitFor } from '../support/wait.js';
 
@@ -34,22 +31,7 @@ t.test('3-instance upstream: critical drops out, passing comes back', async (t) 
       Check: { CheckID: `api-${i}-ttl`, Name: 'ttl', TTL: '10m', Status: 'passing' },
     });
   }
-  const client = createConsulHttpClient({
-    mode: 'agent',
-    address: dev.httpAddr,
-    token: '',
-    datacenter: 'dc1',
-    nodeName: dev.nodeName,
-    nodeAddress: '127.0.0.1',
-  });
-  const watcher = createCatalogWatcher({
-    client,
-    clock: systemClock,
-    log: createLogger({ level: 'warn' }),
-    backoff: { initialMs: 100, maxMs: 1000 },
-    waitMs: 30_000,
-    coalesceMs: 10,
-  });
+  const watcher = consulCatalogWatcher(dev, { datacenter: 'dc1', waitMs: 30_000, coalesceMs: 10 });
   t.teardown(() => watcher.stop());
   const views: Array<{ at: number; view: CatalogView }> = [];
   watcher.onView((view) => views.push({ at: performance.now(), view }));

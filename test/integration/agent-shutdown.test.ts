@@ -15,16 +15,12 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import { joinMesh } from '../../agent/identity/enroll.js';
 import { leftoversOf } from '../support/agent-leftovers.js';
-import { type AgentFixture, agentFixture, restartableConsul, startAgentProcess } from '../support/agent-process.js';
+import { type AgentFixture, restartableConsul, startAgentProcess } from '../support/agent-process.js';
 import type { ManagedChild } from '../support/child.js';
-import { startConsulDev } from '../support/consul.js';
-import { startTestControlPlane } from '../support/controlplane.js';
-import { startEchoApp } from '../support/mesh-apps.js';
-import { freePorts } from '../support/ports.js';
+import { type JoinSource, joinSource, startTestControlPlane } from '../support/controlplane.js';
+import { meshHost, startMeshPeers, startWebApi } from '../support/mesh-world.js';
 import { tempDir } from '../support/temp-dir.js';
-import { tools } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';
 
 t.setTimeout(600_000);
@@ -103,47 +99,28 @@ async function stopAt(t: Test, host: Host, label: string, signal: NodeJS.Signals
   }
 }
 
+/** A host with web and api, joined to the control plane; the agent takes the trust domain from the join. */
 async function makeHost(
-  cp: Awaited<ReturnType<typeof startTestControlPlane>>,
+  t: Test,
+  join: JoinSource,
   consulAddr: string,
   services: Host['services'],
   envoyOverrides: Record<string, unknown> = {},
 ): Promise<Host> {
-  const { envoy } = await tools();
-  const web = await startEchoApp('web');
-  const api = await startEchoApp('api');
-  const [webMesh, apiMesh, apiLocal, adminPort] = (await freePorts(4)) as [number, number, number, number];
-  const fx = await agentFixture(consulAddr, {
-    // No trustDomain: the agent takes it from the join.
-    trustDomain: undefined,
-    dataPlane: { enabled: true },
-    envoy: { binary: envoy.path, adminPort, concurrency: 1, drainTime: `${DRAIN_MS}ms`, ...envoyOverrides },
+  const apps = await startWebApi(t);
+  const { fx, nodeName } = await meshHost(t, {
+    join,
+    consulAddr,
+    config: { trustDomain: undefined },
+    envoy: { drainTime: `${DRAIN_MS}ms`, ...envoyOverrides },
+    workloads: apps.files(),
   });
-  const config = JSON.parse(await readFile(fx.configFile, 'utf8')) as { nodeName: string };
-  await joinMesh({
-    address: cp.cp.address,
-    token: cp.token(config.nodeName, [`spiffe://${TD}/ns/*/sa/*`]),
-    bundlePem: cp.bundlePem(),
-    dataDir: fx.dataDir,
-  });
-  await fx.writeWorkload(
-    'web.yaml',
-    `name: web\nport: ${web.port}\nmeshPort: ${webMesh}\nprotocol: http\nupstreams: [{ service: api, localPort: ${apiLocal} }]\n`,
-  );
-  await fx.writeWorkload('api.yaml', `name: api\nport: ${api.port}\nmeshPort: ${apiMesh}\nprotocol: http\n`);
-  t.teardown(async () => {
-    await Promise.all([web.close(), api.close()]);
-    await fx.remove();
-  });
-  return { fx, nodeName: config.nodeName, services };
+  return { fx, nodeName, services };
 }
 
 t.test('SIGTERM or SIGINT at any moment of start-up leaves nothing behind', async (t) => {
-  const cp = await startTestControlPlane({ trustDomain: TD });
-  t.teardown(() => cp.stop());
-  const consul = await startConsulDev();
-  t.teardown(() => consul.stop());
-  const host = await makeHost(cp, consul.httpAddr, () => consul.api('/v1/agent/services'));
+  const { join, consul } = await startMeshPeers(t, { trustDomain: TD });
+  const host = await makeHost(t, join, consul.httpAddr, () => consul.api('/v1/agent/services'));
 
   // 20 points over the first 3 s after signal handling is installed; every fifth is SIGINT.
   for (let i = 0; i < 20; i++) {
@@ -170,13 +147,10 @@ t.test('SIGTERM or SIGINT at any moment of start-up leaves nothing behind', asyn
 });
 
 t.test('Envoy that fails to start, then SIGTERM: exit 0, nothing left', async (t) => {
-  const cp = await startTestControlPlane({ trustDomain: TD });
-  t.teardown(() => cp.stop());
-  const consul = await startConsulDev();
-  t.teardown(() => consul.stop());
+  const { join, consul } = await startMeshPeers(t, { trustDomain: TD });
   const failing = path.join(await tempDir(t, 'agent-shutdown-'), 'envoy-fails');
   await writeFile(failing, '#!/bin/sh\necho "envoy: cannot start (test binary)" >&2\nexit 1\n', { mode: 0o755 });
-  const host = await makeHost(cp, consul.httpAddr, () => consul.api('/v1/agent/services'), {
+  const host = await makeHost(t, join, consul.httpAddr, () => consul.api('/v1/agent/services'), {
     binary: failing,
     restartBackoffInitial: '200ms',
     restartBackoffMax: '1s',
@@ -190,7 +164,7 @@ t.test('Consul down during start-up, then SIGTERM: exit 0, nothing left', async 
   const consul = await restartableConsul();
   await consul.start();
   await consul.stop();
-  const host = await makeHost(cp, consul.httpAddr, async () => ({}));
+  const host = await makeHost(t, joinSource(cp), consul.httpAddr, async () => ({}));
   await stopAt(t, host, 'Consul down', 'SIGTERM', afterLog('consul unreachable; retrying with backoff'));
   // Consul back: a dev agent starts empty; it must not receive anything from the stopped agent.
   await consul.start();

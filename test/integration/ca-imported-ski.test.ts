@@ -8,8 +8,7 @@
  * workloads) all accept the chains.
  */
 import { createHash, createPublicKey } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { buildBootstrap } from '../../agent/envoy/bootstrap.js';
@@ -17,7 +16,6 @@ import { createSnapshotCache } from '../../agent/xds/cache/snapshot-cache.js';
 import { startAdsServer } from '../../agent/xds/server/ads-server.js';
 import { buildSnapshot, type Identities } from '../../agent/xds/snapshot.js';
 import { systemClock } from '../../lib/clock.js';
-import { runChecked } from '../../lib/exec.js';
 import { silentLogger } from '../../lib/logger.js';
 import { certFields, keyIdentifier, subjectKeyIdentifier } from '../../lib/x509/cert-info.js';
 import { children, read } from '../../lib/x509/der.js';
@@ -25,8 +23,10 @@ import { fromPemAll } from '../../lib/x509/pem.js';
 import { freshCsr, joinedClient, startTestControlPlane } from '../support/controlplane.js';
 import { startEnvoy } from '../support/envoy.js';
 import { type EchoAnswer, getJson, startEchoApp, xfccUri } from '../support/mesh-apps.js';
+import { issuedCert, openssl, opensslKey, selfSignedCert } from '../support/openssl.js';
 import { freePorts } from '../support/ports.js';
 import { opensslVerify, verifySvid } from '../support/svid-verify.js';
+import { tempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
 import { webApiModel } from '../support/web-api-model.js';
 
@@ -36,14 +36,6 @@ const TD = 'example.org';
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
 const API = `spiffe://${TD}/ns/default/sa/api`;
 const ROOT_SKI = '0123456789abcdef0123456789abcdef01234567';
-
-const openssl = (dir: string, ...args: string[]) => runChecked('openssl', args, 'MESH_E_INTERNAL', { cwd: dir, timeoutMs: 60_000 });
-
-async function tempDir(t: Test): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-ski-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 /** How Go's crypto/x509 (1.25+) derives a SKI: SHA-256 of the subjectPublicKey bits, first 160 bits. */
 function goStyleSki(publicKeyPem: string): string {
@@ -58,56 +50,23 @@ function goStyleSki(publicKeyPem: string): string {
 
 const CA_EXT = ['basicConstraints = critical,CA:true', 'keyUsage = critical,keyCertSign,cRLSign', `subjectAltName = URI:spiffe://${TD}`];
 
-const newKey = (dir: string, name: string) =>
-  openssl(dir, 'genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', `${name}.key`);
-
-/** <name>.cnf with O=Operator, CN=<name> and the extensions in section [ext]. */
-async function writeConfig(dir: string, name: string, ext: string[]): Promise<void> {
-  const lines = ['[req]', 'distinguished_name = dn', 'prompt = no', '[dn]', 'O = Operator', `CN = ${name}`, '[ext]', ...ext, ''];
-  await writeFile(path.join(dir, `${name}.cnf`), lines.join('\n'));
-}
-
-/** A self-signed CA <name>.pem with the extensions given. */
-async function selfSigned(dir: string, name: string, ext: string[]): Promise<string> {
-  await newKey(dir, name);
-  await writeConfig(dir, name, ext);
-  await openssl(
-    dir,
-    'req',
-    '-x509',
-    '-new',
-    '-key',
-    `${name}.key`,
-    '-config',
-    `${name}.cnf`,
-    '-extensions',
-    'ext',
-    '-days',
-    '30',
-    '-out',
-    `${name}.pem`,
-  );
-  return readFile(path.join(dir, `${name}.pem`), 'utf8');
-}
+/** A self-signed CA <name>.pem/.key of the operator with the extensions given. */
+const operatorCa = (dir: string, name: string, ext: string[]) =>
+  selfSignedCert(dir, name, { subject: `/O=Operator/CN=${name}`, ext, days: 30 });
 
 /** Operator CAs made with openssl: root.pem/key with an explicit SKI; int.pem/key under it with a Go-style SKI. */
 async function operatorCas(dir: string): Promise<{ rootPem: string; intPem: string; intSki: string }> {
-  const rootPem = await selfSigned(dir, 'root', [...CA_EXT, `subjectKeyIdentifier = ${ROOT_SKI}`]);
-  await newKey(dir, 'int');
-  const intSki = goStyleSki((await openssl(dir, 'pkey', '-in', 'int.key', '-pubout')).stdout);
-  await writeConfig(dir, 'int', [
-    ...CA_EXT,
-    'basicConstraints = critical,CA:true,pathlen:0',
-    `subjectKeyIdentifier = ${intSki}`,
-    'authorityKeyIdentifier = keyid',
-  ]);
-  await openssl(dir, 'req', '-new', '-key', 'int.key', '-config', 'int.cnf', '-out', 'int.csr');
-  await openssl(
-    dir,
-    ...['x509', '-req', '-in', 'int.csr', '-CA', 'root.pem', '-CAkey', 'root.key', '-set_serial', '77', '-days', '20'],
-    ...['-extfile', 'int.cnf', '-extensions', 'ext', '-out', 'int.pem'],
-  );
-  return { rootPem, intPem: await readFile(path.join(dir, 'int.pem'), 'utf8'), intSki };
+  const root = await operatorCa(dir, 'root', [...CA_EXT, `subjectKeyIdentifier = ${ROOT_SKI}`]);
+  const intKey = await opensslKey(dir, 'int');
+  const intSki = goStyleSki(await openssl(['pkey', '-in', intKey, '-pubout']));
+  const int = await issuedCert(dir, 'int', root, {
+    subject: '/O=Operator/CN=int',
+    key: { file: intKey },
+    serial: '77',
+    days: 20,
+    ext: [...CA_EXT, 'basicConstraints = critical,CA:true,pathlen:0', `subjectKeyIdentifier = ${intSki}`, 'authorityKeyIdentifier = keyid'],
+  });
+  return { rootPem: root.pem, intPem: int.pem, intSki };
 }
 
 /** The authority key identifier's keyIdentifier of a certificate, hex. */
@@ -203,11 +162,11 @@ t.test('an imported intermediate with a Go-style (truncated SHA-256) SKI signs l
 
 t.test('an imported CA without a subjectKeyIdentifier is refused', async (t) => {
   const dir = await tempDir(t);
-  const pem = await selfSigned(dir, 'bare', [...CA_EXT, 'subjectKeyIdentifier = none', 'authorityKeyIdentifier = none']);
+  const { pem, key } = await operatorCa(dir, 'bare', [...CA_EXT, 'subjectKeyIdentifier = none', 'authorityKeyIdentifier = none']);
   t.equal(subjectKeyIdentifier(fromPemAll(pem)[0] as Buffer), undefined, 'openssl made it without a SKI');
   const tcp = await startTestControlPlane({ trustDomain: TD });
   t.teardown(() => tcp.stop());
-  await t.rejects(tcp.cp.ca.importCa(pem, await readFile(path.join(dir, 'bare.key'), 'utf8'), ''), {
+  await t.rejects(tcp.cp.ca.importCa(pem, await readFile(key, 'utf8'), ''), {
     code: 'MESH_E_CA_IMPORT_INVALID',
     message: /has no subjectKeyIdentifier extension; every certificate the CA issues names it as its authority key identifier/,
   });

@@ -5,14 +5,14 @@
  */
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { open, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { meshctlProgram } from '../../controlplane/cli/program.js';
 import { runCommand } from '../../controlplane/commands/run-command.js';
 import { type Program, runCli } from '../../lib/cli.js';
 import { captureIo } from '../support/io.js';
+import { tempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
 
 t.setTimeout(120_000);
@@ -24,12 +24,6 @@ function program(signals: EventEmitter): Program {
     version: '0.0.0',
     commands: [runCommand({ signals })],
   };
-}
-
-async function tempDir(t: Test): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
 }
 
 interface Running {

@@ -5,18 +5,14 @@
  * and the CA keys load and match their certificates.
  */
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { connectControlPlane } from '../../agent/identity/cp-client.js';
-import { joinMesh } from '../../agent/identity/enroll.js';
 import { loadNodeIdentity } from '../../agent/identity/identity-store.js';
-import { connectAdmin } from '../../controlplane/cli/admin-client.js';
 import { openDb } from '../../controlplane/store/db.js';
 import { readPrivateKey } from '../../lib/secret-files.js';
-import { toPem } from '../../lib/x509/pem.js';
-import { freshCsrs, spawnControlPlane } from '../support/controlplane.js';
+import { adminJoinSource, freshCsrs, joinNode, spawnControlPlane } from '../support/controlplane.js';
+import { tempDir } from '../support/temp-dir.js';
 
 t.setTimeout(300_000);
 
@@ -26,8 +22,7 @@ const ID = 'spiffe://example.org/ns/default/sa/web';
 
 t.test(`kill -9 during ${CONCURRENT} concurrent issuances, ${ROUNDS} times`, async (t) => {
   // A short folder: the admin socket path must fit a Unix socket address.
-  const base = await mkdtemp(path.join(os.tmpdir(), 'mesh-crash-'));
-  t.teardown(() => rm(base, { recursive: true, force: true }));
+  const base = await tempDir(t, 'mesh-crash-');
   const dataDir = path.join(base, 'cp');
   const agentDir = path.join(base, 'agent');
   let live: { child: { stop(): Promise<void> } } | undefined;
@@ -36,11 +31,7 @@ t.test(`kill -9 during ${CONCURRENT} concurrent issuances, ${ROUNDS} times`, asy
   // First start: create the CA, join one node.
   let cp = await spawnControlPlane(dataDir);
   live = cp;
-  const admin = connectAdmin(dataDir);
-  const { token } = await admin.call<{ token: string }>('CreateToken', { node_name: 'vm1', allow: [ID], ttl_ms: 600_000 });
-  admin.close();
-  const bundle = await connectAdminBundle(dataDir);
-  await joinMesh({ address: cp.address, token, bundlePem: bundle, dataDir: agentDir });
+  await joinNode(adminJoinSource(cp), 'vm1', [ID], agentDir);
   const identity = await loadNodeIdentity(agentDir);
   await cp.child.stop();
 
@@ -104,13 +95,3 @@ t.test(`kill -9 during ${CONCURRENT} concurrent issuances, ${ROUNDS} times`, asy
     t.ok(new X509Certificate(row.signer_pem).checkPrivateKey(key), 'the CA key loads and matches its certificate');
   }
 });
-
-async function connectAdminBundle(dataDir: string): Promise<string> {
-  const admin = connectAdmin(dataDir);
-  try {
-    const b = await admin.call<{ roots: Buffer[] }>('GetBundle');
-    return b.roots.map((der) => toPem(der)).join('');
-  } finally {
-    admin.close();
-  }
-}

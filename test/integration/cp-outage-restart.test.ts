@@ -9,21 +9,18 @@
  * arrive from the control plane and replace the stored files.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
-import { joinMesh } from '../../agent/identity/enroll.js';
 import { workloadDirName } from '../../agent/identity/svid-check.js';
 import { createWorkloadIdentities, type WorkloadIdentities } from '../../agent/identity/workload-identities.js';
 import { CHAIN_FILE, KEY_FILE, workloadsDir } from '../../agent/identity/workload-svid-store.js';
-import { connectAdmin } from '../../controlplane/cli/admin-client.js';
 import { systemClock } from '../../lib/clock.js';
 import { createLogger } from '../../lib/logger.js';
 import { uriSans } from '../../lib/x509/cert-info.js';
-import { toPem } from '../../lib/x509/pem.js';
 import { processAlive } from '../support/child.js';
-import { spawnControlPlane } from '../support/controlplane.js';
+import { adminJoinSource, joinNode, spawnControlPlane } from '../support/controlplane.js';
+import { tempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
 
 t.setTimeout(240_000);
@@ -38,8 +35,7 @@ const serialOf = (pem: string | undefined) => (pem === undefined ? undefined : n
 
 t.test('a restart while the control plane is stopped serves the stored SVIDs at once, then renews them', async (t) => {
   // A short folder: the admin socket path must fit a Unix socket address.
-  const base = await mkdtemp(path.join(os.tmpdir(), 'mesh-out-'));
-  t.teardown(() => rm(base, { recursive: true, force: true }));
+  const base = await tempDir(t, 'mesh-out-');
   const cpDir = path.join(base, 'cp');
   const dataDir = path.join(base, 'agent');
   const config = path.join(base, 'cp.json');
@@ -51,11 +47,7 @@ t.test('a restart while the control plane is stopped serves the stored SVIDs at 
     await cp.child.stop();
   });
 
-  const admin = connectAdmin(cpDir);
-  const { token } = await admin.call<{ token: string }>('CreateToken', { node_name: 'vm1', allow: IDS, ttl_ms: 600_000 });
-  const bundle = await admin.call<{ roots: Buffer[] }>('GetBundle');
-  admin.close();
-  await joinMesh({ address: cp.address, token, bundlePem: bundle.roots.map((der) => toPem(der)).join(''), dataDir });
+  await joinNode(adminJoinSource(cp), 'vm1', IDS, dataDir);
 
   const agents: WorkloadIdentities[] = [];
   // Registered after the folder's removal, so it runs before it (teardowns run last first).

@@ -3,30 +3,16 @@
  * fetching SVIDs: the agent follows the bundle stream, and every SVID it
  * fetches verifies against the bundle it holds at that moment.
  */
-import { X509Certificate } from 'node:crypto';
 import t from 'tap';
 import { type BundleUpdate, type ControlPlaneClient, connectControlPlane } from '../../agent/identity/cp-client.js';
 import { renewNodeSvid } from '../../agent/identity/enroll.js';
 import { loadNodeIdentity, saveBundle } from '../../agent/identity/identity-store.js';
 import { fromPemAll } from '../../lib/x509/pem.js';
+import { chainsToBundle } from '../support/chain-checks.js';
 import { freshCsr, joinedClient, startTestControlPlane } from '../support/controlplane.js';
 import { waitFor } from '../support/wait.js';
 
 t.setTimeout(120_000);
-
-/** Verifies leaf -> intermediates -> one of the roots, at now. */
-function chainsTo(chainPem: string, rootsPem: string): boolean {
-  const chain = fromPemAll(chainPem).map((der) => new X509Certificate(der));
-  const roots = fromPemAll(rootsPem).map((der) => new X509Certificate(der));
-  for (let i = 0; i + 1 < chain.length; i++) {
-    const child = chain[i] as X509Certificate;
-    const parent = chain[i + 1] as X509Certificate;
-    if (!child.checkIssued(parent) || !child.verify(parent.publicKey)) return false;
-  }
-  const top = chain.at(-1) as X509Certificate;
-  const now = Date.now();
-  return roots.some((root) => top.checkIssued(root) && top.verify(root.publicKey) && Date.parse(root.validTo) > now);
-}
 
 t.test('prepare, activate, retire while fetching: every SVID verifies against the bundle held', async (t) => {
   const tcp = await startTestControlPlane();
@@ -83,7 +69,7 @@ t.test('prepare, activate, retire while fetching: every SVID verifies against th
         const svid = await (client as ControlPlaneClient).signWorkload(id, (await freshCsr()).csr);
         const bundleNow = held as BundleUpdate;
         fetched++;
-        if (!chainsTo(svid.chainPem, bundleNow.rootsPem))
+        if (!chainsToBundle(svid.chainPem, bundleNow.rootsPem))
           failures.push(`seq ${bundleAtRequest.sequence}->${bundleNow.sequence}: ${svid.serial} does not verify`);
       } catch (err) {
         // A reconnect in progress (client closed under us) is retried; other errors are failures.

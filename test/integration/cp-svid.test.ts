@@ -5,33 +5,25 @@
  * nothing but the audit log, a failing audit write fails the operation.
  */
 import { createPrivateKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
-import t from 'tap';
-import { run } from '../../lib/exec.js';
+import { readFile } from 'node:fs/promises';
+import t, { type Test } from 'tap';
 import { uriSans } from '../../lib/x509/cert-info.js';
 import { createCsr } from '../../lib/x509/csr-builder.js';
-import { fromPem, fromPemAll } from '../../lib/x509/pem.js';
+import { fromPem } from '../../lib/x509/pem.js';
 import { freshCsr, freshCsrs, joinedClient, startTestControlPlane } from '../support/controlplane.js';
-import { verifySvid } from '../support/svid-verify.js';
+import { openssl, opensslCsr } from '../support/openssl.js';
+import { opensslVerify, splitPemChain, verifySvid } from '../support/svid-verify.js';
 
 t.setTimeout(120_000);
 
-async function opensslVerify(dir: string, chainPem: string, bundlePem: string, purpose: string) {
-  const [leaf, ...rest] = fromPemAll(chainPem).map((der) => new X509Certificate(der).toString());
-  await writeFile(path.join(dir, 'leaf.pem'), leaf ?? '');
-  await writeFile(path.join(dir, 'chain.pem'), rest.join(''));
-  await writeFile(path.join(dir, 'bundle.pem'), bundlePem);
-  return run('openssl', [
-    'verify',
-    '-CAfile',
-    path.join(dir, 'bundle.pem'),
-    '-untrusted',
-    path.join(dir, 'chain.pem'),
-    '-purpose',
-    purpose,
-    path.join(dir, 'leaf.pem'),
-  ]);
+/** A control plane (with these options) and an mTLS client of node vm1 allowed `allow`, its files in the test's folder. */
+async function vm1Client(t: Test, allow: string[], options: Parameters<typeof startTestControlPlane>[0] = {}) {
+  const tcp = await startTestControlPlane(options);
+  t.teardown(() => tcp.stop());
+  const dir = t.testdir({});
+  const client = await joinedClient(tcp, 'vm1', allow, dir);
+  t.teardown(() => client.close());
+  return { tcp, dir, client };
 }
 
 const counts = (db: { prepare: (s: string) => { get: () => unknown } }) => ({
@@ -41,11 +33,7 @@ const counts = (db: { prepare: (s: string) => { get: () => unknown } }) => ({
 });
 
 t.test('an issued SVID has exactly what the spec requires, with the configured TTL', async (t) => {
-  const tcp = await startTestControlPlane({ svidTtl: '2h' });
-  t.teardown(() => tcp.stop());
-  const dir = t.testdir({});
-  const client = await joinedClient(tcp, 'vm1', ['spiffe://example.org/ns/default/sa/web'], dir);
-  t.teardown(() => client.close());
+  const { client } = await vm1Client(t, ['spiffe://example.org/ns/default/sa/web'], { svidTtl: '2h' });
   const before = Date.now();
   const svid = await client.signWorkload('spiffe://example.org/ns/default/sa/web', (await freshCsr()).csr);
   const leaf = new X509Certificate(svid.chainPem);
@@ -53,11 +41,7 @@ t.test('an issued SVID has exactly what the spec requires, with the configured T
   t.notMatch(leaf.subjectAltName ?? '', /DNS:|IP Address:|email:/, 'no other SANs');
   t.equal(leaf.ca, false, 'CA:false');
   t.same(leaf.keyUsage?.sort(), ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2'], 'serverAuth + clientAuth');
-  const text = (
-    await run('openssl', ['x509', '-noout', '-text'], {
-      input: fromPemAll(svid.chainPem).map((d) => new X509Certificate(d).toString())[0] ?? '',
-    })
-  ).stdout;
+  const text = await openssl(['x509', '-noout', '-text'], { input: splitPemChain(svid.chainPem)[0] ?? '' });
   t.match(text, /X509v3 Key Usage: critical\s+Digital Signature\n/, 'keyUsage is digitalSignature only, critical');
   t.match(text, /Basic Constraints: critical\s+CA:FALSE/);
   const ttl = Date.parse(leaf.validTo) - before;
@@ -66,11 +50,11 @@ t.test('an issued SVID has exactly what the spec requires, with the configured T
   t.equal(svid.serial, leaf.serialNumber);
   t.ok(/^[0-9A-F]{32}$/.test(leaf.serialNumber), '128-bit serial');
   t.equal(
-    (await opensslVerify(dir, svid.chainPem, svid.bundle.rootsPem, 'sslclient')).code,
+    (await opensslVerify(svid.chainPem, svid.bundle.rootsPem, 'sslclient')).code,
     0,
     'openssl verify: chains to the bundle as a client cert',
   );
-  t.equal((await opensslVerify(dir, svid.chainPem, svid.bundle.rootsPem, 'sslserver')).code, 0, 'and as a server cert');
+  t.equal((await opensslVerify(svid.chainPem, svid.bundle.rootsPem, 'sslserver')).code, 0, 'and as a server cert');
   const spiffe = await verifySvid(svid.chainPem, svid.bundle.rootsPem);
   t.match(
     spiffe,
@@ -95,97 +79,40 @@ t.test('an issued SVID has exactly what the spec requires, with the configured T
 });
 
 t.test('a CSR with a forged URI SAN, extra SANs and CA:true: only the authorized ID, CA:false', async (t) => {
-  const tcp = await startTestControlPlane();
-  t.teardown(() => tcp.stop());
-  const dir = t.testdir({});
-  const client = await joinedClient(tcp, 'vm1', ['spiffe://example.org/ns/default/sa/web'], dir);
-  t.teardown(() => client.close());
-  const key = path.join(dir, 'evil.key');
-  const csrFile = path.join(dir, 'evil.csr');
-  const made = await run('openssl', [
-    'req',
-    '-new',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    key,
-    '-subj',
-    '/CN=evil',
-    '-addext',
-    'subjectAltName=URI:spiffe://example.org/ns/prod/sa/admin,DNS:evil.example,IP:10.0.0.1',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-    '-outform',
-    'DER',
-    '-out',
-    csrFile,
-  ]);
+  const { dir, client } = await vm1Client(t, ['spiffe://example.org/ns/default/sa/web']);
+  const made = await opensslCsr(dir, 'evil', {
+    subject: '/CN=evil',
+    ext: [
+      'subjectAltName = URI:spiffe://example.org/ns/prod/sa/admin,DNS:evil.example,IP:10.0.0.1',
+      'basicConstraints = critical,CA:TRUE',
+      'keyUsage = critical,keyCertSign,cRLSign',
+    ],
+  });
   t.equal(made.code, 0, made.stderr);
-  const svid = await client.signWorkload('spiffe://example.org/ns/default/sa/web', await readFile(csrFile));
+  const svid = await client.signWorkload('spiffe://example.org/ns/default/sa/web', await readFile(made.csr));
   const leaf = new X509Certificate(svid.chainPem);
   t.equal(leaf.subjectAltName, 'URI:spiffe://example.org/ns/default/sa/web', 'only the authorized ID');
   t.equal(leaf.ca, false, 'CA:false whatever the CSR asked');
   t.notMatch(leaf.subject, /evil/, 'the CSR subject is not copied');
-  const text = (await run('openssl', ['x509', '-noout', '-text'], { input: leaf.toString() })).stdout;
+  const text = await openssl(['x509', '-noout', '-text'], { input: leaf.toString() });
   t.notMatch(text, /Certificate Sign/, 'no keyCertSign');
-  t.ok(leaf.checkPrivateKey(createPrivateKey(await readFile(key))), 'the public key is the CSR key');
+  t.ok(leaf.checkPrivateKey(createPrivateKey(await readFile(made.key))), 'the public key is the CSR key');
 });
 
 t.test('bad requests fail with their codes and write only an audit row', async (t) => {
-  const tcp = await startTestControlPlane();
-  t.teardown(() => tcp.stop());
-  const dir = t.testdir({});
-  const client = await joinedClient(tcp, 'vm1', ['spiffe://example.org/ns/default/sa/*'], dir);
-  t.teardown(() => client.close());
+  const { tcp, dir, client } = await vm1Client(t, ['spiffe://example.org/ns/default/sa/*']);
   const id = 'spiffe://example.org/ns/default/sa/web';
   const good = (await freshCsr()).csr;
   const badSignature = Buffer.from(good);
   badSignature[badSignature.length - 5] = (badSignature[badSignature.length - 5] ?? 0) ^ 0xff;
-  const p384File = path.join(dir, 'p384.csr');
-  await run('openssl', [
-    'req',
-    '-new',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-384',
-    '-nodes',
-    '-keyout',
-    path.join(dir, 'p384.key'),
-    '-subj',
-    '/CN=x',
-    '-outform',
-    'DER',
-    '-out',
-    p384File,
-  ]);
-  const rsaFile = path.join(dir, 'rsa.csr');
-  await run('openssl', [
-    'req',
-    '-new',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    path.join(dir, 'rsa.key'),
-    '-subj',
-    '/CN=x',
-    '-outform',
-    'DER',
-    '-out',
-    rsaFile,
-  ]);
+  const p384 = await opensslCsr(dir, 'p384', { subject: '/CN=x', ext: [], key: 'P-384' });
+  const rsa = await opensslCsr(dir, 'rsa', { subject: '/CN=x', ext: [], key: 'rsa' });
   const cases: Array<[string, string, Buffer, string]> = [
     ['garbage CSR', id, Buffer.from('not a csr at all'), 'MESH_E_CSR_INVALID'],
     ['truncated CSR', id, good.subarray(0, 40), 'MESH_E_CSR_INVALID'],
     ['signature that does not verify', id, badSignature, 'MESH_E_CSR_INVALID'],
-    ['P-384 key', id, await readFile(p384File), 'MESH_E_KEY_UNSUPPORTED'],
-    ['RSA key', id, await readFile(rsaFile), 'MESH_E_KEY_UNSUPPORTED'],
+    ['P-384 key', id, await readFile(p384.csr), 'MESH_E_KEY_UNSUPPORTED'],
+    ['RSA key', id, await readFile(rsa.csr), 'MESH_E_KEY_UNSUPPORTED'],
     ['bad SPIFFE ID', 'spiffe://example.org/ns/../sa/web', good, 'MESH_E_SPIFFE_ID_INVALID'],
     ['not a SPIFFE ID', 'https://example.org/web', good, 'MESH_E_SPIFFE_ID_INVALID'],
     ['oversized CSR', id, Buffer.alloc(5000, 1), 'MESH_E_REQUEST_TOO_LARGE'],
@@ -204,10 +131,7 @@ t.test('bad requests fail with their codes and write only an audit row', async (
 });
 
 t.test('if the audit row cannot be written, the operation fails and nothing is issued', async (t) => {
-  const tcp = await startTestControlPlane();
-  t.teardown(() => tcp.stop());
-  const client = await joinedClient(tcp, 'vm1', ['spiffe://example.org/ns/default/sa/web'], t.testdir({}));
-  t.teardown(() => client.close());
+  const { tcp, client } = await vm1Client(t, ['spiffe://example.org/ns/default/sa/web']);
   tcp.cp.db.exec(
     "CREATE TRIGGER no_audit BEFORE INSERT ON audit WHEN NEW.action = 'svid.sign' AND NEW.result = 'ok' BEGIN SELECT RAISE(ABORT, 'audit disk full'); END",
   );
@@ -223,10 +147,7 @@ t.test('if the audit row cannot be written, the operation fails and nothing is i
 });
 
 t.test('requests are rate-limited per node', async (t) => {
-  const tcp = await startTestControlPlane({ rateLimit: { perSecond: 1, burst: 3 } });
-  t.teardown(() => tcp.stop());
-  const client = await joinedClient(tcp, 'vm1', ['spiffe://example.org/ns/default/sa/web'], t.testdir({}));
-  t.teardown(() => client.close());
+  const { client } = await vm1Client(t, ['spiffe://example.org/ns/default/sa/web'], { rateLimit: { perSecond: 1, burst: 3 } });
   const csrs = await freshCsrs(6);
   const results = await Promise.allSettled(csrs.map((c) => client.signWorkload('spiffe://example.org/ns/default/sa/web', c.csr)));
   const limited = results.filter((r) => r.status === 'rejected' && (r.reason as { code: string }).code === 'MESH_E_RATE_LIMITED');

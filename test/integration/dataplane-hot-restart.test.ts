@@ -6,12 +6,9 @@
 import { copyFile, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
-import { joinMesh } from '../../agent/identity/enroll.js';
-import { agentFixture, agentStatus, startAgentProcess } from '../support/agent-process.js';
-import { startConsulDev } from '../support/consul.js';
-import { startTestControlPlane } from '../support/controlplane.js';
-import { getJson, startEchoApp } from '../support/mesh-apps.js';
-import { freePorts } from '../support/ports.js';
+import { agentStatus } from '../support/agent-process.js';
+import { getJson } from '../support/mesh-apps.js';
+import { meshHost, meshTraffic, runAgent, startMeshWorld } from '../support/mesh-world.js';
 import { tools } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';
 
@@ -27,40 +24,24 @@ interface EnvoyState {
 }
 
 t.test('SIGHUP: new Envoy binary or envoy.* setting -> hot restart, in-flight request completes', async (t) => {
-  const cp = await startTestControlPlane({ trustDomain: TD });
-  t.teardown(() => cp.stop());
-  const consul = await startConsulDev();
-  t.teardown(() => consul.stop());
-  const web = await startEchoApp('web');
-  const api = await startEchoApp('api');
-  t.teardown(() => Promise.all([web.close(), api.close()]));
-  const [webMesh, apiMesh, apiLocal, adminPort] = (await freePorts(4)) as [number, number, number, number];
+  const w = await startMeshWorld(t, { trustDomain: TD });
+  const { api } = w;
+  const { apiLocal } = w.ports;
   const { envoy } = await tools();
-  const fx = await agentFixture(consul.httpAddr, {
-    dataPlane: { enabled: true },
-    envoy: { binary: 'PLACEHOLDER', adminPort, concurrency: 1, drainTime: '2s' },
+  const host = await meshHost(t, {
+    join: w.join,
+    consulAddr: w.consul.httpAddr,
+    nodeName: 'vm-hup',
+    envoy: { binary: 'PLACEHOLDER', drainTime: '2s' },
+    workloads: w.files(),
   });
-  t.teardown(() => fx.remove());
+  const { fx } = host;
   // The agent runs a copy of Envoy that the test can replace, like a package upgrade would.
   const binary = path.join(fx.base, 'envoy');
   await copyFile(envoy.path, binary);
   await writeFile(fx.configFile, (await readFile(fx.configFile, 'utf8')).replace('PLACEHOLDER', binary));
-  await joinMesh({
-    address: cp.cp.address,
-    token: cp.token('vm-hup', [`spiffe://${TD}/ns/*/sa/*`]),
-    bundlePem: cp.bundlePem(),
-    dataDir: fx.dataDir,
-  });
-  await fx.writeWorkload(
-    'web.yaml',
-    `name: web\nport: ${web.port}\nmeshPort: ${webMesh}\nprotocol: http\nupstreams: [{ service: api, localPort: ${apiLocal} }]\n`,
-  );
-  await fx.writeWorkload('api.yaml', `name: api\nport: ${api.port}\nmeshPort: ${apiMesh}\nprotocol: http\n`);
-  const agent = startAgentProcess(fx.configFile);
-  t.teardown(() => agent.stop());
-  await waitFor(() => getJson(apiLocal).catch(() => undefined), { timeoutMs: 40_000, what: 'traffic through the mesh' }).catch((err) => {
-    throw new Error(`${(err as Error).message}\n${agent.output().slice(-3000)}`);
-  });
+  const agent = runAgent(t, host);
+  await meshTraffic(apiLocal, { agent });
   const envoyOf = async () => (await agentStatus<{ envoy: EnvoyState }>(fx.statusAddr)).envoy;
   const before = await envoyOf();
   t.equal(before.epoch, 0);

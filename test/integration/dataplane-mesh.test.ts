@@ -17,11 +17,9 @@
 import t, { type Test } from 'tap';
 import type { StatusDocument } from '../../agent/status/status.js';
 import { outboundClusterName } from '../../agent/xds/names.js';
-import { type ConsulDev, startConsulDev } from '../support/consul.js';
-import { startTestControlPlane, type TestControlPlane } from '../support/controlplane.js';
-import { type EchoApp, getJson, plaintextProbe, startEchoApp, tlsProbe, xfccUri } from '../support/mesh-apps.js';
+import { type EchoAnswer, getJson, plaintextProbe, tlsProbe, xfccUri } from '../support/mesh-apps.js';
 import { type MeshNode, type MeshNodeOptions, startMeshNode } from '../support/mesh-node.js';
-import { freePorts } from '../support/ports.js';
+import { type MeshWorld, meshTraffic, startMeshPeers, startWebApi } from '../support/mesh-world.js';
 import { overridingCache } from '../support/snapshot-edits.js';
 import { createTestCa } from '../support/test-ca.js';
 import { httpGet, waitFor } from '../support/wait.js';
@@ -31,35 +29,24 @@ t.setTimeout(300_000);
 const TD = 'example.org';
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
 
-interface World {
-  cp: TestControlPlane;
-  consul: ConsulDev;
-  web: EchoApp;
-  api: EchoApp;
-  ports: { webMesh: number; apiMesh: number; apiLocal: number };
+/**
+ * One control plane and one Consul for the whole file (their start-up is most of a test's
+ * set-up); each test has its own apps, ports and node names, and its nodes leave Consul when
+ * it ends.
+ */
+const peers = await startMeshPeers(t, { trustDomain: TD });
+
+async function world(t: Test): Promise<MeshWorld> {
+  return { ...peers, ...(await startWebApi(t)) };
 }
 
-async function world(t: Test): Promise<World> {
-  const cp = await startTestControlPlane({ trustDomain: TD });
-  t.teardown(() => cp.stop());
-  const consul = await startConsulDev();
-  t.teardown(() => consul.stop());
-  const web = await startEchoApp('web');
-  const api = await startEchoApp('api');
-  t.teardown(() => Promise.all([web.close(), api.close()]));
-  const [webMesh, apiMesh, apiLocal] = (await freePorts(3)) as [number, number, number];
-  return { cp, consul, web, api, ports: { webMesh, apiMesh, apiLocal } };
-}
-
-const webFile = (w: World) =>
-  `name: web\nport: ${w.web.port}\nmeshPort: ${w.ports.webMesh}\nprotocol: http\n` +
-  `check: { http: "http://127.0.0.1:${w.web.port}/health", interval: 1s }\nupstreams: [{ service: api, localPort: ${w.ports.apiLocal} }]\n`;
-const apiFile = (w: World) =>
-  `name: api\nport: ${w.api.port}\nmeshPort: ${w.ports.apiMesh}\nprotocol: http\ncheck: { http: "http://127.0.0.1:${w.api.port}/health", interval: 1s }\n`;
+/** The workload files, each app checked by Consul. */
+const webFile = (w: MeshWorld) => w.files({ check: true })['web.yaml'] as string;
+const apiFile = (w: MeshWorld) => w.files({ check: true })['api.yaml'] as string;
 
 async function node(
   t: Test,
-  w: World,
+  w: MeshWorld,
   name: string,
   workloads: Record<string, string>,
   api: 'sotw' | 'delta' = 'delta',
@@ -75,11 +62,11 @@ async function status(n: MeshNode): Promise<StatusDocument> {
   return JSON.parse(body) as StatusDocument;
 }
 
-async function throughMesh(w: World): Promise<{ app: string; xfcc: string }> {
-  return waitFor(() => getJson(w.ports.apiLocal).catch(() => undefined), { timeoutMs: 30_000, what: 'web -> api through the mesh' });
+function throughMesh(w: MeshWorld): Promise<EchoAnswer> {
+  return meshTraffic(w.ports.apiLocal, { timeoutMs: 30_000, what: 'web -> api through the mesh' });
 }
 
-async function consulPut(w: World, apiPath: string, init: { body?: string }): Promise<void> {
+async function consulPut(w: MeshWorld, apiPath: string, init: { body?: string }): Promise<void> {
   const res = await fetch(`http://${w.consul.httpAddr}${apiPath}`, { method: 'PUT', ...init });
   if (res.status !== 200) throw new Error(`consul ${apiPath}: HTTP ${res.status}: ${await res.text()}`);
 }
@@ -95,7 +82,7 @@ async function hostsOf(n: MeshNode, cluster: string): Promise<string[]> {
   return (c?.host_statuses ?? []).map((h) => `${h.address.socket_address.address}:${h.address.socket_address.port_value}`).sort();
 }
 
-async function checkRefusals(t: Test, w: World, meshPort: number): Promise<void> {
+async function checkRefusals(t: Test, w: MeshWorld, meshPort: number): Promise<void> {
   const plain = await plaintextProbe(meshPort);
   t.notOk(plain.ok, `plaintext to mesh port ${meshPort} fails (${plain.ok ? plain.status : plain.error})`);
   const evil = (await createTestCa('evil.example')).issue('spiffe://evil.example/ns/default/sa/web');

@@ -9,12 +9,9 @@ import { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import t from 'tap';
 import type { XdsResource } from '../../agent/xds/resources/common.js';
-import { startConsulDev } from '../support/consul.js';
-import { startTestControlPlane } from '../support/controlplane.js';
-import { getJson, startEchoApp, xfccUri } from '../support/mesh-apps.js';
+import { getJson, xfccUri } from '../support/mesh-apps.js';
 import { startMeshNode } from '../support/mesh-node.js';
-import { freePorts } from '../support/ports.js';
-import { waitFor } from '../support/wait.js';
+import { meshTraffic, startMeshWorld } from '../support/mesh-world.js';
 
 t.setTimeout(240_000);
 
@@ -45,25 +42,12 @@ function servedSerial(port: number, client: { cert: string; key: string }, ca: s
 }
 
 t.test('SVID TTL 20 s: 60 s of requests across rotations, zero failures, serial changes', async (t) => {
-  const cp = await startTestControlPlane({ trustDomain: TD, svidTtl: '20s' });
-  t.teardown(() => cp.stop());
-  const consul = await startConsulDev();
-  t.teardown(() => consul.stop());
-  const web = await startEchoApp('web');
-  const api = await startEchoApp('api');
-  t.teardown(() => Promise.all([web.close(), api.close()]));
-  const [webMesh, apiMesh, apiLocal] = (await freePorts(3)) as [number, number, number];
-  const n = await startMeshNode({
-    cp,
-    consulAddr: consul.httpAddr,
-    nodeName: 'vm-rot',
-    workloads: {
-      'web.yaml': `name: web\nport: ${web.port}\nmeshPort: ${webMesh}\nprotocol: http\nupstreams: [{ service: api, localPort: ${apiLocal} }]\n`,
-      'api.yaml': `name: api\nport: ${api.port}\nmeshPort: ${apiMesh}\nprotocol: http\n`,
-    },
-  });
+  const w = await startMeshWorld(t, { trustDomain: TD, svidTtl: '20s' });
+  const { cp } = w;
+  const { apiMesh, apiLocal } = w.ports;
+  const n = await startMeshNode({ cp, consulAddr: w.consul.httpAddr, nodeName: 'vm-rot', workloads: w.files() });
   t.teardown(() => n.stop());
-  await waitFor(() => getJson(apiLocal).catch(() => undefined), { timeoutMs: 30_000, what: 'traffic through the mesh' });
+  await meshTraffic(apiLocal, { timeoutMs: 30_000 });
 
   const firstSerials = serials(await n.admin('/certs'));
   const apiSerialsSeen = new Set<string>();

@@ -8,14 +8,10 @@ import t from 'tap';
 import type { AgentConfig } from '../../agent/config/schema.js';
 import { envoyBaseId } from '../../agent/envoy/agent-envoy.js';
 import { envoySharedMemoryPath } from '../../agent/envoy/supervisor.js';
-import { joinMesh } from '../../agent/identity/enroll.js';
-import { agentFixture, agentStatus, startAgentProcess } from '../support/agent-process.js';
+import { agentStatus } from '../support/agent-process.js';
 import { processAlive } from '../support/child.js';
-import { startConsulDev } from '../support/consul.js';
-import { startTestControlPlane } from '../support/controlplane.js';
-import { getJson, startEchoApp } from '../support/mesh-apps.js';
-import { freePorts } from '../support/ports.js';
-import { tools } from '../support/tools.js';
+import { getJson } from '../support/mesh-apps.js';
+import { meshHost, meshTraffic, runAgent, startMeshWorld } from '../support/mesh-world.js';
 import { waitFor } from '../support/wait.js';
 
 t.setTimeout(180_000);
@@ -23,39 +19,22 @@ t.setTimeout(180_000);
 const TD = 'example.org';
 
 t.test('SIGTERM: deregistered, in-flight request completes, Envoy gone, exit 0', async (t) => {
-  const cp = await startTestControlPlane({ trustDomain: TD });
-  t.teardown(() => cp.stop());
-  const consul = await startConsulDev();
-  t.teardown(() => consul.stop());
-  const web = await startEchoApp('web');
-  const api = await startEchoApp('api');
-  t.teardown(() => Promise.all([web.close(), api.close()]));
-  const [webMesh, apiMesh, apiLocal, adminPort] = (await freePorts(4)) as [number, number, number, number];
-  const { envoy } = await tools();
-  const fx = await agentFixture(consul.httpAddr, {
-    dataPlane: { enabled: true },
-    controlPlane: { address: cp.cp.address, caBundle: '/dev/null' },
-    envoy: { binary: envoy.path, adminPort, concurrency: 1, drainTime: '3s' },
+  const w = await startMeshWorld(t, { trustDomain: TD });
+  const { api, consul } = w;
+  const { apiLocal } = w.ports;
+  const host = await meshHost(t, {
+    join: w.join,
+    consulAddr: consul.httpAddr,
+    nodeName: 'vm-term',
+    config: { controlPlane: { address: w.cp.cp.address, caBundle: '/dev/null' } },
+    envoy: { drainTime: '3s' },
+    workloads: w.files(),
   });
-  t.teardown(() => fx.remove());
-  await joinMesh({
-    address: cp.cp.address,
-    token: cp.token('vm-term', [`spiffe://${TD}/ns/*/sa/*`]),
-    bundlePem: cp.bundlePem(),
-    dataDir: fx.dataDir,
-  });
-  await fx.writeWorkload(
-    'web.yaml',
-    `name: web\nport: ${web.port}\nmeshPort: ${webMesh}\nprotocol: http\nupstreams: [{ service: api, localPort: ${apiLocal} }]\n`,
-  );
-  await fx.writeWorkload('api.yaml', `name: api\nport: ${api.port}\nmeshPort: ${apiMesh}\nprotocol: http\n`);
+  const { fx } = host;
 
-  const agent = startAgentProcess(fx.configFile);
+  const agent = runAgent(t, host);
   const exited = new Promise<number | null>((resolve) => agent.process.once('exit', (code) => resolve(code)));
-  t.teardown(() => agent.stop());
-  await waitFor(() => getJson(apiLocal).catch(() => undefined), { timeoutMs: 40_000, what: 'traffic through the mesh' }).catch((err) => {
-    throw new Error(`${(err as Error).message}\n${agent.output().slice(-3000)}`);
-  });
+  await meshTraffic(apiLocal, { agent });
   const status = await agentStatus<{ envoy: { pid: number; state: string } }>(fx.statusAddr);
   const envoyPid = status.envoy.pid;
   t.ok(processAlive(envoyPid), `Envoy runs (pid ${envoyPid})`);

@@ -5,19 +5,17 @@
  * everything is stopped and removed afterwards.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { run } from '../../lib/exec.js';
 import { repoRoot } from '../../scripts/repo-root.js';
 import { childEnv, untracked } from '../support/child.js';
+import { tempDir } from '../support/temp-dir.js';
 
 t.setTimeout(240_000);
 
 t.test('npm run demo -- --check', async (t) => {
-  const base = await mkdtemp(path.join(os.tmpdir(), 'demo-'));
-  t.teardown(() => rm(base, { recursive: true, force: true }));
+  const base = await tempDir(t, 'demo-');
   const dir = path.join(base, 'demo');
   const script = path.join(repoRoot(), 'dist', 'scripts', 'demo.js');
   const [command, args] = untracked(process.execPath, [script, '--check']);

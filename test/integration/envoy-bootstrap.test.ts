@@ -2,12 +2,11 @@
  * The real Envoy accepts the agent's bootstrap, and with nothing answering on
  * the ADS socket it stays initializing: it serves no partial configuration.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { buildBootstrap } from '../../agent/envoy/bootstrap.js';
 import { startEnvoy } from '../support/envoy.js';
+import { tempDir } from '../support/temp-dir.js';
 import { httpGet } from '../support/wait.js';
 
 t.setTimeout(120_000);
@@ -15,8 +14,7 @@ t.setTimeout(120_000);
 for (const api of ['sotw', 'delta'] as const) {
   t.test(`Envoy starts from the ${api} bootstrap and waits for its first config`, async (t) => {
     // A short folder: a Unix socket path must fit in 108 bytes.
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-ads-'));
-    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const dir = await tempDir(t, 'mesh-ads-');
     const bootstrap = buildBootstrap({ nodeName: `vm-${api}`, adminPort: 0, adsSocket: path.join(dir, 'ads.sock'), api, accessLog: true });
     const envoy = await startEnvoy({ bootstrap, waitLive: false });
     t.teardown(() => envoy.stop());

@@ -7,11 +7,9 @@
  * test files running in parallel never share hot-restart state.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import t, { type Test } from 'tap';
 import {
   createEnvoySupervisor,
@@ -23,6 +21,7 @@ import { systemClock } from '../../lib/clock.js';
 import { createLogger } from '../../lib/logger.js';
 import { processAlive, processesWith } from '../support/child.js';
 import { freePorts } from '../support/ports.js';
+import { tempDir } from '../support/temp-dir.js';
 import { tools } from '../support/tools.js';
 import { httpGet, waitFor } from '../support/wait.js';
 
@@ -163,7 +162,7 @@ interface Started {
 
 async function supervise(t: Test, initial: Record<string, unknown>, overrides: Partial<EnvoySupervisorOptions> = {}): Promise<Started> {
   const { envoy } = await tools();
-  const workDir = await mkdtemp(path.join(os.tmpdir(), 'mesh-supervisor-'));
+  const workDir = await tempDir(t, 'mesh-supervisor-');
   const baseId = 1_000 + Math.floor(Math.random() * 1_000_000);
   const logs: string[] = [];
   const pids = new Set<number>();
@@ -187,7 +186,6 @@ async function supervise(t: Test, initial: Record<string, unknown>, overrides: P
     await supervisor.stop();
     for (const pid of pids) if (processAlive(pid)) process.kill(pid, 'SIGKILL');
     if (!t.passing()) t.comment(logs.join('\n'));
-    await rm(workDir, { recursive: true, force: true });
     // stop() removes the hot-restart shared memory; this covers a test that failed before stopping.
     await rm(envoySharedMemoryPath(baseId), { force: true });
   });

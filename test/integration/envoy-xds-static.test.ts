@@ -8,56 +8,41 @@
  * does not know). No ADS server: traffic through these resources is tested
  * once the ADS server exists.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t, { type Test } from 'tap';
+import { buildBootstrap } from '../../agent/envoy/bootstrap.js';
 import type { XdsResource } from '../../agent/xds/resources/common.js';
 import { buildSnapshot } from '../../agent/xds/snapshot.js';
 import { checkMessage } from '../../lib/envoy/protos.js';
 import { run } from '../../lib/exec.js';
 import { fixtureIdentities, fixtureModel } from '../agent/xds/fixtures/model.js';
+import { tempDir } from '../support/temp-dir.js';
 import { tools } from '../support/tools.js';
 
 t.setTimeout(180_000);
 
+/**
+ * The agent's own bootstrap (its ADS cluster on a socket that does not exist, so
+ * nothing connects) without its dynamic LDS and CDS, with the resources given
+ * as static ones.
+ */
 function bootstrapWith(listeners: XdsResource[], clusters: XdsResource[], secrets: XdsResource[]): Record<string, unknown> {
+  const agent = buildBootstrap({ nodeName: 'xds-validate', adminPort: 0, adsSocket: '/nonexistent/xds.sock', api: 'sotw' }) as {
+    dynamic_resources: { ads_config: unknown };
+    static_resources: { clusters: unknown[] };
+  };
   return {
-    node: { id: 'xds-validate', cluster: 'mesh-test' },
-    admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
-    dynamic_resources: {
-      ads_config: { api_type: 'GRPC', transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: 'xds' } }] },
-    },
-    static_resources: {
-      listeners,
-      clusters: [
-        ...clusters,
-        {
-          name: 'xds',
-          type: 'STATIC',
-          connect_timeout: { seconds: '1' },
-          typed_extension_protocol_options: {
-            'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-              '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
-              explicit_http_config: { http2_protocol_options: {} },
-            },
-          },
-          load_assignment: {
-            cluster_name: 'xds',
-            endpoints: [{ lb_endpoints: [{ endpoint: { address: { pipe: { path: '/nonexistent/xds.sock' } } } }] }],
-          },
-        },
-      ],
-      secrets,
-    },
+    ...agent,
+    dynamic_resources: { ads_config: agent.dynamic_resources.ads_config },
+    static_resources: { listeners, clusters: [...clusters, ...agent.static_resources.clusters], secrets },
   };
 }
 
 async function validate(t: Test, bootstrap: Record<string, unknown>): Promise<{ ok: boolean; output: string }> {
   checkMessage('envoy.config.bootstrap.v3.Bootstrap', bootstrap);
   const { envoy } = await tools();
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-xds-validate-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'mesh-xds-validate-');
   const file = path.join(dir, 'bootstrap.json');
   await writeFile(file, JSON.stringify(bootstrap, null, 2));
   const result = await run(envoy.path, ['--mode', 'validate', '-c', file, '--use-dynamic-base-id', '--log-level', 'warning'], {

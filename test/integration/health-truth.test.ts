@@ -7,21 +7,18 @@
  *   Consul with the reason, and a caller on another host is never sent to it:
  *   every request goes to the instance that serves.
  */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import t, { type Test } from 'tap';
-import { joinMesh } from '../../agent/identity/enroll.js';
-import { connectAdmin } from '../../controlplane/cli/admin-client.js';
-import { toPem } from '../../lib/x509/pem.js';
-import { agentFixture, agentStatus, startAgentProcess } from '../support/agent-process.js';
-import { type ManagedChild, processAlive } from '../support/child.js';
+import t from 'tap';
+import { agentStatus } from '../support/agent-process.js';
+import { processAlive } from '../support/child.js';
 import { startConsulDev } from '../support/consul.js';
-import { spawnControlPlane, startTestControlPlane } from '../support/controlplane.js';
+import { adminJoinSource, spawnControlPlane } from '../support/controlplane.js';
 import { type EchoAnswer, getJson, startEchoApp } from '../support/mesh-apps.js';
+import { meshHost, meshTraffic, runAgent, startMeshPeers, startWebApi } from '../support/mesh-world.js';
 import { freePorts } from '../support/ports.js';
 import { tempDir } from '../support/temp-dir.js';
-import { tools } from '../support/tools.js';
 import { httpGet, waitFor } from '../support/wait.js';
+import { type WorkloadFile, workloadYaml } from '../support/workload-files.js';
 
 t.setTimeout(300_000);
 
@@ -33,14 +30,8 @@ interface HealthEntry {
   Checks: Array<{ CheckID: string; Status: string; Notes: string; Output: string }>;
 }
 
-async function envoyConfig(adminPort: number) {
-  const { envoy } = await tools();
-  return { binary: envoy.path, adminPort, concurrency: 1, drainTime: '1s', restartBackoffInitial: '200ms', restartBackoffMax: '1s' };
-}
-
-function stopOnTeardown(t: Test, agent: ManagedChild) {
-  t.teardown(() => agent.stop());
-}
+/** The Envoy settings of every host here, over meshHost's. */
+const ENVOY = { drainTime: '1s', restartBackoffInitial: '200ms', restartBackoffMax: '1s' };
 
 t.test('a restart while the control plane is stopped: traffic flows again from the stored SVIDs', async (t) => {
   const base = await tempDir(t, 'mesh-ht-');
@@ -52,42 +43,26 @@ t.test('a restart while the control plane is stopped: traffic flows again from t
   });
   const consul = await startConsulDev();
   t.teardown(() => consul.stop());
-  const web = await startEchoApp('web');
-  const api = await startEchoApp('api');
-  t.teardown(() => Promise.all([web.close(), api.close()]));
-  const [webMesh, apiMesh, apiLocal, adminPort] = (await freePorts(4)) as [number, number, number, number];
-  const fx = await agentFixture(consul.httpAddr, {
-    trustDomain: undefined,
-    dataPlane: { enabled: true },
-    envoy: await envoyConfig(adminPort),
-  });
-  t.teardown(() => fx.remove());
-  const { nodeName } = JSON.parse(await readFile(fx.configFile, 'utf8')) as { nodeName: string };
-  const admin = connectAdmin(cpDir);
-  const { token } = await admin.call<{ token: string }>('CreateToken', {
-    node_name: nodeName,
+  const apps = await startWebApi(t);
+  const { apiLocal } = apps.ports;
+  const host = await meshHost(t, {
+    join: adminJoinSource(cp),
+    consulAddr: consul.httpAddr,
     allow: [id('web'), id('api')],
-    ttl_ms: 600_000,
+    config: { trustDomain: undefined },
+    envoy: ENVOY,
+    workloads: apps.files(),
   });
-  const bundle = await admin.call<{ roots: Buffer[] }>('GetBundle');
-  admin.close();
-  await joinMesh({ address: cp.address, token, bundlePem: bundle.roots.map((der) => toPem(der)).join(''), dataDir: fx.dataDir });
-  await fx.writeWorkload(
-    'web.yaml',
-    `name: web\nport: ${web.port}\nmeshPort: ${webMesh}\nprotocol: http\nupstreams: [{ service: api, localPort: ${apiLocal} }]\n`,
-  );
-  await fx.writeWorkload('api.yaml', `name: api\nport: ${api.port}\nmeshPort: ${apiMesh}\nprotocol: http\n`);
+  const { fx } = host;
 
-  const first = startAgentProcess(fx.configFile);
-  stopOnTeardown(t, first);
-  await waitFor(() => getJson(apiLocal).catch(() => undefined), { timeoutMs: 40_000, what: 'traffic through the mesh' });
+  const first = runAgent(t, host);
+  await meshTraffic(apiLocal);
   await first.stop();
   t.equal(first.process.exitCode, 0, 'the first agent stopped cleanly');
 
   process.kill(cp.child.pid, 'SIGSTOP');
   const startedAt = performance.now();
-  const second = startAgentProcess(fx.configFile);
-  stopOnTeardown(t, second);
+  const second = runAgent(t, host);
   const answer = await waitFor(() => getJson<EchoAnswer>(apiLocal).catch(() => undefined), {
     timeoutMs: 30_000,
     intervalMs: 20,
@@ -120,44 +95,34 @@ t.test('a restart while the control plane is stopped: traffic flows again from t
 });
 
 t.test('a workload without an SVID is critical in Consul, and callers on other hosts are never sent to it', async (t) => {
-  const cp = await startTestControlPlane({ trustDomain: TD });
-  t.teardown(() => cp.stop());
-  const consul = await startConsulDev();
-  t.teardown(() => consul.stop());
+  const { consul, join } = await startMeshPeers(t, { trustDomain: TD });
   const web = await startEchoApp('web');
   const apiB = await startEchoApp('api-on-b');
   const apiC = await startEchoApp('api-on-c');
   t.teardown(() => Promise.all([web.close(), apiB.close(), apiC.close()]));
-  const [webMesh, bMesh, cMesh, apiLocal, adminA, adminB, adminC] = (await freePorts(7)) as number[] as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
+  const [webMesh, bMesh, cMesh, apiLocal] = (await freePorts(4)) as [number, number, number, number];
 
   /** One host: its own agent, data folder and Envoy; its token allows only `allow`. */
-  const host = async (name: string, allow: string[], adminPort: number, workloads: Record<string, string>) => {
-    const fx = await agentFixture(consul.httpAddr, {
-      nodeName: name,
-      trustDomain: undefined,
-      dataPlane: { enabled: true },
-      envoy: await envoyConfig(adminPort),
+  const host = async (nodeName: string, allow: string[], workload: WorkloadFile) => {
+    const h = await meshHost(t, {
+      join,
+      consulAddr: consul.httpAddr,
+      nodeName,
+      allow,
+      config: { trustDomain: undefined },
+      envoy: ENVOY,
+      workloads: { [`${workload.name}.yaml`]: workloadYaml(workload) },
     });
-    t.teardown(() => fx.remove());
-    await joinMesh({ address: cp.cp.address, token: cp.token(name, allow), bundlePem: cp.bundlePem(), dataDir: fx.dataDir });
-    for (const [file, text] of Object.entries(workloads)) await fx.writeWorkload(file, text);
-    const agent = startAgentProcess(fx.configFile);
-    stopOnTeardown(t, agent);
-    return { fx, agent };
+    return { ...h, agent: runAgent(t, h) };
   };
   // vm-b runs api, but its token does not allow api's identity: it never gets the SVID.
-  const b = await host('vm-b', [id('web')], adminB, { 'api.yaml': `name: api\nport: ${apiB.port}\nmeshPort: ${bMesh}\nprotocol: http\n` });
-  const c = await host('vm-c', [id('api')], adminC, { 'api.yaml': `name: api\nport: ${apiC.port}\nmeshPort: ${cMesh}\nprotocol: http\n` });
-  await host('vm-a', [id('web')], adminA, {
-    'web.yaml': `name: web\nport: ${web.port}\nmeshPort: ${webMesh}\nprotocol: http\nupstreams: [{ service: api, localPort: ${apiLocal} }]\n`,
+  const b = await host('vm-b', [id('web')], { name: 'api', port: apiB.port, meshPort: bMesh });
+  const c = await host('vm-c', [id('api')], { name: 'api', port: apiC.port, meshPort: cMesh });
+  const a = await host('vm-a', [id('web')], {
+    name: 'web',
+    port: web.port,
+    meshPort: webMesh,
+    upstreams: [{ service: 'api', localPort: apiLocal }],
   });
 
   let last: HealthEntry[] = [];
@@ -199,11 +164,11 @@ t.test('a workload without an SVID is critical in Consul, and callers on other h
   t.notOk(bStatus.healthy);
 
   // vm-a's web calls api many times: every answer comes from vm-c, none is sent to vm-b.
-  await waitFor(() => getJson(apiLocal).catch(() => undefined), { timeoutMs: 40_000, what: 'web -> api through vm-a' });
+  await meshTraffic(apiLocal, { what: 'web -> api through vm-a' });
   const answers: string[] = [];
   for (let i = 0; i < 50; i++) answers.push((await getJson<EchoAnswer>(apiLocal)).app);
   t.same([...new Set(answers)], ['api-on-c'], '50 of 50 requests were answered by the instance on vm-c');
-  const clusters = await httpGet(`http://127.0.0.1:${adminA}/clusters`);
+  const clusters = await httpGet(`http://127.0.0.1:${a.adminPort}/clusters`);
   t.match(clusters.body, new RegExp(`outbound:api::127\\.0\\.0\\.1:${cMesh}::`), "vm-a's Envoy has vm-c's mesh port");
   t.notMatch(clusters.body, new RegExp(`:${bMesh}::`), "and not vm-b's");
   t.ok(processAlive(c.agent.pid) && processAlive(b.agent.pid), 'both agents still run');

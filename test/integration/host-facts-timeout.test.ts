@@ -7,13 +7,13 @@
  * the wait for the hanging command below could never poll: the test would hang.)
  */
 import { execFileSync } from 'node:child_process';
-import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
 import { collectHostFacts, hostFacts } from '../../agent/run/host-facts.js';
 import { isMeshError } from '../../lib/errors.js';
 import { FakeClock } from '../fakes/clock.js';
+import { tempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
 
 t.setTimeout(60_000);
@@ -30,7 +30,7 @@ async function processesUsing(dir: string): Promise<number> {
 }
 
 t.test('a hanging `hostname -f` does not hold the start: MESH_E_HOST_FACTS at the timeout', async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'host-facts-'));
+  const dir = await tempDir(t, 'host-facts-');
   const fifo = path.join(dir, 'release');
   execFileSync('mkfifo', [fifo]);
   // Blocks until the test opens the fifo for writing.
@@ -40,7 +40,6 @@ t.test('a hanging `hostname -f` does not hold the start: MESH_E_HOST_FACTS at th
   process.env.PATH = `${dir}:${savedPath}`;
   t.teardown(async () => {
     process.env.PATH = savedPath;
-    await rm(dir, { recursive: true, force: true });
   });
 
   // The timeout is driven by a fake clock once the command is known to hang, so a slow start of the

@@ -8,7 +8,6 @@
 import { X509Certificate } from 'node:crypto';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import { joinMesh } from '../../agent/identity/enroll.js';
 import { loadNodeIdentity } from '../../agent/identity/identity-store.js';
 import {
   controlPlaneServerId,
@@ -23,8 +22,8 @@ import {
 import { run } from '../../lib/exec.js';
 import { contract } from '../../lib/proto/contract.js';
 import { uriSans } from '../../lib/x509/cert-info.js';
-import { freshCsrs, startTestControlPlane } from '../support/controlplane.js';
-import { splitPemChain } from '../support/svid-verify.js';
+import { chainsToBundle } from '../support/chain-checks.js';
+import { freshCsrs, joinNode, joinSource, startTestControlPlane } from '../support/controlplane.js';
 import { createTestCa } from '../support/test-ca.js';
 import { tools } from '../support/tools.js';
 
@@ -33,30 +32,11 @@ t.setTimeout(180_000);
 
 const IDS = ['web', 'api', 'db', 'cache'].map((sa) => `spiffe://example.org/ns/load/sa/${sa}`);
 
-/** Whether chainPem (leaf first) chains, signature by signature, to one of the roots in bundlePem. */
-function chainsToBundle(chainPem: string, bundlePem: string): boolean {
-  const chain = splitPemChain(chainPem).map((pem) => new X509Certificate(pem));
-  const roots = splitPemChain(bundlePem).map((pem) => new X509Certificate(pem));
-  const now = Date.now();
-  for (const [i, cert] of chain.entries()) {
-    if (Date.parse(cert.validFrom) > now || Date.parse(cert.validTo) < now) return false;
-    const issuer = chain[i + 1];
-    if (issuer !== undefined && !(cert.checkIssued(issuer) && cert.verify(issuer.publicKey))) return false;
-  }
-  const top = chain.at(-1);
-  return top !== undefined && roots.some((root) => top.checkIssued(root) && top.verify(root.publicKey));
-}
-
 t.test('issuance-load issues real SVIDs closed- and open-loop, and checks the server', async (t) => {
   const tcp = await startTestControlPlane();
   t.teardown(() => tcp.stop());
   const dir = t.testdir({});
-  await joinMesh({
-    address: tcp.cp.address,
-    token: tcp.token('load1', ['spiffe://example.org/ns/load/sa/*']),
-    bundlePem: tcp.bundlePem(),
-    dataDir: dir,
-  });
+  await joinNode(joinSource(tcp), 'load1', ['spiffe://example.org/ns/load/sa/*'], dir);
   const identity = await loadNodeIdentity(dir);
 
   const csrs = (await freshCsrs(16)).map((c, i) => ({ id: IDS[i % IDS.length] as string, ...c }));

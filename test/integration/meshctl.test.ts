@@ -4,8 +4,7 @@
  * nodes, audit, backup and status, plus the errors an operator meets.
  */
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import t, { type Test } from 'tap';
@@ -15,26 +14,18 @@ import { run } from '../../lib/exec.js';
 import { fromPemAll } from '../../lib/x509/pem.js';
 import { type CliResult, runProgram } from '../support/cli.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/controlplane.js';
+import { issuedCert, selfSignedCert } from '../support/openssl.js';
 import { verifySvid } from '../support/svid-verify.js';
+import { tempDir } from '../support/temp-dir.js';
 
 t.setTimeout(240_000);
 
 const ctl = (dataDir: string, ...argv: string[]) => runProgram(meshctlProgram(), [...argv, '--data-dir', dataDir]);
 const agent = (...argv: string[]) => runProgram(agentProgram(), argv);
 
-async function tempDir(t: Test, prefix = 'mesh-'): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 async function startCp(t: Test): Promise<TestControlPlane> {
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'mesh-'));
-  const tcp = await startTestControlPlane({ dataDir });
-  t.teardown(async () => {
-    await tcp.stop();
-    await rm(dataDir, { recursive: true, force: true });
-  });
+  const tcp = await startTestControlPlane();
+  t.teardown(() => tcp.stop());
   return tcp;
 }
 
@@ -76,81 +67,37 @@ async function fetchSvid(work: string, spiffeId: string): Promise<CliResult> {
   );
 }
 
-async function openssl(cwd: string, ...args: string[]): Promise<void> {
-  const r = await run('openssl', args, { timeoutMs: 30_000, cwd });
-  if (r.code !== 0) throw new Error(`openssl ${args.join(' ')} failed: ${r.stderr}`);
-}
-
-const V3_CA = 'basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n';
-
-/** A self-signed EC P-256 certificate (CA or not) with an optional URI SAN; files <name>.pem and <name>.key. */
-async function opensslRoot(dir: string, name: string, options: { uri?: string; ca?: boolean; curve?: string } = {}): Promise<void> {
+/** A self-signed EC certificate of the operator (a CA unless `ca: false`) with an optional URI SAN: <name>.pem and <name>.key. */
+function opensslRoot(dir: string, name: string, options: { uri?: string; ca?: boolean; curve?: 'P-256' | 'P-384' } = {}) {
   const ca = options.ca ?? true;
-  await openssl(
-    dir,
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    `ec_paramgen_curve:${options.curve ?? 'P-256'}`,
-    '-nodes',
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.pem`,
-    '-days',
-    '365',
-    '-subj',
-    `/O=Operator/CN=${name}`,
-    '-addext',
-    ca ? 'basicConstraints=critical,CA:true' : 'basicConstraints=critical,CA:false',
-    '-addext',
-    ca ? 'keyUsage=critical,keyCertSign,cRLSign' : 'keyUsage=critical,digitalSignature',
-    ...(options.uri ? ['-addext', `subjectAltName=URI:${options.uri}`] : []),
-  );
+  return selfSignedCert(dir, name, {
+    subject: `/O=Operator/CN=${name}`,
+    key: options.curve ?? 'P-256',
+    days: 365,
+    ext: [
+      ca ? 'basicConstraints = critical,CA:true' : 'basicConstraints = critical,CA:false',
+      ca ? 'keyUsage = critical,keyCertSign,cRLSign' : 'keyUsage = critical,digitalSignature',
+      'subjectKeyIdentifier = hash',
+      ...(options.uri ? [`subjectAltName = URI:${options.uri}`] : []),
+    ],
+  });
 }
 
 /** An EC P-256 intermediate CA <name>.pem/.key issued by <issuer>.pem/.key. */
-async function opensslIntermediate(dir: string, name: string, issuer: string, uri: string): Promise<void> {
-  await writeFile(path.join(dir, `${name}.ext`), `[v3]\n${V3_CA}authorityKeyIdentifier=keyid\nsubjectAltName=URI:${uri}\n`);
-  await openssl(
-    dir,
-    'req',
-    '-new',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.csr`,
-    '-subj',
-    `/O=Operator/CN=${name}`,
-  );
-  await openssl(
-    dir,
-    'x509',
-    '-req',
-    '-in',
-    `${name}.csr`,
-    '-CA',
-    `${issuer}.pem`,
-    '-CAkey',
-    `${issuer}.key`,
-    '-set_serial',
-    '4242',
-    '-days',
-    '200',
-    '-extfile',
-    `${name}.ext`,
-    '-extensions',
-    'v3',
-    '-out',
-    `${name}.pem`,
-  );
+function opensslIntermediate(dir: string, name: string, issuer: string, uri: string) {
+  const files = { cert: path.join(dir, `${issuer}.pem`), key: path.join(dir, `${issuer}.key`) };
+  return issuedCert(dir, name, files, {
+    subject: `/O=Operator/CN=${name}`,
+    serial: '4242',
+    days: 200,
+    ext: [
+      'basicConstraints = critical,CA:true',
+      'keyUsage = critical,keyCertSign,cRLSign',
+      'subjectKeyIdentifier = hash',
+      'authorityKeyIdentifier = keyid',
+      `subjectAltName = URI:${uri}`,
+    ],
+  });
 }
 
 interface CaStatusJson {
@@ -166,6 +113,20 @@ async function caStatus(tcp: TestControlPlane): Promise<CaStatusJson> {
 }
 
 const WORKLOAD = 'spiffe://example.org/ns/default/sa/web';
+
+/** `meshctl ca import --json` of <dir>/<cert>.pem with its key, and --chain <dir>/<chain>.pem if given. */
+function caImport(tcp: TestControlPlane, dir: string, cert: string, chain?: string): Promise<CliResult> {
+  const files = ['--cert', path.join(dir, `${cert}.pem`), '--key', path.join(dir, `${cert}.key`)];
+  return ctl(tcp.dataDir, 'ca', 'import', ...files, ...(chain === undefined ? [] : ['--chain', path.join(dir, `${chain}.pem`)]), '--json');
+}
+
+/** Node vm1 joins and fetches WORKLOAD's SVID (from the active CA); its chain, PEM. */
+async function issuedChain(t: Test, tcp: TestControlPlane): Promise<string> {
+  const work = await joinNode(t, tcp, 'vm1', WORKLOAD);
+  const fetched = await fetchSvid(work, WORKLOAD);
+  t.equal(fetched.code, 0, fetched.err);
+  return readFile(path.join(work, 'out', 'svid.pem'), 'utf8');
+}
 
 t.test('token create prints only the token; --json; usage errors', async (t) => {
   const tcp = await startCp(t);
@@ -426,16 +387,7 @@ t.test('ca import: an operator root made with openssl signs after activate', asy
   const dir = await tempDir(t);
   await opensslRoot(dir, 'oproot', { uri: 'spiffe://example.org' });
 
-  const imported = await ctl(
-    tcp.dataDir,
-    'ca',
-    'import',
-    '--cert',
-    path.join(dir, 'oproot.pem'),
-    '--key',
-    path.join(dir, 'oproot.key'),
-    '--json',
-  );
+  const imported = await caImport(tcp, dir, 'oproot');
   t.equal(imported.code, 0, imported.err);
   const status = JSON.parse(imported.out) as CaStatusJson;
   t.match(status.generations[1], { id: 2, state: 'prepared', source: 'imported' });
@@ -449,10 +401,7 @@ t.test('ca import: an operator root made with openssl signs after activate', asy
   const activate = await ctl(tcp.dataDir, 'ca', 'rotate', 'activate');
   t.equal(activate.code, 0, activate.err);
 
-  const work = await joinNode(t, tcp, 'vm1', WORKLOAD);
-  const fetched = await fetchSvid(work, WORKLOAD);
-  t.equal(fetched.code, 0, fetched.err);
-  const chainPem = await readFile(path.join(work, 'out', 'svid.pem'), 'utf8');
+  const chainPem = await issuedChain(t, tcp);
   const bundle = (await ctl(tcp.dataDir, 'ca', 'bundle')).out;
   const verified = await verifySvid(chainPem, bundle);
   t.match(verified, { ok: true, spiffe_id: WORKLOAD });
@@ -466,28 +415,14 @@ t.test('ca import: an intermediate with --chain made with openssl signs after ac
   await opensslRoot(dir, 'oproot', { uri: 'spiffe://example.org' });
   await opensslIntermediate(dir, 'opint', 'oproot', 'spiffe://example.org');
 
-  const imported = await ctl(
-    tcp.dataDir,
-    'ca',
-    'import',
-    '--cert',
-    path.join(dir, 'opint.pem'),
-    '--key',
-    path.join(dir, 'opint.key'),
-    '--chain',
-    path.join(dir, 'oproot.pem'),
-    '--json',
-  );
+  const imported = await caImport(tcp, dir, 'opint', 'oproot');
   t.equal(imported.code, 0, imported.err);
   const status = JSON.parse(imported.out) as CaStatusJson;
   t.match(status.generations[1], { id: 2, state: 'prepared', source: 'imported' });
   t.match(status.generations[1]?.root_subject, /CN=oproot/);
 
   t.equal((await ctl(tcp.dataDir, 'ca', 'rotate', 'activate')).code, 0);
-  const work = await joinNode(t, tcp, 'vm1', WORKLOAD);
-  const fetched = await fetchSvid(work, WORKLOAD);
-  t.equal(fetched.code, 0, fetched.err);
-  const chainPem = await readFile(path.join(work, 'out', 'svid.pem'), 'utf8');
+  const chainPem = await issuedChain(t, tcp);
   const chain = fromPemAll(chainPem).map((der) => new X509Certificate(der));
   t.match(chain[1]?.subject, /CN=opint/, 'the operator intermediate signed the leaf');
   t.match(await verifySvid(chainPem, (await ctl(tcp.dataDir, 'ca', 'bundle')).out), { ok: true, spiffe_id: WORKLOAD });

@@ -5,15 +5,15 @@
  * back (same data folder, so the node's identity still holds).
  */
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
-import { fetchWorkloadSvid, joinMesh, renewNodeSvid } from '../../agent/identity/enroll.js';
+import { fetchWorkloadSvid, renewNodeSvid } from '../../agent/identity/enroll.js';
 import { loadNodeIdentity } from '../../agent/identity/identity-store.js';
 import { createRotationManager, type IssuedCert } from '../../agent/identity/rotation-manager.js';
 import { systemClock } from '../../lib/clock.js';
-import { startTestControlPlane, type TestControlPlane } from '../support/controlplane.js';
+import { joinNode, joinSource, startTestControlPlane, type TestControlPlane } from '../support/controlplane.js';
+import { tempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
 
 t.setTimeout(120_000);
@@ -24,16 +24,13 @@ const timesOf = (pem: string): IssuedCert => {
 };
 
 t.test('renews node and workload SVIDs on time, backs off while the control plane is down', async (t) => {
-  const base = await mkdtemp(path.join(os.tmpdir(), 'mesh-rot-'));
+  const base = await tempDir(t, 'mesh-rot-');
   const cpDir = path.join(base, 'cp');
   const agentDir = path.join(base, 'agent');
   let tcp: TestControlPlane = await startTestControlPlane({ dataDir: cpDir, svidTtl: '4s', nodeSvidTtl: '4s' });
-  t.teardown(async () => {
-    await tcp.stop();
-    await rm(base, { recursive: true, force: true });
-  });
+  t.teardown(() => tcp.stop());
   const id = 'spiffe://example.org/ns/default/sa/web';
-  await joinMesh({ address: tcp.cp.address, token: tcp.token('vm1', [id]), bundlePem: tcp.bundlePem(), dataDir: agentDir });
+  await joinNode(joinSource(tcp), 'vm1', [id], agentDir);
   const web = await fetchWorkloadSvid({ dataDir: agentDir, spiffeId: id, outDir: path.join(agentDir, 'web') });
 
   const manager = createRotationManager({ clock: systemClock, backoff: { initialMs: 200, maxMs: 1_000 }, watchdogMs: 1_000 });

@@ -5,10 +5,8 @@
  * certificate code cannot hide a bug in the checkers.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import t from 'tap';
-import { runChecked } from '../../lib/exec.js';
+import { issuedCert, type OpensslCert, selfSignedCert } from '../support/openssl.js';
 import { opensslVerify, splitPemChain, verifySvid } from '../support/svid-verify.js';
 import { tools } from '../support/tools.js';
 
@@ -17,72 +15,28 @@ t.setTimeout(180_000);
 const WEB = 'spiffe://example.org/ns/default/sa/web';
 const DB = 'spiffe://example.org/ns/default/sa/db';
 
-interface Issuer {
-  readonly cert: string;
-  readonly key: string;
-  readonly pem: string;
-}
-
-const openssl = (args: string[], cwd: string) => runChecked('openssl', args, 'MESH_E_INTERNAL', { cwd, timeoutMs: 60_000 });
-
-async function ecKey(dir: string, name: string): Promise<string> {
-  const key = path.join(dir, `${name}.key`);
-  await openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', key], dir);
-  return key;
-}
-
-async function writeConfig(dir: string, name: string, cn: string, extensions: string[]): Promise<string> {
-  const file = path.join(dir, `${name}.cnf`);
-  const text = ['[req]', 'distinguished_name = dn', 'prompt = no', '[dn]', `O = mesh-test`, `CN = ${cn}`, '[ext]', ...extensions, ''];
-  await writeFile(file, text.join('\n'));
-  return file;
-}
-
 /** A self-signed root of the trust domain: CA:true, keyCertSign, URI SAN spiffe://example.org. */
-async function makeRoot(dir: string, name: string): Promise<Issuer> {
-  const key = await ecKey(dir, name);
-  const config = await writeConfig(dir, name, name, [
-    'basicConstraints = critical,CA:true',
-    'keyUsage = critical,keyCertSign,cRLSign',
-    'subjectAltName = URI:spiffe://example.org',
-    'subjectKeyIdentifier = hash',
-  ]);
-  const cert = path.join(dir, `${name}.pem`);
-  await openssl(['req', '-x509', '-new', '-key', key, '-config', config, '-extensions', 'ext', '-days', '2', '-out', cert], dir);
-  return { cert, key, pem: await readFile(cert, 'utf8') };
+function makeRoot(dir: string, name: string): Promise<OpensslCert> {
+  return selfSignedCert(dir, name, {
+    subject: `/O=mesh-test/CN=${name}`,
+    days: 2,
+    ext: [
+      'basicConstraints = critical,CA:true',
+      'keyUsage = critical,keyCertSign,cRLSign',
+      'subjectAltName = URI:spiffe://example.org',
+      'subjectKeyIdentifier = hash',
+    ],
+  });
 }
 
 /** A certificate for a CSR of a fresh key, signed by `issuer`, with the given extensions. */
-async function makeCert(dir: string, name: string, issuer: Issuer, extensions: string[], serial: string): Promise<Issuer> {
-  const key = await ecKey(dir, name);
-  const config = await writeConfig(dir, name, name, [...extensions, 'subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid']);
-  const csr = path.join(dir, `${name}.csr`);
-  const cert = path.join(dir, `${name}.pem`);
-  await openssl(['req', '-new', '-key', key, '-config', config, '-out', csr], dir);
-  await openssl(
-    [
-      'x509',
-      '-req',
-      '-in',
-      csr,
-      '-CA',
-      issuer.cert,
-      '-CAkey',
-      issuer.key,
-      '-set_serial',
-      `0x${serial}`,
-      '-days',
-      '1',
-      '-extfile',
-      config,
-      '-extensions',
-      'ext',
-      '-out',
-      cert,
-    ],
-    dir,
-  );
-  return { cert, key, pem: await readFile(cert, 'utf8') };
+function makeCert(dir: string, name: string, issuer: OpensslCert, extensions: string[], serial: string): Promise<OpensslCert> {
+  return issuedCert(dir, name, issuer, {
+    subject: `/O=mesh-test/CN=${name}`,
+    serial: `0x${serial}`,
+    days: 1,
+    ext: [...extensions, 'subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid'],
+  });
 }
 
 /** A positive 128-bit serial without a leading zero digit, upper-case hex as go-spiffe prints it. */

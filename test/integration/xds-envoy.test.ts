@@ -10,8 +10,6 @@
  * after the ADS server restarts under a running Envoy (delta: the listeners
  * Envoy kept are acknowledged without being re-sent).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { buildBootstrap } from '../../agent/envoy/bootstrap.js';
@@ -28,6 +26,7 @@ import { type EnvoyProcess, startEnvoy } from '../support/envoy.js';
 import { type EchoAnswer, getJson, plaintextProbe, startEchoApp, tlsProbe, xfccUri } from '../support/mesh-apps.js';
 import { freePorts } from '../support/ports.js';
 import { withResource } from '../support/snapshot-edits.js';
+import { tempDir } from '../support/temp-dir.js';
 import { createTestCa } from '../support/test-ca.js';
 import { waitFor } from '../support/wait.js';
 import { webApiModel } from '../support/web-api-model.js';
@@ -55,7 +54,7 @@ interface Rig {
 }
 
 async function rig(t: Test, api: 'sotw' | 'delta'): Promise<Rig> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'xds-it-'));
+  const dir = await tempDir(t, 'xds-it-');
   const ca = await createTestCa(TD);
   const webApp = await startEchoApp('web');
   const apiApp = await startEchoApp('api');
@@ -83,7 +82,6 @@ async function rig(t: Test, api: 'sotw' | 'delta'): Promise<Rig> {
     await r.ads.close();
     await webApp.close();
     await apiApp.close();
-    await rm(dir, { recursive: true, force: true });
   });
   return r;
 }

@@ -83,6 +83,8 @@ export async function restartableConsul(nodeName = `mesh-rc-${process.pid}`): Pr
 
 export interface AgentFixture {
   readonly base: string;
+  /** The agent's node name (given in `extra`, or vm-<6 characters of the folder name>). */
+  readonly nodeName: string;
   readonly configFile: string;
   readonly workloadsDir: string;
   readonly dataDir: string;
@@ -100,7 +102,7 @@ export async function agentFixture(consulAddr: string, extra: Record<string, unk
   const [statusPort] = await freePorts(1);
   const statusAddr = `127.0.0.1:${statusPort}`;
   const { consul: consulExtra, ...rest } = extra as { consul?: Record<string, unknown> };
-  const config = {
+  const config: Record<string, unknown> = {
     nodeName: `vm-${path.basename(base).slice(-6).toLowerCase()}`,
     trustDomain: 'example.org',
     dataDir,
@@ -115,6 +117,7 @@ export async function agentFixture(consulAddr: string, extra: Record<string, unk
   await writeFile(configFile, JSON.stringify(config, null, 2));
   return {
     base,
+    nodeName: String(config.nodeName),
     configFile,
     workloadsDir,
     dataDir,

@@ -18,6 +18,7 @@ import { validateConfig } from '../../lib/config-file.js';
 import { createLogger, type Logger } from '../../lib/logger.js';
 import { newKeyPair } from '../../lib/secret-files.js';
 import { createCsr } from '../../lib/x509/csr-builder.js';
+import { toPem } from '../../lib/x509/pem.js';
 import { repoRoot } from '../../scripts/repo-root.js';
 import { type ManagedChild, startChild } from './child.js';
 import { waitFor } from './wait.js';
@@ -97,6 +98,7 @@ export interface ControlPlaneProcess {
   child: ManagedChild;
   address: string;
   dataDir: string;
+  trustDomain: string;
 }
 
 /** `node dist/controlplane/main.js run` as a child process (needs `npm run build`); extraArgs go after the others (e.g. --config FILE). */
@@ -127,7 +129,7 @@ export async function spawnControlPlane(
       },
       { timeoutMs: 20_000, what: 'mesh-controlplane to listen' },
     );
-    return { child, address, dataDir };
+    return { child, address, dataDir, trustDomain };
   } catch (err) {
     const output = child.output();
     await child.stop(2_000);
@@ -135,9 +137,9 @@ export async function spawnControlPlane(
   }
 }
 
-/** Joins a node (files in a new temp folder) and returns an mTLS client with its node SVID. */
+/** Joins a node (its files in dataDir) and returns an mTLS client with its node SVID. */
 export async function joinedClient(t: TestControlPlane, node: string, allow: string[], dataDir: string) {
-  await joinMesh({ address: t.cp.address, token: t.token(node, allow), bundlePem: t.bundlePem(), dataDir });
+  await joinNode(joinSource(t), node, allow, dataDir);
   const identity = await loadNodeIdentity(dataDir);
   return connectControlPlane({
     address: t.cp.address,
@@ -145,4 +147,45 @@ export async function joinedClient(t: TestControlPlane, node: string, allow: str
     bundlePem: identity.bundlePem,
     node: { chainPem: identity.chainPem, keyPem: identity.keyPem },
   });
+}
+
+/** Where a node joins: a control plane's address and trust domain, a join token for a node, its trust bundle. */
+export interface JoinSource {
+  readonly address: string;
+  readonly trustDomain: string;
+  token(node: string, allow: string[]): Promise<string>;
+  bundlePem(): Promise<string>;
+}
+
+/** An in-process control plane (startTestControlPlane) as a JoinSource. */
+export function joinSource(t: TestControlPlane): JoinSource {
+  return {
+    address: t.cp.address,
+    trustDomain: t.trustDomain,
+    token: async (node, allow) => t.token(node, allow),
+    bundlePem: async () => t.bundlePem(),
+  };
+}
+
+/** A control plane run as a child (spawnControlPlane) as a JoinSource: tokens and the bundle come through its admin socket. */
+export function adminJoinSource(p: Pick<ControlPlaneProcess, 'address' | 'dataDir' | 'trustDomain'>): JoinSource {
+  const call = async <T>(method: string, request?: Record<string, unknown>): Promise<T> => {
+    const admin = connectAdmin(p.dataDir);
+    try {
+      return await admin.call<T>(method, request);
+    } finally {
+      admin.close();
+    }
+  };
+  return {
+    address: p.address,
+    trustDomain: p.trustDomain,
+    token: async (node, allow) => (await call<{ token: string }>('CreateToken', { node_name: node, allow, ttl_ms: 600_000 })).token,
+    bundlePem: async () => (await call<{ roots: Buffer[] }>('GetBundle')).roots.map((der) => toPem(der)).join(''),
+  };
+}
+
+/** Joins `node` (allowed `allow`) as `mesh-agent join` does: its identity lands in dataDir. */
+export async function joinNode(source: JoinSource, node: string, allow: string[], dataDir: string): Promise<void> {
+  await joinMesh({ address: source.address, token: await source.token(node, allow), bundlePem: await source.bundlePem(), dataDir });
 }

@@ -33,6 +33,8 @@ export type SvidVerifyResult =
 
 export interface OpensslVerifyResult {
   readonly ok: boolean;
+  /** openssl's exit code (0: verified). */
+  readonly code: number | null;
   readonly output: string;
 }
 
@@ -79,7 +81,7 @@ export async function verifySvid(chainPem: string, bundlePem: string, options: {
 /** `openssl verify -CAfile bundle [-untrusted intermediates] -purpose <purpose> leaf`. */
 export async function opensslVerify(chainPem: string, bundlePem: string, purpose: OpensslPurpose): Promise<OpensslVerifyResult> {
   const [leaf, ...intermediates] = splitPemChain(chainPem);
-  if (leaf === undefined) return { ok: false, output: 'no CERTIFICATE block in the chain' };
+  if (leaf === undefined) return { ok: false, code: null, output: 'no CERTIFICATE block in the chain' };
   return withTempDir(async (dir) => {
     const files = { leaf: path.join(dir, 'leaf.pem'), bundle: path.join(dir, 'bundle.pem'), untrusted: path.join(dir, 'untrusted.pem') };
     await writeFile(files.leaf, leaf);
@@ -91,6 +93,6 @@ export async function opensslVerify(chainPem: string, bundlePem: string, purpose
     }
     args.push('-purpose', purpose, files.leaf);
     const result = await run('openssl', args, { timeoutMs: 30_000 });
-    return { ok: result.code === 0, output: (result.stdout + result.stderr).trim() };
+    return { ok: result.code === 0, code: result.code, output: (result.stdout + result.stderr).trim() };
   });
 }

@@ -1,4 +1,10 @@
-/** A temporary folder that the test removes when it ends. */
+/**
+ * A temporary folder that the test removes when it ends. Teardowns run
+ * last-registered first, so call this before starting anything that writes
+ * into the folder (a server on a socket in it, an agent with its data there):
+ * that stops first, then the folder goes. Keep the prefix short where the
+ * folder holds a Unix socket (a socket path must fit in 107 bytes).
+ */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';

@@ -1,17 +1,23 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
 import { loadAgentConfig } from '../../../agent/config/load.js';
 import { joinedTrustDomain, saveNodeIdentity } from '../../../agent/identity/identity-store.js';
 import { parseDuration } from '../../../lib/duration.js';
 import { isMeshError } from '../../../lib/errors.js';
+import { tempDir } from '../../support/temp-dir.js';
 import { createTestCa } from '../../support/test-ca.js';
 
 const deps = { hostname: async () => 'host-a', joinedTrustDomain: async () => undefined };
 
+/** The files of this test, each in its own folder under one that goes when the test ends. */
+const root = await tempDir(t, 'agent-config-');
+let made = 0;
+
 async function fileWith(text: string, name = 'agent.yaml'): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'agent-config-'));
+  made += 1;
+  const dir = path.join(root, String(made));
+  await mkdir(dir);
   const file = path.join(dir, name);
   await writeFile(file, text);
   return file;
@@ -132,7 +138,7 @@ t.test('the trust domain comes from the join', async (t) => {
 });
 
 t.test('the joined trust domain is read from the node SVID in dataDir', async (t) => {
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'agent-config-joined-'));
+  const dataDir = await tempDir(t, 'agent-config-joined-');
   t.equal(await joinedTrustDomain(dataDir), undefined, 'not joined');
   const ca = await createTestCa('svid.example');
   const node = ca.issue('spiffe://svid.example/mesh/node/vm1');

@@ -4,8 +4,7 @@
  * is refused (the previous one stays served); the broken snapshot comes from
  * a cache decorator the test composes in (test/support/snapshot-edits.ts).
  */
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import os from 'node:os';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
 import { createDataPlane, type IdentitySource } from '../../../agent/dataplane/data-plane.js';
@@ -15,6 +14,7 @@ import type { IdentityMaterial } from '../../../agent/xds/snapshot.js';
 import { systemClock } from '../../../lib/clock.js';
 import { createLogger } from '../../../lib/logger.js';
 import { overridingCache } from '../../support/snapshot-edits.js';
+import { tempDir } from '../../support/temp-dir.js';
 import { createTestCa } from '../../support/test-ca.js';
 
 const TD = 'example.org';
@@ -72,8 +72,7 @@ const web: Workload = {
 };
 
 t.test('builds, waits for SVIDs, refuses broken snapshots', async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'dp-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'dp-');
   const lines: string[] = [];
   const ids = fakeIdentities();
   const ca = await createTestCa(TD);

@@ -1,13 +1,13 @@
-import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
 import { makeView } from '../../../agent/discovery/catalog-view.js';
 import { createViewStore, VIEW_FILE } from '../../../agent/discovery/view-store.js';
 import { createLogger } from '../../../lib/logger.js';
+import { tempDir } from '../../support/temp-dir.js';
 
 t.test('saves atomically and loads back as "disk"', async (t) => {
-  const dir = path.join(await mkdtemp(path.join(os.tmpdir(), 'view-store-')), 'data');
+  const dir = path.join(await tempDir(t, 'view-store-'), 'data');
   const lines: string[] = [];
   const store = createViewStore(dir, createLogger({ sink: { write: (l) => lines.push(l) } }));
   t.same(await store.load(), [], 'nothing yet');

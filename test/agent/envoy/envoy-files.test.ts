@@ -1,16 +1,10 @@
 /** The supervisor's files on disk (EnvoyFiles): bootstraps, admin addresses, the binary's identity, the shared memory. */
 import { existsSync } from 'node:fs';
-import { copyFile, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { copyFile, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { envoySharedMemoryPath, nodeEnvoyFiles } from '../../../agent/envoy/envoy-files.js';
-
-async function tempDir(t: Test): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-envoy-files-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
+import { tempDir } from '../../support/temp-dir.js';
 
 t.test('bootstrap per epoch, and a stale admin address of that epoch removed', async (t) => {
   const dir = path.join(await tempDir(t), 'envoy');

@@ -12,19 +12,10 @@
 import t from 'tap';
 import { type Effect, initialState, type SupervisorEvent, type SupervisorState } from '../../../agent/envoy/supervisor-state.js';
 import { transition } from '../../../agent/envoy/supervisor-table.js';
+import { mulberry32 } from '../../support/prng.js';
 
 const SETTINGS = { bootstrap: { a: 0 }, binary: '/usr/bin/envoy', binaryId: '1:1:1' };
 const POLICY = { initialMs: 100, maxMs: 1_000, stableAfterMs: 30_000 };
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 /** Process ids the state knows, in any phase. */
 function known(s: SupervisorState): Set<number> {

@@ -4,56 +4,25 @@
  * the --json output against a real in-process control plane.
  */
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { identityCommands } from '../../../agent/commands/identity-commands.js';
 import type { ClientOptions, ControlPlaneClient } from '../../../agent/identity/cp-client.js';
 import { agentProgram } from '../../../agent/program.js';
 import type { Program } from '../../../lib/cli.js';
-import { run } from '../../../lib/exec.js';
 import { runProgram } from '../../support/cli.js';
 import { startTestControlPlane } from '../../support/controlplane.js';
+import { selfSignedCert } from '../../support/openssl.js';
+import { tempDir } from '../../support/temp-dir.js';
 
 t.setTimeout(120_000);
 
 const agent = (...argv: string[]) => runProgram(agentProgram(), argv);
 
-async function tempDir(t: Test): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 /** A self-signed EC P-256 CA certificate without any URI SAN, made with openssl. */
 async function plainRoot(dir: string): Promise<string> {
-  const file = path.join(dir, 'plain.pem');
-  const r = await run(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      path.join(dir, 'plain.key'),
-      '-out',
-      file,
-      '-days',
-      '30',
-      '-subj',
-      '/CN=plain root',
-      '-addext',
-      'basicConstraints=critical,CA:true',
-    ],
-    { timeoutMs: 30_000 },
-  );
-  if (r.code !== 0) throw new Error(r.stderr);
-  return file;
+  return (await selfSignedCert(dir, 'plain', { subject: '/CN=plain root', days: 30, ext: ['basicConstraints = critical,CA:true'] })).cert;
 }
 
 t.test('join usage errors name the flag (exit 2)', async (t) => {
@@ -169,12 +138,8 @@ t.test('renew and svid fetch before join: MESH_E_NOT_JOINED', async (t) => {
 });
 
 t.test('join, renew and svid fetch --json against a real control plane', async (t) => {
-  const cpDir = await mkdtemp(path.join(os.tmpdir(), 'mesh-'));
-  const tcp = await startTestControlPlane({ dataDir: cpDir });
-  t.teardown(async () => {
-    await tcp.stop();
-    await rm(cpDir, { recursive: true, force: true });
-  });
+  const tcp = await startTestControlPlane();
+  t.teardown(() => tcp.stop());
   const dir = await tempDir(t);
   const id = 'spiffe://example.org/ns/default/sa/web';
   await writeFile(path.join(dir, 'bundle.pem'), tcp.bundlePem());

@@ -1,8 +1,4 @@
 /** Shared pieces of the rotation manager tests: a fake issuer and a manager on a fake clock. */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import type { Test } from 'tap';
 import type { IssuedCert, RenewedEvent } from '../../../agent/identity/rotation-manager.js';
 import { createRotationManager } from '../../../agent/identity/rotation-manager.js';
 import { MeshError } from '../../../lib/errors.js';
@@ -18,16 +14,6 @@ export const HOUR = 60 * MIN;
 export const flush = async () => {
   for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
 };
-
-/**
- * A temp folder removed at teardown. Teardowns run last-registered first, so
- * register this before anything that writes into it: that stops first.
- */
-export async function tempDir(t: Test, prefix = 'mesh-id-'): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 /** Waits until cond holds (polled, with a deadline): for work that includes real disk writes. */
 export const until = (cond: () => boolean | Promise<boolean>, what: string) =>

@@ -18,9 +18,10 @@ import { systemClock } from '../../../lib/clock.js';
 import { createLogger } from '../../../lib/logger.js';
 import { uriSans } from '../../../lib/x509/cert-info.js';
 import { fromPemAll } from '../../../lib/x509/pem.js';
+import { chainsToBundle } from '../../support/chain-checks.js';
 import { connectAdmin, joinedClient, startTestControlPlane, type TestControlPlane } from '../../support/controlplane.js';
+import { tempDir } from '../../support/temp-dir.js';
 import { waitFor } from '../../support/wait.js';
-import { tempDir } from './rotation-fixtures.js';
 
 t.setTimeout(180_000);
 
@@ -29,19 +30,6 @@ const WEB = 'spiffe://example.org/ns/default/sa/web';
 const API = 'spiffe://example.org/ns/default/sa/api';
 const OTHER = 'spiffe://example.org/ns/other/sa/db';
 const FAST = { backoff: { initialMs: 100, maxMs: 1_000 }, watchdogMs: 500 };
-
-/** Verifies leaf -> intermediates -> one of the roots, at now. */
-function chainsTo(chainPem: string, rootsPem: string): boolean {
-  const chain = fromPemAll(chainPem).map((der) => new X509Certificate(der));
-  const roots = fromPemAll(rootsPem).map((der) => new X509Certificate(der));
-  for (let i = 0; i + 1 < chain.length; i++) {
-    const child = chain[i] as X509Certificate;
-    const parent = chain[i + 1] as X509Certificate;
-    if (!child.checkIssued(parent) || !child.verify(parent.publicKey)) return false;
-  }
-  const top = chain.at(-1) as X509Certificate;
-  return roots.some((root) => top.checkIssued(root) && top.verify(root.publicKey));
-}
 
 /**
  * A control plane stopped at teardown after the agents: its graceful stop waits for open
@@ -122,7 +110,7 @@ t.test('fetches wanted SVIDs, fails a refused one alone, drops removed ones, fol
     if (material === undefined) throw new Error(`no SVID for ${id}`);
     const leaf = new X509Certificate(material.chainPem);
     t.same(uriSans(leaf), [id], `${id}: the leaf carries exactly its SPIFFE ID`);
-    t.ok(chainsTo(material.chainPem, bundlePem), `${id}: chains to the bundle`);
+    t.ok(chainsToBundle(material.chainPem, bundlePem), `${id}: chains to the bundle`);
     t.ok(leaf.checkPrivateKey(createPrivateKey(material.keyPem)), `${id}: the key matches the certificate`);
     t.match(stateOf(ids, id), { state: 'ready', failures: 0, serial: leaf.serialNumber });
   }
@@ -181,8 +169,8 @@ t.test('fetches wanted SVIDs, fails a refused one alone, drops removed ones, fol
   ids.setWanted([WEB, API]);
   await waitFor(async () => (ids.current().certs.has(API) ? true : undefined), { timeoutMs: 20_000, what: 'an SVID from the new CA' });
   const api = ids.current().certs.get(API)?.chainPem ?? '';
-  t.ok(chainsTo(api, newRoot.toString()), 'the new SVID chains to the new root');
-  t.ok(chainsTo(api, ids.current().bundlePem), 'and to the bundle held');
+  t.ok(chainsToBundle(api, newRoot.toString()), 'the new SVID chains to the new root');
+  t.ok(chainsToBundle(api, ids.current().bundlePem), 'and to the bundle held');
 });
 
 t.test('a dropped ID does not come back from a late answer; a certificate for another ID is refused', async (t) => {
@@ -238,7 +226,7 @@ t.test('renews workload and node SVIDs; the new node key and certificate are sav
   const renewed = ids.current().certs.get(WEB);
   t.not(renewed?.keyPem, first.keyPem, 'a new key with the renewed SVID');
   t.ok(changes() > changesBefore, 'onChange fired for the renewal');
-  t.ok(chainsTo(renewed?.chainPem ?? '', ids.current().bundlePem));
+  t.ok(chainsToBundle(renewed?.chainPem ?? '', ids.current().bundlePem));
 
   // Two node renewals: the second one authenticates with the certificate the first one got.
   const joinedSerial = new X509Certificate(joined.chainPem).serialNumber;

@@ -1,5 +1,4 @@
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { agentConfigSchema } from '../../../agent/config/schema.js';
@@ -10,6 +9,7 @@ import { deepFreeze } from '../../../lib/deep-freeze.js';
 import { createLogger } from '../../../lib/logger.js';
 import { FakeClock } from '../../fakes/clock.js';
 import { FakeConsul } from '../../fakes/consul.js';
+import { tempDir } from '../../support/temp-dir.js';
 import { httpGet } from '../../support/wait.js';
 
 const flush = async () => {
@@ -17,8 +17,7 @@ const flush = async () => {
 };
 
 async function setup(t: Test, mode: 'agent' | 'catalog') {
-  const base = await mkdtemp(path.join(os.tmpdir(), 'agent-run-'));
-  t.teardown(() => rm(base, { recursive: true, force: true }));
+  const base = await tempDir(t, 'agent-run-');
   const workloadsDir = path.join(base, 'workloads.d');
   await mkdir(workloadsDir);
   const parsed = validateConfig(

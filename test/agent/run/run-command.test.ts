@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -6,6 +6,7 @@ import { agentProgram } from '../../../agent/program.js';
 import { hostFacts } from '../../../agent/run/host-facts.js';
 import { runCommand } from '../../../agent/run/run-command.js';
 import { runCli } from '../../../lib/cli.js';
+import { tempDir } from '../../support/temp-dir.js';
 
 function io() {
   let out = '';
@@ -27,7 +28,7 @@ t.test('run is a mesh-agent command; --config is required', async (t) => {
 });
 
 t.test('an invalid config fails with the file and field', async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'run-cmd-'));
+  const dir = await tempDir(t, 'run-cmd-');
   const file = path.join(dir, 'agent.yaml');
   await writeFile(file, 'consul: { mode: sidecar }\n');
   const bad = io();
@@ -46,8 +47,7 @@ t.test('host facts come from systeminformation (in a worker thread)', async (t) 
 });
 
 t.test('run fails with MESH_E_HOST_FACTS when the facts do not come and advertiseAddress is not set', async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'run-cmd-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'run-cmd-');
   const file = path.join(dir, 'agent.yaml');
   await writeFile(file, `dataDir: ${dir}\ntrustDomain: example.org\nhostFactsTimeout: 1ms\n`);
   let aborted = false;

@@ -1,9 +1,7 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
 import { statusCommand } from '../../../agent/commands/status-command.js';
-import { makeView } from '../../../agent/discovery/catalog-view.js';
 import { renderStatus } from '../../../agent/status/render.js';
 import type { StatusDocument } from '../../../agent/status/status.js';
 import { buildStatus, statusProblems } from '../../../agent/status/status.js';
@@ -11,6 +9,8 @@ import type { Workload } from '../../../agent/workloads/workload.js';
 import { idleAdsStatus } from '../../../agent/xds/server/ads-telemetry.js';
 import { runCli } from '../../../lib/cli.js';
 import { captureIo } from '../../support/io.js';
+import { statusInput } from '../../support/status-input.js';
+import { tempDir } from '../../support/temp-dir.js';
 
 function doc(overrides: Partial<StatusDocument> = {}): StatusDocument {
   return {
@@ -93,8 +93,7 @@ t.test('agent not answering, bad flags, --config gives the address', async (t) =
   const u = captureIo();
   t.equal(await runCli(program(refused), ['status', '--address', 'nope'], u.io), 2);
   t.match(u.err(), /--address nope: must be host:port/);
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'status-cmd-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'status-cmd-');
   await writeFile(path.join(dir, 'agent.yaml'), 'nodeName: vm1\nstatus: { listen: 127.0.0.1:15999 }\n');
   let asked = '';
   const spy = (async (url: string) => {
@@ -158,17 +157,7 @@ t.test('statusProblems: each kind of trouble, and a NACK only until the next ACK
 });
 
 t.test('buildStatus without a data plane has no data-plane fields', async (t) => {
-  const d = buildStatus({
-    node: 'vm1',
-    consulMode: 'agent',
-    consulAddress: 'c:1',
-    connection: 'connected',
-    workloads: [],
-    fileErrors: [],
-    registrations: [],
-    view: makeView(1, []),
-    watches: [],
-  });
+  const d = buildStatus(statusInput());
   t.equal(d.envoy, undefined);
   t.equal(d.healthy, true);
 });
@@ -179,15 +168,7 @@ t.test('SVIDs served from the state folder: the document and the table say where
   // buildStatus reads only these fields of a workload.
   const web = { name: 'web', file: '/w/web.yaml', spiffeId: WEB, port: 8080, meshPort: 18080 } as Workload;
   const d = buildStatus({
-    node: 'vm1',
-    consulMode: 'agent',
-    consulAddress: 'c:1',
-    connection: 'connected',
-    workloads: [web],
-    fileErrors: [],
-    registrations: [],
-    view: makeView(1, []),
-    watches: [],
+    ...statusInput({ workloads: [web] }),
     now: Date.parse('2026-11-22T12:00:00.000Z'),
     dataPlane: {
       envoy: { state: 'running' },

@@ -5,6 +5,7 @@ import { startStatusServer } from '../../../agent/status/status-server.js';
 import { parseWorkload } from '../../../agent/workloads/load.js';
 import type { Workload } from '../../../agent/workloads/workload.js';
 import { isMeshError } from '../../../lib/errors.js';
+import { statusInput } from '../../support/status-input.js';
 import { httpGet } from '../../support/wait.js';
 
 const web = parseWorkload(
@@ -18,10 +19,7 @@ const web = parseWorkload(
 
 t.test('the status document', async (t) => {
   const doc = buildStatus({
-    node: 'vm1',
-    consulMode: 'catalog',
-    consulAddress: '127.0.0.1:8500',
-    connection: 'connected',
+    ...statusInput({ consulMode: 'catalog', consulAddress: '127.0.0.1:8500' }),
     workloads: [web],
     fileErrors: [{ file: '/w/bad.yaml', field: 'port', reason: 'too big' }],
     registrations: [{ id: 'web-vm1', name: 'web', state: 'rejected', error: 'HTTP 400' }],

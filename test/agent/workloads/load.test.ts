@@ -1,9 +1,9 @@
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { isWorkloadFileName, loadWorkloads, parseWorkload } from '../../../agent/workloads/load.js';
 import { upstreamServices, type Workload } from '../../../agent/workloads/workload.js';
+import { tempDir } from '../../support/temp-dir.js';
 
 const ctx = { trustDomain: 'example.org', inboundPortOffset: 10000 };
 
@@ -19,8 +19,8 @@ upstreams:
   - { service: api, localPort: 9001 }
 `;
 
-async function dirWith(files: Record<string, string>): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'workloads-'));
+async function dirWith(t: Test, files: Record<string, string>): Promise<string> {
+  const dir = await tempDir(t, 'workloads-');
   for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text);
   return dir;
 }
@@ -80,7 +80,7 @@ t.test('each kind of bad file gives a named error', async (t) => {
 });
 
 t.test('a directory: bad files are reported, the others load', async (t) => {
-  const dir = await dirWith({
+  const dir = await dirWith(t, {
     '10-web.yaml': WEB,
     '20-api.yml': 'name: api\nport: 9090\n',
     '30-dup.yaml': 'name: web\nport: 8181\n',
@@ -110,7 +110,7 @@ t.test('a directory: bad files are reported, the others load', async (t) => {
 
 t.test('a missing directory has no workloads; an unreadable one is an error', async (t) => {
   t.same(await loadWorkloads('/nonexistent/workloads.d', ctx), { workloads: [], errors: [] });
-  const dir = await dirWith({ 'file.yaml': 'x' });
+  const dir = await dirWith(t, { 'file.yaml': 'x' });
   const notDir = await loadWorkloads(path.join(dir, 'file.yaml'), ctx);
   t.match(notDir.errors, [{ reason: /cannot read workloadsDir/ }]);
   t.ok(isWorkloadFileName('a.yaml') && isWorkloadFileName('a.json') && !isWorkloadFileName('a.txt') && !isWorkloadFileName('.a.yaml'));

@@ -4,8 +4,7 @@
  * expired certificate (injected clock), and the errors for a missing file, a
  * file with no certificate and a garbage certificate.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
 import { certInspectCommand, type InspectReport } from '../../../controlplane/cli/cert-inspect.js';
@@ -14,14 +13,14 @@ import type { Program } from '../../../lib/cli.js';
 import { certFields, keyIdentifier } from '../../../lib/x509/cert-info.js';
 import { fromPemAll, toPem } from '../../../lib/x509/pem.js';
 import { runProgram } from '../../support/cli.js';
+import { tempDir } from '../../support/temp-dir.js';
 import { createTestCa } from '../../support/test-ca.js';
 
 const WEB = 'spiffe://inspect.example/ns/default/sa/web';
 
 const meshctl = (argv: string[], program: Program = meshctlProgram()) => runProgram(program, argv);
 
-const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-inspect-'));
-t.teardown(() => rm(dir, { recursive: true, force: true }));
+const dir = await tempDir(t, 'mesh-inspect-');
 const ca = await createTestCa('inspect.example');
 const svid = ca.issue(WEB);
 const chainFile = path.join(dir, 'chain.pem');

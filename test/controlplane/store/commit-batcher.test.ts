@@ -1,9 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import t from 'tap';
 import { CommitBatcher, walSync } from '../../../controlplane/store/commit-batcher.js';
+import { tempDir } from '../../support/temp-dir.js';
 
 function db() {
   const d = new Database(':memory:');
@@ -174,8 +173,7 @@ t.test('a failed WAL sync fails the writes it covered with MESH_E_STORE; later w
 });
 
 t.test('on a WAL database file: batches commit with synchronous=NORMAL, the connection stays FULL, the WAL is synced', async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-batcher-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'mesh-batcher-');
   const d = new Database(path.join(dir, 'x.db'));
   d.pragma('journal_mode = WAL');
   d.pragma('synchronous = FULL');

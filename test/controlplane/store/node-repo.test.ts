@@ -1,14 +1,12 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { openDb } from '../../../controlplane/store/db.js';
 import { NodeRepo, TOUCH_INTERVAL_MS } from '../../../controlplane/store/node-repo.js';
+import { tempDir } from '../../support/temp-dir.js';
 
 /** A fresh database with one active node, vm1. */
 async function repoWithNode(t: Test) {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-noderepo-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'mesh-noderepo-');
   const db = openDb(path.join(dir, 'cp.db'));
   t.teardown(() => db.close());
   const nodes = new NodeRepo(db);

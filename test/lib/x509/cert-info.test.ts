@@ -1,46 +1,19 @@
 import type { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import t from 'tap';
-import { run } from '../../../lib/exec.js';
 import { certFields, keyIdentifier, parseCertificates, subjectKeyIdentifier, uriSans } from '../../../lib/x509/cert-info.js';
 import { bits, children, ctx, octets, oid, read, seq, set, smallInt, Tag, time, tlv, utf8 } from '../../../lib/x509/der.js';
 import { OID } from '../../../lib/x509/oids.js';
 import { toPem } from '../../../lib/x509/pem.js';
-
-async function openssl(args: string[]) {
-  const r = await run('openssl', args, { timeoutMs: 30_000 });
-  if (r.code !== 0) throw new Error(r.stderr);
-  return r.stdout;
-}
+import { openssl, selfSignedCert } from '../../support/openssl.js';
+import { tempDir } from '../../support/temp-dir.js';
 
 t.test('certFields, keyIdentifier and uriSans agree with openssl', async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-ci-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const pem = path.join(dir, 'c.pem');
-  await openssl([
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    path.join(dir, 'c.key'),
-    '-out',
-    pem,
-    '-days',
-    '3',
-    '-subj',
-    '/O=Acme/CN=svc',
-    '-addext',
-    'subjectKeyIdentifier=hash',
-    '-addext',
-    'subjectAltName=DNS:a.example,URI:spiffe://example.org/ns/a/sa/b,URI:https://x.example/y',
-  ]);
-  const text = await readFile(pem, 'utf8');
+  const dir = await tempDir(t, 'mesh-ci-');
+  const { cert: pem, pem: text } = await selfSignedCert(dir, 'c', {
+    subject: '/O=Acme/CN=svc',
+    days: 3,
+    ext: ['subjectKeyIdentifier = hash', 'subjectAltName = DNS:a.example,URI:spiffe://example.org/ns/a/sa/b,URI:https://x.example/y'],
+  });
   const [cert] = parseCertificates(text, 'c.pem');
   if (cert === undefined) throw new Error('no cert');
 
@@ -62,25 +35,8 @@ t.test('certFields, keyIdentifier and uriSans agree with openssl', async (t) => 
 });
 
 t.test('uriSans of a certificate without SANs, and parseCertificates errors', async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-ci-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const pem = path.join(dir, 'p.pem');
-  await openssl([
-    'req',
-    '-x509',
-    '-newkey',
-    'ed25519',
-    '-nodes',
-    '-keyout',
-    path.join(dir, 'p.key'),
-    '-out',
-    pem,
-    '-days',
-    '1',
-    '-subj',
-    '/CN=p',
-  ]);
-  const text = await readFile(pem, 'utf8');
+  const dir = await tempDir(t, 'mesh-ci-');
+  const { pem: text } = await selfSignedCert(dir, 'p', { key: 'ed25519', days: 1, ext: [] });
   const [cert] = parseCertificates(text, 'p.pem');
   t.same(uriSans(cert as X509Certificate), []);
   t.equal(certFields((cert as X509Certificate).raw).spki.length, 44, 'an Ed25519 SPKI');
@@ -96,39 +52,23 @@ t.test('uriSans of a certificate without SANs, and parseCertificates errors', as
 });
 
 t.test('uriSans reads the GeneralNames DER: a comma inside a URI, URI:-looking text in other name types', async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-ci-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const config = path.join(dir, 'c.cnf');
-  await writeFile(
-    config,
-    [
-      '[req]',
-      'distinguished_name = dn',
-      'prompt = no',
-      '[dn]',
-      'CN = san',
-      '[ext]',
-      'subjectAltName = @alt',
-      'subjectKeyIdentifier = 0102030405060708090a0b0c0d0e0f1011121314',
-      '[alt]',
-      'URI.1 = spiffe://example.org/ns/a/sa/b',
-      'URI.2 = https://x.example/a,b',
-      'DNS.1 = URI:spiffe://evil.example/ns/x',
-      'email.1 = URI:spiffe://evil2.example/y',
-      'otherName.1 = 1.2.3.4;UTF8:x, URI:spiffe://evil3.example/z',
-      '',
-    ].join('\n'),
-  );
-  const pem = path.join(dir, 'c.pem');
-  await openssl(
-    ['req', '-x509', '-newkey', 'ed25519', '-nodes', '-keyout', path.join(dir, 'c.key'), '-out', pem, '-days', '2'].concat([
-      '-config',
-      config,
-      '-extensions',
-      'ext',
-    ]),
-  );
-  const [cert] = parseCertificates(await readFile(pem, 'utf8'), 'c.pem');
+  const dir = await tempDir(t, 'mesh-ci-');
+  const { pem } = await selfSignedCert(dir, 'c', {
+    subject: '/CN=san',
+    key: 'ed25519',
+    days: 2,
+    ext: ['subjectAltName = @alt', 'subjectKeyIdentifier = 0102030405060708090a0b0c0d0e0f1011121314'],
+    sections: {
+      alt: [
+        'URI.1 = spiffe://example.org/ns/a/sa/b',
+        'URI.2 = https://x.example/a,b',
+        'DNS.1 = URI:spiffe://evil.example/ns/x',
+        'email.1 = URI:spiffe://evil2.example/y',
+        'otherName.1 = 1.2.3.4;UTF8:x, URI:spiffe://evil3.example/z',
+      ],
+    },
+  });
+  const [cert] = parseCertificates(pem, 'c.pem');
   if (cert === undefined) throw new Error('no cert');
   t.same(uriSans(cert), ['spiffe://example.org/ns/a/sa/b', 'https://x.example/a,b'], 'exactly the two URIs, the comma kept');
   t.same(uriSans(cert.raw), uriSans(cert), 'the same from DER');

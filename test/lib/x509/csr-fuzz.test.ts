@@ -19,6 +19,7 @@ import { parseCsr } from '../../../lib/x509/csr.js';
 import { bits, children, oid, read, seq } from '../../../lib/x509/der.js';
 import { OID } from '../../../lib/x509/oids.js';
 import { x509 } from '../../../lib/x509/peculiar.js';
+import { mulberry32 } from '../../support/prng.js';
 import { ED25519_SEED, P256_PRIVATE_SCALAR, SEED_CSRS } from './csr-fuzz-seeds.js';
 
 const SEED = 0x5eed_c5a1;
@@ -26,17 +27,6 @@ const RAW_CASES = 8_000;
 const RESIGNED_CASES = 10_000;
 const TRUNCATED_CASES = 2_000;
 const KEY_SWAP_CASES = 1_000;
-
-/** mulberry32: a small, fast, seedable PRNG (same sequence on every run). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 interface Seed {
   name: string;
@@ -112,7 +102,7 @@ function resign(info: Buffer, seed: Seed): Buffer {
 }
 
 t.test('mutated and truncated CSRs: refused with a CSR or key code, or accepted by @peculiar/x509 too', async (t) => {
-  const rand = prng(SEED);
+  const rand = mulberry32(SEED);
   const corpus = seeds();
   for (const s of corpus) t.ok(parseCsr(s.der), `seed accepted: ${s.name}`);
   const pickSeed = () => corpus[Math.floor(rand() * corpus.length)] as Seed;

@@ -1,9 +1,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
-import { run } from '../../../lib/exec.js';
 import { newKeyPair } from '../../../lib/secret-files.js';
 import { parseCsr, signatureAlgorithmFor } from '../../../lib/x509/csr.js';
 import { createCsr } from '../../../lib/x509/csr-builder.js';
@@ -11,6 +9,8 @@ import { bits, children, ctx, decodeOid, octets, oid, read, seq, set, smallInt, 
 import { OID } from '../../../lib/x509/oids.js';
 import { toPem } from '../../../lib/x509/pem.js';
 import { keyTypeOf, publicKeyFromSpki } from '../../../lib/x509/spki.js';
+import { openssl, opensslRun } from '../../support/openssl.js';
+import { tempDir } from '../../support/temp-dir.js';
 
 const ed = () => generateKeyPairSync('ed25519');
 
@@ -34,15 +34,14 @@ t.test('createCsr / parseCsr round trip for P-256 and Ed25519', async (t) => {
 });
 
 t.test('openssl agrees that our CSRs are well formed and self-signed', async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-csr-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'mesh-csr-');
   for (const [name, pair] of [
     ['p256', newKeyPair()],
     ['ed25519', ed()],
   ] as const) {
     const file = path.join(dir, `${name}.csr`);
     await writeFile(file, toPem(await createCsr(pair.privateKey, pair.publicKey, 'cn-check'), 'CERTIFICATE REQUEST'));
-    const r = await run('openssl', ['req', '-in', file, '-noout', '-verify', '-subject'], { timeoutMs: 30_000 });
+    const r = await opensslRun(['req', '-in', file, '-noout', '-verify', '-subject']);
     t.equal(r.code, 0, `${name}: ${r.stderr}`);
     t.match(r.stdout + r.stderr, /verify OK/i);
     t.match(r.stdout, /CN ?= ?cn-check/);
@@ -145,13 +144,8 @@ async function csrWithSpki(spki: Buffer, privateKey: KeyObject): Promise<Buffer>
 }
 
 t.test('a P-256 key with a compressed point or explicit curve parameters: MESH_E_KEY_UNSUPPORTED', async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-csr-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'mesh-csr-');
   const keyFile = path.join(dir, 'k.pem');
-  const openssl = async (args: string[]) => {
-    const r = await run('openssl', args, { timeoutMs: 30_000 });
-    if (r.code !== 0) throw new Error(r.stderr);
-  };
   await openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', keyFile]);
   await openssl(['ec', '-in', keyFile, '-pubout', '-conv_form', 'compressed', '-outform', 'DER', '-out', path.join(dir, 'c.der')]);
   await openssl(['ec', '-in', keyFile, '-pubout', '-param_enc', 'explicit', '-outform', 'DER', '-out', path.join(dir, 'e.der')]);

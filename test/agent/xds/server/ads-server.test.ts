@@ -5,8 +5,6 @@
  * stream that ends leaves nothing acknowledged, and a new stream starts empty
  * until it acknowledges.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import t, { type Test } from 'tap';
@@ -18,6 +16,7 @@ import { systemClock } from '../../../../lib/clock.js';
 import { encodeMessage } from '../../../../lib/envoy/protos.js';
 import { TypeUrl } from '../../../../lib/envoy/type-urls.js';
 import { createLogger } from '../../../../lib/logger.js';
+import { tempDir } from '../../../support/temp-dir.js';
 import { snapshotOf } from '../fixtures/streams.js';
 
 type Api = 'sotw' | 'delta';
@@ -73,7 +72,7 @@ function nextEvent<T>(ads: AdsServer, match: (e: AdsEvent) => T | undefined): Pr
 }
 
 async function rig(t: Test): Promise<{ ads: AdsServer; cache: SnapshotCache; client: grpc.Client }> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'ads-'));
+  const dir = await tempDir(t, 'ads-');
   const cache = createSnapshotCache();
   const ads = await startAdsServer({
     socketPath: path.join(dir, 'ads.sock'),
@@ -85,7 +84,6 @@ async function rig(t: Test): Promise<{ ads: AdsServer; cache: SnapshotCache; cli
   t.teardown(async () => {
     client.close();
     await ads.close();
-    await rm(dir, { recursive: true, force: true });
   });
   return { ads, cache, client };
 }
