@@ -64,16 +64,18 @@ t.test('prepare, activate, retire while fetching: every SVID verifies against th
   let running = true;
   const loop = (async () => {
     while (running) {
+      // The CSR first: the client is picked when the request is sent (a reconnect may replace it meanwhile).
+      const { csr } = await freshCsr();
       const bundleAtRequest = held as BundleUpdate;
       try {
-        const svid = await (client as ControlPlaneClient).signWorkload(id, (await freshCsr()).csr);
+        const svid = await (client as ControlPlaneClient).signWorkload(id, csr);
         const bundleNow = held as BundleUpdate;
         fetched++;
         if (!chainsToBundle(svid.chainPem, bundleNow.rootsPem))
           failures.push(`seq ${bundleAtRequest.sequence}->${bundleNow.sequence}: ${svid.serial} does not verify`);
       } catch (err) {
         // A reconnect in progress (client closed under us) is retried; other errors are failures.
-        if (!/closed|CANCELLED|UNAVAILABLE|not reachable/i.test((err as Error).message)) failures.push((err as Error).message);
+        if (!/closed|shut down|CANCELLED|UNAVAILABLE|not reachable/i.test((err as Error).message)) failures.push((err as Error).message);
       }
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
