@@ -10,7 +10,8 @@ import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import t from 'tap';
 import { runCommand } from '../../agent/run/run-command.js';
-import { agentFixture, agentStatus, restartableConsul } from '../support/agent-process.js';
+import { agentFixture, agentStatus } from '../support/agent-process.js';
+import { restartableConsul } from '../support/consul.js';
 import { waitFor } from '../support/wait.js';
 
 t.setTimeout(180_000);

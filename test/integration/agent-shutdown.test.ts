@@ -5,7 +5,8 @@
  * right after each start-up milestone it logs. Every time: it exits 0 within
  * its drain time, Consul holds no service of its node, no Envoy of its data
  * folder is left, and the ADS socket is gone. Then: Envoy that keeps failing
- * to start, and Consul down during start-up, each followed by SIGTERM.
+ * to start, followed by SIGTERM; and Consul down during start-up, back on the
+ * same ports (the agent registers its workloads in it), then SIGTERM.
  *
  * The moment of each signal is the test's input; nothing waits for time to
  * pass in order to synchronize. The start of the clock is observed from
@@ -15,9 +16,10 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import { leftoversOf } from '../support/agent-leftovers.js';
-import { type AgentFixture, restartableConsul, startAgentProcess } from '../support/agent-process.js';
+import { leftoversOf, servicesOfNode } from '../support/agent-leftovers.js';
+import { type AgentFixture, startAgentProcess } from '../support/agent-process.js';
 import type { ManagedChild } from '../support/child.js';
+import { restartableConsul } from '../support/consul.js';
 import { type JoinSource, joinSource, startTestControlPlane } from '../support/controlplane.js';
 import { meshHost, startMeshPeers, startWebApi } from '../support/mesh-world.js';
 import { tempDir } from '../support/temp-dir.js';
@@ -40,6 +42,8 @@ async function signalHandlingInstalled(pid: number): Promise<boolean> {
 interface Host {
   fx: AgentFixture;
   nodeName: string;
+  /** The workloads' names (web and api). */
+  workloads: string[];
   services: () => Promise<Record<string, { Meta?: Record<string, string> }>>;
 }
 
@@ -79,7 +83,13 @@ async function stopAt(t: Test, host: Host, label: string, signal: NodeJS.Signals
     const sentAt = performance.now();
     agent.process.kill(signal);
     const limit = DRAIN_MS + EXIT_GRACE_MS;
-    const result = await Promise.race([exit, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), limit + 10_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    const result = await Promise.race([
+      exit,
+      new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), limit + 10_000);
+      }),
+    ]).finally(() => clearTimeout(timer));
     if (result === undefined) {
       t.fail(`${label}: the agent did not exit within ${limit + 10_000} ms of ${signal}\n${agent.output().slice(-3000)}`);
       return;
@@ -115,7 +125,7 @@ async function makeHost(
     envoy: { drainTime: `${DRAIN_MS}ms`, ...envoyOverrides },
     workloads: apps.files(),
   });
-  return { fx, nodeName, services };
+  return { fx, nodeName, workloads: ['api', 'web'], services };
 }
 
 t.test('SIGTERM or SIGINT at any moment of start-up leaves nothing behind', async (t) => {
@@ -158,21 +168,35 @@ t.test('Envoy that fails to start, then SIGTERM: exit 0, nothing left', async (t
   await stopAt(t, host, 'Envoy failing', 'SIGTERM', afterLog('Envoy exited unexpectedly; restarting after a backoff'));
 });
 
-t.test('Consul down during start-up, then SIGTERM: exit 0, nothing left', async (t) => {
+t.test('Consul down during start-up, back on the same ports, then SIGTERM: registered, then exit 0, nothing left', async (t) => {
   const cp = await startTestControlPlane({ trustDomain: TD });
   t.teardown(() => cp.stop());
   const consul = await restartableConsul();
-  await consul.start();
-  await consul.stop();
-  const host = await makeHost(t, joinSource(cp), consul.httpAddr, async () => ({}));
-  await stopAt(t, host, 'Consul down', 'SIGTERM', afterLog('consul unreachable; retrying with backoff'));
-  // Consul back: a dev agent starts empty; it must not receive anything from the stopped agent.
-  await consul.start();
   t.teardown(() => consul.stop());
-  const services = await consul.api<Record<string, { Meta?: Record<string, string> }>>('/v1/agent/services');
+  const host = await makeHost(t, joinSource(cp), consul.httpAddr, () => consul.api('/v1/agent/services'));
+  const registered: string[] = [];
+  // The agent starts while nothing answers on Consul's ports; Consul then comes back on them.
+  const consulBack: Trigger = async (agent) => {
+    await afterLog('consul unreachable; retrying with backoff')(agent);
+    await consul.start();
+    registered.push(
+      ...(await waitFor(
+        async () => {
+          const ids = await servicesOfNode(host.services, host.nodeName);
+          return ids.length === host.workloads.length ? ids : undefined;
+        },
+        {
+          timeoutMs: 30_000,
+          what: `the agent to register ${host.workloads.join(' and ')} once Consul is back`,
+          fatal: () => (agent.exited() ? `the agent exited: ${agent.output().slice(-2000)}` : undefined),
+        },
+      )),
+    );
+  };
+  await stopAt(t, host, 'Consul down, then back', 'SIGTERM', consulBack);
   t.same(
-    Object.values(services).filter((s) => s.Meta?.mesh_node === host.nodeName),
-    [],
-    'nothing of the stopped agent reaches Consul later',
+    registered,
+    host.workloads.map((w) => `${w}-${host.nodeName}`),
+    'the workloads were registered in the real Consul once it was back (before SIGTERM)',
   );
 });

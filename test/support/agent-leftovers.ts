@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { adsSocketPath, envoyDir } from '../../agent/envoy/agent-envoy.js';
+import { META } from '../../lib/consul-meta.js';
 
 /** PIDs of live processes whose command line names a file in <dataDir>/envoy (Envoy's bootstrap). */
 export async function envoyProcessesOf(dataDir: string): Promise<number[]> {
@@ -27,18 +28,22 @@ export interface Leftovers {
   adsSocket: boolean;
   /** Files left in <dataDir>/envoy (epochs' bootstraps and admin addresses). */
   envoyFiles: string[];
-  /** Service IDs in Consul whose meta mesh_node is this node. */
+  /** Service IDs in Consul whose meta META.node (mesh_node) is this node. */
   services: string[];
 }
 
-export async function leftoversOf(
-  dataDir: string,
-  nodeName: string,
-  consulServices: () => Promise<Record<string, { Meta?: Record<string, string> }>>,
-): Promise<Leftovers> {
-  const services = Object.entries(await consulServices())
-    .filter(([, svc]) => svc.Meta?.mesh_node === nodeName)
-    .map(([id]) => id);
+type ConsulServices = () => Promise<Record<string, { Meta?: Record<string, string> }>>;
+
+/** IDs of the services (Consul's /v1/agent/services) that an agent registered for nodeName (meta META.node). */
+export async function servicesOfNode(consulServices: ConsulServices, nodeName: string): Promise<string[]> {
+  return Object.entries(await consulServices())
+    .filter(([, svc]) => svc.Meta?.[META.node] === nodeName)
+    .map(([id]) => id)
+    .sort();
+}
+
+export async function leftoversOf(dataDir: string, nodeName: string, consulServices: ConsulServices): Promise<Leftovers> {
+  const services = await servicesOfNode(consulServices, nodeName);
   const envoyFiles = await readdir(envoyDir(dataDir)).catch(() => [] as string[]);
   return { envoyPids: await envoyProcessesOf(dataDir), adsSocket: existsSync(adsSocketPath(dataDir)), envoyFiles, services };
 }

@@ -1,8 +1,8 @@
 /**
- * Helpers for the agent's integration tests: a Consul dev agent on chosen
- * ports (so it can be stopped and started again on the same ports, like a
- * restarted Consul that lost its state), an agent config + workloads folder,
- * and the real `mesh-agent run` as a child process (dist/, after the build).
+ * Helpers for the agent's integration tests: an agent config + workloads
+ * folder, and the real `mesh-agent run` as a child process (dist/, after the
+ * build). A Consul that can be restarted on the same ports is
+ * restartableConsul() in consul.ts.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -12,74 +12,7 @@ import { AGENT_NODE_FLAGS } from '../../agent/node-flags.js';
 import { repoRoot } from '../../scripts/repo-root.js';
 import { type ManagedChild, startChild } from './child.js';
 import { freePorts } from './ports.js';
-import { tools } from './tools.js';
-import { httpGet, waitFor } from './wait.js';
-
-export interface ConsulPorts {
-  http: number;
-  grpc: number;
-  serfLan: number;
-  serfWan: number;
-  server: number;
-}
-
-export interface RestartableConsul {
-  readonly nodeName: string;
-  readonly httpAddr: string;
-  readonly ports: ConsulPorts;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  api<T = unknown>(apiPath: string, init?: RequestInit): Promise<T>;
-}
-
-/** A `consul agent -dev` that keeps its ports across stop/start; each start begins with empty state. */
-export async function restartableConsul(nodeName = `mesh-rc-${process.pid}`): Promise<RestartableConsul> {
-  const { consul } = await tools();
-  const [http, grpc, serfLan, serfWan, server] = (await freePorts(5)) as [number, number, number, number, number];
-  const ports = { http, grpc, serfLan, serfWan, server };
-  const httpAddr = `127.0.0.1:${http}`;
-  let child: ManagedChild | undefined;
-  let base: string | undefined;
-  return {
-    nodeName,
-    httpAddr,
-    ports,
-    async start() {
-      base = await mkdtemp(path.join(os.tmpdir(), 'mesh-consul-rc-'));
-      const config = {
-        node_name: nodeName,
-        bind_addr: '127.0.0.1',
-        client_addr: '127.0.0.1',
-        advertise_addr: '127.0.0.1',
-        data_dir: path.join(base, 'data'),
-        log_level: 'warn',
-        disable_update_check: true,
-        ports: { http, grpc, grpc_tls: -1, dns: -1, serf_lan: serfLan, serf_wan: serfWan, server },
-      };
-      await writeFile(path.join(base, 'config.json'), JSON.stringify(config));
-      const started = startChild(consul.path, ['agent', '-dev', `-config-file=${path.join(base, 'config.json')}`]);
-      child = started;
-      await waitFor(
-        async () => {
-          if (started.exited()) throw new Error(`consul exited: ${started.output().slice(-1000)}`);
-          const { status, body } = await httpGet(`http://${httpAddr}/v1/status/leader`);
-          return status === 200 && JSON.parse(body) !== '' ? true : undefined;
-        },
-        { timeoutMs: 30_000, what: `consul ${nodeName} to elect a leader` },
-      );
-    },
-    async stop() {
-      await child?.stop();
-      child = undefined;
-      if (base !== undefined) await rm(base, { recursive: true, force: true });
-    },
-    async api<T>(apiPath: string, init: RequestInit = {}): Promise<T> {
-      const { status, body } = await httpGet(`http://${httpAddr}${apiPath}`, init);
-      if (status !== 200) throw new Error(`consul ${apiPath}: HTTP ${status}: ${body}`);
-      return (body === '' ? undefined : JSON.parse(body)) as T;
-    },
-  };
-}
+import { httpGet } from './wait.js';
 
 export interface AgentFixture {
   readonly base: string;

@@ -1,6 +1,8 @@
 /**
  * A real `consul agent -dev` per test: free ports, its own node name and data
  * folder, ready once it has elected itself leader. Several run at once.
+ * restartableConsul() keeps its ports across stop and start, like a restarted
+ * Consul that lost its state.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -12,6 +14,17 @@ import { freePorts } from './ports.js';
 import { tools } from './tools.js';
 import { httpGet, waitFor } from './wait.js';
 
+export interface ConsulPorts {
+  http: number;
+  grpc: number;
+  serfLan: number;
+  serfWan: number;
+  server: number;
+}
+
+/** GET a path of the HTTP API (e.g. /v1/catalog/services) and parse its JSON (undefined for an empty body). */
+type ConsulApi = <T = unknown>(apiPath: string) => Promise<T>;
+
 export interface ConsulDev {
   readonly nodeName: string;
   /** host:port of the HTTP API. */
@@ -21,8 +34,7 @@ export interface ConsulDev {
   readonly serverPort: number;
   readonly dataDir: string;
   readonly pid: number;
-  /** GET a path of the HTTP API (e.g. /v1/catalog/services) and parse its JSON. */
-  api<T = unknown>(apiPath: string): Promise<T>;
+  api: ConsulApi;
   output(): string;
   stop(): Promise<void>;
 }
@@ -32,6 +44,21 @@ export interface ConsulDevOptions {
   readyTimeoutMs?: number;
   /** More agent configuration, e.g. `{ limits: { http_max_conns_per_client: 1000 } }`. */
   extraConfig?: Record<string, unknown>;
+  /** The ports to listen on; default free ones. */
+  ports?: ConsulPorts;
+}
+
+async function pickPorts(): Promise<ConsulPorts> {
+  const [http, grpc, serfLan, serfWan, server] = (await freePorts(5)) as [number, number, number, number, number];
+  return { http, grpc, serfLan, serfWan, server };
+}
+
+function consulApi(httpAddr: string): ConsulApi {
+  return async <T>(apiPath: string): Promise<T> => {
+    const { status, body } = await httpGet(`http://${httpAddr}${apiPath}`);
+    if (status !== 200) throw new Error(`consul ${apiPath}: HTTP ${status}: ${body}`);
+    return (body === '' ? undefined : JSON.parse(body)) as T;
+  };
 }
 
 export async function startConsulDev(options: ConsulDevOptions = {}): Promise<ConsulDev> {
@@ -39,7 +66,7 @@ export async function startConsulDev(options: ConsulDevOptions = {}): Promise<Co
   const nodeName = options.nodeName ?? `mesh-test-${randomBytes(4).toString('hex')}`;
   const base = await mkdtemp(path.join(os.tmpdir(), 'mesh-consul-'));
   const dataDir = path.join(base, 'data');
-  const [http, grpc, serfLan, serfWan, server] = (await freePorts(5)) as [number, number, number, number, number];
+  const { http, grpc, serfLan, serfWan, server } = options.ports ?? (await pickPorts());
   const config = {
     node_name: nodeName,
     bind_addr: '127.0.0.1',
@@ -90,12 +117,40 @@ export async function startConsulDev(options: ConsulDevOptions = {}): Promise<Co
     serverPort: server,
     dataDir,
     pid: child.pid,
-    async api<T>(apiPath: string): Promise<T> {
-      const { status, body } = await httpGet(`http://${httpAddr}${apiPath}`);
-      if (status !== 200) throw new Error(`consul ${apiPath}: HTTP ${status}: ${body}`);
-      return JSON.parse(body) as T;
-    },
+    api: consulApi(httpAddr),
     output: () => child.output(),
     stop,
+  };
+}
+
+export interface RestartableConsul {
+  readonly nodeName: string;
+  readonly httpAddr: string;
+  readonly ports: ConsulPorts;
+  /** Starts a dev agent on the ports, with empty state; resolves once it is leader. */
+  start(): Promise<void>;
+  /** Stops it (if running) and removes its state. */
+  stop(): Promise<void>;
+  api: ConsulApi;
+}
+
+/** A `consul agent -dev` that keeps its ports (and node name) across stop and start; each start begins with empty state. */
+export async function restartableConsul(options: Omit<ConsulDevOptions, 'ports'> = {}): Promise<RestartableConsul> {
+  const ports = await pickPorts();
+  const nodeName = options.nodeName ?? `mesh-rc-${randomBytes(4).toString('hex')}`;
+  const httpAddr = `127.0.0.1:${ports.http}`;
+  let running: ConsulDev | undefined;
+  return {
+    nodeName,
+    httpAddr,
+    ports,
+    async start() {
+      running = await startConsulDev({ ...options, nodeName, ports });
+    },
+    async stop() {
+      await running?.stop();
+      running = undefined;
+    },
+    api: consulApi(httpAddr),
   };
 }
