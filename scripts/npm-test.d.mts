@@ -7,6 +7,8 @@ export interface Phase {
 
 export const TIMES_ENV: 'MESH_NPM_TEST_TIMES';
 
+export const PHASE_FAILED_SUMMARY: '0 passed, 1 failed';
+
 export function npmTestPhases(testArgs?: string[]): Phase[];
 
 export function formatPhases(phases: ReadonlyArray<readonly [string, number]>): string;
@@ -17,6 +19,7 @@ export function runPhases(
     cwd?: string;
     env?: NodeJS.ProcessEnv;
     now?: () => number;
+    stdout?: { write(text: string): unknown };
     stderr?: { write(text: string): unknown };
   },
 ): Promise<number>;

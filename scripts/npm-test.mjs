@@ -2,12 +2,17 @@
 // Plain JavaScript so it runs before anything is built. The phase times and the
 // start time go to scripts/run-tests.ts in MESH_NPM_TEST_TIMES; it prints them,
 // with the total, just before its closing `N passed, N failed` line, which stays
-// the last line of the run. Arguments after `npm test --` go to the tests phase.
+// the last line of the run. When an earlier phase fails, this script prints that
+// phase's failure line and then `0 passed, 1 failed` itself, so the run always
+// ends with the line CI reads. Arguments after `npm test --` go to the tests phase.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const TIMES_ENV = 'MESH_NPM_TEST_TIMES';
+
+/** The closing line when a phase before the tests failed: that phase is the one failure (summaryLine's form). */
+export const PHASE_FAILED_SUMMARY = '0 passed, 1 failed';
 
 /** npm itself: the one running this script when there is one, else `npm` on PATH. */
 function npm(...args) {
@@ -46,8 +51,12 @@ function runPhase(phase, env, cwd, stderr) {
 /**
  * Runs the phases in order and stops at the first that fails (its exit code is
  * returned). The last phase gets the start time and the earlier phases' times.
+ * A failed earlier phase ends stdout with its failure line and the summary.
  */
-export async function runPhases(phases, { cwd = process.cwd(), env = process.env, now = Date.now, stderr = process.stderr } = {}) {
+export async function runPhases(
+  phases,
+  { cwd = process.cwd(), env = process.env, now = Date.now, stdout = process.stdout, stderr = process.stderr } = {},
+) {
   const startedAt = now();
   const done = [];
   for (const [i, phase] of phases.entries()) {
@@ -58,8 +67,10 @@ export async function runPhases(phases, { cwd = process.cwd(), env = process.env
     done.push([phase.name, now() - began]);
     if (code !== 0) {
       // The tests phase printed the timing and its closing `N passed, N failed` line, which must stay last.
-      if (!last)
-        stderr.write(`# npm test: ${phase.name} failed (exit ${code}); total ${seconds(now() - startedAt)} (${formatPhases(done)})\n`);
+      if (!last) {
+        const failure = `# npm test: ${phase.name} failed (exit ${code}); total ${seconds(now() - startedAt)} (${formatPhases(done)})`;
+        stdout.write(`${failure}\n${PHASE_FAILED_SUMMARY}\n`);
+      }
       return code;
     }
   }

@@ -2,8 +2,8 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
-import { formatPhases, npmTestPhases, type Phase, runPhases, TIMES_ENV } from '../../scripts/npm-test.mjs';
-import { closingLines, emptyTally, parseNpmTestTimes, timingLine } from '../../scripts/run-tests.js';
+import { formatPhases, npmTestPhases, PHASE_FAILED_SUMMARY, type Phase, runPhases, TIMES_ENV } from '../../scripts/npm-test.mjs';
+import { closingLines, emptyTally, parseNpmTestTimes, summaryLine, timingLine } from '../../scripts/run-tests.js';
 
 /** A clock that moves 1.5 s at each reading: phase times are exact. */
 function steppingClock(stepMs = 1500) {
@@ -52,32 +52,36 @@ t.test('the last phase gets the start time and the earlier times', async (t) => 
   });
 });
 
-t.test('a failing phase stops the run with its exit code', async (t) => {
+t.test('a failing phase stops the run with its exit code, and stdout still ends with the summary line', async (t) => {
   const dir = t.testdir({});
   const marker = path.join(dir, 'ran');
-  const lines: string[] = [];
+  const out: string[] = [];
+  const err: string[] = [];
+  const streams = { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => err.push(s) } };
   const code = await runPhases(
     [node('build', ''), node('lint', 'process.exit(3)'), node('tests', `require('node:fs').writeFileSync(${JSON.stringify(marker)}, '')`)],
-    { now: steppingClock(), stderr: { write: (s: string) => lines.push(s) } },
+    { now: steppingClock(), ...streams },
   );
   t.equal(code, 3);
   t.notOk(existsSync(marker), 'later phases do not run');
-  t.equal(lines.join(''), '# npm test: lint failed (exit 3); total 7.5 s (build 1.5 s, lint 1.5 s)\n');
+  t.equal(out.join(''), '# npm test: lint failed (exit 3); total 7.5 s (build 1.5 s, lint 1.5 s)\n0 passed, 1 failed\n');
+  t.equal(PHASE_FAILED_SUMMARY, summaryLine({ passed: 0, failed: 1, skipped: 0 }), "the form of run-tests' summary line");
 
-  const missing = await runPhases([{ name: 'build', command: path.join(dir, 'no-such-program'), args: [] }], {
-    stderr: { write: (s: string) => lines.push(s) },
+  out.length = 0;
+  const missing = await runPhases([{ name: 'build', command: path.join(dir, 'no-such-program'), args: [] }, node('tests', '')], {
+    now: steppingClock(),
+    ...streams,
   });
   t.equal(missing, 1, 'a program that cannot start fails its phase');
-  t.match(lines.join(''), /npm test: build: .*ENOENT/);
+  t.match(err.join(''), /npm test: build: .*ENOENT/);
+  t.same(out.join('').split('\n').slice(-3), ['# npm test: build failed (exit 1); total 4.5 s (build 1.5 s)', '0 passed, 1 failed', '']);
 
   // The tests phase prints its own closing `N passed, N failed` line, which must stay the last line.
-  const after: string[] = [];
-  const failedTests = await runPhases([node('build', ''), node('tests', 'process.exit(1)')], {
-    now: steppingClock(),
-    stderr: { write: (s: string) => after.push(s) },
-  });
+  out.length = 0;
+  err.length = 0;
+  const failedTests = await runPhases([node('build', ''), node('tests', 'process.exit(1)')], { now: steppingClock(), ...streams });
   t.equal(failedTests, 1);
-  t.same(after, [], 'nothing is printed after a failed tests phase');
+  t.same([...out, ...err], [], 'nothing is printed after a failed tests phase');
 });
 
 t.test('run-tests prints the total and the phases just before the summary line', async (t) => {
