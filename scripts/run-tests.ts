@@ -7,7 +7,7 @@
  * that crashes before reporting counts as one failure.
  */
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Parser, type Result } from 'tap-parser';
 import { repoRoot } from './repo-root.js';
@@ -112,58 +112,121 @@ async function runTap(root: string, args: string[], tally: Tally): Promise<numbe
   return code;
 }
 
-async function coverageLines(root: string): Promise<number | undefined> {
-  const report = spawn(path.join(root, 'node_modules', '.bin', 'tap'), ['report', 'json-summary'], { cwd: root, stdio: 'ignore' });
-  await new Promise((resolve) => report.on('close', resolve));
-  try {
-    const summary = JSON.parse(await readFile(path.join(root, '.tap', 'report', 'coverage-summary.json'), 'utf8')) as Record<
-      string,
-      { lines: { total: number; covered: number } }
-    >;
-    let total = 0;
-    let covered = 0;
-    for (const [file, entry] of Object.entries(summary)) {
-      if (file === 'total') continue;
-      const rel = path.relative(root, file);
-      if (!/^(lib|agent|controlplane|scripts)\//.test(rel)) continue;
-      total += entry.lines.total;
-      covered += entry.lines.covered;
-    }
-    return total === 0 ? undefined : (100 * covered) / total;
-  } catch {
-    return undefined;
-  }
+/** Where `tap report json-summary` writes the coverage summary. */
+export function coverageSummaryPath(root: string): string {
+  return path.join(root, '.tap', 'report', 'coverage-summary.json');
 }
 
-async function main(): Promise<number> {
-  const startedAt = Date.now();
-  const times = parseNpmTestTimes(process.env.MESH_NPM_TEST_TIMES);
+/**
+ * Line coverage of lib/, agent/, controlplane/ and scripts/ (percent) from a fresh
+ * `tap report`: a summary left by an earlier run is deleted first and a failed
+ * report is an error, so a stale file can never pass the floor.
+ */
+export async function coverageLines(root: string, report: (root: string) => Promise<number> = tapReport): Promise<number> {
+  const file = coverageSummaryPath(root);
+  await rm(file, { force: true });
+  const code = await report(root);
+  if (code !== 0) throw new Error(`tap report json-summary exited with ${code}`);
+  const summary = JSON.parse(await readFile(file, 'utf8')) as Record<string, { lines: { total: number; covered: number } }>;
+  let total = 0;
+  let covered = 0;
+  for (const [name, entry] of Object.entries(summary)) {
+    if (name === 'total') continue;
+    const rel = path.relative(root, name);
+    if (!/^(lib|agent|controlplane|scripts)\//.test(rel)) continue;
+    total += entry.lines.total;
+    covered += entry.lines.covered;
+  }
+  if (total === 0) throw new Error(`${file} covers no file of lib/, agent/, controlplane/ or scripts/`);
+  return (100 * covered) / total;
+}
+
+async function tapReport(root: string): Promise<number> {
+  const report = spawn(path.join(root, 'node_modules', '.bin', 'tap'), ['report', 'json-summary'], { cwd: root, stdio: 'ignore' });
+  return new Promise<number>((resolve) => {
+    report.on('error', () => resolve(127));
+    report.on('close', (c) => resolve(c ?? 1));
+  });
+}
+
+/**
+ * Why the run must not start, or undefined. UPDATE_GOLDEN=1 rewrites golden files
+ * from what the code does; over the whole suite that would silently bless every
+ * regression, so it is only taken with the test files named.
+ */
+export function refusal(args: readonly string[], env: NodeJS.ProcessEnv): string | undefined {
+  if (env.UPDATE_GOLDEN === '1' && !args.some((a) => a.endsWith('.ts') || a.endsWith('.js')))
+    return 'UPDATE_GOLDEN=1 rewrites golden files: name the test files to update (node dist/scripts/run-tests.js test/path/one.test.ts)';
+  return undefined;
+}
+
+async function main(tally: Tally): Promise<void> {
   const root = repoRoot();
   const args = process.argv.slice(2);
-  const tally = emptyTally();
+  const refused = refusal(args, process.env);
+  if (refused !== undefined) {
+    tally.failed++;
+    tally.failures.push(refused);
+    return;
+  }
   const tapCode = await runTap(root, args, tally);
 
   if (args.length === 0) {
     // The floor applies to the whole suite only; a run of a few files covers less.
-    const lines = await coverageLines(root);
-    if (lines === undefined || lines < COVERAGE_FLOOR) {
+    try {
+      const lines = await coverageLines(root);
+      if (lines < COVERAGE_FLOOR) {
+        tally.failed++;
+        tally.failures.push(`coverage: lines ${lines.toFixed(1)}% below the floor of ${COVERAGE_FLOOR}%`);
+      } else {
+        tally.passed++;
+        process.stdout.write(`# coverage: lines ${lines.toFixed(1)}% (floor ${COVERAGE_FLOOR}%)\n`);
+      }
+    } catch (err) {
       tally.failed++;
-      tally.failures.push(
-        `coverage: lines ${lines === undefined ? 'unknown' : `${lines.toFixed(1)}%`} below the floor of ${COVERAGE_FLOOR}%`,
-      );
-    } else {
-      tally.passed++;
-      process.stdout.write(`# coverage: lines ${lines.toFixed(1)}% (floor ${COVERAGE_FLOOR}%)\n`);
+      tally.failures.push(`coverage: unknown (${(err as Error).message})`);
     }
   }
   if (tapCode !== 0 && tally.failed === 0) {
     tally.failed++;
     tally.failures.push(`tap exited with ${tapCode}`);
   }
-  process.stdout.write(closingLines(tally, timingLine(times, startedAt, Date.now())));
-  return tally.failed > 0 ? 1 : 0;
+}
+
+/**
+ * Runs main and prints the closing lines exactly once, whatever happens: a thrown
+ * error, a rejected promise or an uncaught exception counts as one more failure,
+ * so the run still ends with `N passed, N failed`.
+ */
+function runAndClose(): void {
+  const startedAt = Date.now();
+  const times = parseNpmTestTimes(process.env.MESH_NPM_TEST_TIMES);
+  const tally = emptyTally();
+  let closed = false;
+  const close = (err?: unknown) => {
+    if (closed) return;
+    closed = true;
+    if (err !== undefined) {
+      tally.failed++;
+      tally.failures.push(`run-tests: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    }
+    process.stdout.write(closingLines(tally, timingLine(times, startedAt, Date.now())));
+    process.exitCode = tally.failed > 0 ? 1 : 0;
+  };
+  process.on('uncaughtException', (err) => {
+    close(err);
+    process.exit(1);
+  });
+  process.on('unhandledRejection', (err) => {
+    close(err);
+    process.exit(1);
+  });
+  main(tally).then(
+    () => close(),
+    (err: unknown) => close(err),
+  );
 }
 
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]).endsWith(path.join('scripts', 'run-tests.js'))) {
-  main().then((code) => process.exit(code));
+  runAndClose();
 }
