@@ -35,7 +35,6 @@ import { transition } from './supervisor-table.js';
 
 export { envoySharedMemoryPath } from './envoy-files.js';
 export type { EnvoyEvent, EnvoyStatus } from './envoy-status.js';
-export type { ChildLike, OutputStream } from './process-launcher.js';
 export type { EnvoyEventKind } from './supervisor-state.js';
 
 export interface EnvoySupervisorOptions {

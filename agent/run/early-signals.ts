@@ -6,7 +6,8 @@
  * is held too (ignored: the configuration is read fresh anyway). Other
  * commands keep the default behaviour. No imports: this module must load first.
  */
-const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
+/** The signals that stop the agent (SIGHUP reloads); run-command.ts uses the same list. */
+export const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
 let held: string | undefined;
 let installed = false;

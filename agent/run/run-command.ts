@@ -17,7 +17,7 @@ import { createWorkloadIdentities } from '../identity/workload-identities.js';
 import { runCheck } from '../workloads/health-check.js';
 import type { SnapshotCache } from '../xds/cache/snapshot-cache.js';
 import { type Agent, createAgent } from './agent.js';
-import { takeHeldSignal } from './early-signals.js';
+import { STOP_SIGNALS, takeHeldSignal } from './early-signals.js';
 import { collectHostFacts, fallbackHostFacts, type HostFacts, type HostFactsSource, hostFacts, systemHostname } from './host-facts.js';
 
 export interface RunCommandDeps {
@@ -32,9 +32,6 @@ export interface RunCommandDeps {
    */
   exit?: (code: number) => void;
 }
-
-/** The signals that stop the agent; SIGHUP reloads. */
-const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
 function exitSoon(code: number): void {
   setTimeout(() => process.exit(code), 1_000).unref();
@@ -113,7 +110,7 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
           () => undefined,
           (err: unknown) => err,
         );
-        const first = await Promise.race([started.then((err) => ({ kind: 'started' as const, err })), stopRequested]);
+        const first = await Promise.race([started.then((err) => ({ err })), stopRequested]);
         // A start-up error caused by a stop (a step cut short) is part of stopping, not a failure.
         if (
           typeof first === 'object' &&
