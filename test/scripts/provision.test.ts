@@ -3,6 +3,7 @@ import path from 'node:path';
 import t from 'tap';
 import {
   defaultCacheDir,
+  goToolDir,
   goToolSourceHash,
   parseConsulVersion,
   parseEnvoyVersion,
@@ -56,15 +57,19 @@ t.test('the grpc-go pin comes from the issuance-load go.mod', async (t) => {
   await t.rejects(pinnedGrpcGoVersion(other), { code: 'MESH_E_PROVISION_FAILED' }, 'another module is not the pin');
 });
 
-t.test('a Go tool is rebuilt when its own sources change', async (t) => {
+t.test('every Go tool is rebuilt when its own sources change', async (t) => {
   const root = t.testdir({
     test: { tools: { tool: { 'main.go': 'package main\n', 'go.mod': 'module x\n', sub: { 'x.txt': 'ignored' } } } },
   });
   const first = await goToolSourceHash(root, 'tool');
   t.match(first, /^[0-9a-f]{12}$/);
   t.equal(await goToolSourceHash(root, 'tool'), first, 'stable');
+  t.equal(await goToolDir(root, '/cache', 'tool', '1.2.3'), `/cache/tool-1.2.3-${first}`, 'the cache folder is named by pin and hash');
   await writeFile(path.join(root, 'test', 'tools', 'tool', 'main.go'), 'package main // changed\n');
   t.not(await goToolSourceHash(root, 'tool'), first, 'a changed file changes it');
+  t.not(await goToolDir(root, '/cache', 'tool', '1.2.3'), `/cache/tool-1.2.3-${first}`, 'so the tool is built again, in a new folder');
+  for (const tool of ['consul', 'svid-verify', 'issuance-load'])
+    t.match(await goToolSourceHash(repoRoot(), tool), /^[0-9a-f]{12}$/, `${tool} has a source hash`);
 });
 
 t.test('cache folder: MESH_CACHE_DIR, else $XDG_CACHE_HOME/vm-mesh, else ~/.cache/vm-mesh', async (t) => {
