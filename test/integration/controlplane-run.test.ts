@@ -11,7 +11,7 @@ import t from 'tap';
 import { meshctlProgram } from '../../controlplane/cli/program.js';
 import { runCommand } from '../../controlplane/commands/run-command.js';
 import { type Program, runCli } from '../../lib/cli.js';
-import { captureIo } from '../support/io.js';
+import { captureIo } from '../support/cli.js';
 import { tempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
 

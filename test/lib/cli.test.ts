@@ -4,7 +4,7 @@ import { meshctlProgram } from '../../controlplane/cli/program.js';
 import { controlplaneProgram } from '../../controlplane/program.js';
 import { type Command, type Program, runCli, versionCommand } from '../../lib/cli.js';
 import { MeshError } from '../../lib/errors.js';
-import { captureIo } from '../support/io.js';
+import { captureIo } from '../support/cli.js';
 
 const echo: Command = {
   name: 'echo',

@@ -4,6 +4,7 @@ import path from 'node:path';
 import t from 'tap';
 import { formatPhases, npmTestPhases, PHASE_FAILED_SUMMARY, type Phase, runPhases, TIMES_ENV } from '../../scripts/npm-test.mjs';
 import { closingLines, emptyTally, parseNpmTestTimes, summaryLine, timingLine } from '../../scripts/run-tests.js';
+import { captureIo } from '../support/cli.js';
 
 /** A clock that moves 1.5 s at each reading: phase times are exact. */
 function steppingClock(stepMs = 1500) {
@@ -55,33 +56,30 @@ t.test('the last phase gets the start time and the earlier times', async (t) => 
 t.test('a failing phase stops the run with its exit code, and stdout still ends with the summary line', async (t) => {
   const dir = t.testdir({});
   const marker = path.join(dir, 'ran');
-  const out: string[] = [];
-  const err: string[] = [];
-  const streams = { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => err.push(s) } };
+  let c = captureIo();
   const code = await runPhases(
     [node('build', ''), node('lint', 'process.exit(3)'), node('tests', `require('node:fs').writeFileSync(${JSON.stringify(marker)}, '')`)],
-    { now: steppingClock(), ...streams },
+    { now: steppingClock(), ...c.io },
   );
   t.equal(code, 3);
   t.notOk(existsSync(marker), 'later phases do not run');
-  t.equal(out.join(''), '# npm test: lint failed (exit 3); total 7.5 s (build 1.5 s, lint 1.5 s)\n0 passed, 1 failed\n');
+  t.equal(c.out(), '# npm test: lint failed (exit 3); total 7.5 s (build 1.5 s, lint 1.5 s)\n0 passed, 1 failed\n');
   t.equal(PHASE_FAILED_SUMMARY, summaryLine({ passed: 0, failed: 1, skipped: 0 }), "the form of run-tests' summary line");
 
-  out.length = 0;
+  c = captureIo();
   const missing = await runPhases([{ name: 'build', command: path.join(dir, 'no-such-program'), args: [] }, node('tests', '')], {
     now: steppingClock(),
-    ...streams,
+    ...c.io,
   });
   t.equal(missing, 1, 'a program that cannot start fails its phase');
-  t.match(err.join(''), /npm test: build: .*ENOENT/);
-  t.same(out.join('').split('\n').slice(-3), ['# npm test: build failed (exit 1); total 4.5 s (build 1.5 s)', '0 passed, 1 failed', '']);
+  t.match(c.err(), /npm test: build: .*ENOENT/);
+  t.same(c.out().split('\n').slice(-3), ['# npm test: build failed (exit 1); total 4.5 s (build 1.5 s)', '0 passed, 1 failed', '']);
 
   // The tests phase prints its own closing `N passed, N failed` line, which must stay the last line.
-  out.length = 0;
-  err.length = 0;
-  const failedTests = await runPhases([node('build', ''), node('tests', 'process.exit(1)')], { now: steppingClock(), ...streams });
+  c = captureIo();
+  const failedTests = await runPhases([node('build', ''), node('tests', 'process.exit(1)')], { now: steppingClock(), ...c.io });
   t.equal(failedTests, 1);
-  t.same([...out, ...err], [], 'nothing is printed after a failed tests phase');
+  t.equal(c.out() + c.err(), '', 'nothing is printed after a failed tests phase');
 });
 
 t.test('run-tests prints the total and the phases just before the summary line', async (t) => {

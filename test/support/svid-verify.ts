@@ -5,11 +5,12 @@
  * (the chain leaf first, then intermediates; the bundle: root certificates),
  * work in a temporary folder and remove it afterwards.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MeshError } from '../../lib/errors.js';
 import { run } from '../../lib/exec.js';
+import { opensslRun } from './openssl.js';
+import { withTempDir } from './temp-dir.js';
 import { tools } from './tools.js';
 
 export interface SvidLeaf {
@@ -47,19 +48,10 @@ export function splitPemChain(pem: string): string[] {
   return [...pem.matchAll(CERT_BLOCK)].map((m) => `${m[0]}\n`);
 }
 
-async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-svid-verify-'));
-  try {
-    return await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
 /** Verifies with go-spiffe; `at` verifies at that time instead of now. */
 export async function verifySvid(chainPem: string, bundlePem: string, options: { at?: Date } = {}): Promise<SvidVerifyResult> {
   const binary = (await tools()).svidVerify.path;
-  return withTempDir(async (dir) => {
+  return withTempDir('mesh-svid-verify-', async (dir) => {
     const svid = path.join(dir, 'svid.pem');
     const bundle = path.join(dir, 'bundle.pem');
     await writeFile(svid, chainPem);
@@ -82,7 +74,7 @@ export async function verifySvid(chainPem: string, bundlePem: string, options: {
 export async function opensslVerify(chainPem: string, bundlePem: string, purpose: OpensslPurpose): Promise<OpensslVerifyResult> {
   const [leaf, ...intermediates] = splitPemChain(chainPem);
   if (leaf === undefined) return { ok: false, code: null, output: 'no CERTIFICATE block in the chain' };
-  return withTempDir(async (dir) => {
+  return withTempDir('mesh-svid-verify-', async (dir) => {
     const files = { leaf: path.join(dir, 'leaf.pem'), bundle: path.join(dir, 'bundle.pem'), untrusted: path.join(dir, 'untrusted.pem') };
     await writeFile(files.leaf, leaf);
     await writeFile(files.bundle, bundlePem);
@@ -92,7 +84,7 @@ export async function opensslVerify(chainPem: string, bundlePem: string, purpose
       args.push('-untrusted', files.untrusted);
     }
     args.push('-purpose', purpose, files.leaf);
-    const result = await run('openssl', args, { timeoutMs: 30_000 });
+    const result = await opensslRun(args);
     return { ok: result.code === 0, code: result.code, output: (result.stdout + result.stderr).trim() };
   });
 }

@@ -4,6 +4,7 @@
  * into the folder (a server on a socket in it, an agent with its data there):
  * that stops first, then the folder goes. Keep the prefix short where the
  * folder holds a Unix socket (a socket path must fit in 107 bytes).
+ * withTempDir is the same for the length of one call, outside a test's life.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -14,4 +15,14 @@ export async function tempDir(t: Pick<Test, 'teardown'>, prefix = 'mesh-'): Prom
   const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/** Runs fn with a new temporary folder and removes the folder when fn is done (also when it throws). */
+export async function withTempDir<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+  try {
+    return await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }

@@ -4,10 +4,7 @@ import { createCatalogWatcher } from '../../../agent/discovery/catalog-watch.js'
 import { createLogger } from '../../../lib/logger.js';
 import { FakeClock } from '../../fakes/clock.js';
 import { FakeConsul } from '../../fakes/consul.js';
-
-const flush = async () => {
-  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
-};
+import { flush } from '../../support/flush.js';
 
 function setup(initial: Parameters<typeof createCatalogWatcher>[0]['initial'] = []) {
   const consul = new FakeConsul();

@@ -5,10 +5,7 @@ import { backoffDelay } from '../../../lib/backoff.js';
 import { createLogger } from '../../../lib/logger.js';
 import { FakeClock } from '../../fakes/clock.js';
 import { FakeConsul } from '../../fakes/consul.js';
-
-const flush = async () => {
-  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
-};
+import { flush } from '../../support/flush.js';
 
 function reg(name: string, port = 8080): ServiceRegistration {
   return { id: `${name}-vm1`, name, address: '10.0.0.1', port, tags: [], meta: {}, weight: 1, meshPort: port + 10000, check: undefined };

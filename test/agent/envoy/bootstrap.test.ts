@@ -3,7 +3,7 @@ import { ADS_CLUSTER, buildBootstrap } from '../../../agent/envoy/bootstrap.js';
 import { agentProgram } from '../../../agent/program.js';
 import { runCli } from '../../../lib/cli.js';
 import { checkMessage, decodeMessage, encodeMessage } from '../../../lib/envoy/protos.js';
-import { captureIo } from '../../support/io.js';
+import { captureIo } from '../../support/cli.js';
 
 const BOOTSTRAP = 'envoy.config.bootstrap.v3.Bootstrap';
 

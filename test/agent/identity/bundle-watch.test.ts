@@ -12,8 +12,8 @@ import { MeshError } from '../../../lib/errors.js';
 import { createLogger } from '../../../lib/logger.js';
 import { FakeClock } from '../../fakes/clock.js';
 import { type FakeClient, FakeControlPlane } from '../../fakes/control-plane-client.js';
+import { flush } from '../../support/flush.js';
 import { createTestCa } from '../../support/test-ca.js';
-import { flush } from './rotation-fixtures.js';
 
 const BACKOFF = { initialMs: 1_000, maxMs: 8_000 };
 

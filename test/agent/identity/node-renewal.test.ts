@@ -14,8 +14,9 @@ import { createWriteQueue } from '../../../agent/identity/write-queue.js';
 import { createLogger } from '../../../lib/logger.js';
 import { FakeClock } from '../../fakes/clock.js';
 import { FAKE_NODE_ID, FakeControlPlane } from '../../fakes/control-plane-client.js';
+import { flush } from '../../support/flush.js';
 import { tempDir } from '../../support/temp-dir.js';
-import { flush, MIN, until } from './rotation-fixtures.js';
+import { MIN, until } from './rotation-fixtures.js';
 
 async function setup(t: Test) {
   const dataDir = await tempDir(t);

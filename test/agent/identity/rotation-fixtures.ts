@@ -10,11 +10,6 @@ export const SEC = 1_000;
 export const MIN = 60 * SEC;
 export const HOUR = 60 * MIN;
 
-/** Lets the promises of renew() settle. */
-export const flush = async () => {
-  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
-};
-
 /** Waits until cond holds (polled, with a deadline): for work that includes real disk writes. */
 export const until = (cond: () => boolean | Promise<boolean>, what: string) =>
   waitFor(async () => ((await cond()) ? true : undefined), { intervalMs: 5, timeoutMs: 10_000, what });

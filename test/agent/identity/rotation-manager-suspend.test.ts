@@ -1,6 +1,7 @@
 /** Suspended hosts and the timer bookkeeping of the rotation manager. */
 import t from 'tap';
-import { flush, HOUR, MIN, type PemCert, SEC, setup } from './rotation-fixtures.js';
+import { flush } from '../../support/flush.js';
+import { HOUR, MIN, type PemCert, SEC, setup } from './rotation-fixtures.js';
 
 t.test('suspend longer than the TTL: renewed at once on wake (jump)', async (t) => {
   const { clock, issuer, manager, events } = setup();

@@ -1,7 +1,8 @@
 import t from 'tap';
 import { rotateAt } from '../../../agent/identity/rotate-at.js';
 import { retryDelay } from '../../../agent/identity/rotation-manager.js';
-import { flush, HOUR, MIN, type PemCert, SEC, setup } from './rotation-fixtures.js';
+import { flush } from '../../support/flush.js';
+import { HOUR, MIN, type PemCert, SEC, setup } from './rotation-fixtures.js';
 
 t.test('renews at 50% of the lifetime and delivers the new certificate to the listener', async (t) => {
   const { clock, issuer, manager, events } = setup();

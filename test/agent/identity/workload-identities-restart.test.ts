@@ -15,8 +15,9 @@ import { KEY_FILE, workloadsDir } from '../../../agent/identity/workload-svid-st
 import { createLogger } from '../../../lib/logger.js';
 import { FakeClock } from '../../fakes/clock.js';
 import { FAKE_NODE_ID, FakeControlPlane } from '../../fakes/control-plane-client.js';
+import { flush } from '../../support/flush.js';
 import { tempDir } from '../../support/temp-dir.js';
-import { flush, MIN, until } from './rotation-fixtures.js';
+import { MIN, until } from './rotation-fixtures.js';
 
 const WEB = 'spiffe://example.org/ns/default/sa/web';
 const API = 'spiffe://example.org/ns/default/sa/api';

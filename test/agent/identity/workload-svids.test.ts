@@ -19,8 +19,9 @@ import { createWriteQueue } from '../../../agent/identity/write-queue.js';
 import { createLogger } from '../../../lib/logger.js';
 import { FakeClock } from '../../fakes/clock.js';
 import { FakeControlPlane } from '../../fakes/control-plane-client.js';
+import { flush } from '../../support/flush.js';
 import { tempDir } from '../../support/temp-dir.js';
-import { flush, MIN, SEC, until } from './rotation-fixtures.js';
+import { MIN, SEC, until } from './rotation-fixtures.js';
 
 const WEB = 'spiffe://example.org/ns/default/sa/web';
 const API = 'spiffe://example.org/ns/default/sa/api';

@@ -9,12 +9,9 @@ import { deepFreeze } from '../../../lib/deep-freeze.js';
 import { createLogger } from '../../../lib/logger.js';
 import { FakeClock } from '../../fakes/clock.js';
 import { FakeConsul } from '../../fakes/consul.js';
+import { flush } from '../../support/flush.js';
 import { tempDir } from '../../support/temp-dir.js';
 import { httpGet } from '../../support/wait.js';
-
-const flush = async () => {
-  for (let i = 0; i < 30; i++) await new Promise((r) => setImmediate(r));
-};
 
 async function setup(t: Test, mode: 'agent' | 'catalog') {
   const base = await tempDir(t, 'agent-run-');

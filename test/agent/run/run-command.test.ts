@@ -6,17 +6,8 @@ import { agentProgram } from '../../../agent/program.js';
 import { hostFacts } from '../../../agent/run/host-facts.js';
 import { runCommand } from '../../../agent/run/run-command.js';
 import { runCli } from '../../../lib/cli.js';
+import { captureIo as io } from '../../support/cli.js';
 import { tempDir } from '../../support/temp-dir.js';
-
-function io() {
-  let out = '';
-  let err = '';
-  return {
-    io: { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) } },
-    out: () => out,
-    err: () => err,
-  };
-}
 
 t.test('run is a mesh-agent command; --config is required', async (t) => {
   const help = io();

@@ -8,7 +8,7 @@ import { buildStatus, statusProblems } from '../../../agent/status/status.js';
 import type { Workload } from '../../../agent/workloads/workload.js';
 import { idleAdsStatus } from '../../../agent/xds/server/ads-telemetry.js';
 import { runCli } from '../../../lib/cli.js';
-import { captureIo } from '../../support/io.js';
+import { captureIo } from '../../support/cli.js';
 import { statusInput } from '../../support/status-input.js';
 import { tempDir } from '../../support/temp-dir.js';
 

@@ -4,10 +4,8 @@ import { createHealthMonitor } from '../../../agent/workloads/health-monitor.js'
 import { parseWorkload } from '../../../agent/workloads/load.js';
 import type { Workload, WorkloadCheck } from '../../../agent/workloads/workload.js';
 import { FakeClock } from '../../fakes/clock.js';
+import { flush } from '../../support/flush.js';
 
-const flush = async () => {
-  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
-};
 const ctx = { trustDomain: 'example.org', inboundPortOffset: 10000 };
 const wl = (text: string) => parseWorkload('/w/x.yaml', text, ctx) as Workload;
 
