@@ -7,7 +7,8 @@
  * the wait for the hanging command below could never poll: the test would hang.)
  */
 import { execFileSync } from 'node:child_process';
-import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { chmod, open, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
 import { collectHostFacts, hostFacts } from '../../agent/run/host-facts.js';
@@ -29,6 +30,23 @@ async function processesUsing(dir: string): Promise<number> {
   return n;
 }
 
+/**
+ * Releases a `cat` blocked on the fifo, if there is one: a non-blocking open for
+ * writing fails with ENXIO when nothing reads it (then there is nothing to release).
+ */
+async function release(fifo: string, text: string): Promise<void> {
+  const handle = await open(fifo, constants.O_WRONLY | constants.O_NONBLOCK).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENXIO' || err.code === 'ENOENT') return undefined;
+    throw err;
+  });
+  if (handle === undefined) return;
+  try {
+    await handle.write(text);
+  } finally {
+    await handle.close();
+  }
+}
+
 t.test('a hanging `hostname -f` does not hold the start: MESH_E_HOST_FACTS at the timeout', async (t) => {
   const dir = await tempDir(t, 'host-facts-');
   const fifo = path.join(dir, 'release');
@@ -38,8 +56,11 @@ t.test('a hanging `hostname -f` does not hold the start: MESH_E_HOST_FACTS at th
   await chmod(path.join(dir, 'hostname'), 0o755);
   const savedPath = process.env.PATH;
   process.env.PATH = `${dir}:${savedPath}`;
+  // Whatever happens below, the blocked `hostname` is released before the folder goes (teardowns run last first).
   t.teardown(async () => {
     process.env.PATH = savedPath;
+    await release(fifo, 'vm1.example\n');
+    await waitFor(async () => ((await processesUsing(dir)) === 0 ? true : undefined), { what: 'the blocked hostname to exit' });
   });
 
   // The timeout is driven by a fake clock once the command is known to hang, so a slow start of the
@@ -59,6 +80,6 @@ t.test('a hanging `hostname -f` does not hold the start: MESH_E_HOST_FACTS at th
   t.ok((await processesUsing(dir)) > 0, 'the command still hangs');
 
   // Release it; the blocked worker then ends (it was terminated) and nothing is left.
-  await writeFile(fifo, 'vm1.example\n');
+  await release(fifo, 'vm1.example\n');
   await waitFor(async () => ((await processesUsing(dir)) === 0 ? true : undefined), { what: 'the blocked hostname to exit' });
 });
