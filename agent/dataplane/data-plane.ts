@@ -14,12 +14,13 @@ import type { Logger } from '../../lib/logger.js';
 import { SideEffects } from '../../lib/side-effects.js';
 import type { CatalogView } from '../discovery/catalog-view.js';
 import { EMPTY_VIEW } from '../discovery/catalog-view.js';
+import type { EnvoyStatus } from '../envoy/envoy-status.js';
 import type { IdentitiesStatus } from '../identity/identity-status.js';
 import { buildModel, type ModelProblem } from '../model/build-model.js';
 import type { Workload } from '../workloads/workload.js';
 import { createSnapshotCache, type SnapshotCache } from '../xds/cache/snapshot-cache.js';
 import { type AdsServer, startAdsServer } from '../xds/server/ads-server.js';
-import { type AdsStatus, idleAdsStatus } from '../xds/server/ads-telemetry.js';
+import { type AdsEvent, type AdsStatus, idleAdsStatus } from '../xds/server/ads-telemetry.js';
 import { BuildMemo, buildSnapshot, type Identities } from '../xds/snapshot.js';
 import { type WorkloadServing, workloadServing } from './workload-serving.js';
 
@@ -30,7 +31,8 @@ export interface IdentitySource {
   current(): Identities;
   onChange(listener: () => void): () => void;
   states(): IdentitiesStatus;
-  stop(): void;
+  /** Stops renewals and the bundle watch; settles once the disk writes already asked for are done. */
+  stop(): Promise<void> | void;
 }
 
 /** The supervised Envoy (agent/envoy/supervisor.ts). */
@@ -39,7 +41,7 @@ export interface EnvoyRunner {
   stop(): Promise<void>;
   /** Hot restart when the bootstrap or the binary (path or file) changed. */
   reload(next: { bootstrap?: Record<string, unknown>; binary?: string }): Promise<'hot-restarted' | 'unchanged'>;
-  status(): { state: string; [key: string]: unknown };
+  status(): EnvoyStatus;
   /** Envoy started, exited, restarted or stopped. */
   onEvent?(listener: () => void): () => void;
 }
@@ -133,45 +135,60 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
 
   const wantedIds = () => [...new Set(workloads.map((w) => w.spiffeId))];
   const servingListeners = new Set<() => void>();
+  /** The serving state, recomputed at most once per tick after something it depends on changed. */
+  let servingNow: Map<string, WorkloadServing> | undefined;
+  let servingRecheck: NodeJS.Immediate | undefined;
   let lastServing = '';
 
-  const serving = (): Map<string, WorkloadServing> => {
+  const computeServing = (): Map<string, WorkloadServing> => {
     const served = cache.current(options.nodeName);
     const envoy = options.envoy?.status();
-    const ids = identities.states();
     const rejected = new Map<string, string>();
-    for (const t of ads?.status().types ?? []) {
+    for (const t of ads?.types() ?? []) {
       if (t.lastNack !== undefined && (t.ackedAt === undefined || t.lastNack.at >= t.ackedAt)) rejected.set(t.type, t.lastNack.detail);
     }
+    const svidErrors = new Map<string, string>();
+    for (const w of identities.states().workloads)
+      if (w.state === 'failing' && w.lastError !== undefined) svidErrors.set(w.spiffeId, w.lastError);
     return workloadServing({
       workloads,
       problems,
-      ...(envoy === undefined ? {} : { envoy: envoy as { state: string; lastExit?: { code: number | null; signal: string | null } } }),
-      servedListeners: served === undefined ? undefined : new Set(served.snapshot.resources.listeners.keys()),
+      ...(envoy === undefined ? {} : { envoy }),
+      servedListeners: served?.snapshot.resources.listeners,
       acked: cache.acked(options.nodeName),
       ...(lastError === undefined ? {} : { snapshotError: lastError }),
       rejected,
-      svidErrors: new Map(
-        (ids.workloads ?? [])
-          .filter((w) => w.state === 'failing' && w.lastError !== undefined)
-          .map((w) => [w.spiffeId, w.lastError as string]),
-      ),
+      svidErrors,
     });
   };
 
-  /** Tells the listeners when the serving state changed. */
+  const serving = (): Map<string, WorkloadServing> => {
+    servingNow ??= computeServing();
+    return servingNow;
+  };
+
+  /** Something the serving state depends on changed: recompute once this tick is over, and tell the listeners if it differs. */
   const servingMayHaveChanged = () => {
-    if (servingListeners.size === 0 || stopped) return;
-    const now = JSON.stringify([...serving()]);
-    if (now === lastServing) return;
-    lastServing = now;
-    for (const listener of servingListeners) {
-      try {
-        listener();
-      } catch (err) {
-        log.error('a serving-state listener failed', { error: err });
+    servingNow = undefined;
+    if (servingListeners.size === 0 || stopped || servingRecheck !== undefined) return;
+    servingRecheck = setImmediate(() => {
+      servingRecheck = undefined;
+      if (stopped) return;
+      const now = JSON.stringify([...serving()]);
+      if (now === lastServing) return;
+      lastServing = now;
+      for (const listener of servingListeners) {
+        try {
+          listener();
+        } catch (err) {
+          log.error('a serving-state listener failed', { error: err });
+        }
       }
-    }
+    });
+  };
+  /** ADS events that change what Envoy accepted (not pushes). */
+  const onAdsEvent = (event: AdsEvent) => {
+    if (event.kind !== 'push') servingMayHaveChanged();
   };
 
   const rebuild = () => {
@@ -214,8 +231,8 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
         scheduled = undefined;
         try {
           rebuild();
-          servingMayHaveChanged();
         } finally {
+          servingMayHaveChanged();
           resolve();
         }
       }),
@@ -243,10 +260,10 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
         (s) => s.close(),
       );
       ads = server;
-      server.onEvent(servingMayHaveChanged);
-      effects.record('identities', () => {
+      effects.record('ADS events', server.onEvent(onAdsEvent));
+      effects.record('identities', async () => {
         unsubscribe?.();
-        identities.stop();
+        await identities.stop();
       });
       unsubscribe = identities.onChange(schedule);
       await identities.start();
@@ -256,8 +273,11 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       await scheduled;
       const envoy = options.envoy;
       if (envoy === undefined) return;
-      envoy.onEvent?.(servingMayHaveChanged);
-      effects.record('Envoy', () => envoy.stop());
+      const offEnvoy = envoy.onEvent?.(servingMayHaveChanged);
+      effects.record('Envoy', async () => {
+        await envoy.stop();
+        offEnvoy?.();
+      });
       await envoy.start();
     },
     serving,
