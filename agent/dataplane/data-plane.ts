@@ -11,12 +11,15 @@
 import type { Clock } from '../../lib/clock.js';
 import { toMeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
+import { parsePolicyDocument } from '../../lib/policy/parse.js';
+import type { PolicyDocument } from '../../lib/policy/schema.js';
 import { SideEffects } from '../../lib/side-effects.js';
 import type { CatalogView } from '../discovery/catalog-view.js';
 import { EMPTY_VIEW } from '../discovery/catalog-view.js';
 import type { EnvoyStatus } from '../envoy/envoy-status.js';
 import type { IdentitiesStatus } from '../identity/identity-status.js';
 import { buildModel, type ModelProblem } from '../model/build-model.js';
+import { type PolicySource, staticPolicySource } from '../policy/policy-source.js';
 import type { Workload } from '../workloads/workload.js';
 import { createSnapshotCache, type SnapshotCache } from '../xds/cache/snapshot-cache.js';
 import { type AdsServer, startAdsServer } from '../xds/server/ads-server.js';
@@ -58,6 +61,10 @@ export interface DataPlaneOptions {
   envoy?: EnvoyRunner;
   /** Between the data plane and the ADS server; default: a new one. */
   cache?: SnapshotCache;
+  /** Mesh policy (routes, authorization, secure naming...); default: none. */
+  policy?: PolicySource;
+  /** This node's zone (agent config `zone`), for locality-aware load balancing. */
+  zone?: string;
 }
 
 export interface UpstreamStatus {
@@ -131,6 +138,25 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
   let stopped = false;
   let unsubscribe: (() => void) | undefined;
   const memo = new BuildMemo();
+  const policy = options.policy ?? staticPolicySource();
+  /** The policy set's documents, parsed once per revision; a document that fails to parse is left out and logged. */
+  let parsedPolicy: { revision: number; documents: readonly PolicyDocument[] } | undefined;
+  const policyDocuments = (): readonly PolicyDocument[] => {
+    const set = policy.current();
+    if (parsedPolicy?.revision === set.revision) return parsedPolicy.documents;
+    const documents: PolicyDocument[] = [];
+    for (const r of set.resources) {
+      const parsed = parsePolicyDocument(r.source);
+      if (parsed.ok) documents.push(parsed.document);
+      else log.error('a policy resource does not parse; it is left out', { kind: r.kind, name: r.name, issues: parsed.issues });
+    }
+    parsedPolicy = { revision: set.revision, documents };
+    return documents;
+  };
+  const policyInterest = () => ({
+    services: [...new Set([...workloads.map((w) => w.name), ...workloads.flatMap((w) => w.upstreams.map((u) => u.service))])].sort(),
+    spiffeIds: wantedIds().sort(),
+  });
   const effects = new SideEffects(log.child({ component: 'lifecycle' }));
 
   const wantedIds = () => [...new Set(workloads.map((w) => w.spiffeId))];
@@ -200,6 +226,8 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       workloads,
       view,
       svids: new Set(ids.certs.keys()),
+      policies: policyDocuments(),
+      ...(options.zone === undefined ? {} : { zone: options.zone }),
     });
     const before = JSON.stringify(problems);
     problems = built.problems;
@@ -266,6 +294,14 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
         await identities.stop();
       });
       unsubscribe = identities.onChange(schedule);
+      effects.record('policy', async () => {
+        offPolicy();
+        await policy.stop();
+      });
+      const offPolicy = policy.onChange(schedule);
+      policy.setInterest(policyInterest());
+      await policy.start();
+      effects.check('the identities');
       await identities.start();
       effects.check('the first snapshot');
       identities.setWanted(wantedIds());
@@ -291,6 +327,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       if (input.workloads !== undefined) {
         workloads = input.workloads;
         if (ads !== undefined) identities.setWanted(wantedIds());
+        policy.setInterest(policyInterest());
       }
       if (input.view !== undefined) view = input.view;
       schedule();
