@@ -20,11 +20,6 @@ export interface PolicyProblem {
   readonly message: string;
 }
 
-/** A resource already stored, parsed, that the apply does not replace. */
-export interface StoredDocument {
-  readonly document: PolicyDocument;
-}
-
 export type ValidatedApply =
   | { readonly ok: true; readonly documents: readonly PolicyDocument[] }
   | { readonly ok: false; readonly problems: readonly PolicyProblem[] };
@@ -108,6 +103,23 @@ function duplicateNames(names: readonly string[], path: (i: number) => string, w
   return out;
 }
 
+/** Lists whose entries' names must be unique within the resource (they appear in stats and logs). */
+function namedLists(doc: PolicyDocument): Array<{ names: string[]; at: string; what: string }> {
+  switch (doc.kind) {
+    case 'TrafficRoute':
+      return [
+        { names: doc.spec.subsets.map((s) => s.name), at: 'spec.subsets', what: 'subset' },
+        { names: (doc.spec.http ?? []).map((r) => r.name), at: 'spec.http', what: 'rule name' },
+      ];
+    case 'AuthorizationPolicy':
+      return [{ names: doc.spec.rules.map((r) => r.name), at: 'spec.rules', what: 'rule name' }];
+    case 'RateLimit':
+      return [{ names: doc.spec.routes.map((r) => r.name), at: 'spec.routes', what: 'route name' }];
+    default:
+      return [];
+  }
+}
+
 /** Problems inside one document that the schema cannot see: references, duplicates, trust domain, http vs tcp. */
 export function documentProblems(doc: PolicyDocument, trustDomain: string): Array<{ path: string; message: string }> {
   const out: Array<{ path: string; message: string }> = [];
@@ -120,13 +132,6 @@ export function documentProblems(doc: PolicyDocument, trustDomain: string): Arra
     const { spec } = doc;
     if (spec.http !== undefined && spec.tcp !== undefined)
       out.push({ path: 'spec.tcp', message: 'a TrafficRoute has http rules or tcp destinations, not both' });
-    out.push(
-      ...duplicateNames(
-        spec.subsets.map((s) => s.name),
-        (i) => `spec.subsets[${i}].name`,
-        'subset',
-      ),
-    );
     const subsets = new Set(spec.subsets.map((s) => s.name));
     const known = spec.subsets.length === 0 ? 'the route defines no subsets' : `defined: ${[...subsets].join(', ')}`;
     const check = (subset: string | undefined, path: string) => {
@@ -142,31 +147,8 @@ export function documentProblems(doc: PolicyDocument, trustDomain: string): Arra
     spec.tcp?.destinations.forEach((d, i) => {
       check(d.subset, `spec.tcp.destinations[${i}].subset`);
     });
-    if (spec.http !== undefined)
-      out.push(
-        ...duplicateNames(
-          spec.http.map((r) => r.name),
-          (i) => `spec.http[${i}].name`,
-          'rule name',
-        ),
-      );
   }
-  if (doc.kind === 'AuthorizationPolicy')
-    out.push(
-      ...duplicateNames(
-        doc.spec.rules.map((r) => r.name),
-        (i) => `spec.rules[${i}].name`,
-        'rule name',
-      ),
-    );
-  if (doc.kind === 'RateLimit')
-    out.push(
-      ...duplicateNames(
-        doc.spec.routes.map((r) => r.name),
-        (i) => `spec.routes[${i}].name`,
-        'route name',
-      ),
-    );
+  for (const list of namedLists(doc)) out.push(...duplicateNames(list.names, (i) => `${list.at}[${i}].name`, list.what));
   return out;
 }
 
