@@ -21,6 +21,8 @@ import { CaManager } from './ca/ca-manager.js';
 import { createLeafSigner, defaultSigningWorkers } from './ca/leaf-signer.js';
 import type { ControlplaneConfig } from './config/schema.js';
 import { IdentityService } from './identity-service.js';
+import { PolicyRepo } from './policy/policy-repo.js';
+import type { PolicyStore } from './policy/policy-store.js';
 import { AuditRepo } from './store/audit-repo.js';
 import { CaRepo } from './store/ca-repo.js';
 import { CertRepo } from './store/cert-repo.js';
@@ -31,6 +33,7 @@ import { NodeRepo } from './store/node-repo.js';
 /** How long stop() lets calls in flight finish before closing every stream. */
 const STOP_GRACE_MS = 2_000;
 export const MAX_MESSAGE_BYTES = 64 * 1024;
+export const ADMIN_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** sockaddr_un.sun_path holds 108 bytes including the terminating NUL. */
 export const MAX_SOCKET_PATH = 107;
 
@@ -42,6 +45,8 @@ export interface ControlPlane {
   readonly ca: CaManager;
   readonly identity: IdentityService;
   readonly serverIdentity: ServerIdentity;
+  /** Policy resources (what the Admin API applies and the Policy.Watch stream reads). */
+  readonly policies: PolicyStore;
   stop(): Promise<void>;
 }
 
@@ -116,6 +121,13 @@ export async function startControlPlane(config: ControlplaneConfig, deps: { cloc
     clock,
     logger: logger.child({ component: 'identity' }),
   });
+  const policies = new PolicyRepo({
+    db,
+    audit,
+    trustDomain: config.trustDomain,
+    clock,
+    logger: logger.child({ component: 'policy' }),
+  });
   const serverIdentity = new ServerIdentity({ ca, certs, batcher, clock, trustDomain: config.trustDomain });
   await serverIdentity.start();
 
@@ -127,7 +139,8 @@ export async function startControlPlane(config: ControlplaneConfig, deps: { cloc
   const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
   const address = `${host}:${port}`;
 
-  const admin = new grpc.Server(options);
+  // Policy applies can be large; the admin socket is local and mode 0600, so it takes more than the network API.
+  const admin = new grpc.Server({ ...options, 'grpc.max_receive_message_length': ADMIN_MAX_MESSAGE_BYTES });
   admin.addService(
     Admin.service,
     adminHandlers({
@@ -136,6 +149,7 @@ export async function startControlPlane(config: ControlplaneConfig, deps: { cloc
       nodes,
       audit,
       db,
+      policies,
       logger: logger.child({ component: 'admin' }),
       status: () => {
         const all = nodes.nodes();
@@ -172,6 +186,7 @@ export async function startControlPlane(config: ControlplaneConfig, deps: { cloc
     ca,
     identity,
     serverIdentity,
+    policies,
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -8,11 +8,13 @@ import type { Logger } from '../../lib/logger.js';
 import type { Generation } from '../ca/authority.js';
 import type { CaManager } from '../ca/ca-manager.js';
 import type { IdentityService } from '../identity-service.js';
+import type { PolicyStore } from '../policy/policy-store.js';
 import type { AuditRepo } from '../store/audit-repo.js';
 import { backupDb, type Db } from '../store/db.js';
 import type { NodeRepo, NodeRow } from '../store/node-repo.js';
 import { unary } from './handlers.js';
 import { bundleMessage } from './identity-api.js';
+import { policyHandlers } from './policy-api.js';
 
 export interface AdminDeps {
   identity: IdentityService;
@@ -20,6 +22,7 @@ export interface AdminDeps {
   nodes: NodeRepo;
   audit: AuditRepo;
   db: Db;
+  policies: PolicyStore;
   logger: Logger;
   status: () => Record<string, unknown>;
 }
@@ -105,5 +108,6 @@ export function adminHandlers(deps: AdminDeps): grpc.UntypedServiceImplementatio
       return { out: req.out, pages, bytes: size };
     }),
     Status: unary(logger, 'Status', () => deps.status()),
+    ...policyHandlers({ policies: deps.policies, logger }),
   };
 }

@@ -10,9 +10,9 @@ import { type AdminClient, connectAdmin } from './admin-client.js';
 export const DEFAULT_DATA_DIR = '/var/lib/mesh-controlplane';
 const DATA_DIR_HELP = `  --data-dir DIR   the control plane's data folder (default ${DEFAULT_DATA_DIR}); meshctl talks to DIR/admin.sock\n`;
 
-type Connect = (dataDir: string) => AdminClient;
+export type Connect = (dataDir: string) => AdminClient;
 
-interface Spec {
+export interface Spec {
   name: string;
   summary: string;
   usage: string;
@@ -21,7 +21,7 @@ interface Spec {
   run(client: AdminClient, values: Record<string, unknown>, positionals: string[], io: CliIo): Promise<number>;
 }
 
-function command(spec: Spec, connect: Connect): Command {
+export function command(spec: Spec, connect: Connect): Command {
   return {
     name: spec.name,
     summary: spec.summary,
@@ -40,9 +40,9 @@ function command(spec: Spec, connect: Connect): Command {
 }
 
 const json = { json: { type: 'boolean' } } as const;
-const iso = (ms: number) => (ms ? new Date(Number(ms)).toISOString() : '-');
+export const iso = (ms: number) => (ms ? new Date(Number(ms)).toISOString() : '-');
 
-function table(rows: string[][]): string {
+export function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
   return `${rows
     .map((r) =>

@@ -3,12 +3,13 @@ import { type Program, versionCommand } from '../../lib/cli.js';
 import { packageVersion } from '../../lib/version.js';
 import { certInspectCommand } from './cert-inspect.js';
 import { meshctlCommands } from './commands.js';
+import { policyCommands } from './policy-commands.js';
 
 export function meshctlProgram(): Program {
   return {
     name: 'meshctl',
-    summary: "Operates the mesh's control plane on its host through the admin socket: tokens, nodes, CA, audit, backup.",
+    summary: "Operates the mesh's control plane on its host through the admin socket: tokens, nodes, CA, policy, audit, backup.",
     version: packageVersion(),
-    commands: [...meshctlCommands(), certInspectCommand(), versionCommand('meshctl', packageVersion())],
+    commands: [...meshctlCommands(), ...policyCommands(), certInspectCommand(), versionCommand('meshctl', packageVersion())],
   };
 }

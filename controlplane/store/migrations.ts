@@ -78,4 +78,25 @@ CREATE TABLE audit (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'policies',
+    // One row per policy resource (controlplane/policy/policy-repo.ts). `version` counts the
+    // resource's changes; `revision` is the mesh-wide revision of its last change, kept in
+    // meta.policy_revision and bumped once per apply or delete that changed something.
+    sql: `
+CREATE TABLE policies (
+  kind TEXT NOT NULL,
+  name TEXT NOT NULL,
+  version INTEGER NOT NULL CHECK (version >= 1),
+  revision INTEGER NOT NULL CHECK (revision >= 1),
+  source_json TEXT NOT NULL,
+  updated_at INTEGER NOT NULL,
+  updated_by TEXT NOT NULL,
+  PRIMARY KEY (kind, name)
+);
+CREATE INDEX policies_by_revision ON policies(revision);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('policy_revision', '0');
+`,
+  },
 ]);
