@@ -28,7 +28,7 @@ export interface TestNetwork {
 
 /** undefined when privileged tests can run; else the reason they are skipped. */
 export async function privilegedSkipReason(): Promise<string | undefined> {
-  if (process.getuid?.() !== 0) return 'privileged test: needs root (network namespaces, veth, iptables)';
+  if (process.getuid?.() !== 0) return 'privileged test: needs root (network namespaces, veth)';
   const ip = await run('ip', ['-V']).catch(() => undefined);
   if (ip === undefined || ip.code !== 0) return 'privileged test: the ip command (iproute2) is not installed';
   return undefined;
