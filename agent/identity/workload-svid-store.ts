@@ -14,6 +14,7 @@
  */
 import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { isMeshError } from '../../lib/errors.js';
 import { ensurePrivateDir, writeFileAtomic } from '../../lib/secret-files.js';
 import { identityDir } from './identity-store.js';
 import { checkStoredSvid, type StoredSvid, workloadDirName } from './svid-check.js';
@@ -25,7 +26,7 @@ export interface RejectedSvid {
 }
 
 export interface WorkloadSvidStore {
-  /** Every stored SVID valid at `now` against the bundle; the others are listed with why. */
+  /** Every stored SVID valid at `now` against the bundle; the others are listed with why (one bad folder never hides the rest). */
   load(bundlePem: string, now: number): Promise<{ svids: StoredSvid[]; rejected: RejectedSvid[] }>;
   /** Writes (or replaces) the SVID and key of a SPIFFE ID. */
   save(spiffeId: string, material: { chainPem: string; keyPem: string }): Promise<void>;
@@ -73,12 +74,22 @@ export function createWorkloadSvidStore(dataDir: string): WorkloadSvidStore {
     return checkStoredSvid({ dirName: dir, chainPem, keyPem, bundlePem, now });
   };
 
+  /** One folder's verdict: whatever goes wrong in it is its own rejection, never the others'. */
+  const checkOne = async (dir: string, bundlePem: string, now: number) => {
+    try {
+      return await readOne(dir, bundlePem, now);
+    } catch (err) {
+      const code = isMeshError(err) ? err.code : ((err as NodeJS.ErrnoException).code ?? 'error');
+      return { ok: false as const, reason: `the stored SVID cannot be checked (${code})` };
+    }
+  };
+
   return {
     async load(bundlePem, now) {
       const svids: StoredSvid[] = [];
       const rejected: RejectedSvid[] = [];
       for (const dir of await folders()) {
-        const result = await readOne(dir, bundlePem, now);
+        const result = await checkOne(dir, bundlePem, now);
         if (result.ok) svids.push(result.svid);
         else rejected.push({ dir, reason: result.reason });
       }

@@ -8,6 +8,7 @@ import path from 'node:path';
 import t from 'tap';
 import { checkStoredSvid, workloadDirName } from '../../../agent/identity/svid-check.js';
 import { CHAIN_FILE, createWorkloadSvidStore, KEY_FILE, workloadsDir } from '../../../agent/identity/workload-svid-store.js';
+import { fromPemAll, toPem } from '../../../lib/x509/pem.js';
 import { createTestCa } from '../../support/test-ca.js';
 
 const WEB = 'spiffe://example.org/ns/default/sa/web';
@@ -129,4 +130,41 @@ t.test('remove and prune', async (t) => {
   t.same(await readdir(workloadsDir(dataDir)), [workloadDirName(WEB)]);
   await store.remove(WEB);
   t.same(await readdir(workloadsDir(dataDir)), []);
+});
+
+/** The chain with its leaf's URI SAN tag (0x86, [6] uniformResourceIdentifier) changed to a constructed [6] (0xa6). */
+function damagedSan(chainPem: string, spiffeId: string): string {
+  const [leaf, ...rest] = fromPemAll(chainPem);
+  const der = Buffer.from(leaf as Buffer);
+  const at = der.indexOf(Buffer.from(spiffeId)) - 2;
+  if (der[at] !== 0x86 || der[at + 1] !== spiffeId.length) throw new Error('the URI SAN is not where the test expects it');
+  der[at] = 0xa6;
+  return [der, ...rest].map((d) => toPem(d)).join('');
+}
+
+t.test('a leaf whose subjectAltName is damaged is refused alone; the others are served', async (t) => {
+  const dataDir = t.testdir({ identity: {} });
+  const store = createWorkloadSvidStore(dataDir);
+  const web = ca.issue(WEB, HOUR);
+  const api = ca.issue(API, HOUR);
+  await store.save(WEB, web);
+  await store.save(API, { ...api, chainPem: damagedSan(api.chainPem, API) });
+
+  const check = checkStoredSvid({
+    dirName: workloadDirName(API),
+    chainPem: damagedSan(api.chainPem, API),
+    keyPem: api.keyPem,
+    bundlePem: ca.bundlePem,
+    now: Date.now(),
+  });
+  t.match(check, { ok: false, reason: /^the leaf's subjectAltName cannot be read: .*URI in constructed form/ }, 'the check says why');
+
+  const { svids, rejected } = await store.load(ca.bundlePem, Date.now());
+  t.same(
+    svids.map((s) => s.spiffeId),
+    [WEB],
+    'the good SVID is served',
+  );
+  t.match(rejected, [{ dir: workloadDirName(API), reason: /subjectAltName cannot be read/ }], 'the damaged one is skipped, saying why');
+  t.notMatch(JSON.stringify(rejected), /BEGIN|PRIVATE/, 'quoting nothing');
 });
