@@ -83,7 +83,7 @@ export class CaManager {
     const loaded: Generation[] = [];
     for (const row of rows) {
       const key = await readPrivateKey(path.resolve(this.deps.dataDir, row.signer_key_file));
-      loaded.push(generationFromRow(row, key));
+      loaded.push(generationFromRow(row, key, this.deps.logger));
     }
     this.generations = loaded;
     this.cachedBundle = undefined;
