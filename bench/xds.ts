@@ -94,7 +94,7 @@ async function snapshotBuild(): Promise<{ rows: Row[]; fullBytes: number; resour
     meta: {},
     weight: 1,
     check: undefined,
-    upstreams,
+    upstreams: upstreams.map((u) => ({ ...u, namespace: 'default' })),
   };
   const ca = await createTestCa(TRUST_DOMAIN);
   const cert = ca.issue(CALLER_ID);

@@ -11,15 +11,19 @@
 import type { Clock } from '../../lib/clock.js';
 import { toMeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
+import { parsePolicyDocument } from '../../lib/policy/parse.js';
+import type { PolicyDocument } from '../../lib/policy/schema.js';
 import { SideEffects } from '../../lib/side-effects.js';
 import type { CatalogView } from '../discovery/catalog-view.js';
 import { EMPTY_VIEW } from '../discovery/catalog-view.js';
+import type { EnvoyStatus } from '../envoy/envoy-status.js';
 import type { IdentitiesStatus } from '../identity/identity-status.js';
 import { buildModel, type ModelProblem } from '../model/build-model.js';
+import { type PolicySource, staticPolicySource } from '../policy/policy-source.js';
 import type { Workload } from '../workloads/workload.js';
 import { createSnapshotCache, type SnapshotCache } from '../xds/cache/snapshot-cache.js';
 import { type AdsServer, startAdsServer } from '../xds/server/ads-server.js';
-import { type AdsStatus, idleAdsStatus } from '../xds/server/ads-telemetry.js';
+import { type AdsEvent, type AdsStatus, idleAdsStatus } from '../xds/server/ads-telemetry.js';
 import { BuildMemo, buildSnapshot, type Identities } from '../xds/snapshot.js';
 import { type WorkloadServing, workloadServing } from './workload-serving.js';
 
@@ -30,7 +34,8 @@ export interface IdentitySource {
   current(): Identities;
   onChange(listener: () => void): () => void;
   states(): IdentitiesStatus;
-  stop(): void;
+  /** Stops renewals and the bundle watch; settles once the disk writes already asked for are done. */
+  stop(): Promise<void> | void;
 }
 
 /** The supervised Envoy (agent/envoy/supervisor.ts). */
@@ -39,7 +44,7 @@ export interface EnvoyRunner {
   stop(): Promise<void>;
   /** Hot restart when the bootstrap or the binary (path or file) changed. */
   reload(next: { bootstrap?: Record<string, unknown>; binary?: string }): Promise<'hot-restarted' | 'unchanged'>;
-  status(): { state: string; [key: string]: unknown };
+  status(): EnvoyStatus;
   /** Envoy started, exited, restarted or stopped. */
   onEvent?(listener: () => void): () => void;
 }
@@ -56,6 +61,10 @@ export interface DataPlaneOptions {
   envoy?: EnvoyRunner;
   /** Between the data plane and the ADS server; default: a new one. */
   cache?: SnapshotCache;
+  /** Mesh policy (routes, authorization, secure naming...); default: none. */
+  policy?: PolicySource;
+  /** This node's zone (agent config `zone`), for locality-aware load balancing. */
+  zone?: string;
 }
 
 export interface UpstreamStatus {
@@ -129,49 +138,83 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
   let stopped = false;
   let unsubscribe: (() => void) | undefined;
   const memo = new BuildMemo();
+  const policy = options.policy ?? staticPolicySource();
+  /** The policy set's documents, parsed once per revision; a document that fails to parse is left out and logged. */
+  let parsedPolicy: { revision: number; documents: readonly PolicyDocument[] } | undefined;
+  const policyDocuments = (): readonly PolicyDocument[] => {
+    const set = policy.current();
+    if (parsedPolicy?.revision === set.revision) return parsedPolicy.documents;
+    const documents: PolicyDocument[] = [];
+    for (const r of set.resources) {
+      const parsed = parsePolicyDocument(r.source);
+      if (parsed.ok) documents.push(parsed.document);
+      else log.error('a policy resource does not parse; it is left out', { kind: r.kind, name: r.name, issues: parsed.issues });
+    }
+    parsedPolicy = { revision: set.revision, documents };
+    return documents;
+  };
+  const policyInterest = () => ({
+    services: [...new Set([...workloads.map((w) => w.name), ...workloads.flatMap((w) => w.upstreams.map((u) => u.service))])].sort(),
+    spiffeIds: wantedIds().sort(),
+  });
   const effects = new SideEffects(log.child({ component: 'lifecycle' }));
 
   const wantedIds = () => [...new Set(workloads.map((w) => w.spiffeId))];
   const servingListeners = new Set<() => void>();
+  /** The serving state, recomputed at most once per tick after something it depends on changed. */
+  let servingNow: Map<string, WorkloadServing> | undefined;
+  let servingRecheck: NodeJS.Immediate | undefined;
   let lastServing = '';
 
-  const serving = (): Map<string, WorkloadServing> => {
+  const computeServing = (): Map<string, WorkloadServing> => {
     const served = cache.current(options.nodeName);
     const envoy = options.envoy?.status();
-    const ids = identities.states();
     const rejected = new Map<string, string>();
-    for (const t of ads?.status().types ?? []) {
+    for (const t of ads?.types() ?? []) {
       if (t.lastNack !== undefined && (t.ackedAt === undefined || t.lastNack.at >= t.ackedAt)) rejected.set(t.type, t.lastNack.detail);
     }
+    const svidErrors = new Map<string, string>();
+    for (const w of identities.states().workloads)
+      if (w.state === 'failing' && w.lastError !== undefined) svidErrors.set(w.spiffeId, w.lastError);
     return workloadServing({
       workloads,
       problems,
-      ...(envoy === undefined ? {} : { envoy: envoy as { state: string; lastExit?: { code: number | null; signal: string | null } } }),
-      servedListeners: served === undefined ? undefined : new Set(served.snapshot.resources.listeners.keys()),
+      ...(envoy === undefined ? {} : { envoy }),
+      servedListeners: served?.snapshot.resources.listeners,
       acked: cache.acked(options.nodeName),
       ...(lastError === undefined ? {} : { snapshotError: lastError }),
       rejected,
-      svidErrors: new Map(
-        (ids.workloads ?? [])
-          .filter((w) => w.state === 'failing' && w.lastError !== undefined)
-          .map((w) => [w.spiffeId, w.lastError as string]),
-      ),
+      svidErrors,
     });
   };
 
-  /** Tells the listeners when the serving state changed. */
+  const serving = (): Map<string, WorkloadServing> => {
+    servingNow ??= computeServing();
+    return servingNow;
+  };
+
+  /** Something the serving state depends on changed: recompute once this tick is over, and tell the listeners if it differs. */
   const servingMayHaveChanged = () => {
-    if (servingListeners.size === 0 || stopped) return;
-    const now = JSON.stringify([...serving()]);
-    if (now === lastServing) return;
-    lastServing = now;
-    for (const listener of servingListeners) {
-      try {
-        listener();
-      } catch (err) {
-        log.error('a serving-state listener failed', { error: err });
+    servingNow = undefined;
+    if (servingListeners.size === 0 || stopped || servingRecheck !== undefined) return;
+    servingRecheck = setImmediate(() => {
+      servingRecheck = undefined;
+      if (stopped) return;
+      const now = JSON.stringify([...serving()]);
+      if (now === lastServing) return;
+      lastServing = now;
+      for (const listener of servingListeners) {
+        try {
+          listener();
+        } catch (err) {
+          log.error('a serving-state listener failed', { error: err });
+        }
       }
-    }
+    });
+  };
+  /** ADS events that change what Envoy accepted (not pushes). */
+  const onAdsEvent = (event: AdsEvent) => {
+    if (event.kind !== 'push') servingMayHaveChanged();
   };
 
   const rebuild = () => {
@@ -183,6 +226,8 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       workloads,
       view,
       svids: new Set(ids.certs.keys()),
+      policies: policyDocuments(),
+      ...(options.zone === undefined ? {} : { zone: options.zone }),
     });
     const before = JSON.stringify(problems);
     problems = built.problems;
@@ -214,8 +259,8 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
         scheduled = undefined;
         try {
           rebuild();
-          servingMayHaveChanged();
         } finally {
+          servingMayHaveChanged();
           resolve();
         }
       }),
@@ -243,12 +288,20 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
         (s) => s.close(),
       );
       ads = server;
-      server.onEvent(servingMayHaveChanged);
-      effects.record('identities', () => {
+      effects.record('ADS events', server.onEvent(onAdsEvent));
+      effects.record('identities', async () => {
         unsubscribe?.();
-        identities.stop();
+        await identities.stop();
       });
       unsubscribe = identities.onChange(schedule);
+      effects.record('policy', async () => {
+        offPolicy();
+        await policy.stop();
+      });
+      const offPolicy = policy.onChange(schedule);
+      policy.setInterest(policyInterest());
+      await policy.start();
+      effects.check('the identities');
       await identities.start();
       effects.check('the first snapshot');
       identities.setWanted(wantedIds());
@@ -256,8 +309,11 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       await scheduled;
       const envoy = options.envoy;
       if (envoy === undefined) return;
-      envoy.onEvent?.(servingMayHaveChanged);
-      effects.record('Envoy', () => envoy.stop());
+      const offEnvoy = envoy.onEvent?.(servingMayHaveChanged);
+      effects.record('Envoy', async () => {
+        await envoy.stop();
+        offEnvoy?.();
+      });
       await envoy.start();
     },
     serving,
@@ -271,6 +327,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       if (input.workloads !== undefined) {
         workloads = input.workloads;
         if (ads !== undefined) identities.setWanted(wantedIds());
+        policy.setInterest(policyInterest());
       }
       if (input.view !== undefined) view = input.view;
       schedule();

@@ -12,6 +12,7 @@
  * Any version Envoy acknowledged counts: after a refused or rejected newer
  * configuration, Envoy keeps serving the older one.
  */
+import { describeExit } from '../envoy/supervisor-state.js';
 import type { ModelProblem } from '../model/build-model.js';
 import type { AckedResources } from '../xds/cache/acked-resources.js';
 import { identitySecretName, inboundListenerName } from '../xds/names.js';
@@ -27,8 +28,8 @@ export interface ServingInput {
   readonly problems: readonly ModelProblem[];
   /** Undefined when Envoy is not run by the agent (tests). */
   readonly envoy?: { readonly state: string; readonly lastExit?: { readonly code: number | null; readonly signal: string | null } };
-  /** Listener names of the snapshot being served; undefined before the first one. */
-  readonly servedListeners: ReadonlySet<string> | undefined;
+  /** The listeners of the snapshot being served (by name); undefined before the first one. */
+  readonly servedListeners: { has(name: string): boolean } | undefined;
   readonly acked: AckedResources;
   /** Why the latest snapshot was refused, if it was. */
   readonly snapshotError?: string;
@@ -41,9 +42,7 @@ export interface ServingInput {
 const ENVOY_SERVING_STATES = new Set(['running', 'hot-restarting']);
 
 function envoyDown(envoy: NonNullable<ServingInput['envoy']>): string {
-  const exit = envoy.lastExit;
-  const last = exit === undefined ? '' : ` (last exit: ${exit.signal === null ? `code ${exit.code}` : `signal ${exit.signal}`})`;
-  return `Envoy is ${envoy.state}${last}`;
+  return `Envoy is ${envoy.state}${envoy.lastExit === undefined ? '' : ` (last exit: ${describeExit(envoy.lastExit)})`}`;
 }
 
 export function workloadServing(input: ServingInput): Map<string, WorkloadServing> {

@@ -147,17 +147,28 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
         sent.set(id, json);
       }
     }
-    await pushMeshChecks(present);
+    await pushMeshChecks(present, 'all');
     confirmed = present;
-    if (client.checkStatuses !== undefined) health = await client.checkStatuses();
+    await readHealth();
   };
 
-  /** Agent mode: every registered mesh check gets its status and output (and a fresh TTL). */
-  const pushMeshChecks = async (present: ReadonlySet<string>) => {
+  const readHealth = async () => {
+    if (stopped || client.checkStatuses === undefined) return;
+    health = await client.checkStatuses();
+  };
+
+  /**
+   * Agent mode: the registered mesh checks get their status and output: 'all'
+   * (every sync: also refreshes their TTL) or only those that 'changed' since
+   * the last push (a change of the data plane's serving state).
+   */
+  const pushMeshChecks = async (present: ReadonlySet<string>, which: 'all' | 'changed') => {
     if (client.setMeshCheck === undefined) return;
     for (const [id, reg] of desired) {
+      if (stopped) return;
       const mesh = reg.meshCheck;
       if (mesh === undefined || !present.has(id) || rejected.has(id)) continue;
+      if (which === 'changed' && pushedMesh.get(id) === JSON.stringify(mesh)) continue;
       try {
         await client.setMeshCheck(id, mesh);
       } catch (err) {
@@ -192,21 +203,33 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
     });
   };
 
-  const sync = (): Promise<void> => {
+  /** What the next run must do: a whole sync, or only push the mesh checks that changed. */
+  let pendingKind: 'full' | 'mesh' = 'full';
+
+  const sync = (kind: 'full' | 'mesh' = 'full'): Promise<void> => {
     if (running !== undefined) {
+      if (kind === 'full') pendingKind = 'full';
       again = true;
       return running;
     }
+    pendingKind = kind;
     timer?.cancel();
     running = (async () => {
       do {
         again = false;
+        const current = pendingKind;
+        pendingKind = 'mesh';
         try {
-          await syncOnce();
+          if (current === 'full') await syncOnce();
+          else {
+            await pushMeshChecks(confirmed, 'changed');
+            await readHealth();
+          }
           failures = 0;
           setConnection('connected');
         } catch (err) {
           failures++;
+          pendingKind = 'full';
           setConnection('unreachable', toMeshError(err));
           again = false;
           schedule(backoffDelay(options.backoff, failures - 1, options.random));
@@ -226,9 +249,12 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       for (const id of desired.keys()) if (!next.has(id)) toRemove.add(id);
       for (const id of rejected.keys()) if (!next.has(id)) rejected.delete(id);
       desired = next;
-      if (!stopped) void sync();
+      // Only pushed mesh checks changed (the data plane's serving state): push those, nothing else.
+      const whole =
+        toRemove.size > 0 || [...next].some(([id, reg]) => sent.get(id) !== key(reg) || (!confirmed.has(id) && !rejected.has(id)));
+      if (!stopped) void sync(whole ? 'full' : 'mesh');
     },
-    syncNow: () => sync(),
+    syncNow: () => sync('full'),
     connection: () => connection,
     states: () =>
       [...desired.values()].map((r) => {

@@ -13,6 +13,7 @@
  * skipped; instances with a warning check are healthy, critical ones are not
  * in the view at all.
  */
+import type { PolicyDocument } from '../../lib/policy/schema.js';
 import type { CatalogView } from '../discovery/catalog-view.js';
 import type { Workload } from '../workloads/workload.js';
 import {
@@ -31,6 +32,10 @@ export interface ModelInput {
   readonly view: CatalogView;
   /** SPIFFE IDs we hold an SVID for. */
   readonly svids: ReadonlySet<string>;
+  /** Validated mesh policy documents that concern this node (agent/policy). Absent: none. */
+  readonly policies?: readonly PolicyDocument[];
+  /** This node's zone, for locality-aware load balancing. */
+  readonly zone?: string;
 }
 
 export interface ModelProblem {

@@ -14,6 +14,7 @@ import { createConsulHttpClient } from '../discovery/consul-http.js';
 import { adsSocketPath, agentBootstrap, envoyBaseId, envoyDir } from '../envoy/agent-envoy.js';
 import { createEnvoySupervisor } from '../envoy/supervisor.js';
 import { createWorkloadIdentities } from '../identity/workload-identities.js';
+import type { PolicySource } from '../policy/policy-source.js';
 import { runCheck } from '../workloads/health-check.js';
 import type { SnapshotCache } from '../xds/cache/snapshot-cache.js';
 import { type Agent, createAgent } from './agent.js';
@@ -153,9 +154,15 @@ async function startupFacts(config: AgentConfig, source: HostFactsSource, log: L
 
 /**
  * The agent with its real parts: Consul over HTTP, checks on this host, and the data plane when enabled.
- * `snapshotCache` replaces the data plane's own cache (a caller that composes a decorator around it).
+ * `snapshotCache` replaces the data plane's own cache (a caller that composes a decorator around it);
+ * `policy` replaces the policy source (tests that feed policy straight in).
  */
-export function createRealAgent(config: AgentConfig, facts: HostFacts, log: Logger, parts: { snapshotCache?: SnapshotCache } = {}): Agent {
+export function createRealAgent(
+  config: AgentConfig,
+  facts: HostFacts,
+  log: Logger,
+  parts: { snapshotCache?: SnapshotCache; policy?: PolicySource } = {},
+): Agent {
   const address = config.advertiseAddress ?? facts.address;
   const consul = createConsulHttpClient({
     mode: config.consul.mode,
@@ -166,7 +173,7 @@ export function createRealAgent(config: AgentConfig, facts: HostFacts, log: Logg
     nodeAddress: address,
     nodeMeta: { 'mesh-os': facts.os.replace(/[^A-Za-z0-9_. -]/g, '').slice(0, 128), 'mesh-hostname': facts.hostname.slice(0, 128) },
   });
-  const dataPlane = config.dataPlane.enabled ? realDataPlane(config, log, parts.snapshotCache) : undefined;
+  const dataPlane = config.dataPlane.enabled ? realDataPlane(config, log, parts) : undefined;
   return createAgent({
     config,
     consul,
@@ -179,7 +186,8 @@ export function createRealAgent(config: AgentConfig, facts: HostFacts, log: Logg
 }
 
 /** The data plane with the real parts: SVIDs from the control plane, the ADS server, Envoy under supervision. */
-function realDataPlane(config: AgentConfig, log: Logger, cache: SnapshotCache | undefined): DataPlane {
+function realDataPlane(config: AgentConfig, log: Logger, parts: { snapshotCache?: SnapshotCache; policy?: PolicySource }): DataPlane {
+  const cache = parts.snapshotCache;
   const identities = createWorkloadIdentities({
     dataDir: config.dataDir,
     clock: systemClock,
@@ -207,5 +215,6 @@ function realDataPlane(config: AgentConfig, log: Logger, cache: SnapshotCache | 
     identities,
     envoy,
     ...(cache === undefined ? {} : { cache }),
+    ...(parts.policy === undefined ? {} : { policy: parts.policy }),
   });
 }

@@ -66,7 +66,16 @@ export const workloadSchema = z.strictObject({
   meta: meta.default({}),
   weight: z.number().int().min(1).max(65535).default(1),
   check: checkSchema.optional(),
-  upstreams: z.array(z.strictObject({ service: z.string().min(1), localPort: port })).default([]),
+  upstreams: z
+    .array(
+      z.strictObject({
+        service: z.string().min(1),
+        localPort: port,
+        /** Namespace of the upstream's servers: with no ServiceIdentity policy, only spiffe://<td>/ns/<namespace>/sa/<service> may serve it. */
+        namespace: segment('namespace').optional(),
+      }),
+    )
+    .default([]),
 });
 
 export type WorkloadFile = z.output<typeof workloadSchema>;

@@ -21,6 +21,8 @@ export interface WorkloadCheck {
 export interface Upstream {
   readonly service: string;
   readonly localPort: number;
+  /** The namespace the upstream's servers live in (secure naming default); the caller's own when the file says nothing. */
+  readonly namespace: string;
 }
 
 export interface Workload {
@@ -75,7 +77,7 @@ export function toWorkload(file: string, parsed: WorkloadFile, trustDomain: stri
     meta: parsed.meta,
     weight: parsed.weight,
     check: toCheck(parsed.check),
-    upstreams: parsed.upstreams,
+    upstreams: parsed.upstreams.map((u) => ({ service: u.service, localPort: u.localPort, namespace: u.namespace ?? parsed.namespace })),
   };
 }
 

@@ -27,6 +27,7 @@ type ServiceCtor = grpc.ServiceClientConstructor;
 export interface Contract {
   Identity: ServiceCtor;
   Admin: ServiceCtor;
+  Policy: ServiceCtor;
 }
 
 let cached: Contract | undefined;
@@ -45,6 +46,8 @@ const STATUS_OF: Partial<Record<ErrorCode, grpc.status>> = {
   MESH_E_CSR_INVALID: grpc.status.INVALID_ARGUMENT,
   MESH_E_KEY_UNSUPPORTED: grpc.status.INVALID_ARGUMENT,
   MESH_E_CA_IMPORT_INVALID: grpc.status.INVALID_ARGUMENT,
+  MESH_E_POLICY_INVALID: grpc.status.INVALID_ARGUMENT,
+  MESH_E_POLICY_NOT_FOUND: grpc.status.NOT_FOUND,
   MESH_E_REQUEST_TOO_LARGE: grpc.status.RESOURCE_EXHAUSTED,
   MESH_E_RATE_LIMITED: grpc.status.RESOURCE_EXHAUSTED,
   MESH_E_TOKEN_UNKNOWN: grpc.status.PERMISSION_DENIED,

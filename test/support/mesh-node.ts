@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { type AgentConfig, agentConfigSchema } from '../../agent/config/schema.js';
 import { joinMesh } from '../../agent/identity/enroll.js';
+import type { PolicySource } from '../../agent/policy/policy-source.js';
 import type { Agent } from '../../agent/run/agent.js';
 import { createRealAgent } from '../../agent/run/run-command.js';
 import type { SnapshotCache } from '../../agent/xds/cache/snapshot-cache.js';
@@ -41,6 +42,8 @@ export interface MeshNodeOptions {
   envoy?: Record<string, unknown>;
   /** The data plane's snapshot cache (e.g. overridingCache from snapshot-edits.ts); default: its own. */
   snapshotCache?: SnapshotCache;
+  /** Policy fed straight in (test/fakes/policy-source.ts); default: the agent's own source. */
+  policy?: PolicySource;
 }
 
 export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode> {
@@ -93,7 +96,10 @@ export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode>
   const logs: string[] = [];
   const log = createLogger({ level: 'debug', sink: { write: (l) => logs.push(l) } });
   const facts = { hostname: options.nodeName, os: 'test', address: '127.0.0.1' };
-  const agent = createRealAgent(config, facts, log, options.snapshotCache === undefined ? {} : { snapshotCache: options.snapshotCache });
+  const agent = createRealAgent(config, facts, log, {
+    ...(options.snapshotCache === undefined ? {} : { snapshotCache: options.snapshotCache }),
+    ...(options.policy === undefined ? {} : { policy: options.policy }),
+  });
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   const admin = async (apiPath: string) => {
     const { status, body } = await httpGet(`${adminUrl}${apiPath}`);

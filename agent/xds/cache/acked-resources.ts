@@ -33,3 +33,14 @@ export function withAcked(
   for (const name of removed) next.delete(name);
   return next;
 }
+
+/** Several streams' acknowledged sets as one: a name any of them acknowledged, with the first (newest) one's version. */
+export function unionNewestFirst(sets: readonly AckedResources[]): AckedResources {
+  const out = {} as { [K in ResourceKind]: Map<string, string> };
+  for (const kind of RESOURCE_KINDS) {
+    const merged = new Map<string, string>();
+    for (const set of sets) for (const [name, version] of set[kind]) if (!merged.has(name)) merged.set(name, version);
+    out[kind] = merged;
+  }
+  return out;
+}

@@ -14,13 +14,16 @@
  *      watch first.
  * A stream watches its node once it knows the node id (the first request);
  * the watch is told the node's current snapshot at once, if there is one.
- * What Envoy acknowledged comes from the node's newest watch (its latest
- * stream: after a reconnect or a hot restart that is the new Envoy's).
+ * What Envoy acknowledged is the union over the node's live watches, the
+ * newest stream's version first: during a hot restart the old epoch, whose
+ * stream is still open, serves what it acknowledged until the new one has
+ * acknowledged it too; a stream that closed (an Envoy that exited) no longer
+ * counts.
  */
 import { MeshError } from '../../../lib/errors.js';
 import { checkSnapshot } from '../check-snapshot.js';
 import type { Snapshot } from '../snapshot.js';
-import { type AckedResources, NOTHING_ACKED } from './acked-resources.js';
+import { type AckedResources, NOTHING_ACKED, unionNewestFirst } from './acked-resources.js';
 import { type ServedSnapshot, SnapshotEncoder } from './served-snapshot.js';
 
 /** One stream's interest in its node's snapshots. */
@@ -38,7 +41,7 @@ export interface SnapshotCache {
   current(node: string): ServedSnapshot | undefined;
   /** Registers a stream's interest in a node; returns the function that ends it. */
   watch(node: string, watch: SnapshotWatch): () => void;
-  /** Per kind, name -> version Envoy acknowledged on the node's newest stream; nothing while no stream has acked. */
+  /** Per kind, name -> version acknowledged on any live stream of the node (the newest stream's version first). */
   acked(node: string): AckedResources;
 }
 
@@ -85,9 +88,10 @@ export function createSnapshotCache(): SnapshotCache {
       };
     },
     acked(node) {
-      let newest: SnapshotWatch | undefined;
-      for (const w of nodes.get(node)?.watches ?? []) newest = w;
-      return newest?.acked() ?? NOTHING_ACKED;
+      const watches = [...(nodes.get(node)?.watches ?? [])];
+      if (watches.length === 0) return NOTHING_ACKED;
+      if (watches.length === 1) return (watches[0] as SnapshotWatch).acked();
+      return unionNewestFirst(watches.reverse().map((w) => w.acked()));
     },
   };
 }

@@ -14,7 +14,7 @@ import type { Clock } from '../../../lib/clock.js';
 import { MeshError } from '../../../lib/errors.js';
 import type { Logger } from '../../../lib/logger.js';
 import type { SnapshotCache } from '../cache/snapshot-cache.js';
-import { type AdsEvent, type AdsStatus, createAdsTelemetry, type XdsApi } from './ads-telemetry.js';
+import { type AdsEvent, type AdsStatus, createAdsTelemetry, type TypeSummary, type XdsApi } from './ads-telemetry.js';
 import { DeltaStream } from './delta-stream.js';
 import { SotwStream } from './sotw-stream.js';
 import { decodeDeltaRequest, decodeSotwRequest } from './wire.js';
@@ -53,6 +53,8 @@ export interface AdsServerOptions {
 
 export interface AdsServer {
   status(): AdsStatus;
+  /** Per xDS type: the latest ACK and NACK, without visiting the streams. */
+  types(): readonly TypeSummary[];
   onEvent(listener: (event: AdsEvent) => void): () => void;
   close(): Promise<void>;
 }
@@ -137,6 +139,7 @@ export async function startAdsServer(options: AdsServerOptions): Promise<AdsServ
         options.socketPath,
         [...sessions.values()].map((s) => s.stream.status()),
       ),
+    types: () => telemetry.types(),
     onEvent: (listener) => telemetry.onEvent(listener),
     async close() {
       // Envoy never ends its streams, so a graceful shutdown would wait forever.

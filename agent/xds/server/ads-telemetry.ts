@@ -69,14 +69,23 @@ export interface AdsTelemetry {
   emit(event: AdsEvent): void;
   onEvent(listener: (event: AdsEvent) => void): () => void;
   status(socket: string, streams: readonly StreamStatus[]): AdsStatus;
+  /** Per xDS type: the latest ACK and NACK over all streams (cheap: no stream is visited). */
+  types(): readonly TypeSummary[];
 }
 
 export function createAdsTelemetry(log: Logger, clock: Clock): AdsTelemetry {
   const listeners = new Set<(event: AdsEvent) => void>();
   const summaries = new Map<string, { ackedVersion?: string; ackedAt?: number; lastNack?: NackRecord }>();
   const counters = { sotw: zero(), delta: zero() };
+  // A listener's failure must not reach the stream that caused the event (it would close Envoy's ADS stream).
   const emit = (event: AdsEvent) => {
-    for (const l of listeners) l(event);
+    for (const l of listeners) {
+      try {
+        l(event);
+      } catch (err) {
+        log.error('an xds event listener failed', { error: err, event: event.kind });
+      }
+    }
   };
 
   return {
@@ -120,6 +129,7 @@ export function createAdsTelemetry(log: Logger, clock: Clock): AdsTelemetry {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
+    types: () => XDS_TYPES.map((t) => ({ type: t.short, ...summaries.get(t.short) })),
     status: (socket, streams) => ({
       socket,
       streams,

@@ -68,7 +68,7 @@ const web: Workload = {
   meta: {},
   weight: 1,
   check: undefined,
-  upstreams: [{ service: 'api', localPort: 9001 }],
+  upstreams: [{ service: 'api', localPort: 9001, namespace: 'default' }],
 };
 
 t.test('builds, waits for SVIDs, refuses broken snapshots', async (t) => {

@@ -30,7 +30,7 @@ t.test('serving: Envoy runs, the listener is served and Envoy accepted it and it
 t.test('not serving, with the reason that names the cause', async (t) => {
   t.same(of({ envoy: { state: 'backoff', lastExit: { code: 1, signal: null } } }), {
     serving: false,
-    reason: 'Envoy is backoff (last exit: code 1)',
+    reason: 'Envoy is backoff (last exit: exit code 1)',
   });
   t.same(of({ envoy: { state: 'starting' } })?.reason, 'Envoy is starting');
   t.same(

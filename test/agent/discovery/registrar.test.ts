@@ -247,3 +247,21 @@ t.test('catalog mode: the mesh check goes with the registration; a status change
   t.match(registrar.states(), [{ health: 'warning' }], 'worst of the app check and the mesh check');
   await registrar.shutdown();
 });
+
+t.test('agent mode: a passing mesh check that changes is pushed alone, not with a whole sync', async (t) => {
+  const { consul, registrar } = setup('agent');
+  registrar.setDesired([meshReg('web', SERVING), meshReg('api', SERVING)]);
+  await registrar.syncNow();
+  consul.calls.length = 0;
+  const moved: MeshCheck = { status: 'passing', output: 'Envoy serves the mesh listener on 18081' };
+  registrar.setDesired([meshReg('web', moved), meshReg('api', SERVING)]);
+  await flush();
+  t.same(consul.calls, ['mesh web-vm1 passing', 'checkStatuses'], 'only the changed check, then the health read');
+  t.equal(consul.meshChecks.get('web-vm1')?.output, moved.output);
+  t.equal(consul.meshChecks.get('api-vm1')?.status, 'passing');
+  await registrar.shutdown();
+  const after = consul.calls.length;
+  registrar.setDesired([meshReg('web', SERVING), meshReg('api', moved)]);
+  await flush();
+  t.equal(consul.calls.length, after, 'nothing is pushed after shutdown');
+});

@@ -6,7 +6,7 @@ import type { Workload } from '../../../agent/workloads/workload.js';
 const TD = 'example.org';
 const id = (sa: string) => `spiffe://${TD}/ns/default/sa/${sa}`;
 
-function workload(name: string, port: number, upstreams: Array<{ service: string; localPort: number }> = []): Workload {
+function workload(name: string, port: number, upstreams: Array<{ service: string; localPort: number; namespace?: string }> = []): Workload {
   return {
     file: `/w/${name}.yaml`,
     name,
@@ -20,7 +20,7 @@ function workload(name: string, port: number, upstreams: Array<{ service: string
     meta: {},
     weight: 1,
     check: undefined,
-    upstreams,
+    upstreams: upstreams.map((u) => ({ namespace: 'default', ...u })),
   };
 }
 

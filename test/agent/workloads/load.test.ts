@@ -39,7 +39,7 @@ t.test('the issue example parses into a workload', async (t) => {
     intervalMs: 5000,
     timeoutMs: 2000,
   });
-  t.same(w.upstreams, [{ service: 'api', localPort: 9001 }]);
+  t.same(w.upstreams, [{ service: 'api', localPort: 9001, namespace: 'default' }]);
   t.same(upstreamServices([w, w]), ['api']);
 });
 

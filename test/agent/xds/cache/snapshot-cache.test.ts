@@ -62,7 +62,7 @@ t.test('watches per node: the current snapshot at once, then each new one, until
   t.same(late.seen, [v1.version], 'cancelled: not told');
 });
 
-t.test("acked(node) is the node's newest stream's", async (t) => {
+t.test("acked(node) is what any live stream of the node acknowledged, the newest stream's version first", async (t) => {
   const cache = createSnapshotCache();
   t.equal(cache.acked('vm-1'), NOTHING_ACKED, 'no stream: nothing acknowledged');
   const old = watcher(ackedOf('a', 'v-old'));
@@ -70,10 +70,18 @@ t.test("acked(node) is the node's newest stream's", async (t) => {
   t.same(cache.acked('vm-1').clusters.get('a'), 'v-old');
   const fresh = watcher();
   const cancelFresh = cache.watch('vm-1', fresh.watch);
-  t.equal(cache.acked('vm-1'), NOTHING_ACKED, 'a new stream (reconnect, hot restart) starts with nothing acknowledged');
+  t.same(
+    cache.acked('vm-1').clusters.get('a'),
+    'v-old',
+    "a new stream (hot restart) that acknowledged nothing yet: the old epoch's stream still serves what it accepted",
+  );
+  const newer = watcher(ackedOf('a', 'v-new'));
+  const cancelNewer = cache.watch('vm-1', newer.watch);
+  t.same(cache.acked('vm-1').clusters.get('a'), 'v-new', "the newest stream's version wins");
   t.equal(cache.acked('vm-2'), NOTHING_ACKED, 'another node: nothing');
+  cancelNewer();
   cancelFresh();
-  t.same(cache.acked('vm-1').clusters.get('a'), 'v-old', 'the newest gone: the remaining stream answers');
+  t.same(cache.acked('vm-1').clusters.get('a'), 'v-old', 'the newer ones gone: the remaining stream answers');
   cancelOld();
-  t.equal(cache.acked('vm-1'), NOTHING_ACKED);
+  t.equal(cache.acked('vm-1'), NOTHING_ACKED, 'a closed stream (an Envoy that exited) no longer counts');
 });
