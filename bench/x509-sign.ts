@@ -13,6 +13,7 @@ import { type KeyObject, webcrypto } from 'node:crypto';
 import { generationFromRow, issueLeaf } from '../controlplane/ca/authority.js';
 import { createCaPair } from '../controlplane/ca/ca-certificates.js';
 import { signCsr } from '../controlplane/ca/leaf-signer.js';
+import { silentLogger } from '../lib/logger.js';
 import { newKeyPair } from '../lib/secret-files.js';
 import { keyIdentifier } from '../lib/x509/cert-info.js';
 import { createCsr } from '../lib/x509/csr-builder.js';
@@ -69,6 +70,7 @@ const pair = await createCaPair({
 const gen = generationFromRow(
   { id: 1, state: 'active', source: 'generated', root_pem: pair.rootPem, signer_pem: pair.signerPem, chain_pem: '' } as never,
   signerKey.privateKey,
+  silentLogger,
 );
 const leafKey = newKeyPair();
 const csr = await createCsr(leafKey.privateKey, leafKey.publicKey);

@@ -1,13 +1,14 @@
 /**
  * The agent's identity on disk, in <dataDir>/identity (0700): the node key
  * (0600, made on this host and never sent), the node SVID chain, the trust
- * bundle, and where the control plane is. Everything is written atomically, so
- * a crash leaves the previous identity whole.
+ * bundle, and where the control plane is. Everything is written atomically,
+ * the key and chain as a pair (secret-files.ts writeKeyAndChain), so a crash
+ * leaves the previous identity whole.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MeshError } from '../../lib/errors.js';
-import { ensurePrivateDir, writeFileAtomic } from '../../lib/secret-files.js';
+import { ensurePrivateDir, readKeyAndChain, writeFileAtomic, writeKeyAndChain } from '../../lib/secret-files.js';
 import { parseSpiffeId } from '../../lib/spiffe-id.js';
 import { parseCertificates, uriSans } from '../../lib/x509/cert-info.js';
 
@@ -38,9 +39,8 @@ const files = (dataDir: string) => {
 export async function saveNodeIdentity(dataDir: string, identity: NodeIdentity): Promise<void> {
   const f = files(dataDir);
   await ensurePrivateDir(f.dir);
-  // Key first: a chain on disk always has its key next to it.
-  await writeFileAtomic(f.key, identity.keyPem, 0o600);
-  await writeFileAtomic(f.chain, identity.chainPem, 0o644);
+  // As a pair: a crash between the two writes leaves the previous pair to load.
+  await writeKeyAndChain(f, identity);
   await writeFileAtomic(f.bundle, identity.bundlePem, 0o644);
   await writeFileAtomic(
     f.meta,
@@ -57,12 +57,8 @@ export async function loadNodeIdentity(dataDir: string): Promise<NodeIdentity> {
   const f = files(dataDir);
   try {
     const meta = JSON.parse(await readFile(f.meta, 'utf8')) as { controlPlane: string; trustDomain: string; spiffeId: string };
-    return {
-      ...meta,
-      keyPem: await readFile(f.key, 'utf8'),
-      chainPem: await readFile(f.chain, 'utf8'),
-      bundlePem: await readFile(f.bundle, 'utf8'),
-    };
+    const { keyPem, chainPem } = await readKeyAndChain(f);
+    return { ...meta, keyPem, chainPem, bundlePem: await readFile(f.bundle, 'utf8') };
   } catch (err) {
     throw new MeshError('MESH_E_NOT_JOINED', `no node identity in ${f.dir}: run mesh-agent join first (${(err as Error).message})`, {
       cause: err,

@@ -6,6 +6,7 @@
  * an input); the reasons never quote key or certificate material.
  */
 import { createHash, createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
+import { isMeshError } from '../../lib/errors.js';
 import { parseSpiffeId } from '../../lib/spiffe-id.js';
 import { uriSans } from '../../lib/x509/cert-info.js';
 import { fromPemAll } from '../../lib/x509/pem.js';
@@ -62,6 +63,12 @@ function validityProblem(cert: X509Certificate, what: string, now: number): stri
   return undefined;
 }
 
+/** What is wrong with a subjectAltName, as the DER reader says it (a structural reason, never the bytes). */
+const sanProblem = (err: unknown): string => {
+  const reason = isMeshError(err) ? err.details.reason : undefined;
+  return typeof reason === 'string' ? reason : (err as Error).message;
+};
+
 export function checkStoredSvid(input: { dirName: string; chainPem: string; keyPem: string; bundlePem: string; now: number }): SvidCheck {
   const fail = (reason: string): SvidCheck => ({ ok: false, reason });
   const chain = parse(input.chainPem);
@@ -76,7 +83,12 @@ export function checkStoredSvid(input: { dirName: string; chainPem: string; keyP
     return fail('the key file holds no readable private key');
   }
 
-  const sans = uriSans(leaf);
+  let sans: string[];
+  try {
+    sans = uriSans(leaf);
+  } catch (err) {
+    return fail(`the leaf's subjectAltName cannot be read: ${sanProblem(err)}`);
+  }
   const spiffeId = sans[0];
   if (sans.length !== 1 || spiffeId === undefined) return fail(`the leaf carries ${sans.length} URI SANs, not exactly one SPIFFE ID`);
   try {

@@ -6,15 +6,17 @@
  *     <name>/                                0700 (workloadDirName(SPIFFE ID))
  *       svid.key                             0600 the key, PKCS#8 PEM
  *       svid.pem                             0644 leaf, then intermediates
+ *       svid.key.prev, svid.pem.prev         the pair before, only while one is replaced
  *
- * Files are written atomically (temp file, fsync, rename), the key first: a
- * crash between the two leaves a key that does not go with the certificate,
- * which load() rejects, never a certificate served with a wrong key. The
- * roots are the node's bundle (<dataDir>/identity/bundle.pem).
+ * Files are written atomically (temp file, fsync, rename), key and chain as a
+ * pair (secret-files.ts writeKeyAndChain): a crash between the two writes
+ * leaves the previous pair, which load() serves, never a certificate with a
+ * wrong key. The roots are the node's bundle (<dataDir>/identity/bundle.pem).
  */
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { ensurePrivateDir, writeFileAtomic } from '../../lib/secret-files.js';
+import { isMeshError } from '../../lib/errors.js';
+import { ensurePrivateDir, readKeyAndChain, writeKeyAndChain } from '../../lib/secret-files.js';
 import { identityDir } from './identity-store.js';
 import { checkStoredSvid, type StoredSvid, workloadDirName } from './svid-check.js';
 
@@ -25,7 +27,7 @@ export interface RejectedSvid {
 }
 
 export interface WorkloadSvidStore {
-  /** Every stored SVID valid at `now` against the bundle; the others are listed with why. */
+  /** Every stored SVID valid at `now` against the bundle; the others are listed with why (one bad folder never hides the rest). */
   load(bundlePem: string, now: number): Promise<{ svids: StoredSvid[]; rejected: RejectedSvid[] }>;
   /** Writes (or replaces) the SVID and key of a SPIFFE ID. */
   save(spiffeId: string, material: { chainPem: string; keyPem: string }): Promise<void>;
@@ -60,12 +62,13 @@ export function createWorkloadSvidStore(dataDir: string): WorkloadSvidStore {
     }
   };
 
+  const pairFiles = (dir: string) => ({ key: path.join(root, dir, KEY_FILE), chain: path.join(root, dir, CHAIN_FILE) });
+
   const readOne = async (dir: string, bundlePem: string, now: number) => {
     let chainPem: string;
     let keyPem: string;
     try {
-      keyPem = await readFile(path.join(root, dir, KEY_FILE), 'utf8');
-      chainPem = await readFile(path.join(root, dir, CHAIN_FILE), 'utf8');
+      ({ keyPem, chainPem } = await readKeyAndChain(pairFiles(dir)));
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
       return { ok: false as const, reason: `${KEY_FILE} or ${CHAIN_FILE} cannot be read (${code})` };
@@ -73,12 +76,22 @@ export function createWorkloadSvidStore(dataDir: string): WorkloadSvidStore {
     return checkStoredSvid({ dirName: dir, chainPem, keyPem, bundlePem, now });
   };
 
+  /** One folder's verdict: whatever goes wrong in it is its own rejection, never the others'. */
+  const checkOne = async (dir: string, bundlePem: string, now: number) => {
+    try {
+      return await readOne(dir, bundlePem, now);
+    } catch (err) {
+      const code = isMeshError(err) ? err.code : ((err as NodeJS.ErrnoException).code ?? 'error');
+      return { ok: false as const, reason: `the stored SVID cannot be checked (${code})` };
+    }
+  };
+
   return {
     async load(bundlePem, now) {
       const svids: StoredSvid[] = [];
       const rejected: RejectedSvid[] = [];
       for (const dir of await folders()) {
-        const result = await readOne(dir, bundlePem, now);
+        const result = await checkOne(dir, bundlePem, now);
         if (result.ok) svids.push(result.svid);
         else rejected.push({ dir, reason: result.reason });
       }
@@ -88,9 +101,8 @@ export function createWorkloadSvidStore(dataDir: string): WorkloadSvidStore {
       const dir = path.join(root, workloadDirName(spiffeId));
       await ensurePrivateDir(root);
       await ensurePrivateDir(dir);
-      // Key first: a chain on disk always has its key next to it.
-      await writeFileAtomic(path.join(dir, KEY_FILE), material.keyPem, 0o600);
-      await writeFileAtomic(path.join(dir, CHAIN_FILE), material.chainPem, 0o644);
+      // As a pair: a crash between the two writes leaves the previous pair to load.
+      await writeKeyAndChain(pairFiles(workloadDirName(spiffeId)), material);
     },
     async remove(spiffeId) {
       await rm(path.join(root, workloadDirName(spiffeId)), { recursive: true, force: true });

@@ -5,7 +5,8 @@
  */
 import { type KeyObject, randomBytes, X509Certificate } from 'node:crypto';
 import { MeshError } from '../../lib/errors.js';
-import { certFields, subjectKeyIdentifier } from '../../lib/x509/cert-info.js';
+import type { Logger } from '../../lib/logger.js';
+import { certFields, keyIdentifier, subjectKeyIdentifier } from '../../lib/x509/cert-info.js';
 import { signatureAlgorithmFor, signWith } from '../../lib/x509/csr.js';
 import { fromPemAll, toPem } from '../../lib/x509/pem.js';
 import type { GenerationRow, GenerationState } from '../store/ca-repo.js';
@@ -65,12 +66,33 @@ export interface IssuedLeaf {
 export function issuerKeyIdOf(issuer: X509Certificate): Buffer {
   const id = subjectKeyIdentifier(issuer.raw);
   if (id === undefined) {
-    throw new MeshError('MESH_E_CERT_INVALID', `the CA certificate ${issuer.subject.replace(/\n/g, ', ')} has no subjectKeyIdentifier`);
+    throw new MeshError('MESH_E_CERT_INVALID', `the CA certificate ${oneLine(issuer.subject)} has no subjectKeyIdentifier extension`);
   }
   return id;
 }
 
-export function generationFromRow(row: GenerationRow, signerKey: KeyObject): Generation {
+const oneLine = (name: string) => name.replace(/\n/g, ', ');
+
+/**
+ * The key id a stored signing CA's leaves carry. A generation imported before
+ * SKIs were required may have none: its leaves then name the RFC 5280
+ * method-1 key id (SHA-1 of the public key bits), as the code of that time
+ * did, and the operator is told to rotate to a CA that has one.
+ */
+function storedSignerKeyId(row: GenerationRow, signer: X509Certificate, spki: Buffer, logger: Logger): Buffer {
+  const id = subjectKeyIdentifier(signer.raw);
+  if (id !== undefined) return id;
+  logger.warn(
+    'the signing CA has no subjectKeyIdentifier; its leaves name the SHA-1 of its key as authority key id (rotate to a CA with one)',
+    {
+      generation: row.id,
+      subject: oneLine(signer.subject),
+    },
+  );
+  return keyIdentifier(spki);
+}
+
+export function generationFromRow(row: GenerationRow, signerKey: KeyObject, logger: Logger): Generation {
   const root = new X509Certificate(row.root_pem);
   const signer = new X509Certificate(row.signer_pem);
   const fields = certFields(signer.raw);
@@ -85,7 +107,7 @@ export function generationFromRow(row: GenerationRow, signerKey: KeyObject): Gen
     chainPems: fromPemAll(row.chain_pem).map((der) => toPem(der)),
     signerKey,
     signerSubject: fields.subject,
-    signerKeyId: issuerKeyIdOf(signer),
+    signerKeyId: storedSignerKeyId(row, signer, fields.spki, logger),
     signatureAlgorithm: signatureAlgorithmFor(signerKey),
     signerNotAfter: Date.parse(signer.validTo),
   });

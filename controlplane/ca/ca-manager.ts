@@ -11,16 +11,15 @@ import type { Clock } from '../../lib/clock.js';
 import { MeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import { newKeyPair, readPrivateKey, writePrivateKey } from '../../lib/secret-files.js';
-import { parseCertificates, subjectKeyIdentifier, uriSans } from '../../lib/x509/cert-info.js';
+import { subjectKeyIdentifier, uriSans } from '../../lib/x509/cert-info.js';
 import { signatureAlgorithmFor } from '../../lib/x509/csr.js';
-import { x509 } from '../../lib/x509/peculiar.js';
 import { toPem } from '../../lib/x509/pem.js';
 import type { AuditRepo } from '../store/audit-repo.js';
 import type { CaRepo, GenerationRow } from '../store/ca-repo.js';
 import type { CertRepo } from '../store/cert-repo.js';
 import type { Db } from '../store/db.js';
 import { type Generation, generationFromRow } from './authority.js';
-import { createCaPair, createIntermediate } from './ca-certificates.js';
+import { checkImportPath } from './import-checks.js';
 
 const YEAR = 365 * 24 * 3600_000;
 export const ROOT_TTL_MS = 10 * YEAR;
@@ -83,7 +82,7 @@ export class CaManager {
     const loaded: Generation[] = [];
     for (const row of rows) {
       const key = await readPrivateKey(path.resolve(this.deps.dataDir, row.signer_key_file));
-      loaded.push(generationFromRow(row, key));
+      loaded.push(generationFromRow(row, key, this.deps.logger));
     }
     this.generations = loaded;
     this.cachedBundle = undefined;
@@ -94,6 +93,7 @@ export class CaManager {
     const label = generationLabel(now);
     const rootKey = newKeyPair();
     const signerKey = newKeyPair();
+    const { createCaPair } = await import('./ca-certificates.js');
     const pair = await createCaPair({
       trustDomain: this.deps.trustDomain,
       label,
@@ -203,8 +203,6 @@ export class CaManager {
         cause: err,
       });
     }
-    if (!cert.ca)
-      throw new MeshError('MESH_E_CA_IMPORT_INVALID', 'the imported certificate is not a CA (basicConstraints CA:true is required)');
     if (ski === undefined) {
       throw new MeshError(
         'MESH_E_CA_IMPORT_INVALID',
@@ -224,16 +222,19 @@ export class CaManager {
         { cause: err },
       );
     }
-    if (Date.parse(cert.validTo) <= now)
-      throw new MeshError('MESH_E_CA_IMPORT_INVALID', `the imported certificate expired on ${cert.validTo}`);
     for (const uri of uris) {
       if (uri !== `spiffe://${this.deps.trustDomain}`) {
         throw new MeshError('MESH_E_CA_IMPORT_INVALID', `the imported CA carries SPIFFE ID ${uri}, not spiffe://${this.deps.trustDomain}`);
       }
     }
-    const selfSigned = await new x509.X509Certificate(cert.raw).isSelfSigned();
+    // Loaded here, not at start: only imports build chains with @peculiar/x509.
+    const { isSelfSigned, issuerPath } = await import('./import-chain.js');
+    const selfSigned = await isSelfSigned(cert);
     // Check the chain before the key is copied: a refused import leaves no key file behind.
-    const chain = selfSigned ? [] : await this.checkChain(cert, chainPem);
+    const issuers = selfSigned ? [] : await issuerPath(cert, chainPem);
+    // Every CA on the path (CA:true, keyCertSign, pathLen, validity); under an imported root the mesh adds its signing CA.
+    checkImportPath([{ cert, given: 'the imported certificate' }, ...issuers], now, selfSigned ? 1 : 0);
+    const chain = issuers.map((i) => i.cert);
     const keyFile = path.join('ca', `${label}.key`);
     await writePrivateKey(path.join(this.deps.dataDir, keyFile), key, { overwrite: false });
     let row: Omit<GenerationRow, 'id' | 'activated_at' | 'retired_at'>;
@@ -242,6 +243,7 @@ export class CaManager {
       const signer = newKeyPair();
       const signerKeyFile = path.join('ca', `${label}-signer.key`);
       await writePrivateKey(path.join(this.deps.dataDir, signerKeyFile), signer.privateKey, { overwrite: false });
+      const { createIntermediate } = await import('./ca-certificates.js');
       const signerDer = await createIntermediate(this.deps.trustDomain, label, now, cert, key, signer.publicKey, SIGNER_TTL_MS);
       const signerPem = toPem(signerDer);
       row = {
@@ -317,45 +319,6 @@ export class CaManager {
     await this.reload();
     this.announce();
     return { retired: previous.id, unexpired };
-  }
-
-  /**
-   * The issuers of an imported intermediate, up to and including its
-   * self-signed root, in path order. @peculiar/x509's X509ChainBuilder finds
-   * each issuer among the --chain certificates (subject name, key identifiers,
-   * signature), so their order in the file does not matter; every one of them
-   * must be on the path, and the path must end at a self-signed root.
-   */
-  private async checkChain(cert: X509Certificate, chainPem: string): Promise<X509Certificate[]> {
-    const chain = chainPem.trim() === '' ? [] : parseCertificates(chainPem, 'the --chain file');
-    const given = chain.map((c) => new x509.X509Certificate(c.raw));
-    const roots = await Promise.all(given.map((c) => c.isSelfSigned()));
-    if (!roots.includes(true)) {
-      throw new MeshError(
-        'MESH_E_CA_IMPORT_INVALID',
-        'an imported intermediate needs --chain with its issuers up to and including the self-signed root',
-      );
-    }
-    let built: x509.X509Certificate[];
-    try {
-      built = [...(await new x509.X509ChainBuilder({ certificates: given }).build(new x509.X509Certificate(cert.raw)))];
-    } catch (err) {
-      throw new MeshError('MESH_E_CA_IMPORT_INVALID', `the chain cannot be built: ${(err as Error).message}`, { cause: err });
-    }
-    const path = built.slice(1).map((b) => chain[given.findIndex((g) => g.equal(b))] as X509Certificate);
-    const unused = chain.filter((c) => !path.includes(c));
-    const end = built.at(-1) as x509.X509Certificate;
-    if (!(await end.isSelfSigned())) {
-      const next = unused[0]?.subject ?? 'any certificate of --chain';
-      throw new MeshError('MESH_E_CA_IMPORT_INVALID', `the chain is broken: ${end.subject} is not issued by ${next.replace(/\n/g, ', ')}`);
-    }
-    if (unused.length > 0) {
-      throw new MeshError(
-        'MESH_E_CA_IMPORT_INVALID',
-        `the chain is broken: ${(unused[0] as X509Certificate).subject.replace(/\n/g, ', ')} is not on the path from the imported certificate to its root`,
-      );
-    }
-    return path;
   }
 
   private inState(state: Generation['state']): Generation {

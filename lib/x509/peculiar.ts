@@ -52,14 +52,19 @@ export interface WebKeyPair {
   signingAlgorithm: webcrypto.EcdsaParams | webcrypto.Algorithm;
 }
 
-/** A Node private key as a WebCrypto signing key (Node 20 has no KeyObject.toCryptoKey: a PKCS#8 round trip). */
+/** A Node private key as a WebCrypto signing key (Node 20 has no KeyObject.toCryptoKey: a PKCS#8 round trip, whose DER is zeroed after the import). */
 export async function webSigner(privateKey: KeyObject): Promise<Omit<WebKeyPair, 'publicKey'>> {
   const algorithms = webAlgorithms(privateKey);
   const der = privateKey.export({ type: 'pkcs8', format: 'der' });
-  return {
-    privateKey: await webcrypto.subtle.importKey('pkcs8', der, algorithms.import, false, ['sign']),
-    signingAlgorithm: algorithms.sign,
-  };
+  try {
+    return {
+      privateKey: await webcrypto.subtle.importKey('pkcs8', der, algorithms.import, false, ['sign']),
+      signingAlgorithm: algorithms.sign,
+    };
+  } finally {
+    // The CryptoKey holds its own copy: leave no plaintext key bytes behind in a buffer the GC frees whenever.
+    der.fill(0);
+  }
 }
 
 /** A Node key pair as WebCrypto keys. */

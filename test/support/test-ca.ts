@@ -7,6 +7,7 @@ import { X509Certificate } from 'node:crypto';
 import type { IdentityMaterial } from '../../agent/xds/snapshot.js';
 import { type Generation, generationFromRow, issueLeaf } from '../../controlplane/ca/authority.js';
 import { createCaPair } from '../../controlplane/ca/ca-certificates.js';
+import { silentLogger } from '../../lib/logger.js';
 import { newKeyPair } from '../../lib/secret-files.js';
 import { toPem } from '../../lib/x509/pem.js';
 
@@ -39,6 +40,7 @@ export async function createTestCa(trustDomain: string): Promise<TestCa> {
       retired_at: null,
     },
     signerKey.privateKey,
+    silentLogger,
   );
   return {
     trustDomain,

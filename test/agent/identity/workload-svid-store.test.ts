@@ -8,6 +8,9 @@ import path from 'node:path';
 import t from 'tap';
 import { checkStoredSvid, workloadDirName } from '../../../agent/identity/svid-check.js';
 import { CHAIN_FILE, createWorkloadSvidStore, KEY_FILE, workloadsDir } from '../../../agent/identity/workload-svid-store.js';
+import { writeKeyAndChain } from '../../../lib/secret-files.js';
+import { fromPemAll, toPem } from '../../../lib/x509/pem.js';
+import { CRASHED, crashingIo } from '../../support/crashing-io.js';
 import { createTestCa } from '../../support/test-ca.js';
 
 const WEB = 'spiffe://example.org/ns/default/sa/web';
@@ -129,4 +132,67 @@ t.test('remove and prune', async (t) => {
   t.same(await readdir(workloadsDir(dataDir)), [workloadDirName(WEB)]);
   await store.remove(WEB);
   t.same(await readdir(workloadsDir(dataDir)), []);
+});
+
+/** The chain with its leaf's URI SAN tag (0x86, [6] uniformResourceIdentifier) changed to a constructed [6] (0xa6). */
+function damagedSan(chainPem: string, spiffeId: string): string {
+  const [leaf, ...rest] = fromPemAll(chainPem);
+  const der = Buffer.from(leaf as Buffer);
+  const at = der.indexOf(Buffer.from(spiffeId)) - 2;
+  if (der[at] !== 0x86 || der[at + 1] !== spiffeId.length) throw new Error('the URI SAN is not where the test expects it');
+  der[at] = 0xa6;
+  return [der, ...rest].map((d) => toPem(d)).join('');
+}
+
+t.test('a leaf whose subjectAltName is damaged is refused alone; the others are served', async (t) => {
+  const dataDir = t.testdir({ identity: {} });
+  const store = createWorkloadSvidStore(dataDir);
+  const web = ca.issue(WEB, HOUR);
+  const api = ca.issue(API, HOUR);
+  await store.save(WEB, web);
+  await store.save(API, { ...api, chainPem: damagedSan(api.chainPem, API) });
+
+  const check = checkStoredSvid({
+    dirName: workloadDirName(API),
+    chainPem: damagedSan(api.chainPem, API),
+    keyPem: api.keyPem,
+    bundlePem: ca.bundlePem,
+    now: Date.now(),
+  });
+  t.match(check, { ok: false, reason: /^the leaf's subjectAltName cannot be read: .*URI in constructed form/ }, 'the check says why');
+
+  const { svids, rejected } = await store.load(ca.bundlePem, Date.now());
+  t.same(
+    svids.map((s) => s.spiffeId),
+    [WEB],
+    'the good SVID is served',
+  );
+  t.match(rejected, [{ dir: workloadDirName(API), reason: /subjectAltName cannot be read/ }], 'the damaged one is skipped, saying why');
+  t.notMatch(JSON.stringify(rejected), /BEGIN|PRIVATE/, 'quoting nothing');
+});
+
+t.test('a crash between writing the new key and its chain: load() serves the previous pair', async (t) => {
+  const dataDir = t.testdir({ identity: {} });
+  const store = createWorkloadSvidStore(dataDir);
+  const before = ca.issue(WEB, HOUR);
+  const after = ca.issue(WEB, HOUR);
+  await store.save(WEB, before);
+  const dir = path.join(workloadsDir(dataDir), workloadDirName(WEB));
+  const files = { key: path.join(dir, KEY_FILE), chain: path.join(dir, CHAIN_FILE) };
+  // What save() does, stopped after the new key (steps: copy chain, copy key, key, chain, ...).
+  await t.rejects(writeKeyAndChain(files, after, crashingIo(3)), CRASHED);
+  t.equal(await readFile(files.key, 'utf8'), after.keyPem, 'the new key is on disk');
+  t.equal(await readFile(files.chain, 'utf8'), before.chainPem, 'with the old chain');
+
+  const { svids, rejected } = await store.load(ca.bundlePem, Date.now());
+  t.same(rejected, [], 'nothing refused');
+  t.match(svids, [{ spiffeId: WEB, chainPem: before.chainPem, keyPem: before.keyPem }], 'the previous pair is served');
+
+  await store.save(WEB, after);
+  t.match(
+    (await store.load(ca.bundlePem, Date.now())).svids,
+    [{ chainPem: after.chainPem, keyPem: after.keyPem }],
+    'the next save replaces it',
+  );
+  t.same((await readdir(dir)).sort(), [KEY_FILE, CHAIN_FILE].sort(), 'no .prev files left');
 });

@@ -7,9 +7,10 @@
  */
 import { generateKeyPairSync, type KeyObject, X509Certificate } from 'node:crypto';
 import t, { type Test } from 'tap';
-import { type Generation, generationFromRow, issueLeaf } from '../../../controlplane/ca/authority.js';
+import { type Generation, generationFromRow, issueLeaf, issuerKeyIdOf } from '../../../controlplane/ca/authority.js';
 import { createCaPair, createIntermediate, createRoot } from '../../../controlplane/ca/ca-certificates.js';
 import type { GenerationRow } from '../../../controlplane/store/ca-repo.js';
+import { createLogger, silentLogger } from '../../../lib/logger.js';
 import { newKeyPair } from '../../../lib/secret-files.js';
 import { certFields, keyIdentifier } from '../../../lib/x509/cert-info.js';
 import { x509 } from '../../../lib/x509/peculiar.js';
@@ -99,7 +100,7 @@ t.test('root, signing CA and leaf: every extension, validity, serial and signatu
   t.ok(await signer.verify({ publicKey: root.publicKey, signatureOnly: true }), 'signed by the root');
   t.equal(signer.notAfter.getTime(), Math.floor((NOW + 730 * DAY) / 1000) * 1000);
 
-  const gen: Generation = generationFromRow(rowFor(pair.rootPem, pair.signerPem), signerKey.privateKey);
+  const gen: Generation = generationFromRow(rowFor(pair.rootPem, pair.signerPem), signerKey.privateKey, silentLogger);
   const leafKey = generateKeyPairSync('ed25519');
   const serialBytes = Buffer.from('00112233445566778899aabbccddeeff', 'hex');
   const issued = issueLeaf(
@@ -172,13 +173,14 @@ t.test('the AKI is the issuer SKI as written, even when it is not a SHA-1 of the
   t.same(certFields(signerDer).extensions.get('2.5.29.35')?.value, Buffer.from(`301a8018${custom}`, 'hex'), 'keyIdentifier [0] only');
 
   // Leaves of an imported intermediate whose SKI is custom carry that SKI as AKI.
-  const gen = generationFromRow(rowFor(rootPem, toPem(signerDer)), signerKey.privateKey);
+  const gen = generationFromRow(rowFor(rootPem, toPem(signerDer)), signerKey.privateKey, silentLogger);
   const signerSki = signer.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId as string;
   t.equal(gen.signerKeyId.toString('hex'), signerSki);
   const leaf = issueLeaf(gen, { spiffeId: `spiffe://${TD}/x`, spki: spkiOf(newKeyPair().publicKey), ttlMs: 60_000, now: NOW });
   t.equal(new x509.X509Certificate(leaf.der).getExtension(x509.AuthorityKeyIdentifierExtension)?.keyId, signerSki);
 
-  // A signing CA without a SKI cannot be loaded: there is nothing to copy.
+  // A stored signing CA without a SKI (imported before SKIs were required) still loads: its leaves name
+  // the RFC 5280 method-1 key identifier, as the older code did, and the control plane warns naming the generation.
   const bare = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: '02',
     name: 'CN=bare',
@@ -188,9 +190,25 @@ t.test('the AKI is the issuer SKI as written, even when it is not a SHA-1 of the
     signingAlgorithm: keys.signingAlgorithm,
     extensions: [new x509.BasicConstraintsExtension(true, undefined, true)],
   });
-  t.throws(() => generationFromRow(rowFor(rootPem, bare.toString('pem')), rootKey.privateKey), {
+  const warnings: string[] = [];
+  const logger = createLogger({ level: 'warn', sink: { write: (line) => warnings.push(line) } });
+  const old = generationFromRow(rowFor(bare.toString('pem'), bare.toString('pem')), rootKey.privateKey, logger);
+  const method1 = keyIdentifier(spkiOf(rootKey.publicKey));
+  t.same(old.signerKeyId, method1, 'the signer key id is the SHA-1 of its key (RFC 5280 method 1)');
+  const oldLeaf = issueLeaf(old, { spiffeId: `spiffe://${TD}/x`, spki: spkiOf(newKeyPair().publicKey), ttlMs: 60_000, now: NOW });
+  t.equal(new x509.X509Certificate(oldLeaf.der).getExtension(x509.AuthorityKeyIdentifierExtension)?.keyId, hex(method1), 'leaf AKI');
+  t.equal(warnings.length, 1, 'one warning');
+  t.match(JSON.parse(warnings[0] as string), {
+    level: 'warn',
+    msg: /signing CA has no subjectKeyIdentifier/,
+    generation: 7,
+    subject: 'CN=bare',
+  });
+
+  // Issuing under a CA certificate without a SKI (a new signing CA) is refused: there is nothing to copy.
+  t.throws(() => issuerKeyIdOf(new X509Certificate(bare.toString('pem'))), {
     code: 'MESH_E_CERT_INVALID',
-    message: /CN=bare has no subjectKeyIdentifier/,
+    message: /the CA certificate CN=bare has no subjectKeyIdentifier extension/,
   });
 });
 
