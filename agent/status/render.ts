@@ -84,7 +84,8 @@ export function renderStatus(doc: StatusDocument): string {
             `${r.kind}/${r.name}`,
             r.servedVersion === undefined ? String(r.version) : `${r.version} (serving ${r.servedVersion})`,
             r.state,
-            r.reason ?? '-',
+            // Envoy's NACK detail may span lines: one line per resource in the table (--json has it as is).
+            r.reason === undefined ? '-' : r.reason.replace(/\s+/g, ' ').trim(),
           ]),
         ),
       );
