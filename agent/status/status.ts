@@ -196,6 +196,9 @@ function svidSummary(state: IdentityState | undefined): {
   };
 }
 
+/** Envoy's NACK details span lines; a problem is one line. */
+const oneLine = (text: string) => text.replace(/\s+/g, ' ').trim();
+
 /** Everything that needs an operator's attention, one sentence each. Pure. */
 export function statusProblems(doc: StatusDocument, now: number): string[] {
   const out: string[] = [];
@@ -218,7 +221,7 @@ export function statusProblems(doc: StatusDocument, now: number): string[] {
     );
   for (const r of doc.dataPlane?.policy.resources ?? [])
     if (r.state === 'rolled-back' || r.state === 'rejected' || r.state === 'invalid')
-      out.push(`policy ${r.kind}/${r.name} version ${r.version} ${r.state}${r.reason === undefined ? '' : `: ${r.reason}`}`);
+      out.push(`policy ${r.kind}/${r.name} version ${r.version} ${r.state}${r.reason === undefined ? '' : `: ${oneLine(r.reason)}`}`);
   if (doc.nodeSvid?.notAfter !== undefined && Date.parse(doc.nodeSvid.notAfter) <= now) out.push('the node SVID expired');
   if (doc.envoy !== undefined && doc.envoy.state !== 'running' && doc.envoy.state !== 'external') out.push(`Envoy is ${doc.envoy.state}`);
   if (doc.xds !== undefined) {
