@@ -9,7 +9,6 @@ import path from 'node:path';
 import t from 'tap';
 import { createDataPlane, type IdentitySource } from '../../../agent/dataplane/data-plane.js';
 import { makeView } from '../../../agent/discovery/catalog-view.js';
-import type { Workload } from '../../../agent/workloads/workload.js';
 import type { IdentityMaterial } from '../../../agent/xds/snapshot.js';
 import { systemClock } from '../../../lib/clock.js';
 import { createLogger } from '../../../lib/logger.js';
@@ -17,9 +16,7 @@ import { FakePolicySource } from '../../fakes/policy-source.js';
 import { overridingCache } from '../../support/snapshot-edits.js';
 import { tempDir } from '../../support/temp-dir.js';
 import { createTestCa } from '../../support/test-ca.js';
-
-const TD = 'example.org';
-const WEB = `spiffe://${TD}/ns/default/sa/web`;
+import { apiInstance, policyDoc, TD, WEB, web } from './policy-fixtures.js';
 
 function fakeIdentities() {
   const certs = new Map<string, IdentityMaterial>();
@@ -55,22 +52,6 @@ function fakeIdentities() {
     },
   };
 }
-
-const web: Workload = {
-  file: '/w/web.yaml',
-  name: 'web',
-  port: 8080,
-  meshPort: 18080,
-  protocol: 'http',
-  namespace: 'default',
-  serviceAccount: 'web',
-  spiffeId: WEB,
-  tags: [],
-  meta: {},
-  weight: 1,
-  check: undefined,
-  upstreams: [{ service: 'api', localPort: 9001, namespace: 'default' }],
-};
 
 t.test('builds, waits for SVIDs, refuses broken snapshots', async (t) => {
   const dir = await tempDir(t, 'dp-');
@@ -167,7 +148,7 @@ t.test('policy from a FakePolicySource: rebuilt on change, each resource with it
   t.same(policy.interest, { services: ['api', 'web'], spiffeIds: [WEB] }, 'and tells it what the node serves and calls');
   t.same(dp.status().policy, { revision: 0, origin: 'none', resources: [] });
 
-  const doc = (kind: string, name: string, spec: unknown) => ({ apiVersion: 'mesh.v1', kind, metadata: { name }, spec });
+  const doc = policyDoc;
   policy.set([
     doc('TrafficPolicy', 'api-defaults', { service: 'api', connectTimeout: '2s' }),
     doc('TrafficPolicy', 'db-defaults', { service: 'db' }),
@@ -191,22 +172,7 @@ t.test('policy from a FakePolicySource: rebuilt on change, each resource with it
     'every received resource is in force (nothing rolled back)',
   );
 
-  const api = {
-    id: 'api-1',
-    node: 'vm2',
-    address: '127.0.0.2',
-    appPort: 9000,
-    meshPort: 19000,
-    spiffeId: `spiffe://${TD}/ns/default/sa/api`,
-    protocol: 'http',
-    tags: [],
-    meta: {},
-    weight: 1,
-    datacenter: 'dc1',
-    zone: '',
-    health: 'passing' as const,
-  };
-  dp.update({ view: makeView(2, [{ name: 'api', source: 'consul', instances: [api] }]) });
+  dp.update({ view: makeView(2, [{ name: 'api', source: 'consul', instances: [apiInstance('api-1')] }]) });
   await dp.settled();
   t.equal(dp.status().policy?.resources[2]?.state, 'applied', 'an instance of api in the catalog: the TrafficPolicy resolves');
 });

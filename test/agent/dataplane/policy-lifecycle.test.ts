@@ -8,51 +8,14 @@
 import t from 'tap';
 import { fullyAcked, PolicyLifecycle } from '../../../agent/dataplane/policy-lifecycle.js';
 import { makeView } from '../../../agent/discovery/catalog-view.js';
-import type { Workload } from '../../../agent/workloads/workload.js';
 import type { AckedResources } from '../../../agent/xds/cache/acked-resources.js';
 import { RESOURCE_KINDS, type Snapshot } from '../../../agent/xds/snapshot.js';
 import { createLogger } from '../../../lib/logger.js';
 import { FakePolicySource } from '../../fakes/policy-source.js';
 import { snapshotOf } from '../xds/fixtures/streams.js';
+import { apiInstance, web } from './policy-fixtures.js';
 
-const web: Workload = {
-  file: '/w/web.yaml',
-  name: 'web',
-  port: 8080,
-  meshPort: 18080,
-  protocol: 'http',
-  namespace: 'default',
-  serviceAccount: 'web',
-  spiffeId: 'spiffe://example.org/ns/default/sa/web',
-  tags: [],
-  meta: {},
-  weight: 1,
-  check: undefined,
-  upstreams: [{ service: 'api', localPort: 9001, namespace: 'default' }],
-};
-const view = makeView(1, [
-  {
-    name: 'api',
-    source: 'consul',
-    instances: [
-      {
-        id: 'api-1',
-        node: 'n',
-        address: '127.0.0.1',
-        appPort: 1,
-        meshPort: 2,
-        spiffeId: 'spiffe://example.org/ns/default/sa/api',
-        protocol: 'http',
-        tags: [],
-        meta: {},
-        weight: 1,
-        datacenter: 'dc1',
-        zone: '',
-        health: 'passing',
-      },
-    ],
-  },
-]);
+const view = makeView(1, [{ name: 'api', source: 'consul', instances: [apiInstance('api-1')] }]);
 
 const trafficPolicy = (connectTimeout: string) => ({
   apiVersion: 'mesh.v1',

@@ -15,20 +15,11 @@ import {
 } from '../../../agent/dataplane/policy-rollback.js';
 import type { StoredPolicy } from '../../../lib/policy/schema.js';
 
-const tp = (version: number, revision: number): StoredPolicy => ({
-  kind: 'TrafficPolicy',
-  name: 'api',
-  version,
-  revision,
-  source: { v: version },
-});
-const authz = (version: number, revision: number): StoredPolicy => ({
-  kind: 'AuthorizationPolicy',
-  name: 'api',
-  version,
-  revision,
-  source: { v: version },
-});
+const resource =
+  (kind: StoredPolicy['kind']) =>
+  (version: number, revision: number): StoredPolicy => ({ kind, name: 'api', version, revision, source: { v: version } });
+const tp = resource('TrafficPolicy');
+const authz = resource('AuthorizationPolicy');
 const versions = (rs: readonly StoredPolicy[]) => rs.map((r) => `${policyKey(r)}@${r.version}`);
 const none: RolledBackSet = new Map();
 

@@ -6,44 +6,14 @@
 import t from 'tap';
 import { policyKey } from '../../../agent/dataplane/policy-rollback.js';
 import { policyResourceStatuses } from '../../../agent/dataplane/policy-status.js';
-import { type CatalogInstance, makeView } from '../../../agent/discovery/catalog-view.js';
-import type { Workload } from '../../../agent/workloads/workload.js';
+import { makeView } from '../../../agent/discovery/catalog-view.js';
 import { parsePolicyDocument } from '../../../lib/policy/parse.js';
 import type { StoredPolicy } from '../../../lib/policy/schema.js';
+import { apiInstance, policyDoc, web } from './policy-fixtures.js';
 
-const web: Workload = {
-  file: '/w/web.yaml',
-  name: 'web',
-  port: 8080,
-  meshPort: 18080,
-  protocol: 'http',
-  namespace: 'default',
-  serviceAccount: 'web',
-  spiffeId: 'spiffe://example.org/ns/default/sa/web',
-  tags: [],
-  meta: {},
-  weight: 1,
-  check: undefined,
-  upstreams: [{ service: 'api', localPort: 9001, namespace: 'default' }],
-};
+const instance = apiInstance;
 
-const instance = (id: string, tags: string[], meta: Record<string, string>): CatalogInstance => ({
-  id,
-  node: 'n',
-  address: '127.0.0.1',
-  appPort: 1,
-  meshPort: 2,
-  spiffeId: 'spiffe://example.org/ns/default/sa/api',
-  protocol: 'http',
-  tags,
-  meta,
-  weight: 1,
-  datacenter: 'dc1',
-  zone: '',
-  health: 'passing',
-});
-
-const doc = (kind: string, name: string, spec: unknown) => ({ apiVersion: 'mesh.v1', kind, metadata: { name }, spec });
+const doc = policyDoc;
 const stored = (source: ReturnType<typeof doc>, version = 1): StoredPolicy =>
   ({ kind: source.kind, name: source.metadata.name, version, revision: 4, source }) as StoredPolicy;
 
