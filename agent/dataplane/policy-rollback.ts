@@ -74,7 +74,8 @@ export function changedSinceAccepted(effective: readonly StoredPolicy[], lastAcc
 /**
  * Envoy NACKed the snapshot built from `effective`: the rolled-back set after
  * it, or undefined when no policy resource changed since the last fully
- * acknowledged snapshot (the NACK is not policy's doing; nothing to roll back).
+ * acknowledged snapshot (the NACK is not policy's doing; nothing to roll back)
+ * or every changed one is already rolled back.
  */
 export function rollBack(input: {
   readonly effective: readonly StoredPolicy[];
@@ -83,7 +84,10 @@ export function rollBack(input: {
   readonly detail: string;
   readonly at: number;
 }): RolledBackSet | undefined {
-  const changed = changedSinceAccepted(input.effective, input.lastAccepted);
+  // A resource already rolled back at this version (a second NACK of the same snapshot, for another xDS type) keeps its entry.
+  const changed = changedSinceAccepted(input.effective, input.lastAccepted).filter(
+    (r) => !sameVersion(r, input.rolledBack.get(policyKey(r))),
+  );
   if (changed.length === 0) return undefined;
   const next = new Map(input.rolledBack);
   for (const r of changed) {

@@ -37,6 +37,11 @@ t.test('a NACK rolls back only what changed since the last fully acknowledged sn
   const rb = rollBack({ effective: built, lastAccepted, rolledBack: none, detail: 'bad cluster', at: 10 });
   t.same(rb?.get('TrafficPolicy/api'), { version: 2, revision: 5, detail: 'bad cluster', at: 10, restored: 1 });
   t.notOk(rb?.has('AuthorizationPolicy/api'), 'the unchanged resource keeps its version');
+  t.equal(
+    rollBack({ effective: built, lastAccepted, rolledBack: rb ?? none, detail: 'LDS too', at: 10 }),
+    undefined,
+    'a second NACK of the same snapshot (another xDS type) adds nothing and keeps the first detail',
+  );
 
   const after = effectivePolicy(built, lastAccepted, rb ?? none);
   t.same(versions(after.resources), ['TrafficPolicy/api@1', 'AuthorizationPolicy/api@1'], 'the last accepted version is built instead');
