@@ -13,11 +13,20 @@
  * (version or revision above the rejected one), so a NACK cannot start a
  * loop: after a rollback nothing differs from what Envoy accepted, and a
  * second NACK finds nothing to roll back.
+ *
+ * Except where leaving a resource out would widen access: an
+ * AuthorizationPolicy or a ServiceIdentity that Envoy never accepted is kept
+ * (fail closed). Envoy goes on rejecting it and keeps its previous
+ * configuration; a listener it never had stays absent. Status still shows it
+ * rolled back, with `kept`.
  */
 import type { StoredPolicy } from '../../lib/policy/schema.js';
 
 /** `TrafficPolicy/api-defaults`: one policy resource, whatever its version. */
 export type PolicyKey = string;
+
+/** Kinds whose absence would let more peers in: never dropped by a rollback. */
+export const FAIL_CLOSED_KINDS: ReadonlySet<string> = new Set(['AuthorizationPolicy', 'ServiceIdentity']);
 
 export const policyKey = (r: { readonly kind: string; readonly name: string }): PolicyKey => `${r.kind}/${r.name}`;
 
@@ -62,6 +71,7 @@ export function effectivePolicy(received: readonly StoredPolicy[], lastAccepted:
     still.set(key, rb);
     const previous = lastAccepted.get(key);
     if (previous !== undefined) resources.push(previous);
+    else if (FAIL_CLOSED_KINDS.has(r.kind)) resources.push(r);
   }
   return { resources, rolledBack: still };
 }

@@ -17,7 +17,7 @@ import type { PolicyDocument, StoredPolicy, SubsetSpec } from '../../lib/policy/
 import type { CatalogInstance, CatalogView } from '../discovery/catalog-view.js';
 import type { PolicyOrigin } from '../policy/policy-source.js';
 import type { Workload } from '../workloads/workload.js';
-import { type AcceptedSet, type PolicyKey, policyKey, type RolledBackSet } from './policy-rollback.js';
+import { type AcceptedSet, FAIL_CLOSED_KINDS, type PolicyKey, policyKey, type RolledBackSet } from './policy-rollback.js';
 
 export const POLICY_RESOURCE_STATES = ['applied', 'unresolved', 'rejected', 'rolled-back', 'invalid', 'unused'] as const;
 export type PolicyResourceState = (typeof POLICY_RESOURCE_STATES)[number];
@@ -115,7 +115,12 @@ function resourceState(r: StoredPolicy, input: PolicyStatusInput): Omit<PolicyRe
     return { state: 'invalid', reason: parsed === undefined ? 'not parsed yet' : `does not parse: ${issuesText(parsed)}` };
   const rb = input.rolledBack.get(key);
   if (rb !== undefined) {
-    const instead = rb.restored === undefined ? 'left out: no earlier version was accepted' : `serving version ${rb.restored} instead`;
+    const instead =
+      rb.restored !== undefined
+        ? `serving version ${rb.restored} instead`
+        : FAIL_CLOSED_KINDS.has(r.kind)
+          ? 'kept (dropping it would let more peers in): Envoy keeps its previous configuration'
+          : 'left out: no earlier version was accepted';
     return {
       state: 'rolled-back',
       reason: `Envoy rejected the configuration it produced (${rb.detail}); ${instead}`,

@@ -86,3 +86,19 @@ t.test('accepted: merges per resource and keeps the same map when nothing change
     'a resource not in the new snapshot keeps its last accepted version',
   );
 });
+
+t.test(
+  'an AuthorizationPolicy or ServiceIdentity never accepted is kept, not dropped (fail closed); a TrafficPolicy is dropped',
+  async (t) => {
+    const built = [tp(1, 1), authz(1, 1), resource('ServiceIdentity')(1, 1)];
+    const rb = rollBack({ effective: built, lastAccepted: new Map(), rolledBack: none, detail: 'bad', at: 1 });
+    t.equal(rb?.size, 3, 'all three are rolled back');
+    const e = effectivePolicy(built, new Map(), rb ?? none);
+    t.same(versions(e.resources), ['AuthorizationPolicy/api@1', 'ServiceIdentity/api@1'], 'dropping these would let more peers in');
+    t.equal(
+      rollBack({ effective: e.resources, lastAccepted: new Map(), rolledBack: e.rolledBack, detail: 'bad', at: 2 }),
+      undefined,
+      'no loop',
+    );
+  },
+);
