@@ -11,8 +11,7 @@
 import type { Clock } from '../../lib/clock.js';
 import { toMeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
-import { parsePolicyDocument } from '../../lib/policy/parse.js';
-import type { PolicyDocument } from '../../lib/policy/schema.js';
+import type { StoredPolicy } from '../../lib/policy/schema.js';
 import { SideEffects } from '../../lib/side-effects.js';
 import type { CatalogView } from '../discovery/catalog-view.js';
 import { EMPTY_VIEW } from '../discovery/catalog-view.js';
@@ -25,6 +24,8 @@ import { createSnapshotCache, type SnapshotCache } from '../xds/cache/snapshot-c
 import { type AdsServer, startAdsServer } from '../xds/server/ads-server.js';
 import { type AdsEvent, type AdsStatus, idleAdsStatus } from '../xds/server/ads-telemetry.js';
 import { BuildMemo, buildSnapshot, type Identities } from '../xds/snapshot.js';
+import { PolicyLifecycle } from './policy-lifecycle.js';
+import type { DataPlanePolicyStatus } from './policy-status.js';
 import { type WorkloadServing, workloadServing } from './workload-serving.js';
 
 /** Where SVIDs and the trust bundle come from (agent/identity/workload-identities.ts). */
@@ -86,6 +87,8 @@ export interface DataPlaneStatus {
   readonly upstreams: readonly UpstreamStatus[];
   /** Per workload: whether Envoy serves its mesh listener, and why not. */
   readonly serving: ReadonlyArray<WorkloadServing & { readonly workload: string }>;
+  /** Per policy resource the node holds: applied, or why not (agent/dataplane/policy-status.ts). Always set by the data plane; optional for hand-made statuses. */
+  readonly policy?: DataPlanePolicyStatus;
 }
 
 export interface DataPlane {
@@ -105,6 +108,8 @@ export interface DataPlane {
   serving(): ReadonlyMap<string, WorkloadServing>;
   /** Called when serving() changes (Envoy events, acknowledgements, rebuilds). */
   onServingChange(listener: () => void): () => void;
+  /** The policy resources the latest build used: the received ones, with NACK rollbacks applied. */
+  policyInForce(): readonly StoredPolicy[];
   /** The node's snapshots (keyed by nodeName, Envoy's node id) and what Envoy acknowledged. */
   readonly cache: SnapshotCache;
   readonly ads: AdsServer | undefined;
@@ -139,20 +144,8 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
   let unsubscribe: (() => void) | undefined;
   const memo = new BuildMemo();
   const policy = options.policy ?? staticPolicySource();
-  /** The policy set's documents, parsed once per revision; a document that fails to parse is left out and logged. */
-  let parsedPolicy: { revision: number; documents: readonly PolicyDocument[] } | undefined;
-  const policyDocuments = (): readonly PolicyDocument[] => {
-    const set = policy.current();
-    if (parsedPolicy?.revision === set.revision) return parsedPolicy.documents;
-    const documents: PolicyDocument[] = [];
-    for (const r of set.resources) {
-      const parsed = parsePolicyDocument(r.source);
-      if (parsed.ok) documents.push(parsed.document);
-      else log.error('a policy resource does not parse; it is left out', { kind: r.kind, name: r.name, issues: parsed.issues });
-    }
-    parsedPolicy = { revision: set.revision, documents };
-    return documents;
-  };
+  /** Received policy minus NACK rollbacks; parses each resource once per version. */
+  const policyLife = new PolicyLifecycle(policy, log.child({ component: 'policy' }));
   const policyInterest = () => ({
     services: [...new Set([...workloads.map((w) => w.name), ...workloads.flatMap((w) => w.upstreams.map((u) => u.service))])].sort(),
     spiffeIds: wantedIds().sort(),
@@ -212,9 +205,13 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       }
     });
   };
-  /** ADS events that change what Envoy accepted (not pushes). */
+  /** ADS events that change what Envoy accepted (not pushes); a NACK of this node may roll policy back. */
   const onAdsEvent = (event: AdsEvent) => {
-    if (event.kind !== 'push') servingMayHaveChanged();
+    if (event.kind === 'push') return;
+    servingMayHaveChanged();
+    if (event.kind === 'ack' && event.node === options.nodeName)
+      policyLife.acknowledged(cache.current(options.nodeName)?.snapshot, cache.acked(options.nodeName));
+    if (event.kind === 'nack' && event.nack.node === options.nodeName && policyLife.nacked(event.nack.detail, event.nack.at)) schedule();
   };
 
   const rebuild = () => {
@@ -226,7 +223,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       workloads,
       view,
       svids: new Set(ids.certs.keys()),
-      policies: policyDocuments(),
+      policies: policyLife.build(),
       ...(options.zone === undefined ? {} : { zone: options.zone }),
     });
     const before = JSON.stringify(problems);
@@ -235,7 +232,14 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
     lastBuilt = built;
     const snapshot = buildSnapshot(built.model, ids, memo);
     try {
-      if (cache.setSnapshot(options.nodeName, snapshot)) {
+      const changed = cache.setSnapshot(options.nodeName, snapshot);
+      const served = cache.current(options.nodeName);
+      if (served !== undefined) {
+        policyLife.servedAs(served.version);
+        // Content Envoy already runs (a rollback to it) brings no new ACK: check now.
+        policyLife.acknowledged(served.snapshot, cache.acked(options.nodeName));
+      }
+      if (changed) {
         builtAt = options.clock.now();
         log.info('xds snapshot served', {
           version: snapshot.version.slice(0, 12),
@@ -250,6 +254,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       if (message !== lastError)
         log.error('snapshot refused; Envoy keeps the previous configuration', { code: 'MESH_E_XDS_SNAPSHOT_INVALID', error: message });
       lastError = message;
+      policyLife.refused(message);
     }
   };
 
@@ -317,6 +322,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       await envoy.start();
     },
     serving,
+    policyInForce: () => policyLife.inForce(),
     onServingChange(listener) {
       servingListeners.add(listener);
       return () => {
@@ -364,6 +370,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
         modelProblems: problems,
         upstreams: upstreamStatuses(lastBuilt),
         serving: [...serving()].map(([workload, state]) => ({ workload, ...state })),
+        policy: policyLife.status(workloads, view),
       };
     },
     async stop() {

@@ -73,6 +73,23 @@ export function renderStatus(doc: StatusDocument): string {
       ),
     );
   }
+  const policy = doc.dataPlane?.policy;
+  if (policy !== undefined && (policy.revision > 0 || policy.resources.length > 0)) {
+    out.push(`\npolicy in the data plane: revision ${policy.revision} (${policy.origin}), ${policy.resources.length} resource(s)\n`);
+    if (policy.resources.length > 0)
+      out.push(
+        table(
+          ['POLICY', 'VERSION', 'STATE', 'REASON'],
+          policy.resources.map((r) => [
+            `${r.kind}/${r.name}`,
+            r.servedVersion === undefined ? String(r.version) : `${r.version} (serving ${r.servedVersion})`,
+            r.state,
+            // Envoy's NACK detail may span lines: one line per resource in the table (--json has it as is).
+            r.reason === undefined ? '-' : r.reason.replace(/\s+/g, ' ').trim(),
+          ]),
+        ),
+      );
+  }
   if (doc.xds !== undefined) {
     out.push(
       `\nxDS: snapshot ${doc.xds.snapshotVersion ?? '-'}, ${doc.xds.streams.map((s) => `${s.api} stream from ${s.node}`).join(', ') || 'Envoy not connected'}\n`,

@@ -1,6 +1,7 @@
 /** The document GET /status returns, built from the agent's parts. Pure. */
 
 import type { DataPlaneStatus } from '../dataplane/data-plane.js';
+import type { DataPlanePolicyStatus } from '../dataplane/policy-status.js';
 import type { CatalogView } from '../discovery/catalog-view.js';
 import type { WatchState } from '../discovery/catalog-watch.js';
 import type { ConnectionState, RegistrationState } from '../discovery/registrar.js';
@@ -73,6 +74,8 @@ export interface StatusDocument {
     >;
     types: Array<{ type: string; ackedVersion?: string; ackedAt?: string; lastNack?: { version: string; detail: string; at: string } }>;
   };
+  /** What the data plane builds from; `policy`: per policy resource, applied or why not (docs/reference/policy-status.md). */
+  dataPlane?: { policy: DataPlanePolicyStatus };
   /** The agent process itself. */
   agent?: { pid: number; uptimeSeconds: number; memoryMb: { rss: number; heapUsed: number; heapTotal: number; external: number } };
   /** False when something needs attention; problems says what. `mesh-agent status` exits 1 then. */
@@ -151,6 +154,7 @@ export function buildStatus(input: StatusInput): StatusDocument {
     }
     const upstreamProblems = dp.modelProblems.filter((p) => p.part === 'upstream').map((p) => ({ workload: p.workload, reason: p.reason }));
     if (upstreamProblems.length > 0) doc.upstreamProblems = upstreamProblems;
+    if (dp.policy !== undefined) doc.dataPlane = { policy: dp.policy };
     doc.envoy = dp.envoy;
     doc.xds = {
       socket: dp.xds.socket,
@@ -192,6 +196,9 @@ function svidSummary(state: IdentityState | undefined): {
   };
 }
 
+/** Envoy's NACK details span lines; a problem is one line. */
+const oneLine = (text: string) => text.replace(/\s+/g, ' ').trim();
+
 /** Everything that needs an operator's attention, one sentence each. Pure. */
 export function statusProblems(doc: StatusDocument, now: number): string[] {
   const out: string[] = [];
@@ -212,6 +219,9 @@ export function statusProblems(doc: StatusDocument, now: number): string[] {
     out.push(
       `control plane ${doc.controlPlane.address} ${doc.controlPlane.state}${doc.controlPlane.lastError ? `: ${doc.controlPlane.lastError}` : ''}`,
     );
+  for (const r of doc.dataPlane?.policy.resources ?? [])
+    if (r.state === 'rolled-back' || r.state === 'rejected' || r.state === 'invalid')
+      out.push(`policy ${r.kind}/${r.name} version ${r.version} ${r.state}${r.reason === undefined ? '' : `: ${oneLine(r.reason)}`}`);
   if (doc.nodeSvid?.notAfter !== undefined && Date.parse(doc.nodeSvid.notAfter) <= now) out.push('the node SVID expired');
   if (doc.envoy !== undefined && doc.envoy.state !== 'running' && doc.envoy.state !== 'external') out.push(`Envoy is ${doc.envoy.state}`);
   if (doc.xds !== undefined) {

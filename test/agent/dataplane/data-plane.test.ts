@@ -9,16 +9,14 @@ import path from 'node:path';
 import t from 'tap';
 import { createDataPlane, type IdentitySource } from '../../../agent/dataplane/data-plane.js';
 import { makeView } from '../../../agent/discovery/catalog-view.js';
-import type { Workload } from '../../../agent/workloads/workload.js';
 import type { IdentityMaterial } from '../../../agent/xds/snapshot.js';
 import { systemClock } from '../../../lib/clock.js';
 import { createLogger } from '../../../lib/logger.js';
+import { FakePolicySource } from '../../fakes/policy-source.js';
 import { overridingCache } from '../../support/snapshot-edits.js';
 import { tempDir } from '../../support/temp-dir.js';
 import { createTestCa } from '../../support/test-ca.js';
-
-const TD = 'example.org';
-const WEB = `spiffe://${TD}/ns/default/sa/web`;
+import { apiInstance, policyDoc, TD, WEB, web } from './policy-fixtures.js';
 
 function fakeIdentities() {
   const certs = new Map<string, IdentityMaterial>();
@@ -54,22 +52,6 @@ function fakeIdentities() {
     },
   };
 }
-
-const web: Workload = {
-  file: '/w/web.yaml',
-  name: 'web',
-  port: 8080,
-  meshPort: 18080,
-  protocol: 'http',
-  namespace: 'default',
-  serviceAccount: 'web',
-  spiffeId: WEB,
-  tags: [],
-  meta: {},
-  weight: 1,
-  check: undefined,
-  upstreams: [{ service: 'api', localPort: 9001, namespace: 'default' }],
-};
 
 t.test('builds, waits for SVIDs, refuses broken snapshots', async (t) => {
   const dir = await tempDir(t, 'dp-');
@@ -142,4 +124,55 @@ t.test('builds, waits for SVIDs, refuses broken snapshots', async (t) => {
   await dp.settled();
   t.equal(served()?.version, second?.version, 'back to the same content: same version');
   t.equal(dp.status().xds.lastError, undefined);
+});
+
+t.test('policy from a FakePolicySource: rebuilt on change, each resource with its state in status', async (t) => {
+  const dir = await tempDir(t, 'dp-policy-');
+  const ids = fakeIdentities();
+  const ca = await createTestCa(TD);
+  const policy = new FakePolicySource();
+  const dp = createDataPlane({
+    nodeName: 'vm1',
+    trustDomain: TD,
+    adsSocket: path.join(dir, 'ads.sock'),
+    clock: systemClock,
+    log: createLogger({ level: 'error', sink: { write: () => undefined } }),
+    identities: ids.source,
+    policy,
+  });
+  dp.update({ workloads: [web], view: makeView(1, [{ name: 'api', source: 'consul', instances: [] }]) });
+  ids.set(WEB, ca.issue(WEB), ca.bundlePem);
+  await dp.start();
+  t.teardown(() => dp.stop());
+  t.ok(policy.started, 'the data plane starts its policy source');
+  t.same(policy.interest, { services: ['api', 'web'], spiffeIds: [WEB] }, 'and tells it what the node serves and calls');
+  t.same(dp.status().policy, { revision: 0, origin: 'none', resources: [] });
+
+  const doc = policyDoc;
+  policy.set([
+    doc('TrafficPolicy', 'api-defaults', { service: 'api', connectTimeout: '2s' }),
+    doc('TrafficPolicy', 'db-defaults', { service: 'db' }),
+    doc('AuthorizationPolicy', 'web-authz', { target: { service: 'web' }, defaultAction: 'allow' }),
+    doc('RateLimit', 'broken', { target: { service: 'web' }, requestsPerSecond: 0 }),
+  ]);
+  await dp.settled();
+  const states = () => dp.status().policy?.resources.map((r) => `${r.kind}/${r.name}:${r.state}`);
+  t.equal(dp.status().policy?.revision, 1);
+  t.equal(dp.status().policy?.origin, 'controlplane');
+  t.same(states(), [
+    'AuthorizationPolicy/web-authz:applied',
+    'RateLimit/broken:invalid',
+    'TrafficPolicy/api-defaults:unresolved',
+    'TrafficPolicy/db-defaults:unused',
+  ]);
+  t.match(dp.status().policy?.resources[1]?.reason, /spec\.requestsPerSecond/);
+  t.same(
+    dp.policyInForce().map((r) => r.name),
+    ['api-defaults', 'db-defaults', 'web-authz', 'broken'],
+    'every received resource is in force (nothing rolled back)',
+  );
+
+  dp.update({ view: makeView(2, [{ name: 'api', source: 'consul', instances: [apiInstance('api-1')] }]) });
+  await dp.settled();
+  t.equal(dp.status().policy?.resources[2]?.state, 'applied', 'an instance of api in the catalog: the TrafficPolicy resolves');
 });

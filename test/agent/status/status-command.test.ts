@@ -207,3 +207,58 @@ t.test('SVIDs served from the state folder: the document and the table say where
   t.match(renderStatus(d), /web\s+spiffe:\/\/example\.org\/ns\/default\/sa\/web\s+18080\s+pending\s+-\s+failing \(disk\)\s+BB/);
   t.match(renderStatus(d), /node SVID {6}ready, serial AA/);
 });
+
+t.test('policy in the data plane: the table, the JSON, and the states that are problems', async (t) => {
+  const policy = {
+    revision: 7,
+    origin: 'controlplane' as const,
+    resources: [
+      { kind: 'AuthorizationPolicy', name: 'api-authz', version: 3, revision: 6, state: 'applied' as const },
+      {
+        kind: 'TrafficPolicy',
+        name: 'api-defaults',
+        version: 2,
+        revision: 7,
+        state: 'rolled-back' as const,
+        reason: 'Envoy rejected the configuration it produced (bad cluster); serving version 1 instead',
+        servedVersion: 1,
+      },
+      {
+        kind: 'TrafficRoute',
+        name: 'api-split',
+        version: 1,
+        revision: 5,
+        state: 'unresolved' as const,
+        reason: 'subset v2 (version=v2) selects no instance of api',
+      },
+    ],
+  };
+  const d = buildStatus({
+    ...statusInput(),
+    dataPlane: {
+      envoy: { state: 'external' },
+      xds: idleAdsStatus('/run/ads.sock'),
+      modelProblems: [],
+      upstreams: [],
+      serving: [],
+      identity: {
+        node: { spiffeId: 'spiffe://example.org/mesh/node/vm1', failures: 0, state: 'ready' },
+        workloads: [],
+        bundle: { sequence: 1, roots: 1 },
+        controlPlane: { address: 'cp:1', state: 'connected' },
+      },
+      policy,
+    },
+  });
+  t.same(d.dataPlane, { policy }, 'the JSON carries every field under dataPlane.policy');
+  t.same(d.problems, [
+    'policy TrafficPolicy/api-defaults version 2 rolled-back: Envoy rejected the configuration it produced (bad cluster); serving version 1 instead',
+  ]);
+  const out = renderStatus(d);
+  t.match(out, /policy in the data plane: revision 7 \(controlplane\), 3 resource\(s\)/);
+  t.match(out, /POLICY\s+VERSION\s+STATE\s+REASON/);
+  t.match(out, /AuthorizationPolicy\/api-authz\s+3\s+applied\s+-/);
+  t.match(out, /TrafficPolicy\/api-defaults\s+2 \(serving 1\)\s+rolled-back\s+Envoy rejected/);
+  t.match(out, /TrafficRoute\/api-split\s+1\s+unresolved\s+subset v2/);
+  t.notMatch(renderStatus(doc()), /policy in the data plane/, 'no policy section without policy');
+});
