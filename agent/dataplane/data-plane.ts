@@ -19,7 +19,7 @@ import { EMPTY_VIEW } from '../discovery/catalog-view.js';
 import type { EnvoyStatus } from '../envoy/envoy-status.js';
 import type { IdentitiesStatus } from '../identity/identity-status.js';
 import { buildModel, type ModelProblem } from '../model/build-model.js';
-import { type PolicySource, staticPolicySource } from '../policy/policy-source.js';
+import { type PolicySource, type PolicySourceStatus, staticPolicySource } from '../policy/policy-source.js';
 import type { Workload } from '../workloads/workload.js';
 import { createSnapshotCache, type SnapshotCache } from '../xds/cache/snapshot-cache.js';
 import { type AdsServer, startAdsServer } from '../xds/server/ads-server.js';
@@ -86,6 +86,8 @@ export interface DataPlaneStatus {
   readonly upstreams: readonly UpstreamStatus[];
   /** Per workload: whether Envoy serves its mesh listener, and why not. */
   readonly serving: ReadonlyArray<WorkloadServing & { readonly workload: string }>;
+  /** The policy revision in force and where it came from. */
+  readonly policy?: PolicySourceStatus;
 }
 
 export interface DataPlane {
@@ -364,6 +366,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
         modelProblems: problems,
         upstreams: upstreamStatuses(lastBuilt),
         serving: [...serving()].map(([workload, state]) => ({ workload, ...state })),
+        policy: policy.status?.() ?? { revision: policy.current().revision, origin: policy.origin(), connected: false },
       };
     },
     async stop() {

@@ -60,6 +60,8 @@ export interface StatusDocument {
   upstreamProblems?: Array<{ workload: string; reason: string }>;
   controlPlane?: { address: string; state: string; lastError?: string; bundleRoots: number; bundleSequence: number };
   nodeSvid?: { state: string; serial?: string; notAfter?: string; error?: string; source?: SvidSource };
+  /** The mesh policy in force: its revision and where it came from ('controlplane', 'disk' or 'none'). */
+  policy?: { revision: number; origin: string; connected: boolean; lastError?: string; receivedAt?: string };
   envoy?: Record<string, unknown> & { state: string };
   xds?: {
     socket: string;
@@ -151,6 +153,14 @@ export function buildStatus(input: StatusInput): StatusDocument {
     }
     const upstreamProblems = dp.modelProblems.filter((p) => p.part === 'upstream').map((p) => ({ workload: p.workload, reason: p.reason }));
     if (upstreamProblems.length > 0) doc.upstreamProblems = upstreamProblems;
+    if (dp.policy !== undefined)
+      doc.policy = {
+        revision: dp.policy.revision,
+        origin: dp.policy.origin,
+        connected: dp.policy.connected,
+        ...(dp.policy.lastError === undefined ? {} : { lastError: dp.policy.lastError }),
+        ...(dp.policy.receivedAt === undefined ? {} : { receivedAt: iso(dp.policy.receivedAt) }),
+      };
     doc.envoy = dp.envoy;
     doc.xds = {
       socket: dp.xds.socket,

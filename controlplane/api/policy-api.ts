@@ -8,7 +8,7 @@
  * Updates are encoded once per group by the fan-out; the service definition's
  * serializer passes those bytes through as they are.
  */
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import { MeshError, toMeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import { toServiceError } from '../../lib/proto/contract.js';
@@ -44,7 +44,11 @@ export function policyServiceDefinition(service: grpc.ServiceDefinition): {
   };
 }
 
-export function policyHandlers(deps: { identity: IdentityService; fanout: PolicyFanout; logger: Logger }): grpc.UntypedServiceImplementation {
+export function policyHandlers(deps: {
+  identity: IdentityService;
+  fanout: PolicyFanout;
+  logger: Logger;
+}): grpc.UntypedServiceImplementation {
   const { identity, fanout, logger } = deps;
   return {
     Watch: (call: grpc.ServerWritableStream<WatchRequest, Buffer>) => {
@@ -61,6 +65,8 @@ export function policyHandlers(deps: { identity: IdentityService; fanout: Policy
         call.emit('error', toServiceError(e));
         return;
       }
+      // Headers at once: the agent knows the watch is open even when nothing is sent (it holds the current revision).
+      call.sendMetadata(new grpc.Metadata());
       let ended = false;
       const subscription = fanout.subscribe(
         {

@@ -51,7 +51,13 @@ export class MemoryPolicyStore implements PolicyStore {
       const before = this.get(kind, name);
       const source = documents[index];
       const same = before !== undefined && JSON.stringify(before.source) === JSON.stringify(source);
-      changes.push({ kind, name, action: before === undefined ? 'created' : same ? 'unchanged' : 'updated', before: before?.source, after: source });
+      changes.push({
+        kind,
+        name,
+        action: before === undefined ? 'created' : same ? 'unchanged' : 'updated',
+        before: before?.source,
+        after: source,
+      });
       if (!same)
         writes.push({ kind, name, source, version: (before?.version ?? 0) + 1, revision: next, updatedAtMs: this.now(), updatedBy: actor });
     });
