@@ -208,10 +208,12 @@ export class PolicyFanout {
   private changed(): void {
     if (this.stopped) return;
     this.dirty = true;
-    if (this.flushing === undefined)
-      this.flushing = this.flush().finally(() => {
-        this.flushing = undefined;
-      });
+    if (this.flushing !== undefined) return;
+    this.flushing = this.flush().finally(() => {
+      this.flushing = undefined;
+      // A change that came after the last pass ended but before this callback ran.
+      if (this.dirty) this.changed();
+    });
   }
 
   private async flush(): Promise<void> {
