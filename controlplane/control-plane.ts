@@ -15,12 +15,14 @@ import { packageVersion } from '../lib/version.js';
 import { adminHandlers } from './api/admin-api.js';
 import { identityHandlers } from './api/identity-api.js';
 import { installPeerCertificateCache } from './api/peer-cert-cache.js';
+import { policyServiceDefinition, policyWatchHandlers } from './api/policy-watch-api.js';
 import { ServerIdentity } from './api/server-identity.js';
 import { RateLimiter } from './attestation/rate-limiter.js';
 import { CaManager } from './ca/ca-manager.js';
 import { createLeafSigner, defaultSigningWorkers } from './ca/leaf-signer.js';
 import type { ControlplaneConfig } from './config/schema.js';
 import { IdentityService } from './identity-service.js';
+import { nodeRevokedError, PolicyFanout } from './policy/policy-fanout.js';
 import { PolicyRepo } from './policy/policy-repo.js';
 import type { PolicyStore } from './policy/policy-store.js';
 import { AuditRepo } from './store/audit-repo.js';
@@ -47,6 +49,8 @@ export interface ControlPlane {
   readonly serverIdentity: ServerIdentity;
   /** Policy resources (what the Admin API applies and the Policy.Watch stream reads). */
   readonly policies: PolicyStore;
+  /** The Policy.Watch streams (fan-out of the policy store to agents). */
+  readonly policyFanout: PolicyFanout;
   stop(): Promise<void>;
 }
 
@@ -58,7 +62,14 @@ function bind(server: grpc.Server, address: string, credentials: grpc.ServerCred
   );
 }
 
-export async function startControlPlane(config: ControlplaneConfig, deps: { clock: Clock; logger: Logger }): Promise<ControlPlane> {
+export interface ControlPlaneDeps {
+  clock: Clock;
+  logger: Logger;
+  /** The policy resources (Admin API, Policy.Watch); default: the SQLite repo in the control plane's database. */
+  policies?: PolicyStore;
+}
+
+export async function startControlPlane(config: ControlplaneConfig, deps: ControlPlaneDeps): Promise<ControlPlane> {
   const { clock, logger } = deps;
   const startedAt = clock.now();
   // Checked before anything is opened or bound, so a refusal leaves no listener or open database behind.
@@ -121,20 +132,27 @@ export async function startControlPlane(config: ControlplaneConfig, deps: { cloc
     clock,
     logger: logger.child({ component: 'identity' }),
   });
-  const policies = new PolicyRepo({
-    db,
-    audit,
-    trustDomain: config.trustDomain,
-    clock,
-    logger: logger.child({ component: 'policy' }),
-  });
+  const policies =
+    deps.policies ??
+    new PolicyRepo({
+      db,
+      audit,
+      trustDomain: config.trustDomain,
+      clock,
+      logger: logger.child({ component: 'policy' }),
+    });
   const serverIdentity = new ServerIdentity({ ca, certs, batcher, clock, trustDomain: config.trustDomain });
   await serverIdentity.start();
 
-  const { Identity, Admin } = contract();
+  const { Identity, Admin, Policy } = contract();
   const options = { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': 4 * 1024 * 1024 };
   const server = new grpc.Server(options);
   server.addService(Identity.service, identityHandlers({ identity, ca, logger: logger.child({ component: 'api' }) }));
+  const policyService = policyServiceDefinition(Policy.service);
+  const policyLogger = logger.child({ component: 'policy-stream' });
+  const policyFanout = new PolicyFanout({ store: policies, encode: policyService.encode, logger: policyLogger });
+  identity.onRevoked((node) => policyFanout.endNode(node, nodeRevokedError(node)));
+  server.addService(policyService.definition, policyWatchHandlers({ identity, fanout: policyFanout, logger: policyLogger }));
   const port = await bind(server, config.listen, createCertificateProviderServerCredentials(serverIdentity, serverIdentity, false));
   const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
   const address = `${host}:${port}`;
@@ -187,10 +205,12 @@ export async function startControlPlane(config: ControlplaneConfig, deps: { cloc
     identity,
     serverIdentity,
     policies,
+    policyFanout,
     async stop() {
       if (stopped) return;
       stopped = true;
       serverIdentity.stop();
+      policyFanout.stop();
       // Calls in flight get a grace period; bundle watches never end by themselves, so then force.
       const graceful = (srv: typeof server) =>
         new Promise<void>((resolve) => {

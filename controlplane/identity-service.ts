@@ -73,6 +73,7 @@ export class IdentityService {
    * checked per request against the store.
    */
   private readonly verified = new Map<string, Authenticated>();
+  private readonly revokedListeners = new Set<(node: string) => void>();
 
   constructor(private readonly d: IdentityDeps) {
     d.ca.onBundleChange(() => this.verified.clear());
@@ -248,7 +249,14 @@ export class IdentityService {
       this.audited({ at: now, actor: 'admin', action: 'node.revoke', spiffe_id: node.spiffe_id, result: 'ok' });
     });
     this.d.logger.warn('node revoked', { node: name });
+    for (const listener of this.revokedListeners) listener(name);
     return this.d.nodes.node(name) as NodeRow;
+  }
+
+  /** Called after a node's revocation committed (its open streams end). */
+  onRevoked(listener: (node: string) => void): () => void {
+    this.revokedListeners.add(listener);
+    return () => this.revokedListeners.delete(listener);
   }
 
   private async issue(input: {
@@ -302,7 +310,8 @@ export class IdentityService {
     };
   }
 
-  private requireActive(name: string): NodeRow {
+  /** The node's row; MESH_E_NODE_UNKNOWN or MESH_E_NODE_REVOKED unless it is active. */
+  requireActive(name: string): NodeRow {
     const node = this.d.nodes.node(name);
     if (node === undefined) throw new MeshError('MESH_E_NODE_UNKNOWN', `no node named ${name}`, { details: { node: name } });
     if (node.status !== 'active')

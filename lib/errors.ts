@@ -31,6 +31,7 @@ export const ERROR_CODES = {
   MESH_E_CA_IMPORT_INVALID: 'an imported CA certificate, key or chain is unusable',
   MESH_E_POLICY_INVALID: 'a policy document is invalid (index, kind, name and field path in details); nothing was stored',
   MESH_E_POLICY_NOT_FOUND: 'no policy resource of that kind and name',
+  MESH_E_POLICY_CACHE_INVALID: 'the policy kept on disk cannot be read; it is ignored until the control plane sends a set',
   MESH_E_CA_ROTATION_STATE: 'a CA rotation step was asked for out of order',
   MESH_E_CA_ROOT_IN_USE: 'the previous root still has unexpired certificates chaining to it',
   MESH_E_TOKEN_UNKNOWN: 'the join token is not known to the control plane',

@@ -18,7 +18,7 @@ import { EMPTY_VIEW } from '../discovery/catalog-view.js';
 import type { EnvoyStatus } from '../envoy/envoy-status.js';
 import type { IdentitiesStatus } from '../identity/identity-status.js';
 import { buildModel, type ModelProblem } from '../model/build-model.js';
-import { type PolicySource, staticPolicySource } from '../policy/policy-source.js';
+import { type PolicySource, type PolicySourceStatus, staticPolicySource } from '../policy/policy-source.js';
 import type { Workload } from '../workloads/workload.js';
 import { createSnapshotCache, type SnapshotCache } from '../xds/cache/snapshot-cache.js';
 import { type AdsServer, startAdsServer } from '../xds/server/ads-server.js';
@@ -89,6 +89,8 @@ export interface DataPlaneStatus {
   readonly serving: ReadonlyArray<WorkloadServing & { readonly workload: string }>;
   /** Per policy resource the node holds: applied, or why not (agent/dataplane/policy-status.ts). Always set by the data plane; optional for hand-made statuses. */
   readonly policy?: DataPlanePolicyStatus;
+  /** The policy stream: the revision received, where it came from, whether the watch is open. */
+  readonly policySource?: PolicySourceStatus;
 }
 
 export interface DataPlane {
@@ -371,6 +373,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
         upstreams: upstreamStatuses(lastBuilt),
         serving: [...serving()].map(([workload, state]) => ({ workload, ...state })),
         policy: policyLife.status(workloads, view),
+        policySource: policy.status?.() ?? { revision: policy.current().revision, origin: policy.origin(), connected: false },
       };
     },
     async stop() {

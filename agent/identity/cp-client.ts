@@ -6,6 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { MeshError } from '../../lib/errors.js';
+import type { PolicyKind, PolicySet } from '../../lib/policy/schema.js';
 import { contract, fromServiceError } from '../../lib/proto/contract.js';
 import { toPem } from '../../lib/x509/pem.js';
 
@@ -33,7 +34,45 @@ export interface ControlPlaneClient {
   getBundle(): Promise<BundleUpdate>;
   /** Calls onBundle with the current bundle and every change; returns a cancel function. */
   watchBundle(onBundle: (bundle: BundleUpdate) => void, onError: (err: MeshError) => void): () => void;
+  /** Policy.Watch: every set the control plane sends (state of the world) goes to onUpdate; returns a cancel function. */
+  watchPolicy(request: PolicyWatchRequest, handlers: PolicyWatchHandlers): () => void;
   close(): void;
+}
+
+export interface PolicyWatchRequest {
+  /** The revision held (0: none, or held for another interest). */
+  revision: number;
+  services: readonly string[];
+  spiffeIds: readonly string[];
+}
+
+export interface PolicyWatchHandlers {
+  /** The control plane accepted the watch (its response headers arrived). */
+  onOpen?: () => void;
+  onUpdate: (set: PolicySet) => void;
+  /** The watch failed or ended; called once, never after the caller cancelled. */
+  onError: (err: MeshError) => void;
+}
+
+interface RawPolicyUpdate {
+  revision: number;
+  resources: Array<{ kind: string; name: string; version: number; revision: number; json: string }>;
+}
+
+/** A PolicyUpdate as decoded by proto-loader, as a PolicySet (each resource's JSON parsed). */
+export function policySetFrom(raw: RawPolicyUpdate): PolicySet {
+  return {
+    revision: Number(raw.revision),
+    resources: raw.resources.map((r) => {
+      let source: unknown;
+      try {
+        source = JSON.parse(r.json);
+      } catch {
+        throw new MeshError('MESH_E_INTERNAL', `policy ${r.kind} ${r.name} arrived with JSON that does not parse`);
+      }
+      return { kind: r.kind as PolicyKind, name: r.name, version: Number(r.version), revision: Number(r.revision), source };
+    }),
+  };
 }
 
 export interface ClientOptions {
@@ -91,7 +130,7 @@ export function connectControlPlane(options: ClientOptions): ControlPlaneClient 
       },
     },
   );
-  const { Identity } = contract();
+  const { Identity, Policy } = contract();
   // The server is checked by its SPIFFE ID above, not by name; a fixed SNI keeps TLS from sending an IP as server name.
   const client = new Identity(options.address, credentials, {
     'grpc.max_receive_message_length': 4 * 1024 * 1024,
@@ -107,6 +146,10 @@ export function connectControlPlane(options: ClientOptions): ControlPlaneClient 
       ) => grpc.ClientUnaryCall
     > &
     Record<string, (req: unknown) => grpc.ClientReadableStream<RawBundle>>;
+
+  // Policy.Watch shares the Identity client's channel: one mTLS connection per agent.
+  const policy = new Policy(options.address, credentials, { channelOverride: client.getChannel() }) as grpc.Client &
+    Record<string, (req: unknown) => grpc.ClientReadableStream<RawPolicyUpdate>>;
 
   const call = <T>(method: string, request: unknown): Promise<T> =>
     new Promise((resolve, reject) => {
@@ -155,6 +198,42 @@ export function connectControlPlane(options: ClientOptions): ControlPlaneClient 
         if (!failed) onError(new MeshError('MESH_E_CONTROLPLANE_UNAVAILABLE', `the bundle watch at ${options.address} ended`));
       });
       return () => stream.cancel();
+    },
+    watchPolicy(request, { onOpen, onUpdate, onError }) {
+      needNode();
+      const stream = (policy.Watch as (req: unknown) => grpc.ClientReadableStream<RawPolicyUpdate>)({
+        revision: request.revision,
+        services: request.services,
+        spiffe_ids: request.spiffeIds,
+      });
+      let failed = false;
+      const fail = (err: MeshError) => {
+        if (failed) return;
+        failed = true;
+        onError(err);
+      };
+      stream.on('metadata', () => {
+        if (!failed) onOpen?.();
+      });
+      stream.on('data', (raw: RawPolicyUpdate) => {
+        if (failed) return;
+        let set: PolicySet;
+        try {
+          set = policySetFrom(raw);
+        } catch (err) {
+          stream.cancel();
+          fail(err as MeshError);
+          return;
+        }
+        onUpdate(set);
+      });
+      // After our own cancel, `failed` is already set and the CANCELLED error is not reported.
+      stream.on('error', (err: grpc.ServiceError) => fail(fromServiceError(err, options.address)));
+      stream.on('end', () => fail(new MeshError('MESH_E_CONTROLPLANE_UNAVAILABLE', `the policy watch at ${options.address} ended`)));
+      return () => {
+        failed = true;
+        stream.cancel();
+      };
     },
     close: () => client.close(),
   };

@@ -36,8 +36,16 @@ export interface ControlPlaneConnection {
   client(): ControlPlaneClient | undefined;
   /** Calls running, on every client not yet closed. */
   inflight(): number;
+  /** Called after each replace() that made a new client (streams reopen on it). */
+  onReplace(listener: () => void): () => void;
   /** Retires the client for good; later calls fail as unavailable. */
   close(): void;
+}
+
+/** What another stream over the agent's control-plane connection needs: the current client, and news of a new one. */
+export interface ControlPlaneLink {
+  client(): ControlPlaneClient | undefined;
+  onClient(listener: () => void): () => void;
 }
 
 interface Slot {
@@ -51,6 +59,7 @@ export function createControlPlaneConnection(options: ControlPlaneConnectionOpti
   const open = new Set<Slot>();
   let current: Slot | undefined;
   let closed = false;
+  const replaced = new Set<() => void>();
 
   const release = (slot: Slot) => {
     if (slot.retired && slot.inflight === 0 && open.delete(slot)) slot.client.close();
@@ -82,6 +91,7 @@ export function createControlPlaneConnection(options: ControlPlaneConnectionOpti
       }
       current = { client, inflight: 0, retired: false };
       open.add(current);
+      for (const listener of [...replaced]) listener();
       return client;
     },
     async call(fn) {
@@ -97,6 +107,12 @@ export function createControlPlaneConnection(options: ControlPlaneConnectionOpti
     },
     client: () => (closed ? undefined : current?.client),
     inflight: () => [...open].reduce((n, slot) => n + slot.inflight, 0),
+    onReplace(listener) {
+      replaced.add(listener);
+      return () => {
+        replaced.delete(listener);
+      };
+    },
     close() {
       closed = true;
       retire();

@@ -36,7 +36,7 @@ import type { Logger } from '../../lib/logger.js';
 import type { Identities } from '../model/proxy-model.js';
 import { type BundleWatch, createBundleWatch } from './bundle-watch.js';
 import type { connectControlPlane } from './cp-client.js';
-import { type ControlPlaneConnection, createControlPlaneConnection } from './cp-connection.js';
+import { type ControlPlaneConnection, type ControlPlaneLink, createControlPlaneConnection } from './cp-connection.js';
 import { requestWorkloadSvid } from './enroll.js';
 import type { IdentitiesStatus } from './identity-status.js';
 import { loadNodeIdentity, saveBundle } from './identity-store.js';
@@ -73,6 +73,8 @@ export interface WorkloadIdentities {
   current(): Identities;
   onChange(listener: () => void): () => void;
   states(): IdentitiesStatus;
+  /** The control-plane connection for other streams (Policy.Watch): no client until start() loaded the node identity. */
+  link(): ControlPlaneLink;
   /** Stops every timer, watch and call; settles once the disk writes already asked for are done. Removes no file. */
   stop(): Promise<void>;
 }
@@ -86,6 +88,7 @@ export function createWorkloadIdentities(options: WorkloadIdentitiesOptions): Wo
   const queue = createWriteQueue(log);
   const store = createWorkloadSvidStore(dataDir);
   const listeners = new Set<() => void>();
+  const linkListeners = new Set<() => void>();
   let address = options.address ?? '';
   let connection: ControlPlaneConnection | undefined;
   let node: NodeRenewal | undefined;
@@ -143,6 +146,9 @@ export function createWorkloadIdentities(options: WorkloadIdentitiesOptions): Wo
         address,
         trustDomain: identity.trustDomain,
         ...(options.connect === undefined ? {} : { connect: options.connect }),
+      });
+      conn.onReplace(() => {
+        for (const listener of [...linkListeners]) listener();
       });
       const nodeRenewal = createNodeRenewal({
         dataDir,
@@ -204,6 +210,15 @@ export function createWorkloadIdentities(options: WorkloadIdentitiesOptions): Wo
         controlPlane: { address, ...(w?.controlPlane ?? { state: 'connecting' }) },
       };
     },
+    link: () => ({
+      client: () => (stopped ? undefined : connection?.client()),
+      onClient(listener) {
+        linkListeners.add(listener);
+        return () => {
+          linkListeners.delete(listener);
+        };
+      },
+    }),
     async stop() {
       if (!stopped) {
         stopped = true;

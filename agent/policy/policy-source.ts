@@ -9,6 +9,17 @@ import type { PolicySet } from '../../lib/policy/schema.js';
 
 export type PolicyOrigin = 'none' | 'disk' | 'controlplane';
 
+/** What status shows of a policy source (agent/policy/cp-policy-source.ts fills every field). */
+export interface PolicySourceStatus {
+  readonly revision: number;
+  readonly origin: PolicyOrigin;
+  /** The control plane's watch is open. */
+  readonly connected: boolean;
+  readonly lastError?: string;
+  /** When the set in force arrived from the control plane (ms). */
+  readonly receivedAt?: number;
+}
+
 export interface PolicySource {
   /** The set in force: revision 0 and no resources before any arrived. */
   current(): PolicySet;
@@ -18,6 +29,8 @@ export interface PolicySource {
   onChange(listener: () => void): () => void;
   start(): Promise<void>;
   stop(): Promise<void> | void;
+  /** Connection details for status; sources without a control plane leave it out. */
+  status?(): PolicySourceStatus;
 }
 
 export const EMPTY_POLICY_SET: PolicySet = Object.freeze({ revision: 0, resources: Object.freeze([]) });

@@ -14,6 +14,7 @@ import { createConsulHttpClient } from '../discovery/consul-http.js';
 import { adsSocketPath, agentBootstrap, envoyBaseId, envoyDir } from '../envoy/agent-envoy.js';
 import { createEnvoySupervisor } from '../envoy/supervisor.js';
 import { createWorkloadIdentities } from '../identity/workload-identities.js';
+import { createCpPolicySource } from '../policy/cp-policy-source.js';
 import type { PolicySource } from '../policy/policy-source.js';
 import { runCheck } from '../workloads/health-check.js';
 import type { SnapshotCache } from '../xds/cache/snapshot-cache.js';
@@ -212,6 +213,13 @@ function realDataPlane(config: AgentConfig, log: Logger, parts: { snapshotCache?
     identities,
     envoy,
     ...(cache === undefined ? {} : { cache }),
-    ...(parts.policy === undefined ? {} : { policy: parts.policy }),
+    policy:
+      parts.policy ??
+      createCpPolicySource({
+        link: identities.link(),
+        dataDir: config.dataDir,
+        clock: systemClock,
+        log: log.child({ component: 'policy' }),
+      }),
   });
 }

@@ -29,6 +29,13 @@ export function renderStatus(doc: StatusDocument): string {
   }
   if (doc.nodeSvid !== undefined)
     out.push(`node SVID      ${doc.nodeSvid.state}, serial ${short(doc.nodeSvid.serial)}, expires ${time(doc.nodeSvid.notAfter)}\n`);
+  if (doc.policy !== undefined) {
+    const p = doc.policy;
+    const from = p.origin === 'controlplane' ? 'from the control plane' : p.origin === 'disk' ? 'from disk' : 'none received';
+    out.push(
+      `policy         revision ${p.revision} (${from}), watch ${p.connected ? 'open' : 'closed'}${p.lastError ? ` (${p.lastError})` : ''}, received ${time(p.receivedAt)}\n`,
+    );
+  }
   if (doc.envoy !== undefined) {
     const e = doc.envoy as Record<string, unknown>;
     const parts = [String(e.state)];

@@ -61,6 +61,8 @@ export interface StatusDocument {
   upstreamProblems?: Array<{ workload: string; reason: string }>;
   controlPlane?: { address: string; state: string; lastError?: string; bundleRoots: number; bundleSequence: number };
   nodeSvid?: { state: string; serial?: string; notAfter?: string; error?: string; source?: SvidSource };
+  /** The mesh policy in force: its revision and where it came from ('controlplane', 'disk' or 'none'). */
+  policy?: { revision: number; origin: string; connected: boolean; lastError?: string; receivedAt?: string };
   envoy?: Record<string, unknown> & { state: string };
   xds?: {
     socket: string;
@@ -155,6 +157,15 @@ export function buildStatus(input: StatusInput): StatusDocument {
     const upstreamProblems = dp.modelProblems.filter((p) => p.part === 'upstream').map((p) => ({ workload: p.workload, reason: p.reason }));
     if (upstreamProblems.length > 0) doc.upstreamProblems = upstreamProblems;
     if (dp.policy !== undefined) doc.dataPlane = { policy: dp.policy };
+    const ps = dp.policySource;
+    if (ps !== undefined)
+      doc.policy = {
+        revision: ps.revision,
+        origin: ps.origin,
+        connected: ps.connected,
+        ...(ps.lastError === undefined ? {} : { lastError: ps.lastError }),
+        ...(ps.receivedAt === undefined ? {} : { receivedAt: iso(ps.receivedAt) }),
+      };
     doc.envoy = dp.envoy;
     doc.xds = {
       socket: dp.xds.socket,

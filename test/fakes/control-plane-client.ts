@@ -11,11 +11,19 @@
  * was closed) and every call.
  */
 import { X509Certificate } from 'node:crypto';
-import type { BundleUpdate, ClientOptions, ControlPlaneClient, Svid } from '../../agent/identity/cp-client.js';
+import type {
+  BundleUpdate,
+  ClientOptions,
+  ControlPlaneClient,
+  PolicyWatchHandlers,
+  PolicyWatchRequest,
+  Svid,
+} from '../../agent/identity/cp-client.js';
 import { type NodeIdentity, saveNodeIdentity } from '../../agent/identity/identity-store.js';
 import { signCsr } from '../../controlplane/ca/leaf-signer.js';
 import type { Clock } from '../../lib/clock.js';
 import { MeshError } from '../../lib/errors.js';
+import type { PolicySet } from '../../lib/policy/schema.js';
 import { toPem } from '../../lib/x509/pem.js';
 import { createTestCa, type TestCa } from '../support/test-ca.js';
 
@@ -25,6 +33,12 @@ export const FAKE_NODE_ID = `spiffe://${FAKE_TRUST_DOMAIN}/mesh/node/n1`;
 export interface FakeClient extends ControlPlaneClient {
   readonly options: ClientOptions;
   closed: boolean;
+}
+
+export interface FakePolicyWatch {
+  readonly client: FakeClient;
+  readonly request: PolicyWatchRequest;
+  readonly handlers: PolicyWatchHandlers;
 }
 
 interface Watch {
@@ -51,6 +65,9 @@ export class FakeControlPlane {
   readonly clients: FakeClient[] = [];
   readonly calls: Array<{ method: 'renewNode' | 'signWorkload'; spiffeId: string; at: number }> = [];
   private readonly watches = new Set<Watch>();
+  /** Open Policy.Watch streams, and every request ever made (in order). */
+  readonly policyWatches = new Set<FakePolicyWatch>();
+  readonly policyRequests: PolicyWatchRequest[] = [];
   private held: Array<() => void> = [];
 
   constructor(
@@ -82,6 +99,19 @@ export class FakeControlPlane {
           else watch.onBundle(this.bundle());
         });
         return () => this.watches.delete(watch);
+      },
+      watchPolicy: (request, handlers) => {
+        const watch: FakePolicyWatch = { client, request, handlers };
+        this.policyWatches.add(watch);
+        this.policyRequests.push(request);
+        queueMicrotask(() => {
+          if (!this.policyWatches.has(watch)) return;
+          if (this.down) {
+            this.policyWatches.delete(watch);
+            handlers.onError(this.unavailable());
+          } else handlers.onOpen?.();
+        });
+        return () => this.policyWatches.delete(watch);
       },
       close: () => {
         client.closed = true;
@@ -125,6 +155,19 @@ export class FakeControlPlane {
   /** Fails every open watch (a control plane that went away). */
   failWatches(err: MeshError = this.unavailable()): void {
     for (const watch of [...this.watches]) this.fail(watch, err);
+  }
+
+  /** Sends a policy set to every open policy watch. */
+  pushPolicy(set: PolicySet): void {
+    for (const watch of [...this.policyWatches]) watch.handlers.onUpdate(set);
+  }
+
+  /** Fails every open policy watch. */
+  failPolicyWatches(err: MeshError = this.unavailable()): void {
+    for (const watch of [...this.policyWatches]) {
+      this.policyWatches.delete(watch);
+      watch.handlers.onError(err);
+    }
   }
 
   /** Lets every held answer go. */

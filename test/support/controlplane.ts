@@ -12,6 +12,7 @@ import { loadNodeIdentity } from '../../agent/identity/identity-store.js';
 import { connectAdmin } from '../../controlplane/cli/admin-client.js';
 import { controlplaneSchema } from '../../controlplane/config/schema.js';
 import { type ControlPlane, startControlPlane } from '../../controlplane/control-plane.js';
+import type { PolicyStore } from '../../controlplane/policy/policy-store.js';
 import type { Clock } from '../../lib/clock.js';
 import { systemClock } from '../../lib/clock.js';
 import { validateConfig } from '../../lib/config-file.js';
@@ -42,6 +43,8 @@ export async function startTestControlPlane(
     rateLimit?: { perSecond: number; burst: number };
     clock?: Clock;
     dataDir?: string;
+    /** The policy store Policy.Watch streams (test/fakes/policy-store.ts); default: none. */
+    policies?: PolicyStore;
   } = {},
 ): Promise<TestControlPlane> {
   const dataDir = options.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'mesh-cp-')));
@@ -61,7 +64,11 @@ export async function startTestControlPlane(
   );
   const logs: string[] = [];
   const logger: Logger = createLogger({ level: 'debug', sink: { write: (line) => logs.push(line) } });
-  const cp = await startControlPlane(config, { clock: options.clock ?? systemClock, logger });
+  const cp = await startControlPlane(config, {
+    clock: options.clock ?? systemClock,
+    logger,
+    ...(options.policies === undefined ? {} : { policies: options.policies }),
+  });
   return {
     cp,
     dataDir,

@@ -4,6 +4,7 @@
  * (real Consul client, SVIDs from the control plane, ADS server, Envoy under
  * the supervisor). Envoy's admin API is on a free port.
  */
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -44,21 +45,28 @@ export interface MeshNodeOptions {
   snapshotCache?: SnapshotCache;
   /** Policy fed straight in (test/fakes/policy-source.ts); default: the agent's own source. */
   policy?: PolicySource;
+  /**
+   * A folder the caller keeps: the node joins only if it has not yet (a second
+   * start is a restart of the same node, with its state), and stop() leaves it.
+   */
+  dir?: string;
 }
 
 export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode> {
   const { envoy } = await tools();
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mn-'));
+  const dir = options.dir ?? (await mkdtemp(path.join(os.tmpdir(), 'mn-')));
   const dataDir = path.join(dir, 'data');
   const workloadsDir = path.join(dir, 'workloads.d');
   await mkdir(workloadsDir, { recursive: true });
   for (const [file, text] of Object.entries(options.workloads)) await writeFile(path.join(workloadsDir, file), text);
-  await joinMesh({
-    address: options.cp.cp.address,
-    token: options.cp.token(options.nodeName, options.allow ?? [`spiffe://${options.cp.trustDomain}/ns/*/sa/*`]),
-    bundlePem: options.cp.bundlePem(),
-    dataDir,
-  });
+  const joined = options.dir !== undefined && existsSync(path.join(dataDir, 'identity'));
+  if (!joined)
+    await joinMesh({
+      address: options.cp.cp.address,
+      token: options.cp.token(options.nodeName, options.allow ?? [`spiffe://${options.cp.trustDomain}/ns/*/sa/*`]),
+      bundlePem: options.cp.bundlePem(),
+      dataDir,
+    });
   const [adminPort] = (await freePorts(1)) as [number];
   const parsed = validateConfig(
     agentConfigSchema,
@@ -116,7 +124,7 @@ export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode>
       if (stopped) return;
       stopped = true;
       await agent.stop().catch(() => undefined);
-      await rm(dir, { recursive: true, force: true });
+      if (options.dir === undefined) await rm(dir, { recursive: true, force: true });
     },
   };
   try {

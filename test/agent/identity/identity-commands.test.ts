@@ -94,6 +94,7 @@ t.test('a bundle whose roots carry no spiffe:// URI needs --trust-domain', async
       getBundle: async () => {
         throw new Error('unused');
       },
+      watchPolicy: () => () => undefined,
       watchBundle: () => () => {},
       close: () => {},
     };

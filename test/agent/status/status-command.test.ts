@@ -262,3 +262,41 @@ t.test('policy in the data plane: the table, the JSON, and the states that are p
   t.match(out, /TrafficRoute\/api-split\s+1\s+unresolved\s+subset v2/);
   t.notMatch(renderStatus(doc()), /policy in the data plane/, 'no policy section without policy');
 });
+
+t.test('the policy section: revision and where it came from, in the document and the summary', async (t) => {
+  const identity = {
+    node: { spiffeId: 'spiffe://example.org/mesh/node/vm1', failures: 0, state: 'ready' as const },
+    workloads: [],
+    bundle: { sequence: 0, roots: 1 },
+    controlPlane: { address: 'cp:1', state: 'connected' as const },
+  };
+  const base = {
+    envoy: { state: 'running' },
+    xds: idleAdsStatus('/run/ads.sock'),
+    modelProblems: [],
+    upstreams: [],
+    serving: [],
+    identity,
+  };
+  const fromDisk = buildStatus({
+    ...statusInput(),
+    dataPlane: {
+      ...base,
+      policySource: { revision: 7, origin: 'disk', connected: false, lastError: 'MESH_E_CONTROLPLANE_UNAVAILABLE: down', receivedAt: 0 },
+    },
+  });
+  t.same(fromDisk.policy, {
+    revision: 7,
+    origin: 'disk',
+    connected: false,
+    lastError: 'MESH_E_CONTROLPLANE_UNAVAILABLE: down',
+    receivedAt: '1970-01-01T00:00:00.000Z',
+  });
+  t.match(renderStatus(fromDisk), /policy {9}revision 7 \(from disk\), watch closed \(MESH_E_CONTROLPLANE_UNAVAILABLE: down\)/);
+  const live = buildStatus({
+    ...statusInput(),
+    dataPlane: { ...base, policySource: { revision: 8, origin: 'controlplane', connected: true } },
+  });
+  t.match(renderStatus(live), /policy {9}revision 8 \(from the control plane\), watch open, received -/);
+  t.equal(buildStatus({ ...statusInput(), dataPlane: base }).policy, undefined, 'no policy source status: no section');
+});
