@@ -10,7 +10,8 @@
  * - a second local caller of the same service (one caller identity per service
  *   cluster for now).
  * Catalog instances outside the mesh (no SPIFFE ID) cannot do mTLS and are
- * skipped; instances with a warning check are healthy, critical ones are not
+ * skipped; instances claiming an identity that may not serve the service
+ * (secure naming, ./secure-naming.ts) are skipped and reported as a problem; instances with a warning check are healthy, critical ones are not
  * in the view at all.
  */
 import type { PolicyDocument } from '../../lib/policy/schema.js';
@@ -24,6 +25,7 @@ import {
   type ModelWorkload,
   type ProxyModel,
 } from './proxy-model.js';
+import { acceptedIdentities, partitionByIdentity, refusedReason } from './secure-naming.js';
 
 export interface ModelInput {
   readonly nodeName: string;
@@ -48,7 +50,7 @@ export interface ModelProblem {
 export interface BuiltModel {
   readonly model: ProxyModel;
   readonly problems: readonly ModelProblem[];
-  /** Catalog instances skipped per upstream service because they are not in the mesh. */
+  /** Catalog instances skipped per upstream service: not in the mesh, or claiming an identity that may not serve it. */
   readonly skippedInstances: Readonly<Record<string, number>>;
 }
 
@@ -111,7 +113,14 @@ export function buildModel(input: ModelInput): BuiltModel {
       const all = service?.instances ?? [];
       const inMesh = all.filter((i) => i.spiffeId !== '');
       if (inMesh.length < all.length) skipped[u.service] = all.length - inMesh.length;
-      const instances: ModelInstance[] = inMesh.map((i) => ({
+      // Secure naming: only instances claiming an identity policy allows to serve the service.
+      const accepted = acceptedIdentities(input.policies ?? [], input.trustDomain, u.service, u.namespace);
+      const { kept, refused } = partitionByIdentity(accepted, inMesh);
+      if (refused.length > 0) {
+        skipped[u.service] = (skipped[u.service] ?? 0) + refused.length;
+        problems.push({ workload: w.name, part: 'upstream', reason: refusedReason(u.service, u.namespace, accepted, refused) });
+      }
+      const instances: ModelInstance[] = kept.map((i) => ({
         address: i.address,
         meshPort: i.meshPort,
         spiffeId: i.spiffeId,
@@ -121,9 +130,10 @@ export function buildModel(input: ModelInput): BuiltModel {
       upstreams.push({
         service: u.service,
         localPort: u.localPort,
-        protocol: toProtocol(inMesh[0]?.protocol),
+        protocol: toProtocol(kept[0]?.protocol),
         workload: w.name,
         instances,
+        acceptedIdentities: accepted.patterns,
       });
     }
   }

@@ -60,6 +60,12 @@ export interface ModelUpstream {
   /** Name of the local calling workload: its SVID is the client certificate. */
   readonly workload: string;
   readonly instances: readonly ModelInstance[];
+  /**
+   * Who may serve it (secure naming, agent/model/secure-naming.ts): exact
+   * SPIFFE IDs and one-segment `*` patterns, from policy or the default rule,
+   * never from the catalog. The cluster's peer check is built from these.
+   */
+  readonly acceptedIdentities: readonly string[];
 }
 
 export interface ProxyModel {

@@ -158,12 +158,10 @@ export function buildSnapshot(model: ProxyModel, identities: Identities, memo?: 
       'listeners',
       make('listeners', shape, () => buildOutboundListener(upstream)),
     );
-    // The cluster depends on the instances only through their SPIFFE IDs (the SAN list).
+    // The cluster's SAN list comes from the accepted identities (secure naming), not from the instances.
     add(
       'clusters',
-      make('clusters', [shape, caller.spiffeId, upstream.instances.map((i) => i.spiffeId)], () =>
-        buildOutboundCluster(upstream, caller.spiffeId),
-      ),
+      make('clusters', [shape, caller.spiffeId, upstream.acceptedIdentities], () => buildOutboundCluster(upstream, caller.spiffeId)),
     );
     add(
       'endpoints',

@@ -60,6 +60,7 @@ t.test('workloads with SVIDs, upstreams with mesh instances; outside-mesh instan
       protocol: 'http2',
       workload: 'web',
       instances: [{ address: '10.0.0.1', meshPort: 19090, spiffeId: id('api'), weight: 3, healthy: true }],
+      acceptedIdentities: [id('api')],
     },
   ]);
   t.same(built.skippedInstances, { api: 1 });
