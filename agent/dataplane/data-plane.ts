@@ -65,6 +65,8 @@ export interface DataPlaneOptions {
   policy?: PolicySource;
   /** This node's zone (agent config `zone`), for locality-aware load balancing. */
   zone?: string;
+  /** The inbound access log file (workloads with server-side policy); default: Envoy's stdout. */
+  accessLogPath?: string;
 }
 
 export interface UpstreamStatus {
@@ -86,6 +88,8 @@ export interface DataPlaneStatus {
   readonly upstreams: readonly UpstreamStatus[];
   /** Per workload: whether Envoy serves its mesh listener, and why not. */
   readonly serving: ReadonlyArray<WorkloadServing & { readonly workload: string }>;
+  /** Workloads whose mesh port also accepts plaintext (PeerAuthentication permissive), with the resource that says so. */
+  readonly plaintextAccepted?: ReadonlyArray<{ readonly workload: string; readonly policy: string }>;
 }
 
 export interface DataPlane {
@@ -121,6 +125,14 @@ function upstreamStatuses(built: ReturnType<typeof buildModel> | undefined): Ups
     endpoints: u.instances.length,
     skipped: built?.skippedInstances[u.service] ?? 0,
   }));
+}
+
+/** The workloads of a built model whose mesh port accepts plaintext (status shows them). */
+function plaintextAccepted(built: ReturnType<typeof buildModel> | undefined): Pick<DataPlaneStatus, 'plaintextAccepted'> {
+  const open = (built?.model.workloads ?? []).flatMap((w) =>
+    w.inbound?.mtls === undefined ? [] : [{ workload: w.name, policy: w.inbound.mtls.name }],
+  );
+  return open.length === 0 ? {} : { plaintextAccepted: open };
 }
 
 export function createDataPlane(options: DataPlaneOptions): DataPlane {
@@ -228,6 +240,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       svids: new Set(ids.certs.keys()),
       policies: policyDocuments(),
       ...(options.zone === undefined ? {} : { zone: options.zone }),
+      ...(options.accessLogPath === undefined ? {} : { accessLogPath: options.accessLogPath }),
     });
     const before = JSON.stringify(problems);
     problems = built.problems;
@@ -364,6 +377,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
         modelProblems: problems,
         upstreams: upstreamStatuses(lastBuilt),
         serving: [...serving()].map(([workload, state]) => ({ workload, ...state })),
+        ...plaintextAccepted(lastBuilt),
       };
     },
     async stop() {

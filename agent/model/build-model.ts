@@ -17,6 +17,7 @@
 import type { PolicyDocument } from '../../lib/policy/schema.js';
 import type { CatalogView } from '../discovery/catalog-view.js';
 import type { Workload } from '../workloads/workload.js';
+import { inboundPolicy, isEmptyInboundPolicy } from './inbound-policy.js';
 import {
   MESH_PROTOCOLS,
   type MeshProtocol,
@@ -38,12 +39,14 @@ export interface ModelInput {
   readonly policies?: readonly PolicyDocument[];
   /** This node's zone, for locality-aware load balancing. */
   readonly zone?: string;
+  /** The inbound access log file (ProxyModel.accessLogPath). */
+  readonly accessLogPath?: string;
 }
 
 export interface ModelProblem {
   readonly workload: string;
-  /** inbound: the workload's own listener is left out; upstream: one of its upstreams is. */
-  readonly part: 'inbound' | 'upstream';
+  /** inbound: the workload's own listener is left out; upstream: one of its upstreams is; policy: a policy resource is not applied. */
+  readonly part: 'inbound' | 'upstream' | 'policy';
   readonly reason: string;
 }
 
@@ -80,7 +83,16 @@ export function buildModel(input: ModelInput): BuiltModel {
       problems.push({ workload: w.name, part: 'inbound', reason: `mesh port ${w.meshPort} is already used by ${holder}` });
       continue;
     }
-    workloads.push({ name: w.name, protocol: w.protocol, appPort: w.port, meshPort: w.meshPort, spiffeId: w.spiffeId });
+    const inbound = inboundPolicy(input.policies ?? [], w);
+    for (const s of inbound.shadowed) problems.push({ workload: w.name, part: 'policy', reason: `policy ${s} is not applied` });
+    workloads.push({
+      name: w.name,
+      protocol: w.protocol,
+      appPort: w.port,
+      meshPort: w.meshPort,
+      spiffeId: w.spiffeId,
+      ...(isEmptyInboundPolicy(inbound.policy) ? {} : { inbound: inbound.policy }),
+    });
   }
 
   const included = new Set(workloads.map((w) => w.name));
@@ -139,7 +151,13 @@ export function buildModel(input: ModelInput): BuiltModel {
   }
 
   return {
-    model: { node: { name: input.nodeName }, trustDomain: input.trustDomain, workloads, upstreams },
+    model: {
+      node: { name: input.nodeName },
+      trustDomain: input.trustDomain,
+      workloads,
+      upstreams,
+      ...(input.accessLogPath === undefined ? {} : { accessLogPath: input.accessLogPath }),
+    },
     problems,
     skippedInstances: skipped,
   };

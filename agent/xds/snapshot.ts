@@ -125,7 +125,9 @@ export function buildSnapshot(model: ProxyModel, identities: Identities, memo?: 
   for (const workload of model.workloads) {
     add(
       'listeners',
-      make('listeners', [workload, model.trustDomain], () => buildInboundListener(workload, model.trustDomain)),
+      make('listeners', [workload, model.trustDomain, model.accessLogPath ?? ''], () =>
+        buildInboundListener(workload, model.trustDomain, model.accessLogPath),
+      ),
     );
     add(
       'clusters',
