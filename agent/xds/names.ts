@@ -15,7 +15,8 @@
  * | SDS identity secret            | the workload's SPIFFE ID          | `spiffe://example.org/ns/default/sa/web` |
  * | SDS trust bundle               | `ROOTCA`                          | `ROOTCA`                        |
  * | RBAC policy of a rule          | `<policy>.<rule>`                 | `api-authz.only-web`            |
- * | RBAC stat prefix (deny / allow)| `authz_deny_` / `authz_allow_`    | `http.inbound_api.rbac.authz_deny_denied` |
+ * | RBAC stat prefix (deny / allow)| `authz_deny_` / `authz_allow_`    | `http.inbound_api.rbac.authz_deny_.denied` |
+ * | RBAC per-rule stat             | `<prefix>.policy.<policy>.<rule>.` | `http.inbound_api.rbac.authz_deny_.policy.api-authz.no-admin.denied` |
  * | network RBAC stat prefix       | `authz_<workload>_<action>[_<rule>]` | `authz_cache_deny_block_web.rbac.denied` |
  * | rate limit stat prefix         | `ratelimit_<workload>[_<route>]`  | `ratelimit_api_slow.http_local_rate_limit.rate_limited` |
  * | inbound route (rate limit)     | `ratelimit:<route>`               | `ratelimit:slow`                |
