@@ -207,3 +207,34 @@ t.test('SVIDs served from the state folder: the document and the table say where
   t.match(renderStatus(d), /web\s+spiffe:\/\/example\.org\/ns\/default\/sa\/web\s+18080\s+pending\s+-\s+failing \(disk\)\s+BB/);
   t.match(renderStatus(d), /node SVID {6}ready, serial AA/);
 });
+
+t.test('a workload whose mesh port accepts plaintext: the document and the table say so; policy problems are listed', async (t) => {
+  const api = {
+    name: 'api',
+    file: '/w/api.yaml',
+    spiffeId: 'spiffe://example.org/ns/default/sa/api',
+    port: 9090,
+    meshPort: 19090,
+  } as Workload;
+  const d = buildStatus({
+    ...statusInput({ workloads: [api] }),
+    dataPlane: {
+      envoy: { state: 'running' },
+      xds: idleAdsStatus('/run/ads.sock'),
+      modelProblems: [{ workload: 'api', part: 'policy', reason: 'policy RateLimit b (a is in force) is not applied' }],
+      upstreams: [],
+      serving: [],
+      plaintextAccepted: [{ workload: 'api', policy: 'api-migrating' }],
+      identity: {
+        node: { spiffeId: 'spiffe://example.org/mesh/node/vm1', failures: 0, state: 'ready' },
+        workloads: [],
+        bundle: { sequence: 0, roots: 1 },
+        controlPlane: { address: 'cp:1', state: 'connected' },
+      },
+    },
+  });
+  t.same(d.workloads[0]?.mtls, { mode: 'permissive', policy: 'api-migrating' });
+  t.match(renderStatus(d), /serving \(mTLS permissive: plaintext accepted\)/);
+  t.match(renderStatus(d), /warning: workload api accepts plaintext on mesh port 19090 \(PeerAuthentication api-migrating: permissive\)/);
+  t.ok(d.problems.includes('workload api: policy RateLimit b (a is in force) is not applied'));
+});
