@@ -76,7 +76,7 @@ export interface UpstreamStatus {
   readonly protocol: string;
   /** Endpoints Envoy gets for it. */
   readonly endpoints: number;
-  /** Catalog instances without a SPIFFE ID (outside the mesh), left out. */
+  /** Catalog instances left out: without a SPIFFE ID (outside the mesh), or claiming one that may not serve the service (secure naming). */
   readonly skipped: number;
 }
 
