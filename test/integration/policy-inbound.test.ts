@@ -9,7 +9,8 @@
  *   Envoy's stats and in the JSON access log; a TCP deny closes the connection;
  * - PeerAuthentication: plaintext to api's mesh port only in permissive mode,
  *   and status says so;
- * - RateLimit: 429 with x-mesh-ratelimited beyond the bucket.
+ * - RateLimit: 429 with x-mesh-ratelimited beyond the bucket, workload-wide and
+ *   on a route with its own bucket.
  */
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
@@ -265,7 +266,14 @@ t.test('mTLS mode: plaintext only in permissive mode, and status says so', async
 
 t.test('rate limit: 429 with x-mesh-ratelimited beyond the bucket', async (t) => {
   const w = await world(t);
-  w.policy.set([doc('RateLimit', 'api-limit', { target: { service: 'api' }, requestsPerSecond: 1, burst: 2 })]);
+  w.policy.set([
+    doc('RateLimit', 'api-limit', {
+      target: { service: 'api' },
+      requestsPerSecond: 1,
+      burst: 2,
+      routes: [{ name: 'slow', path: { prefix: '/slow' }, requestsPerSecond: 1, burst: 1 }],
+    }),
+  ]);
   const limited = await waitFor(
     async () => {
       const answers = await Promise.all(Array.from({ length: 6 }, () => get(w.ports.apiLocal)));
@@ -277,4 +285,20 @@ t.test('rate limit: 429 with x-mesh-ratelimited beyond the bucket', async (t) =>
   t.equal(limited.headers.get('x-mesh-ratelimited'), 'true', 'the response says it was rate limited');
   const s = await stats(w.a, 'ratelimit_api');
   t.ok((s['ratelimit_api.http_local_rate_limit.rate_limited'] ?? 0) >= 1, `stats count it: ${JSON.stringify(s)}`);
+  t.equal(s['ratelimit_api_slow.http_local_rate_limit.rate_limited'] ?? 0, 0, 'the route bucket is apart: untouched so far');
+
+  // The per-route bucket: its own stats, its own 429s.
+  const slow = await waitFor(
+    async () => {
+      const answers = await Promise.all(Array.from({ length: 4 }, () => get(w.ports.apiLocal, '/slow/x')));
+      return answers.find((r) => r.status === 429);
+    },
+    { timeoutMs: 20_000, what: 'a 429 on the /slow route' },
+  );
+  t.equal(slow.headers.get('x-mesh-ratelimited'), 'true');
+  const routeStats = await stats(w.a, 'ratelimit_api_slow');
+  t.ok(
+    (routeStats['ratelimit_api_slow.http_local_rate_limit.rate_limited'] ?? 0) >= 1,
+    `the route's bucket counts it: ${JSON.stringify(routeStats)}`,
+  );
 });
