@@ -66,6 +66,8 @@ export interface DataPlaneOptions {
   policy?: PolicySource;
   /** This node's zone (agent config `zone`), for locality-aware load balancing. */
   zone?: string;
+  /** The inbound access log file (workloads with server-side policy); default: Envoy's stdout. */
+  accessLogPath?: string;
 }
 
 export interface UpstreamStatus {
@@ -75,7 +77,7 @@ export interface UpstreamStatus {
   readonly protocol: string;
   /** Endpoints Envoy gets for it. */
   readonly endpoints: number;
-  /** Catalog instances without a SPIFFE ID (outside the mesh), left out. */
+  /** Catalog instances left out: without a SPIFFE ID (outside the mesh), or claiming one that may not serve the service (secure naming). */
   readonly skipped: number;
 }
 
@@ -91,6 +93,8 @@ export interface DataPlaneStatus {
   readonly policy?: DataPlanePolicyStatus;
   /** The policy stream: the revision received, where it came from, whether the watch is open. */
   readonly policySource?: PolicySourceStatus;
+  /** Workloads whose mesh port also accepts plaintext (PeerAuthentication permissive), with the resource that says so. */
+  readonly plaintextAccepted?: ReadonlyArray<{ readonly workload: string; readonly policy: string }>;
 }
 
 export interface DataPlane {
@@ -128,6 +132,14 @@ function upstreamStatuses(built: ReturnType<typeof buildModel> | undefined): Ups
     endpoints: u.instances.length,
     skipped: built?.skippedInstances[u.service] ?? 0,
   }));
+}
+
+/** The workloads of a built model whose mesh port accepts plaintext (status shows them). */
+function plaintextAccepted(built: ReturnType<typeof buildModel> | undefined): Pick<DataPlaneStatus, 'plaintextAccepted'> {
+  const open = (built?.model.workloads ?? []).flatMap((w) =>
+    w.inbound?.mtls === undefined ? [] : [{ workload: w.name, policy: w.inbound.mtls.name }],
+  );
+  return open.length === 0 ? {} : { plaintextAccepted: open };
 }
 
 export function createDataPlane(options: DataPlaneOptions): DataPlane {
@@ -227,6 +239,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       svids: new Set(ids.certs.keys()),
       policies: policyLife.build(),
       ...(options.zone === undefined ? {} : { zone: options.zone }),
+      ...(options.accessLogPath === undefined ? {} : { accessLogPath: options.accessLogPath }),
     });
     const before = JSON.stringify(problems);
     problems = built.problems;
@@ -374,6 +387,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
         serving: [...serving()].map(([workload, state]) => ({ workload, ...state })),
         policy: policyLife.status(workloads, view),
         policySource: policy.status?.() ?? { revision: policy.current().revision, origin: policy.origin(), connected: false },
+        ...plaintextAccepted(lastBuilt),
       };
     },
     async stop() {

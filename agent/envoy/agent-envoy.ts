@@ -29,3 +29,8 @@ export function agentBootstrap(config: AgentConfig, api: 'sotw' | 'delta' = conf
 export function envoyBaseId(config: AgentConfig): number {
   return config.envoy.baseId ?? 1 + (createHash('sha256').update(config.dataDir).digest().readUInt32BE(0) % 4_000_000);
 }
+
+/** The JSON access log of inbound listeners that carry server-side policy (authorization, rate limit, permissive mTLS). */
+export function inboundAccessLogPath(dataDir: string): string {
+  return path.join(envoyDir(dataDir), 'access-inbound.log');
+}

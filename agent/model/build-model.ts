@@ -10,12 +10,14 @@
  * - a second local caller of the same service (one caller identity per service
  *   cluster for now).
  * Catalog instances outside the mesh (no SPIFFE ID) cannot do mTLS and are
- * skipped; instances with a warning check are healthy, critical ones are not
+ * skipped; instances claiming an identity that may not serve the service
+ * (secure naming, ./secure-naming.ts) are skipped and reported as a problem; instances with a warning check are healthy, critical ones are not
  * in the view at all.
  */
 import type { PolicyDocument } from '../../lib/policy/schema.js';
 import type { CatalogView } from '../discovery/catalog-view.js';
 import type { Workload } from '../workloads/workload.js';
+import { inboundPolicy, isEmptyInboundPolicy } from './inbound-policy.js';
 import {
   MESH_PROTOCOLS,
   type MeshProtocol,
@@ -24,6 +26,7 @@ import {
   type ModelWorkload,
   type ProxyModel,
 } from './proxy-model.js';
+import { acceptedIdentities, partitionByIdentity, refusedReason } from './secure-naming.js';
 
 export interface ModelInput {
   readonly nodeName: string;
@@ -36,19 +39,21 @@ export interface ModelInput {
   readonly policies?: readonly PolicyDocument[];
   /** This node's zone, for locality-aware load balancing. */
   readonly zone?: string;
+  /** The inbound access log file (ProxyModel.accessLogPath). */
+  readonly accessLogPath?: string;
 }
 
 export interface ModelProblem {
   readonly workload: string;
-  /** inbound: the workload's own listener is left out; upstream: one of its upstreams is. */
-  readonly part: 'inbound' | 'upstream';
+  /** inbound: the workload's own listener is left out; upstream: one of its upstreams is; policy: a policy resource is not applied. */
+  readonly part: 'inbound' | 'upstream' | 'policy';
   readonly reason: string;
 }
 
 export interface BuiltModel {
   readonly model: ProxyModel;
   readonly problems: readonly ModelProblem[];
-  /** Catalog instances skipped per upstream service because they are not in the mesh. */
+  /** Catalog instances skipped per upstream service: not in the mesh, or claiming an identity that may not serve it. */
   readonly skippedInstances: Readonly<Record<string, number>>;
 }
 
@@ -78,7 +83,16 @@ export function buildModel(input: ModelInput): BuiltModel {
       problems.push({ workload: w.name, part: 'inbound', reason: `mesh port ${w.meshPort} is already used by ${holder}` });
       continue;
     }
-    workloads.push({ name: w.name, protocol: w.protocol, appPort: w.port, meshPort: w.meshPort, spiffeId: w.spiffeId });
+    const inbound = inboundPolicy(input.policies ?? [], w);
+    for (const s of inbound.shadowed) problems.push({ workload: w.name, part: 'policy', reason: `policy ${s} is not applied` });
+    workloads.push({
+      name: w.name,
+      protocol: w.protocol,
+      appPort: w.port,
+      meshPort: w.meshPort,
+      spiffeId: w.spiffeId,
+      ...(isEmptyInboundPolicy(inbound.policy) ? {} : { inbound: inbound.policy }),
+    });
   }
 
   const included = new Set(workloads.map((w) => w.name));
@@ -111,7 +125,14 @@ export function buildModel(input: ModelInput): BuiltModel {
       const all = service?.instances ?? [];
       const inMesh = all.filter((i) => i.spiffeId !== '');
       if (inMesh.length < all.length) skipped[u.service] = all.length - inMesh.length;
-      const instances: ModelInstance[] = inMesh.map((i) => ({
+      // Secure naming: only instances claiming an identity policy allows to serve the service.
+      const accepted = acceptedIdentities(input.policies ?? [], input.trustDomain, u.service, u.namespace);
+      const { kept, refused } = partitionByIdentity(accepted, inMesh);
+      if (refused.length > 0) {
+        skipped[u.service] = (skipped[u.service] ?? 0) + refused.length;
+        problems.push({ workload: w.name, part: 'upstream', reason: refusedReason(u.service, u.namespace, accepted, refused) });
+      }
+      const instances: ModelInstance[] = kept.map((i) => ({
         address: i.address,
         meshPort: i.meshPort,
         spiffeId: i.spiffeId,
@@ -121,15 +142,22 @@ export function buildModel(input: ModelInput): BuiltModel {
       upstreams.push({
         service: u.service,
         localPort: u.localPort,
-        protocol: toProtocol(inMesh[0]?.protocol),
+        protocol: toProtocol(kept[0]?.protocol),
         workload: w.name,
         instances,
+        acceptedIdentities: accepted.patterns,
       });
     }
   }
 
   return {
-    model: { node: { name: input.nodeName }, trustDomain: input.trustDomain, workloads, upstreams },
+    model: {
+      node: { name: input.nodeName },
+      trustDomain: input.trustDomain,
+      workloads,
+      upstreams,
+      ...(input.accessLogPath === undefined ? {} : { accessLogPath: input.accessLogPath }),
+    },
     problems,
     skippedInstances: skipped,
   };

@@ -11,6 +11,8 @@
  * outbound listener uses `localPort`.
  */
 
+import type { InboundPolicy } from './inbound-policy.js';
+
 /** How Envoy speaks to a workload or a service. `grpc` is HTTP/2 with no route timeout. */
 export const MESH_PROTOCOLS = ['http', 'http2', 'grpc', 'tcp'] as const;
 export type MeshProtocol = (typeof MESH_PROTOCOLS)[number];
@@ -38,6 +40,8 @@ export interface ModelWorkload {
   readonly meshPort: number;
   /** The workload's SPIFFE ID: its SVID and the SDS secret name. */
   readonly spiffeId: string;
+  /** Server-side policy in force (authorization, mTLS mode, rate limit); absent: none. */
+  readonly inbound?: InboundPolicy;
 }
 
 /** One instance of an upstream service, as the catalog lists it. */
@@ -60,6 +64,12 @@ export interface ModelUpstream {
   /** Name of the local calling workload: its SVID is the client certificate. */
   readonly workload: string;
   readonly instances: readonly ModelInstance[];
+  /**
+   * Who may serve it (secure naming, agent/model/secure-naming.ts): exact
+   * SPIFFE IDs and one-segment `*` patterns, from policy or the default rule,
+   * never from the catalog. The cluster's peer check is built from these.
+   */
+  readonly acceptedIdentities: readonly string[];
 }
 
 export interface ProxyModel {
@@ -68,6 +78,8 @@ export interface ProxyModel {
   readonly trustDomain: string;
   readonly workloads: readonly ModelWorkload[];
   readonly upstreams: readonly ModelUpstream[];
+  /** The inbound access log file of workloads with server-side policy; absent: Envoy's stdout. */
+  readonly accessLogPath?: string;
 }
 
 /** True for protocols carried by an HTTP connection manager. */

@@ -11,7 +11,7 @@ import { loadAgentConfig } from '../config/load.js';
 import type { AgentConfig } from '../config/schema.js';
 import { createDataPlane, type DataPlane } from '../dataplane/data-plane.js';
 import { createConsulHttpClient } from '../discovery/consul-http.js';
-import { adsSocketPath, agentBootstrap, envoyBaseId, envoyDir } from '../envoy/agent-envoy.js';
+import { adsSocketPath, agentBootstrap, envoyBaseId, envoyDir, inboundAccessLogPath } from '../envoy/agent-envoy.js';
 import { createEnvoySupervisor } from '../envoy/supervisor.js';
 import { createWorkloadIdentities } from '../identity/workload-identities.js';
 import { createCpPolicySource } from '../policy/cp-policy-source.js';
@@ -221,5 +221,6 @@ function realDataPlane(config: AgentConfig, log: Logger, parts: { snapshotCache?
         clock: systemClock,
         log: log.child({ component: 'policy' }),
       }),
+    accessLogPath: inboundAccessLogPath(config.dataDir),
   });
 }

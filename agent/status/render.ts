@@ -59,10 +59,15 @@ export function renderStatus(doc: StatusDocument): string {
         w.svid === undefined ? '-' : `${w.svid.state}${fromDisk(w.svid)}`,
         short(w.svid?.serial),
         time(w.svid?.notAfter),
-        w.dataPlane ?? '-',
+        `${w.dataPlane ?? '-'}${w.mtls === undefined ? '' : ' (mTLS permissive: plaintext accepted)'}`,
       ]),
     ),
   );
+  for (const w of doc.workloads)
+    if (w.mtls !== undefined)
+      out.push(
+        `\nwarning: workload ${w.name} accepts plaintext on mesh port ${w.meshPort} (PeerAuthentication ${w.mtls.policy}: permissive)\n`,
+      );
   if (doc.upstreams.length > 0) {
     out.push('\n');
     out.push(

@@ -43,6 +43,8 @@ export interface StatusDocument {
     svid?: { state: string; serial?: string; notAfter?: string; nextRenewalAt?: string; error?: string; source?: SvidSource };
     /** "serving" (Envoy serves its mesh listener), or why not; the mesh listener check in Consul says the same. */
     dataPlane?: string;
+    /** Present only when the mesh port also accepts plaintext: the mode and the PeerAuthentication resource. */
+    mtls?: { mode: 'permissive'; policy: string };
   }>;
   workloadErrors: Array<{ file: string; field: string; reason: string; code: 'MESH_E_WORKLOAD_INVALID' }>;
   upstreams: Array<{
@@ -57,7 +59,7 @@ export interface StatusDocument {
     endpoints?: number;
   }>;
   catalogVersion: number;
-  /** Upstreams left out of Envoy's configuration (a port conflict, a second local caller). */
+  /** Upstreams left out of Envoy's configuration (a port conflict, a second local caller, impostor instances), and policies not applied. */
   upstreamProblems?: Array<{ workload: string; reason: string }>;
   controlPlane?: { address: string; state: string; lastError?: string; bundleRoots: number; bundleSequence: number };
   nodeSvid?: { state: string; serial?: string; notAfter?: string; error?: string; source?: SvidSource };
@@ -95,6 +97,7 @@ export function buildStatus(input: StatusInput): StatusDocument {
   const svidBy = new Map((ids?.workloads ?? []).map((w) => [w.spiffeId, w]));
   const servingBy = new Map((dp?.serving ?? []).map((s) => [s.workload, s]));
   const upstreamBy = new Map((dp?.upstreams ?? []).map((u) => [u.service, u]));
+  const plaintextBy = new Map((dp?.plaintextAccepted ?? []).map((p) => [p.workload, p.policy]));
   const doc: StatusDocument = {
     node: input.node,
     consul: { mode: input.consulMode, address: input.consulAddress, state: input.connection },
@@ -117,6 +120,7 @@ export function buildStatus(input: StatusInput): StatusDocument {
               svid: svidSummary(svidBy.get(w.spiffeId)),
               dataPlane: servingBy.get(w.name)?.serving === false ? (servingBy.get(w.name)?.reason ?? '') : 'serving',
             }),
+        ...(plaintextBy.has(w.name) ? { mtls: { mode: 'permissive' as const, policy: plaintextBy.get(w.name) ?? '' } } : {}),
       };
     }),
     workloadErrors: input.fileErrors.map((e) => ({ ...e, code: 'MESH_E_WORKLOAD_INVALID' as const })),
@@ -154,7 +158,7 @@ export function buildStatus(input: StatusInput): StatusDocument {
       };
       doc.nodeSvid = svidSummary(ids.node);
     }
-    const upstreamProblems = dp.modelProblems.filter((p) => p.part === 'upstream').map((p) => ({ workload: p.workload, reason: p.reason }));
+    const upstreamProblems = dp.modelProblems.filter((p) => p.part !== 'inbound').map((p) => ({ workload: p.workload, reason: p.reason }));
     if (upstreamProblems.length > 0) doc.upstreamProblems = upstreamProblems;
     if (dp.policy !== undefined) doc.dataPlane = { policy: dp.policy };
     const ps = dp.policySource;

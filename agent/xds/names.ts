@@ -14,6 +14,14 @@
  * | outbound route config (RDS)    | `outbound:<service>`              | `outbound:api`                  |
  * | SDS identity secret            | the workload's SPIFFE ID          | `spiffe://example.org/ns/default/sa/web` |
  * | SDS trust bundle               | `ROOTCA`                          | `ROOTCA`                        |
+ * | RBAC policy of a rule          | `<policy>.<rule>`                 | `api-authz.only-web`            |
+ * | RBAC stat prefix (deny / allow)| `authz_deny_` / `authz_allow_`    | `http.inbound_api.rbac.authz_deny_.denied` |
+ * | RBAC per-rule stat             | `<prefix>.policy.<policy>.<rule>.` | `http.inbound_api.rbac.authz_deny_.policy.api-authz.no-admin.denied` |
+ * | network RBAC stat prefix       | `authz_<workload>_<action>[_<rule>]` | `authz_cache_deny_block_web.rbac.denied` |
+ * | rate limit stat prefix         | `ratelimit_<workload>[_<route>]`  | `ratelimit_api_slow.http_local_rate_limit.rate_limited` |
+ * | inbound route (rate limit)     | `ratelimit:<route>`               | `ratelimit:slow`                |
+ * | inbound plaintext filter chain | `inbound:<workload>:plaintext`    | `inbound:api:plaintext`         |
+ * | inbound mTLS filter chain      | `inbound:<workload>:mtls`         | `inbound:api:mtls`              |
  *
  * Route configs and clusters are keyed by service, not port, so a future
  * transparent-proxy virtual listener can reference the same ones. `ROOTCA`
@@ -55,4 +63,38 @@ export function identitySecretName(spiffeId: string): string {
 /** A stat prefix derived from a resource name. */
 export function statPrefix(name: string): string {
   return name.replace(/[^A-Za-z0-9_]/g, '_');
+}
+
+/**
+ * The RBAC policy name of an authorization rule: it is what Envoy reports in
+ * `rbac_access_denied_matched_policy[<name>]` (response code details,
+ * connection termination details, access log) and in per-rule stats.
+ */
+export function rbacPolicyName(policy: string, rule: string): string {
+  return `${policy}.${rule}`;
+}
+
+/** rules_stat_prefix of the HTTP RBAC filters (inside the HCM's `http.<stat_prefix>.rbac.`). */
+export function httpRbacStatPrefix(action: 'deny' | 'allow'): string {
+  return `authz_${action}_`;
+}
+
+/** stat_prefix of a network RBAC filter: one per deny rule, one for the allow set. */
+export function networkRbacStatPrefix(workload: string, action: 'deny' | 'allow', rule?: string): string {
+  return statPrefix(`authz_${workload}_${action}${rule === undefined ? '' : `_${rule}`}`);
+}
+
+/** stat_prefix of the local rate limit (workload-wide, or one route's bucket). */
+export function rateLimitStatPrefix(workload: string, route?: string): string {
+  return statPrefix(`ratelimit_${workload}${route === undefined ? '' : `_${route}`}`);
+}
+
+/** Name of the inbound route carrying a rate-limit route's own bucket. */
+export function rateLimitRouteName(route: string): string {
+  return `ratelimit:${route}`;
+}
+
+/** Names of the inbound filter chains in permissive mode. */
+export function inboundChainName(workload: string, transport: 'mtls' | 'plaintext'): string {
+  return `inbound:${workload}:${transport}`;
 }

@@ -125,7 +125,9 @@ export function buildSnapshot(model: ProxyModel, identities: Identities, memo?: 
   for (const workload of model.workloads) {
     add(
       'listeners',
-      make('listeners', [workload, model.trustDomain], () => buildInboundListener(workload, model.trustDomain)),
+      make('listeners', [workload, model.trustDomain, model.accessLogPath ?? ''], () =>
+        buildInboundListener(workload, model.trustDomain, model.accessLogPath),
+      ),
     );
     add(
       'clusters',
@@ -158,12 +160,10 @@ export function buildSnapshot(model: ProxyModel, identities: Identities, memo?: 
       'listeners',
       make('listeners', shape, () => buildOutboundListener(upstream)),
     );
-    // The cluster depends on the instances only through their SPIFFE IDs (the SAN list).
+    // The cluster's SAN list comes from the accepted identities (secure naming), not from the instances.
     add(
       'clusters',
-      make('clusters', [shape, caller.spiffeId, upstream.instances.map((i) => i.spiffeId)], () =>
-        buildOutboundCluster(upstream, caller.spiffeId),
-      ),
+      make('clusters', [shape, caller.spiffeId, upstream.acceptedIdentities], () => buildOutboundCluster(upstream, caller.spiffeId)),
     );
     add(
       'endpoints',

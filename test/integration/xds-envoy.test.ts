@@ -219,12 +219,13 @@ for (const api of ['sotw', 'delta'] as const) {
   t.test(`${api}: stream cut mid-push (Envoy restarted, same node id) converges, no cluster stuck warming`, async (t) => {
     const r = await rig(t, api);
     await waitFor(() => getJson(r.ports.local).catch(() => undefined), { timeoutMs: 15_000, what: 'traffic' });
-    // Change the cluster's definition (a second SPIFFE ID widens its SAN list) and its endpoints, then cut at once.
+    // Change the cluster's definition (a second accepted SPIFFE ID widens its SAN list) and its endpoints, then cut at once.
     const changed: ProxyModel = {
       ...r.model,
       upstreams: r.model.upstreams.map((u) => ({
         ...u,
         instances: [...u.instances, { address: '127.0.0.3', meshPort: r.ports.apiMesh, spiffeId: API_V2, weight: 1, healthy: false }],
+        acceptedIdentities: [...u.acceptedIdentities, API_V2],
       })),
     };
     r.cache.setSnapshot(NODE, buildSnapshot(changed, r.identities));

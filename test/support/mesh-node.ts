@@ -24,6 +24,8 @@ import { httpGet } from './wait.js';
 
 export interface MeshNode {
   readonly agent: Agent;
+  /** The agent's data folder (its Envoy folder is `<dataDir>/envoy`). */
+  readonly dataDir: string;
   readonly logs: string[];
   admin(apiPath: string): Promise<string>;
   /** Envoy's pid from the supervisor. */
@@ -117,6 +119,7 @@ export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode>
   let stopped = false;
   const node: MeshNode = {
     agent,
+    dataDir,
     logs,
     admin,
     envoyPid: () => agent.dataPlane?.status().envoy.pid as number | undefined,

@@ -5,11 +5,25 @@
  * domain. HTTP-like workloads get an HTTP connection manager that forwards the
  * peer's SPIFFE ID in x-forwarded-client-cert (sanitized, then set); TCP
  * workloads get a tcp_proxy. Both forward to the local app cluster.
+ *
+ * Server-side policy (`workload.inbound`, agent/model/inbound-policy.ts):
+ * - authorization: RBAC filters before the router / tcp_proxy (./authz-rbac.ts);
+ * - rate limit: the local rate limit filter and per-route buckets (./rate-limit.ts);
+ * - permissive mTLS: a tls_inspector listener filter and two filter chains,
+ *   `transport_protocol: tls` with mTLS as in strict mode and `raw_buffer` for
+ *   plaintext (which carries no client certificate, hence no XFCC);
+ * - with any of these, a JSON access log (./access-log.ts).
+ * With none, the listener is exactly the strict one.
  */
 import type { ModelWorkload } from '../../model/proxy-model.js';
 import { isHttpLike } from '../../model/proxy-model.js';
-import { identitySecretName, inboundListenerName, inboundRouteName, localAppClusterName, statPrefix } from '../names.js';
+import { identitySecretName, inboundChainName, inboundListenerName, inboundRouteName, localAppClusterName, statPrefix } from '../names.js';
+import { inboundAccessLog } from './access-log.js';
+import { httpRbacFilters, networkRbacFilters } from './authz-rbac.js';
 import { bundleValidation, meshTlsParams, routerFilter, sdsSecret, socketAddress, T, type XdsResource } from './common.js';
+import { rateLimitFilter, rateLimitRoutes } from './rate-limit.js';
+
+const TLS_INSPECTOR_T = 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector';
 
 export function trustDomainPrefix(trustDomain: string): string {
   return `spiffe://${trustDomain}/`;
@@ -30,41 +44,67 @@ function downstreamTls(workload: ModelWorkload, trustDomain: string): XdsResourc
   };
 }
 
-function httpFilter(workload: ModelWorkload, name: string): XdsResource {
+function httpFilter(workload: ModelWorkload, name: string, trustDomain: string, accessLog: string | undefined): XdsResource {
   const route: XdsResource = { cluster: localAppClusterName(workload.name) };
   // gRPC streams may be long-lived: no route timeout.
   if (workload.protocol === 'grpc') route.timeout = { seconds: '0' };
-  return {
-    name: 'envoy.filters.network.http_connection_manager',
-    typed_config: {
-      '@type': T.hcm,
-      stat_prefix: statPrefix(name),
-      codec_type: 'AUTO',
-      route_config: {
-        name: inboundRouteName(workload.name),
-        virtual_hosts: [{ name: workload.name, domains: ['*'], routes: [{ match: { prefix: '/' }, route }] }],
-      },
-      forward_client_cert_details: 'SANITIZE_SET',
-      set_current_client_cert_details: { uri: true },
-      http_filters: [routerFilter()],
+  const policy = workload.inbound;
+  const routes: XdsResource[] = [
+    ...(policy?.rateLimit === undefined ? [] : rateLimitRoutes(policy.rateLimit, workload.name, route)),
+    { match: { prefix: '/' }, route },
+  ];
+  const hcm: XdsResource = {
+    '@type': T.hcm,
+    stat_prefix: statPrefix(name),
+    codec_type: 'AUTO',
+    route_config: {
+      name: inboundRouteName(workload.name),
+      virtual_hosts: [{ name: workload.name, domains: ['*'], routes }],
     },
+    forward_client_cert_details: 'SANITIZE_SET',
+    set_current_client_cert_details: { uri: true },
+    http_filters: [
+      ...(policy?.authorization === undefined ? [] : httpRbacFilters(policy.authorization, trustDomain)),
+      ...(policy?.rateLimit === undefined ? [] : [rateLimitFilter(policy.rateLimit, workload.name)]),
+      routerFilter(),
+    ],
   };
+  if (policy !== undefined) hcm.access_log = [inboundAccessLog(name, 'http', accessLog)];
+  return { name: 'envoy.filters.network.http_connection_manager', typed_config: hcm };
 }
 
-function tcpFilter(workload: ModelWorkload, name: string): XdsResource {
-  return {
-    name: 'envoy.filters.network.tcp_proxy',
-    typed_config: { '@type': T.tcpProxy, stat_prefix: statPrefix(name), cluster: localAppClusterName(workload.name) },
-  };
+function tcpFilters(workload: ModelWorkload, name: string, trustDomain: string): XdsResource[] {
+  const authz = workload.inbound?.authorization;
+  return [
+    ...(authz === undefined ? [] : networkRbacFilters(authz, workload.name, trustDomain)),
+    {
+      name: 'envoy.filters.network.tcp_proxy',
+      typed_config: { '@type': T.tcpProxy, stat_prefix: statPrefix(name), cluster: localAppClusterName(workload.name) },
+    },
+  ];
 }
 
-export function buildInboundListener(workload: ModelWorkload, trustDomain: string): XdsResource {
+/** accessLog: the access log file of policy-carrying workloads (absent: Envoy's stdout). */
+export function buildInboundListener(workload: ModelWorkload, trustDomain: string, accessLog?: string): XdsResource {
   const name = inboundListenerName(workload.name);
-  const filter = isHttpLike(workload.protocol) ? httpFilter(workload, name) : tcpFilter(workload, name);
-  return {
+  const filters = isHttpLike(workload.protocol)
+    ? [httpFilter(workload, name, trustDomain, accessLog)]
+    : tcpFilters(workload, name, trustDomain);
+  const tls = downstreamTls(workload, trustDomain);
+  const listener: XdsResource = {
     name,
     address: socketAddress('0.0.0.0', workload.meshPort),
     traffic_direction: 'INBOUND',
-    filter_chains: [{ filters: [filter], transport_socket: downstreamTls(workload, trustDomain) }],
+    filter_chains: [{ filters, transport_socket: tls }],
   };
+  if (workload.inbound?.mtls?.mode === 'permissive') {
+    listener.listener_filters = [{ name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': TLS_INSPECTOR_T } }];
+    listener.filter_chains = [
+      { name: inboundChainName(workload.name, 'mtls'), filter_chain_match: { transport_protocol: 'tls' }, filters, transport_socket: tls },
+      { name: inboundChainName(workload.name, 'plaintext'), filter_chain_match: { transport_protocol: 'raw_buffer' }, filters },
+    ];
+  }
+  // TCP: the listener logs every connection, including those RBAC closes before tcp_proxy runs.
+  if (workload.inbound !== undefined && !isHttpLike(workload.protocol)) listener.access_log = [inboundAccessLog(name, 'tcp', accessLog)];
+  return listener;
 }

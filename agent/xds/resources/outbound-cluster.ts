@@ -1,7 +1,8 @@
 /**
  * The cluster of an upstream service: endpoints from EDS (ADS), TLS
  * origination with the caller's SVID (SDS), and a peer check that accepts only
- * the SPIFFE IDs the catalog lists for the service (URI SAN exact matches) on
+ * the identities secure naming allows to serve the service (URI SAN matchers
+ * from `upstream.acceptedIdentities`, ./peer-sans.ts; never catalog meta) on
  * top of the trust bundle (SDS `ROOTCA`). HTTP/2 upstream for http2 and grpc.
  */
 import type { ModelUpstream } from '../../model/proxy-model.js';
@@ -17,23 +18,12 @@ import {
   T,
   type XdsResource,
 } from './common.js';
-
-/**
- * A URI SAN no certificate carries: with no instances the SAN list must not be
- * empty, because an empty list would accept any peer the trust bundle accepts.
- */
-export const NO_PEER_SAN = 'urn:mesh:no-instances';
-
-/** The distinct SPIFFE IDs of the upstream's instances, sorted. */
-export function upstreamSpiffeIds(upstream: ModelUpstream): string[] {
-  return [...new Set(upstream.instances.map((i) => i.spiffeId))].sort();
-}
+import { peerSanMatchers } from './peer-sans.js';
 
 /** callerSpiffeId: the SPIFFE ID of the local workload making the calls. */
 export function buildOutboundCluster(upstream: ModelUpstream, callerSpiffeId: string): XdsResource {
   const name = outboundClusterName(upstream.service);
-  const ids = upstreamSpiffeIds(upstream);
-  const sans = (ids.length === 0 ? [NO_PEER_SAN] : ids).map((id) => ({ san_type: 'URI', matcher: { exact: id } }));
+  const sans = peerSanMatchers(upstream.acceptedIdentities);
   const cluster: XdsResource = {
     name,
     type: 'EDS',

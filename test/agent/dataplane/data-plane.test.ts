@@ -176,3 +176,47 @@ t.test('policy from a FakePolicySource: rebuilt on change, each resource with it
   await dp.settled();
   t.equal(dp.status().policy?.resources[2]?.state, 'applied', 'an instance of api in the catalog: the TrafficPolicy resolves');
 });
+
+t.test('policy from the source: a permissive workload gets a plaintext chain and an access log, and status says so', async (t) => {
+  const dir = await tempDir(t, 'dp-');
+  const ids = fakeIdentities();
+  const ca = await createTestCa(TD);
+  const policy = new FakePolicySource();
+  const accessLogPath = path.join(dir, 'access-inbound.log');
+  const dp = createDataPlane({
+    nodeName: 'vm1',
+    trustDomain: TD,
+    adsSocket: path.join(dir, 'ads.sock'),
+    clock: systemClock,
+    log: createLogger({ level: 'error', sink: { write: () => undefined } }),
+    identities: ids.source,
+    policy,
+    accessLogPath,
+  });
+  dp.update({ workloads: [web] });
+  await dp.start();
+  t.teardown(() => dp.stop());
+  ids.set(WEB, ca.issue(WEB), ca.bundlePem);
+  await dp.settled();
+  t.equal(dp.status().plaintextAccepted, undefined, 'strict by default');
+  policy.set([
+    {
+      apiVersion: 'mesh.v1',
+      kind: 'PeerAuthentication',
+      metadata: { name: 'web-open' },
+      spec: { target: { service: 'web' }, mode: 'permissive' },
+    },
+  ]);
+  await dp.settled();
+  t.same(dp.status().plaintextAccepted, [{ workload: 'web', policy: 'web-open' }]);
+  const listener = dp.cache.current('vm1')?.snapshot.resources.listeners.get('inbound:web') as Record<string, unknown>;
+  const chains = listener.filter_chains as Array<{ name: string; filter_chain_match: { transport_protocol: string } }>;
+  t.same(
+    chains.map((c) => [c.name, c.filter_chain_match.transport_protocol]),
+    [
+      ['inbound:web:mtls', 'tls'],
+      ['inbound:web:plaintext', 'raw_buffer'],
+    ],
+  );
+  t.match(JSON.stringify(listener), accessLogPath, 'the access log goes to the configured file');
+});

@@ -2,6 +2,7 @@ import t from 'tap';
 import { type CatalogInstance, makeView } from '../../../agent/discovery/catalog-view.js';
 import { buildModel } from '../../../agent/model/build-model.js';
 import type { Workload } from '../../../agent/workloads/workload.js';
+import type { PolicyDocument } from '../../../lib/policy/schema.js';
 
 const TD = 'example.org';
 const id = (sa: string) => `spiffe://${TD}/ns/default/sa/${sa}`;
@@ -60,6 +61,7 @@ t.test('workloads with SVIDs, upstreams with mesh instances; outside-mesh instan
       protocol: 'http2',
       workload: 'web',
       instances: [{ address: '10.0.0.1', meshPort: 19090, spiffeId: id('api'), weight: 3, healthy: true }],
+      acceptedIdentities: [id('api')],
     },
   ]);
   t.same(built.skippedInstances, { api: 1 });
@@ -98,3 +100,63 @@ t.test('left out and reported: no SVID yet, port clashes, a second caller of one
     { workload: 'd', part: 'upstream', reason: 'upstream cache: local port 18081 is already used by workload c' },
   ]);
 });
+
+t.test('secure naming: the impostor instance is left out and reported; the cluster accepts the policy set', async (t) => {
+  const view = makeView(1, [
+    {
+      name: 'api',
+      source: 'consul',
+      instances: [instance('evil', id('web'), 'tcp'), instance('good', id('api'), 'http')],
+    },
+  ]);
+  const none = buildModel({
+    nodeName: 'n',
+    trustDomain: TD,
+    workloads: [workload('web', 8080, [{ service: 'api', localPort: 9001 }])],
+    view,
+    svids: new Set([id('web')]),
+  });
+  const [u] = none.model.upstreams;
+  t.same(
+    u?.instances.map((i) => i.spiffeId),
+    [id('api')],
+    'only the legitimate instance is an endpoint',
+  );
+  t.same(u?.acceptedIdentities, [id('api')]);
+  t.equal(u?.protocol, 'http', 'the protocol comes from an accepted instance, not the impostor');
+  t.same(none.skippedInstances, { api: 1 });
+  t.match(none.problems, [
+    {
+      workload: 'web',
+      part: 'upstream',
+      reason: /upstream api: 1 catalog instance\(s\) left out.*api-evil \(spiffe:\/\/example.org\/ns\/default\/sa\/web\).*default rule/,
+    },
+  ]);
+
+  const policy = [serviceIdentity('api-ids', 'api', 'default', [id('api'), id('web')])];
+  const both = buildModel({
+    nodeName: 'n',
+    trustDomain: TD,
+    workloads: [workload('web', 8080, [{ service: 'api', localPort: 9001 }])],
+    view,
+    svids: new Set([id('web')]),
+    policies: policy,
+  });
+  t.same(both.model.upstreams[0]?.instances.length, 2, 'with a ServiceIdentity allowing both, both serve');
+  t.same(both.problems, []);
+
+  const otherNs = buildModel({
+    nodeName: 'n',
+    trustDomain: TD,
+    workloads: [workload('web', 8080, [{ service: 'api', localPort: 9001, namespace: 'prod' }])],
+    view,
+    svids: new Set([id('web')]),
+  });
+  t.same(otherNs.model.upstreams[0]?.acceptedIdentities, [`spiffe://${TD}/ns/prod/sa/api`], 'the upstream namespace decides the default');
+  t.same(otherNs.model.upstreams[0]?.instances, [], 'no instance claims it: no endpoint (fails closed)');
+  t.same(otherNs.skippedInstances, { api: 2 });
+});
+
+function serviceIdentity(name: string, service: string, namespace: string, allowed: string[]): PolicyDocument {
+  return { apiVersion: 'mesh.v1', kind: 'ServiceIdentity', name, spec: { service, namespace, allowedIdentities: allowed } };
+}

@@ -300,3 +300,34 @@ t.test('the policy section: revision and where it came from, in the document and
   t.match(renderStatus(live), /policy {9}revision 8 \(from the control plane\), watch open, received -/);
   t.equal(buildStatus({ ...statusInput(), dataPlane: base }).policy, undefined, 'no policy source status: no section');
 });
+
+t.test('a workload whose mesh port accepts plaintext: the document and the table say so; policy problems are listed', async (t) => {
+  const api = {
+    name: 'api',
+    file: '/w/api.yaml',
+    spiffeId: 'spiffe://example.org/ns/default/sa/api',
+    port: 9090,
+    meshPort: 19090,
+  } as Workload;
+  const d = buildStatus({
+    ...statusInput({ workloads: [api] }),
+    dataPlane: {
+      envoy: { state: 'running' },
+      xds: idleAdsStatus('/run/ads.sock'),
+      modelProblems: [{ workload: 'api', part: 'policy', reason: 'policy RateLimit b (a is in force) is not applied' }],
+      upstreams: [],
+      serving: [],
+      plaintextAccepted: [{ workload: 'api', policy: 'api-migrating' }],
+      identity: {
+        node: { spiffeId: 'spiffe://example.org/mesh/node/vm1', failures: 0, state: 'ready' },
+        workloads: [],
+        bundle: { sequence: 0, roots: 1 },
+        controlPlane: { address: 'cp:1', state: 'connected' },
+      },
+    },
+  });
+  t.same(d.workloads[0]?.mtls, { mode: 'permissive', policy: 'api-migrating' });
+  t.match(renderStatus(d), /serving \(mTLS permissive: plaintext accepted\)/);
+  t.match(renderStatus(d), /warning: workload api accepts plaintext on mesh port 19090 \(PeerAuthentication api-migrating: permissive\)/);
+  t.ok(d.problems.includes('workload api: policy RateLimit b (a is in force) is not applied'));
+});

@@ -2,7 +2,8 @@ import t from 'tap';
 import type { ModelUpstream, ProxyModel } from '../../../agent/model/proxy-model.js';
 import { checkSnapshot } from '../../../agent/xds/check-snapshot.js';
 import type { XdsResource } from '../../../agent/xds/resources/common.js';
-import { buildOutboundCluster, NO_PEER_SAN } from '../../../agent/xds/resources/outbound-cluster.js';
+import { buildOutboundCluster } from '../../../agent/xds/resources/outbound-cluster.js';
+import { NO_PEER_SAN } from '../../../agent/xds/resources/peer-sans.js';
 import {
   BuildMemo,
   buildSnapshot,
@@ -71,14 +72,15 @@ t.test('versioning', async (t) => {
     t.not(next.version, good.version);
   });
 
-  t.test('a new instance identity changes the cluster and its endpoints', async (t) => {
+  t.test('a new instance changes only the endpoints; a new accepted identity (secure naming) only the cluster', async (t) => {
     const other = 'spiffe://example.org/ns/default/sa/api-canary';
     const model = withUpstream(fixtureModel(), 'api', (u) => ({
       ...u,
       instances: [...u.instances, { address: '10.0.0.13', meshPort: 15002, spiffeId: other, weight: 1, healthy: true }],
     }));
-    const next = buildSnapshot(model, fixtureIdentities());
-    t.strictSame(changedVersions(good, next), ['clusters/outbound:api', 'endpoints/outbound:api']);
+    t.strictSame(changedVersions(good, buildSnapshot(model, fixtureIdentities())), ['endpoints/outbound:api']);
+    const widened = withUpstream(fixtureModel(), 'api', (u) => ({ ...u, acceptedIdentities: [...u.acceptedIdentities, other] }));
+    t.strictSame(changedVersions(good, buildSnapshot(widened, fixtureIdentities())), ['clusters/outbound:api']);
   });
 
   t.test('snapshots are immutable', async (t) => {
@@ -186,8 +188,11 @@ t.test('checkSnapshot', async (t) => {
   });
 });
 
-t.test('an upstream with no instances accepts no peer', async (t) => {
-  const cluster = buildOutboundCluster({ service: 'empty', localPort: 1, protocol: 'http', workload: 'web', instances: [] }, WEB_ID);
+t.test('an upstream with no accepted identity accepts no peer', async (t) => {
+  const cluster = buildOutboundCluster(
+    { service: 'empty', localPort: 1, protocol: 'http', workload: 'web', instances: [], acceptedIdentities: [] },
+    WEB_ID,
+  );
   checkMessage(TypeUrl.Cluster, cluster);
   const json = JSON.stringify(cluster);
   t.match(json, `{"san_type":"URI","matcher":{"exact":"${NO_PEER_SAN}"}}`);
