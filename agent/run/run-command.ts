@@ -216,5 +216,6 @@ function realDataPlane(config: AgentConfig, log: Logger, parts: { snapshotCache?
     envoy,
     ...(cache === undefined ? {} : { cache }),
     ...(parts.policy === undefined ? {} : { policy: parts.policy }),
+    ...(config.zone === '' ? {} : { zone: config.zone }),
   });
 }

@@ -97,7 +97,7 @@ t.test('Envoy accepts every built resource', async (t) => {
 
 t.test('the check fails on a resource Envoy rejects', async (t) => {
   const snapshot = buildSnapshot(fixtureModel(), fixtureIdentities());
-  const cluster = { ...(snapshot.resources.clusters.get('outbound:api') as XdsResource), connect_timeout: { seconds: '-1' } };
+  const cluster = { ...(snapshot.resources.clusters.get('outbound:api@web') as XdsResource), connect_timeout: { seconds: '-1' } };
   const result = await validate(t, bootstrapWith([], [cluster], []));
   t.notOk(result.ok, 'a negative connect_timeout is refused');
   t.match(result.output, /duration/i, 'for the duration');

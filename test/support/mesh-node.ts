@@ -44,6 +44,8 @@ export interface MeshNodeOptions {
   snapshotCache?: SnapshotCache;
   /** Policy fed straight in (test/fakes/policy-source.ts); default: the agent's own source. */
   policy?: PolicySource;
+  /** Agent config `zone` (Consul meta mesh_zone of its workloads, locality of its Envoy). */
+  zone?: string;
 }
 
 export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode> {
@@ -89,6 +91,7 @@ export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode>
       },
       status: { listen: '127.0.0.1:0' },
       log: { level: 'debug' },
+      ...(options.zone === undefined ? {} : { zone: options.zone }),
     },
     'test',
   );

@@ -33,6 +33,7 @@ export function webApiModel(trustDomain: string, ports: WebApiPorts, node = 'vm-
         protocol: 'http',
         workload: 'web',
         instances: [{ address: '127.0.0.1', meshPort: ports.apiMesh, spiffeId: api, weight: 1, healthy: true }],
+        peerIds: [api],
       },
     ],
   };

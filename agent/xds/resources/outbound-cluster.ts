@@ -1,22 +1,17 @@
 /**
- * The cluster of an upstream service: endpoints from EDS (ADS), TLS
+ * The clusters of an upstream, one set per local caller: the whole service
+ * (`outbound:<service>@<caller>`) and one per TrafficRoute subset
+ * (`outbound:<service>:<subset>@<caller>`). Endpoints from EDS (ADS), TLS
  * origination with the caller's SVID (SDS), and a peer check that accepts only
- * the SPIFFE IDs the catalog lists for the service (URI SAN exact matches) on
- * top of the trust bundle (SDS `ROOTCA`). HTTP/2 upstream for http2 and grpc.
+ * the upstream's `peerIds` (URI SAN exact matches) on top of the trust bundle
+ * (SDS `ROOTCA`). TrafficPolicy settings from cluster-policy.ts. HTTP/2
+ * upstream for http2 and grpc.
  */
 import type { ModelUpstream } from '../../model/proxy-model.js';
 import { isHttp2 } from '../../model/proxy-model.js';
-import { identitySecretName, outboundClusterName } from '../names.js';
-import {
-  adsConfigSource,
-  bundleValidation,
-  CONNECT_TIMEOUT,
-  http2ProtocolOptions,
-  meshTlsParams,
-  sdsSecret,
-  T,
-  type XdsResource,
-} from './common.js';
+import { identitySecretName, outboundClusterName, outboundEndpointsName, subsetClusterName } from '../names.js';
+import { circuitBreakers, connectTimeout, lbPolicy, outlierDetection } from './cluster-policy.js';
+import { adsConfigSource, bundleValidation, http2ProtocolOptions, meshTlsParams, sdsSecret, T, type XdsResource } from './common.js';
 
 /**
  * A URI SAN no certificate carries: with no instances the SAN list must not be
@@ -24,22 +19,30 @@ import {
  */
 export const NO_PEER_SAN = 'urn:mesh:no-instances';
 
-/** The distinct SPIFFE IDs of the upstream's instances, sorted. */
+/** The distinct SPIFFE IDs the upstream's clusters accept, sorted. */
 export function upstreamSpiffeIds(upstream: ModelUpstream): string[] {
-  return [...new Set(upstream.instances.map((i) => i.spiffeId))].sort();
+  return [...new Set(upstream.peerIds)].sort();
 }
 
-/** callerSpiffeId: the SPIFFE ID of the local workload making the calls. */
-export function buildOutboundCluster(upstream: ModelUpstream, callerSpiffeId: string): XdsResource {
-  const name = outboundClusterName(upstream.service);
+/** The cluster name of a destination: a subset of the upstream's service, or all of it. */
+export function destinationCluster(upstream: ModelUpstream, subset: string | undefined): string {
+  return subset === undefined
+    ? outboundClusterName(upstream.service, upstream.workload)
+    : subsetClusterName(upstream.service, subset, upstream.workload);
+}
+
+/** callerSpiffeId: the SPIFFE ID of the local workload making the calls; subset: one of the route's subsets. */
+export function buildOutboundCluster(upstream: ModelUpstream, callerSpiffeId: string, subset?: string): XdsResource {
+  const name = destinationCluster(upstream, subset);
   const ids = upstreamSpiffeIds(upstream);
   const sans = (ids.length === 0 ? [NO_PEER_SAN] : ids).map((id) => ({ san_type: 'URI', matcher: { exact: id } }));
+  const policy = upstream.traffic?.policy;
   const cluster: XdsResource = {
     name,
     type: 'EDS',
-    connect_timeout: CONNECT_TIMEOUT,
-    eds_cluster_config: { eds_config: adsConfigSource(), service_name: name },
-    lb_policy: 'ROUND_ROBIN',
+    connect_timeout: connectTimeout(policy),
+    eds_cluster_config: { eds_config: adsConfigSource(), service_name: outboundEndpointsName(upstream.service, subset) },
+    lb_policy: lbPolicy(policy),
     transport_socket: {
       name: 'envoy.transport_sockets.tls',
       typed_config: {
@@ -52,6 +55,10 @@ export function buildOutboundCluster(upstream: ModelUpstream, callerSpiffeId: st
       },
     },
   };
+  const breakers = circuitBreakers(policy);
+  if (breakers !== undefined) cluster.circuit_breakers = breakers;
+  const outliers = outlierDetection(policy);
+  if (outliers !== undefined) cluster.outlier_detection = outliers;
   if (isHttp2(upstream.protocol)) cluster.typed_extension_protocol_options = http2ProtocolOptions();
   return cluster;
 }

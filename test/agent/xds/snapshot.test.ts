@@ -76,9 +76,10 @@ t.test('versioning', async (t) => {
     const model = withUpstream(fixtureModel(), 'api', (u) => ({
       ...u,
       instances: [...u.instances, { address: '10.0.0.13', meshPort: 15002, spiffeId: other, weight: 1, healthy: true }],
+      peerIds: [...u.peerIds, other],
     }));
     const next = buildSnapshot(model, fixtureIdentities());
-    t.strictSame(changedVersions(good, next), ['clusters/outbound:api', 'endpoints/outbound:api']);
+    t.strictSame(changedVersions(good, next), ['clusters/outbound:api@web', 'endpoints/outbound:api']);
   });
 
   t.test('snapshots are immutable', async (t) => {
@@ -102,13 +103,13 @@ t.test('checkSnapshot', async (t) => {
   t.test('an EDS cluster without its ClusterLoadAssignment', async (t) => {
     const r = resourcesOf(good);
     r.endpoints.delete('outbound:api');
-    t.strictSame(checkSnapshot(makeSnapshot(r)), ['cluster "outbound:api": no ClusterLoadAssignment "outbound:api"']);
+    t.strictSame(checkSnapshot(makeSnapshot(r)), ['cluster "outbound:api@web": no ClusterLoadAssignment "outbound:api"']);
   });
 
   t.test('a listener referencing a missing route configuration', async (t) => {
     const r = resourcesOf(good);
-    r.routes.delete('outbound:api');
-    t.strictSame(checkSnapshot(makeSnapshot(r)), ['listener "outbound:api:9001": route configuration "outbound:api" does not exist']);
+    r.routes.delete('outbound:api@web');
+    t.strictSame(checkSnapshot(makeSnapshot(r)), ['listener "outbound:api:9001": route configuration "outbound:api@web" does not exist']);
   });
 
   t.test('transport sockets referencing missing secrets', async (t) => {
@@ -118,8 +119,8 @@ t.test('checkSnapshot', async (t) => {
     const problems = checkSnapshot(buildSnapshot(fixtureModel(), { ...identities, certs }));
     t.strictSame(problems, [
       `listener "inbound:web": secret "${WEB_ID}" does not exist`,
-      `cluster "outbound:api": secret "${WEB_ID}" does not exist`,
-      `cluster "outbound:cache": secret "${WEB_ID}" does not exist`,
+      `cluster "outbound:api@web": secret "${WEB_ID}" does not exist`,
+      `cluster "outbound:cache@web": secret "${WEB_ID}" does not exist`,
     ]);
 
     const r = resourcesOf(good);
@@ -133,21 +134,21 @@ t.test('checkSnapshot', async (t) => {
 
   t.test('missing clusters referenced by routes and tcp_proxy', async (t) => {
     const r = resourcesOf(good);
-    r.clusters.delete('outbound:api');
-    r.clusters.delete('outbound:cache');
+    r.clusters.delete('outbound:api@web');
+    r.clusters.delete('outbound:cache@web');
     r.endpoints.clear();
     t.strictSame(checkSnapshot(makeSnapshot(r)), [
-      'listener "outbound:cache:6380": cluster "outbound:cache" does not exist',
-      'route configuration "outbound:api": cluster "outbound:api" does not exist',
+      'listener "outbound:cache:6380": cluster "outbound:cache@web" does not exist',
+      'route configuration "outbound:api@web": cluster "outbound:api@web" does not exist',
     ]);
   });
 
   t.test('duplicate names with different content', async (t) => {
     const model = fixtureModel();
     const api = model.upstreams[0] as ModelUpstream;
-    const dup: ProxyModel = { ...model, upstreams: [...model.upstreams, { ...api, workload: 'cache', localPort: 9002 }] };
+    const dup: ProxyModel = { ...model, upstreams: [...model.upstreams, { ...api, peerIds: [WEB_ID], localPort: 9002 }] };
     const problems = checkSnapshot(buildSnapshot(dup, fixtureIdentities()));
-    t.strictSame(problems, ['clusters: duplicate name "outbound:api" with different content']);
+    t.strictSame(problems, ['clusters: duplicate name "outbound:api@web" with different content']);
 
     const same: ProxyModel = { ...model, upstreams: [...model.upstreams, { ...api, localPort: 9002 }] };
     t.strictSame(checkSnapshot(buildSnapshot(same, fixtureIdentities())), [], 'an identical resource built twice is fine');
@@ -166,8 +167,8 @@ t.test('checkSnapshot', async (t) => {
 
   t.test('a resource stored under another name', async (t) => {
     const r = resourcesOf(good);
-    r.routes.set('outbound:other', r.routes.get('outbound:api') as XdsResource);
-    t.strictSame(checkSnapshot(makeSnapshot(r)), ['routes: key "outbound:other" holds a resource named "outbound:api"']);
+    r.routes.set('outbound:other', r.routes.get('outbound:api@web') as XdsResource);
+    t.strictSame(checkSnapshot(makeSnapshot(r)), ['routes: key "outbound:other" holds a resource named "outbound:api@web"']);
   });
 
   t.test('two listeners on one address', async (t) => {
@@ -187,7 +188,10 @@ t.test('checkSnapshot', async (t) => {
 });
 
 t.test('an upstream with no instances accepts no peer', async (t) => {
-  const cluster = buildOutboundCluster({ service: 'empty', localPort: 1, protocol: 'http', workload: 'web', instances: [] }, WEB_ID);
+  const cluster = buildOutboundCluster(
+    { service: 'empty', localPort: 1, protocol: 'http', workload: 'web', instances: [], peerIds: [] },
+    WEB_ID,
+  );
   checkMessage(TypeUrl.Cluster, cluster);
   const json = JSON.stringify(cluster);
   t.match(json, `{"san_type":"URI","matcher":{"exact":"${NO_PEER_SAN}"}}`);
@@ -207,8 +211,8 @@ t.test('BuildMemo: same versions as a fresh build; unchanged resources are reuse
   const second = buildSnapshot(changed, fixtureIdentities(), memo);
   t.equal(second.version, buildSnapshot(changed, fixtureIdentities()).version, 'after a change too');
   t.equal(
-    second.resources.clusters.get('outbound:cache'),
-    first.resources.clusters.get('outbound:cache'),
+    second.resources.clusters.get('outbound:cache@web'),
+    first.resources.clusters.get('outbound:cache@web'),
     'untouched cluster object reused',
   );
   t.not(second.resources.endpoints.get('outbound:api'), first.resources.endpoints.get('outbound:api'), 'changed endpoints rebuilt');
