@@ -90,7 +90,8 @@ export function buildModel(input: ModelInput): BuiltModel {
     return {
       service,
       localPort,
-      protocol: toProtocol(inMesh[0]?.protocol),
+      // With no instance yet, a TrafficRoute with HTTP rules says the service speaks HTTP.
+      protocol: toProtocol(inMesh[0]?.protocol ?? (traffic?.route?.http !== undefined ? 'http' : undefined)),
       workload: caller,
       instances: inMesh.map(toModelInstance),
       // Secure naming: the identities the clusters accept (agent/model/secure-naming.ts may narrow this).
