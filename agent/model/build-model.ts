@@ -122,7 +122,16 @@ export function buildModel(input: ModelInput): BuiltModel {
       mine.push(upstreamOf(w.name, u.service, u.localPort, false));
     }
     const mirrors = new Set(mine.flatMap((u) => mirroredServices(u.traffic?.route)).filter((s) => !called.has(s)));
-    for (const service of [...mirrors].sort()) mine.push(upstreamOf(w.name, service, 0, true));
+    for (const service of [...mirrors].sort()) {
+      // The agent watches the catalog for the services in upstreams[] only.
+      if (input.view.services[service] === undefined)
+        problems.push({
+          workload: w.name,
+          part: 'upstream',
+          reason: `mirror target ${service} is not watched in the catalog (list it in upstreams[]); its copies go nowhere`,
+        });
+      mine.push(upstreamOf(w.name, service, 0, true));
+    }
     upstreams.push(...mine);
   }
 

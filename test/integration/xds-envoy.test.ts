@@ -225,6 +225,7 @@ for (const api of ['sotw', 'delta'] as const) {
       upstreams: r.model.upstreams.map((u) => ({
         ...u,
         instances: [...u.instances, { address: '127.0.0.3', meshPort: r.ports.apiMesh, spiffeId: API_V2, weight: 1, healthy: false }],
+        peerIds: [...u.peerIds, API_V2],
       })),
     };
     r.cache.setSnapshot(NODE, buildSnapshot(changed, r.identities));
