@@ -1,28 +1,12 @@
 import t from 'tap';
 import { type CatalogInstance, makeView } from '../../../agent/discovery/catalog-view.js';
 import { buildModel } from '../../../agent/model/build-model.js';
-import type { Workload } from '../../../agent/workloads/workload.js';
+import { fixtureWorkload } from '../xds/fixtures/traffic-model.js';
 
 const TD = 'example.org';
 const id = (sa: string) => `spiffe://${TD}/ns/default/sa/${sa}`;
 
-function workload(name: string, port: number, upstreams: Array<{ service: string; localPort: number; namespace?: string }> = []): Workload {
-  return {
-    file: `/w/${name}.yaml`,
-    name,
-    port,
-    meshPort: port + 10000,
-    protocol: 'http',
-    namespace: 'default',
-    serviceAccount: name,
-    spiffeId: id(name),
-    tags: [],
-    meta: {},
-    weight: 1,
-    check: undefined,
-    upstreams: upstreams.map((u) => ({ namespace: 'default', ...u })),
-  };
-}
+const workload = fixtureWorkload;
 
 function instance(node: string, spiffeId: string, protocol = 'http2'): CatalogInstance {
   return {

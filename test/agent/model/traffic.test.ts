@@ -7,8 +7,7 @@ import t from 'tap';
 import { type CatalogInstance, makeView } from '../../../agent/discovery/catalog-view.js';
 import { buildModel } from '../../../agent/model/build-model.js';
 import { inSubset, resolveTraffic } from '../../../agent/model/traffic.js';
-import type { Workload } from '../../../agent/workloads/workload.js';
-import { trafficDocuments, trafficModel } from '../xds/fixtures/traffic-model.js';
+import { fixtureWorkload, trafficDocuments, trafficModel } from '../xds/fixtures/traffic-model.js';
 
 const TD = 'example.org';
 const id = (sa: string) => `spiffe://${TD}/ns/default/sa/${sa}`;
@@ -28,24 +27,6 @@ function instance(n: number, tags: string[], meta: Record<string, string>, zone 
     datacenter: 'dc1',
     zone,
     health: 'passing',
-  };
-}
-
-function workload(name: string, upstreams: Array<{ service: string; localPort: number }>): Workload {
-  return {
-    file: `/w/${name}.yaml`,
-    name,
-    port: 8000 + name.length,
-    meshPort: 18000 + name.length,
-    protocol: 'http',
-    namespace: 'default',
-    serviceAccount: name,
-    spiffeId: id(name),
-    tags: [],
-    meta: {},
-    weight: 1,
-    check: undefined,
-    upstreams: upstreams.map((u) => ({ namespace: 'default', ...u })),
   };
 }
 
@@ -91,7 +72,10 @@ t.test('several local callers of one service each get their upstream; a port cla
   const built = buildModel({
     nodeName: 'vm1',
     trustDomain: TD,
-    workloads: [workload('web', [{ service: 'api', localPort: 9001 }]), workload('admin', [{ service: 'api', localPort: 9001 }])],
+    workloads: [
+      fixtureWorkload('web', 8080, [{ service: 'api', localPort: 9001 }]),
+      fixtureWorkload('admin', 8081, [{ service: 'api', localPort: 9001 }]),
+    ],
     view,
     svids: new Set([id('web'), id('admin')]),
   });
@@ -117,7 +101,7 @@ t.test('a mirror target the agent does not watch is reported', async (t) => {
   const built = buildModel({
     nodeName: 'vm1',
     trustDomain: TD,
-    workloads: [workload('web', [{ service: 'api', localPort: 9001 }])],
+    workloads: [fixtureWorkload('web', 8080, [{ service: 'api', localPort: 9001 }])],
     view,
     svids: new Set([id('web')]),
     policies: docs,

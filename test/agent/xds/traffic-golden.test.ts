@@ -8,29 +8,16 @@
 import t from 'tap';
 import { checkSnapshot } from '../../../agent/xds/check-snapshot.js';
 import { buildSnapshot, RESOURCE_KINDS, type ResourceKind } from '../../../agent/xds/snapshot.js';
+import { XDS_TYPES } from '../../../agent/xds/xds-types.js';
 import { checkMessage, fromAny, toAny } from '../../../lib/envoy/protos.js';
-import { TypeUrl } from '../../../lib/envoy/type-urls.js';
 import { matchGolden } from '../../support/golden.js';
-import { fixtureIdentities } from './fixtures/model.js';
-import { TD, trafficModel } from './fixtures/traffic-model.js';
+import { TD, trafficIdentities, trafficModel } from './fixtures/traffic-model.js';
 
-const TYPE_OF: Record<ResourceKind, string> = {
-  listeners: TypeUrl.Listener,
-  clusters: TypeUrl.Cluster,
-  endpoints: TypeUrl.ClusterLoadAssignment,
-  routes: TypeUrl.RouteConfiguration,
-  secrets: TypeUrl.Secret,
-};
-
-function identities() {
-  const base = fixtureIdentities();
-  const certs = new Map(base.certs);
-  certs.set(`spiffe://${TD}/ns/default/sa/admin`, { chainPem: 'CHAIN-admin', keyPem: 'KEY-admin' });
-  return { certs, bundlePem: base.bundlePem };
-}
+/** The type URL of each snapshot kind, from the xDS type table. */
+const TYPE_OF = Object.fromEntries(XDS_TYPES.map((x) => [x.kind, x.typeUrl])) as Record<ResourceKind, string>;
 
 const built = trafficModel();
-const snapshot = buildSnapshot(built.model, identities());
+const snapshot = buildSnapshot(built.model, trafficIdentities());
 
 t.test('the traffic model has no problems and the snapshot is consistent', async (t) => {
   t.strictSame(built.problems, []);
