@@ -12,7 +12,8 @@
  * - circuit breaker: max pending 1, 20 concurrent callers, overflow counted;
  * - outlier detection ejects the instance answering 500;
  * - faults: abort status, delay applied; mirroring to a failing shadow;
- * - locality: the caller's zone first, the other zone when it turns critical.
+ * - locality: the caller's zone first, the other zone when it turns critical, back
+ *   when it passes again.
  * One control plane, Consul and agent for the whole file.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -25,11 +26,11 @@ import { joinedClient } from '../support/controlplane.js';
 import { type EchoAnswer, startEchoApp, xfccUri } from '../support/mesh-apps.js';
 import {
   type Behaviour,
-  failInstance,
   type InstanceAnswer,
   type MeshInstance,
   registerInstance,
   type Svid,
+  setInstanceHealth,
   startMeshInstance,
   svidFor,
 } from '../support/mesh-instances.js';
@@ -431,9 +432,13 @@ t.test("locality: traffic stays in the caller's zone and moves over when that zo
   await waitHttpListener('local');
   const before = tally(await many(100, 5, () => call(local.local)));
   t.equal((before['local-a1'] ?? 0) + (before['local-a2'] ?? 0), 100, `all 100 stay in zone-a: ${JSON.stringify(before)}`);
-  await failInstance(peers.consul.httpAddr, 'local-a1');
-  await failInstance(peers.consul.httpAddr, 'local-a2');
+  await setInstanceHealth(peers.consul.httpAddr, 'local-a1', 'fail');
+  await setInstanceHealth(peers.consul.httpAddr, 'local-a2', 'fail');
   await waitHosts(cluster, 1);
   const after = tally(await many(50, 5, () => call(local.local)));
   t.strictSame(after, { 'local-b1': 50 }, 'zone-a critical: all go to zone-b');
+  await setInstanceHealth(peers.consul.httpAddr, 'local-a1', 'pass');
+  await waitHosts(cluster, 2);
+  const back = tally(await many(50, 5, () => call(local.local)));
+  t.strictSame(back, { 'local-a1': 50 }, 'a zone-a instance passing again: all go back to zone-a');
 });

@@ -142,7 +142,7 @@ export async function registerInstance(consulAddr: string, r: Registration): Pro
   return () => consulPut(consulAddr, `/v1/agent/service/deregister/${encodeURIComponent(r.id)}`);
 }
 
-/** Turns the instance's TTL check critical: it leaves the healthy view. */
-export function failInstance(consulAddr: string, id: string): Promise<void> {
-  return consulPut(consulAddr, `/v1/agent/check/fail/${encodeURIComponent(`check-${id}`)}`);
+/** Turns the instance's TTL check critical (`fail`: it leaves the healthy view) or passing again. */
+export function setInstanceHealth(consulAddr: string, id: string, status: 'fail' | 'pass'): Promise<void> {
+  return consulPut(consulAddr, `/v1/agent/check/${status}/${encodeURIComponent(`check-${id}`)}`);
 }
