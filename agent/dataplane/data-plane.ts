@@ -111,16 +111,18 @@ export interface DataPlane {
   stop(): Promise<void>;
 }
 
-/** Each upstream of a built model as status shows it. */
+/** Each upstream of a built model as status shows it (one per caller; mirror-only clusters are not upstreams). */
 function upstreamStatuses(built: ReturnType<typeof buildModel> | undefined): UpstreamStatus[] {
-  return (built?.model.upstreams ?? []).map((u) => ({
-    service: u.service,
-    localPort: u.localPort,
-    caller: u.workload,
-    protocol: u.protocol,
-    endpoints: u.instances.length,
-    skipped: built?.skippedInstances[u.service] ?? 0,
-  }));
+  return (built?.model.upstreams ?? [])
+    .filter((u) => u.mirrorOnly !== true)
+    .map((u) => ({
+      service: u.service,
+      localPort: u.localPort,
+      caller: u.workload,
+      protocol: u.protocol,
+      endpoints: u.instances.length,
+      skipped: built?.skippedInstances[u.service] ?? 0,
+    }));
 }
 
 export function createDataPlane(options: DataPlaneOptions): DataPlane {
