@@ -105,6 +105,10 @@ export interface DataPlane {
   serving(): ReadonlyMap<string, WorkloadServing>;
   /** Called when serving() changes (Envoy events, acknowledgements, rebuilds). */
   onServingChange(listener: () => void): () => void;
+  /** Services the model needs from the catalog beyond the workloads' upstreams: mirror targets of TrafficRoutes. */
+  extraServices?(): readonly string[];
+  /** Called when extraServices() changes (after a rebuild). */
+  onExtraServices?(listener: () => void): () => void;
   /** The node's snapshots (keyed by nodeName, Envoy's node id) and what Envoy acknowledged. */
   readonly cache: SnapshotCache;
   readonly ads: AdsServer | undefined;
@@ -163,6 +167,8 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
 
   const wantedIds = () => [...new Set(workloads.map((w) => w.spiffeId))];
   const servingListeners = new Set<() => void>();
+  let extraServices: readonly string[] = [];
+  const extraListeners = new Set<() => void>();
   /** The serving state, recomputed at most once per tick after something it depends on changed. */
   let servingNow: Map<string, WorkloadServing> | undefined;
   let servingRecheck: NodeJS.Immediate | undefined;
@@ -235,6 +241,11 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
     problems = built.problems;
     if (JSON.stringify(problems) !== before && problems.length > 0) log.warn('some workloads are not in the data plane yet', { problems });
     lastBuilt = built;
+    const extra = [...new Set(built.model.upstreams.filter((u) => u.mirrorOnly === true).map((u) => u.service))].sort();
+    if (extra.join(',') !== extraServices.join(',')) {
+      extraServices = extra;
+      for (const l of extraListeners) l();
+    }
     const snapshot = buildSnapshot(built.model, ids, memo);
     try {
       if (cache.setSnapshot(options.nodeName, snapshot)) {
@@ -319,6 +330,13 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       await envoy.start();
     },
     serving,
+    extraServices: () => extraServices,
+    onExtraServices(listener) {
+      extraListeners.add(listener);
+      return () => {
+        extraListeners.delete(listener);
+      };
+    },
     onServingChange(listener) {
       servingListeners.add(listener);
       return () => {

@@ -123,12 +123,12 @@ export function buildModel(input: ModelInput): BuiltModel {
     }
     const mirrors = new Set(mine.flatMap((u) => mirroredServices(u.traffic?.route)).filter((s) => !called.has(s)));
     for (const service of [...mirrors].sort()) {
-      // The agent watches the catalog for the services in upstreams[] only.
+      // The agent starts watching it once this model names it (DataPlane.extraServices).
       if (input.view.services[service] === undefined)
         problems.push({
           workload: w.name,
           part: 'upstream',
-          reason: `mirror target ${service} is not watched in the catalog (list it in upstreams[]); its copies go nowhere`,
+          reason: `mirror target ${service} is not in the catalog view yet; its copies go nowhere until it is`,
         });
       mine.push(upstreamOf(w.name, service, 0, true));
     }

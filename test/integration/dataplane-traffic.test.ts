@@ -11,7 +11,8 @@
  * - retries over an upstream failing half its requests; a route timeout (504);
  * - circuit breaker: max pending 1, 20 concurrent callers, overflow counted;
  * - outlier detection ejects the instance answering 500;
- * - faults: abort status, delay applied; mirroring to a failing shadow;
+ * - faults: abort status, delay applied; mirroring to a failing shadow subset, and
+ *   to a service the caller does not call itself (the agent watches it for that);
  * - locality: the caller's zone first, the other zone when it turns critical, back
  *   when it passes again.
  * One control plane, Consul and agent for the whole file.
@@ -87,13 +88,18 @@ const POLICIES = [
       { name: 'main', tags: ['main'] },
       { name: 'shadow', tags: ['shadow'] },
     ],
-    http: [{ name: 'mirrored', destinations: [{ subset: 'main' }], mirror: { subset: 'shadow', percent: 100 } }],
+    http: [
+      // To another service that web does not list in upstreams[]: the agent watches it for the mirror.
+      { name: 'to-service', match: { path: { prefix: '/svc' } }, destinations: [{ subset: 'main' }], mirror: { service: 'shadow' } },
+      { name: 'mirrored', destinations: [{ subset: 'main' }], mirror: { subset: 'shadow', percent: 100 } },
+    ],
   }),
   doc('TrafficPolicy', 'local', { service: 'local', locality: { preferLocalZone: true } }),
 ];
 
 const SERVICES = ['api', 'split', 'retry', 'slow', 'breaker', 'outlier', 'fault', 'mirror', 'local'] as const;
-type Service = (typeof SERVICES)[number];
+/** Services with instances here; `shadow` is only a mirror target (no local port). */
+type Service = (typeof SERVICES)[number] | 'shadow';
 
 // --- the world: peers, an SVID signer, apps, one agent in zone-a --------------
 
@@ -111,7 +117,7 @@ const api = await startEchoApp('api');
 t.teardown(() => Promise.all([web.close(), admin.close(), api.close()]));
 const ports = await freePorts(3 + SERVICES.length + 1);
 const [webMesh, adminMesh, apiMesh, adminApi] = ports as [number, number, number, number];
-const local = Object.fromEntries(SERVICES.map((s, i) => [s, ports[4 + i] as number])) as Record<Service, number>;
+const local = Object.fromEntries(SERVICES.map((s, i) => [s, ports[4 + i] as number])) as Record<(typeof SERVICES)[number], number>;
 
 const policy = new FakePolicySource();
 policy.set(POLICIES);
@@ -219,7 +225,7 @@ async function waitHosts(cluster: string, count: number): Promise<void> {
  * listener may be a tcp_proxy, and Envoy gets the new listener after the clusters and endpoints.
  * Waits for the HTTP connection manager of the service's outbound listener (its stats exist).
  */
-async function waitHttpListener(service: Service): Promise<void> {
+async function waitHttpListener(service: (typeof SERVICES)[number]): Promise<void> {
   const prefix = `http.outbound_${service}_${local[service]}.`;
   await waitFor(async () => ([...(await stats('downstream_cx_total$')).keys()].some((k) => k.startsWith(prefix)) ? true : undefined), {
     timeoutMs: 30_000,
@@ -419,6 +425,15 @@ t.test('mirroring: the shadow receives copies and its failures do not reach the 
     shadow.peers().every((p) => p === id('web')),
     'the shadow sees the caller identity (web)',
   );
+
+  // Mirroring to another service, which web does not call itself: the agent watches it.
+  const [other] = (await instances(t, 'shadow', [{ name: 'shadow-service', behaviour: 'error' }])) as [MeshInstance];
+  await waitHosts(outboundClusterName('shadow', 'web'), 1);
+  const toService = await many(20, 2, () => call(local.mirror, '/svc'));
+  t.strictSame(tally(toService), { 'mirror-main': 20 }, 'the caller gets every answer from main');
+  await waitFor(async () => (other.count() >= 20 ? true : undefined), { timeoutMs: 10_000, what: 'service shadow to get 20 copies' });
+  t.equal(other.count(), 20, 'service shadow got a copy of each /svc request');
+  t.equal(shadow.count(), 30, 'the subset shadow got no copies of /svc');
 });
 
 t.test("locality: traffic stays in the caller's zone and moves over when that zone's instances turn critical", async (t) => {

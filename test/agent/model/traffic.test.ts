@@ -88,7 +88,7 @@ t.test('several local callers of one service each get their upstream; a port cla
   ]);
 });
 
-t.test('a mirror target the agent does not watch is reported', async (t) => {
+t.test('a mirror target not in the catalog view yet is reported', async (t) => {
   const view = makeView(1, [{ name: 'api', source: 'consul', instances: [instance(1, [], {})] }]);
   const docs = trafficDocuments([
     {
@@ -110,7 +110,7 @@ t.test('a mirror target the agent does not watch is reported', async (t) => {
     {
       workload: 'web',
       part: 'upstream',
-      reason: 'mirror target shadow is not watched in the catalog (list it in upstreams[]); its copies go nowhere',
+      reason: 'mirror target shadow is not in the catalog view yet; its copies go nowhere until it is',
     },
   ]);
   t.ok(
