@@ -116,22 +116,28 @@ export interface DataPlane {
   onServingChange(listener: () => void): () => void;
   /** The policy resources the latest build used: the received ones, with NACK rollbacks applied. */
   policyInForce(): readonly StoredPolicy[];
+  /** Services the model needs from the catalog beyond the workloads' upstreams: mirror targets of TrafficRoutes. */
+  extraServices?(): readonly string[];
+  /** Called when extraServices() changes (after a rebuild). */
+  onExtraServices?(listener: () => void): () => void;
   /** The node's snapshots (keyed by nodeName, Envoy's node id) and what Envoy acknowledged. */
   readonly cache: SnapshotCache;
   readonly ads: AdsServer | undefined;
   stop(): Promise<void>;
 }
 
-/** Each upstream of a built model as status shows it. */
+/** Each upstream of a built model as status shows it (one per caller; mirror-only clusters are not upstreams). */
 function upstreamStatuses(built: ReturnType<typeof buildModel> | undefined): UpstreamStatus[] {
-  return (built?.model.upstreams ?? []).map((u) => ({
-    service: u.service,
-    localPort: u.localPort,
-    caller: u.workload,
-    protocol: u.protocol,
-    endpoints: u.instances.length,
-    skipped: built?.skippedInstances[u.service] ?? 0,
-  }));
+  return (built?.model.upstreams ?? [])
+    .filter((u) => u.mirrorOnly !== true)
+    .map((u) => ({
+      service: u.service,
+      localPort: u.localPort,
+      caller: u.workload,
+      protocol: u.protocol,
+      endpoints: u.instances.length,
+      skipped: built?.skippedInstances[u.service] ?? 0,
+    }));
 }
 
 /** The workloads of a built model whose mesh port accepts plaintext (status shows them). */
@@ -161,13 +167,18 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
   /** Received policy minus NACK rollbacks; parses each resource once per version. */
   const policyLife = new PolicyLifecycle(policy, log.child({ component: 'policy' }));
   const policyInterest = () => ({
-    services: [...new Set([...workloads.map((w) => w.name), ...workloads.flatMap((w) => w.upstreams.map((u) => u.service))])].sort(),
+    // Mirror targets too: their TrafficPolicy shapes the mirror clusters.
+    services: [
+      ...new Set([...workloads.map((w) => w.name), ...workloads.flatMap((w) => w.upstreams.map((u) => u.service)), ...extraServices]),
+    ].sort(),
     spiffeIds: wantedIds().sort(),
   });
   const effects = new SideEffects(log.child({ component: 'lifecycle' }));
 
   const wantedIds = () => [...new Set(workloads.map((w) => w.spiffeId))];
   const servingListeners = new Set<() => void>();
+  let extraServices: readonly string[] = [];
+  const extraListeners = new Set<() => void>();
   /** The serving state, recomputed at most once per tick after something it depends on changed. */
   let servingNow: Map<string, WorkloadServing> | undefined;
   let servingRecheck: NodeJS.Immediate | undefined;
@@ -245,6 +256,12 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
     problems = built.problems;
     if (JSON.stringify(problems) !== before && problems.length > 0) log.warn('some workloads are not in the data plane yet', { problems });
     lastBuilt = built;
+    const extra = [...new Set(built.model.upstreams.filter((u) => u.mirrorOnly === true).map((u) => u.service))].sort();
+    if (extra.join(',') !== extraServices.join(',')) {
+      extraServices = extra;
+      policy.setInterest(policyInterest());
+      for (const l of extraListeners) l();
+    }
     const snapshot = buildSnapshot(built.model, ids, memo);
     try {
       const changed = cache.setSnapshot(options.nodeName, snapshot);
@@ -338,6 +355,13 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
     },
     serving,
     policyInForce: () => policyLife.inForce(),
+    extraServices: () => extraServices,
+    onExtraServices(listener) {
+      extraListeners.add(listener);
+      return () => {
+        extraListeners.delete(listener);
+      };
+    },
     onServingChange(listener) {
       servingListeners.add(listener);
       return () => {

@@ -6,9 +6,12 @@
  * - a workload whose SVID has not arrived yet (its listener would reference a
  *   secret Envoy cannot get, and must never come up without it), and the
  *   upstreams it calls;
- * - a workload or upstream whose port another one already uses;
- * - a second local caller of the same service (one caller identity per service
- *   cluster for now).
+ * - a workload or upstream whose port another one already uses.
+ * Several local workloads may call the same service: each caller gets its own
+ * upstream (own clusters and route, its own SVID as client certificate).
+ * TrafficRoute/TrafficPolicy documents are resolved per upstream
+ * (agent/model/traffic.ts); a service a route mirrors to that the caller does
+ * not call itself becomes a `mirrorOnly` upstream (clusters only).
  * Catalog instances outside the mesh (no SPIFFE ID) cannot do mTLS and are
  * skipped; instances claiming an identity that may not serve the service
  * (secure naming, ./secure-naming.ts) are skipped and reported as a problem; instances with a warning check are healthy, critical ones are not
@@ -18,15 +21,9 @@ import type { PolicyDocument } from '../../lib/policy/schema.js';
 import type { CatalogView } from '../discovery/catalog-view.js';
 import type { Workload } from '../workloads/workload.js';
 import { inboundPolicy, isEmptyInboundPolicy } from './inbound-policy.js';
-import {
-  MESH_PROTOCOLS,
-  type MeshProtocol,
-  type ModelInstance,
-  type ModelUpstream,
-  type ModelWorkload,
-  type ProxyModel,
-} from './proxy-model.js';
+import { MESH_PROTOCOLS, type MeshProtocol, type ModelUpstream, type ModelWorkload, type ProxyModel } from './proxy-model.js';
 import { acceptedIdentities, partitionByIdentity, refusedReason } from './secure-naming.js';
+import { mirroredServices, resolveTraffic, toModelInstance } from './traffic.js';
 
 export interface ModelInput {
   readonly nodeName: string;
@@ -96,19 +93,38 @@ export function buildModel(input: ModelInput): BuiltModel {
   }
 
   const included = new Set(workloads.map((w) => w.name));
-  const callers = new Map<string, string>();
   const skipped: Record<string, number> = {};
   const upstreams: ModelUpstream[] = [];
+  const policies = input.policies ?? [];
+  const upstreamOf = (caller: string, namespace: string, service: string, localPort: number, mirrorOnly: boolean): ModelUpstream => {
+    const all = input.view.services[service]?.instances ?? [];
+    const inMesh = all.filter((i) => i.spiffeId !== '');
+    // Secure naming: only instances claiming an identity that policy (or the default rule) lets serve the service.
+    const accepted = acceptedIdentities(policies, input.trustDomain, service, namespace);
+    const { kept, refused } = partitionByIdentity(accepted, inMesh);
+    if (all.length > kept.length) skipped[service] = all.length - kept.length;
+    if (refused.length > 0)
+      problems.push({ workload: caller, part: 'upstream', reason: refusedReason(service, namespace, accepted, refused) });
+    const traffic = resolveTraffic(policies, service, kept, input.zone);
+    return {
+      service,
+      localPort,
+      // With no instance yet, a TrafficRoute with HTTP rules says the service speaks HTTP.
+      protocol: toProtocol(kept[0]?.protocol ?? (traffic?.route?.http !== undefined ? 'http' : undefined)),
+      workload: caller,
+      instances: kept.map(toModelInstance),
+      acceptedIdentities: accepted.patterns,
+      ...(traffic === undefined ? {} : { traffic }),
+      ...(mirrorOnly ? { mirrorOnly: true } : {}),
+    };
+  };
   for (const w of sorted) {
     if (!included.has(w.name)) continue;
+    const called = new Set<string>();
+    const mine: ModelUpstream[] = [];
     for (const u of w.upstreams) {
-      const caller = callers.get(u.service);
-      if (caller !== undefined && caller !== w.name) {
-        problems.push({
-          workload: w.name,
-          part: 'upstream',
-          reason: `upstream ${u.service}: already called by workload ${caller} (one local caller per service)`,
-        });
+      if (called.has(u.service)) {
+        problems.push({ workload: w.name, part: 'upstream', reason: `upstream ${u.service}: listed twice (port ${u.localPort} left out)` });
         continue;
       }
       const holder = claim(u.localPort, `upstream ${u.service} of ${w.name}`);
@@ -120,34 +136,21 @@ export function buildModel(input: ModelInput): BuiltModel {
         });
         continue;
       }
-      callers.set(u.service, w.name);
-      const service = input.view.services[u.service];
-      const all = service?.instances ?? [];
-      const inMesh = all.filter((i) => i.spiffeId !== '');
-      if (inMesh.length < all.length) skipped[u.service] = all.length - inMesh.length;
-      // Secure naming: only instances claiming an identity policy allows to serve the service.
-      const accepted = acceptedIdentities(input.policies ?? [], input.trustDomain, u.service, u.namespace);
-      const { kept, refused } = partitionByIdentity(accepted, inMesh);
-      if (refused.length > 0) {
-        skipped[u.service] = (skipped[u.service] ?? 0) + refused.length;
-        problems.push({ workload: w.name, part: 'upstream', reason: refusedReason(u.service, u.namespace, accepted, refused) });
-      }
-      const instances: ModelInstance[] = kept.map((i) => ({
-        address: i.address,
-        meshPort: i.meshPort,
-        spiffeId: i.spiffeId,
-        weight: Math.max(1, i.weight),
-        healthy: true,
-      }));
-      upstreams.push({
-        service: u.service,
-        localPort: u.localPort,
-        protocol: toProtocol(kept[0]?.protocol),
-        workload: w.name,
-        instances,
-        acceptedIdentities: accepted.patterns,
-      });
+      called.add(u.service);
+      mine.push(upstreamOf(w.name, u.namespace, u.service, u.localPort, false));
     }
+    const mirrors = new Set(mine.flatMap((u) => mirroredServices(u.traffic?.route)).filter((s) => !called.has(s)));
+    for (const service of [...mirrors].sort()) {
+      // The agent starts watching it once this model names it (DataPlane.extraServices).
+      if (input.view.services[service] === undefined)
+        problems.push({
+          workload: w.name,
+          part: 'upstream',
+          reason: `mirror target ${service} is not in the catalog view yet; its copies go nowhere until it is`,
+        });
+      mine.push(upstreamOf(w.name, w.namespace, service, 0, true));
+    }
+    upstreams.push(...mine);
   }
 
   return {

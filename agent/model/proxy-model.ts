@@ -11,6 +11,7 @@
  * outbound listener uses `localPort`.
  */
 
+import type { TrafficPolicySpec, TrafficRouteSpec } from '../../lib/policy/schema.js';
 import type { InboundPolicy } from './inbound-policy.js';
 
 /** How Envoy speaks to a workload or a service. `grpc` is HTTP/2 with no route timeout. */
@@ -54,6 +55,27 @@ export interface ModelInstance {
   /** Load-balancing weight, at least 1. */
   readonly weight: number;
   readonly healthy: boolean;
+  /** Consul meta `mesh_zone` of the instance ("" or absent: unknown). */
+  readonly zone?: string;
+}
+
+/** The instances of an upstream service that a TrafficRoute subset selects. */
+export interface ModelSubset {
+  readonly name: string;
+  readonly instances: readonly ModelInstance[];
+}
+
+/**
+ * The traffic management of one upstream: its service's TrafficRoute and
+ * TrafficPolicy (validated specs, durations in ms) and the route's subsets
+ * resolved against the catalog.
+ */
+export interface ModelTraffic {
+  readonly route?: TrafficRouteSpec;
+  readonly policy?: TrafficPolicySpec;
+  readonly subsets: readonly ModelSubset[];
+  /** The caller's zone when the policy prefers it: those endpoints get priority 0, the rest 1. */
+  readonly localZone?: string;
 }
 
 /** A service a local workload calls through 127.0.0.1:localPort. */
@@ -61,7 +83,7 @@ export interface ModelUpstream {
   readonly service: string;
   readonly localPort: number;
   readonly protocol: MeshProtocol;
-  /** Name of the local calling workload: its SVID is the client certificate. */
+  /** Name of the local calling workload: its SVID is the client certificate of its own clusters. */
   readonly workload: string;
   readonly instances: readonly ModelInstance[];
   /**
@@ -70,6 +92,13 @@ export interface ModelUpstream {
    * never from the catalog. The cluster's peer check is built from these.
    */
   readonly acceptedIdentities: readonly string[];
+  /** TrafficRoute/TrafficPolicy of the service; absent: no policy (one cluster, round robin). */
+  readonly traffic?: ModelTraffic;
+  /**
+   * Only clusters and endpoints, no listener or route: a service the caller
+   * does not call itself but mirrors requests to (`localPort` is 0).
+   */
+  readonly mirrorOnly?: boolean;
 }
 
 export interface ProxyModel {

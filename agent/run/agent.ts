@@ -117,8 +117,10 @@ export function createAgent(deps: AgentDeps): Agent {
     monitor?.set(loaded.workloads);
     deps.dataPlane?.update({ workloads: loaded.workloads });
     pushRegistrations();
-    watcher?.setServices(upstreamServices(loaded.workloads));
+    watcher?.setServices(watchedServices());
   };
+  /** The workloads' upstreams and what the data plane's model also needs (mirror targets). */
+  const watchedServices = () => [...new Set([...upstreamServices(loaded.workloads), ...(deps.dataPlane?.extraServices?.() ?? [])])].sort();
 
   const agent: Agent = {
     dataPlane: deps.dataPlane,
@@ -141,8 +143,10 @@ export function createAgent(deps: AgentDeps): Agent {
         initial,
       });
       const active = watcher;
+      const offExtra = deps.dataPlane?.onExtraServices?.(() => active.setServices(watchedServices()));
       effects.record('catalog watches', async () => {
         // The view is final before our own deregistrations could reach it (and the persisted copy).
+        offExtra?.();
         active.stop();
         await saving;
       });

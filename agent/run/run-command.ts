@@ -222,5 +222,6 @@ function realDataPlane(config: AgentConfig, log: Logger, parts: { snapshotCache?
         log: log.child({ component: 'policy' }),
       }),
     accessLogPath: inboundAccessLogPath(config.dataDir),
+    ...(config.zone === '' ? {} : { zone: config.zone }),
   });
 }

@@ -2,7 +2,7 @@
  * Consistency checks a snapshot must pass before it is served: every EDS
  * cluster has its ClusterLoadAssignment, every RDS name a listener references
  * exists, every SDS secret a transport socket references exists, every cluster
- * a route or tcp_proxy names exists, no duplicate names (found while building)
+ * a route or tcp_proxy names exists (weighted clusters and mirrors included), no duplicate names (found while building)
  * or keys that differ from the resource name, no two listeners on one address,
  * no secret with empty PEM (an empty trust bundle would turn off chain checks).
  */
@@ -30,6 +30,9 @@ function collectReferences(value: unknown, refs: References): void {
   if (isObject(rds) && typeof rds.route_config_name === 'string') refs.routes.add(rds.route_config_name);
   if (isObject(value.sds_config) && typeof value.name === 'string') refs.secrets.add(value.name);
   if (typeof value.cluster === 'string') refs.clusters.add(value.cluster);
+  const weighted = value.weighted_clusters;
+  if (isObject(weighted) && Array.isArray(weighted.clusters))
+    for (const c of weighted.clusters) if (isObject(c) && typeof c.name === 'string') refs.clusters.add(c.name);
   for (const child of Object.values(value)) collectReferences(child, refs);
 }
 

@@ -3,17 +3,19 @@
  * `listener.<address>.*` stat prefixes), admin output and dashboards. Never
  * rename one without a migration note.
  *
- * | resource                       | name                              | example                         |
- * |--------------------------------|-----------------------------------|---------------------------------|
- * | inbound listener               | `inbound:<workload>`              | `inbound:web`                   |
- * | inbound route config (inline)  | `inbound:<workload>`              | `inbound:web`                   |
- * | local app cluster              | `inbound:<workload>:app`          | `inbound:web:app`               |
- * | outbound listener              | `outbound:<service>:<localPort>`  | `outbound:api:9001`             |
- * | outbound cluster (EDS)         | `outbound:<service>`              | `outbound:api`                  |
- * | ClusterLoadAssignment          | same as its cluster               | `outbound:api`                  |
- * | outbound route config (RDS)    | `outbound:<service>`              | `outbound:api`                  |
- * | SDS identity secret            | the workload's SPIFFE ID          | `spiffe://example.org/ns/default/sa/web` |
- * | SDS trust bundle               | `ROOTCA`                          | `ROOTCA`                        |
+ * | resource                        | name                                       | example                          |
+ * |---------------------------------|--------------------------------------------|----------------------------------|
+ * | inbound listener                | `inbound:<workload>`                       | `inbound:web`                    |
+ * | inbound route config (inline)   | `inbound:<workload>`                       | `inbound:web`                    |
+ * | local app cluster               | `inbound:<workload>:app`                   | `inbound:web:app`                |
+ * | outbound listener               | `outbound:<service>:<localPort>`           | `outbound:api:9001`              |
+ * | outbound cluster, per caller    | `outbound:<service>@<caller>`              | `outbound:api@web`               |
+ * | subset cluster, per caller      | `outbound:<service>:<subset>@<caller>`     | `outbound:api:v2@web`            |
+ * | ClusterLoadAssignment (EDS)     | `outbound:<service>` / `outbound:<service>:<subset>` | `outbound:api:v2`      |
+ * | outbound route config (RDS)     | `outbound:<service>@<caller>`              | `outbound:api@web`               |
+ * | HTTP route (inside the config)  | the TrafficRoute rule name; `default` last | `canary`, `default`              |
+ * | SDS identity secret             | the workload's SPIFFE ID                   | `spiffe://example.org/ns/default/sa/web` |
+ * | SDS trust bundle                | `ROOTCA`                                   | `ROOTCA`                         |
  * | RBAC policy of a rule          | `<policy>.<rule>`                 | `api-authz.only-web`            |
  * | RBAC stat prefix (deny / allow)| `authz_deny_` / `authz_allow_`    | `http.inbound_api.rbac.authz_deny_.denied` |
  * | RBAC per-rule stat             | `<prefix>.policy.<policy>.<rule>.` | `http.inbound_api.rbac.authz_deny_.policy.api-authz.no-admin.denied` |
@@ -22,6 +24,19 @@
  * | inbound route (rate limit)     | `ratelimit:<route>`               | `ratelimit:slow`                |
  * | inbound plaintext filter chain | `inbound:<workload>:plaintext`    | `inbound:api:plaintext`         |
  * | inbound mTLS filter chain      | `inbound:<workload>:mtls`         | `inbound:api:mtls`              |
+ *
+ * `<caller>` is the local workload making the calls: each caller of a service
+ * has its own clusters (its own SVID as client certificate, so the server sees
+ * the caller's own identity) and its own route config. Subset clusters exist
+ * for every subset of the service's TrafficRoute. ClusterLoadAssignments do
+ * not depend on the caller and are shared (an EDS cluster names one with
+ * `eds_cluster_config.service_name`).
+ *
+ * Migration (issue 11): the outbound cluster and route config were
+ * `outbound:<service>` (one caller per service). They are now
+ * `outbound:<service>@<caller>`; stats move from `cluster.outbound:api.*` to
+ * `cluster.outbound:api@web.*`. The ClusterLoadAssignment keeps the name
+ * `outbound:<service>`.
  *
  * Route configs and clusters are keyed by service, not port, so a future
  * transparent-proxy virtual listener can reference the same ones. `ROOTCA`
@@ -47,13 +62,27 @@ export function outboundListenerName(service: string, localPort: number): string
   return `outbound:${service}:${localPort}`;
 }
 
-export function outboundClusterName(service: string): string {
-  return `outbound:${service}`;
+/** The cluster of all instances of `service`, for the local workload `caller`. */
+export function outboundClusterName(service: string, caller: string): string {
+  return `outbound:${service}@${caller}`;
 }
 
-export function outboundRouteName(service: string): string {
-  return `outbound:${service}`;
+/** The cluster of one TrafficRoute subset of `service`, for `caller`. */
+export function subsetClusterName(service: string, subset: string, caller: string): string {
+  return `outbound:${service}:${subset}@${caller}`;
 }
+
+/** The ClusterLoadAssignment of a service (or one of its subsets); shared by every caller. */
+export function outboundEndpointsName(service: string, subset?: string): string {
+  return subset === undefined ? `outbound:${service}` : `outbound:${service}:${subset}`;
+}
+
+export function outboundRouteName(service: string, caller: string): string {
+  return `outbound:${service}@${caller}`;
+}
+
+/** The name of the final catch-all HTTP route (to all instances) in an outbound route config. */
+export const DEFAULT_ROUTE_NAME = 'default';
 
 /** The SDS secret holding a workload's certificate chain and key. */
 export function identitySecretName(spiffeId: string): string {

@@ -155,25 +155,41 @@ export function buildSnapshot(model: ProxyModel, identities: Identities, memo?: 
       );
       continue;
     }
-    const shape = { service: upstream.service, localPort: upstream.localPort, protocol: upstream.protocol };
-    add(
-      'listeners',
-      make('listeners', shape, () => buildOutboundListener(upstream)),
-    );
-    // The cluster's SAN list comes from the accepted identities (secure naming), not from the instances.
-    add(
-      'clusters',
-      make('clusters', [shape, caller.spiffeId, upstream.acceptedIdentities], () => buildOutboundCluster(upstream, caller.spiffeId)),
-    );
-    add(
-      'endpoints',
-      make('endpoints', [upstream.service, upstream.instances], () => buildEndpoints(upstream)),
-    );
-    if (isHttpLike(upstream.protocol))
+    const shape = {
+      service: upstream.service,
+      caller: upstream.workload,
+      localPort: upstream.localPort,
+      protocol: upstream.protocol,
+      traffic: upstream.traffic === undefined ? undefined : { route: upstream.traffic.route, policy: upstream.traffic.policy },
+    };
+    if (upstream.mirrorOnly !== true) {
       add(
-        'routes',
-        make('routes', shape, () => buildOutboundRouteConfig(upstream)),
+        'listeners',
+        make('listeners', shape, () => buildOutboundListener(upstream)),
       );
+      if (isHttpLike(upstream.protocol))
+        add(
+          'routes',
+          make('routes', shape, () => buildOutboundRouteConfig(upstream)),
+        );
+    }
+    // The clusters' SAN list comes from the accepted identities (secure naming), not from the instances.
+    const subsets = [undefined, ...(upstream.traffic?.subsets ?? []).map((s) => s.name)];
+    for (const subset of subsets) {
+      add(
+        'clusters',
+        make('clusters', [shape, subset ?? null, caller.spiffeId, upstream.acceptedIdentities], () =>
+          buildOutboundCluster(upstream, caller.spiffeId, subset),
+        ),
+      );
+      const instances = subset === undefined ? upstream.instances : upstream.traffic?.subsets.find((s) => s.name === subset)?.instances;
+      add(
+        'endpoints',
+        make('endpoints', [upstream.service, subset ?? null, upstream.traffic?.localZone ?? null, instances], () =>
+          buildEndpoints(upstream, subset),
+        ),
+      );
+    }
   }
   memo?.commit();
   return makeSnapshot(resources, problems, memo?.hashes);

@@ -151,7 +151,7 @@ t.test('endpoints follow Consul; NACK of a config put in through the snapshot ca
   const cache = overridingCache();
   const n = await node(t, w, 'vm-1', { 'web.yaml': webFile(w), 'api.yaml': apiFile(w) }, 'delta', { snapshotCache: cache });
   await throughMesh(w);
-  const cluster = outboundClusterName('api');
+  const cluster = outboundClusterName('api', 'web');
 
   // An instance registered in Consul by someone else (another host).
   const started = Date.now();

@@ -32,7 +32,7 @@ t.setTimeout(240_000);
 
 const TD = 'example.org';
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
-const CLUSTER = outboundClusterName('api');
+const CLUSTER = outboundClusterName('api', 'web');
 
 const trafficPolicy = (connectTimeout: string) => ({
   apiVersion: 'mesh.v1',

@@ -159,7 +159,7 @@ for (const api of ['sotw', 'delta'] as const) {
     const r = await rig(t, api);
     await waitFor(() => getJson(r.ports.local).catch(() => undefined), { timeoutMs: 15_000, what: 'traffic' });
     const good = buildSnapshot(r.model, r.identities);
-    const cluster = outboundClusterName('api');
+    const cluster = outboundClusterName('api', 'web');
     const bad = withResource(good, 'clusters', cluster, (c) => ({ ...c, connect_timeout: { seconds: '-1' } }));
     const cdsPushes = () => r.events.filter((e) => e.kind === 'push' && e.type === 'CDS').length;
     t.ok(r.cache.setSnapshot(NODE, bad), 'the bad snapshot passes our checks (only Envoy knows)');
@@ -231,7 +231,7 @@ for (const api of ['sotw', 'delta'] as const) {
     r.cache.setSnapshot(NODE, buildSnapshot(changed, r.identities));
     await r.envoy.stop();
     r.envoy = await startEnvoy({ bootstrap: r.bootstrap });
-    const cluster = outboundClusterName('api');
+    const cluster = outboundClusterName('api', 'web');
     await waitFor(
       async () => {
         const { active, warming } = await activeClusters(r.envoy);

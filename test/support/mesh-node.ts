@@ -52,6 +52,8 @@ export interface MeshNodeOptions {
    * start is a restart of the same node, with its state), and stop() leaves it.
    */
   dir?: string;
+  /** Agent config `zone` (Consul meta mesh_zone of its workloads, locality of its Envoy). */
+  zone?: string;
 }
 
 export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode> {
@@ -99,6 +101,7 @@ export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode>
       },
       status: { listen: '127.0.0.1:0' },
       log: { level: 'debug' },
+      ...(options.zone === undefined ? {} : { zone: options.zone }),
     },
     'test',
   );

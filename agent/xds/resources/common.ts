@@ -15,7 +15,23 @@ export const T = Object.freeze({
   downstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
   upstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
   httpProtocolOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+  fault: 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault',
 });
+
+/** The HTTP fault filter's name (its per-route config is keyed by it). */
+export const FAULT_FILTER = 'envoy.filters.http.fault';
+
+/** A google.protobuf.Duration of some milliseconds. */
+export function durationOf(ms: number): XdsResource {
+  const seconds = Math.floor(ms / 1000);
+  const nanos = (ms % 1000) * 1_000_000;
+  return nanos === 0 ? { seconds: String(seconds) } : { seconds: String(seconds), nanos };
+}
+
+/** A FractionalPercent of a percentage (0-100, fractions kept to a millionth). */
+export function fractionalPercent(percent: number): XdsResource {
+  return { numerator: Math.round(percent * 10_000), denominator: 'MILLION' };
+}
 
 export const CONNECT_TIMEOUT = Object.freeze({ seconds: '5' });
 

@@ -1,12 +1,34 @@
 /**
  * The outbound listener of an upstream on 127.0.0.1:localPort: plaintext from
- * the local caller; an HTTP connection manager with routes from RDS for
- * HTTP-like services, a tcp_proxy to the service's cluster for TCP.
+ * the local caller. HTTP-like services: an HTTP connection manager with the
+ * caller's route config from RDS and the fault filter (empty: routes turn it
+ * on with typed_per_filter_config) before the router. TCP: a tcp_proxy to the
+ * caller's cluster of the service, or weighted_clusters across subset
+ * clusters when the TrafficRoute has `tcp.destinations`.
  */
 import type { ModelUpstream } from '../../model/proxy-model.js';
 import { isHttpLike } from '../../model/proxy-model.js';
-import { outboundClusterName, outboundListenerName, outboundRouteName, statPrefix } from '../names.js';
-import { adsConfigSource, routerFilter, socketAddress, T, type XdsResource } from './common.js';
+import { outboundListenerName, outboundRouteName, statPrefix } from '../names.js';
+import { adsConfigSource, FAULT_FILTER, routerFilter, socketAddress, T, type XdsResource } from './common.js';
+import { destinations } from './http-routes.js';
+
+function faultFilter(): XdsResource {
+  return { name: FAULT_FILTER, typed_config: { '@type': T.fault } };
+}
+
+function tcpTarget(upstream: ModelUpstream): XdsResource {
+  const target = destinations(upstream, upstream.traffic?.route?.tcp?.destinations ?? [{ weight: 1 }]);
+  // tcp_proxy's weighted cluster entries carry a plain uint32 weight.
+  if (isWeighted(target))
+    return { weighted_clusters: { clusters: target.weighted_clusters.clusters.map((c) => ({ name: c.name, weight: c.weight.value })) } };
+  return target;
+}
+
+function isWeighted(
+  target: XdsResource,
+): target is { weighted_clusters: { clusters: Array<{ name: string; weight: { value: number } }> } } {
+  return target.weighted_clusters !== undefined;
+}
 
 export function buildOutboundListener(upstream: ModelUpstream): XdsResource {
   const name = outboundListenerName(upstream.service, upstream.localPort);
@@ -17,13 +39,13 @@ export function buildOutboundListener(upstream: ModelUpstream): XdsResource {
           '@type': T.hcm,
           stat_prefix: statPrefix(name),
           codec_type: 'AUTO',
-          rds: { route_config_name: outboundRouteName(upstream.service), config_source: adsConfigSource() },
-          http_filters: [routerFilter()],
+          rds: { route_config_name: outboundRouteName(upstream.service, upstream.workload), config_source: adsConfigSource() },
+          http_filters: [faultFilter(), routerFilter()],
         },
       }
     : {
         name: 'envoy.filters.network.tcp_proxy',
-        typed_config: { '@type': T.tcpProxy, stat_prefix: statPrefix(name), cluster: outboundClusterName(upstream.service) },
+        typed_config: { '@type': T.tcpProxy, stat_prefix: statPrefix(name), ...tcpTarget(upstream) },
       };
   return {
     name,

@@ -1,17 +1,28 @@
 /**
- * The route configuration (RDS) of an HTTP-like upstream: every request on
- * the outbound listener goes to the service's cluster. gRPC routes have no
- * timeout (streams may be long-lived).
+ * The route configuration (RDS) of an HTTP-like upstream, one per caller:
+ * the TrafficRoute's HTTP rules in order (http-routes.ts), then a catch-all
+ * (`default`) to all instances of the service. gRPC routes have no timeout
+ * unless a rule sets one (streams may be long-lived).
  */
 import type { ModelUpstream } from '../../model/proxy-model.js';
-import { outboundClusterName, outboundRouteName } from '../names.js';
+import { DEFAULT_ROUTE_NAME, outboundClusterName, outboundRouteName } from '../names.js';
 import type { XdsResource } from './common.js';
+import { buildRuleRoute, hashPolicy } from './http-routes.js';
 
 export function buildOutboundRouteConfig(upstream: ModelUpstream): XdsResource {
-  const route: XdsResource = { cluster: outboundClusterName(upstream.service) };
+  const route: XdsResource = { cluster: outboundClusterName(upstream.service, upstream.workload) };
   if (upstream.protocol === 'grpc') route.timeout = { seconds: '0' };
+  const hash = hashPolicy(upstream);
+  if (hash !== undefined) route.hash_policy = hash;
+  const rules = (upstream.traffic?.route?.http ?? []).map((rule) => buildRuleRoute(upstream, rule));
   return {
-    name: outboundRouteName(upstream.service),
-    virtual_hosts: [{ name: upstream.service, domains: ['*'], routes: [{ match: { prefix: '/' }, route }] }],
+    name: outboundRouteName(upstream.service, upstream.workload),
+    virtual_hosts: [
+      {
+        name: upstream.service,
+        domains: ['*'],
+        routes: [...rules, { name: DEFAULT_ROUTE_NAME, match: { prefix: '/' }, route }],
+      },
+    ],
   };
 }

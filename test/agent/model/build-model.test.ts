@@ -1,29 +1,13 @@
 import t from 'tap';
 import { type CatalogInstance, makeView } from '../../../agent/discovery/catalog-view.js';
 import { buildModel } from '../../../agent/model/build-model.js';
-import type { Workload } from '../../../agent/workloads/workload.js';
 import type { PolicyDocument } from '../../../lib/policy/schema.js';
+import { fixtureWorkload } from '../xds/fixtures/traffic-model.js';
 
 const TD = 'example.org';
 const id = (sa: string) => `spiffe://${TD}/ns/default/sa/${sa}`;
 
-function workload(name: string, port: number, upstreams: Array<{ service: string; localPort: number; namespace?: string }> = []): Workload {
-  return {
-    file: `/w/${name}.yaml`,
-    name,
-    port,
-    meshPort: port + 10000,
-    protocol: 'http',
-    namespace: 'default',
-    serviceAccount: name,
-    spiffeId: id(name),
-    tags: [],
-    meta: {},
-    weight: 1,
-    check: undefined,
-    upstreams: upstreams.map((u) => ({ namespace: 'default', ...u })),
-  };
-}
+const workload = fixtureWorkload;
 
 function instance(node: string, spiffeId: string, protocol = 'http2'): CatalogInstance {
   return {
@@ -60,14 +44,14 @@ t.test('workloads with SVIDs, upstreams with mesh instances; outside-mesh instan
       localPort: 9001,
       protocol: 'http2',
       workload: 'web',
-      instances: [{ address: '10.0.0.1', meshPort: 19090, spiffeId: id('api'), weight: 3, healthy: true }],
+      instances: [{ address: '10.0.0.1', meshPort: 19090, spiffeId: id('api'), weight: 3, healthy: true, zone: '' }],
       acceptedIdentities: [id('api')],
     },
   ]);
   t.same(built.skippedInstances, { api: 1 });
 });
 
-t.test('left out and reported: no SVID yet, port clashes, a second caller of one service', async (t) => {
+t.test('left out and reported: no SVID yet, port clashes; a second caller of one service is kept', async (t) => {
   const built = buildModel({
     nodeName: 'vm1',
     trustDomain: TD,
@@ -90,12 +74,11 @@ t.test('left out and reported: no SVID yet, port clashes, a second caller of one
   );
   t.same(
     built.model.upstreams.map((u) => `${u.workload}->${u.service}:${u.localPort}:${u.protocol}:${u.instances.length}`),
-    ['a->api:9001:tcp:0'],
+    ['a->api:9001:tcp:0', 'c->api:9002:tcp:0'],
   );
   t.same(built.problems, [
     { workload: 'b', part: 'inbound', reason: 'mesh port 18080 is already used by workload a' },
     { workload: 'e', part: 'inbound', reason: `waiting for its SVID (${id('e')})` },
-    { workload: 'c', part: 'upstream', reason: 'upstream api: already called by workload a (one local caller per service)' },
     { workload: 'c', part: 'upstream', reason: 'upstream db: local port 9001 is already used by upstream api of a' },
     { workload: 'd', part: 'upstream', reason: 'upstream cache: local port 18081 is already used by workload c' },
   ]);

@@ -29,9 +29,9 @@ t.test('resource names', async (t) => {
   const names = Object.fromEntries(RESOURCE_KINDS.map((k) => [k, [...snapshot.resources[k].keys()].sort()]));
   t.strictSame(names, {
     listeners: ['inbound:api', 'inbound:cache', 'inbound:web', 'outbound:api:9001', 'outbound:cache:6380'],
-    clusters: ['inbound:api:app', 'inbound:cache:app', 'inbound:web:app', 'outbound:api', 'outbound:cache'],
+    clusters: ['inbound:api:app', 'inbound:cache:app', 'inbound:web:app', 'outbound:api@web', 'outbound:cache@web'],
     endpoints: ['outbound:api', 'outbound:cache'],
-    routes: ['outbound:api'],
+    routes: ['outbound:api@web'],
     secrets: [
       'ROOTCA',
       'spiffe://example.org/ns/default/sa/api',

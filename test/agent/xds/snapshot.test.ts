@@ -80,7 +80,7 @@ t.test('versioning', async (t) => {
     }));
     t.strictSame(changedVersions(good, buildSnapshot(model, fixtureIdentities())), ['endpoints/outbound:api']);
     const widened = withUpstream(fixtureModel(), 'api', (u) => ({ ...u, acceptedIdentities: [...u.acceptedIdentities, other] }));
-    t.strictSame(changedVersions(good, buildSnapshot(widened, fixtureIdentities())), ['clusters/outbound:api']);
+    t.strictSame(changedVersions(good, buildSnapshot(widened, fixtureIdentities())), ['clusters/outbound:api@web']);
   });
 
   t.test('snapshots are immutable', async (t) => {
@@ -104,13 +104,13 @@ t.test('checkSnapshot', async (t) => {
   t.test('an EDS cluster without its ClusterLoadAssignment', async (t) => {
     const r = resourcesOf(good);
     r.endpoints.delete('outbound:api');
-    t.strictSame(checkSnapshot(makeSnapshot(r)), ['cluster "outbound:api": no ClusterLoadAssignment "outbound:api"']);
+    t.strictSame(checkSnapshot(makeSnapshot(r)), ['cluster "outbound:api@web": no ClusterLoadAssignment "outbound:api"']);
   });
 
   t.test('a listener referencing a missing route configuration', async (t) => {
     const r = resourcesOf(good);
-    r.routes.delete('outbound:api');
-    t.strictSame(checkSnapshot(makeSnapshot(r)), ['listener "outbound:api:9001": route configuration "outbound:api" does not exist']);
+    r.routes.delete('outbound:api@web');
+    t.strictSame(checkSnapshot(makeSnapshot(r)), ['listener "outbound:api:9001": route configuration "outbound:api@web" does not exist']);
   });
 
   t.test('transport sockets referencing missing secrets', async (t) => {
@@ -120,8 +120,8 @@ t.test('checkSnapshot', async (t) => {
     const problems = checkSnapshot(buildSnapshot(fixtureModel(), { ...identities, certs }));
     t.strictSame(problems, [
       `listener "inbound:web": secret "${WEB_ID}" does not exist`,
-      `cluster "outbound:api": secret "${WEB_ID}" does not exist`,
-      `cluster "outbound:cache": secret "${WEB_ID}" does not exist`,
+      `cluster "outbound:api@web": secret "${WEB_ID}" does not exist`,
+      `cluster "outbound:cache@web": secret "${WEB_ID}" does not exist`,
     ]);
 
     const r = resourcesOf(good);
@@ -135,21 +135,21 @@ t.test('checkSnapshot', async (t) => {
 
   t.test('missing clusters referenced by routes and tcp_proxy', async (t) => {
     const r = resourcesOf(good);
-    r.clusters.delete('outbound:api');
-    r.clusters.delete('outbound:cache');
+    r.clusters.delete('outbound:api@web');
+    r.clusters.delete('outbound:cache@web');
     r.endpoints.clear();
     t.strictSame(checkSnapshot(makeSnapshot(r)), [
-      'listener "outbound:cache:6380": cluster "outbound:cache" does not exist',
-      'route configuration "outbound:api": cluster "outbound:api" does not exist',
+      'listener "outbound:cache:6380": cluster "outbound:cache@web" does not exist',
+      'route configuration "outbound:api@web": cluster "outbound:api@web" does not exist',
     ]);
   });
 
   t.test('duplicate names with different content', async (t) => {
     const model = fixtureModel();
     const api = model.upstreams[0] as ModelUpstream;
-    const dup: ProxyModel = { ...model, upstreams: [...model.upstreams, { ...api, workload: 'cache', localPort: 9002 }] };
+    const dup: ProxyModel = { ...model, upstreams: [...model.upstreams, { ...api, acceptedIdentities: [WEB_ID], localPort: 9002 }] };
     const problems = checkSnapshot(buildSnapshot(dup, fixtureIdentities()));
-    t.strictSame(problems, ['clusters: duplicate name "outbound:api" with different content']);
+    t.strictSame(problems, ['clusters: duplicate name "outbound:api@web" with different content']);
 
     const same: ProxyModel = { ...model, upstreams: [...model.upstreams, { ...api, localPort: 9002 }] };
     t.strictSame(checkSnapshot(buildSnapshot(same, fixtureIdentities())), [], 'an identical resource built twice is fine');
@@ -168,8 +168,8 @@ t.test('checkSnapshot', async (t) => {
 
   t.test('a resource stored under another name', async (t) => {
     const r = resourcesOf(good);
-    r.routes.set('outbound:other', r.routes.get('outbound:api') as XdsResource);
-    t.strictSame(checkSnapshot(makeSnapshot(r)), ['routes: key "outbound:other" holds a resource named "outbound:api"']);
+    r.routes.set('outbound:other', r.routes.get('outbound:api@web') as XdsResource);
+    t.strictSame(checkSnapshot(makeSnapshot(r)), ['routes: key "outbound:other" holds a resource named "outbound:api@web"']);
   });
 
   t.test('two listeners on one address', async (t) => {
@@ -212,8 +212,8 @@ t.test('BuildMemo: same versions as a fresh build; unchanged resources are reuse
   const second = buildSnapshot(changed, fixtureIdentities(), memo);
   t.equal(second.version, buildSnapshot(changed, fixtureIdentities()).version, 'after a change too');
   t.equal(
-    second.resources.clusters.get('outbound:cache'),
-    first.resources.clusters.get('outbound:cache'),
+    second.resources.clusters.get('outbound:cache@web'),
+    first.resources.clusters.get('outbound:cache@web'),
     'untouched cluster object reused',
   );
   t.not(second.resources.endpoints.get('outbound:api'), first.resources.endpoints.get('outbound:api'), 'changed endpoints rebuilt');
