@@ -169,7 +169,7 @@ t.test('a workload without an SVID is critical in Consul, and callers on other h
   for (let i = 0; i < 50; i++) answers.push((await getJson<EchoAnswer>(apiLocal)).app);
   t.same([...new Set(answers)], ['api-on-c'], '50 of 50 requests were answered by the instance on vm-c');
   const clusters = await httpGet(`http://127.0.0.1:${a.adminPort}/clusters`);
-  t.match(clusters.body, new RegExp(`outbound:api::127\\.0\\.0\\.1:${cMesh}::`), "vm-a's Envoy has vm-c's mesh port");
+  t.match(clusters.body, new RegExp(`outbound:api@web::127\\.0\\.0\\.1:${cMesh}::`), "vm-a's Envoy has vm-c's mesh port");
   t.notMatch(clusters.body, new RegExp(`:${bMesh}::`), "and not vm-b's");
   t.ok(processAlive(c.agent.pid) && processAlive(b.agent.pid), 'both agents still run');
 });

@@ -125,7 +125,7 @@ async function endpoints(n: MeshNode): Promise<string[]> {
   const text = await n.admin('/clusters');
   const hosts = new Set<string>();
   for (const line of text.split('\n')) {
-    const m = /^outbound:api::([0-9.]+:\d+)::/.exec(line);
+    const m = /^outbound:api@web::([0-9.]+:\d+)::/.exec(line);
     if (m) hosts.add(m[1] as string);
   }
   return [...hosts].sort();
@@ -154,7 +154,7 @@ t.test('no ServiceIdentity: an impostor instance gets no request, whatever its m
     what: 'the impostor reported in status',
   });
   t.match(problem.reason, /api-impostor \(spiffe:\/\/example\.org\/ns\/default\/sa\/impostor\)/, `status: ${problem.reason}`);
-  t.notOk((await endpoints(w.a)).includes(impostorEndpoint), 'the impostor is not an endpoint of outbound:api');
+  t.notOk((await endpoints(w.a)).includes(impostorEndpoint), 'the impostor is not an endpoint of outbound:api@web');
   const honest = await calls(w.apiLocal, 30);
   t.same(honest, { api: 30 }, 'every request goes to the legitimate api');
 
@@ -170,7 +170,7 @@ t.test('no ServiceIdentity: an impostor instance gets no request, whatever its m
   t.ok((lying.api ?? 0) > 0, 'the legitimate api keeps serving');
   // Envoy writes ':' in stat names as '_'.
   const ssl = await w.a.admin(`/stats?filter=${encodeURIComponent('ssl.fail_verify_san')}`);
-  const failures = /cluster\.outbound_api\.ssl\.fail_verify_san: (\d+)/.exec(ssl);
+  const failures = /cluster\.outbound_api@web\.ssl\.fail_verify_san: (\d+)/.exec(ssl);
   t.ok(Number(failures?.[1] ?? 0) >= 1, `Envoy refused the impostor's certificate by its SAN (fail_verify_san ${failures?.[1]})`);
 });
 
