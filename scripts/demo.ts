@@ -7,11 +7,14 @@
  * calls api through its upstream port: the request leaves through Envoy, goes
  * mutual TLS to api's mesh port, and api answers with the peer SPIFFE ID
  * Envoy put in x-forwarded-client-cert. It prints that, shows that plaintext
- * to api's mesh port is refused, and prints `mesh-agent status`.
+ * to api's mesh port is refused, then applies an authorization policy with
+ * meshctl (only web may call api) and shows a request from a third identity,
+ * probe, being denied with 403 while web still gets through. Last it prints
+ * `mesh-agent status`.
  *
  * Interactive: waits for Ctrl-C, then stops everything and removes .demo.
- * --check: exits at once, 0 only if the mTLS request succeeded with web's ID
- * and plaintext was refused. Logs stay in .demo/logs when something fails.
+ * --check: exits at once, 0 only if the mTLS request succeeded with web's ID,
+ * plaintext was refused, and the policy denied probe and allowed web. Logs stay in .demo/logs when something fails.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
@@ -29,19 +32,35 @@ import { repoRoot } from './repo-root.js';
 
 const USAGE = `Usage: npm run demo [-- --check]
 
-Starts, on this host: a control plane, a Consul dev agent, one mesh-agent with two
-workloads (web calls api through the mesh) and its Envoy. Prints the request from web
-to api with the peer SPIFFE ID api saw, and the agent's status.
+Starts, on this host: a control plane, a Consul dev agent, one mesh-agent with three
+workloads (web and probe call api through the mesh) and its Envoy. Prints the request
+from web to api with the peer SPIFFE ID api saw, applies an authorization policy (only
+web may call api) and shows probe's request denied, then the agent's status.
 
 Options:
-  --check   do not wait for Ctrl-C: exit 0 if the mTLS request succeeded and plaintext
-            to api's mesh port was refused, 1 otherwise
+  --check   do not wait for Ctrl-C: exit 0 if the mTLS request succeeded, plaintext
+            to api's mesh port was refused and the policy denied probe but not web,
+            1 otherwise
   --help    show this help
 `;
 
 const TRUST_DOMAIN = 'demo.mesh';
 const NODE = 'demo-vm';
 const WEB_ID = `spiffe://${TRUST_DOMAIN}/ns/demo/sa/web`;
+
+/** The policy step 8 applies: api accepts calls from web only. */
+const AUTHZ_POLICY = `apiVersion: mesh.v1
+kind: AuthorizationPolicy
+metadata:
+  name: api-callers
+spec:
+  target: { service: api }
+  defaultAction: deny
+  rules:
+    - name: web-may-call
+      action: allow
+      from: { ids: [${WEB_ID}] }
+`;
 
 const root = repoRoot();
 /** MESH_DEMO_DIR moves the demo's folder (tests run the demo in a temp folder). */
@@ -81,7 +100,7 @@ async function getJson(url: string): Promise<{ status: number; body: Record<stri
 }
 
 /** api: answers with the peer identity Envoy forwarded. web: /call calls api through its upstream port. */
-async function startApps(apiPort: number, webPort: number, apiUpstreamPort: number): Promise<void> {
+async function startApps(apiPort: number, webPort: number, apiUpstreamPort: number, probePort: number): Promise<void> {
   const api = http.createServer((req, res) => {
     const xfcc = String(req.headers['x-forwarded-client-cert'] ?? '');
     const peer = /(?:^|;)URI=([^;,]+)/.exec(xfcc)?.[1] ?? '';
@@ -104,9 +123,12 @@ async function startApps(apiPort: number, webPort: number, apiUpstreamPort: numb
         res.end(JSON.stringify({ service: 'web', error: err.message }));
       });
   });
+  // probe: a third identity on the same host; it only answers its health check (the demo calls api through its upstream port).
+  const probe = http.createServer((_req, res) => res.end('ok'));
   for (const [server, port] of [
     [api, apiPort],
     [web, webPort],
+    [probe, probePort],
   ] as const) {
     await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
     servers.push(server);
@@ -192,7 +214,27 @@ async function main(): Promise<number> {
     apiLocal,
     apiMesh,
     webMesh,
-  ] = (await freePorts(13)) as [number, number, number, number, number, number, number, number, number, number, number, number, number];
+    probePort,
+    probeLocal,
+    probeMesh,
+  ] = (await freePorts(16)) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
 
   // 1. Consul dev agent.
   const consulDir = path.join(demoDir, 'consul');
@@ -276,7 +318,7 @@ async function main(): Promise<number> {
   say(`joined   node ${NODE}: ${joined.trim().split('\n')[0]}`);
 
   // 4. Sample apps and their workload files.
-  await startApps(apiPort, webPort, apiLocal);
+  await startApps(apiPort, webPort, apiLocal, probePort);
   const workloadsDir = path.join(agentDir, 'workloads.d');
   await mkdir(workloadsDir, { recursive: true });
   await writeFile(
@@ -287,7 +329,13 @@ async function main(): Promise<number> {
     path.join(workloadsDir, 'web.yaml'),
     `name: web\nnamespace: demo\nport: ${webPort}\nmeshPort: ${webMesh}\nprotocol: http\ncheck: { http: "http://127.0.0.1:${webPort}/health", interval: 2s }\nupstreams:\n  - { service: api, localPort: ${apiLocal} }\n`,
   );
-  say(`started  sample apps: web on 127.0.0.1:${webPort} (calls api via 127.0.0.1:${apiLocal}), api on 127.0.0.1:${apiPort}`);
+  await writeFile(
+    path.join(workloadsDir, 'probe.yaml'),
+    `name: probe\nnamespace: demo\nport: ${probePort}\nmeshPort: ${probeMesh}\nprotocol: http\nupstreams:\n  - { service: api, localPort: ${probeLocal} }\n`,
+  );
+  say(
+    `started  sample apps: web on 127.0.0.1:${webPort} (calls api via 127.0.0.1:${apiLocal}), api on 127.0.0.1:${apiPort}, probe (calls api via 127.0.0.1:${probeLocal})`,
+  );
 
   // 5. The agent, which starts Envoy.
   const configFile = path.join(agentDir, 'agent.yaml');
@@ -350,13 +398,50 @@ async function main(): Promise<number> {
       : `FAILED   plaintext to api's mesh port got an answer: ${plain.how}`,
   );
 
-  // 8. The status table.
+  // 8. Authorization: only web may call api. probe, a valid identity of the mesh, gets 403.
+  say('');
+  const probeBefore = await waitFor(
+    async () => {
+      const r = await fetch(`http://127.0.0.1:${probeLocal}/hello`, { signal: AbortSignal.timeout(5_000) }).catch(() => undefined);
+      return r?.status === 200 ? r.status : undefined;
+    },
+    { what: 'probe to reach api before the policy', timeoutMs: 30_000, intervalMs: 250 },
+  ).catch(() => 0);
+  say(`request  probe -> api before any policy: HTTP ${probeBefore}`);
+  const policyFile = path.join(demoDir, 'api-callers.yaml');
+  await writeFile(policyFile, AUTHZ_POLICY);
+  say(`$ meshctl policy apply -f ${path.relative(root, policyFile)}`);
+  const applied = await runToEnd(node, [meshctl, 'policy', 'apply', '--data-dir', cpDir, '-f', policyFile]).catch(
+    (err: Error) => err.message,
+  );
+  process.stdout.write(applied.endsWith('\n') ? applied : `${applied}\n`);
+  const probeDenied = await waitFor(
+    async () => {
+      const r = await fetch(`http://127.0.0.1:${probeLocal}/hello`, { signal: AbortSignal.timeout(5_000) }).catch(() => undefined);
+      return r?.status === 403 ? r.status : undefined;
+    },
+    { what: 'the policy to deny probe', timeoutMs: 30_000, intervalMs: 250 },
+  ).catch(() => 0);
+  say(
+    probeDenied === 403
+      ? `denied   probe -> api: HTTP 403 (spiffe://${TRUST_DOMAIN}/ns/demo/sa/probe is not allowed by api-callers)`
+      : 'FAILED   probe -> api was not denied by the policy',
+  );
+  const webAfter = await getJson(`http://127.0.0.1:${webPort}/call`).catch(() => ({ status: 0, body: {} }));
+  const webAllowed = webAfter.status === 200;
+  say(
+    webAllowed
+      ? 'allowed  web -> api: HTTP 200 (rule web-may-call)'
+      : `FAILED   web -> api after the policy: ${JSON.stringify(webAfter.body)}`,
+  );
+
+  // 9. The status table.
   say('');
   say('$ mesh-agent status');
   const shown = await runToEnd(node, [agentMain, 'status', '--address', statusAddr]).catch((err: Error) => err.message);
   process.stdout.write(shown.endsWith('\n') ? shown : `${shown}\n`);
 
-  const ok = mtlsOk && plain.refused;
+  const ok = mtlsOk && plain.refused && probeDenied === 403 && webAllowed;
   if (check) {
     say(ok ? 'demo check passed' : 'demo check FAILED');
     return ok ? 0 : 1;
@@ -364,6 +449,8 @@ async function main(): Promise<number> {
   say('');
   say('The mesh is running. Try:');
   say(`  curl -s http://127.0.0.1:${webPort}/call`);
+  say(`  curl -si http://127.0.0.1:${probeLocal}/   (probe -> api: 403)`);
+  say(`  node dist/controlplane/cli/main.js policy list --data-dir ${path.relative(root, cpDir)}`);
   say(`  node dist/agent/main.js status --address ${statusAddr}`);
   say(`  curl -s http://127.0.0.1:${adminPort}/certs`);
   say('Press Ctrl-C to stop everything and clean up.');

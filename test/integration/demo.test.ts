@@ -25,6 +25,8 @@ t.test('npm run demo -- --check', async (t) => {
   t.match(result.stdout, /answer {3}api saw peer spiffe:\/\/demo\.mesh\/ns\/demo\/sa\/web/);
   t.match(result.stdout, /refused {2}plaintext to api's mesh port/);
   t.match(result.stdout, /node demo-vm: healthy/);
+  t.match(result.stdout, /denied {3}probe -> api: HTTP 403/);
+  t.match(result.stdout, /allowed {2}web -> api: HTTP 200/);
   t.match(result.stdout, /demo check passed/);
   t.notOk(existsSync(dir), 'the demo removed its folder');
 });
