@@ -96,7 +96,8 @@ export function buildStatus(input: StatusInput): StatusDocument {
   const ids = dp?.identity;
   const svidBy = new Map((ids?.workloads ?? []).map((w) => [w.spiffeId, w]));
   const servingBy = new Map((dp?.serving ?? []).map((s) => [s.workload, s]));
-  const upstreamBy = new Map((dp?.upstreams ?? []).map((u) => [u.service, u]));
+  /** Each upstream service's callers on this node (several local workloads may call one service). */
+  const callersOf = (service: string) => (dp?.upstreams ?? []).filter((u) => u.service === service);
   const plaintextBy = new Map((dp?.plaintextAccepted ?? []).map((p) => [p.workload, p.policy]));
   const doc: StatusDocument = {
     node: input.node,
@@ -124,23 +125,20 @@ export function buildStatus(input: StatusInput): StatusDocument {
       };
     }),
     workloadErrors: input.fileErrors.map((e) => ({ ...e, code: 'MESH_E_WORKLOAD_INVALID' as const })),
-    upstreams: [...new Set([...input.watches.map((w) => w.service)])].sort().map((service) => {
+    // One row per service and caller: each caller has its own clusters.
+    upstreams: [...new Set([...input.watches.map((w) => w.service)])].sort().flatMap((service) => {
       const watch = watchBy.get(service);
       const view = input.view.services[service];
-      return {
+      const row = {
         service,
         instances: view?.instances.length ?? 0,
         source: view?.source ?? 'none',
         watch: watch?.error !== undefined ? 'failing' : watch?.healthy ? 'ok' : 'starting',
         ...(watch?.error === undefined ? {} : { error: watch.error }),
-        ...(upstreamBy.has(service)
-          ? {
-              localPort: upstreamBy.get(service)?.localPort,
-              caller: upstreamBy.get(service)?.caller,
-              endpoints: upstreamBy.get(service)?.endpoints,
-            }
-          : {}),
       };
+      const callers = callersOf(service);
+      if (callers.length === 0) return [row];
+      return callers.map((u) => ({ ...row, localPort: u.localPort, caller: u.caller, endpoints: u.endpoints }));
     }),
     catalogVersion: input.view.version,
     ...(input.process === undefined ? {} : { agent: input.process }),

@@ -27,6 +27,9 @@ t.test('npm run demo -- --check', async (t) => {
   t.match(result.stdout, /node demo-vm: healthy/);
   t.match(result.stdout, /denied {3}probe -> api: HTTP 403/);
   t.match(result.stdout, /allowed {2}web -> api: HTTP 200/);
+  t.match(result.stdout, /\napi +\d+ +probe +1 +1 +consul +ok\n/, 'status lists each caller of api: probe');
+  t.match(result.stdout, /\napi +\d+ +web +1 +1 +consul +ok\n/, 'and web');
+  t.match(result.stdout, /AuthorizationPolicy\/api-callers +1 +applied/);
   t.match(result.stdout, /demo check passed/);
   t.notOk(existsSync(dir), 'the demo removed its folder');
 });
