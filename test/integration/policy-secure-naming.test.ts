@@ -20,6 +20,7 @@
 import t, { type Test } from 'tap';
 import { FakePolicySource } from '../fakes/policy-source.js';
 import { startEchoApp } from '../support/mesh-apps.js';
+import { call, calls, clusterEndpoints } from '../support/mesh-calls.js';
 import { type MeshNode, startMeshNode } from '../support/mesh-node.js';
 import { startMeshPeers } from '../support/mesh-world.js';
 import { freePorts } from '../support/ports.js';
@@ -76,27 +77,6 @@ async function world(t: Test): Promise<World> {
   return { a, policy, apiLocal, impostorMesh, impostorApp: impostor.port };
 }
 
-/** One request from web to api: the app that answered, or `failed (...)`. */
-async function call(port: number): Promise<string> {
-  try {
-    const res = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(5_000) });
-    const body = await res.text();
-    return res.status === 200 ? (JSON.parse(body) as { app: string }).app : `failed (${res.status})`;
-  } catch (err) {
-    return `failed (${(err as Error).message})`;
-  }
-}
-
-async function calls(port: number, n: number): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  for (let i = 0; i < n; i++) {
-    const who = await call(port);
-    const key = who.startsWith('failed') ? 'failed' : who;
-    out[key] = (out[key] ?? 0) + 1;
-  }
-  return out;
-}
-
 async function consul(apiPath: string, body?: unknown): Promise<void> {
   const res = await fetch(`http://${peers.consul.httpAddr}${apiPath}`, {
     method: 'PUT',
@@ -122,13 +102,7 @@ function deregister(): Promise<void> {
 
 /** The host:port endpoints of web's api cluster in Envoy. */
 async function endpoints(n: MeshNode): Promise<string[]> {
-  const text = await n.admin('/clusters');
-  const hosts = new Set<string>();
-  for (const line of text.split('\n')) {
-    const m = /^outbound:api@web::([0-9.]+:\d+)::/.exec(line);
-    if (m) hosts.add(m[1] as string);
-  }
-  return [...hosts].sort();
+  return clusterEndpoints(await n.admin('/clusters'), 'outbound:api@web');
 }
 
 async function viewHasImpostor(n: MeshNode): Promise<boolean> {

@@ -67,11 +67,14 @@ export async function agentStatus<T = Record<string, unknown>>(statusAddr: strin
   return JSON.parse(body) as T;
 }
 
-/** `node dist/agent/main.js run --config FILE` as a child process. */
-export function startAgentProcess(configFile: string): ManagedChild {
+/** `node dist/agent/main.js run --config FILE` as a child process (started by `start`: default startChild; a netns host's spawn). */
+export function startAgentProcess(
+  configFile: string,
+  start: (command: string, args: readonly string[]) => ManagedChild = startChild,
+): ManagedChild {
   const main = path.join(repoRoot(), 'dist', 'agent', 'main.js');
   if (!existsSync(path.join(repoRoot(), 'dist', 'agent', 'run', 'run-command.js'))) {
     throw new Error('dist/agent is not built; run `npm run build` (npm test does) first');
   }
-  return startChild(process.execPath, [...AGENT_NODE_FLAGS, main, 'run', '--config', configFile]);
+  return start(process.execPath, [...AGENT_NODE_FLAGS, main, 'run', '--config', configFile]);
 }

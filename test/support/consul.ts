@@ -61,6 +61,21 @@ function consulApi(httpAddr: string): ConsulApi {
   };
 }
 
+/** The configuration file of a `consul agent -dev` that binds, serves and advertises on one address. */
+export function consulDevConfig(o: { nodeName: string; dataDir: string; address: string; ports: ConsulPorts }): Record<string, unknown> {
+  const { http, grpc, serfLan, serfWan, server } = o.ports;
+  return {
+    node_name: o.nodeName,
+    bind_addr: o.address,
+    client_addr: o.address,
+    advertise_addr: o.address,
+    data_dir: o.dataDir,
+    log_level: 'warn',
+    disable_update_check: true,
+    ports: { http, grpc, grpc_tls: -1, dns: -1, serf_lan: serfLan, serf_wan: serfWan, server },
+  };
+}
+
 export async function startConsulDev(options: ConsulDevOptions = {}): Promise<ConsulDev> {
   const { consul } = await tools();
   const nodeName = options.nodeName ?? `mesh-test-${randomBytes(4).toString('hex')}`;
@@ -68,14 +83,7 @@ export async function startConsulDev(options: ConsulDevOptions = {}): Promise<Co
   const dataDir = path.join(base, 'data');
   const { http, grpc, serfLan, serfWan, server } = options.ports ?? (await pickPorts());
   const config = {
-    node_name: nodeName,
-    bind_addr: '127.0.0.1',
-    client_addr: '127.0.0.1',
-    advertise_addr: '127.0.0.1',
-    data_dir: dataDir,
-    log_level: 'warn',
-    disable_update_check: true,
-    ports: { http, grpc, grpc_tls: -1, dns: -1, serf_lan: serfLan, serf_wan: serfWan, server },
+    ...consulDevConfig({ nodeName, dataDir, address: '127.0.0.1', ports: { http, grpc, serfLan, serfWan, server } }),
     ...options.extraConfig,
   };
   const configFile = path.join(base, 'config.json');

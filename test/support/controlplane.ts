@@ -108,21 +108,26 @@ export interface ControlPlaneProcess {
   trustDomain: string;
 }
 
-/** `node dist/controlplane/main.js run` as a child process (needs `npm run build`); extraArgs go after the others (e.g. --config FILE). */
+/**
+ * `node dist/controlplane/main.js run` as a child process (needs `npm run build`); extraArgs go after the others (e.g. --config FILE).
+ * `where`: the address it listens on (default 127.0.0.1) and how it is started (default startChild; a netns host's spawn).
+ */
 export async function spawnControlPlane(
   dataDir: string,
   trustDomain = 'example.org',
   port = 0,
   extraArgs: readonly string[] = [],
+  where: { host?: string; start?: (command: string, args: readonly string[]) => ManagedChild } = {},
 ): Promise<ControlPlaneProcess> {
   const main = path.join(repoRoot(), 'dist', 'controlplane', 'main.js');
-  const child = startChild(process.execPath, [
+  const start = where.start ?? startChild;
+  const child = start(process.execPath, [
     main,
     'run',
     '--data-dir',
     dataDir,
     '--listen',
-    `127.0.0.1:${port}`,
+    `${where.host ?? '127.0.0.1'}:${port}`,
     '--trust-domain',
     trustDomain,
     ...extraArgs,

@@ -7,13 +7,13 @@
 import { randomBytes } from 'node:crypto';
 import { MeshError } from '../../lib/errors.js';
 import { run, runChecked } from '../../lib/exec.js';
-import { type ManagedChild, startChild } from './child.js';
+import { childEnv, type ManagedChild, startChild, untracked } from './child.js';
 
 export interface TestHost {
   readonly name: string;
   readonly netns: string;
   readonly address: string;
-  /** Runs a command inside the host's namespace to completion. */
+  /** Runs a command inside the host's namespace to completion (without tap's hooks in its environment, as spawn). */
   exec(command: string, args: readonly string[], options?: { input?: string; timeoutMs?: number }): ReturnType<typeof run>;
   /** Starts a long-running command inside the host's namespace. */
   spawn(command: string, args: readonly string[]): ManagedChild;
@@ -92,7 +92,10 @@ export async function createNetwork(count: number, options: { subnet?: string } 
         name: `h${i}`,
         netns,
         address,
-        exec: (command, args, opts = {}) => run('ip', ['netns', 'exec', netns, command, ...args], opts),
+        exec: (command, args, opts = {}) => {
+          const [program, argv] = untracked('ip', ['netns', 'exec', netns, command, ...args]);
+          return run(program, argv, { ...opts, env: childEnv() });
+        },
         spawn: (command, args) => startChild('ip', ['netns', 'exec', netns, command, ...args]),
       });
     }

@@ -1,0 +1,271 @@
+/**
+ * Secure naming across network namespaces, with the real programs: four test
+ * hosts on one veth segment (test/support/netns.ts).
+ * - h0: `consul agent -dev` and `mesh-controlplane run`, both on h0's address;
+ * - h1: mesh-agent A with web, which calls api through a local port;
+ * - h2: mesh-agent B with the legitimate api;
+ * - h3: mesh-agent C with `impostor`, a workload with a valid SVID of the mesh
+ *   of its own (spiffe://example.org/ns/default/sa/impostor).
+ * Each agent joins with its own token (meshctl token create) from inside its
+ * namespace, and its apps are echo servers in the same namespace. Someone who
+ * can write to Consul registers an instance of `api` at h3's mesh port:
+ * - claiming the impostor's real identity: without a ServiceIdentity it is no
+ *   endpoint of web's api cluster, and every request reaches the api on h2;
+ * - claiming api's identity (lying meta): it is an endpoint, and h1's Envoy
+ *   refuses its certificate by SAN: every request reaches api or fails closed;
+ * - with a ServiceIdentity (meshctl policy apply) allowing sa/api and
+ *   sa/impostor, both serve, and api sees web's SPIFFE ID, presented by h1's
+ *   Envoy across the segment, in x-forwarded-client-cert.
+ * Every process is stopped by its pid and the namespaces are removed.
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { runChecked } from '../../lib/exec.js';
+import { repoRoot } from '../../scripts/repo-root.js';
+import { startAgentProcess } from '../support/agent-process.js';
+import { childEnv, type ManagedChild, processesWith } from '../support/child.js';
+import { consulDevConfig } from '../support/consul.js';
+import { spawnControlPlane } from '../support/controlplane.js';
+import { type CallTally, clusterEndpoints } from '../support/mesh-calls.js';
+import { createNetwork, listNetns, privilegedSkipReason, type TestHost } from '../support/netns.js';
+import { tools } from '../support/tools.js';
+import { waitFor } from '../support/wait.js';
+import { workloadYaml } from '../support/workload-files.js';
+
+const skip = await privilegedSkipReason();
+if (skip !== undefined) process.stderr.write(`# skipping privileged tests: ${skip}\n`);
+
+const TD = 'example.org';
+const id = (sa: string) => `spiffe://${TD}/ns/default/sa/${sa}`;
+const API = id('api');
+const IMPOSTOR = id('impostor');
+const WEB = id('web');
+/** Each host is its own namespace: the same ports serve on every host. */
+const APP_PORT = 8080;
+const MESH_PORT = { web: 21001, api: 21002, impostor: 21003 } as const;
+const API_LOCAL = 9001;
+const ENVOY_ADMIN = 15000;
+const STATUS = 15100;
+const CONSUL_PORTS = { http: 8500, grpc: 8502, serfLan: 8301, serfWan: 8302, server: 8300 };
+const CP_PORT = 8443;
+/** Requests per measured phase. */
+const N = 30;
+
+const root = repoRoot();
+const dist = (...parts: string[]) => path.join(root, 'dist', ...parts);
+
+/** An HTTP request made by curl inside a host's namespace. */
+async function httpIn(host: TestHost, url: string, options: { method?: string; body?: string } = {}) {
+  const args = ['-s', '-m', '5', '-w', '\n%{http_code}'];
+  if (options.method !== undefined) args.push('-X', options.method);
+  if (options.body !== undefined) args.push('--data-binary', '@-');
+  const r = await host.exec('curl', [...args, url], { timeoutMs: 10_000, ...(options.body === undefined ? {} : { input: options.body }) });
+  const cut = r.stdout.lastIndexOf('\n');
+  return { status: Number(r.stdout.slice(cut + 1)), body: r.stdout.slice(0, cut) };
+}
+
+/** `meshctl ARGS` in the root namespace: the control plane's admin socket is a file in its data folder. */
+async function meshctl(args: string[], input?: string): Promise<string> {
+  const r = await runChecked(process.execPath, [dist('controlplane', 'cli', 'main.js'), ...args], 'MESH_E_PROCESS_START', {
+    env: childEnv(),
+    timeoutMs: 30_000,
+    ...(input === undefined ? {} : { input }),
+  });
+  return r.stdout;
+}
+
+/** n requests from a process inside h1 through web's upstream port for api. */
+async function tallyFrom(host: TestHost, n: number): Promise<CallTally> {
+  const r = await host.exec(process.execPath, [dist('test', 'support', 'mesh-calls-main.js'), String(API_LOCAL), String(n)], {
+    timeoutMs: 6_000 * n + 10_000,
+  });
+  if (r.code !== 0) throw new Error(`mesh-calls in ${host.name} exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as CallTally;
+}
+
+const serviceIdentity = (allowed: string[]) =>
+  ['apiVersion: mesh.v1', 'kind: ServiceIdentity', 'metadata:', '  name: api-servers', 'spec:', '  service: api', '  allowedIdentities:']
+    .concat(allowed.map((a) => `    - ${a}`))
+    .join('\n');
+
+t.test('secure naming across network namespaces, with the real programs', { skip: skip ?? false, timeout: 400_000 }, async (t) => {
+  const { consul, envoy } = await tools();
+  const base = await mkdtemp(path.join(os.tmpdir(), 'mesh-netns-naming-'));
+  const net = await createNetwork(4);
+  /** Every long-running process, in start order; stopped in reverse (agents before their apps, Consul last). */
+  const started: ManagedChild[] = [];
+  const keep = (c: ManagedChild) => {
+    started.push(c);
+    return c;
+  };
+  const stopAll = async () => {
+    for (const c of [...started].reverse()) await c.stop();
+  };
+  t.teardown(async () => {
+    await stopAll();
+    await net.remove().catch(() => undefined);
+    await rm(base, { recursive: true, force: true });
+  });
+  const [h0, h1, h2, h3] = net.hosts as [TestHost, TestHost, TestHost, TestHost];
+
+  // h0: Consul and the control plane on h0's address.
+  const consulDir = path.join(base, 'consul');
+  await mkdir(consulDir);
+  const consulConfig = path.join(consulDir, 'config.json');
+  const config = consulDevConfig({
+    nodeName: 'netns-consul',
+    dataDir: path.join(consulDir, 'data'),
+    address: h0.address,
+    ports: CONSUL_PORTS,
+  });
+  await writeFile(consulConfig, JSON.stringify(config));
+  const consulChild = keep(h0.spawn(consul.path, ['agent', '-dev', `-config-file=${consulConfig}`]));
+  const consulAddr = `${h0.address}:${CONSUL_PORTS.http}`;
+  await waitFor(
+    async () => {
+      if (consulChild.exited()) throw new Error(`consul exited:\n${consulChild.output().slice(-2000)}`);
+      const r = await httpIn(h0, `http://${consulAddr}/v1/status/leader`);
+      return r.status === 200 && r.body !== '""' ? true : undefined;
+    },
+    { timeoutMs: 60_000, what: 'consul on h0 to elect a leader' },
+  );
+  const cpDir = path.join(base, 'controlplane');
+  await mkdir(cpDir);
+  const cp = await spawnControlPlane(cpDir, TD, CP_PORT, [], { host: h0.address, start: h0.spawn });
+  keep(cp.child);
+  t.equal(cp.address, `${h0.address}:${CP_PORT}`, 'the control plane listens on h0');
+  const bundleFile = path.join(base, 'ca-bundle.pem');
+  await writeFile(bundleFile, await meshctl(['ca', 'bundle', '--data-dir', cpDir]));
+
+  /** Joins the host as vm-<name> (its own token, allowed only its workload's ID), starts its app and its agent. */
+  const startHost = async (host: TestHost, name: keyof typeof MESH_PORT, upstreams: Array<{ service: string; localPort: number }> = []) => {
+    const dir = path.join(base, name);
+    const dataDir = path.join(dir, 'data');
+    const workloadsDir = path.join(dir, 'workloads.d');
+    await mkdir(workloadsDir, { recursive: true });
+    const token = (await meshctl(['token', 'create', '--data-dir', cpDir, '--node', `vm-${name}`, '--allow', id(name)])).trim();
+    const joinArgs = ['join', '--controlplane', cp.address, '--token', token, '--ca-bundle', bundleFile, '--data-dir', dataDir];
+    const joined = await host.exec(process.execPath, [dist('agent', 'main.js'), ...joinArgs], { timeoutMs: 30_000 });
+    if (joined.code !== 0) throw new Error(`mesh-agent join in ${host.name} exited ${joined.code}: ${joined.stderr}`);
+    const app = keep(host.spawn(process.execPath, [dist('test', 'support', 'echo-app-main.js'), name, String(APP_PORT)]));
+    await waitFor(async () => (app.output().includes('listening') ? true : undefined), { what: `app ${name} in ${host.name}` });
+    await writeFile(path.join(workloadsDir, `${name}.yaml`), workloadYaml({ name, port: APP_PORT, meshPort: MESH_PORT[name], upstreams }));
+    const configFile = path.join(dir, 'agent.json');
+    const agentConfig = {
+      nodeName: `vm-${name}`,
+      trustDomain: TD,
+      dataDir,
+      workloadsDir,
+      advertiseAddress: host.address,
+      controlPlane: { address: cp.address, caBundle: bundleFile },
+      consul: { address: consulAddr, retryInitial: '100ms', retryMax: '1s', syncInterval: '1s', watchWait: '10s' },
+      envoy: { binary: envoy.path, adminPort: ENVOY_ADMIN, concurrency: 1, drainTime: '1s' },
+      status: { listen: `127.0.0.1:${STATUS}` },
+    };
+    await writeFile(configFile, JSON.stringify(agentConfig, null, 2));
+    return keep(startAgentProcess(configFile, host.spawn));
+  };
+  await startHost(h2, 'api');
+  await startHost(h3, 'impostor');
+  const agentA = await startHost(h1, 'web', [{ service: 'api', localPort: API_LOCAL }]);
+
+  const apiEndpoint = `${h2.address}:${MESH_PORT.api}`;
+  const impostorEndpoint = `${h3.address}:${MESH_PORT.impostor}`;
+  const endpoints = async () => clusterEndpoints((await httpIn(h1, `http://127.0.0.1:${ENVOY_ADMIN}/clusters`)).body, 'outbound:api@web');
+  const status = async () =>
+    JSON.parse((await httpIn(h1, `http://127.0.0.1:${STATUS}/status`)).body) as { upstreamProblems?: Array<{ reason: string }> };
+  const registerImpostor = async (claimed: string) => {
+    const body = JSON.stringify({
+      ID: 'api-impostor',
+      Name: 'api',
+      Address: h3.address,
+      Port: APP_PORT,
+      Meta: { mesh_spiffe_id: claimed, mesh_protocol: 'http', mesh_port: String(MESH_PORT.impostor) },
+    });
+    const r = await httpIn(h0, `http://${consulAddr}/v1/agent/service/register`, { method: 'PUT', body });
+    if (r.status !== 200) throw new Error(`consul register: HTTP ${r.status}: ${r.body}`);
+  };
+
+  try {
+    await waitFor(async () => ((await tallyFrom(h1, 1)).counts.api === 1 ? true : undefined), {
+      timeoutMs: 90_000,
+      what: 'web on h1 to reach api on h2 through the mesh',
+    });
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n--- agent A ---\n${agentA.output().slice(-3000)}`);
+  }
+  t.same(await endpoints(), [apiEndpoint], "web's api cluster on h1 has the api of h2, across the segment");
+
+  await t.test('no ServiceIdentity: the impostor gets no request, whatever its meta claims', async (t) => {
+    await registerImpostor(IMPOSTOR);
+    const problem = await waitFor(async () => (await status()).upstreamProblems?.find((p) => p.reason.includes('api-impostor')), {
+      timeoutMs: 20_000,
+      what: "the impostor reported in agent A's status",
+    });
+    t.match(problem.reason, /api-impostor \(spiffe:\/\/example\.org\/ns\/default\/sa\/impostor\)/, `status: ${problem.reason}`);
+    t.notOk((await endpoints()).includes(impostorEndpoint), 'the impostor is not an endpoint of outbound:api@web');
+    const honest = await tallyFrom(h1, N);
+    t.comment(`honest meta, ${N} requests: ${JSON.stringify(honest.counts)}`);
+    t.same(honest.counts, { api: N }, 'every request reaches the legitimate api on h2');
+
+    await registerImpostor(API);
+    await waitFor(async () => ((await endpoints()).includes(impostorEndpoint) ? true : undefined), {
+      timeoutMs: 20_000,
+      what: 'the lying impostor to become an endpoint',
+    });
+    const lying = await tallyFrom(h1, N);
+    t.comment(`lying meta, ${N} requests: ${JSON.stringify(lying.counts)}`);
+    t.equal(lying.counts.impostor, undefined, 'no request reaches the impostor app on h3');
+    t.equal((lying.counts.api ?? 0) + (lying.counts.failed ?? 0), N, 'each request reached the legitimate api or failed closed');
+    t.ok((lying.counts.api ?? 0) > 0, 'the legitimate api keeps serving');
+    // Envoy writes ':' in stat names as '_'.
+    const stats = await httpIn(h1, `http://127.0.0.1:${ENVOY_ADMIN}/stats?filter=${encodeURIComponent('ssl.fail_verify_san')}`);
+    const failures = Number(/cluster\.outbound_api@web\.ssl\.fail_verify_san: (\d+)/.exec(stats.body)?.[1] ?? 0);
+    t.comment(`fail_verify_san of outbound:api@web on h1: ${failures}`);
+    t.ok(failures >= 1, `h1's Envoy refused the impostor's certificate by its SAN (fail_verify_san ${failures})`);
+  });
+
+  await t.test('a ServiceIdentity allowing sa/api and sa/impostor: both serve; deleted: back to sa/api only', async (t) => {
+    await registerImpostor(IMPOSTOR);
+    const applied = await meshctl(['policy', 'apply', '--data-dir', cpDir, '-f', '-'], serviceIdentity([API, IMPOSTOR]));
+    t.match(applied, /ServiceIdentity\/api-servers created/, 'meshctl applied the ServiceIdentity');
+    await waitFor(async () => ((await endpoints()).includes(impostorEndpoint) ? true : undefined), {
+      timeoutMs: 30_000,
+      what: 'the second service account to become an endpoint on h1',
+    });
+    const both = await waitFor(
+      async () => {
+        const seen = await tallyFrom(h1, N);
+        return (seen.counts.api ?? 0) > 0 && (seen.counts.impostor ?? 0) > 0 ? seen : undefined;
+      },
+      { timeoutMs: 30_000, what: 'both service accounts to serve' },
+    );
+    t.comment(`ServiceIdentity allowing both, ${N} requests: ${JSON.stringify(both.counts)}`);
+    t.equal(both.counts.failed, undefined, 'no request failed');
+    t.same(both.peers.api, [WEB], "api on h2 saw web's SPIFFE ID in x-forwarded-client-cert, from h1's Envoy");
+    t.same(both.peers.impostor, [WEB], 'so did the second allowed service account on h3');
+    t.same((await status()).upstreamProblems ?? [], [], 'nothing is reported while the policy allows both');
+
+    await meshctl(['policy', 'delete', 'ServiceIdentity', 'api-servers', '--data-dir', cpDir]);
+    await waitFor(async () => ((await endpoints()).includes(impostorEndpoint) ? undefined : true), {
+      timeoutMs: 30_000,
+      what: 'the second account to leave the endpoints once the resource is deleted',
+    });
+    const after = await tallyFrom(h1, 10);
+    t.same(after.counts, { api: 10 }, 'back to the default rule: only sa/api serves');
+  });
+
+  // Teardown, checked: every process by its pid, then the namespaces.
+  await stopAll();
+  for (const c of started) t.ok(c.exited(), `pid ${c.pid} stopped`);
+  t.same(
+    processesWith(base).map((p) => p.args.join(' ')),
+    [],
+    'no process of the test (Envoy included) is left',
+  );
+  await net.remove();
+  const left = (await listNetns()).filter((ns) => ns.startsWith(net.id));
+  t.same(left, [], 'no namespace of the test remains');
+});
