@@ -1,8 +1,15 @@
 /** Free TCP ports on loopback, found by binding port 0. */
 import net from 'node:net';
 
+/** A tuple of N numbers, so `const [a, b] = await freePorts(2)` needs no cast. */
+export type Ports<N extends number, T extends number[] = []> = number extends N
+  ? number[]
+  : T['length'] extends N
+    ? T
+    : Ports<N, [...T, number]>;
+
 /** Returns n distinct free ports; all are held open until every one is found. */
-export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]> {
+export async function freePorts<N extends number>(n: N, host = '127.0.0.1'): Promise<Ports<N>> {
   const servers: net.Server[] = [];
   try {
     const ports: number[] = [];
@@ -15,7 +22,7 @@ export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]
       });
       ports.push((server.address() as net.AddressInfo).port);
     }
-    return ports;
+    return ports as Ports<N>;
   } finally {
     await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
   }

@@ -217,24 +217,7 @@ async function main(): Promise<number> {
     probePort,
     probeLocal,
     probeMesh,
-  ] = (await freePorts(16)) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
+  ] = await freePorts(16);
 
   // 1. Consul dev agent.
   const consulDir = path.join(demoDir, 'consul');

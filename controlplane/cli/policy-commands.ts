@@ -9,20 +9,13 @@ import type { CliIo, Command } from '../../lib/cli.js';
 import { EXIT_OK } from '../../lib/cli.js';
 import { MeshError } from '../../lib/errors.js';
 import { POLICY_KINDS, type PolicyKind } from '../../lib/policy/schema.js';
+import type { PolicyResourceWire } from '../../lib/policy/wire.js';
 import { connectAdmin } from './admin-client.js';
 import { type Connect, command, iso, type Spec, table } from './commands.js';
 import { diffValues, type FieldChange, formatFieldChange } from './policy-diff.js';
 import { parsePolicyText } from './policy-input.js';
 
-interface PolicyResource {
-  kind: string;
-  name: string;
-  version: number;
-  revision: number;
-  json: string;
-  updated_at_ms: number;
-  updated_by: string;
-}
+type PolicyResource = PolicyResourceWire;
 
 interface ApplyResponse {
   revision: number;

@@ -15,9 +15,11 @@
  *   skipped: each update is the whole set).
  * - endNode() ends a revoked node's streams with MESH_E_NODE_REVOKED.
  */
+
 import { MeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import type { StoredPolicy } from '../../lib/policy/schema.js';
+import type { PolicyResourceWire } from '../../lib/policy/wire.js';
 import { interestKey, normalizeInterest, PolicyIndex, type PolicyInterest, setFingerprint } from './policy-filter.js';
 import type { PolicyRecord, PolicyStore } from './policy-store.js';
 
@@ -30,15 +32,7 @@ export const EMPTY_POLICY_FEED: PolicyFeed = { revision: () => 0, list: () => []
 /** The wire message (mesh.controlplane.v1.PolicyUpdate) before encoding. */
 export interface PolicyUpdateMessage {
   revision: number;
-  resources: Array<{
-    kind: string;
-    name: string;
-    version: number;
-    revision: number;
-    json: string;
-    updated_at_ms: number;
-    updated_by: string;
-  }>;
+  resources: PolicyResourceWire[];
 }
 
 /** One Watch stream as the fan-out drives it. */

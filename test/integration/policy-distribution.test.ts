@@ -20,11 +20,11 @@ import type { StatusDocument } from '../../agent/status/status.js';
 import { authorization, rateLimit, serviceIdentity } from '../controlplane/policy/policy-docs.js';
 import { startConsulDev } from '../support/consul.js';
 import { startTestControlPlane } from '../support/controlplane.js';
+import { xfccUri } from '../support/mesh-apps.js';
 import { type MeshNode, startMeshNode } from '../support/mesh-node.js';
 import { meshTraffic, startWebApi } from '../support/mesh-world.js';
 import { applyPolicies } from '../support/policy.js';
 import { tempDir } from '../support/temp-dir.js';
-import { xfccUri } from '../support/mesh-apps.js';
 import { httpGet, waitFor } from '../support/wait.js';
 
 t.setTimeout(300_000);
@@ -74,7 +74,11 @@ t.test('one apply reaches both agents; a restart without the control plane serve
 
   const applied = await applyPolicies(
     cp,
-    JSON.stringify([serviceIdentity('api-id', 'api'), authorization('api-authz', { service: 'api' }), rateLimit('web-rl', { spiffeId: WEB })]),
+    JSON.stringify([
+      serviceIdentity('api-id', 'api'),
+      authorization('api-authz', { service: 'api' }),
+      rateLimit('web-rl', { spiffeId: WEB }),
+    ]),
   );
   t.equal(applied.revision, 1);
   for (const n of [a, b])
