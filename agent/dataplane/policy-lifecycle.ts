@@ -19,7 +19,16 @@ import type { PolicySource } from '../policy/policy-source.js';
 import type { Workload } from '../workloads/workload.js';
 import type { AckedResources } from '../xds/cache/acked-resources.js';
 import { RESOURCE_KINDS, type Snapshot } from '../xds/snapshot.js';
-import { type AcceptedSet, accepted, effectivePolicy, type PolicyKey, policyKey, type RolledBackSet, rollBack } from './policy-rollback.js';
+import {
+  type AcceptedSet,
+  accepted,
+  effectivePolicy,
+  failClosedAuthorization,
+  type PolicyKey,
+  policyKey,
+  type RolledBackSet,
+  rollBack,
+} from './policy-rollback.js';
 import { type DataPlanePolicyStatus, policyResourceStatuses } from './policy-status.js';
 
 /** Envoy runs every resource of the snapshot at the snapshot's version. */
@@ -71,6 +80,11 @@ export class PolicyLifecycle {
     for (const r of effective.resources) {
       const parsed = this.parse(r);
       if (parsed.ok) documents.push(parsed.document);
+      else {
+        // Leaving out an AuthorizationPolicy would let every peer in: deny all at its target instead.
+        const closed = failClosedAuthorization(r);
+        if (closed !== undefined) documents.push(closed);
+      }
     }
     return documents;
   }

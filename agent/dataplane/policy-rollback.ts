@@ -20,7 +20,7 @@
  * configuration; a listener it never had stays absent. Status still shows it
  * rolled back, with `kept`.
  */
-import type { StoredPolicy } from '../../lib/policy/schema.js';
+import { POLICY_API_VERSION, type PolicyDocument, type StoredPolicy, target } from '../../lib/policy/schema.js';
 
 /** `TrafficPolicy/api-defaults`: one policy resource, whatever its version. */
 export type PolicyKey = string;
@@ -119,4 +119,23 @@ export function accepted(lastAccepted: AcceptedSet, effective: readonly StoredPo
   const next = new Map(lastAccepted);
   for (const r of effective) next.set(policyKey(r), r);
   return next;
+}
+
+/**
+ * An AuthorizationPolicy the agent cannot parse (an agent older than its
+ * control plane, a damaged disk copy) whose target it can still read: a
+ * deny-all policy for that target, so the failure is closed. Undefined for
+ * other kinds, or when not even the target can be read.
+ */
+export function failClosedAuthorization(r: StoredPolicy): PolicyDocument | undefined {
+  if (r.kind !== 'AuthorizationPolicy') return undefined;
+  const spec = (r.source as { spec?: { target?: unknown } } | undefined)?.spec;
+  const parsed = target.safeParse(spec?.target);
+  if (!parsed.success) return undefined;
+  return {
+    apiVersion: POLICY_API_VERSION,
+    kind: 'AuthorizationPolicy',
+    name: r.name,
+    spec: { target: parsed.data, defaultAction: 'deny', rules: [] },
+  };
 }

@@ -17,7 +17,14 @@ import type { PolicyDocument, StoredPolicy, SubsetSpec } from '../../lib/policy/
 import type { CatalogInstance, CatalogView } from '../discovery/catalog-view.js';
 import type { PolicyOrigin } from '../policy/policy-source.js';
 import type { Workload } from '../workloads/workload.js';
-import { type AcceptedSet, FAIL_CLOSED_KINDS, type PolicyKey, policyKey, type RolledBackSet } from './policy-rollback.js';
+import {
+  type AcceptedSet,
+  FAIL_CLOSED_KINDS,
+  failClosedAuthorization,
+  type PolicyKey,
+  policyKey,
+  type RolledBackSet,
+} from './policy-rollback.js';
 
 export const POLICY_RESOURCE_STATES = ['applied', 'unresolved', 'rejected', 'rolled-back', 'invalid', 'unused'] as const;
 export type PolicyResourceState = (typeof POLICY_RESOURCE_STATES)[number];
@@ -112,7 +119,12 @@ function resourceState(r: StoredPolicy, input: PolicyStatusInput): Omit<PolicyRe
   const key = policyKey(r);
   const parsed = input.parsed.get(key);
   if (parsed === undefined || !parsed.ok)
-    return { state: 'invalid', reason: parsed === undefined ? 'not parsed yet' : `does not parse: ${issuesText(parsed)}` };
+    return {
+      state: 'invalid',
+      reason:
+        (parsed === undefined ? 'not parsed yet' : `does not parse: ${issuesText(parsed)}`) +
+        (failClosedAuthorization(r) === undefined ? '' : '; its target denies every request until a valid version arrives (fail closed)'),
+    };
   const rb = input.rolledBack.get(key);
   if (rb !== undefined) {
     const instead =

@@ -9,6 +9,7 @@ import {
   accepted,
   changedSinceAccepted,
   effectivePolicy,
+  failClosedAuthorization,
   policyKey,
   type RolledBackSet,
   rollBack,
@@ -102,3 +103,21 @@ t.test(
     );
   },
 );
+
+t.test('an AuthorizationPolicy the agent cannot parse denies all at its target (fail closed); other kinds have no stand-in', async (t) => {
+  const broken = (kind: StoredPolicy['kind'], spec: unknown): StoredPolicy => ({
+    kind,
+    name: 'x',
+    version: 1,
+    revision: 1,
+    source: { apiVersion: 'mesh.v1', kind, metadata: { name: 'x' }, spec },
+  });
+  t.same(failClosedAuthorization(broken('AuthorizationPolicy', { target: { service: 'api' }, defaultAction: 'maybe' })), {
+    apiVersion: 'mesh.v1',
+    kind: 'AuthorizationPolicy',
+    name: 'x',
+    spec: { target: { service: 'api' }, defaultAction: 'deny', rules: [] },
+  });
+  t.equal(failClosedAuthorization(broken('AuthorizationPolicy', { target: 'api' })), undefined, 'no readable target: nothing to deny');
+  t.equal(failClosedAuthorization(broken('RateLimit', { target: { service: 'api' } })), undefined);
+});
