@@ -16,6 +16,10 @@
  * - with a ServiceIdentity (meshctl policy apply) allowing sa/api and
  *   sa/impostor, both serve, and api sees web's SPIFFE ID, presented by h1's
  *   Envoy across the segment, in x-forwarded-client-cert.
+ * Authorization across the segment too: with an AuthorizationPolicy letting
+ * only web call api, a request from the impostor workload on h3 (a valid
+ * identity of the mesh that also calls api) gets 403 from h2's Envoy, and
+ * web on h1 still gets 200.
  * Every process is stopped by its pid and the namespaces are removed.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -168,7 +172,7 @@ t.test('secure naming across network namespaces, with the real programs', { skip
     return keep(startAgentProcess(configFile, host.spawn));
   };
   await startHost(h2, 'api');
-  await startHost(h3, 'impostor');
+  await startHost(h3, 'impostor', [{ service: 'api', localPort: API_LOCAL }]);
   const agentA = await startHost(h1, 'web', [{ service: 'api', localPort: API_LOCAL }]);
 
   const apiEndpoint = `${h2.address}:${MESH_PORT.api}`;
@@ -255,6 +259,40 @@ t.test('secure naming across network namespaces, with the real programs', { skip
     });
     const after = await tallyFrom(h1, 10);
     t.same(after.counts, { api: 10 }, 'back to the default rule: only sa/api serves');
+  });
+
+  await t.test('authorization across the segment: only web may call api; the identity on h3 gets 403', async (t) => {
+    const gone = await httpIn(h0, `http://${consulAddr}/v1/agent/service/deregister/api-impostor`, { method: 'PUT' });
+    t.equal(gone.status, 200, 'the impostor instance is out of the catalog (only the real api on h2 serves)');
+    await waitFor(async () => ((await httpIn(h3, `http://127.0.0.1:${API_LOCAL}/`)).status === 200 ? true : undefined), {
+      timeoutMs: 60_000,
+      what: 'the workload on h3 to reach api on h2 before the policy',
+    });
+    const policy = [
+      'apiVersion: mesh.v1',
+      'kind: AuthorizationPolicy',
+      'metadata: { name: api-callers }',
+      'spec:',
+      '  target: { service: api }',
+      '  defaultAction: deny',
+      '  rules:',
+      `    - { name: web-may-call, action: allow, from: { ids: [${WEB}] } }`,
+    ].join('\n');
+    t.match(await meshctl(['policy', 'apply', '--data-dir', cpDir, '-f', '-'], policy), /AuthorizationPolicy\/api-callers created/);
+    await waitFor(async () => ((await httpIn(h3, `http://127.0.0.1:${API_LOCAL}/`)).status === 403 ? true : undefined), {
+      timeoutMs: 30_000,
+      what: "h2's Envoy to deny the identity on h3",
+    });
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) statuses.push((await httpIn(h3, `http://127.0.0.1:${API_LOCAL}/`)).status);
+    t.same([...new Set(statuses)], [403], 'every request from h3 is denied with 403');
+    const fromWeb = await tallyFrom(h1, 10);
+    t.same(fromWeb.counts, { api: 10 }, 'web on h1 still reaches api');
+    t.same(fromWeb.peers.api, [WEB], "with web's identity");
+    const stats = (await httpIn(h2, `http://127.0.0.1:${ENVOY_ADMIN}/stats?filter=rbac`)).body;
+    const denied = /http\.inbound_api\.rbac\.authz_allow_\.denied: (\d+)/.exec(stats);
+    t.ok(Number(denied?.[1] ?? 0) >= 10, `h2's Envoy counted the denials (${denied?.[0] ?? 'no counter'})`);
+    await meshctl(['policy', 'delete', 'AuthorizationPolicy', 'api-callers', '--data-dir', cpDir]);
   });
 
   // Teardown, checked: every process by its pid, then the namespaces.
