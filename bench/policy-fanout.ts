@@ -1,6 +1,6 @@
 /**
  * bench/policy-fanout: one policy change fanned out to N agents' Policy.Watch
- * streams. Three processes: the real control plane with the in-memory policy
+ * streams. Three processes: the real control plane with its SQLite policy
  * store (bench/lib/policy-cp.ts), N light stream clients over a few mTLS
  * channels, each channel a joined node (bench/lib/policy-subscribers.ts), and
  * this driver. Subscriber i watches services ['api', svc-(i mod G)] and its

@@ -1,7 +1,7 @@
 /**
  * The control plane of bench/policy-fanout in its own process (so its RSS is
  * its own): the real control plane (TLS, node mTLS, SQLite for nodes and
- * certificates) with the in-memory policy store, driven over IPC:
+ * certificates) with its SQLite policy store, driven over IPC:
  *   -> { tokens: N }             <- { tokens: string[] }
  *   -> { apply: documents[] }    <- { revision, returnedAtMs }   (store.apply returned)
  *   -> { rss: true }             <- { rssMb, streams, groups }
@@ -13,7 +13,6 @@ import { startControlPlane } from '../../controlplane/control-plane.js';
 import { systemClock } from '../../lib/clock.js';
 import { validateConfig } from '../../lib/config-file.js';
 import { createLogger } from '../../lib/logger.js';
-import { MemoryPolicyStore } from '../../test/fakes/policy-store.js';
 
 type Request = { tokens: number } | { apply: unknown[] } | { rss: true } | { stop: true };
 
@@ -26,7 +25,6 @@ if (dataDir === undefined || process.send === undefined) {
 const send = (message: unknown) => process.send?.(message);
 const now = () => performance.timeOrigin + performance.now();
 
-const store = new MemoryPolicyStore();
 const config = validateConfig(
   controlplaneSchema,
   { dataDir, listen: '127.0.0.1:0', trustDomain, rateLimit: { perSecond: 1_000_000, burst: 1_000_000 }, log: { level: 'warn' } },
@@ -36,7 +34,9 @@ const logger = createLogger({
   level: process.env.MESH_BENCH_CP_LOG === 'info' ? 'info' : 'warn',
   sink: { write: (l) => process.stderr.write(`${l}\n`) },
 });
-const cp = await startControlPlane(config, { clock: systemClock, logger, policies: store });
+// The control plane's own SQLite policy store: an apply returns once it is committed.
+const cp = await startControlPlane(config, { clock: systemClock, logger });
+const store = cp.policies;
 
 process.on('message', (request: Request) => {
   if ('tokens' in request) {

@@ -26,9 +26,6 @@ import type { PolicyRecord, PolicyStore } from './policy-store.js';
 /** What the fan-out reads: the store's current state and its changes. */
 export type PolicyFeed = Pick<PolicyStore, 'revision' | 'list' | 'onChange'>;
 
-/** A store with no policy (a control plane started without one). */
-export const EMPTY_POLICY_FEED: PolicyFeed = { revision: () => 0, list: () => [], onChange: () => () => undefined };
-
 /** The wire message (mesh.controlplane.v1.PolicyUpdate) before encoding. */
 export interface PolicyUpdateMessage {
   revision: number;
