@@ -39,6 +39,60 @@ export const consulSchema = z.strictObject({
   coalesceWindow: durationMs.default(25),
 });
 
+const cidr = z.string().regex(/^[0-9A-Fa-f.:]+(\/\d{1,3})?$/, 'must be an IPv4 or IPv6 address or CIDR');
+
+/**
+ * Transparent proxy (traffic capture with iptables, agent/tproxy). Off by
+ * default; on, it needs CAP_NET_ADMIN.
+ */
+export const transparentProxySchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  /** Envoy's outbound capture listener (original destination), on 127.0.0.1 and ::1. */
+  outboundPort: port.default(15001),
+  /** Envoy's inbound capture listener (original destination), on 0.0.0.0 and ::. */
+  inboundPort: port.default(15006),
+  inbound: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** "all": every workload's app port (minus workloads that opt out); or a list of ports. */
+      ports: z.union([z.literal('all'), z.array(port).min(1)]).default('all'),
+      excludePorts: z.array(port).default([]),
+    })
+    .prefault({}),
+  outbound: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      excludeCIDRs: z.array(cidr).default([]),
+      /** Destination ports never captured; 22 (SSH) is always added. */
+      excludePorts: z.array(port).default([]),
+      excludeUIDs: z.array(z.number().int().min(0)).default([]),
+      excludeGIDs: z.array(z.number().int().min(0)).default([]),
+      /** Destinations the mesh doesn't know: pass through (allow) or refuse (registryOnly). Both are counted. */
+      policy: z.enum(['allow', 'registryOnly']).default('allow'),
+      /** The local workload whose SVID captured outbound calls present; default: the first by name that does not opt out. */
+      caller: z.string().min(1).optional(),
+    })
+    .prefault({}),
+  dns: z
+    .strictObject({
+      /** Capture DNS (udp/tcp 53) to the agent's split DNS proxy: the Consul domain to Consul, the rest to the host's resolvers. */
+      capture: z.boolean().default(false),
+      /** Where the agent's DNS proxy listens (127.0.0.1 only). */
+      port: port.default(15053),
+      /** Consul's DNS interface. */
+      consulAddress: hostPort.default('127.0.0.1:8600'),
+      domain: z.string().min(1).default('consul'),
+    })
+    .prefault({}),
+  ipv6: z.enum(['auto', 'on', 'off']).default('auto'),
+  backend: z.enum(['auto', 'nft', 'legacy']).default('auto'),
+  /** Envoy dead or not ready: closed keeps capture (traffic fails), open lifts it within 2 s until Envoy is ready again. */
+  failurePolicy: z.enum(['closed', 'open']).default('closed'),
+  /** How often installed rules are compared with the expected ones (drift is repaired). */
+  checkInterval: durationMs.default(10_000),
+});
+export type TransparentProxyConfig = z.output<typeof transparentProxySchema>;
+
 export const agentConfigSchema = z.strictObject({
   nodeName: z.string().min(1).optional(),
   /**
@@ -79,6 +133,14 @@ export const agentConfigSchema = z.strictObject({
       accessLog: z.boolean().default(false),
       /** Group id the ADS socket is given (Envoy's group when Envoy runs as its own user). */
       socketGid: z.number().int().min(0).optional(),
+      /**
+       * The user Envoy runs as: a name or a numeric uid. Default: `mesh-envoy`
+       * when the agent runs as root, else the agent's own user. Envoy always
+       * runs with no capabilities (CapEff 0); capture rules exempt it by owner.
+       */
+      user: z.string().min(1).optional(),
+      /** Envoy's group: a name or a numeric gid. Default: the user's primary group. */
+      group: z.string().min(1).optional(),
     })
     .prefault({}),
   /** Envoy, SVIDs and xDS; off: the agent only registers workloads and watches the catalog. */
@@ -90,6 +152,7 @@ export const agentConfigSchema = z.strictObject({
     })
     .prefault({}),
   status: z.strictObject({ listen: hostPort.default('127.0.0.1:15100') }).prefault({}),
+  transparentProxy: transparentProxySchema.prefault({}),
   log: z
     .strictObject({
       level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),

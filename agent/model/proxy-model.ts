@@ -99,6 +99,40 @@ export interface ModelUpstream {
    * does not call itself but mirrors requests to (`localPort` is 0).
    */
   readonly mirrorOnly?: boolean;
+  /**
+   * Reached only through the outbound capture listener (transparent proxy):
+   * clusters, endpoints and route config, no explicit listener (`localPort` is 0).
+   */
+  readonly captureOnly?: boolean;
+}
+
+/** One outbound capture filter chain: these destination addresses on this port belong to `service`. */
+export interface ModelCaptureChain {
+  readonly service: string;
+  /** The app port the instances listen on (the catalog's service port). */
+  readonly port: number;
+  /** Instance addresses (IPv4 or IPv6), sorted. */
+  readonly addresses: readonly string[];
+}
+
+/**
+ * Transparent proxy (agent config transparentProxy): the capture listeners
+ * Envoy needs; iptables rules send traffic to them (agent/tproxy).
+ */
+export interface ModelCapture {
+  /** 127.0.0.1 (and ::1) port of the outbound capture listener (original_dst). */
+  readonly outboundPort: number;
+  /** 0.0.0.0 (and ::) port of the inbound capture listener (original_dst). */
+  readonly inboundPort: number;
+  readonly ipv6: boolean;
+  /** Destinations the mesh doesn't know: passthrough or refuse; both counted. */
+  readonly policy: 'allow' | 'registryOnly';
+  /** The local workload whose SVID captured outbound calls present ("" when there is none: no mesh chains). */
+  readonly caller: string;
+  /** Filter chains by destination; each uses upstream `service` of `caller`. */
+  readonly chains: readonly ModelCaptureChain[];
+  /** Local workloads captured inbound (their app ports go to the inbound capture listener). */
+  readonly inboundWorkloads: readonly string[];
 }
 
 export interface ProxyModel {
@@ -109,6 +143,8 @@ export interface ProxyModel {
   readonly upstreams: readonly ModelUpstream[];
   /** The inbound access log file of workloads with server-side policy; absent: Envoy's stdout. */
   readonly accessLogPath?: string;
+  /** Transparent proxy capture listeners; absent: capture off. */
+  readonly capture?: ModelCapture;
 }
 
 /** True for protocols carried by an HTTP connection manager. */

@@ -66,6 +66,22 @@ export const workloadSchema = z.strictObject({
   meta: meta.default({}),
   weight: z.number().int().min(1).max(65535).default(1),
   check: checkSchema.optional(),
+  /**
+   * Transparent proxy for this workload (when the agent's transparentProxy is
+   * on): `inbound: false` leaves its port uncaptured; with `runAsUser` (the uid
+   * the app runs as), `outbound: false` exempts its own connections.
+   */
+  transparentProxy: z
+    .strictObject({
+      inbound: z.boolean().default(true),
+      outbound: z.boolean().default(true),
+      runAsUser: z.number().int().min(0).optional(),
+    })
+    .refine((t) => t.outbound || t.runAsUser !== undefined, {
+      message: 'outbound: false needs runAsUser (the uid the app runs as), since capture tells processes apart by owner',
+      path: ['outbound'],
+    })
+    .prefault({}),
   upstreams: z
     .array(
       z.strictObject({

@@ -39,6 +39,8 @@ export interface Workload {
   readonly weight: number;
   readonly check: WorkloadCheck | undefined;
   readonly upstreams: readonly Upstream[];
+  /** Transparent proxy opt-outs (workload file `transparentProxy`); absent: captured both ways. */
+  readonly transparentProxy?: { readonly inbound: boolean; readonly outbound: boolean; readonly runAsUser?: number };
 }
 
 /** A problem with one workload file: which file, which field, why. */
@@ -78,6 +80,7 @@ export function toWorkload(file: string, parsed: WorkloadFile, trustDomain: stri
     weight: parsed.weight,
     check: toCheck(parsed.check),
     upstreams: parsed.upstreams.map((u) => ({ service: u.service, localPort: u.localPort, namespace: u.namespace ?? parsed.namespace })),
+    transparentProxy: parsed.transparentProxy,
   };
 }
 
