@@ -61,7 +61,7 @@ function ownerExemptions(config: TransparentProxyConfig, facts: CaptureFacts, ch
     rule(['-m', 'owner', '--uid-owner', String(facts.envoyUid)], `Envoy's own ${why} (uid ${facts.envoyUid}) is never captured: no loop`),
     rule(['-m', 'owner', '--gid-owner', String(facts.envoyGid)], `Envoy's own ${why} (gid ${facts.envoyGid}) is never captured: no loop`),
   ];
-  if (facts.agentUid !== 0) {
+  if (facts.agentUid !== 0 && facts.agentUid !== facts.envoyUid) {
     rules.push(rule(['-m', 'owner', '--uid-owner', String(facts.agentUid)], `the agent's ${why} (uid ${facts.agentUid}) is not captured`));
   }
   const uids = sortedUnique([...config.outbound.excludeUIDs, ...facts.excludeUids]).filter(
