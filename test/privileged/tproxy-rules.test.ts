@@ -22,6 +22,7 @@ import type { IpFamily, IptablesRunner } from '../../agent/tproxy/iptables-runne
 import { ALL_TABLES, normalizeSave } from '../../agent/tproxy/render.js';
 import { createIptablesRunner, detectBackend } from '../../agent/tproxy/runner-exec.js';
 import { loadWorkloads } from '../../agent/workloads/load.js';
+import type { MeshError } from '../../lib/errors.js';
 import { runChecked } from '../../lib/exec.js';
 import { repoRoot } from '../../scripts/repo-root.js';
 import { createNetwork, privilegedSkipReason, type TestHost } from '../support/netns.js';
@@ -157,6 +158,15 @@ for (const backend of ['nft', 'legacy'] as const) {
     t.notMatch(await runner.save('ipv4', 'nat'), /MESH_DNS|MESH_INBOUND/, 'chains of the old config are gone');
     await installRules(runner, set);
     t.equal(await snapshot(runner), installed, 'and back');
+
+    // A restore iptables refuses changes nothing and says which line.
+    const refused = await runner.restore('ipv4', '*nat\n:MESH_OUTPUT - [0:0]\n-A MESH_OUTPUT -j NO_SUCH_CHAIN\nCOMMIT\n').then(
+      () => undefined,
+      (err: unknown) => err as MeshError,
+    );
+    t.equal(refused?.code, 'MESH_E_TPROXY_IPTABLES');
+    t.match(refused?.message, /NO_SUCH_CHAIN/, "iptables-restore's own words are in the message");
+    t.equal(await snapshot(runner), installed, 'a refused restore changes nothing');
 
     const removal = await cli(host, ['remove', '--config', file, '--json']);
     t.equal(removal.code, 0, removal.stderr);
