@@ -53,6 +53,8 @@ export const ERROR_CODES = {
   MESH_E_ENVOY_RELOAD: 'a hot restart of Envoy failed or its new bootstrap was rejected; the running Envoy keeps its previous one',
   MESH_E_STOPPING: 'the agent is stopping; start-up was cut short and what it had made is undone',
   MESH_E_TRUST_DOMAIN_MISMATCH: 'the configured trust domain differs from the one this host joined',
+  MESH_E_DNS_PROXY:
+    "the DNS proxy of the DNS capture could not start (its port or its upstream source port is taken, or Consul's DNS address does not resolve)",
   MESH_E_INTERNAL: 'an internal error; please report it',
 } as const;
 
