@@ -60,6 +60,10 @@ function skipName(message: Buffer, at: number): number {
   }
 }
 
+export function qtypeOf(message: Buffer): number {
+  return message.readUInt16BE(skipName(message, 12));
+}
+
 function questionEndOf(message: Buffer): number {
   return skipName(message, 12) + 4;
 }
@@ -163,7 +167,9 @@ export function startFakeResolver(table: Record<string, FakeReply>, host = '127.
   socket.on('message', (query, rinfo) => {
     const name = decodeAnswer(query).name.toLowerCase();
     received.push({ id: query.readUInt16BE(0), name, from: rinfo.port });
-    const reply = table[name] ?? { rcode: 3 };
+    const known = table[name] ?? { rcode: 3 };
+    // Names have A records only: another type gets NOERROR with no answer.
+    const reply = known !== 'hold' && 'address' in known && qtypeOf(query) !== TYPE_A ? { rcode: 0 } : known;
     if (reply === 'hold') held.push({ query, name, port: rinfo.port, address: rinfo.address });
     else socket.send(buildAnswer(query, reply), rinfo.port, rinfo.address);
   });
