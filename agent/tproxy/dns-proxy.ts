@@ -148,7 +148,10 @@ export async function startDnsProxy(options: DnsProxyOptions): Promise<DnsProxy>
           if (answer !== undefined && !closed) udp.send(answer, rinfo.port, rinfo.address);
         });
       });
-      const tcp = serveTcp(resolve, options.clock);
+      const tcp = serveTcp((query) => {
+        stats.tcp += 1;
+        return resolve(query);
+      }, options.clock);
       tcpServers.push(tcp.server);
       closers.push(tcp.closeConnections);
       await listenTcp(tcp.server, host, port);

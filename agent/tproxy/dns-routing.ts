@@ -16,6 +16,8 @@ import { type DnsServer, formatServer } from './resolv-conf.js';
 export interface DnsProxyStats {
   /** Every message received (UDP datagrams and TCP messages). */
   queries: number;
+  /** Of those, the ones that came over TCP (forwarded over UDP). */
+  tcp: number;
   /** Queries for the Consul domain, sent to Consul's DNS. */
   toConsul: number;
   /** Queries for other names, sent to the host's resolvers. */
@@ -33,7 +35,7 @@ export interface DnsProxyStats {
 }
 
 export function emptyStats(): DnsProxyStats {
-  return { queries: 0, toConsul: 0, toUpstream: 0, answered: 0, failures: 0, timeouts: 0, malformed: 0, inFlight: 0 };
+  return { queries: 0, tcp: 0, toConsul: 0, toUpstream: 0, answered: 0, failures: 0, timeouts: 0, malformed: 0, inFlight: 0 };
 }
 
 export interface Route {

@@ -69,7 +69,17 @@ t.test('the Consul domain goes to Consul, other names to the host resolver, each
     w.hosts[0]?.received.map((q) => q.name),
     ['example.org', 'nope.example.org'],
   );
-  t.match(w.proxy.stats(), { queries: 3, toConsul: 1, toUpstream: 2, answered: 3, failures: 0, timeouts: 0, malformed: 0, inFlight: 0 });
+  t.match(w.proxy.stats(), {
+    queries: 3,
+    tcp: 0,
+    toConsul: 1,
+    toUpstream: 2,
+    answered: 3,
+    failures: 0,
+    timeouts: 0,
+    malformed: 0,
+    inFlight: 0,
+  });
   const sourcePorts = new Set([...w.consul.received, ...(w.hosts[0]?.received ?? [])].map((q) => q.from));
   t.same([...sourcePorts], [w.proxy.status().sourcePort], 'every upstream query leaves from the one source port');
   t.match(w.proxy.status(), { domain: 'consul', consul: `127.0.0.1:${w.consul.port}`, upstreams: [`127.0.0.1:${w.hosts[0]?.port}`] });
@@ -154,7 +164,7 @@ t.test('TCP: pipelined queries split across writes are answered with the length 
     [1, 'tcp.example', ['192.0.2.20']],
     [2, 'api.service.consul', ['10.1.0.6']],
   ]);
-  t.match(w.proxy.stats(), { queries: 2, toConsul: 1, toUpstream: 1 });
+  t.match(w.proxy.stats(), { queries: 2, tcp: 2, toConsul: 1, toUpstream: 1 });
 });
 
 t.test('the host resolvers come from resolv.conf when none are given', async (t) => {
