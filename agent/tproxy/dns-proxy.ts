@@ -65,6 +65,10 @@ export interface DnsProxy {
 
 export const DEFAULT_ATTEMPT_TIMEOUT_MS = 2_000;
 
+function isLoopback(address: string): boolean {
+  return address.startsWith('127.') || address === '::1';
+}
+
 async function consulServer(consulAddress: string): Promise<DnsServer> {
   const colon = consulAddress.lastIndexOf(':');
   const host = consulAddress.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
@@ -165,6 +169,13 @@ export async function startDnsProxy(options: DnsProxyOptions): Promise<DnsProxy>
       stats: { ...stats, inFlight: sockets.inFlight() },
     });
     log.info('DNS proxy listening', { ...status(), stats: undefined });
+    const local = upstreams.filter((server) => isLoopback(server.address)).map(formatServer);
+    if (local.length > 0) {
+      log.warn(
+        'the host resolver is a local stub (systemd-resolved, dnsmasq...): its own upstream queries on port 53 must not be captured, or names outside the Consul domain stop resolving; exempt its user with transparentProxy.outbound.excludeUIDs',
+        { localResolvers: local },
+      );
+    }
     return {
       address: { host: hosts[0] as string, port },
       stats: () => status().stats,
