@@ -15,7 +15,7 @@ import net from 'node:net';
 import type { Clock } from '../../lib/clock.js';
 import { MeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
-import { answerFor, type DnsProxyStats, emptyStats, type Route } from './dns-routing.js';
+import { answerFor, type DnsProxyStats, type Route, routingState } from './dns-routing.js';
 import { serveTcp } from './dns-tcp.js';
 import { openUpstreamSockets } from './dns-upstream.js';
 import { type DnsServer, formatServer, readResolvConf } from './resolv-conf.js';
@@ -118,7 +118,8 @@ export async function startDnsProxy(options: DnsProxyOptions): Promise<DnsProxy>
     upstreams,
     attemptTimeoutMs: options.attemptTimeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS,
   };
-  const stats = emptyStats();
+  const state = routingState();
+  const { stats } = state;
   const udpSockets: dgram.Socket[] = [];
   const tcpServers: net.Server[] = [];
   const closers: (() => void)[] = [];
@@ -141,7 +142,7 @@ export async function startDnsProxy(options: DnsProxyOptions): Promise<DnsProxy>
       onIpv6Unavailable: (err) => log.warn('no IPv6 socket for upstream queries; IPv6 resolvers are skipped', { err }),
     });
     closers.push(() => sockets.close());
-    const resolve = (query: Buffer) => answerFor(query, route, sockets, stats, log);
+    const resolve = (query: Buffer) => answerFor(query, route, sockets, state, log);
     for (const host of hosts) {
       const udp = await bindUdp(host, port);
       udpSockets.push(udp);
