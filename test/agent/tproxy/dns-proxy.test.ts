@@ -181,6 +181,16 @@ t.test('the host resolvers come from resolv.conf when none are given', async (t)
   });
   t.teardown(() => proxy.close());
   t.same(proxy.status().upstreams, ['127.0.0.1:53', '127.0.0.2:53']);
+  const unreadable = await startDnsProxy({
+    listenPort: 0,
+    consulAddress: '127.0.0.1:8600',
+    domain: 'consul',
+    resolvConfPath: dir,
+    clock: new FakeClock(),
+    log,
+  }).catch((e: unknown) => e);
+  t.ok(isMeshError(unreadable, 'MESH_E_DNS_PROXY'), 'an unreadable resolv.conf (here a folder) is MESH_E_DNS_PROXY');
+  t.match((unreadable as Error).message, dir);
 });
 
 t.test('a taken port fails start with MESH_E_DNS_PROXY, naming the port', async (t) => {
