@@ -265,3 +265,21 @@ t.test('a resolver whose own queries come back to the proxy (a loop) fails after
   t.same(relayed, [RCODE.SERVFAIL], 'the looped query failed too (its late answer is dropped by the proxy)');
   t.match(proxy.stats(), { queries: 2, shared: 1, failures: 2, timeouts: 1, inFlight: 0 });
 });
+
+t.test('listening on 127.0.0.1 and ::1 too: one port, both answer', async (t) => {
+  const host = await startFakeResolver({ 'six.example': { address: '192.0.2.66' } });
+  t.teardown(() => host.close());
+  const proxy = await startDnsProxy({
+    listenPort: 0,
+    listenAddresses: ['127.0.0.1', '::1'],
+    consulAddress: '127.0.0.1:8600',
+    domain: 'consul',
+    upstreams: [{ address: '127.0.0.1', port: host.port }],
+    clock: new FakeClock(),
+    log,
+  });
+  t.teardown(() => proxy.close());
+  for (const address of ['127.0.0.1', '::1']) {
+    t.same(decodeAnswer(await udpAsk(proxy.address.port, buildQuery('six.example', 6), address)).addresses, ['192.0.2.66'], address);
+  }
+});
