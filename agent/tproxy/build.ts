@@ -8,8 +8,10 @@
  *   PREROUTING -p tcp -> MESH_INBOUND: excluded ports RETURN, each captured
  *     app port -> MESH_IN_REDIRECT (REDIRECT to inboundPort).
  *   OUTPUT -> MESH_DNS (dns.capture only, first): the DNS proxy's own upstream
- *     queries, Envoy, the agent and excluded owners RETURN; udp/tcp 53 to any
- *     destination -> REDIRECT to dns.port.
+ *     queries, Envoy, the agent and excluded owners RETURN; udp/tcp 53 to the
+ *     host's resolvers (facts.dnsServers; any destination when unknown) ->
+ *     REDIRECT to dns.port. Only the host's resolvers: a local stub resolver
+ *     (systemd-resolved) asking its own upstreams is never looped back.
  *   OUTPUT -p tcp -> MESH_OUTPUT: Envoy's uid and gid RETURN first (no loops),
  *     then the agent, excluded owners, loopback, excluded destinations and
  *     ports RETURN; the rest -> MESH_REDIRECT (REDIRECT to outboundPort).
@@ -135,15 +137,22 @@ function dnsRules(config: TransparentProxyConfig, facts: CaptureFacts): { chains
     },
     ...ownerExemptions(config, facts, CHAINS.dns, 'DNS').map((r): Rule => ({ ...r, family: 'ipv4' })),
   ];
-  for (const proto of ['udp', 'tcp']) {
-    rules.push({
-      table: 'nat',
-      chain: CHAINS.dns,
-      family: 'ipv4',
-      match: ['-p', proto, '-m', proto, '--dport', '53'],
-      target: ['-j', 'REDIRECT', '--to-ports', String(port)],
-      comment: `DNS over ${proto} to any resolver goes to the agent's DNS proxy :${port}`,
-    });
+  const servers = (facts.dnsServers ?? []).filter((a) => isIP(a) === 4);
+  const destinations: Array<string | undefined> = servers.length === 0 ? [undefined] : servers;
+  for (const server of destinations) {
+    for (const proto of ['udp', 'tcp']) {
+      rules.push({
+        table: 'nat',
+        chain: CHAINS.dns,
+        family: 'ipv4',
+        match: [...(server === undefined ? [] : ['-d', `${server}/32`]), '-p', proto, '-m', proto, '--dport', '53'],
+        target: ['-j', 'REDIRECT', '--to-ports', String(port)],
+        comment:
+          server === undefined
+            ? `DNS over ${proto} to any resolver goes to the agent's DNS proxy :${port}`
+            : `DNS over ${proto} to the host's resolver ${server} goes to the agent's DNS proxy :${port}`,
+      });
+    }
   }
   rules.push({
     table: 'nat',

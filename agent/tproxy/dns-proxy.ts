@@ -172,10 +172,11 @@ export async function startDnsProxy(options: DnsProxyOptions): Promise<DnsProxy>
     log.info('DNS proxy listening', { ...status(), stats: undefined });
     const local = upstreams.filter((server) => isLoopback(server.address)).map(formatServer);
     if (local.length > 0) {
-      log.warn(
-        'the host resolver is a local stub (systemd-resolved, dnsmasq...): its own upstream queries on port 53 must not be captured, or names outside the Consul domain stop resolving; exempt its user with transparentProxy.outbound.excludeUIDs',
-        { localResolvers: local },
-      );
+      // The capture rules match only queries sent to resolv.conf's servers, so the
+      // stub's own upstream queries (to other addresses) are not looped back.
+      log.info('the host resolver is a local stub (systemd-resolved, dnsmasq...): names outside the Consul domain go to it', {
+        localResolvers: local,
+      });
     }
     return {
       address: { host: hosts[0] as string, port },

@@ -12,6 +12,7 @@ import { MeshError } from '../../lib/errors.js';
 import type { AgentConfig } from '../config/schema.js';
 import type { Workload } from '../workloads/workload.js';
 import { type Accounts, readAccounts, resolveGroup, resolveUser } from './accounts.js';
+import { readResolvConf } from './resolv-conf.js';
 import type { CaptureFacts } from './rules.js';
 
 export { parseGroup, parsePasswd, readAccounts, resolveGroup, resolveUser } from './accounts.js';
@@ -122,6 +123,13 @@ export interface CaptureFactsInput {
   readonly lookup?: Lookup;
   /** For ipv6 'auto': whether the host has IPv6 (and ip6tables works). Default: hostHasIpv6(). */
   readonly ipv6Available?: () => Promise<boolean>;
+  /** DNS capture: where the host's resolvers are read from (default /etc/resolv.conf). */
+  readonly resolvConfPath?: string;
+}
+
+/** The host's IPv4 resolvers (the DNS rules capture queries to these only). */
+async function dnsServers(file: string | undefined): Promise<string[]> {
+  return (await readResolvConf(file)).map((s) => s.address).filter((a) => isIP(a) === 4);
 }
 
 export async function resolveCaptureFacts(input: CaptureFactsInput): Promise<CaptureFacts> {
@@ -145,5 +153,6 @@ export async function resolveCaptureFacts(input: CaptureFactsInput): Promise<Cap
     excludeAddresses: await exemptAddresses(config, input.lookup),
     excludeUids: optOutUids(workloads),
     ipv6,
+    ...(tp.dns.capture ? { dnsServers: await dnsServers(input.resolvConfPath) } : {}),
   };
 }

@@ -62,6 +62,13 @@ export interface CaptureFacts {
   readonly excludeUids: readonly number[];
   /** Whether the IPv6 rules are installed too (config ipv6 resolved against the host). */
   readonly ipv6: boolean;
+  /**
+   * DNS capture: the host's IPv4 resolvers (resolv.conf). Only queries sent to
+   * them are captured, so a local stub resolver's own upstream queries (e.g.
+   * systemd-resolved on 127.0.0.53 asking the network's servers) are never
+   * looped back. Absent or empty: DNS to any destination is captured.
+   */
+  readonly dnsServers?: readonly string[];
 }
 
 /** The source port of the DNS proxy's upstream queries (UDP): exempt from DNS capture, so no loop. */

@@ -141,14 +141,23 @@ async function startProxy(w: World): Promise<ManagedChild> {
 }
 
 /** Only the DNS capture rules of buildRuleSet (inbound and outbound TCP capture off). */
-function dnsRuleSet(excludeUIDs: number[] = []) {
+function dnsRuleSet(excludeUIDs: number[] = [], dnsServers?: string[]) {
   const tp = transparentProxySchema.parse({
     enabled: true,
     dns: { capture: true, port: DNS_PORT },
     inbound: { enabled: false },
     outbound: { enabled: false, excludeUIDs },
   });
-  const facts = { envoyUid: 995, envoyGid: 995, agentUid: 0, inboundPorts: [], excludeAddresses: [], excludeUids: [], ipv6: false };
+  const facts = {
+    envoyUid: 995,
+    envoyGid: 995,
+    agentUid: 0,
+    inboundPorts: [],
+    excludeAddresses: [],
+    excludeUids: [],
+    ipv6: false,
+    ...(dnsServers === undefined ? {} : { dnsServers }),
+  };
   return buildRuleSet(tp, facts);
 }
 
@@ -241,7 +250,7 @@ t.test(
 );
 
 t.test(
-  'a local stub resolver (as systemd-resolved) keeps working when its uid is exempt',
+  'a local stub resolver (as systemd-resolved) keeps working: only queries to the host resolvers are captured',
   { skip: skip ?? false, timeout: 300_000 },
   async (t) => {
     const w = await namespaceWorld(t, () => 'nameserver 127.0.0.53\n');
@@ -257,10 +266,13 @@ t.test(
 
     const proxy = await startProxy(w);
     t.match(proxy.output(), '"upstreams":["127.0.0.53:53"]');
-    t.match(proxy.output(), 'local stub', 'the proxy warns that the local resolver must be exempt');
+    t.match(proxy.output(), 'local stub', 'the proxy notes that the host resolver is a local stub');
     const saved = await saveNat(host, 'nft');
-    await install(host, 'nft', dnsRuleSet([STUB_UID]));
-    t.match(await saveNat(host, 'nft'), `-A MESH_DNS -m owner --uid-owner ${STUB_UID}`, "the stub's uid is exempt from DNS capture");
+    // As resolveCaptureFacts does: the resolv.conf servers; the stub's uid is NOT exempted.
+    await install(host, 'nft', dnsRuleSet([], ['127.0.0.53']));
+    const nat = await saveNat(host, 'nft');
+    t.match(nat, '-A MESH_DNS -d 127.0.0.53/32 -p udp', 'only queries to the host resolver are captured');
+    t.notMatch(nat, `--uid-owner ${STUB_UID}`, "the stub's uid needs no exemption");
     const api = await resolve(host, 'api.service.consul');
     t.match(api, { code: 0, stdout: API_ADDRESS }, 'api.service.consul resolves through Consul');
     t.same(

@@ -19,6 +19,7 @@ const cases: { name: string; config: Record<string, unknown>; facts?: Partial<ty
   },
   { name: 'registry-only', config: { outbound: { policy: 'registryOnly' } } },
   { name: 'dns-capture', config: { dns: { capture: true } } },
+  { name: 'dns-capture-resolvers', config: { dns: { capture: true } }, facts: { dnsServers: ['127.0.0.53', '10.0.0.2', 'fd00::53'] } },
   { name: 'ipv6-off', config: {}, facts: { ipv6: false } },
   { name: 'agent-non-root', config: { dns: { capture: true } }, facts: { agentUid: 1000, envoyUid: 1000, envoyGid: 1000 } },
   { name: 'inbound-list-excludes', config: { inbound: { ports: [8080], excludePorts: [9090] } }, facts: { inboundPorts: [8080] } },
