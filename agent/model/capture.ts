@@ -17,6 +17,7 @@
  *   (`transparentProxy.inbound: false`), one per app port.
  */
 import { isIP } from 'node:net';
+import type { TransparentProxyConfig } from '../config/schema.js';
 import type { CatalogInstance } from '../discovery/catalog-view.js';
 import type { Workload } from '../workloads/workload.js';
 import type { ModelCaptureChain, ModelWorkload } from './proxy-model.js';
@@ -31,6 +32,24 @@ export interface CaptureInput {
   readonly caller?: string;
   readonly outboundEnabled: boolean;
   readonly inboundEnabled: boolean;
+}
+
+/**
+ * The capture input of agent config transparentProxy (undefined when capture
+ * is off); ipv6: the config's auto|on|off resolved against the host (the same
+ * answer the rules use: an IPv6 listener on a host without IPv6 cannot bind).
+ */
+export function captureInputOf(config: TransparentProxyConfig, ipv6: boolean): CaptureInput | undefined {
+  if (!config.enabled) return undefined;
+  return {
+    outboundPort: config.outboundPort,
+    inboundPort: config.inboundPort,
+    ipv6,
+    policy: config.outbound.policy,
+    ...(config.outbound.caller === undefined ? {} : { caller: config.outbound.caller }),
+    outboundEnabled: config.outbound.enabled,
+    inboundEnabled: config.inbound.enabled,
+  };
 }
 
 /** The workload whose SVID captured calls present: its name, or "" and why there is none. */
