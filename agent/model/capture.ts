@@ -70,7 +70,8 @@ export function captureCaller(workloads: readonly Workload[], input: CaptureInpu
 
 /**
  * The canonical text of an IP address Envoy can match with a /32 or /128
- * prefix; undefined for host names, scoped (fe80::1%eth0), unspecified
+ * prefix (IPv6 compressed, IPv4-mapped IPv6 as IPv4: two spellings of one
+ * address would be one match to Envoy, which rejects duplicates); undefined for host names, scoped (fe80::1%eth0), unspecified
  * (0.0.0.0, ::) or malformed addresses.
  */
 export function canonicalAddress(address: string): string | undefined {
@@ -80,6 +81,12 @@ export function canonicalAddress(address: string): string | undefined {
   if (family !== 6) return undefined;
   // The URL parser prints IPv6 in its compressed lower-case form ("0:0::1" and "::1" are one address).
   const canonical = new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  // An IPv4-mapped address is the IPv4 address to Envoy's matcher: both spellings must collide here, not in Envoy.
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
+  if (mapped !== null) {
+    const [hi, lo] = [Number.parseInt(mapped[1] ?? '0', 16), Number.parseInt(mapped[2] ?? '0', 16)];
+    return canonicalAddress(`${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`);
+  }
   return canonical === '::' ? undefined : canonical;
 }
 
