@@ -252,6 +252,11 @@ t.test('routing by original destination (PROXY header in place of REDIRECT): mes
   t.equal(xfccUri(inbound?.xfcc ?? ''), WEB, 'with the peer SPIFFE ID in XFCC');
   const plain = await request(r.ports.inbound, { dst: { address: '127.0.0.1', port: r.ports.apiApp } });
   t.ok('closed' in plain, 'plaintext to a strict workload app port is refused');
+  const nobody = await request(r.ports.inbound, { dst: { address: '127.0.0.1', port: r.ports.legacy } });
+  t.ok('closed' in nobody, 'a port of no captured workload matches no chain: closed');
+  await waitFor(async () => ((await stat(r.envoy, `listener.0.0.0.0_${r.ports.inbound}.no_filter_chain_match`)) >= 1 ? true : undefined), {
+    what: 'no_filter_chain_match counted on the inbound capture listener',
+  });
 
   // registryOnly, and api permissive.
   const strictModel: ProxyModel = {
