@@ -114,7 +114,7 @@ export function createCaptureManager(options: CaptureManagerOptions): CaptureMan
       try {
         await op();
       } catch (err) {
-        const e = toMeshError(err, 'MESH_E_TPROXY_RULES');
+        const e = toMeshError(err, 'MESH_E_TPROXY_IPTABLES');
         error = { code: e.code, message: e.message };
         log.error(`capture: ${what} failed`, { code: e.code, error: e.message });
       }
@@ -324,7 +324,7 @@ export function createCaptureManager(options: CaptureManagerOptions): CaptureMan
           error = undefined;
           log.info('capture: rules removed', {});
         } catch (err) {
-          const e = toMeshError(err, 'MESH_E_TPROXY_RULES');
+          const e = toMeshError(err, 'MESH_E_TPROXY_IPTABLES');
           error = { code: e.code, message: e.message };
           throw e;
         }

@@ -181,7 +181,7 @@ t.test('a failed repair shows as failed with its code, and the next check repair
   await clock.advanceAsync(10_000);
   await manager.settled();
   t.equal(manager.status().state, 'failed');
-  t.match(manager.status().error, { code: 'MESH_E_TPROXY_RULES', message: /line 3 failed/ });
+  t.match(manager.status().error, { code: 'MESH_E_TPROXY_IPTABLES', message: /line 3 failed/ });
   await clock.advanceAsync(10_000);
   await manager.settled();
   t.equal(manager.status().state, 'installed');
