@@ -94,7 +94,7 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
         });
         log = logger;
         // Before any side effect: capture without CAP_NET_ADMIN fails here (MESH_E_TPROXY_PRIVILEGE).
-        const launch = config.dataPlane.enabled || config.transparentProxy.enabled ? await settlePrivileges(config) : undefined;
+        const launch = config.dataPlane.enabled || config.transparentProxy.enabled ? await settlePrivileges(config, logger) : undefined;
         const facts = await startupFacts(config, deps.facts ?? hostFacts, logger);
         if (stopSignal !== undefined) {
           logger.info('stopped before start-up', { signal: stopSignal });

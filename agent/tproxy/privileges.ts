@@ -39,6 +39,12 @@ export function parseUid(statusText: string): number | undefined {
   return m === null ? undefined : Number(m[1]);
 }
 
+/** The real gid. */
+export function parseGid(statusText: string): number | undefined {
+  const m = /^Gid:\s*(\d+)/m.exec(statusText);
+  return m === null ? undefined : Number(m[1]);
+}
+
 export function hasCapability(mask: bigint, bit: number): boolean {
   return (mask & (1n << BigInt(bit))) !== 0n;
 }
