@@ -26,6 +26,9 @@ import { waitFor } from '../support/wait.js';
 
 t.setTimeout(180_000);
 
+const skip = await privilegedSkipReason();
+if (skip !== undefined) process.stderr.write(`# skipping privileged tests: ${skip}\n`);
+
 const ENVOY_UID = 15337;
 
 async function procOf(pid: number) {
@@ -40,12 +43,7 @@ interface EnvoyState {
   epoch: number;
 }
 
-t.test('Envoy runs as envoy.user with no capabilities; xDS and hot restart work', async (t) => {
-  const skip = await privilegedSkipReason();
-  if (skip !== undefined) {
-    t.skip(skip);
-    return;
-  }
+t.test('Envoy runs as envoy.user with no capabilities; xDS and hot restart work', { skip: skip ?? false }, async (t) => {
   const w = await startMeshWorld(t);
   const { envoy } = await tools();
   const host = await meshHost(t, {
@@ -109,12 +107,7 @@ t.test('Envoy runs as envoy.user with no capabilities; xDS and hot restart work'
   t.equal((await getJson(w.ports.apiLocal)).app, 'api', 'traffic through the hot-restarted Envoy');
 });
 
-t.test('capture without CAP_NET_ADMIN: the agent exits non-zero with MESH_E_TPROXY_PRIVILEGE', async (t) => {
-  const skip = await privilegedSkipReason();
-  if (skip !== undefined) {
-    t.skip(skip);
-    return;
-  }
+t.test('capture without CAP_NET_ADMIN: the agent exits non-zero with MESH_E_TPROXY_PRIVILEGE', { skip: skip ?? false }, async (t) => {
   const fx = await agentFixture('127.0.0.1:1', { transparentProxy: { enabled: true } });
   t.teardown(() => fx.remove());
   const main = path.join(repoRoot(), 'dist', 'agent', 'main.js');
