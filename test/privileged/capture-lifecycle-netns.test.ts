@@ -15,13 +15,10 @@ import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { runChecked } from '../../lib/exec.js';
-import { repoRoot } from '../../scripts/repo-root.js';
 import { startAgentProcess } from '../support/agent-process.js';
-import { childEnv, type ManagedChild } from '../support/child.js';
-import { consulDevConfig } from '../support/consul.js';
-import { spawnControlPlane } from '../support/controlplane.js';
+import type { ManagedChild } from '../support/child.js';
 import { createNetwork, privilegedSkipReason, type TestHost } from '../support/netns.js';
+import { dist, httpIn, meshctl, startNetnsPeers } from '../support/netns-peers.js';
 import { tools } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';
 import { workloadYaml } from '../support/workload-files.js';
@@ -33,12 +30,7 @@ const TD = 'example.org';
 const APP_PORT = 8080;
 const MESH_PORT = 21002;
 const STATUS = 15100;
-const CONSUL_PORTS = { http: 8500, grpc: 8502, serfLan: 8301, serfWan: 8302, server: 8300 };
-const CP_PORT = 8443;
 const ENVOY_UID = 15337;
-
-const root = repoRoot();
-const dist = (...parts: string[]) => path.join(root, 'dist', ...parts);
 
 const FOREIGN: Record<'ipv4' | 'ipv6', string> = {
   ipv4: [
@@ -87,20 +79,6 @@ async function tables(host: TestHost): Promise<string> {
   return out;
 }
 
-async function httpIn(host: TestHost, url: string) {
-  const r = await host.exec('curl', ['-s', '-m', '5', '-w', '\n%{http_code}', url], { timeoutMs: 10_000 });
-  const cut = r.stdout.lastIndexOf('\n');
-  return { status: Number(r.stdout.slice(cut + 1)), body: r.stdout.slice(0, cut) };
-}
-
-async function meshctl(args: string[]): Promise<string> {
-  const r = await runChecked(process.execPath, [dist('controlplane', 'cli', 'main.js'), ...args], 'MESH_E_PROCESS_START', {
-    env: childEnv(),
-    timeoutMs: 30_000,
-  });
-  return r.stdout;
-}
-
 interface Capture {
   state: string;
   repairs: number;
@@ -109,7 +87,7 @@ interface Capture {
 }
 
 t.test('capture lifecycle in the real agent, in a network namespace', { skip: skip ?? false, timeout: 300_000 }, async (t) => {
-  const { consul, envoy } = await tools();
+  const { envoy } = await tools();
   const base = await mkdtemp(path.join(os.tmpdir(), 'mesh-netns-capture-'));
   await chmod(base, 0o711);
   const net = await createNetwork(2);
@@ -125,31 +103,7 @@ t.test('capture lifecycle in the real agent, in a network namespace', { skip: sk
   });
   const [h0, h1] = net.hosts as [TestHost, TestHost];
 
-  const consulDir = path.join(base, 'consul');
-  await mkdir(consulDir);
-  const consulConfig = path.join(consulDir, 'config.json');
-  await writeFile(
-    consulConfig,
-    JSON.stringify(
-      consulDevConfig({ nodeName: 'netns-consul', dataDir: path.join(consulDir, 'data'), address: h0.address, ports: CONSUL_PORTS }),
-    ),
-  );
-  const consulChild = keep(h0.spawn(consul.path, ['agent', '-dev', `-config-file=${consulConfig}`]));
-  const consulAddr = `${h0.address}:${CONSUL_PORTS.http}`;
-  await waitFor(
-    async () => {
-      if (consulChild.exited()) throw new Error(`consul exited:\n${consulChild.output().slice(-2000)}`);
-      const r = await httpIn(h0, `http://${consulAddr}/v1/status/leader`);
-      return r.status === 200 && r.body !== '""' ? true : undefined;
-    },
-    { timeoutMs: 60_000, what: 'consul on h0' },
-  );
-  const cpDir = path.join(base, 'controlplane');
-  await mkdir(cpDir);
-  const cp = await spawnControlPlane(cpDir, TD, CP_PORT, [], { host: h0.address, start: h0.spawn });
-  keep(cp.child);
-  const bundleFile = path.join(base, 'ca-bundle.pem');
-  await writeFile(bundleFile, await meshctl(['ca', 'bundle', '--data-dir', cpDir]));
+  const { consulAddr, cp, cpDir, bundleFile } = await startNetnsPeers(h0, base, TD, keep);
 
   // h1: the foreign rules first, then the joined agent with capture on.
   for (const family of ['ipv4', 'ipv6'] as const) {
