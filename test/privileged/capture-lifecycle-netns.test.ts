@@ -9,9 +9,12 @@
  * - kill -9 of the agent leaves the rules; a restart finds them, replaces
  *   them, and says so;
  * - SIGTERM removes ours: the foreign tables are byte-for-byte what they
- *   were (counters normalized), in both families.
+ *   were (counters normalized), in both families;
+ * - with failurePolicy open, killing Envoy lifts capture (status `lifted`,
+ *   CAPTURE LIFTED in the log; the delay is printed, not asserted) and it
+ *   comes back once the restarted Envoy is ready.
  */
-import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -205,4 +208,30 @@ t.test('capture lifecycle in the real agent, in a network namespace', { skip: sk
   // 4. SIGTERM: ours removed, the foreign tables exactly as before.
   await agent.stop();
   t.equal(await tables(h1), foreign, 'byte-for-byte the foreign rules, both families, filter and nat');
+
+  // 5. failurePolicy open: Envoy killed -> capture lifted, loudly; back with Envoy.
+  const config = JSON.parse(await readFile(configFile, 'utf8')) as {
+    transparentProxy: Record<string, unknown>;
+    envoy: Record<string, unknown>;
+  };
+  config.transparentProxy.failurePolicy = 'open';
+  // Envoy restarts 5 s after its crash: long enough to see the lifted state.
+  config.envoy.restartBackoffInitial = '5s';
+  await writeFile(configFile, JSON.stringify(config));
+  agent = keep(startAgentProcess(configFile, h1.spawn));
+  const open = await installed(agent, 'capture installed with failurePolicy open');
+  const killedAt = Date.now();
+  process.kill(open.envoy?.pid as number, 'SIGKILL');
+  await waitFor(async () => (!(await tables(h1)).includes('mesh-agent:') ? true : undefined), {
+    timeoutMs: 30_000,
+    what: 'capture lifted',
+  });
+  t.comment(`capture lifted ${Date.now() - killedAt} ms after Envoy was killed (promised: within 2 s)`);
+  const lifted = await capture();
+  t.match(lifted?.transparentProxy, { state: 'lifted', warning: /LIFTED/ });
+  t.match(agent.output(), /CAPTURE LIFTED/);
+  await installed(agent, 'capture restored once Envoy is ready again');
+  t.match(await tables(h1), /mesh-agent:/, 'the rules are back');
+  await agent.stop();
+  t.equal(await tables(h1), foreign, 'byte-for-byte the foreign rules after the open-policy run too');
 });
