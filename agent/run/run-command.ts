@@ -13,15 +13,24 @@ import type { AgentConfig } from '../config/schema.js';
 import { createDataPlane, type DataPlane } from '../dataplane/data-plane.js';
 import { createConsulHttpClient } from '../discovery/consul-http.js';
 import { adsSocketPath, agentBootstrap, envoyBaseId, envoyDir, inboundAccessLogPath } from '../envoy/agent-envoy.js';
+import { nodeEnvoyFiles } from '../envoy/envoy-files.js';
+import { envoyOwnedFiles } from '../envoy/envoy-owned-files.js';
+import { setprivSpawn } from '../envoy/process-launcher.js';
 import { createEnvoySupervisor } from '../envoy/supervisor.js';
 import { createWorkloadIdentities } from '../identity/workload-identities.js';
 import { type CaptureInput, captureInputOf } from '../model/capture.js';
 import { createCpPolicySource } from '../policy/cp-policy-source.js';
 import type { PolicySource } from '../policy/policy-source.js';
+import { type CaptureManager, createCaptureManager } from '../tproxy/capture-manager.js';
+import { realCaptureRules, startCaptureDns } from '../tproxy/capture-rules.js';
+import { resolveCaptureFacts } from '../tproxy/facts.js';
+import type { IptablesRunner } from '../tproxy/iptables-runner.js';
+import { createIptablesRunner, detectBackend } from '../tproxy/runner-exec.js';
 import { runCheck } from '../workloads/health-check.js';
 import type { SnapshotCache } from '../xds/cache/snapshot-cache.js';
 import { type Agent, createAgent } from './agent.js';
 import { STOP_SIGNALS, takeHeldSignal } from './early-signals.js';
+import { type EnvoyLaunch, settlePrivileges } from './envoy-privileges.js';
 import { collectHostFacts, fallbackHostFacts, type HostFacts, type HostFactsSource, hostFacts, systemHostname } from './host-facts.js';
 
 export interface RunCommandDeps {
@@ -91,12 +100,20 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
           sink: { write: (l) => io.stderr.write(`${l}\n`) },
         });
         log = logger;
+        // Before any side effect: capture without CAP_NET_ADMIN fails here (MESH_E_TPROXY_PRIVILEGE).
+        const launch = config.dataPlane.enabled || config.transparentProxy.enabled ? await settlePrivileges(config, logger) : undefined;
         const facts = await startupFacts(config, deps.facts ?? hostFacts, logger);
         if (stopSignal !== undefined) {
           logger.info('stopped before start-up', { signal: stopSignal });
           return EXIT_OK;
         }
-        const running = createRealAgent(config, facts, logger);
+        const iptables = config.transparentProxy.enabled
+          ? createIptablesRunner(await detectBackend(config.transparentProxy.backend))
+          : undefined;
+        const running = createRealAgent(config, facts, logger, {
+          ...(launch === undefined ? {} : { launch }),
+          ...(iptables === undefined ? {} : { iptables }),
+        });
         agent = running;
         // The envoy.* part of the config file is read again; other changes need a restart.
         reloadConfig = async () => {
@@ -152,17 +169,21 @@ async function startupFacts(config: AgentConfig, source: HostFactsSource, log: L
   }
 }
 
+export interface RealAgentParts {
+  snapshotCache?: SnapshotCache;
+  policy?: PolicySource;
+  /** Envoy's user and the setpriv arguments (settlePrivileges); default: Envoy runs as the agent's user, spawned directly. */
+  launch?: EnvoyLaunch;
+  /** The iptables runner of the detected backend; with transparentProxy.enabled and a data plane, the agent captures traffic. */
+  iptables?: IptablesRunner;
+}
+
 /**
  * The agent with its real parts: Consul over HTTP, checks on this host, and the data plane when enabled.
  * `snapshotCache` replaces the data plane's own cache (a caller that composes a decorator around it);
  * `policy` replaces the policy source (tests that feed policy straight in).
  */
-export function createRealAgent(
-  config: AgentConfig,
-  facts: HostFacts,
-  log: Logger,
-  parts: { snapshotCache?: SnapshotCache; policy?: PolicySource } = {},
-): Agent {
+export function createRealAgent(config: AgentConfig, facts: HostFacts, log: Logger, parts: RealAgentParts = {}): Agent {
   const address = config.advertiseAddress ?? facts.address;
   const consul = createConsulHttpClient({
     mode: config.consul.mode,
@@ -174,6 +195,10 @@ export function createRealAgent(
     nodeMeta: { 'mesh-os': facts.os.replace(/[^A-Za-z0-9_. -]/g, '').slice(0, 128), 'mesh-hostname': facts.hostname.slice(0, 128) },
   });
   const dataPlane = config.dataPlane.enabled ? realDataPlane(config, log, parts) : undefined;
+  const capture =
+    dataPlane !== undefined && parts.iptables !== undefined && config.transparentProxy.enabled
+      ? realCapture(config, dataPlane, parts.iptables, log.child({ component: 'capture' }))
+      : undefined;
   return createAgent({
     config,
     consul,
@@ -182,22 +207,40 @@ export function createRealAgent(
     address,
     checkRunner: runCheck,
     ...(dataPlane === undefined ? {} : { dataPlane }),
+    ...(capture === undefined ? {} : { capture }),
   });
 }
 
 /** The data plane with the real parts: SVIDs from the control plane, the ADS server, Envoy under supervision. */
-function realDataPlane(config: AgentConfig, log: Logger, parts: { snapshotCache?: SnapshotCache; policy?: PolicySource }): DataPlane {
+function realDataPlane(config: AgentConfig, log: Logger, parts: RealAgentParts): DataPlane {
   const cache = parts.snapshotCache;
   const identities = createWorkloadIdentities({
     dataDir: config.dataDir,
     clock: systemClock,
     log: log.child({ component: 'identity' }),
   });
+  const launch = parts.launch;
+  const workDir = envoyDir(config.dataDir);
+  const baseId = envoyBaseId(config);
+  const runAs = launch?.runAs;
   const envoy = createEnvoySupervisor({
     binary: config.envoy.binary,
-    workDir: envoyDir(config.dataDir),
+    workDir,
+    ...(launch?.setpriv === undefined ? {} : { spawn: setprivSpawn(launch.setpriv) }),
+    ...(runAs === undefined || launch === undefined
+      ? {}
+      : {
+          files: envoyOwnedFiles(nodeEnvoyFiles(workDir, baseId), {
+            dataDir: config.dataDir,
+            workDir,
+            runAs,
+            agentUid: launch.agentUid,
+            baseId,
+            envoyWrites: [inboundAccessLogPath(config.dataDir)],
+          }),
+        }),
     bootstrap: agentBootstrap(config),
-    baseId: envoyBaseId(config),
+    baseId,
     concurrency: config.envoy.concurrency,
     logLevel: config.envoy.logLevel,
     drainTimeMs: config.envoy.drainTime,
@@ -209,7 +252,7 @@ function realDataPlane(config: AgentConfig, log: Logger, parts: { snapshotCache?
     nodeName: config.nodeName,
     trustDomain: config.trustDomain,
     adsSocket: adsSocketPath(config.dataDir),
-    ...(config.envoy.socketGid === undefined ? {} : { adsSocketGid: config.envoy.socketGid }),
+    ...adsSocketGid(config.envoy.socketGid ?? runAs?.gid),
     clock: systemClock,
     log: log.child({ component: 'dataplane' }),
     identities,
@@ -227,6 +270,26 @@ function realDataPlane(config: AgentConfig, log: Logger, parts: { snapshotCache?
     ...(config.zone === '' ? {} : { zone: config.zone }),
     ...captureOption(config),
   });
+}
+
+/** Traffic capture: the real rules over the runner, Envoy's readiness from the data plane, the DNS proxy when dns.capture. */
+function realCapture(config: AgentConfig, dataPlane: DataPlane, iptables: IptablesRunner, log: Logger): CaptureManager {
+  return createCaptureManager({
+    config: config.transparentProxy,
+    rules: realCaptureRules(config.transparentProxy, iptables, (workloads) => resolveCaptureFacts({ config, workloads })),
+    envoy: {
+      ready: () => dataPlane.captureReady?.() ?? false,
+      onChange: (listener) => dataPlane.onEnvoyChange?.(listener) ?? (() => {}),
+    },
+    clock: systemClock,
+    log,
+    startDns: () => startCaptureDns(config, systemClock, log),
+  });
+}
+
+/** The ADS socket's group: envoy.socketGid, else Envoy's own group when it runs as its own user. */
+function adsSocketGid(gid: number | undefined): { adsSocketGid?: number } {
+  return gid === undefined ? {} : { adsSocketGid: gid };
 }
 
 /**
