@@ -4,6 +4,7 @@ import { packageVersion } from '../lib/version.js';
 import { bootstrapCommand } from './commands/bootstrap-command.js';
 import { identityCommands } from './commands/identity-commands.js';
 import { statusCommand } from './commands/status-command.js';
+import { tproxyCommands } from './commands/tproxy-commands.js';
 import { runCommand } from './run/run-command.js';
 
 export function agentProgram(): Program {
@@ -13,6 +14,13 @@ export function agentProgram(): Program {
       'The mesh agent for a VM or bare-metal host: joins the mesh, registers workloads in Consul, ' +
       'obtains SPIFFE certificates and runs the local Envoy.',
     version: packageVersion(),
-    commands: [...identityCommands(), runCommand(), statusCommand(), bootstrapCommand(), versionCommand('mesh-agent', packageVersion())],
+    commands: [
+      ...identityCommands(),
+      runCommand(),
+      statusCommand(),
+      ...tproxyCommands(),
+      bootstrapCommand(),
+      versionCommand('mesh-agent', packageVersion()),
+    ],
   };
 }

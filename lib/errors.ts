@@ -53,6 +53,15 @@ export const ERROR_CODES = {
   MESH_E_ENVOY_RELOAD: 'a hot restart of Envoy failed or its new bootstrap was rejected; the running Envoy keeps its previous one',
   MESH_E_STOPPING: 'the agent is stopping; start-up was cut short and what it had made is undone',
   MESH_E_TRUST_DOMAIN_MISMATCH: 'the configured trust domain differs from the one this host joined',
+  MESH_E_TPROXY_IPTABLES: 'an iptables save or restore failed (its stderr is in the message); the rules of that table are unchanged',
+  MESH_E_TPROXY_NO_IPTABLES: 'the iptables programs the transparent proxy needs are not installed (the message names them)',
+  MESH_E_TPROXY_USER: 'the user or group Envoy should run as does not exist; create it or set envoy.user / envoy.group',
+  MESH_E_TPROXY_RESOLVE: 'an address the transparent proxy must exempt (control plane, Consul) could not be resolved',
+  MESH_E_TPROXY_PRIVILEGE:
+    'transparent proxy capture needs CAP_NET_ADMIN: run the agent as root, or grant it (AmbientCapabilities=CAP_NET_ADMIN in the unit, or setcap)',
+  MESH_E_TPROXY_LIFTED: 'capture is lifted: Envoy is not ready and failurePolicy is open, so traffic flows directly, not through the mesh',
+  MESH_E_DNS_PROXY:
+    "the DNS proxy of the DNS capture could not start (its port or its upstream source port is taken, or Consul's DNS address does not resolve)",
   MESH_E_INTERNAL: 'an internal error; please report it',
 } as const;
 

@@ -19,6 +19,7 @@ import type { EnvoyStatus } from '../envoy/envoy-status.js';
 import type { IdentitiesStatus } from '../identity/identity-status.js';
 import { buildModel, type ModelProblem } from '../model/build-model.js';
 import { type PolicySource, type PolicySourceStatus, staticPolicySource } from '../policy/policy-source.js';
+import { captureReady } from '../tproxy/capture-readiness.js';
 import type { Workload } from '../workloads/workload.js';
 import { createSnapshotCache, type SnapshotCache } from '../xds/cache/snapshot-cache.js';
 import { type AdsServer, startAdsServer } from '../xds/server/ads-server.js';
@@ -120,6 +121,10 @@ export interface DataPlane {
   extraServices?(): readonly string[];
   /** Called when extraServices() changes (after a rebuild). */
   onExtraServices?(listener: () => void): () => void;
+  /** Whether Envoy can take captured traffic now (agent/tproxy/capture-readiness.ts). */
+  captureReady?(): boolean;
+  /** Called when Envoy's state or what it accepted may have changed (Envoy events, ACKs, NACKs, rebuilds). */
+  onEnvoyChange?(listener: () => void): () => void;
   /** The node's snapshots (keyed by nodeName, Envoy's node id) and what Envoy acknowledged. */
   readonly cache: SnapshotCache;
   readonly ads: AdsServer | undefined;
@@ -177,6 +182,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
 
   const wantedIds = () => [...new Set(workloads.map((w) => w.spiffeId))];
   const servingListeners = new Set<() => void>();
+  const envoyListeners = new Set<() => void>();
   let extraServices: readonly string[] = [];
   const extraListeners = new Set<() => void>();
   /** The serving state, recomputed at most once per tick after something it depends on changed. */
@@ -214,6 +220,13 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
   /** Something the serving state depends on changed: recompute once this tick is over, and tell the listeners if it differs. */
   const servingMayHaveChanged = () => {
     servingNow = undefined;
+    for (const listener of envoyListeners) {
+      try {
+        listener();
+      } catch (err) {
+        log.error('an Envoy-change listener failed', { error: err });
+      }
+    }
     if (servingListeners.size === 0 || stopped || servingRecheck !== undefined) return;
     servingRecheck = setImmediate(() => {
       servingRecheck = undefined;
@@ -354,6 +367,18 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       await envoy.start();
     },
     serving,
+    captureReady: () =>
+      captureReady({
+        envoyState: options.envoy?.status().state ?? 'running',
+        servedListeners: cache.current(options.nodeName)?.snapshot.resources.listeners.keys(),
+        ackedListeners: cache.acked(options.nodeName).listeners,
+      }),
+    onEnvoyChange(listener) {
+      envoyListeners.add(listener);
+      return () => {
+        envoyListeners.delete(listener);
+      };
+    },
     policyInForce: () => policyLife.inForce(),
     extraServices: () => extraServices,
     onExtraServices(listener) {

@@ -56,6 +56,14 @@ export const KILL_AFTER_MS = 5_000;
 
 export const defaultSpawn: SpawnFn = (binary, args) => nodeSpawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
 
+/**
+ * Spawns through `setpriv <args> -- binary ...` (envoy-run-as.ts): setpriv
+ * execs Envoy in place, so the pid, signals and output are Envoy's own.
+ */
+export function setprivSpawn(setprivArgs: readonly string[], base: SpawnFn = defaultSpawn, setpriv = 'setpriv'): SpawnFn {
+  return (binary, args) => base(setpriv, [...setprivArgs, '--', binary, ...args]);
+}
+
 export function launch(spawn: SpawnFn, binary: string, args: string[], options: LaunchOptions = {}): LaunchedProcess {
   const child = spawn(binary, args);
   let out = '';

@@ -16,6 +16,7 @@ import { toRegistration } from '../discovery/registration.js';
 import { createViewStore } from '../discovery/view-store.js';
 import { buildStatus, type StatusDocument } from '../status/status.js';
 import { type StatusServer, startStatusServer } from '../status/status-server.js';
+import type { CaptureManager } from '../tproxy/capture-manager.js';
 import { watchDir } from '../workloads/dir-watcher.js';
 import { type CheckRunner, createHealthMonitor, type HealthMonitor } from '../workloads/health-monitor.js';
 import { type LoadedWorkloads, loadWorkloads } from '../workloads/load.js';
@@ -34,6 +35,8 @@ export interface AgentDeps {
   watchFiles?: boolean;
   /** Envoy, SVIDs and xDS (absent when dataPlane.enabled is false). */
   dataPlane?: DataPlane;
+  /** Traffic capture (present when transparentProxy.enabled): rules installed once Envoy is ready, removed on stop. */
+  capture?: CaptureManager;
 }
 
 export interface Agent {
@@ -116,6 +119,7 @@ export function createAgent(deps: AgentDeps): Agent {
     loaded = next;
     monitor?.set(loaded.workloads);
     deps.dataPlane?.update({ workloads: loaded.workloads });
+    deps.capture?.setWorkloads(loaded.workloads);
     pushRegistrations();
     watcher?.setServices(watchedServices());
   };
@@ -166,6 +170,10 @@ export function createAgent(deps: AgentDeps): Agent {
       // picking this node), then drains Envoy.
       const dataPlane = deps.dataPlane;
       if (dataPlane !== undefined) effects.record('data plane (ADS socket, Envoy)', () => dataPlane.stop());
+      // Capture records its removal (and the DNS proxy's stop) here: undone after the
+      // deregistrations and before Envoy stops. It installs once Envoy is ready.
+      effects.check('traffic capture');
+      await deps.capture?.start(effects);
       const unsubscribe = dataPlane?.onServingChange(pushRegistrations);
       effects.record('consul registrations', async () => {
         unsubscribe?.();
@@ -211,6 +219,7 @@ export function createAgent(deps: AgentDeps): Agent {
         view: watcher?.view() ?? { version: 0, services: {} },
         watches: watcher?.watches() ?? [],
         ...(deps.dataPlane === undefined ? {} : { dataPlane: deps.dataPlane.status() }),
+        ...(deps.capture === undefined ? {} : { capture: deps.capture.status() }),
         process: processFacts(),
         now: clock.now(),
       }),

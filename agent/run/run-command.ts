@@ -12,6 +12,9 @@ import type { AgentConfig } from '../config/schema.js';
 import { createDataPlane, type DataPlane } from '../dataplane/data-plane.js';
 import { createConsulHttpClient } from '../discovery/consul-http.js';
 import { adsSocketPath, agentBootstrap, envoyBaseId, envoyDir, inboundAccessLogPath } from '../envoy/agent-envoy.js';
+import { nodeEnvoyFiles } from '../envoy/envoy-files.js';
+import { envoyOwnedFiles } from '../envoy/envoy-owned-files.js';
+import { setprivSpawn } from '../envoy/process-launcher.js';
 import { createEnvoySupervisor } from '../envoy/supervisor.js';
 import { createWorkloadIdentities } from '../identity/workload-identities.js';
 import { createCpPolicySource } from '../policy/cp-policy-source.js';
@@ -20,6 +23,7 @@ import { runCheck } from '../workloads/health-check.js';
 import type { SnapshotCache } from '../xds/cache/snapshot-cache.js';
 import { type Agent, createAgent } from './agent.js';
 import { STOP_SIGNALS, takeHeldSignal } from './early-signals.js';
+import { type EnvoyLaunch, settlePrivileges } from './envoy-privileges.js';
 import { collectHostFacts, fallbackHostFacts, type HostFacts, type HostFactsSource, hostFacts, systemHostname } from './host-facts.js';
 
 export interface RunCommandDeps {
@@ -89,12 +93,14 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
           sink: { write: (l) => io.stderr.write(`${l}\n`) },
         });
         log = logger;
+        // Before any side effect: capture without CAP_NET_ADMIN fails here (MESH_E_TPROXY_PRIVILEGE).
+        const launch = config.dataPlane.enabled || config.transparentProxy.enabled ? await settlePrivileges(config, logger) : undefined;
         const facts = await startupFacts(config, deps.facts ?? hostFacts, logger);
         if (stopSignal !== undefined) {
           logger.info('stopped before start-up', { signal: stopSignal });
           return EXIT_OK;
         }
-        const running = createRealAgent(config, facts, logger);
+        const running = createRealAgent(config, facts, logger, launch === undefined ? {} : { launch });
         agent = running;
         // The envoy.* part of the config file is read again; other changes need a restart.
         reloadConfig = async () => {
@@ -150,17 +156,19 @@ async function startupFacts(config: AgentConfig, source: HostFactsSource, log: L
   }
 }
 
+export interface RealAgentParts {
+  snapshotCache?: SnapshotCache;
+  policy?: PolicySource;
+  /** Envoy's user and the setpriv arguments (settlePrivileges); default: Envoy runs as the agent's user, spawned directly. */
+  launch?: EnvoyLaunch;
+}
+
 /**
  * The agent with its real parts: Consul over HTTP, checks on this host, and the data plane when enabled.
  * `snapshotCache` replaces the data plane's own cache (a caller that composes a decorator around it);
  * `policy` replaces the policy source (tests that feed policy straight in).
  */
-export function createRealAgent(
-  config: AgentConfig,
-  facts: HostFacts,
-  log: Logger,
-  parts: { snapshotCache?: SnapshotCache; policy?: PolicySource } = {},
-): Agent {
+export function createRealAgent(config: AgentConfig, facts: HostFacts, log: Logger, parts: RealAgentParts = {}): Agent {
   const address = config.advertiseAddress ?? facts.address;
   const consul = createConsulHttpClient({
     mode: config.consul.mode,
@@ -184,18 +192,35 @@ export function createRealAgent(
 }
 
 /** The data plane with the real parts: SVIDs from the control plane, the ADS server, Envoy under supervision. */
-function realDataPlane(config: AgentConfig, log: Logger, parts: { snapshotCache?: SnapshotCache; policy?: PolicySource }): DataPlane {
+function realDataPlane(config: AgentConfig, log: Logger, parts: RealAgentParts): DataPlane {
   const cache = parts.snapshotCache;
   const identities = createWorkloadIdentities({
     dataDir: config.dataDir,
     clock: systemClock,
     log: log.child({ component: 'identity' }),
   });
+  const launch = parts.launch;
+  const workDir = envoyDir(config.dataDir);
+  const baseId = envoyBaseId(config);
+  const runAs = launch?.runAs;
   const envoy = createEnvoySupervisor({
     binary: config.envoy.binary,
-    workDir: envoyDir(config.dataDir),
+    workDir,
+    ...(launch?.setpriv === undefined ? {} : { spawn: setprivSpawn(launch.setpriv) }),
+    ...(runAs === undefined || launch === undefined
+      ? {}
+      : {
+          files: envoyOwnedFiles(nodeEnvoyFiles(workDir, baseId), {
+            dataDir: config.dataDir,
+            workDir,
+            runAs,
+            agentUid: launch.agentUid,
+            baseId,
+            envoyWrites: [inboundAccessLogPath(config.dataDir)],
+          }),
+        }),
     bootstrap: agentBootstrap(config),
-    baseId: envoyBaseId(config),
+    baseId,
     concurrency: config.envoy.concurrency,
     logLevel: config.envoy.logLevel,
     drainTimeMs: config.envoy.drainTime,
@@ -207,7 +232,7 @@ function realDataPlane(config: AgentConfig, log: Logger, parts: { snapshotCache?
     nodeName: config.nodeName,
     trustDomain: config.trustDomain,
     adsSocket: adsSocketPath(config.dataDir),
-    ...(config.envoy.socketGid === undefined ? {} : { adsSocketGid: config.envoy.socketGid }),
+    ...adsSocketGid(config.envoy.socketGid ?? runAs?.gid),
     clock: systemClock,
     log: log.child({ component: 'dataplane' }),
     identities,
@@ -224,4 +249,9 @@ function realDataPlane(config: AgentConfig, log: Logger, parts: { snapshotCache?
     accessLogPath: inboundAccessLogPath(config.dataDir),
     ...(config.zone === '' ? {} : { zone: config.zone }),
   });
+}
+
+/** The ADS socket's group: envoy.socketGid, else Envoy's own group when it runs as its own user. */
+function adsSocketGid(gid: number | undefined): { adsSocketGid?: number } {
+  return gid === undefined ? {} : { adsSocketGid: gid };
 }

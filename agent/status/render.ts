@@ -1,4 +1,5 @@
 /** The human summary of a status document (`mesh-agent status` without --json). Pure. */
+import type { CaptureStatus } from '../tproxy/capture-status.js';
 import type { StatusDocument } from './status.js';
 
 function table(headers: string[], rows: string[][]): string {
@@ -46,6 +47,7 @@ export function renderStatus(doc: StatusDocument): string {
     if (e.adminAddress !== undefined) parts.push(`admin ${String(e.adminAddress)}`);
     out.push(`envoy          ${parts.join(', ')}\n`);
   }
+  if (doc.transparentProxy !== undefined) out.push(renderCapture(doc.transparentProxy));
   out.push('\n');
   out.push(
     table(
@@ -118,5 +120,26 @@ export function renderStatus(doc: StatusDocument): string {
     );
   }
   if (doc.problems.length > 0) out.push(`\nproblems:\n${doc.problems.map((p) => `  - ${p}`).join('\n')}\n`);
+  return out.join('');
+}
+
+/** The capture lines: state, backend, policy, rules expected vs installed, repairs; the drift lines; a loud line when lifted. */
+export function renderCapture(c: CaptureStatus): string {
+  const parts = [
+    c.state === 'lifted' ? 'LIFTED' : c.state,
+    `backend ${c.backend ?? '-'}`,
+    `failurePolicy ${c.failurePolicy}`,
+    `rules ${c.rules.installed}/${c.rules.expected} installed/expected`,
+    `ipv6 ${c.ipv6 ? 'on' : 'off'}`,
+    `inbound ports ${c.inboundPorts.length === 0 ? '-' : c.inboundPorts.join(',')}`,
+    `repairs ${c.repairs}`,
+    `checked ${time(c.lastCheckAt === undefined ? undefined : new Date(c.lastCheckAt).toISOString())}`,
+  ];
+  const out = [`capture        ${parts.join(', ')}\n`];
+  for (const line of c.drift.missing) out.push(`  missing     ${line}\n`);
+  for (const line of c.drift.unexpected) out.push(`  unexpected  ${line}\n`);
+  if (c.error !== undefined) out.push(`  error       ${c.error.code}: ${c.error.message.replace(/\s+/g, ' ').trim()}\n`);
+  if (c.state === 'lifted') out.push(`  WARNING: ${c.warning ?? 'capture lifted'}\n`);
+  else if (c.warning !== undefined) out.push(`  warning: ${c.warning}\n`);
   return out.join('');
 }

@@ -6,6 +6,7 @@ import type { CatalogView } from '../discovery/catalog-view.js';
 import type { WatchState } from '../discovery/catalog-watch.js';
 import type { ConnectionState, RegistrationState } from '../discovery/registrar.js';
 import type { IdentityState, SvidSource } from '../identity/identity-status.js';
+import type { CaptureStatus } from '../tproxy/capture-status.js';
 import type { CheckResult } from '../workloads/health-check.js';
 import type { Workload, WorkloadFileError } from '../workloads/workload.js';
 
@@ -22,6 +23,8 @@ export interface StatusInput {
   view: CatalogView;
   watches: readonly WatchState[];
   dataPlane?: DataPlaneStatus;
+  /** Traffic capture (transparentProxy); absent when it is not enabled. */
+  capture?: CaptureStatus;
   /** The agent process (pid, uptime, memory); left out in unit tests. */
   process?: NonNullable<StatusDocument['agent']>;
   /** For "expires soon" checks. */
@@ -80,6 +83,8 @@ export interface StatusDocument {
   };
   /** What the data plane builds from; `policy`: per policy resource, applied or why not (docs/reference/policy-status.md). */
   dataPlane?: { policy: DataPlanePolicyStatus };
+  /** Traffic capture (transparentProxy.enabled): state, rules expected vs installed, drift, repairs. */
+  transparentProxy?: CaptureStatus;
   /** The agent process itself. */
   agent?: { pid: number; uptimeSeconds: number; memoryMb: { rss: number; heapUsed: number; heapTotal: number; external: number } };
   /** False when something needs attention; problems says what. `mesh-agent status` exits 1 then. */
@@ -141,6 +146,7 @@ export function buildStatus(input: StatusInput): StatusDocument {
       return callers.map((u) => ({ ...row, localPort: u.localPort, caller: u.caller, endpoints: u.endpoints }));
     }),
     catalogVersion: input.view.version,
+    ...(input.capture === undefined ? {} : { transparentProxy: input.capture }),
     ...(input.process === undefined ? {} : { agent: input.process }),
     healthy: true,
     problems: [],
@@ -236,6 +242,7 @@ export function statusProblems(doc: StatusDocument, now: number): string[] {
     if (r.state === 'rolled-back' || r.state === 'rejected' || r.state === 'invalid')
       out.push(`policy ${r.kind}/${r.name} version ${r.version} ${r.state}${r.reason === undefined ? '' : `: ${oneLine(r.reason)}`}`);
   if (doc.nodeSvid?.notAfter !== undefined && Date.parse(doc.nodeSvid.notAfter) <= now) out.push('the node SVID expired');
+  out.push(...captureProblems(doc.transparentProxy));
   if (doc.envoy !== undefined && doc.envoy.state !== 'running' && doc.envoy.state !== 'external') out.push(`Envoy is ${doc.envoy.state}`);
   if (doc.xds !== undefined) {
     if (doc.xds.lastError !== undefined) out.push(`the latest snapshot was refused: ${doc.xds.lastError}`);
@@ -248,4 +255,15 @@ export function statusProblems(doc: StatusDocument, now: number): string[] {
     }
   }
   return out;
+}
+
+/** Capture that needs attention: lifted (traffic bypasses the mesh), drift, a failure. */
+export function captureProblems(c: CaptureStatus | undefined): string[] {
+  if (c === undefined) return [];
+  if (c.state === 'lifted')
+    return [`CAPTURE LIFTED: ${c.warning ?? 'Envoy is not ready and failurePolicy is open; traffic bypasses the mesh'}`];
+  if (c.state === 'failed') return [`capture failed${c.error === undefined ? '' : `: ${c.error.code}: ${oneLine(c.error.message)}`}`];
+  if (c.state === 'drift')
+    return [`capture rules drifted: ${c.drift.missing.length} missing, ${c.drift.unexpected.length} unexpected (being repaired)`];
+  return [];
 }
