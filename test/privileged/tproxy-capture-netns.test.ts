@@ -62,13 +62,13 @@ async function captureInstalled(m: MeshedHost, backend: Backend): Promise<AgentS
     return await waitFor(
       async () => {
         const s = await m.status();
-        return s.capture?.state === 'installed' && s.capture.backend === backend ? s : undefined;
+        return s.transparentProxy?.state === 'installed' && s.transparentProxy.backend === backend ? s : undefined;
       },
       { timeoutMs: 60_000, what: `capture installed (${backend}) on ${m.host.name}` },
     );
   } catch (err) {
     const s = await m.status().catch(() => undefined);
-    throw new Error(`${(err as Error).message}\nstatus: ${JSON.stringify(s?.capture)}\n${m.agent()?.output().slice(-3000) ?? ''}`);
+    throw new Error(`${(err as Error).message}\nstatus: ${JSON.stringify(s?.transparentProxy)}\n${m.agent()?.output().slice(-3000) ?? ''}`);
   }
 }
 
@@ -209,10 +209,10 @@ t.test('transparent proxy across network namespaces', { skip: skip ?? false, tim
       await t.test('idempotence and drift: rules stable across checks; a deleted rule is reported and repaired', async (t) => {
         const first = await snapshot(w.a, backend);
         t.ok(ourLines(first).length > 0, `our rules are installed (${ourLines(first).length} lines)`);
-        const checkedAt = (await w.web.status()).capture as { lastCheckAt?: number; repairs?: number } | undefined;
+        const checkedAt = (await w.web.status()).transparentProxy as { lastCheckAt?: number; repairs?: number } | undefined;
         await waitFor(
           async () => {
-            const c = (await w.web.status()).capture as { lastCheckAt?: number } | undefined;
+            const c = (await w.web.status()).transparentProxy as { lastCheckAt?: number } | undefined;
             return (c?.lastCheckAt ?? 0) > (checkedAt?.lastCheckAt ?? 0) + 1_500 ? true : undefined;
           },
           { timeoutMs: 30_000, what: 'two more rule checks' },
@@ -228,7 +228,8 @@ t.test('transparent proxy across network namespaces', { skip: skip ?? false, tim
           const plan = await w.web.tproxy(['status']);
           t.comment(`tproxy status (exit ${plan.code}):\n${plan.stdout}${plan.stderr}`);
           const ruleText = /--comment "?([^"]+)"?/.exec(deleted)?.[1] ?? deleted;
-          t.match(plan.stdout, /drift|missing/i, '`mesh-agent tproxy status` reports drift');
+          t.equal(plan.code, 1, '`mesh-agent tproxy status` exits 1 on drift');
+          t.match(plan.stdout, /missing/, 'and reports a missing rule');
           t.ok(plan.stdout.includes(ruleText), `and names the deleted rule (${ruleText})`);
         } finally {
           process.kill(pid, 'SIGCONT');
@@ -238,7 +239,7 @@ t.test('transparent proxy across network namespaces', { skip: skip ?? false, tim
           what: 'the agent to repair the deleted rule',
         });
         t.pass(`the agent put back: ${deleted}`);
-        const repairs = ((await w.web.status()).capture as { repairs?: number } | undefined)?.repairs ?? 0;
+        const repairs = ((await w.web.status()).transparentProxy as { repairs?: number } | undefined)?.repairs ?? 0;
         t.ok(repairs >= 1, `status counts the repair (repairs ${repairs})`);
       });
 

@@ -46,13 +46,13 @@ async function captureState(m: MeshedHost, states: string[], what: string) {
     return await waitFor(
       async () => {
         const s = await m.status();
-        return states.includes(s.capture?.state ?? '') ? s : undefined;
+        return states.includes(s.transparentProxy?.state ?? '') ? s : undefined;
       },
       { timeoutMs: 60_000, what: `${what} on ${m.host.name}` },
     );
   } catch (err) {
     const s = await m.status().catch(() => undefined);
-    throw new Error(`${(err as Error).message}\ncapture: ${JSON.stringify(s?.capture)}\n${m.agent()?.output().slice(-3000) ?? ''}`);
+    throw new Error(`${(err as Error).message}\ncapture: ${JSON.stringify(s?.transparentProxy)}\n${m.agent()?.output().slice(-3000) ?? ''}`);
   }
 }
 
@@ -135,7 +135,7 @@ t.test('transparent-proxy lifecycle across network namespaces', { skip: skip ?? 
         const bPid = await envoyPid(w.api);
         killPid(bPid);
         const lifted = await captureState(w.api, ['lifted'], 'capture lifted');
-        t.ok((lifted.capture?.warning ?? '') !== '', `status warns: ${lifted.capture?.warning}`);
+        t.ok((lifted.transparentProxy?.warning ?? '') !== '', `status warns: ${lifted.transparentProxy?.warning}`);
         const direct = await waitFor(
           async () => {
             const r = await echoIn(w.c, `http://${w.b.address}:${APP_PORT}/c-direct`);
@@ -187,7 +187,7 @@ t.test('transparent-proxy lifecycle across network namespaces', { skip: skip ?? 
         const fromC = await curlIn(w.c, `http://${w.b.address}:${APP_PORT}/closed-c`);
         t.not(fromA.status, 200, `web -> api fails while b's Envoy is dead (HTTP ${fromA.status})`);
         t.equal(fromC.status, 0, 'c gets nothing from b');
-        t.equal((await w.api.status()).capture?.state, 'installed', 'closed: capture stays installed');
+        t.equal((await w.api.status()).transparentProxy?.state, 'installed', 'closed: capture stays installed');
         await envoyPid(w.api);
         await meshWorks(w, 'closed-after-b');
 

@@ -73,7 +73,7 @@ export interface AgentStatusDoc {
   consul?: { state?: string };
   controlPlane?: { state?: string };
   envoy?: { state?: string; pid?: number };
-  capture?: {
+  transparentProxy?: {
     state?: string;
     backend?: string;
     rules?: { expected: number; installed: number };
