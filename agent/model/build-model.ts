@@ -16,12 +16,24 @@
  * skipped; instances claiming an identity that may not serve the service
  * (secure naming, ./secure-naming.ts) are skipped and reported as a problem; instances with a warning check are healthy, critical ones are not
  * in the view at all.
+ * With `capture` (transparent proxy, ./capture.ts), the caller gets a
+ * `captureOnly` upstream for every mesh service it does not call explicitly
+ * (a mirror-only one is widened to it), and the model's capture block lists
+ * the filter chains by destination and the workloads captured inbound.
  */
 import type { PolicyDocument } from '../../lib/policy/schema.js';
-import type { CatalogView } from '../discovery/catalog-view.js';
+import type { CatalogInstance, CatalogView } from '../discovery/catalog-view.js';
 import type { Workload } from '../workloads/workload.js';
+import { type CaptureInput, type CaptureService, captureCaller, captureChains, inboundCaptured } from './capture.js';
 import { inboundPolicy, isEmptyInboundPolicy } from './inbound-policy.js';
-import { MESH_PROTOCOLS, type MeshProtocol, type ModelUpstream, type ModelWorkload, type ProxyModel } from './proxy-model.js';
+import {
+  MESH_PROTOCOLS,
+  type MeshProtocol,
+  type ModelCapture,
+  type ModelUpstream,
+  type ModelWorkload,
+  type ProxyModel,
+} from './proxy-model.js';
 import { acceptedIdentities, partitionByIdentity, refusedReason } from './secure-naming.js';
 import { mirroredServices, resolveTraffic, toModelInstance } from './traffic.js';
 
@@ -38,12 +50,17 @@ export interface ModelInput {
   readonly zone?: string;
   /** The inbound access log file (ProxyModel.accessLogPath). */
   readonly accessLogPath?: string;
+  /** Transparent proxy (agent config transparentProxy.enabled); absent: capture off. */
+  readonly capture?: CaptureInput;
 }
 
 export interface ModelProblem {
   readonly workload: string;
-  /** inbound: the workload's own listener is left out; upstream: one of its upstreams is; policy: a policy resource is not applied. */
-  readonly part: 'inbound' | 'upstream' | 'policy';
+  /**
+   * inbound: the workload's own listener is left out; upstream: one of its upstreams is; policy: a policy resource is not applied;
+   * capture: a destination or workload is left out of the capture listeners (the rest of them still work).
+   */
+  readonly part: 'inbound' | 'upstream' | 'policy' | 'capture';
   readonly reason: string;
 }
 
@@ -68,6 +85,11 @@ export function buildModel(input: ModelInput): BuiltModel {
     return undefined;
   };
 
+  // The capture listeners' ports go first: a workload or upstream on one of them is left out, not the capture.
+  if (input.capture !== undefined) {
+    claim(input.capture.outboundPort, 'the outbound capture listener');
+    claim(input.capture.inboundPort, 'the inbound capture listener');
+  }
   const sorted = [...input.workloads].sort((a, b) => (a.name < b.name ? -1 : 1));
   const workloads: ModelWorkload[] = [];
   for (const w of sorted) {
@@ -96,7 +118,15 @@ export function buildModel(input: ModelInput): BuiltModel {
   const skipped: Record<string, number> = {};
   const upstreams: ModelUpstream[] = [];
   const policies = input.policies ?? [];
-  const upstreamOf = (caller: string, namespace: string, service: string, localPort: number, mirrorOnly: boolean): ModelUpstream => {
+  /** Catalog instances of an upstream that secure naming kept, by caller and service (the capture chains use them). */
+  const keptOf = new Map<string, readonly CatalogInstance[]>();
+  const upstreamOf = (
+    caller: string,
+    namespace: string,
+    service: string,
+    localPort: number,
+    only?: 'mirrorOnly' | 'captureOnly',
+  ): ModelUpstream => {
     const all = input.view.services[service]?.instances ?? [];
     const inMesh = all.filter((i) => i.spiffeId !== '');
     // Secure naming: only instances claiming an identity that policy (or the default rule) lets serve the service.
@@ -105,6 +135,7 @@ export function buildModel(input: ModelInput): BuiltModel {
     if (all.length > kept.length) skipped[service] = all.length - kept.length;
     if (refused.length > 0)
       problems.push({ workload: caller, part: 'upstream', reason: refusedReason(service, namespace, accepted, refused) });
+    keptOf.set(`${caller}\0${service}`, kept);
     const traffic = resolveTraffic(policies, service, kept, input.zone);
     return {
       service,
@@ -115,7 +146,7 @@ export function buildModel(input: ModelInput): BuiltModel {
       instances: kept.map(toModelInstance),
       acceptedIdentities: accepted.patterns,
       ...(traffic === undefined ? {} : { traffic }),
-      ...(mirrorOnly ? { mirrorOnly: true } : {}),
+      ...(only === undefined ? {} : { [only]: true }),
     };
   };
   for (const w of sorted) {
@@ -137,7 +168,7 @@ export function buildModel(input: ModelInput): BuiltModel {
         continue;
       }
       called.add(u.service);
-      mine.push(upstreamOf(w.name, u.namespace, u.service, u.localPort, false));
+      mine.push(upstreamOf(w.name, u.namespace, u.service, u.localPort));
     }
     const mirrors = new Set(mine.flatMap((u) => mirroredServices(u.traffic?.route)).filter((s) => !called.has(s)));
     for (const service of [...mirrors].sort()) {
@@ -148,9 +179,53 @@ export function buildModel(input: ModelInput): BuiltModel {
           part: 'upstream',
           reason: `mirror target ${service} is not in the catalog view yet; its copies go nowhere until it is`,
         });
-      mine.push(upstreamOf(w.name, w.namespace, service, 0, true));
+      mine.push(upstreamOf(w.name, w.namespace, service, 0, 'mirrorOnly'));
     }
     upstreams.push(...mine);
+  }
+
+  let capture: ModelCapture | undefined;
+  if (input.capture !== undefined) {
+    const chosen = captureCaller(sorted, input.capture);
+    let caller = chosen.name;
+    if (chosen.problem !== undefined) problems.push({ workload: '', part: 'capture', reason: chosen.problem });
+    if (caller !== '' && !included.has(caller)) {
+      problems.push({
+        workload: caller,
+        part: 'capture',
+        reason: `captured calls present ${caller}'s SVID, which is not in the data plane yet; until it is, they reach no mesh service`,
+      });
+      caller = '';
+    }
+    const services: CaptureService[] = [];
+    const callerFile = sorted.find((w) => w.name === caller);
+    if (callerFile !== undefined) {
+      for (const service of Object.keys(input.view.services).sort()) {
+        if (!(input.view.services[service]?.instances ?? []).some((i) => i.spiffeId !== '')) continue;
+        const at = upstreams.findIndex((u) => u.workload === caller && u.service === service);
+        const existing = upstreams[at];
+        if (existing === undefined) upstreams.push(upstreamOf(caller, callerFile.namespace, service, 0, 'captureOnly'));
+        else if (existing.mirrorOnly === true) {
+          // Mirrored to and now also called: the route config it lacked comes with captureOnly.
+          const { mirrorOnly: _, ...rest } = existing;
+          upstreams[at] = { ...rest, captureOnly: true };
+        }
+        services.push({ service, instances: keptOf.get(`${caller}\0${service}`) ?? [] });
+      }
+    }
+    const chains = captureChains(services, input.capture.outboundPort);
+    for (const reason of chains.problems) problems.push({ workload: caller, part: 'capture', reason });
+    const inbound = inboundCaptured(workloads, sorted, input.capture);
+    for (const p of inbound.problems) problems.push({ ...p, part: 'capture' });
+    capture = {
+      outboundPort: input.capture.outboundPort,
+      inboundPort: input.capture.inboundPort,
+      ipv6: input.capture.ipv6,
+      policy: input.capture.policy,
+      caller,
+      chains: chains.chains,
+      inboundWorkloads: inbound.names,
+    };
   }
 
   return {
@@ -160,6 +235,7 @@ export function buildModel(input: ModelInput): BuiltModel {
       workloads,
       upstreams,
       ...(input.accessLogPath === undefined ? {} : { accessLogPath: input.accessLogPath }),
+      ...(capture === undefined ? {} : { capture }),
     },
     problems,
     skippedInstances: skipped,

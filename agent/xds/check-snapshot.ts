@@ -4,7 +4,9 @@
  * exists, every SDS secret a transport socket references exists, every cluster
  * a route or tcp_proxy names exists (weighted clusters and mirrors included), no duplicate names (found while building)
  * or keys that differ from the resource name, no two listeners on one address,
- * no secret with empty PEM (an empty trust bundle would turn off chain checks).
+ * no two filter chains of a listener matching the same connections (Envoy
+ * rejects the listener), no secret with empty PEM (an empty trust bundle
+ * would turn off chain checks).
  */
 import type { XdsResource } from './resources/common.js';
 import { RESOURCE_KINDS, resourceName, type Snapshot } from './snapshot.js';
@@ -53,10 +55,54 @@ function referencesOf(resource: XdsResource): References {
   return refs;
 }
 
-function listenerAddress(listener: XdsResource): string | undefined {
-  const address = listener.address;
+function socketText(address: unknown): string | undefined {
   if (!isObject(address) || !isObject(address.socket_address)) return undefined;
   return `${String(address.socket_address.address)}:${String(address.socket_address.port_value)}`;
+}
+
+/** The addresses a listener binds: its address and its additional_addresses. */
+function listenerAddresses(listener: XdsResource): string[] {
+  const more = Array.isArray(listener.additional_addresses) ? listener.additional_addresses : [];
+  return [listener.address, ...more.map((a: unknown) => (isObject(a) ? a.address : undefined))]
+    .map(socketText)
+    .filter((a): a is string => a !== undefined);
+}
+
+/**
+ * The (port, prefix, transport, rest) combinations a filter chain matches:
+ * Envoy rejects a listener where two chains share one (e.g. two capture
+ * chains claiming one address:port).
+ */
+function chainMatchKeys(chain: unknown): string[] {
+  const match = isObject(chain) && isObject(chain.filter_chain_match) ? chain.filter_chain_match : {};
+  const { destination_port, prefix_ranges, transport_protocol, ...rest } = match;
+  const port = isObject(destination_port) ? destination_port.value : destination_port;
+  const prefixes = Array.isArray(prefix_ranges) && prefix_ranges.length > 0 ? prefix_ranges : [undefined];
+  return prefixes.map((p: unknown) => {
+    const len = isObject(p) ? (isObject(p.prefix_len) ? p.prefix_len.value : p.prefix_len) : undefined;
+    return JSON.stringify([
+      port ?? null,
+      isObject(p) ? `${String(p.address_prefix)}/${String(len)}` : null,
+      transport_protocol ?? null,
+      rest,
+    ]);
+  });
+}
+
+function duplicateChainMatches(listener: XdsResource): string[] {
+  const seen = new Map<string, string>();
+  const problems: string[] = [];
+  const chains = Array.isArray(listener.filter_chains) ? listener.filter_chains : [];
+  chains.forEach((chain: unknown, index: number) => {
+    const name = isObject(chain) && typeof chain.name === 'string' ? chain.name : `#${index}`;
+    for (const key of chainMatchKeys(chain)) {
+      const other = seen.get(key);
+      if (other !== undefined && other !== name)
+        problems.push(`listener ${JSON.stringify(listener.name)}: filter chains ${other} and ${name} match the same connections ${key}`);
+      else seen.set(key, name);
+    }
+  });
+  return problems;
 }
 
 /** Returns the snapshot's problems, one sentence each; empty when it may be served. */
@@ -92,8 +138,8 @@ export function checkSnapshot(snapshot: Snapshot): string[] {
     for (const cluster of refs.clusters) {
       if (!clusters.has(cluster)) problems.push(`listener ${JSON.stringify(name)}: cluster ${JSON.stringify(cluster)} does not exist`);
     }
-    const address = listenerAddress(listener);
-    if (address !== undefined) {
+    problems.push(...duplicateChainMatches(listener));
+    for (const address of listenerAddresses(listener)) {
       const other = addresses.get(address);
       if (other !== undefined) problems.push(`listeners ${JSON.stringify(other)} and ${JSON.stringify(name)} both bind ${address}`);
       else addresses.set(address, name);

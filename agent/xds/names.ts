@@ -24,6 +24,19 @@
  * | inbound route (rate limit)     | `ratelimit:<route>`               | `ratelimit:slow`                |
  * | inbound plaintext filter chain | `inbound:<workload>:plaintext`    | `inbound:api:plaintext`         |
  * | inbound mTLS filter chain      | `inbound:<workload>:mtls`         | `inbound:api:mtls`              |
+ * | outbound capture listener      | `capture:outbound`                | `capture:outbound`              |
+ * | its chain per destination      | `capture:outbound:<service>:<port>` | `capture:outbound:api:8080`   |
+ * | its loop guard chain           | `capture:outbound:loop`           | `capture:outbound:loop`         |
+ * | inbound capture listener       | `capture:inbound`                 | `capture:inbound`               |
+ * | its chain per workload         | `capture:inbound:<workload>[:mtls|:plaintext]` | `capture:inbound:api:mtls` |
+ * | its loop guard chain           | `capture:inbound:loop`            | `capture:inbound:loop`          |
+ * | unknown destinations, allow    | cluster and chain `capture:passthrough` | `tcp.capture_passthrough.downstream_cx_total` |
+ * | unknown destinations, refused  | cluster and chain `capture:blackhole`   | `tcp.capture_blackhole.downstream_cx_total`   |
+ *
+ * Capture chains' stat prefixes (tcp_proxy `tcp.<prefix>.*`, HCM
+ * `http.<prefix>.*`) are their chain names through statPrefix, so captured
+ * traffic is counted apart from the explicit listeners'
+ * (`http.capture_inbound_api.*` next to `http.inbound_api.*`).
  *
  * `<caller>` is the local workload making the calls: each caller of a service
  * has its own clusters (its own SVID as client certificate, so the server sees
@@ -126,4 +139,28 @@ export function rateLimitRouteName(route: string): string {
 /** Names of the inbound filter chains in permissive mode. */
 export function inboundChainName(workload: string, transport: 'mtls' | 'plaintext'): string {
   return `inbound:${workload}:${transport}`;
+}
+
+/** The outbound capture listener (transparent proxy, original destination) on 127.0.0.1 (and ::1). */
+export const CAPTURE_OUTBOUND_LISTENER = 'capture:outbound';
+/** The inbound capture listener (transparent proxy, original destination) on 0.0.0.0 (and ::). */
+export const CAPTURE_INBOUND_LISTENER = 'capture:inbound';
+/** ORIGINAL_DST cluster and default chain for destinations the mesh doesn't know (policy allow). */
+export const PASSTHROUGH_CLUSTER = 'capture:passthrough';
+/** Cluster with no endpoints (the connection is closed) and default chain for destinations refused (policy registryOnly). */
+export const BLACKHOLE_CLUSTER = 'capture:blackhole';
+
+/** An outbound capture chain: these addresses on this port belong to `service`. */
+export function captureOutboundChainName(service: string, port: number): string {
+  return `capture:outbound:${service}:${port}`;
+}
+
+/** An inbound capture chain of a workload; transport set in permissive mode (one chain each). */
+export function captureInboundChainName(workload: string, transport?: 'mtls' | 'plaintext'): string {
+  return transport === undefined ? `capture:inbound:${workload}` : `capture:inbound:${workload}:${transport}`;
+}
+
+/** The chain taking connections made to a capture listener's own port (nothing to forward to: closed, counted). */
+export function captureLoopChainName(direction: 'outbound' | 'inbound'): string {
+  return `capture:${direction}:loop`;
 }

@@ -7,6 +7,9 @@ import { deepFreeze } from '../../lib/deep-freeze.js';
 import { contentHash, stableJson } from '../../lib/stable-json.js';
 import type { ProxyModel } from '../model/proxy-model.js';
 import { isHttpLike } from '../model/proxy-model.js';
+import { buildBlackholeCluster, buildPassthroughCluster } from './resources/capture-clusters.js';
+import { buildCaptureInboundListener } from './resources/capture-inbound-listener.js';
+import { buildCaptureOutboundListener } from './resources/capture-outbound-listener.js';
 import type { XdsResource } from './resources/common.js';
 import { buildEndpoints } from './resources/endpoints.js';
 import { buildInboundListener } from './resources/inbound-listener.js';
@@ -163,10 +166,12 @@ export function buildSnapshot(model: ProxyModel, identities: Identities, memo?: 
       traffic: upstream.traffic === undefined ? undefined : { route: upstream.traffic.route, policy: upstream.traffic.policy },
     };
     if (upstream.mirrorOnly !== true) {
-      add(
-        'listeners',
-        make('listeners', shape, () => buildOutboundListener(upstream)),
-      );
+      // Capture-only upstreams are reached through the capture listener's chains (their route config), never a port of their own.
+      if (upstream.captureOnly !== true)
+        add(
+          'listeners',
+          make('listeners', shape, () => buildOutboundListener(upstream)),
+        );
       if (isHttpLike(upstream.protocol))
         add(
           'routes',
@@ -190,6 +195,27 @@ export function buildSnapshot(model: ProxyModel, identities: Identities, memo?: 
         ),
       );
     }
+  }
+  const capture = model.capture;
+  if (capture !== undefined) {
+    for (const chain of capture.chains) {
+      if (!model.upstreams.some((u) => u.workload === capture.caller && u.service === chain.service && u.mirrorOnly !== true))
+        problems.push(`capture chain ${chain.service}:${chain.port}: caller ${JSON.stringify(capture.caller)} has no upstream of it`);
+    }
+    const callerUpstreams = model.upstreams.filter((u) => u.workload === capture.caller);
+    add(
+      'listeners',
+      make('listeners', ['capture:outbound', capture, callerUpstreams], () => buildCaptureOutboundListener(capture, callerUpstreams)),
+    );
+    add(
+      'listeners',
+      make('listeners', ['capture:inbound', capture, model.workloads, model.trustDomain, model.accessLogPath ?? ''], () =>
+        buildCaptureInboundListener(capture, model.workloads, model.trustDomain, model.accessLogPath),
+      ),
+    );
+    // The blackhole serves the loop guards whatever the policy; the passthrough only policy allow.
+    add('clusters', make('clusters', 'capture:blackhole', buildBlackholeCluster));
+    if (capture.policy === 'allow') add('clusters', make('clusters', 'capture:passthrough', buildPassthroughCluster));
   }
   memo?.commit();
   return makeSnapshot(resources, problems, memo?.hashes);

@@ -25,11 +25,17 @@ import { rateLimitFilter, rateLimitRoutes } from './rate-limit.js';
 
 const TLS_INSPECTOR_T = 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector';
 
+/** The listener filter that tells TLS from plaintext (permissive mode's two filter chains). */
+export function tlsInspector(): XdsResource {
+  return { name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': TLS_INSPECTOR_T } };
+}
+
 export function trustDomainPrefix(trustDomain: string): string {
   return `spiffe://${trustDomain}/`;
 }
 
-function downstreamTls(workload: ModelWorkload, trustDomain: string): XdsResource {
+/** mTLS with the workload's SVID, a client certificate from the trust domain required. */
+export function downstreamTls(workload: ModelWorkload, trustDomain: string): XdsResource {
   return {
     name: 'envoy.transport_sockets.tls',
     typed_config: {
@@ -84,12 +90,19 @@ function tcpFilters(workload: ModelWorkload, name: string, trustDomain: string):
   ];
 }
 
+/**
+ * The network filters of a workload's inbound traffic (RBAC, rate limit, XFCC,
+ * to its local app cluster); `name` gives the stat prefix and the access log's
+ * listener name. The capture listener's chains reuse them.
+ */
+export function inboundFilters(workload: ModelWorkload, name: string, trustDomain: string, accessLog?: string): XdsResource[] {
+  return isHttpLike(workload.protocol) ? [httpFilter(workload, name, trustDomain, accessLog)] : tcpFilters(workload, name, trustDomain);
+}
+
 /** accessLog: the access log file of policy-carrying workloads (absent: Envoy's stdout). */
 export function buildInboundListener(workload: ModelWorkload, trustDomain: string, accessLog?: string): XdsResource {
   const name = inboundListenerName(workload.name);
-  const filters = isHttpLike(workload.protocol)
-    ? [httpFilter(workload, name, trustDomain, accessLog)]
-    : tcpFilters(workload, name, trustDomain);
+  const filters = inboundFilters(workload, name, trustDomain, accessLog);
   const tls = downstreamTls(workload, trustDomain);
   const listener: XdsResource = {
     name,
@@ -98,7 +111,7 @@ export function buildInboundListener(workload: ModelWorkload, trustDomain: strin
     filter_chains: [{ filters, transport_socket: tls }],
   };
   if (workload.inbound?.mtls?.mode === 'permissive') {
-    listener.listener_filters = [{ name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': TLS_INSPECTOR_T } }];
+    listener.listener_filters = [tlsInspector()];
     listener.filter_chains = [
       { name: inboundChainName(workload.name, 'mtls'), filter_chain_match: { transport_protocol: 'tls' }, filters, transport_socket: tls },
       { name: inboundChainName(workload.name, 'plaintext'), filter_chain_match: { transport_protocol: 'raw_buffer' }, filters },

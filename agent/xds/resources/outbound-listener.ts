@@ -30,9 +30,13 @@ function isWeighted(
   return target.weighted_clusters !== undefined;
 }
 
-export function buildOutboundListener(upstream: ModelUpstream): XdsResource {
-  const name = outboundListenerName(upstream.service, upstream.localPort);
-  const filter: XdsResource = isHttpLike(upstream.protocol)
+/**
+ * The network filter taking a caller's plaintext to an upstream: its route
+ * config (RDS) or its tcp_proxy. `name` gives the stat prefix; the outbound
+ * capture listener's chains reuse it.
+ */
+export function outboundFilter(upstream: ModelUpstream, name: string): XdsResource {
+  return isHttpLike(upstream.protocol)
     ? {
         name: 'envoy.filters.network.http_connection_manager',
         typed_config: {
@@ -47,6 +51,11 @@ export function buildOutboundListener(upstream: ModelUpstream): XdsResource {
         name: 'envoy.filters.network.tcp_proxy',
         typed_config: { '@type': T.tcpProxy, stat_prefix: statPrefix(name), ...tcpTarget(upstream) },
       };
+}
+
+export function buildOutboundListener(upstream: ModelUpstream): XdsResource {
+  const name = outboundListenerName(upstream.service, upstream.localPort);
+  const filter = outboundFilter(upstream, name);
   return {
     name,
     address: socketAddress('127.0.0.1', upstream.localPort),
