@@ -19,6 +19,11 @@ import { createEnvoySupervisor } from '../envoy/supervisor.js';
 import { createWorkloadIdentities } from '../identity/workload-identities.js';
 import { createCpPolicySource } from '../policy/cp-policy-source.js';
 import type { PolicySource } from '../policy/policy-source.js';
+import { type CaptureManager, createCaptureManager } from '../tproxy/capture-manager.js';
+import { realCaptureRules, startCaptureDns } from '../tproxy/capture-rules.js';
+import { resolveCaptureFacts } from '../tproxy/facts.js';
+import type { IptablesRunner } from '../tproxy/iptables-runner.js';
+import { createIptablesRunner, detectBackend } from '../tproxy/runner-exec.js';
 import { runCheck } from '../workloads/health-check.js';
 import type { SnapshotCache } from '../xds/cache/snapshot-cache.js';
 import { type Agent, createAgent } from './agent.js';
@@ -100,7 +105,13 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
           logger.info('stopped before start-up', { signal: stopSignal });
           return EXIT_OK;
         }
-        const running = createRealAgent(config, facts, logger, launch === undefined ? {} : { launch });
+        const iptables = config.transparentProxy.enabled
+          ? createIptablesRunner(await detectBackend(config.transparentProxy.backend))
+          : undefined;
+        const running = createRealAgent(config, facts, logger, {
+          ...(launch === undefined ? {} : { launch }),
+          ...(iptables === undefined ? {} : { iptables }),
+        });
         agent = running;
         // The envoy.* part of the config file is read again; other changes need a restart.
         reloadConfig = async () => {
@@ -161,6 +172,8 @@ export interface RealAgentParts {
   policy?: PolicySource;
   /** Envoy's user and the setpriv arguments (settlePrivileges); default: Envoy runs as the agent's user, spawned directly. */
   launch?: EnvoyLaunch;
+  /** The iptables runner of the detected backend; with transparentProxy.enabled and a data plane, the agent captures traffic. */
+  iptables?: IptablesRunner;
 }
 
 /**
@@ -180,6 +193,10 @@ export function createRealAgent(config: AgentConfig, facts: HostFacts, log: Logg
     nodeMeta: { 'mesh-os': facts.os.replace(/[^A-Za-z0-9_. -]/g, '').slice(0, 128), 'mesh-hostname': facts.hostname.slice(0, 128) },
   });
   const dataPlane = config.dataPlane.enabled ? realDataPlane(config, log, parts) : undefined;
+  const capture =
+    dataPlane !== undefined && parts.iptables !== undefined && config.transparentProxy.enabled
+      ? realCapture(config, dataPlane, parts.iptables, log.child({ component: 'capture' }))
+      : undefined;
   return createAgent({
     config,
     consul,
@@ -188,6 +205,7 @@ export function createRealAgent(config: AgentConfig, facts: HostFacts, log: Logg
     address,
     checkRunner: runCheck,
     ...(dataPlane === undefined ? {} : { dataPlane }),
+    ...(capture === undefined ? {} : { capture }),
   });
 }
 
@@ -248,6 +266,21 @@ function realDataPlane(config: AgentConfig, log: Logger, parts: RealAgentParts):
       }),
     accessLogPath: inboundAccessLogPath(config.dataDir),
     ...(config.zone === '' ? {} : { zone: config.zone }),
+  });
+}
+
+/** Traffic capture: the real rules over the runner, Envoy's readiness from the data plane, the DNS proxy when dns.capture. */
+function realCapture(config: AgentConfig, dataPlane: DataPlane, iptables: IptablesRunner, log: Logger): CaptureManager {
+  return createCaptureManager({
+    config: config.transparentProxy,
+    rules: realCaptureRules(config.transparentProxy, iptables, (workloads) => resolveCaptureFacts({ config, workloads })),
+    envoy: {
+      ready: () => dataPlane.captureReady?.() ?? false,
+      onChange: (listener) => dataPlane.onEnvoyChange?.(listener) ?? (() => {}),
+    },
+    clock: systemClock,
+    log,
+    startDns: () => startCaptureDns(config, systemClock, log),
   });
 }
 

@@ -1,77 +1,54 @@
 /**
- * The capture lifecycle with a fake clock, a fake Envoy readiness and rules
- * kept in memory: install once Envoy is ready (nothing before), removal
+ * The capture lifecycle with a fake clock, a fake Envoy readiness and the
+ * real rules over the shared FakeIptablesRunner: install once Envoy is ready (nothing before), removal
  * recorded before the install (a stop during it removes), drift repaired,
  * the failure policy (open lifts and restores, closed keeps), stale rules of
  * an earlier run replaced, removal on stop, reinstall when workloads change.
  */
 import t, { type Test } from 'tap';
-import { transparentProxySchema } from '../../../agent/config/schema.js';
-import { type CaptureRules, createCaptureManager, type RulesInspection } from '../../../agent/tproxy/capture-manager.js';
-import type { CaptureFacts, RuleSet } from '../../../agent/tproxy/rules.js';
+import { type TransparentProxyConfig, transparentProxySchema } from '../../../agent/config/schema.js';
+import { type CaptureRules, createCaptureManager } from '../../../agent/tproxy/capture-manager.js';
+import { realCaptureRules } from '../../../agent/tproxy/capture-rules.js';
+import type { IpFamily } from '../../../agent/tproxy/iptables-runner.js';
 import type { Workload } from '../../../agent/workloads/workload.js';
 import { createLogger } from '../../../lib/logger.js';
 import { SideEffects } from '../../../lib/side-effects.js';
 import { FakeClock } from '../../fakes/clock.js';
+import { FakeIptablesRunner } from '../../fakes/iptables.js';
+import { FACTS } from './tproxy-fixtures.js';
 
-/** Rules in memory: the "tables" hold rendered lines; install replaces ours in one step. */
-class MemoryRules implements CaptureRules {
-  readonly backend = 'nft' as const;
-  lines = new Set<string>();
-  calls: string[] = [];
-  /** When set, install waits for it (a stop arriving mid-install). */
+/**
+ * The real rules (buildRuleSet, installRules, inspectRules, removeRules) over
+ * the shared FakeIptablesRunner, with fixed facts (the workloads' ports); a
+ * gate holds restores back (a stop arriving mid-install).
+ */
+class Tables {
+  readonly runner = new FakeIptablesRunner({ backend: 'nft' });
   gate: Promise<void> | undefined;
-  failNext: Error | undefined;
+  readonly rules: CaptureRules;
 
-  async facts(workloads: readonly Workload[]): Promise<CaptureFacts> {
-    this.calls.push('facts');
-    return {
-      envoyUid: 15337,
-      envoyGid: 15337,
-      agentUid: 0,
-      inboundPorts: workloads.map((w) => w.port).sort((a, b) => a - b),
-      excludeAddresses: [],
-      excludeUids: [],
+  constructor(config: TransparentProxyConfig) {
+    const runner = this.runner;
+    const gated = {
+      backend: runner.backend,
+      save: (family: IpFamily, table: string) => runner.save(family, table),
+      restore: async (family: IpFamily, input: string) => {
+        if (this.gate !== undefined) await this.gate;
+        await runner.restore(family, input);
+      },
+    };
+    this.rules = realCaptureRules(config, gated, async (workloads) => ({
+      ...FACTS,
       ipv6: false,
-    };
+      inboundPorts: workloads.map((w) => w.port).sort((x, y) => x - y),
+    }));
   }
-  build(facts: CaptureFacts): RuleSet {
-    const rule = (chain: string, match: string[], comment: string) =>
-      ({ table: 'nat', chain, family: 'ipv4', match, target: ['-j', 'RETURN'], comment }) as const;
-    return {
-      chains: [{ table: 'nat', name: 'MESH_INBOUND', family: 'ipv4' }],
-      rules: [
-        rule('PREROUTING', ['-p', 'tcp'], 'inbound'),
-        ...facts.inboundPorts.map((p) => rule('MESH_INBOUND', ['--dport', String(p)], `port ${p}`)),
-      ],
-    };
+  /** Our rules in the nat table, as saved. */
+  async ours(): Promise<string[]> {
+    return (await this.runner.save('ipv4', 'nat')).split('\n').filter((l) => l.startsWith('-A') && l.includes('mesh-agent:'));
   }
-  render(set: RuleSet): string[] {
-    return set.rules.map((r) => `-A ${r.chain} ${r.match.join(' ')} ${r.target.join(' ')} # ${r.comment}`);
-  }
-  async install(set: RuleSet): Promise<void> {
-    this.calls.push('install');
-    if (this.gate !== undefined) await this.gate;
-    if (this.failNext !== undefined) {
-      const err = this.failNext;
-      this.failNext = undefined;
-      throw err;
-    }
-    this.lines = new Set(this.render(set));
-  }
-  async inspect(set: RuleSet): Promise<RulesInspection> {
-    this.calls.push('inspect');
-    const want = this.render(set);
-    return {
-      expected: want.length,
-      installed: this.lines.size,
-      missing: want.filter((l) => !this.lines.has(l)),
-      unexpected: [...this.lines].filter((l) => !want.includes(l)),
-    };
-  }
-  async remove(): Promise<void> {
-    this.calls.push('remove');
-    this.lines.clear();
+  restoreCount(): number {
+    return this.runner.restores.length;
   }
 }
 
@@ -91,93 +68,106 @@ class FakeEnvoy {
 
 const workload = (name: string, port: number) => ({ name, port }) as unknown as Workload;
 
-function setup(t: Test, config: Record<string, unknown> = {}) {
+function setup(t: Test, config: Record<string, unknown> = {}, startDns?: () => Promise<{ stop(): Promise<void> }>) {
   const clock = new FakeClock();
-  const rules = new MemoryRules();
+  const tp = transparentProxySchema.parse({ enabled: true, checkInterval: '10s', ipv6: 'off', ...config });
+  const tables = new Tables(tp);
   const envoy = new FakeEnvoy();
   const lines: string[] = [];
   const log = createLogger({ sink: { write: (l) => lines.push(l) }, clock });
   const journal = new SideEffects(log);
   const manager = createCaptureManager({
-    config: transparentProxySchema.parse({ enabled: true, checkInterval: '10s', ...config }),
-    rules,
+    config: tp,
+    rules: tables.rules,
     envoy,
     clock,
     log,
+    ...(startDns === undefined ? {} : { startDns }),
   });
   manager.setWorkloads([workload('api', 8080)]);
   t.teardown(() => journal.unwind());
-  return { clock, rules, envoy, manager, journal, lines };
+  return { clock, tables, envoy, manager, journal, lines };
 }
 
 t.test('installs once Envoy is ready, nothing before', async (t) => {
-  const { clock, rules, envoy, manager, journal } = setup(t);
+  const { clock, tables, envoy, manager, journal } = setup(t);
   await manager.start(journal);
   await clock.advanceAsync(30_000);
   await manager.settled();
-  t.equal(rules.lines.size, 0, 'no rule while Envoy is not ready');
+  t.same(await tables.ours(), [], 'no rule while Envoy is not ready');
+  t.equal(tables.restoreCount(), 0, 'not one restore');
   t.equal(manager.status().state, 'pending');
-  t.notOk(rules.calls.includes('install'));
   envoy.set(true);
   await manager.settled();
-  t.equal(rules.lines.size, 2);
+  const ours = await tables.ours();
+  t.ok(
+    ours.some((l) => l.includes('--dport 8080')),
+    'the workload port is captured',
+  );
   const s = manager.status();
   t.equal(s.state, 'installed');
-  t.same(s.rules, { expected: 2, installed: 2 });
+  t.ok(s.rules.expected > 0);
+  t.equal(s.rules.installed, s.rules.expected);
+  t.same(s.drift, { missing: [], unexpected: [] });
   t.same(s.inboundPorts, [8080]);
   t.equal(s.backend, 'nft');
 });
 
 t.test('the removal is in the journal before the install: a stop during it removes our rules', async (t) => {
-  const { rules, envoy, manager, journal } = setup(t);
+  const { tables, envoy, manager, journal } = setup(t);
   await manager.start(journal);
   t.same(
     journal.summary().map((e) => e.name),
     ['traffic capture rules'],
   );
   let open: () => void = () => {};
-  rules.gate = new Promise<void>((r) => {
+  tables.gate = new Promise<void>((r) => {
     open = r;
   });
   envoy.set(true);
   await FakeClock.flush();
-  t.ok(rules.calls.includes('install'), 'install under way');
+  t.equal(tables.restoreCount(), 0, 'the install is held at its first restore');
   const unwound = journal.unwind();
+  tables.gate = undefined;
   open();
   await unwound;
-  t.equal(rules.lines.size, 0, 'nothing of ours left');
-  t.equal(rules.calls.at(-1), 'remove');
+  t.ok(tables.restoreCount() > 1, 'the install went in, then the removal');
+  t.same(await tables.ours(), [], 'nothing of ours left');
   t.equal(manager.status().state, 'removed');
 });
 
 t.test('drift is found at the check interval and repaired', async (t) => {
-  const { clock, rules, envoy, manager, journal, lines } = setup(t);
+  const { clock, tables, envoy, manager, journal, lines } = setup(t);
   await manager.start(journal);
   envoy.set(true);
   await manager.settled();
-  const deleted = [...rules.lines][1] as string;
-  rules.lines.delete(deleted);
-  rules.lines.add('-A MESH_INBOUND --dport 1 -j RETURN # by hand');
+  const deleted = (await tables.ours()).find((l) => l.includes('--dport 8080')) as string;
+  tables.runner.deleteRule('ipv4', 'nat', deleted);
+  t.notOk((await tables.ours()).includes(deleted));
   await clock.advanceAsync(10_000);
   await manager.settled();
   const s = manager.status();
   t.equal(s.state, 'installed');
   t.equal(s.repairs, 1);
-  t.same(s.rules, { expected: 2, installed: 2 });
-  t.ok(rules.lines.has(deleted), 'the deleted rule is back');
+  t.equal(s.rules.installed, s.rules.expected);
+  t.ok((await tables.ours()).includes(deleted), 'the deleted rule is back');
   t.equal(s.lastCheckAt, clock.now());
   const warn = lines.map((l) => JSON.parse(l)).find((r) => r.msg.includes('drifted'));
-  t.same(warn.missing, [deleted]);
-  t.same(warn.unexpected, ['-A MESH_INBOUND --dport 1 -j RETURN # by hand']);
+  t.equal(warn.missing.length, 1);
+  t.match(warn.missing[0], /--dport 8080/);
+  await clock.advanceAsync(10_000);
+  await manager.settled();
+  t.equal(manager.status().repairs, 1, 'no drift, no repair');
 });
 
 t.test('a failed repair shows as failed with its code, and the next check repairs', async (t) => {
-  const { clock, rules, envoy, manager, journal } = setup(t);
+  const { clock, tables, envoy, manager, journal } = setup(t);
   await manager.start(journal);
   envoy.set(true);
   await manager.settled();
-  rules.lines.clear();
-  rules.failNext = new Error('iptables-restore: line 3 failed');
+  const expected = manager.status().rules.expected;
+  for (const line of await tables.ours()) tables.runner.deleteRule('ipv4', 'nat', line);
+  tables.runner.failRestores(1, 'iptables-restore: line 3 failed');
   await clock.advanceAsync(10_000);
   await manager.settled();
   t.equal(manager.status().state, 'failed');
@@ -186,23 +176,23 @@ t.test('a failed repair shows as failed with its code, and the next check repair
   await manager.settled();
   t.equal(manager.status().state, 'installed');
   t.equal(manager.status().error, undefined);
-  t.equal(rules.lines.size, 2);
+  t.equal(manager.status().rules.installed, expected);
 });
 
 t.test('failurePolicy open lifts capture when Envoy goes not ready, and restores it', async (t) => {
-  const { clock, rules, envoy, manager, journal, lines } = setup(t, { failurePolicy: 'open' });
+  const { clock, tables, envoy, manager, journal, lines } = setup(t, { failurePolicy: 'open' });
   await manager.start(journal);
   envoy.set(true);
   await manager.settled();
-  t.equal(rules.lines.size, 2);
+  const installed = await tables.ours();
   envoy.set(false);
   await manager.settled();
-  t.equal(rules.lines.size, 2, 'a short blip lifts nothing');
+  t.same(await tables.ours(), installed, 'a short blip lifts nothing');
   await clock.advanceAsync(999);
-  t.equal(rules.lines.size, 2);
+  t.same(await tables.ours(), installed);
   await clock.advanceAsync(1);
   await manager.settled();
-  t.equal(rules.lines.size, 0, 'lifted within 2 s');
+  t.same(await tables.ours(), [], 'lifted 1 s after Envoy went not ready (within the 2 s promised)');
   const s = manager.status();
   t.equal(s.state, 'lifted');
   t.match(s.warning, /LIFTED/);
@@ -212,106 +202,119 @@ t.test('failurePolicy open lifts capture when Envoy goes not ready, and restores
   );
   envoy.set(true);
   await manager.settled();
-  t.equal(rules.lines.size, 2, 'restored');
+  t.same(await tables.ours(), installed, 'restored');
   t.equal(manager.status().state, 'installed');
   t.equal(manager.status().warning, undefined);
 });
 
 t.test('failurePolicy closed keeps capture while Envoy is down', async (t) => {
-  const { clock, rules, envoy, manager, journal } = setup(t);
+  const { clock, tables, envoy, manager, journal } = setup(t);
   await manager.start(journal);
   envoy.set(true);
   await manager.settled();
+  const installed = await tables.ours();
+  const restores = tables.restoreCount();
   envoy.set(false);
   await clock.advanceAsync(60_000);
   await manager.settled();
-  t.equal(rules.lines.size, 2);
+  t.same(await tables.ours(), installed);
+  t.equal(tables.restoreCount(), restores, 'nothing restored meanwhile');
   t.equal(manager.status().state, 'installed');
-  t.notOk(rules.calls.includes('remove'));
 });
 
+/** The rules an earlier run installed for another workload port (stale after its crash). */
+async function seedStale(tables: Tables, config: TransparentProxyConfig): Promise<string[]> {
+  const earlier = realCaptureRules(config, tables.runner, async () => ({ ...FACTS, ipv6: false, inboundPorts: [9999] }));
+  await earlier.install(earlier.build(await earlier.facts([])));
+  const before = tables.restoreCount();
+  tables.runner.restores.splice(0, before);
+  return tables.ours();
+}
+
 t.test('stale rules of a crashed run are found at start and replaced once Envoy is ready', async (t) => {
-  const { rules, envoy, manager, journal, lines } = setup(t);
-  rules.lines = new Set(['-A PREROUTING -p tcp -j RETURN # inbound', '-A MESH_INBOUND --dport 9 -j RETURN # port 9']);
+  const { tables, envoy, manager, journal, lines } = setup(t);
+  const stale = await seedStale(tables, transparentProxySchema.parse({ enabled: true, ipv6: 'off' }));
+  t.ok(stale.some((l) => l.includes('--dport 9999')));
   await manager.start(journal);
   await manager.settled();
-  t.equal(rules.lines.size, 2, 'closed: kept until Envoy is ready');
+  t.same(await tables.ours(), stale, 'closed: kept until Envoy is ready');
   t.match(manager.status(), { state: 'pending', warning: /earlier run/ });
   envoy.set(true);
   await manager.settled();
-  t.same([...rules.lines].sort(), ['-A MESH_INBOUND --dport 8080 -j RETURN # port 8080', '-A PREROUTING -p tcp -j RETURN # inbound']);
-  t.notOk(rules.calls.includes('remove'), 'replaced by the install itself, never removed first');
+  const now = await tables.ours();
+  t.ok(now.some((l) => l.includes('--dport 8080')));
+  t.notOk(
+    now.some((l) => l.includes('--dport 9999')),
+    'the stale port is gone',
+  );
+  t.ok(
+    tables.runner.restores.every((r) => !/^-F|^-X/m.test(r.input) || /-A /.test(r.input)),
+    'replaced in one transaction, never removed first',
+  );
   t.ok(lines.some((l) => l.includes('replacing the rules of an earlier run')));
+  t.equal(manager.status().state, 'installed');
 });
 
 t.test('with failurePolicy open, stale rules go at once', async (t) => {
-  const { rules, manager, journal } = setup(t, { failurePolicy: 'open' });
-  rules.lines = new Set(['-A MESH_INBOUND --dport 9 -j RETURN # port 9']);
+  const { tables, manager, journal } = setup(t, { failurePolicy: 'open' });
+  await seedStale(tables, transparentProxySchema.parse({ enabled: true, ipv6: 'off' }));
   await manager.start(journal);
   await manager.settled();
-  t.equal(rules.lines.size, 0);
+  t.same(await tables.ours(), []);
   t.equal(manager.status().state, 'pending');
 });
 
-t.test('removed on stop; a second stop changes nothing', async (t) => {
-  const { rules, envoy, manager, journal } = setup(t);
+t.test('removed on stop, foreign rules untouched; nothing installed after', async (t) => {
+  const { tables, envoy, manager, journal } = setup(t);
+  tables.runner.load(
+    'ipv4',
+    '*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -p tcp --dport 25 -j REDIRECT --to-ports 2525\nCOMMIT\n',
+  );
+  const foreign = await tables.runner.save('ipv4', 'nat');
   await manager.start(journal);
   envoy.set(true);
   await manager.settled();
+  t.not(await tables.runner.save('ipv4', 'nat'), foreign);
   await journal.unwind();
-  t.equal(rules.lines.size, 0);
+  t.equal(await tables.runner.save('ipv4', 'nat'), foreign, 'exactly what was there before');
   t.equal(manager.status().state, 'removed');
-  const before = rules.calls.length;
+  const restores = tables.restoreCount();
   await manager.stop();
-  t.equal(rules.calls.length, before);
   envoy.set(false);
   envoy.set(true);
   await manager.settled();
-  t.equal(rules.lines.size, 0, 'nothing installed after stop');
+  t.equal(tables.restoreCount(), restores, 'a second stop and later Envoy events change nothing');
 });
 
 t.test('new workloads: facts resolved again and the rules reinstalled', async (t) => {
-  const { rules, envoy, manager, journal } = setup(t);
+  const { tables, envoy, manager, journal } = setup(t);
   await manager.start(journal);
   envoy.set(true);
   await manager.settled();
   manager.setWorkloads([workload('api', 8080), workload('web', 9090)]);
   await manager.settled();
-  t.ok(rules.lines.has('-A MESH_INBOUND --dport 9090 -j RETURN # port 9090'));
+  t.ok((await tables.ours()).some((l) => l.includes('--dport 9090')));
   t.same(manager.status().inboundPorts, [8080, 9090]);
   t.equal(manager.status().state, 'installed');
 });
 
 t.test('the DNS proxy starts before the rules and stops after them, both in the journal', async (t) => {
-  const clock = new FakeClock();
-  const rules = new MemoryRules();
-  const envoy = new FakeEnvoy();
   const order: string[] = [];
-  const log = createLogger({ sink: { write: () => {} }, clock });
-  const journal = new SideEffects(log);
-  const origRemove = rules.remove.bind(rules);
-  rules.remove = async () => {
-    order.push('rules removed');
-    await origRemove();
-  };
-  const manager = createCaptureManager({
-    config: transparentProxySchema.parse({ enabled: true, dns: { capture: true } }),
-    rules,
-    envoy,
-    clock,
-    log,
-    startDns: async () => {
-      order.push('dns started');
-      return { stop: async () => void order.push('dns stopped') };
-    },
+  const { tables, envoy, manager, journal } = setup(t, { dns: { capture: true } }, async () => {
+    order.push(`dns started, ${tables.restoreCount()} restores`);
+    return { stop: async () => void order.push(`dns stopped, ${(await tables.ours()).length} rules of ours`) };
   });
   await manager.start(journal);
   envoy.set(true);
   await manager.settled();
+  t.ok(
+    (await tables.ours()).some((l) => l.includes('--dport 53')),
+    'DNS is captured',
+  );
   t.same(
     journal.summary().map((e) => e.name),
     ['DNS proxy', 'traffic capture rules'],
   );
   await journal.unwind();
-  t.same(order, ['dns started', 'rules removed', 'dns stopped']);
+  t.same(order, ['dns started, 0 restores', 'dns stopped, 0 rules of ours']);
 });
