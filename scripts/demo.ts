@@ -27,10 +27,11 @@ import { AGENT_NODE_FLAGS } from '../agent/node-flags.js';
 import { runChecked } from '../lib/exec.js';
 import { freePorts } from '../lib/ports.js';
 import { waitFor } from '../lib/wait.js';
+import { runTproxyDemo } from './demo-tproxy.js';
 import { defaultCacheDir, provision } from './provision.js';
 import { repoRoot } from './repo-root.js';
 
-const USAGE = `Usage: npm run demo [-- --check]
+const USAGE = `Usage: npm run demo [-- --check] [-- --tproxy]
 
 Starts, on this host: a control plane, a Consul dev agent, one mesh-agent with three
 workloads (web and probe call api through the mesh) and its Envoy. Prints the request
@@ -41,6 +42,8 @@ Options:
   --check   do not wait for Ctrl-C: exit 0 if the mTLS request succeeded, plaintext
             to api's mesh port was refused and the policy denied probe but not web,
             1 otherwise
+  --tproxy  as root: the transparent proxy between network namespaces (web calls api
+            by address with no upstream port; rules only inside the demo's namespaces)
   --help    show this help
 `;
 
@@ -175,9 +178,11 @@ async function stopAll(): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  let values: { check?: boolean; help?: boolean };
+  let values: { check?: boolean; help?: boolean; tproxy?: boolean };
   try {
-    ({ values } = parseArgs({ options: { check: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }));
+    ({ values } = parseArgs({
+      options: { check: { type: 'boolean' }, tproxy: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    }));
   } catch (err) {
     process.stderr.write(`demo: ${(err as Error).message}\n\n${USAGE}`);
     return 2;
@@ -187,6 +192,7 @@ async function main(): Promise<number> {
     return 0;
   }
   const check = values.check === true;
+  if (values.tproxy === true) return runTproxyDemo(check);
 
   await rm(demoDir, { recursive: true, force: true });
   await mkdir(logsDir, { recursive: true });

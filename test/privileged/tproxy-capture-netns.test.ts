@@ -18,6 +18,7 @@
  *   deleted by hand is reported by `mesh-agent tproxy status` (agent frozen
  *   with SIGSTOP so it cannot repair first) and repaired once it runs.
  */
+import { readFile } from 'node:fs/promises';
 import t from 'tap';
 import { listNetns, privilegedSkipReason } from '../support/netns.js';
 import { deleteOneOfOurs, listenerConnections, ourLines, snapshot } from '../support/tproxy-iptables.js';
@@ -28,6 +29,7 @@ import {
   type Backend,
   curlIn,
   ENVOY_ADMIN,
+  ENVOY_UID,
   echoIn,
   type MeshedHost,
   meshctl,
@@ -177,6 +179,10 @@ t.test('transparent proxy across network namespaces', { skip: skip ?? false, tim
         t.equal(fromA, undefined, '(c has nothing on 22: the check above is not c answering itself)');
 
         const s = await w.web.status();
+        const envoyPid = s.envoy?.pid;
+        const procStatus = envoyPid === undefined ? '' : await readFile(`/proc/${envoyPid}/status`, 'utf8');
+        t.equal(/^Uid:\s+(\d+)/m.exec(procStatus)?.[1], String(ENVOY_UID), `a's Envoy (pid ${envoyPid}) runs as uid ${ENVOY_UID}, a user with no passwd entry`);
+        t.equal(/^CapEff:\s+(\w+)/m.exec(procStatus)?.[1], '0000000000000000', 'with no capabilities (CapEff 0)');
         t.equal(s.consul?.state, 'connected', "a's agent still reaches Consul");
         t.equal(s.controlPlane?.state, 'connected', "a's agent still reaches its control plane");
 
