@@ -78,6 +78,19 @@ export async function installRules(runner: IptablesRunner, set: RuleSet): Promis
   }
 }
 
+/** Chains whose rules are all there but in another order (order decides what a chain does). */
+function outOfOrder(want: readonly string[], have: readonly string[]): string[] {
+  const chainOf = (line: string) => line.split(' ')[1] ?? '';
+  const chains = [...new Set(want.map(chainOf))];
+  return chains
+    .filter((chain) => {
+      const a = want.filter((l) => chainOf(l) === chain);
+      const b = have.filter((l) => chainOf(l) === chain);
+      return a.some((line, i) => b[i] !== line);
+    })
+    .map((chain) => `${chain}: our rules are in another order than expected`);
+}
+
 /** Compares the installed rules of ours with the set (counters and iptables' own spelling ignored). */
 export async function inspectRules(runner: IptablesRunner, set: RuleSet): Promise<RuleInspection> {
   const covered = setFamilies(set);
@@ -100,6 +113,8 @@ export async function inspectRules(runner: IptablesRunner, set: RuleSet): Promis
         else missing.push(`${family} ${table} ${line}`);
       }
       for (const line of left) unexpected.push(`${family} ${table} ${line}`);
+      if (left.length === 0 && want.length === have.length)
+        unexpected.push(...outOfOrder(want, have).map((c) => `${family} ${table} ${c}`));
     }
   }
   return { expected, installed, missing, unexpected };

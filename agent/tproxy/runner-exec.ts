@@ -26,7 +26,8 @@ export function programName(backend: IptablesBackend, family: IpFamily, tool: 's
   return `${family === 'ipv6' ? 'ip6tables' : 'iptables'}-${backend}-${tool}`;
 }
 
-const NOT_FOUND = /exec of .* failed: No such file or directory|ENOENT/;
+/** How a missing program shows through a prefix: `ip netns exec` says "exec of ... failed", env exits 127. */
+const NOT_FOUND = /exec of .* failed: No such file or directory/;
 
 async function exec(
   program: string,
@@ -38,7 +39,7 @@ async function exec(
   const [command, ...rest] = [...prefix, program, ...args] as [string, ...string[]];
   try {
     const result = await run(command, rest, { timeoutMs: options.timeoutMs ?? 15_000, ...(input === undefined ? {} : { input }) });
-    return { ...result, missing: result.code !== 0 && NOT_FOUND.test(result.stderr) };
+    return { ...result, missing: result.code === 127 || (result.code !== 0 && NOT_FOUND.test(result.stderr)) };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { code: null, stdout: '', stderr: String(err), missing: true };
     throw err;
@@ -57,7 +58,9 @@ function missingError(programs: readonly string[]): MeshError {
 function failingLine(stderr: string, input: string): string | undefined {
   const m = /line:? (\d+)/.exec(stderr);
   if (m === null) return undefined;
-  return input.split('\n')[Number(m[1]) - 1];
+  const line = input.split('\n')[Number(m[1]) - 1];
+  // nft reports some errors at the COMMIT that applies the table: no line to name then.
+  return line === 'COMMIT' ? undefined : line;
 }
 
 export function createIptablesRunner(backend: IptablesBackend, options: ExecRunnerOptions = {}): IptablesRunner {

@@ -111,3 +111,17 @@ t.test('turning IPv6 off removes our IPv6 rules on the next install', async (t) 
   t.notMatch(await fake.save('ipv6', 'nat'), /MESH_/);
   t.same((await inspectRules(fake, set)).unexpected, []);
 });
+
+t.test('our rules in another order are drift too', async (t) => {
+  const fake = new FakeIptablesRunner({ ipv6: false });
+  const set = buildRuleSet(tpConfig(), { ...FACTS, ipv6: false });
+  await installRules(fake, set);
+  const ssh = (await fake.save('ipv4', 'nat')).split('\n').find((l) => l.includes('--dport 22')) ?? '';
+  fake.deleteRule('ipv4', 'nat', ssh);
+  fake.load('ipv4', `*nat\n-I${ssh.slice(2)}\nCOMMIT\n`);
+  const inspection = await inspectRules(fake, set);
+  t.same(inspection.missing, []);
+  t.same(inspection.unexpected, ['ipv4 nat MESH_OUTPUT: our rules are in another order than expected']);
+  await installRules(fake, set);
+  t.same((await inspectRules(fake, set)).unexpected, [], 'repaired by an install');
+});
