@@ -18,6 +18,7 @@ import { EMPTY_VIEW } from '../discovery/catalog-view.js';
 import type { EnvoyStatus } from '../envoy/envoy-status.js';
 import type { IdentitiesStatus } from '../identity/identity-status.js';
 import { buildModel, type ModelProblem } from '../model/build-model.js';
+import type { CaptureInput } from '../model/capture.js';
 import { type PolicySource, type PolicySourceStatus, staticPolicySource } from '../policy/policy-source.js';
 import { captureReady } from '../tproxy/capture-readiness.js';
 import type { Workload } from '../workloads/workload.js';
@@ -69,6 +70,8 @@ export interface DataPlaneOptions {
   zone?: string;
   /** The inbound access log file (workloads with server-side policy); default: Envoy's stdout. */
   accessLogPath?: string;
+  /** Transparent proxy: the capture listeners (agent config transparentProxy); absent: capture off. */
+  capture?: CaptureInput;
 }
 
 export interface UpstreamStatus {
@@ -117,7 +120,7 @@ export interface DataPlane {
   onServingChange(listener: () => void): () => void;
   /** The policy resources the latest build used: the received ones, with NACK rollbacks applied. */
   policyInForce(): readonly StoredPolicy[];
-  /** Services the model needs from the catalog beyond the workloads' upstreams: mirror targets of TrafficRoutes. */
+  /** Services the model needs from the catalog beyond the workloads' upstreams: mirror targets of TrafficRoutes, captured services. */
   extraServices?(): readonly string[];
   /** Called when extraServices() changes (after a rebuild). */
   onExtraServices?(listener: () => void): () => void;
@@ -131,10 +134,10 @@ export interface DataPlane {
   stop(): Promise<void>;
 }
 
-/** Each upstream of a built model as status shows it (one per caller; mirror-only clusters are not upstreams). */
+/** Each upstream of a built model as status shows it (one per caller; mirror-only and capture-only clusters are not listed). */
 function upstreamStatuses(built: ReturnType<typeof buildModel> | undefined): UpstreamStatus[] {
   return (built?.model.upstreams ?? [])
-    .filter((u) => u.mirrorOnly !== true)
+    .filter((u) => u.mirrorOnly !== true && u.captureOnly !== true)
     .map((u) => ({
       service: u.service,
       localPort: u.localPort,
@@ -264,12 +267,16 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       policies: policyLife.build(),
       ...(options.zone === undefined ? {} : { zone: options.zone }),
       ...(options.accessLogPath === undefined ? {} : { accessLogPath: options.accessLogPath }),
+      ...(options.capture === undefined ? {} : { capture: options.capture }),
     });
     const before = JSON.stringify(problems);
     problems = built.problems;
     if (JSON.stringify(problems) !== before && problems.length > 0) log.warn('some workloads are not in the data plane yet', { problems });
     lastBuilt = built;
-    const extra = [...new Set(built.model.upstreams.filter((u) => u.mirrorOnly === true).map((u) => u.service))].sort();
+    // Mirror targets and captured services: watched in the catalog and named in the policy interest.
+    const extra = [
+      ...new Set(built.model.upstreams.filter((u) => u.mirrorOnly === true || u.captureOnly === true).map((u) => u.service)),
+    ].sort();
     if (extra.join(',') !== extraServices.join(',')) {
       extraServices = extra;
       policy.setInterest(policyInterest());

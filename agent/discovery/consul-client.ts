@@ -78,6 +78,12 @@ export interface HealthResult {
   readonly entries: readonly HealthEntry[];
 }
 
+export interface ServiceListResult {
+  readonly index: number;
+  /** Service names, sorted. */
+  readonly names: readonly string[];
+}
+
 export interface ConsulClient {
   /** Registers or updates one service instance of this node. */
   register(registration: ServiceRegistration, options: RegisterOptions): Promise<void>;
@@ -93,4 +99,10 @@ export interface ConsulClient {
   setMeshCheck?(serviceId: string, check: MeshCheck): Promise<void>;
   /** Instances of a service with their checks; a blocking query when index > 0. */
   healthService(service: string, query: HealthQuery): Promise<HealthResult>;
+  /**
+   * Names of the services with at least one instance in the mesh (meta
+   * `mesh_spiffe_id`), whatever their health; a blocking query when index > 0.
+   * The transparent proxy watches them all (apps call any of them by address).
+   */
+  meshServices(query: HealthQuery): Promise<ServiceListResult>;
 }

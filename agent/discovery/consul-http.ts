@@ -8,6 +8,7 @@
  */
 import http from 'node:http';
 import Consul from 'consul';
+import { META } from '../../lib/consul-meta.js';
 import { worstStatus } from './catalog-view.js';
 import {
   agentServiceBody,
@@ -19,7 +20,14 @@ import {
   toHealthEntry,
 } from './consul-bodies.js';
 import { consulCall, type PapiContext } from './consul-call.js';
-import type { ConsulClient, HealthQuery, HealthResult } from './consul-client.js';
+import type { ConsulClient, HealthQuery, HealthResult, ServiceListResult } from './consul-client.js';
+
+/**
+ * The bexpr filter of the mesh services: `ServiceMeta.mesh_spiffe_id != ""`
+ * would also match instances without the key (Consul 1.22 reads a missing key
+ * as ""), so the filter asks for the key itself.
+ */
+export const MESH_SERVICE_FILTER = `"${META.spiffeId}" in ServiceMeta`;
 
 export interface ConsulHttpOptions {
   mode: 'agent' | 'catalog';
@@ -59,7 +67,10 @@ interface ConsulPackage {
       fail(o: CallOptions & { id: string; note?: string }): Promise<unknown>;
     };
   };
-  catalog: { node: { services(o: CallOptions & { node: string }): Promise<{ Services?: Json } | null> } };
+  catalog: {
+    node: { services(o: CallOptions & { node: string }): Promise<{ Services?: Json } | null> };
+    service: { list(o: CallOptions & { filter?: string }): Promise<[http.IncomingMessage, Record<string, unknown> | null]> };
+  };
   health: { service(o: CallOptions & { service: string }): Promise<[http.IncomingMessage, Json[] | null]> };
   _put(request: PapiRequest): Promise<unknown>;
 }
@@ -102,6 +113,24 @@ export function createConsulHttpClient(options: ConsulHttpOptions): ConsulClient
     return { index: Number(res.headers['x-consul-index'] ?? 0), entries: (raw ?? []).map(toHealthEntry) };
   }
 
+  async function meshServices(query: HealthQuery): Promise<ServiceListResult> {
+    const blocking = query.index > 0 ? { index: String(query.index), wait: `${Math.max(1, Math.round(query.waitMs))}ms` } : {};
+    const [res, raw] = await call(
+      'GET /v1/catalog/services',
+      (ctx) =>
+        consul.catalog.service.list({
+          ...dc,
+          ...blocking,
+          // Consul filters on the server (1.14+): only services with an instance carrying the meta key.
+          filter: MESH_SERVICE_FILTER,
+          ctx: Object.assign(ctx, { includeResponse: true }),
+          timeout: timeoutMs + (query.index > 0 ? query.waitMs : 0),
+        }),
+      query.signal,
+    );
+    return { index: Number(res.headers['x-consul-index'] ?? 0), names: Object.keys(raw ?? {}).sort() };
+  }
+
   if (options.mode === 'agent') {
     return {
       async register(reg, { meshCheckTtlMs }) {
@@ -141,6 +170,7 @@ export function createConsulHttpClient(options: ConsulHttpOptions): ConsulClient
         await call(`PUT /v1/agent/check/${verb}/${id}`, () => consul.agent.check[verb]({ id, note: check.output }));
       },
       healthService,
+      meshServices,
     };
   }
 
@@ -175,5 +205,6 @@ export function createConsulHttpClient(options: ConsulHttpOptions): ConsulClient
       return new Set(Object.keys(answer?.Services ?? {}));
     },
     healthService,
+    meshServices,
   };
 }

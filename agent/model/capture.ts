@@ -17,6 +17,7 @@
  *   (`transparentProxy.inbound: false`), one per app port.
  */
 import { isIP } from 'node:net';
+import type { TransparentProxyConfig } from '../config/schema.js';
 import type { CatalogInstance } from '../discovery/catalog-view.js';
 import type { Workload } from '../workloads/workload.js';
 import type { ModelCaptureChain, ModelWorkload } from './proxy-model.js';
@@ -31,6 +32,24 @@ export interface CaptureInput {
   readonly caller?: string;
   readonly outboundEnabled: boolean;
   readonly inboundEnabled: boolean;
+}
+
+/**
+ * The capture input of agent config transparentProxy (undefined when capture
+ * is off); ipv6: the config's auto|on|off resolved against the host (the same
+ * answer the rules use: an IPv6 listener on a host without IPv6 cannot bind).
+ */
+export function captureInputOf(config: TransparentProxyConfig, ipv6: boolean): CaptureInput | undefined {
+  if (!config.enabled) return undefined;
+  return {
+    outboundPort: config.outboundPort,
+    inboundPort: config.inboundPort,
+    ipv6,
+    policy: config.outbound.policy,
+    ...(config.outbound.caller === undefined ? {} : { caller: config.outbound.caller }),
+    outboundEnabled: config.outbound.enabled,
+    inboundEnabled: config.inbound.enabled,
+  };
 }
 
 /** The workload whose SVID captured calls present: its name, or "" and why there is none. */
@@ -51,7 +70,8 @@ export function captureCaller(workloads: readonly Workload[], input: CaptureInpu
 
 /**
  * The canonical text of an IP address Envoy can match with a /32 or /128
- * prefix; undefined for host names, scoped (fe80::1%eth0), unspecified
+ * prefix (IPv6 compressed, IPv4-mapped IPv6 as IPv4: two spellings of one
+ * address would be one match to Envoy, which rejects duplicates); undefined for host names, scoped (fe80::1%eth0), unspecified
  * (0.0.0.0, ::) or malformed addresses.
  */
 export function canonicalAddress(address: string): string | undefined {
@@ -61,6 +81,12 @@ export function canonicalAddress(address: string): string | undefined {
   if (family !== 6) return undefined;
   // The URL parser prints IPv6 in its compressed lower-case form ("0:0::1" and "::1" are one address).
   const canonical = new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  // An IPv4-mapped address is the IPv4 address to Envoy's matcher: both spellings must collide here, not in Envoy.
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
+  if (mapped !== null) {
+    const [hi, lo] = [Number.parseInt(mapped[1] ?? '0', 16), Number.parseInt(mapped[2] ?? '0', 16)];
+    return canonicalAddress(`${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`);
+  }
   return canonical === '::' ? undefined : canonical;
 }
 

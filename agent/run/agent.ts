@@ -11,6 +11,7 @@ import type { DataPlane } from '../dataplane/data-plane.js';
 import type { CatalogView } from '../discovery/catalog-view.js';
 import { type CatalogWatcher, createCatalogWatcher } from '../discovery/catalog-watch.js';
 import type { ConsulClient } from '../discovery/consul-client.js';
+import { type MeshServicesWatch, watchMeshServices } from '../discovery/mesh-services-watch.js';
 import { createRegistrar, type Registrar } from '../discovery/registrar.js';
 import { toRegistration } from '../discovery/registration.js';
 import { createViewStore } from '../discovery/view-store.js';
@@ -71,6 +72,9 @@ export function createAgent(deps: AgentDeps): Agent {
     syncIntervalMs: config.consul.syncInterval,
   });
   let watcher: CatalogWatcher | undefined;
+  /** Transparent proxy with outbound capture: every mesh service of the catalog is watched. */
+  let meshServices: MeshServicesWatch | undefined;
+  const capturesOutbound = config.transparentProxy.enabled && config.transparentProxy.outbound.enabled && deps.dataPlane !== undefined;
   let monitor: HealthMonitor | undefined;
   let server: StatusServer | undefined;
   let loaded: LoadedWorkloads = { workloads: [], errors: [] };
@@ -123,8 +127,11 @@ export function createAgent(deps: AgentDeps): Agent {
     pushRegistrations();
     watcher?.setServices(watchedServices());
   };
-  /** The workloads' upstreams and what the data plane's model also needs (mirror targets). */
-  const watchedServices = () => [...new Set([...upstreamServices(loaded.workloads), ...(deps.dataPlane?.extraServices?.() ?? [])])].sort();
+  /** The workloads' upstreams, what the data plane's model also needs (mirror targets), and with capture every mesh service. */
+  const watchedServices = () =>
+    [
+      ...new Set([...upstreamServices(loaded.workloads), ...(deps.dataPlane?.extraServices?.() ?? []), ...(meshServices?.names() ?? [])]),
+    ].sort();
 
   const agent: Agent = {
     dataPlane: deps.dataPlane,
@@ -154,6 +161,22 @@ export function createAgent(deps: AgentDeps): Agent {
         active.stop();
         await saving;
       });
+      if (capturesOutbound) {
+        effects.check('the mesh service list watch');
+        meshServices = watchMeshServices({
+          client: deps.consul,
+          clock,
+          log: log.child({ component: 'mesh-services' }),
+          backoff,
+          waitMs: config.consul.watchWait,
+          // Until Consul answers: the mesh services of the last known view.
+          initial: initial.filter((s) => s.instances.some((i) => i.spiffeId !== '')).map((s) => s.name),
+          onChange: () => active.setServices(watchedServices()),
+        });
+        const list = meshServices;
+        effects.record('mesh service list watch', () => list.stop());
+        active.setServices(watchedServices());
+      }
       deps.dataPlane?.update({ view: watcher.view() });
       watcher.onView((view) => {
         deps.dataPlane?.update({ view });

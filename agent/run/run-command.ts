@@ -3,6 +3,7 @@
  * client, clock and checks into the agent, reloads on SIGHUP and deregisters
  * then exits 0 on SIGTERM (or SIGINT).
  */
+import { networkInterfaces } from 'node:os';
 import { type Command, EXIT_FAILURE, EXIT_OK } from '../../lib/cli.js';
 import { systemClock } from '../../lib/clock.js';
 import { isMeshError, MeshError } from '../../lib/errors.js';
@@ -17,6 +18,7 @@ import { envoyOwnedFiles } from '../envoy/envoy-owned-files.js';
 import { setprivSpawn } from '../envoy/process-launcher.js';
 import { createEnvoySupervisor } from '../envoy/supervisor.js';
 import { createWorkloadIdentities } from '../identity/workload-identities.js';
+import { type CaptureInput, captureInputOf } from '../model/capture.js';
 import { createCpPolicySource } from '../policy/cp-policy-source.js';
 import type { PolicySource } from '../policy/policy-source.js';
 import { type CaptureManager, createCaptureManager } from '../tproxy/capture-manager.js';
@@ -266,6 +268,7 @@ function realDataPlane(config: AgentConfig, log: Logger, parts: RealAgentParts):
       }),
     accessLogPath: inboundAccessLogPath(config.dataDir),
     ...(config.zone === '' ? {} : { zone: config.zone }),
+    ...captureOption(config),
   });
 }
 
@@ -287,4 +290,17 @@ function realCapture(config: AgentConfig, dataPlane: DataPlane, iptables: Iptabl
 /** The ADS socket's group: envoy.socketGid, else Envoy's own group when it runs as its own user. */
 function adsSocketGid(gid: number | undefined): { adsSocketGid?: number } {
   return gid === undefined ? {} : { adsSocketGid: gid };
+}
+
+/**
+ * The data plane's capture input when transparentProxy is enabled; ipv6 auto
+ * means "the host has IPv6 loopback" (the capture listener binds [::1]).
+ */
+function captureOption(config: AgentConfig): { capture?: CaptureInput } {
+  const tp = config.transparentProxy;
+  const ipv6 =
+    tp.ipv6 === 'on' ||
+    (tp.ipv6 === 'auto' && Object.values(networkInterfaces()).some((list) => list?.some((a) => a.family === 'IPv6' && a.internal)));
+  const capture = captureInputOf(tp, ipv6);
+  return capture === undefined ? {} : { capture };
 }

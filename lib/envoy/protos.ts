@@ -34,6 +34,8 @@ export const ENVOY_PROTO_FILES: readonly string[] = Object.freeze([
   'envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto',
   'envoy/extensions/filters/listener/original_dst/v3/original_dst.proto',
   'envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto',
+  // Only tests use it: the PROXY header stands in for the iptables REDIRECT in capture tests without root.
+  'envoy/extensions/filters/listener/proxy_protocol/v3/proxy_protocol.proto',
   'envoy/extensions/access_loggers/file/v3/file.proto',
   'envoy/extensions/access_loggers/stream/v3/stream.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',

@@ -13,6 +13,7 @@ import type {
   HealthResult,
   MeshCheck,
   RegisterOptions,
+  ServiceListResult,
   ServiceRegistration,
 } from '../../agent/discovery/consul-client.js';
 import { MeshError } from '../../lib/errors.js';
@@ -137,6 +138,29 @@ export class FakeConsul implements ConsulClient {
 
   async healthService(service: string, query: HealthQuery): Promise<HealthResult> {
     this.gate(`health ${service}`);
+    await this.block(query);
+    return { index: this.index, entries: [...(this.remote.get(service)?.values() ?? [])] };
+  }
+
+  /** Services with an instance carrying meta mesh_spiffe_id (as Consul's filter `"mesh_spiffe_id" in ServiceMeta`). */
+  async meshServices(query: HealthQuery): Promise<ServiceListResult> {
+    this.gate('meshServices');
+    await this.block(query);
+    const names = [...this.remote.entries()]
+      .filter(([, byId]) => [...byId.values()].some((e) => e.meta.mesh_spiffe_id !== undefined))
+      .map(([name]) => name);
+    return { index: this.index, names: names.sort() };
+  }
+
+  /** Removes an instance another host had registered. */
+  removeInstance(service: string, serviceId: string): void {
+    this.remote.get(service)?.delete(serviceId);
+    if (this.remote.get(service)?.size === 0) this.remote.delete(service);
+    this.bump();
+  }
+
+  /** A blocking query: waits until the index passes query.index (or the query is aborted). */
+  private async block(query: HealthQuery): Promise<void> {
     if (query.index > 0 && query.index >= this.index) {
       await new Promise<void>((resolve, reject) => {
         const wake = () => resolve();
@@ -148,7 +172,6 @@ export class FakeConsul implements ConsulClient {
       });
       if (this.down) throw new MeshError('MESH_E_CONSUL_UNREACHABLE', 'fake consul went down during a blocking query');
     }
-    return { index: this.index, entries: [...(this.remote.get(service)?.values() ?? [])] };
   }
 
   /** Wakes blocked queries without a change (e.g. to let them see `down`). */

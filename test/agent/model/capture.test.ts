@@ -117,7 +117,9 @@ t.test('a workload on a capture listener port is left out, never the capture lis
 t.test('canonicalAddress', async (t) => {
   t.equal(canonicalAddress('10.0.0.1'), '10.0.0.1');
   t.equal(canonicalAddress('FD00:0:0::0001'), 'fd00::1');
-  t.equal(canonicalAddress('::ffff:10.0.0.1'), '::ffff:a00:1');
+  t.equal(canonicalAddress('::ffff:10.0.0.1'), '10.0.0.1', 'IPv4-mapped is the IPv4 address');
+  t.equal(canonicalAddress('::FFFF:0a00:0001'), '10.0.0.1');
+  t.equal(canonicalAddress('::ffff:0.0.0.0'), undefined);
   for (const bad of ['', '0.0.0.0', '::', 'api.example.org', 'fe80::1%eth0', '10.0.0.256', '010.0.0.1'])
     t.equal(canonicalAddress(bad), undefined, JSON.stringify(bad));
 });
@@ -139,6 +141,14 @@ t.test('captureChains: one owner per address:port whatever the input order; one 
     { service: 'b', port: 80, addresses: ['10.0.0.2'] },
   ]);
   t.equal(one.problems.length, 1);
+  const spellings = captureChains(
+    [
+      { service: 'a', instances: [{ id: 'a1', address: '10.0.0.5', appPort: 80 }] },
+      { service: 'b', instances: [{ id: 'b1', address: '::ffff:10.0.0.5', appPort: 80 }] },
+    ],
+    15001,
+  );
+  t.strictSame(spellings.chains, [{ service: 'a', port: 80, addresses: ['10.0.0.5'] }], 'two spellings of one address collide');
   const same = captureChains([{ service: 'a', instances: [{ id: 'x', address: '::1', appPort: 15001 }] }], 15001);
   t.strictSame(same.chains, [], "the outbound listener's own address is its loop guard's");
 });
