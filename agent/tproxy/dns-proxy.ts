@@ -15,7 +15,7 @@ import net from 'node:net';
 import type { Clock } from '../../lib/clock.js';
 import { MeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
-import { answerFor, type DnsProxyStats, emptyStats, type Route } from './dns-routing.js';
+import { answerFor, type DnsProxyStats, type Route, routingState } from './dns-routing.js';
 import { serveTcp } from './dns-tcp.js';
 import { openUpstreamSockets } from './dns-upstream.js';
 import { type DnsServer, formatServer, readResolvConf } from './resolv-conf.js';
@@ -64,6 +64,10 @@ export interface DnsProxy {
 }
 
 export const DEFAULT_ATTEMPT_TIMEOUT_MS = 2_000;
+
+function isLoopback(address: string): boolean {
+  return address.startsWith('127.') || address === '::1';
+}
 
 async function consulServer(consulAddress: string): Promise<DnsServer> {
   const colon = consulAddress.lastIndexOf(':');
@@ -114,7 +118,8 @@ export async function startDnsProxy(options: DnsProxyOptions): Promise<DnsProxy>
     upstreams,
     attemptTimeoutMs: options.attemptTimeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS,
   };
-  const stats = emptyStats();
+  const state = routingState();
+  const { stats } = state;
   const udpSockets: dgram.Socket[] = [];
   const tcpServers: net.Server[] = [];
   const closers: (() => void)[] = [];
@@ -137,7 +142,7 @@ export async function startDnsProxy(options: DnsProxyOptions): Promise<DnsProxy>
       onIpv6Unavailable: (err) => log.warn('no IPv6 socket for upstream queries; IPv6 resolvers are skipped', { err }),
     });
     closers.push(() => sockets.close());
-    const resolve = (query: Buffer) => answerFor(query, route, sockets, stats, log);
+    const resolve = (query: Buffer) => answerFor(query, route, sockets, state, log);
     for (const host of hosts) {
       const udp = await bindUdp(host, port);
       udpSockets.push(udp);
@@ -148,7 +153,10 @@ export async function startDnsProxy(options: DnsProxyOptions): Promise<DnsProxy>
           if (answer !== undefined && !closed) udp.send(answer, rinfo.port, rinfo.address);
         });
       });
-      const tcp = serveTcp(resolve, options.clock);
+      const tcp = serveTcp((query) => {
+        stats.tcp += 1;
+        return resolve(query);
+      }, options.clock);
       tcpServers.push(tcp.server);
       closers.push(tcp.closeConnections);
       await listenTcp(tcp.server, host, port);
@@ -162,6 +170,13 @@ export async function startDnsProxy(options: DnsProxyOptions): Promise<DnsProxy>
       stats: { ...stats, inFlight: sockets.inFlight() },
     });
     log.info('DNS proxy listening', { ...status(), stats: undefined });
+    const local = upstreams.filter((server) => isLoopback(server.address)).map(formatServer);
+    if (local.length > 0) {
+      log.warn(
+        'the host resolver is a local stub (systemd-resolved, dnsmasq...): its own upstream queries on port 53 must not be captured, or names outside the Consul domain stop resolving; exempt its user with transparentProxy.outbound.excludeUIDs',
+        { localResolvers: local },
+      );
+    }
     return {
       address: { host: hosts[0] as string, port },
       stats: () => status().stats,

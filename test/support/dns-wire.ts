@@ -159,14 +159,21 @@ export interface FakeResolver {
   close(): Promise<void>;
 }
 
-/** A UDP resolver on host:0 answering from `table` (lower-case names; unknown names get NXDOMAIN). */
-export function startFakeResolver(table: Record<string, FakeReply>, host = '127.0.0.1'): Promise<FakeResolver> {
+/** A UDP resolver on host:port (default a free one) answering from `table` (lower-case names; unknown names get NXDOMAIN). */
+export function startFakeResolver(
+  table: Record<string, FakeReply>,
+  host = '127.0.0.1',
+  port = 0,
+  onQuery?: (query: FakeResolver['received'][number]) => void,
+): Promise<FakeResolver> {
   const socket = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
   const received: FakeResolver['received'] = [];
   const held: Array<{ query: Buffer; name: string; port: number; address: string }> = [];
   socket.on('message', (query, rinfo) => {
     const name = decodeAnswer(query).name.toLowerCase();
-    received.push({ id: query.readUInt16BE(0), name, from: rinfo.port });
+    const entry = { id: query.readUInt16BE(0), name, from: rinfo.port };
+    received.push(entry);
+    onQuery?.(entry);
     const known = table[name] ?? { rcode: 3 };
     // Names have A records only: another type gets NOERROR with no answer.
     const reply = known !== 'hold' && 'address' in known && qtypeOf(query) !== TYPE_A ? { rcode: 0 } : known;
@@ -174,7 +181,7 @@ export function startFakeResolver(table: Record<string, FakeReply>, host = '127.
     else socket.send(buildAnswer(query, reply), rinfo.port, rinfo.address);
   });
   return new Promise((resolve) => {
-    socket.bind(0, host, () =>
+    socket.bind(port, host, () =>
       resolve({
         port: socket.address().port,
         received,

@@ -69,7 +69,17 @@ t.test('the Consul domain goes to Consul, other names to the host resolver, each
     w.hosts[0]?.received.map((q) => q.name),
     ['example.org', 'nope.example.org'],
   );
-  t.match(w.proxy.stats(), { queries: 3, toConsul: 1, toUpstream: 2, answered: 3, failures: 0, timeouts: 0, malformed: 0, inFlight: 0 });
+  t.match(w.proxy.stats(), {
+    queries: 3,
+    tcp: 0,
+    toConsul: 1,
+    toUpstream: 2,
+    answered: 3,
+    failures: 0,
+    timeouts: 0,
+    malformed: 0,
+    inFlight: 0,
+  });
   const sourcePorts = new Set([...w.consul.received, ...(w.hosts[0]?.received ?? [])].map((q) => q.from));
   t.same([...sourcePorts], [w.proxy.status().sourcePort], 'every upstream query leaves from the one source port');
   t.match(w.proxy.status(), { domain: 'consul', consul: `127.0.0.1:${w.consul.port}`, upstreams: [`127.0.0.1:${w.hosts[0]?.port}`] });
@@ -154,7 +164,7 @@ t.test('TCP: pipelined queries split across writes are answered with the length 
     [1, 'tcp.example', ['192.0.2.20']],
     [2, 'api.service.consul', ['10.1.0.6']],
   ]);
-  t.match(w.proxy.stats(), { queries: 2, toConsul: 1, toUpstream: 1 });
+  t.match(w.proxy.stats(), { queries: 2, tcp: 2, toConsul: 1, toUpstream: 1 });
 });
 
 t.test('the host resolvers come from resolv.conf when none are given', async (t) => {
@@ -189,4 +199,59 @@ t.test('a taken port fails start with MESH_E_DNS_PROXY, naming the port', async 
     (e: unknown) => e,
   );
   t.ok(isMeshError(bad) && bad.code === 'MESH_E_CONFIG_INVALID');
+});
+
+t.test('identical queries in flight share one upstream query, each answered under its own id', async (t) => {
+  const w = await world(t, [{ 'same.example': 'hold' }]);
+  const first = udpAsk(w.proxy.address.port, buildQuery('same.example', 1000));
+  await waitFor(async () => (w.hosts[0]?.received.length === 1 ? true : undefined), { what: 'the first query upstream' });
+  const second = udpAsk(w.proxy.address.port, buildQuery('same.example', 2000));
+  await waitFor(async () => (w.proxy.stats().shared === 1 ? true : undefined), { what: 'the second query to join the first' });
+  w.hosts[0]?.release(() => '192.0.2.30');
+  const answers = [decodeAnswer(await first), decodeAnswer(await second)];
+  t.same(
+    answers.map((a) => [a.id, a.addresses]),
+    [
+      [1000, ['192.0.2.30']],
+      [2000, ['192.0.2.30']],
+    ],
+  );
+  t.equal(w.hosts[0]?.received.length, 1, 'the resolver was asked once');
+  t.match(w.proxy.stats(), { queries: 2, shared: 1, answered: 2 });
+});
+
+t.test('a resolver whose own queries come back to the proxy (a loop) fails after the timeout instead of multiplying', async (t) => {
+  const w = await world(t, [{}]);
+  // A "local stub" that sends every query it gets back to the proxy (as if its upstream query were captured).
+  const stub = dgram.createSocket('udp4');
+  const seen: number[] = [];
+  const relayed: number[] = [];
+  let proxyPort = 0;
+  stub.on('message', (query, rinfo) => {
+    seen.push(query.readUInt16BE(0));
+    void udpAsk(proxyPort, query).then((answer) => {
+      relayed.push(decodeAnswer(answer).rcode);
+      stub.send(answer, rinfo.port, rinfo.address);
+    });
+  });
+  await new Promise<void>((resolve) => stub.bind(0, '127.0.0.1', resolve));
+  t.teardown(() => stub.close());
+  const proxy = await startDnsProxy({
+    listenPort: 0,
+    consulAddress: '127.0.0.1:8600',
+    domain: 'consul',
+    upstreams: [{ address: '127.0.0.1', port: stub.address().port }],
+    clock: w.clock,
+    log,
+  });
+  t.teardown(() => proxy.close());
+  proxyPort = proxy.address.port;
+  const answer = udpAsk(proxy.address.port, buildQuery('loop.example', 9));
+  await waitFor(async () => (proxy.stats().shared === 1 ? true : undefined), { what: 'the looped query to join the first' });
+  t.equal(seen.length, 1, 'the stub was asked once: the loop did not multiply');
+  w.clock.advance(2_000);
+  t.same(decodeAnswer(await answer), { id: 9, rcode: RCODE.SERVFAIL, name: 'loop.example', addresses: [] });
+  await waitFor(async () => (relayed.length === 1 ? true : undefined), { what: 'the stub to relay its SERVFAIL' });
+  t.same(relayed, [RCODE.SERVFAIL], 'the looped query failed too (its late answer is dropped by the proxy)');
+  t.match(proxy.stats(), { queries: 2, shared: 1, failures: 2, timeouts: 1, inFlight: 0 });
 });
