@@ -101,6 +101,9 @@ async function demo(w: TproxyWorld, check: boolean): Promise<number> {
   const ok = mtlsOk && dnsOk && refused && status.code === 0;
   if (check) {
     say(ok ? 'demo check passed' : 'demo check FAILED');
+    if (!ok)
+      for (const m of [w.web, w.api])
+        process.stderr.write(`--- mesh-agent on ${m.host.name} ---\n${m.agent()?.output().slice(-3000) ?? ''}\n`);
     return ok ? 0 : 1;
   }
   say('');

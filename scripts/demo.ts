@@ -15,6 +15,7 @@
  * Interactive: waits for Ctrl-C, then stops everything and removes .demo.
  * --check: exits at once, 0 only if the mTLS request succeeded with web's ID,
  * plaintext was refused, and the policy denied probe and allowed web. Logs stay in .demo/logs when something fails.
+ * --tproxy (as root): the transparent-proxy demo of demo-tproxy.ts instead, inside network namespaces.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
@@ -70,6 +71,8 @@ const root = repoRoot();
 const demoDir = process.env.MESH_DEMO_DIR ?? path.join(root, '.demo');
 const logsDir = path.join(demoDir, 'logs');
 const children: Array<{ name: string; child: ChildProcess }> = [];
+/** --tproxy: the demo of scripts/demo-tproxy.ts, which keeps no logs in .demo. */
+let tproxyMode = false;
 const servers: http.Server[] = [];
 
 function say(line: string): void {
@@ -192,7 +195,10 @@ async function main(): Promise<number> {
     return 0;
   }
   const check = values.check === true;
-  if (values.tproxy === true) return runTproxyDemo(check);
+  if (values.tproxy === true) {
+    tproxyMode = true;
+    return runTproxyDemo(check);
+  }
 
   await rm(demoDir, { recursive: true, force: true });
   await mkdir(logsDir, { recursive: true });
@@ -456,7 +462,7 @@ main()
     await stopAll();
     // Keep the logs of a failed check; remove everything after a good run.
     if (code === 0) await rm(demoDir, { recursive: true, force: true });
-    else process.stderr.write(`logs kept in ${path.relative(root, logsDir)}/\n`);
+    else if (!tproxyMode) process.stderr.write(`logs kept in ${path.relative(root, logsDir)}/\n`);
     process.exit(code);
   })
   .catch(async (err: Error) => {
