@@ -20,6 +20,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import t from 'tap';
+import { processesWith } from '../support/child.js';
 import { listNetns, privilegedSkipReason } from '../support/netns.js';
 import { deleteOneOfOurs, listenerConnections, ourLines, snapshot } from '../support/tproxy-iptables.js';
 import {
@@ -47,6 +48,7 @@ const WEB = spiffeId('web');
 const API = spiffeId('api');
 const OUTBOUND = 15001;
 const INBOUND = 15006;
+const NO_RESOLVER = '10.77.0.99';
 
 const permissive = (mode: 'permissive' | 'strict') =>
   [
@@ -276,6 +278,29 @@ t.test('transparent proxy across network namespaces', { skip: skip ?? false, tim
         t.ok(repairs >= 1, `status counts the repair (repairs ${repairs})`);
       });
 
+      await t.test('DNS capture: a resolver nobody answers on, api.service.consul still resolves through the agent', async (t) => {
+        await w.web.stop();
+        // 10.77.0.99 is no host: only the agent's DNS capture can answer.
+        await w.useConsulDns(w.a, NO_RESOLVER);
+        t.teardown(() => w.useConsulDns(w.a));
+        const before = await curlIn(w.a, `http://api.service.consul:${APP_PORT}/no-dns`, { timeoutS: 4 });
+        t.equal(before.status, 0, `without DNS capture the name does not resolve (curl exit ${before.curlExit})`);
+        await w.web.start({ backend, dns: { capture: true, consulAddress: `${w.infra.address}:53` } });
+        await captureInstalled(w.web, backend);
+        const byName = await waitFor(
+          async () => {
+            const r = await echoIn(w.a, `http://api.service.consul:${APP_PORT}/dns-capture`, 4);
+            return r?.app === 'api' ? r : undefined;
+          },
+          { timeoutMs: 30_000, what: 'api.service.consul through the captured DNS' },
+        );
+        t.equal(
+          xfccUri(byName.xfcc),
+          WEB,
+          `with transparentProxy.dns.capture, the query to ${NO_RESOLVER} went to the agent's DNS proxy, then Consul; the call was captured`,
+        );
+      });
+
       await w.web.stop();
       await w.api.stop();
       for (const host of [w.a, w.b]) {
@@ -286,6 +311,7 @@ t.test('transparent proxy across network namespaces', { skip: skip ?? false, tim
   }
 
   await w.stop();
+  t.same(processesWith(w.base), [], 'no process of the test (Envoy included) is left');
   const left = (await listNetns()).filter((ns) => ns.startsWith(w.net.id));
   t.same(left, [], 'no namespace of the test remains');
 });

@@ -16,8 +16,8 @@
  * to look at the host while it is down.
  */
 import t from 'tap';
-import { processAlive } from '../support/child.js';
-import { privilegedSkipReason } from '../support/netns.js';
+import { processAlive, processesWith } from '../support/child.js';
+import { listNetns, privilegedSkipReason } from '../support/netns.js';
 import { ourLines, plantForeignRules, snapshot } from '../support/tproxy-iptables.js';
 import {
   APP_PORT,
@@ -214,4 +214,9 @@ t.test('transparent-proxy lifecycle across network namespaces', { skip: skip ?? 
       });
     });
   }
+
+  await w.stop();
+  t.same(processesWith(w.base), [], 'no process of the test (Envoy included) is left');
+  const left = (await listNetns()).filter((ns) => ns.startsWith(w.net.id));
+  t.same(left, [], 'no namespace of the test remains');
 });

@@ -101,8 +101,11 @@ export interface TproxyWorld {
   readonly apps: Map<string, ManagedChild>;
   /** Starts a tproxy echo app NAME on PORT in a host. */
   startApp(host: TestHost, name: string, port: number): Promise<ManagedChild>;
-  /** Points the host's resolv.conf (ip netns exec bind-mounts /etc/netns/<ns>/resolv.conf) at Consul's DNS on infra. */
-  useConsulDns(host: TestHost): Promise<void>;
+  /**
+   * Points the host's resolv.conf (ip netns exec bind-mounts /etc/netns/<ns>/resolv.conf)
+   * at a nameserver: default Consul's DNS on infra.
+   */
+  useConsulDns(host: TestHost, nameserver?: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -318,11 +321,11 @@ export async function startTproxyWorld(options: { prefix?: string } = {}): Promi
     const web = await meshedHost(a, 'web');
     const api = await meshedHost(b, 'api');
 
-    const useConsulDns = async (host: TestHost) => {
+    const useConsulDns = async (host: TestHost, nameserver = infra.address) => {
       const dir = path.join('/etc/netns', host.netns);
       await mkdir(dir, { recursive: true });
-      etcNetns.push(dir);
-      await writeFile(path.join(dir, 'resolv.conf'), `nameserver ${infra.address}\noptions timeout:1 attempts:2\n`);
+      if (!etcNetns.includes(dir)) etcNetns.push(dir);
+      await writeFile(path.join(dir, 'resolv.conf'), `nameserver ${nameserver}\noptions timeout:1 attempts:2\n`);
     };
 
     return { net, base, infra, a, b, c, consulAddr, cpDir, web, api, apps, startApp, useConsulDns, stop };
