@@ -203,9 +203,11 @@ export function buildSnapshot(model: ProxyModel, identities: Identities, memo?: 
         problems.push(`capture chain ${chain.service}:${chain.port}: caller ${JSON.stringify(capture.caller)} has no upstream of it`);
     }
     const callerUpstreams = model.upstreams.filter((u) => u.workload === capture.caller);
+    // The listener depends on each upstream's shape (protocol, TCP route), never on its instances.
+    const shapes = callerUpstreams.map((u) => [u.service, u.protocol, u.mirrorOnly === true, u.traffic?.route?.tcp ?? null]);
     add(
       'listeners',
-      make('listeners', ['capture:outbound', capture, callerUpstreams], () => buildCaptureOutboundListener(capture, callerUpstreams)),
+      make('listeners', ['capture:outbound', capture, shapes], () => buildCaptureOutboundListener(capture, callerUpstreams)),
     );
     add(
       'listeners',

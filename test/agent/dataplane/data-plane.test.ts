@@ -220,3 +220,48 @@ t.test('policy from the source: a permissive workload gets a plaintext chain and
   );
   t.match(JSON.stringify(listener), accessLogPath, 'the access log goes to the configured file');
 });
+
+t.test('capture on: the capture listeners are served, captured services are extra services, not status upstreams', async (t) => {
+  const dir = await tempDir(t, 'dp-capture-');
+  const ids = fakeIdentities();
+  const ca = await createTestCa(TD);
+  const dp = createDataPlane({
+    nodeName: 'vm1',
+    trustDomain: TD,
+    adsSocket: path.join(dir, 'ads.sock'),
+    clock: systemClock,
+    log: createLogger({ level: 'warn', sink: { write: () => {} } }),
+    identities: ids.source,
+    capture: { outboundPort: 15001, inboundPort: 15006, ipv6: false, policy: 'allow', outboundEnabled: true, inboundEnabled: true },
+  });
+  ids.set(WEB, ca.issue(WEB), ca.bundlePem);
+  const orders = { ...apiInstance('orders-1'), address: '127.0.0.3', spiffeId: `spiffe://${TD}/ns/default/sa/orders` };
+  dp.update({
+    workloads: [web],
+    view: makeView(1, [
+      { name: 'api', source: 'consul', instances: [apiInstance('api-1')] },
+      { name: 'orders', source: 'consul', instances: [orders] },
+    ]),
+  });
+  let extraChanged = 0;
+  dp.onExtraServices?.(() => extraChanged++);
+  await dp.start();
+  t.teardown(() => dp.stop());
+  await dp.settled();
+  const snapshot = dp.cache.current('vm1')?.snapshot;
+  t.strictSame([...(snapshot?.resources.listeners.keys() ?? [])].sort(), [
+    'capture:inbound',
+    'capture:outbound',
+    'inbound:web',
+    'outbound:api:9001',
+  ]);
+  t.ok(snapshot?.resources.clusters.has('outbound:orders@web'), 'the captured service has its cluster');
+  t.strictSame(dp.extraServices?.(), ['orders'], 'watched and named in the policy interest');
+  t.equal(extraChanged, 1);
+  t.strictSame(
+    dp.status().upstreams.map((u) => u.service),
+    ['api'],
+    'status lists explicit upstreams only',
+  );
+  t.strictSame(dp.status().modelProblems, []);
+});

@@ -9,21 +9,16 @@ import t, { type Test } from 'tap';
 import type { ProxyModel } from '../../../agent/model/proxy-model.js';
 import { checkSnapshot } from '../../../agent/xds/check-snapshot.js';
 import { buildSnapshot, RESOURCE_KINDS, type ResourceKind, type Snapshot } from '../../../agent/xds/snapshot.js';
+import { XDS_TYPES } from '../../../agent/xds/xds-types.js';
 import { checkMessage } from '../../../lib/envoy/protos.js';
-import { TypeUrl } from '../../../lib/envoy/type-urls.js';
 import { parsePolicyDocument } from '../../../lib/policy/parse.js';
 import type { PolicyDocument } from '../../../lib/policy/schema.js';
 import { matchGolden } from '../../support/golden.js';
 import { CATALOG, captureModel, id, meshInstance, service } from './fixtures/capture-model.js';
 import { fixtureIdentities } from './fixtures/model.js';
 
-const TYPE_OF: Record<ResourceKind, string> = {
-  listeners: TypeUrl.Listener,
-  clusters: TypeUrl.Cluster,
-  endpoints: TypeUrl.ClusterLoadAssignment,
-  routes: TypeUrl.RouteConfiguration,
-  secrets: TypeUrl.Secret,
-};
+/** The type URL of each snapshot kind, as the ADS server serves it. */
+const typeOf = (kind: ResourceKind): string => XDS_TYPES.find((x) => x.kind === kind)?.typeUrl ?? '';
 
 function identities() {
   const base = fixtureIdentities();
@@ -48,7 +43,7 @@ function check(t: Test, model: ProxyModel, golden: string): Snapshot {
   t.strictSame(checkSnapshot(snapshot), [], 'the snapshot passes its checks');
   for (const kind of RESOURCE_KINDS)
     for (const [name, resource] of snapshot.resources[kind])
-      t.doesNotThrow(() => checkMessage(TYPE_OF[kind], resource), `${name} is a valid Envoy v3 message`);
+      t.doesNotThrow(() => checkMessage(typeOf(kind), resource), `${name} is a valid Envoy v3 message`);
   matchGolden(t, `xds/capture/${golden}`, captureResources(snapshot));
   return snapshot;
 }
