@@ -61,7 +61,7 @@ export const ERROR_CODES = {
     'transparent proxy capture needs CAP_NET_ADMIN: run the agent as root, or grant it (AmbientCapabilities=CAP_NET_ADMIN in the unit, or setcap)',
   MESH_E_TPROXY_LIFTED: 'capture is lifted: Envoy is not ready and failurePolicy is open, so traffic flows directly, not through the mesh',
   MESH_E_DNS_PROXY:
-    "the DNS proxy of the DNS capture could not start (its port or its upstream source port is taken, or Consul's DNS address does not resolve)",
+    "the DNS proxy of the DNS capture could not start (its port or its upstream source port is taken, resolv.conf cannot be read, or Consul's DNS address does not resolve)",
   MESH_E_INTERNAL: 'an internal error; please report it',
 } as const;
 

@@ -6,6 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
+import { MeshError } from '../../lib/errors.js';
 
 export const DEFAULT_RESOLV_CONF = '/etc/resolv.conf';
 /** glibc's MAXNS: later nameserver lines are ignored. */
@@ -34,13 +35,18 @@ export function parseResolvConf(text: string): DnsServer[] {
   return servers.length > 0 ? servers : [{ address: '127.0.0.1', port: 53 }];
 }
 
-/** Reads the host's resolvers; a missing file means glibc's default (the local host). */
+/** Reads the host's resolvers; a missing file means glibc's default (the local host); an unreadable one is MESH_E_DNS_PROXY. */
 export async function readResolvConf(file = DEFAULT_RESOLV_CONF): Promise<DnsServer[]> {
   let text = '';
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new MeshError('MESH_E_DNS_PROXY', `cannot read the host's resolvers from ${file}: ${(err as Error).message}`, {
+        cause: err,
+        details: { file },
+      });
+    }
   }
   return parseResolvConf(text);
 }

@@ -26,14 +26,11 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { runChecked } from '../../lib/exec.js';
-import { repoRoot } from '../../scripts/repo-root.js';
 import { startAgentProcess } from '../support/agent-process.js';
-import { childEnv, type ManagedChild, processesWith } from '../support/child.js';
-import { consulDevConfig } from '../support/consul.js';
-import { spawnControlPlane } from '../support/controlplane.js';
+import { type ManagedChild, processesWith } from '../support/child.js';
 import { type CallTally, clusterEndpoints } from '../support/mesh-calls.js';
 import { createNetwork, listNetns, privilegedSkipReason, type TestHost } from '../support/netns.js';
+import { CP_PORT, dist, httpIn, meshctl, startNetnsPeers } from '../support/netns-peers.js';
 import { tools } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';
 import { workloadYaml } from '../support/workload-files.js';
@@ -52,33 +49,8 @@ const MESH_PORT = { web: 21001, api: 21002, impostor: 21003 } as const;
 const API_LOCAL = 9001;
 const ENVOY_ADMIN = 15000;
 const STATUS = 15100;
-const CONSUL_PORTS = { http: 8500, grpc: 8502, serfLan: 8301, serfWan: 8302, server: 8300 };
-const CP_PORT = 8443;
 /** Requests per measured phase. */
 const N = 30;
-
-const root = repoRoot();
-const dist = (...parts: string[]) => path.join(root, 'dist', ...parts);
-
-/** An HTTP request made by curl inside a host's namespace. */
-async function httpIn(host: TestHost, url: string, options: { method?: string; body?: string } = {}) {
-  const args = ['-s', '-m', '5', '-w', '\n%{http_code}'];
-  if (options.method !== undefined) args.push('-X', options.method);
-  if (options.body !== undefined) args.push('--data-binary', '@-');
-  const r = await host.exec('curl', [...args, url], { timeoutMs: 10_000, ...(options.body === undefined ? {} : { input: options.body }) });
-  const cut = r.stdout.lastIndexOf('\n');
-  return { status: Number(r.stdout.slice(cut + 1)), body: r.stdout.slice(0, cut) };
-}
-
-/** `meshctl ARGS` in the root namespace: the control plane's admin socket is a file in its data folder. */
-async function meshctl(args: string[], input?: string): Promise<string> {
-  const r = await runChecked(process.execPath, [dist('controlplane', 'cli', 'main.js'), ...args], 'MESH_E_PROCESS_START', {
-    env: childEnv(),
-    timeoutMs: 30_000,
-    ...(input === undefined ? {} : { input }),
-  });
-  return r.stdout;
-}
 
 /** n requests from a process inside h1 through web's upstream port for api. */
 async function tallyFrom(host: TestHost, n: number): Promise<CallTally> {
@@ -95,7 +67,7 @@ const serviceIdentity = (allowed: string[]) =>
     .join('\n');
 
 t.test('secure naming across network namespaces, with the real programs', { skip: skip ?? false, timeout: 400_000 }, async (t) => {
-  const { consul, envoy } = await tools();
+  const { envoy } = await tools();
   const base = await mkdtemp(path.join(os.tmpdir(), 'mesh-netns-naming-'));
   const net = await createNetwork(4);
   /** Every long-running process, in start order; stopped in reverse (agents before their apps, Consul last). */
@@ -115,33 +87,8 @@ t.test('secure naming across network namespaces, with the real programs', { skip
   const [h0, h1, h2, h3] = net.hosts as [TestHost, TestHost, TestHost, TestHost];
 
   // h0: Consul and the control plane on h0's address.
-  const consulDir = path.join(base, 'consul');
-  await mkdir(consulDir);
-  const consulConfig = path.join(consulDir, 'config.json');
-  const config = consulDevConfig({
-    nodeName: 'netns-consul',
-    dataDir: path.join(consulDir, 'data'),
-    address: h0.address,
-    ports: CONSUL_PORTS,
-  });
-  await writeFile(consulConfig, JSON.stringify(config));
-  const consulChild = keep(h0.spawn(consul.path, ['agent', '-dev', `-config-file=${consulConfig}`]));
-  const consulAddr = `${h0.address}:${CONSUL_PORTS.http}`;
-  await waitFor(
-    async () => {
-      if (consulChild.exited()) throw new Error(`consul exited:\n${consulChild.output().slice(-2000)}`);
-      const r = await httpIn(h0, `http://${consulAddr}/v1/status/leader`);
-      return r.status === 200 && r.body !== '""' ? true : undefined;
-    },
-    { timeoutMs: 60_000, what: 'consul on h0 to elect a leader' },
-  );
-  const cpDir = path.join(base, 'controlplane');
-  await mkdir(cpDir);
-  const cp = await spawnControlPlane(cpDir, TD, CP_PORT, [], { host: h0.address, start: h0.spawn });
-  keep(cp.child);
+  const { consulAddr, cp, cpDir, bundleFile } = await startNetnsPeers(h0, base, TD, keep);
   t.equal(cp.address, `${h0.address}:${CP_PORT}`, 'the control plane listens on h0');
-  const bundleFile = path.join(base, 'ca-bundle.pem');
-  await writeFile(bundleFile, await meshctl(['ca', 'bundle', '--data-dir', cpDir]));
 
   /** Joins the host as vm-<name> (its own token, allowed only its workload's ID), starts its app and its agent. */
   const startHost = async (host: TestHost, name: keyof typeof MESH_PORT, upstreams: Array<{ service: string; localPort: number }> = []) => {

@@ -181,6 +181,16 @@ t.test('the host resolvers come from resolv.conf when none are given', async (t)
   });
   t.teardown(() => proxy.close());
   t.same(proxy.status().upstreams, ['127.0.0.1:53', '127.0.0.2:53']);
+  const unreadable = await startDnsProxy({
+    listenPort: 0,
+    consulAddress: '127.0.0.1:8600',
+    domain: 'consul',
+    resolvConfPath: dir,
+    clock: new FakeClock(),
+    log,
+  }).catch((e: unknown) => e);
+  t.ok(isMeshError(unreadable, 'MESH_E_DNS_PROXY'), 'an unreadable resolv.conf (here a folder) is MESH_E_DNS_PROXY');
+  t.match((unreadable as Error).message, dir);
 });
 
 t.test('a taken port fails start with MESH_E_DNS_PROXY, naming the port', async (t) => {
@@ -254,4 +264,22 @@ t.test('a resolver whose own queries come back to the proxy (a loop) fails after
   await waitFor(async () => (relayed.length === 1 ? true : undefined), { what: 'the stub to relay its SERVFAIL' });
   t.same(relayed, [RCODE.SERVFAIL], 'the looped query failed too (its late answer is dropped by the proxy)');
   t.match(proxy.stats(), { queries: 2, shared: 1, failures: 2, timeouts: 1, inFlight: 0 });
+});
+
+t.test('listening on 127.0.0.1 and ::1 too: one port, both answer', async (t) => {
+  const host = await startFakeResolver({ 'six.example': { address: '192.0.2.66' } });
+  t.teardown(() => host.close());
+  const proxy = await startDnsProxy({
+    listenPort: 0,
+    listenAddresses: ['127.0.0.1', '::1'],
+    consulAddress: '127.0.0.1:8600',
+    domain: 'consul',
+    upstreams: [{ address: '127.0.0.1', port: host.port }],
+    clock: new FakeClock(),
+    log,
+  });
+  t.teardown(() => proxy.close());
+  for (const address of ['127.0.0.1', '::1']) {
+    t.same(decodeAnswer(await udpAsk(proxy.address.port, buildQuery('six.example', 6), address)).addresses, ['192.0.2.66'], address);
+  }
 });
