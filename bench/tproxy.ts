@@ -14,7 +14,8 @@
  */
 import { parseArgs } from 'node:util';
 import { privilegedSkipReason } from '../test/support/netns.js';
-import { APP_PORT, dist, echoIn, spiffeId, startTproxyWorld, type TproxyWorld, xfccUri } from '../test/support/tproxy-world.js';
+import { dist } from '../test/support/netns-peers.js';
+import { APP_PORT, echoIn, spiffeId, startTproxyWorld, type TproxyWorld, xfccUri } from '../test/support/tproxy-world.js';
 import { waitFor } from '../test/support/wait.js';
 import { pct } from './lib/stats.js';
 import { formatTable } from './lib/table.js';

@@ -22,6 +22,7 @@ import { readFile } from 'node:fs/promises';
 import t from 'tap';
 import { processesWith } from '../support/child.js';
 import { listNetns, privilegedSkipReason } from '../support/netns.js';
+import { meshctl } from '../support/netns-peers.js';
 import { deleteOneOfOurs, listenerConnections, ourLines, snapshot } from '../support/tproxy-iptables.js';
 import {
   type AgentStatusDoc,
@@ -33,7 +34,6 @@ import {
   ENVOY_UID,
   echoIn,
   type MeshedHost,
-  meshctl,
   spiffeId,
   startTproxyWorld,
   xfccUri,

@@ -18,13 +18,11 @@ import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises
 import os from 'node:os';
 import path from 'node:path';
 import { runChecked } from '../../lib/exec.js';
-import { repoRoot } from '../../scripts/repo-root.js';
 import { envoyProcessesOf } from './agent-leftovers.js';
 import { startAgentProcess } from './agent-process.js';
-import { childEnv, type ManagedChild, processAlive } from './child.js';
-import { consulDevConfig } from './consul.js';
-import { spawnControlPlane } from './controlplane.js';
+import { type ManagedChild, processAlive } from './child.js';
 import { createNetwork, type TestHost, type TestNetwork } from './netns.js';
+import { dist, meshctl, startNetnsPeers } from './netns-peers.js';
 import { tools } from './tools.js';
 import { waitFor } from './wait.js';
 import { workloadYaml } from './workload-files.js';
@@ -38,8 +36,6 @@ export const ENVOY_ADMIN = 15000;
 export const STATUS_PORT = 15100;
 /** Envoy's user and group: numeric, with no passwd entry. */
 export const ENVOY_UID = 15337;
-const CONSUL_PORTS = { http: 8500, grpc: 8502, serfLan: 8301, serfWan: 8302, server: 8300 };
-const CP_PORT = 8443;
 
 export type Backend = 'nft' | 'legacy';
 
@@ -109,8 +105,7 @@ export interface TproxyWorld {
   stop(): Promise<void>;
 }
 
-const root = repoRoot();
-export const dist = (...parts: string[]) => path.join(root, 'dist', ...parts);
+export type { dist, meshctl };
 
 /** An HTTP GET made by curl inside a host's namespace (as root); status 0 when no HTTP answer came. */
 export async function curlIn(host: TestHost, url: string, options: { timeoutS?: number; method?: string; body?: string } = {}) {
@@ -149,7 +144,7 @@ export function appRequests(app: ManagedChild): Array<{ xfcc: string; from: stri
 }
 
 export async function startTproxyWorld(options: { prefix?: string } = {}): Promise<TproxyWorld> {
-  const { consul, envoy } = await tools();
+  const { envoy } = await tools();
   const base = await mkdtemp(path.join(os.tmpdir(), options.prefix ?? 'mesh-tproxy-'));
   // Envoy runs as ENVOY_UID: it must reach its binary and its folder in the agent's data dir.
   await chmod(base, 0o755);
@@ -183,34 +178,8 @@ export async function startTproxyWorld(options: { prefix?: string } = {}): Promi
     }
     const [infra, a, b, c] = hosts as [Host6, Host6, Host6, Host6];
 
-    // infra: Consul (DNS on 53 of infra's address) and the control plane.
-    const consulDir = path.join(base, 'consul');
-    await mkdir(consulDir);
-    const config = consulDevConfig({
-      nodeName: 'tproxy-consul',
-      dataDir: path.join(consulDir, 'data'),
-      address: infra.address,
-      ports: CONSUL_PORTS,
-    });
-    (config.ports as Record<string, number>).dns = 53;
-    const consulConfig = path.join(consulDir, 'config.json');
-    await writeFile(consulConfig, JSON.stringify(config));
-    const consulChild = keep(infra.spawn(consul.path, ['agent', '-dev', `-config-file=${consulConfig}`]));
-    const consulAddr = `${infra.address}:${CONSUL_PORTS.http}`;
-    await waitFor(
-      async () => {
-        if (consulChild.exited()) throw new Error(`consul exited:\n${consulChild.output().slice(-2000)}`);
-        const r = await curlIn(infra, `http://${consulAddr}/v1/status/leader`);
-        return r.status === 200 && r.body !== '""' ? true : undefined;
-      },
-      { timeoutMs: 60_000, what: 'consul on infra to elect a leader' },
-    );
-    const cpDir = path.join(base, 'controlplane');
-    await mkdir(cpDir);
-    const cp = await spawnControlPlane(cpDir, TD, CP_PORT, [], { host: infra.address, start: infra.spawn });
-    keep(cp.child);
-    const bundleFile = path.join(base, 'ca-bundle.pem');
-    await writeFile(bundleFile, await meshctl(['ca', 'bundle', '--data-dir', cpDir]));
+    // infra: Consul (its DNS on 53 of infra's address) and the control plane.
+    const { consulAddr, cp, cpDir, bundleFile } = await startNetnsPeers(infra, base, TD, keep, { consulDnsPort: 53 });
     await chmod(bundleFile, 0o644);
 
     const apps = new Map<string, ManagedChild>();
@@ -338,14 +307,4 @@ export async function startTproxyWorld(options: { prefix?: string } = {}): Promi
 /** SIGKILL a pid that is still alive. */
 export function killPid(pid: number): void {
   if (processAlive(pid)) process.kill(pid, 'SIGKILL');
-}
-
-/** `meshctl ARGS` in the root namespace (the control plane's admin socket is a file in its data folder). */
-export async function meshctl(args: string[], input?: string): Promise<string> {
-  const r = await runChecked(process.execPath, [dist('controlplane', 'cli', 'main.js'), ...args], 'MESH_E_PROCESS_START', {
-    env: childEnv(),
-    timeoutMs: 30_000,
-    ...(input === undefined ? {} : { input }),
-  });
-  return r.stdout;
 }
