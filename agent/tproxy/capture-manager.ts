@@ -279,7 +279,8 @@ export function createCaptureManager(options: CaptureManagerOptions): CaptureMan
       const s = state();
       const lines = inspection ?? {
         expected: expected === undefined ? 0 : countRules(expected),
-        installed: 0,
+        // Between a (transactional) install and its first inspection: what was just written.
+        installed: installedSet === undefined ? 0 : countRules(installedSet),
         missing: [],
         unexpected: [],
       };
