@@ -5,8 +5,8 @@ import { factsFrom } from './host-facts.js';
 
 try {
   const [osInfo, nets] = await Promise.all([si.osInfo(), si.networkInterfaces()]);
-  const { os, address } = factsFrom(osInfo, nets, '');
-  parentPort?.postMessage({ facts: { os, address } });
+  const { hostname: _, ...facts } = factsFrom(osInfo, nets, '');
+  parentPort?.postMessage({ facts });
 } catch (err) {
   parentPort?.postMessage({ error: (err as Error).message });
 }
