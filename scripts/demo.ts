@@ -15,6 +15,7 @@
  * Interactive: waits for Ctrl-C, then stops everything and removes .demo.
  * --check: exits at once, 0 only if the mTLS request succeeded with web's ID,
  * plaintext was refused, and the policy denied probe and allowed web. Logs stay in .demo/logs when something fails.
+ * --tproxy (as root): the transparent-proxy demo of demo-tproxy.ts instead, inside network namespaces.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
@@ -27,10 +28,11 @@ import { AGENT_NODE_FLAGS } from '../agent/node-flags.js';
 import { runChecked } from '../lib/exec.js';
 import { freePorts } from '../lib/ports.js';
 import { waitFor } from '../lib/wait.js';
+import { runTproxyDemo } from './demo-tproxy.js';
 import { defaultCacheDir, provision } from './provision.js';
 import { repoRoot } from './repo-root.js';
 
-const USAGE = `Usage: npm run demo [-- --check]
+const USAGE = `Usage: npm run demo [-- --check] [-- --tproxy]
 
 Starts, on this host: a control plane, a Consul dev agent, one mesh-agent with three
 workloads (web and probe call api through the mesh) and its Envoy. Prints the request
@@ -41,6 +43,8 @@ Options:
   --check   do not wait for Ctrl-C: exit 0 if the mTLS request succeeded, plaintext
             to api's mesh port was refused and the policy denied probe but not web,
             1 otherwise
+  --tproxy  as root: the transparent proxy between network namespaces (web calls api
+            by address with no upstream port; rules only inside the demo's namespaces)
   --help    show this help
 `;
 
@@ -67,6 +71,8 @@ const root = repoRoot();
 const demoDir = process.env.MESH_DEMO_DIR ?? path.join(root, '.demo');
 const logsDir = path.join(demoDir, 'logs');
 const children: Array<{ name: string; child: ChildProcess }> = [];
+/** --tproxy: the demo of scripts/demo-tproxy.ts, which keeps no logs in .demo. */
+let tproxyMode = false;
 const servers: http.Server[] = [];
 
 function say(line: string): void {
@@ -175,9 +181,11 @@ async function stopAll(): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  let values: { check?: boolean; help?: boolean };
+  let values: { check?: boolean; help?: boolean; tproxy?: boolean };
   try {
-    ({ values } = parseArgs({ options: { check: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }));
+    ({ values } = parseArgs({
+      options: { check: { type: 'boolean' }, tproxy: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    }));
   } catch (err) {
     process.stderr.write(`demo: ${(err as Error).message}\n\n${USAGE}`);
     return 2;
@@ -187,6 +195,10 @@ async function main(): Promise<number> {
     return 0;
   }
   const check = values.check === true;
+  if (values.tproxy === true) {
+    tproxyMode = true;
+    return runTproxyDemo(check);
+  }
 
   await rm(demoDir, { recursive: true, force: true });
   await mkdir(logsDir, { recursive: true });
@@ -450,7 +462,7 @@ main()
     await stopAll();
     // Keep the logs of a failed check; remove everything after a good run.
     if (code === 0) await rm(demoDir, { recursive: true, force: true });
-    else process.stderr.write(`logs kept in ${path.relative(root, logsDir)}/\n`);
+    else if (!tproxyMode) process.stderr.write(`logs kept in ${path.relative(root, logsDir)}/\n`);
     process.exit(code);
   })
   .catch(async (err: Error) => {

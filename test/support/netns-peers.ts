@@ -50,12 +50,16 @@ export interface NetnsPeers {
   readonly bundleFile: string;
 }
 
-/** Consul and the control plane on `host`'s address, their files under `base`; `keep` records each child for the test's teardown. */
+/**
+ * Consul and the control plane on `host`'s address, their files under `base`; `keep` records each child for the test's teardown.
+ * `consulDnsPort`: Consul's DNS interface on that port of the address (default: off).
+ */
 export async function startNetnsPeers(
   host: TestHost,
   base: string,
   trustDomain: string,
   keep: (c: ManagedChild) => ManagedChild,
+  options: { consulDnsPort?: number } = {},
 ): Promise<NetnsPeers> {
   const { consul } = await tools();
   const consulDir = path.join(base, 'consul');
@@ -67,6 +71,7 @@ export async function startNetnsPeers(
     address: host.address,
     ports: CONSUL_PORTS,
   });
+  if (options.consulDnsPort !== undefined) (config.ports as Record<string, number>).dns = options.consulDnsPort;
   await writeFile(consulConfig, JSON.stringify(config));
   const consulChild = keep(host.spawn(consul.path, ['agent', '-dev', `-config-file=${consulConfig}`]));
   const consulAddr = `${host.address}:${CONSUL_PORTS.http}`;
