@@ -30,6 +30,8 @@ export interface SiOs {
   platform: string;
 }
 export interface SiInterface {
+  /** The interface's name (its addresses in node:os). */
+  iface?: string;
   internal: boolean;
   ip4: string;
   /** systeminformation's one IPv6 address of the interface ("" when none). */
@@ -46,16 +48,27 @@ export function globalIpv6(address: string): boolean {
   return canonical !== '::' && canonical !== '::1';
 }
 
-/** Pure: the facts from systeminformation's osInfo() and networkInterfaces(). */
-export function factsFrom(osInfo: SiOs, nets: SiInterface | readonly SiInterface[], hostname: string): HostFacts {
+/**
+ * Pure: the facts from systeminformation's osInfo() and networkInterfaces().
+ * systeminformation keeps one IPv6 address per interface, on Linux the first
+ * the kernel lists (often the link-local one): `addresses6` (node:os
+ * networkInterfaces(), IPv6 addresses by interface name) are its other ones.
+ */
+export function factsFrom(
+  osInfo: SiOs,
+  nets: SiInterface | readonly SiInterface[],
+  hostname: string,
+  addresses6: Readonly<Record<string, readonly string[] | undefined>> = {},
+): HostFacts {
   const list = Array.isArray(nets) ? nets : [nets as SiInterface];
-  const external = list.find((n) => !n.internal && n.ip4 !== '' && n.operstate !== 'down');
-  const external6 = list.find((n) => !n.internal && globalIpv6(n.ip6 ?? '') && n.operstate !== 'down');
+  const up = list.filter((n) => !n.internal && n.operstate !== 'down');
+  const external = up.find((n) => n.ip4 !== '');
+  const address6 = up.flatMap((n) => [n.ip6 ?? '', ...(addresses6[n.iface ?? ''] ?? [])]).find(globalIpv6);
   return {
     hostname,
     os: `${osInfo.distro} ${osInfo.release}`.trim() || osInfo.platform,
     address: external?.ip4 ?? '127.0.0.1',
-    ...(external6?.ip6 === undefined ? {} : { address6: external6.ip6 }),
+    ...(address6 === undefined ? {} : { address6 }),
   };
 }
 
