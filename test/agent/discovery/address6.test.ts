@@ -7,23 +7,8 @@ import t from 'tap';
 import { toInstance } from '../../../agent/discovery/catalog-view.js';
 import { agentServiceBody, catalogRegisterBody, type Json, toHealthEntry } from '../../../agent/discovery/consul-bodies.js';
 import { toRegistration } from '../../../agent/discovery/registration.js';
-import type { Workload } from '../../../agent/workloads/workload.js';
+import { web } from '../dataplane/policy-fixtures.js';
 
-const web: Workload = {
-  file: '/etc/mesh-agent/workloads.d/web.yaml',
-  name: 'web',
-  port: 8080,
-  meshPort: 18080,
-  protocol: 'http',
-  namespace: 'default',
-  serviceAccount: 'web',
-  spiffeId: 'spiffe://example.org/ns/default/sa/web',
-  tags: [],
-  meta: {},
-  weight: 1,
-  check: undefined,
-  upstreams: [],
-};
 const node = { nodeName: 'vm1', nodeAddress: '10.0.0.1', datacenter: '' };
 
 t.test('with an IPv6 address: lan_ipv4 and lan_ipv6 on the app port, mesh unchanged, in both modes', async (t) => {
