@@ -3,6 +3,7 @@
  * live here; unknown keys are rejected. controlPlane and envoy are parsed and
  * validated now and used by later parts of the agent.
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { durationMs } from '../../lib/duration.js';
 import { validateTrustDomain } from '../../lib/spiffe-id.js';
@@ -104,6 +105,16 @@ export const agentConfigSchema = z.strictObject({
   workloadsDir: z.string().min(1).default('/etc/mesh-agent/workloads.d'),
   /** The address other hosts reach this host's workloads at; default: the host's first non-internal IPv4 address. */
   advertiseAddress: z.string().min(1).optional(),
+  /**
+   * The IPv6 address other hosts reach this host's workloads at (Consul tagged
+   * address lan_ipv6, captured like the main one); default: the host's first
+   * non-internal global IPv6 address of an interface that is up; "none": no
+   * IPv6 address is advertised.
+   */
+  advertiseAddress6: z
+    .string()
+    .refine((v) => v === 'none' || (isIP(v) === 6 && !v.includes('%')), 'must be an IPv6 address (no zone) or "none"')
+    .optional(),
   /** Longest wait for the host facts (OS, addresses; systeminformation, read once at start). */
   hostFactsTimeout: durationMs.default(5_000),
   /** Locality recorded in the catalog (meta mesh_zone). */

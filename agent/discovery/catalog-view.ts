@@ -11,6 +11,8 @@ export interface CatalogInstance {
   readonly id: string;
   readonly node: string;
   readonly address: string;
+  /** The instance's IPv6 address (tagged address lan_ipv6), when it has one: captured like address. */
+  readonly address6?: string;
   readonly appPort: number;
   /** Envoy's inbound port on that host; equals appPort for instances outside the mesh. */
   readonly meshPort: number;
@@ -59,6 +61,7 @@ export function toInstance(entry: HealthEntry): CatalogInstance | undefined {
     id: entry.serviceId,
     node: entry.node,
     address: entry.address,
+    ...(entry.address6 === undefined ? {} : { address6: entry.address6 }),
     appPort: entry.port,
     meshPort: entry.taggedMeshPort ?? (Number.isInteger(metaPort) && metaPort > 0 ? metaPort : entry.port),
     spiffeId: entry.meta[META.spiffeId] ?? '',

@@ -3,6 +3,7 @@
  * Check IDs are an API (operators and dashboards see them): `service:<id>` for the
  * workload's own check, `mesh:<id>` for the mesh listener check.
  */
+import { isIP } from 'node:net';
 import type { HealthEntry, MeshCheck, RegistrationCheck, ServiceRegistration } from './consul-client.js';
 
 export type Json = Record<string, unknown>;
@@ -47,7 +48,12 @@ function serviceBody(reg: ServiceRegistration, nameKey: 'Name' | 'Service'): Jso
     Tags: reg.tags,
     Meta: reg.meta,
     Weights: { Passing: reg.weight, Warning: 1 },
-    TaggedAddresses: { mesh: { Address: reg.address, Port: reg.meshPort } },
+    TaggedAddresses: {
+      mesh: { Address: reg.address, Port: reg.meshPort },
+      ...(reg.address6 === undefined
+        ? {}
+        : { lan_ipv4: { Address: reg.address, Port: reg.port }, lan_ipv6: { Address: reg.address6, Port: reg.port } }),
+    },
   };
 }
 
@@ -112,7 +118,8 @@ export function catalogDeregisterBody(serviceId: string, node: CatalogNode): Jso
 export function toHealthEntry(raw: Json): HealthEntry {
   const node = (raw.Node ?? {}) as Json;
   const svc = (raw.Service ?? {}) as Json;
-  const tagged = (svc.TaggedAddresses ?? {}) as Record<string, { Port?: number }>;
+  const tagged = (svc.TaggedAddresses ?? {}) as Record<string, { Address?: unknown; Port?: number } | undefined>;
+  const address6 = tagged.lan_ipv6?.Address;
   const weights = (svc.Weights ?? {}) as { Passing?: number };
   return {
     node: String(node.Node ?? ''),
@@ -126,6 +133,7 @@ export function toHealthEntry(raw: Json): HealthEntry {
     meta: (svc.Meta as Record<string, string> | null) ?? {},
     weight: Number(weights.Passing ?? 1),
     taggedMeshPort: tagged.mesh?.Port,
+    ...(typeof address6 === 'string' && isIP(address6) === 6 ? { address6 } : {}),
     checks: ((raw.Checks as Json[] | null) ?? []).map((c) => ({ status: String(c.Status) })),
   };
 }

@@ -34,6 +34,8 @@ export interface ServiceRegistration {
   readonly id: string;
   readonly name: string;
   readonly address: string;
+  /** The host's IPv6 address: tagged addresses lan_ipv4 (address) and lan_ipv6 (this), both on the app port. */
+  readonly address6?: string;
   readonly port: number;
   readonly tags: readonly string[];
   readonly meta: Readonly<Record<string, string>>;
@@ -63,6 +65,8 @@ export interface HealthEntry {
   readonly meta: Readonly<Record<string, string>>;
   readonly weight: number;
   readonly taggedMeshPort: number | undefined;
+  /** Tagged address lan_ipv6's address when it is an IPv6 address (net.isIP 6); else absent. */
+  readonly address6?: string;
   readonly checks: ReadonlyArray<{ readonly status: string }>;
 }
 

@@ -8,6 +8,8 @@ export interface RegistrationContext {
   nodeName: string;
   /** The address other hosts reach this host's workloads at. */
   address: string;
+  /** The IPv6 address other hosts reach them at; absent: none is advertised. */
+  address6?: string;
   zone: string;
 }
 
@@ -39,6 +41,7 @@ export function toRegistration(
     id: serviceId(workload, ctx.nodeName),
     name: workload.name,
     address: ctx.address,
+    ...(ctx.address6 === undefined ? {} : { address6: ctx.address6 }),
     port: workload.port,
     tags: workload.tags,
     meta,

@@ -9,7 +9,10 @@
  *   SVID yet means no mesh chains (unknown-destination handling only).
  * - The chains: every mesh service of the catalog (instances with a SPIFFE
  *   ID whose identity secure naming accepts), its instance addresses grouped
- *   by app port. The catalog is not trusted to be well formed: an address
+ *   by app port. An instance with an IPv6 address (address6, Consul's
+ *   lan_ipv6) contributes it too, so an app calling the IPv6 address is
+ *   captured alike; Envoy still sends mTLS to the mesh port at the main
+ *   address. The catalog is not trusted to be well formed: an address
  *   that is not an IP is left out, and an address:port two services claim
  *   goes to the first service by name; both are reported. Envoy would reject
  *   the whole listener for either, so neither may reach it.
@@ -93,7 +96,7 @@ export function canonicalAddress(address: string): string | undefined {
 export interface CaptureService {
   readonly service: string;
   /** The service's mesh instances that secure naming lets serve it. */
-  readonly instances: readonly Pick<CatalogInstance, 'id' | 'address' | 'appPort'>[];
+  readonly instances: readonly Pick<CatalogInstance, 'id' | 'address' | 'address6' | 'appPort'>[];
 }
 
 /** True for the outbound capture listener's own addresses (its loop guard chain owns them). */
@@ -117,7 +120,7 @@ export function captureChains(
     const byPort = new Map<number, Set<string>>();
     const invalid: string[] = [];
     const lost = new Map<string, string[]>();
-    for (const i of instances) {
+    for (const i of instances.flatMap((i) => (i.address6 === undefined ? [i] : [i, { ...i, address: i.address6 }]))) {
       const address = canonicalAddress(i.address);
       if (
         address === undefined ||

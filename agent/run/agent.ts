@@ -30,6 +30,8 @@ export interface AgentDeps {
   log: Logger;
   /** The address other hosts reach this host's workloads at. */
   address: string;
+  /** The IPv6 address other hosts reach them at (advertiseAddress6 or the host's); absent: none is advertised. */
+  address6?: string;
   /** Runs a check (catalog mode only). */
   checkRunner: CheckRunner;
   /** Watch workloadsDir for changes (off in some unit tests). */
@@ -63,7 +65,12 @@ export function createAgent(deps: AgentDeps): Agent {
   const { config, clock, log } = deps;
   const backoff = { initialMs: config.consul.retryInitial, maxMs: config.consul.retryMax };
   const store = createViewStore(config.dataDir, log.child({ component: 'view-store' }));
-  const regCtx = { nodeName: config.nodeName, address: deps.address, zone: config.zone };
+  const regCtx = {
+    nodeName: config.nodeName,
+    address: deps.address,
+    ...(deps.address6 === undefined ? {} : { address6: deps.address6 }),
+    zone: config.zone,
+  };
   const registrar: Registrar = createRegistrar({
     client: deps.consul,
     clock,

@@ -6,6 +6,7 @@
  * the timeout, on this thread, holds even when a command hangs. Nothing reads host
  * facts after start (status and reload use the ones collected here).
  */
+import { isIP } from 'node:net';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Clock } from '../../lib/clock.js';
@@ -16,6 +17,8 @@ export interface HostFacts {
   os: string;
   /** First non-internal IPv4 address that is not down; 127.0.0.1 when there is none. */
   address: string;
+  /** First non-internal global IPv6 address of an interface that is not down; absent when there is none. */
+  address6?: string;
 }
 
 /** Reads the facts; stops (and frees what it holds) when the signal aborts. */
@@ -27,16 +30,46 @@ export interface SiOs {
   platform: string;
 }
 export interface SiInterface {
+  /** The interface's name (its addresses in node:os). */
+  iface?: string;
   internal: boolean;
   ip4: string;
+  /** systeminformation's one IPv6 address of the interface ("" when none). */
+  ip6?: string;
   operstate: string;
 }
 
-/** Pure: the facts from systeminformation's osInfo() and networkInterfaces(). */
-export function factsFrom(osInfo: SiOs, nets: SiInterface | readonly SiInterface[], hostname: string): HostFacts {
+/** True for an IPv6 address other hosts can reach: not link-local, loopback, unspecified, IPv4-mapped or scoped. */
+export function globalIpv6(address: string): boolean {
+  if (isIP(address) !== 6 || address.includes('%')) return false;
+  const lower = address.toLowerCase();
+  if (/^fe[89ab][0-9a-f]:/.test(lower) || lower.startsWith('::ffff:')) return false;
+  const canonical = new URL(`http://[${lower}]/`).hostname.slice(1, -1);
+  return canonical !== '::' && canonical !== '::1';
+}
+
+/**
+ * Pure: the facts from systeminformation's osInfo() and networkInterfaces().
+ * systeminformation keeps one IPv6 address per interface, on Linux the first
+ * the kernel lists (often the link-local one): `addresses6` (node:os
+ * networkInterfaces(), IPv6 addresses by interface name) are its other ones.
+ */
+export function factsFrom(
+  osInfo: SiOs,
+  nets: SiInterface | readonly SiInterface[],
+  hostname: string,
+  addresses6: Readonly<Record<string, readonly string[] | undefined>> = {},
+): HostFacts {
   const list = Array.isArray(nets) ? nets : [nets as SiInterface];
-  const external = list.find((n) => !n.internal && n.ip4 !== '' && n.operstate !== 'down');
-  return { hostname, os: `${osInfo.distro} ${osInfo.release}`.trim() || osInfo.platform, address: external?.ip4 ?? '127.0.0.1' };
+  const up = list.filter((n) => !n.internal && n.operstate !== 'down');
+  const external = up.find((n) => n.ip4 !== '');
+  const address6 = up.flatMap((n) => [n.ip6 ?? '', ...(addresses6[n.iface ?? ''] ?? [])]).find(globalIpv6);
+  return {
+    hostname,
+    os: `${osInfo.distro} ${osInfo.release}`.trim() || osInfo.platform,
+    address: external?.ip4 ?? '127.0.0.1',
+    ...(address6 === undefined ? {} : { address6 }),
+  };
 }
 
 /** The worker's module next to this one: .js when built, .ts when run from source (tests). */
@@ -59,7 +92,7 @@ export const hostFacts: HostFactsSource = (signal) =>
       reject(signal.reason);
     };
     signal.addEventListener('abort', onAbort, { once: true });
-    worker.once('message', (m: { facts?: { os: string; address: string }; error?: string }) => {
+    worker.once('message', (m: { facts?: { os: string; address: string; address6?: string }; error?: string }) => {
       stop();
       if (m.facts !== undefined) resolve({ hostname: os.hostname(), ...m.facts });
       else reject(new Error(m.error ?? 'no answer'));

@@ -185,6 +185,7 @@ export interface RealAgentParts {
  */
 export function createRealAgent(config: AgentConfig, facts: HostFacts, log: Logger, parts: RealAgentParts = {}): Agent {
   const address = config.advertiseAddress ?? facts.address;
+  const address6 = config.advertiseAddress6 === 'none' ? undefined : (config.advertiseAddress6 ?? facts.address6);
   const consul = createConsulHttpClient({
     mode: config.consul.mode,
     address: config.consul.address,
@@ -205,6 +206,7 @@ export function createRealAgent(config: AgentConfig, facts: HostFacts, log: Logg
     clock: systemClock,
     log: log.child({ component: 'agent' }),
     address,
+    ...(address6 === undefined ? {} : { address6 }),
     checkRunner: runCheck,
     ...(dataPlane === undefined ? {} : { dataPlane }),
     ...(capture === undefined ? {} : { capture }),

@@ -8,7 +8,8 @@
  * - capture both ways: web on a calls http://<b>:8080/ with no upstream
  *   configured; api on b gets the request with web's SPIFFE ID in XFCC; the
  *   same through `api.service.consul` (a's resolv.conf points at Consul's DNS
- *   on infra: /etc/netns/<ns>/resolv.conf) and over IPv6 (b's ULA address);
+ *   on infra: /etc/netns/<ns>/resolv.conf) and over IPv6 (b's ULA address,
+ *   advertised as lan_ipv6: mTLS to b's mesh port at its IPv4 address);
  * - outsiders: c gets no plaintext answer from b's app port in strict mode,
  *   and one in permissive mode (PeerAuthentication through meshctl);
  * - no lock-out: port 22 on a answers c; a's agent is connected to Consul and
@@ -125,34 +126,41 @@ t.test('transparent proxy across network namespaces', { skip: skip ?? false, tim
         t.equal(xfccUri(byName.xfcc), WEB, 'through api.service.consul too');
       });
 
-      await t.test('IPv6: captured on both hosts over ULA addresses, never plaintext to the app', async (t) => {
+      await t.test('IPv6: web calls api at its ULA address, captured and carried with mTLS', async (t) => {
         const count = async () => ({
           aOut: listenerConnections(await admin(w.web, '/stats?filter=downstream_cx_total'), OUTBOUND),
           bIn: listenerConnections(await admin(w.api, '/stats?filter=downstream_cx_total'), INBOUND),
         });
-        const before = await count();
         const mark = appRequests(apiApp).length;
-        const r = await curlIn(w.a, `http://[${w.b.address6}]:${APP_PORT}/ipv6`);
+        // b's agent advertises its IPv6 address (advertiseAddress6's default: the host's first global one) as
+        // Consul's tagged address lan_ipv6; a's capture chain for api matches it once a's catalog has it.
+        await waitFor(
+          async () => {
+            const r = await echoIn(w.a, `http://[${w.b.address6}]:${APP_PORT}/ipv6-ready`);
+            return r?.app === 'api' ? r : undefined;
+          },
+          { timeoutMs: 60_000, what: `web on a to reach http://[${w.b.address6}]:${APP_PORT}/ through capture` },
+        );
+        const before = await count();
+        const v6 = await echoIn(w.a, `http://[${w.b.address6}]:${APP_PORT}/ipv6-mtls`);
         const after = await count();
         t.comment(
-          `a -> [${w.b.address6}]:${APP_PORT}: HTTP ${r.status} (curl exit ${r.curlExit}); counters ${JSON.stringify(before)} -> ${JSON.stringify(after)}`,
+          `a -> [${w.b.address6}]:${APP_PORT}: ${JSON.stringify(v6)}; counters ${JSON.stringify(before)} -> ${JSON.stringify(after)}`,
         );
         t.equal(after.aOut - before.aOut, 1, "a's ip6tables rules sent the connection to its outbound capture listener");
-        t.equal(after.bIn - before.bIn, 1, "b's ip6tables rules sent it to its inbound capture listener");
+        t.equal(xfccUri(v6?.xfcc ?? ''), WEB, "mTLS over IPv6: api sees web's SPIFFE ID");
+        t.match(v6?.from ?? '', /127\.0\.0\.1|::1|127\.0\.0\.6/, `api got it from its local Envoy (${v6?.from})`);
+        t.equal(
+          after.bIn - before.bIn,
+          0,
+          "the mesh hop went to api's mesh port at b's main (IPv4) address, which b's inbound capture leaves alone",
+        );
         t.same(
           appRequests(apiApp)
             .slice(mark)
             .filter((q) => xfccUri(q.xfcc) !== WEB),
           [],
-          "api never saw it without web's identity (b's IPv6 address is in no chain of a's Envoy, so it went out as passthrough and b refused the plaintext)",
-        );
-        await t.test(
-          "mTLS over IPv6: api sees web's SPIFFE ID",
-          { todo: 'an instance has one catalog address (IPv4 here) and mesh listeners bind 0.0.0.0 only' },
-          async (t) => {
-            const v6 = await echoIn(w.a, `http://[${w.b.address6}]:${APP_PORT}/ipv6-mtls`);
-            t.equal(xfccUri(v6?.xfcc ?? ''), WEB);
-          },
+          "api never saw an IPv6 call without web's identity (none went out as plaintext passthrough)",
         );
       });
 

@@ -110,6 +110,17 @@ t.test('errors name the file and the field path', async (t) => {
   t.match(zero.details.issues, [{ path: 'consul.syncInterval', message: /greater than zero/ }]);
 });
 
+t.test('advertiseAddress6: absent (the host default), an IPv6 address, or "none"; anything else names the field', async (t) => {
+  t.equal((await loadAgentConfig(await fileWith(''), deps)).advertiseAddress6, undefined);
+  t.equal((await loadAgentConfig(await fileWith('advertiseAddress6: "fd00:77::2"'), deps)).advertiseAddress6, 'fd00:77::2');
+  t.equal((await loadAgentConfig(await fileWith('advertiseAddress6: none'), deps)).advertiseAddress6, 'none');
+  for (const bad of ['10.0.0.1', 'fe80::1%eth0', 'host.example.org', '""']) {
+    const err = await loadAgentConfig(await fileWith(`advertiseAddress6: ${bad}`), deps).catch((e) => e);
+    t.ok(isMeshError(err, 'MESH_E_CONFIG_INVALID'), bad);
+    t.match(err.details.issues, [{ path: 'advertiseAddress6', message: /IPv6 address/ }], bad);
+  }
+});
+
 t.test('an empty hostname needs nodeName', async (t) => {
   const err = await loadAgentConfig(await fileWith(''), { hostname: async () => '' }).catch((e) => e);
   t.ok(isMeshError(err, 'MESH_E_CONFIG_INVALID'));

@@ -153,6 +153,49 @@ t.test('captureChains: one owner per address:port whatever the input order; one 
   t.strictSame(same.chains, [], "the outbound listener's own address is its loop guard's");
 });
 
+t.test('captureChains: an instance with address6 contributes both addresses to its chain, IPv6 canonical', async (t) => {
+  const { chains, problems } = captureChains(
+    [
+      {
+        service: 'api',
+        instances: [
+          { id: 'api-vm2', address: '10.0.0.2', address6: 'FD00:77:0::2', appPort: 8080 },
+          { id: 'api-vm3', address: '10.0.0.3', appPort: 8080 },
+        ],
+      },
+    ],
+    15001,
+  );
+  t.strictSame(chains, [{ service: 'api', port: 8080, addresses: ['10.0.0.2', '10.0.0.3', 'fd00:77::2'] }]);
+  t.strictSame(problems, []);
+});
+
+t.test('captureChains: address6 follows the same collision rules, across services and families', async (t) => {
+  const a = { service: 'a', instances: [{ id: 'a1', address: '10.0.0.1', address6: 'fd00::1', appPort: 80 }] };
+  const b = {
+    service: 'b',
+    instances: [
+      { id: 'b1', address: '10.0.0.2', address6: 'fd00:0::1', appPort: 80 },
+      { id: 'b2', address: '10.0.0.3', address6: '::ffff:10.0.0.1', appPort: 80 },
+      { id: 'b3', address: '10.0.0.4', address6: 'fd00::1', appPort: 81 },
+    ],
+  };
+  const one = captureChains([b, a], 15001);
+  t.strictSame(one, captureChains([a, b], 15001), 'whatever the input order');
+  t.strictSame(one.chains, [
+    { service: 'a', port: 80, addresses: ['10.0.0.1', 'fd00::1'] },
+    { service: 'b', port: 80, addresses: ['10.0.0.2', '10.0.0.3'] },
+    { service: 'b', port: 81, addresses: ['10.0.0.4', 'fd00::1'] },
+  ]);
+  t.strictSame(one.problems, ['capture: service b claims [fd00::1]:80, 10.0.0.1:80, which service a already has; a keeps it']);
+  const bad = captureChains(
+    [{ service: 'c', instances: [{ id: 'c1', address: '10.0.0.5', address6: 'fe80::1%eth0', appPort: 80 }] }],
+    15001,
+  );
+  t.strictSame(bad.chains, [{ service: 'c', port: 80, addresses: ['10.0.0.5'] }], 'a scoped address6 is left out, the main one kept');
+  t.match(bad.problems, [/c1 \("fe80::1%eth0", port 80\)/]);
+});
+
 t.test('checkSnapshot refuses two capture chains matching the same destination (Envoy would reject the listener)', async (t) => {
   const { model } = captureModel();
   const capture = model.capture;

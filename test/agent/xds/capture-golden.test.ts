@@ -82,6 +82,34 @@ t.test('permissive workload: tls_inspector, an mTLS and a plaintext chain for it
   check(t, captureModel({ capture: { ipv6: false }, policies: [permissive] }).model, 'permissive.json');
 });
 
+t.test(
+  'dual stack: an instance with address6 (lan_ipv6) is matched at both addresses; the mesh hop goes to its main address',
+  async (t) => {
+    const catalog = CATALOG.map((s) =>
+      s.name === 'orders' || s.name === 'db'
+        ? service(
+            s.name,
+            s.instances.map((i) => ({ ...i, address6: `fd00::${i.address.split('.').slice(2).join(':')}` })),
+          )
+        : s,
+    );
+    const built = captureModel({ catalog });
+    t.strictSame(built.problems, []);
+    t.strictSame(
+      built.model.capture?.chains.filter((c) => c.service !== 'api'),
+      [
+        { service: 'db', port: 5432, addresses: ['10.0.3.1', 'fd00::3:1'] },
+        { service: 'orders', port: 8080, addresses: ['10.0.2.1', 'fd00::2:1'] },
+        { service: 'orders', port: 8081, addresses: ['10.0.2.2', 'fd00::2:2'] },
+      ],
+    );
+    const snapshot = check(t, built.model, 'dual-stack.json');
+    const endpoints = JSON.stringify([...snapshot.resources.endpoints.entries()]);
+    t.match(endpoints, /10\.0\.2\.1/, 'the endpoints are the main addresses');
+    t.notMatch(endpoints, /fd00::2:1|fd00::3:1/, 'never the IPv6 ones (the mesh listeners bind the main address)');
+  },
+);
+
 t.test('collisions and broken addresses never reach Envoy: one owner per address:port, the rest reported', async (t) => {
   const catalog = [
     ...CATALOG,
