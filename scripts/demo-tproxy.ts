@@ -14,6 +14,7 @@
 
 import { waitFor } from '../lib/wait.js';
 import { APP_PORT, curlIn, echoIn, spiffeId, startTproxyWorld, type TproxyWorld, xfccUri } from '../test/support/tproxy-world.js';
+import { untilStopSignal } from './stop-signal.js';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -113,10 +114,7 @@ async function demo(w: TproxyWorld, check: boolean): Promise<number> {
   say(`  ${ns(w.a)} iptables-save -t nat`);
   say(`  ${ns(w.a)} node dist/agent/main.js tproxy status --config ${w.web.configFile}`);
   say('Press Ctrl-C to stop everything and clean up.');
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
-  });
+  await untilStopSignal();
   say('\nstopping...');
   return 0;
 }

@@ -31,6 +31,7 @@ import { waitFor } from '../lib/wait.js';
 import { runTproxyDemo } from './demo-tproxy.js';
 import { defaultCacheDir, provision } from './provision.js';
 import { repoRoot } from './repo-root.js';
+import { untilStopSignal } from './stop-signal.js';
 
 const USAGE = `Usage: npm run demo [-- --check] [-- --tproxy]
 
@@ -449,10 +450,7 @@ async function main(): Promise<number> {
   say(`  node dist/agent/main.js status --address ${statusAddr}`);
   say(`  curl -s http://127.0.0.1:${adminPort}/certs`);
   say('Press Ctrl-C to stop everything and clean up.');
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
-  });
+  await untilStopSignal();
   say('\nstopping...');
   return 0;
 }

@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { startAgentProcess } from '../support/agent-process.js';
-import type { ManagedChild } from '../support/child.js';
+import { childKeeper, type ManagedChild } from '../support/child.js';
 import { createNetwork, privilegedSkipReason, type TestHost } from '../support/netns.js';
 import { dist, httpIn, meshctl, startNetnsPeers } from '../support/netns-peers.js';
 import { tools } from '../support/tools.js';
@@ -94,13 +94,9 @@ t.test('capture lifecycle in the real agent, in a network namespace', { skip: sk
   const base = await mkdtemp(path.join(os.tmpdir(), 'mesh-netns-capture-'));
   await chmod(base, 0o711);
   const net = await createNetwork(2);
-  const started: ManagedChild[] = [];
-  const keep = (c: ManagedChild) => {
-    started.push(c);
-    return c;
-  };
+  const { keep, stopAll } = childKeeper();
   t.teardown(async () => {
-    for (const c of [...started].reverse()) await c.stop();
+    await stopAll();
     await net.remove().catch(() => undefined);
     await rm(base, { recursive: true, force: true });
   });

@@ -26,7 +26,7 @@ import { buildRuleSet } from '../../agent/tproxy/build.js';
 import { normalizeSave, parseSave, renderInstall, renderRemoval } from '../../agent/tproxy/render.js';
 import { dnsUpstreamSourcePort } from '../../agent/tproxy/rules.js';
 import { repoRoot } from '../../scripts/repo-root.js';
-import type { ManagedChild } from '../support/child.js';
+import { childKeeper, type ManagedChild } from '../support/child.js';
 import { consulDevConfig } from '../support/consul.js';
 import { createNetwork, privilegedSkipReason, type TestHost } from '../support/netns.js';
 import { tools } from '../support/tools.js';
@@ -84,13 +84,9 @@ async function namespaceWorld(t: Test, resolvConf: (host: TestHost) => string): 
   const net = await createNetwork(1, { subnet: '10.77.0' });
   const host = net.hosts[0] as TestHost;
   const etcNetns = path.join('/etc/netns', host.netns);
-  const started: ManagedChild[] = [];
-  const keep = (c: ManagedChild) => {
-    started.push(c);
-    return c;
-  };
+  const { keep, stopAll } = childKeeper();
   t.teardown(async () => {
-    for (const c of [...started].reverse()) await c.stop();
+    await stopAll();
     await net.remove().catch(() => undefined);
     await rm(etcNetns, { recursive: true, force: true });
     await rm(base, { recursive: true, force: true });

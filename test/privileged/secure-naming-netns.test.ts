@@ -27,7 +27,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { startAgentProcess } from '../support/agent-process.js';
-import { type ManagedChild, processesWith } from '../support/child.js';
+import { childKeeper, processesWith } from '../support/child.js';
 import { type CallTally, clusterEndpoints } from '../support/mesh-calls.js';
 import { createNetwork, listNetns, privilegedSkipReason, type TestHost } from '../support/netns.js';
 import { CP_PORT, dist, httpIn, meshctl, startNetnsPeers } from '../support/netns-peers.js';
@@ -71,14 +71,7 @@ t.test('secure naming across network namespaces, with the real programs', { skip
   const base = await mkdtemp(path.join(os.tmpdir(), 'mesh-netns-naming-'));
   const net = await createNetwork(4);
   /** Every long-running process, in start order; stopped in reverse (agents before their apps, Consul last). */
-  const started: ManagedChild[] = [];
-  const keep = (c: ManagedChild) => {
-    started.push(c);
-    return c;
-  };
-  const stopAll = async () => {
-    for (const c of [...started].reverse()) await c.stop();
-  };
+  const { keep, stopAll } = childKeeper();
   t.teardown(async () => {
     await stopAll();
     await net.remove().catch(() => undefined);
@@ -243,8 +236,7 @@ t.test('secure naming across network namespaces, with the real programs', { skip
   });
 
   // Teardown, checked: every process by its pid, then the namespaces.
-  await stopAll();
-  for (const c of started) t.ok(c.exited(), `pid ${c.pid} stopped`);
+  for (const c of await stopAll()) t.ok(c.exited(), `pid ${c.pid} stopped`);
   t.same(
     processesWith(base).map((p) => p.args.join(' ')),
     [],

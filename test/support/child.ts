@@ -104,3 +104,25 @@ export function startChild(
     },
   };
 }
+
+/** Long-running children kept in start order; stopAll() stops them newest first (agents before their peers). */
+export interface ChildKeeper {
+  keep(child: ManagedChild): ManagedChild;
+  /** Stops every kept child; returns them (so a test can check each exited). */
+  stopAll(): Promise<ManagedChild[]>;
+}
+
+export function childKeeper(): ChildKeeper {
+  const started: ManagedChild[] = [];
+  return {
+    keep(child) {
+      started.push(child);
+      return child;
+    },
+    async stopAll() {
+      const stopping = started.splice(0).reverse();
+      for (const c of stopping) await c.stop();
+      return stopping;
+    },
+  };
+}

@@ -20,7 +20,7 @@ import path from 'node:path';
 import { runChecked } from '../../lib/exec.js';
 import { envoyProcessesOf } from './agent-leftovers.js';
 import { startAgentProcess } from './agent-process.js';
-import { type ManagedChild, processAlive } from './child.js';
+import { childKeeper, type ManagedChild, processAlive } from './child.js';
 import { createNetwork, type TestHost, type TestNetwork } from './netns.js';
 import { dist, meshctl, startNetnsPeers } from './netns-peers.js';
 import { tools } from './tools.js';
@@ -155,16 +155,12 @@ export async function startTproxyWorld(options: { prefix?: string } = {}): Promi
   await chmod(envoyBinary, 0o755);
 
   const net = await createNetwork(4);
-  const started: ManagedChild[] = [];
-  const keep = (c: ManagedChild) => {
-    started.push(c);
-    return c;
-  };
+  const { keep, stopAll } = childKeeper();
   const etcNetns: string[] = [];
   const meshed: MeshedHost[] = [];
   const stop = async () => {
     for (const m of meshed) await m.stop().catch(() => undefined);
-    for (const c of [...started].reverse()) await c.stop();
+    await stopAll();
     // Envoys an agent killed with -9 left behind, by pid.
     for (const m of meshed) for (const pid of await envoyProcessesOf(m.dataDir)) killPid(pid);
     await net.remove().catch(() => undefined);
