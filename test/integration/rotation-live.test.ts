@@ -1,8 +1,11 @@
 /**
  * The agent's rotation manager against a real control plane: node and
- * workload SVIDs with a 4 s TTL are renewed before they expire, renewals fail
+ * workload SVIDs with a 10 s TTL are renewed before they expire, renewals fail
  * and back off while the control plane is down, and succeed again once it is
- * back (same data folder, so the node's identity still holds).
+ * back (same data folder, so the node's identity still holds). 10 s: short
+ * enough to renew twice in a test, long enough that the join and the first
+ * fetch fit in it on a loaded machine (with 4 s a busy CI run saw the node
+ * SVID expire before the first fetch: MESH_E_UNAUTHENTICATED).
  */
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -16,7 +19,7 @@ import { joinNode, joinSource, startTestControlPlane, type TestControlPlane } fr
 import { tempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
 
-t.setTimeout(120_000);
+t.setTimeout(240_000);
 
 const timesOf = (pem: string): IssuedCert => {
   const cert = new X509Certificate(pem);
@@ -27,7 +30,7 @@ t.test('renews node and workload SVIDs on time, backs off while the control plan
   const base = await tempDir(t, 'mesh-rot-');
   const cpDir = path.join(base, 'cp');
   const agentDir = path.join(base, 'agent');
-  let tcp: TestControlPlane = await startTestControlPlane({ dataDir: cpDir, svidTtl: '4s', nodeSvidTtl: '4s' });
+  let tcp: TestControlPlane = await startTestControlPlane({ dataDir: cpDir, svidTtl: '10s', nodeSvidTtl: '10s' });
   t.teardown(() => tcp.stop());
   const id = 'spiffe://example.org/ns/default/sa/web';
   await joinNode(joinSource(tcp), 'vm1', [id], agentDir);
@@ -57,7 +60,7 @@ t.test('renews node and workload SVIDs on time, backs off while the control plan
         ? true
         : undefined,
     {
-      timeoutMs: 20_000,
+      timeoutMs: 60_000,
       what: 'two renewals of each SVID',
     },
   );
@@ -69,16 +72,16 @@ t.test('renews node and workload SVIDs on time, backs off while the control plan
   // Control plane down: renewals fail and are retried.
   await tcp.stop();
   await waitFor(async () => (manager.status().every((s) => s.failures >= 2) ? true : undefined), {
-    timeoutMs: 20_000,
+    timeoutMs: 60_000,
     what: 'failed renewals',
   });
   t.match(manager.status()[0], { lastError: /not reachable|UNAVAILABLE|ECONNREFUSED/i }, 'the last error says why');
 
   // Back, same data folder (new port): the next retries succeed.
-  tcp = await startTestControlPlane({ dataDir: cpDir, svidTtl: '4s', nodeSvidTtl: '4s' });
+  tcp = await startTestControlPlane({ dataDir: cpDir, svidTtl: '10s', nodeSvidTtl: '10s' });
   const before = renewed.length;
   await waitFor(async () => (renewed.length >= before + 2 && manager.status().every((s) => s.failures === 0) ? true : undefined), {
-    timeoutMs: 20_000,
+    timeoutMs: 60_000,
     what: 'renewals after the control plane came back',
   });
   t.ok(
