@@ -267,7 +267,7 @@ t.test(
     // 6. Upgrade to the rebuilt newer version.
     const before = await out(ct, 'systemctl', 'show', '-p', 'MainPID', '--value', 'mesh-agent');
     await ct.execChecked('dpkg', ['-i', '/root/agent-next.deb'], { timeoutMs: 180_000 });
-    t.equal(await out(ct, 'dpkg-query', '-W', '-f=${Version}', 'mesh-agent'), pkgs.next, `mesh-agent ${pkgs.next} is installed`);
+    t.equal(await out(ct, 'dpkg-query', '-W', `-f=\${Version}`, 'mesh-agent'), pkgs.next, `mesh-agent ${pkgs.next} is installed`);
     t.match(await ct.readFile('/etc/mesh-agent/agent.yaml'), EDIT_MARK, 'the edited agent.yaml is kept');
     t.not(await out(ct, 'systemctl', 'show', '-p', 'MainPID', '--value', 'mesh-agent'), before, 'the upgrade restarted the running agent');
     await servesAsWeb(t, ct, `after the upgrade to ${pkgs.next}`);
