@@ -27,12 +27,13 @@ export interface ServiceNotifier {
   status(text: string): Promise<void>;
 }
 
-/** Runs `systemd-notify ARGS...`; resolves when it exited (rejects on failure). */
-export type NotifyExec = (args: readonly string[]) => Promise<void>;
+/** Runs `systemd-notify ARGS...` with NOTIFY_SOCKET=socket; resolves when it exited (rejects on failure). */
+export type NotifyExec = (args: readonly string[], socket: string) => Promise<void>;
 
-const realExec: NotifyExec = (args) =>
+const realExec: NotifyExec = (args, socket) =>
   new Promise((resolve, reject) => {
-    execFile('systemd-notify', [...args], { timeout: 10_000 }, (err, _stdout, stderr) =>
+    const env = { ...process.env, NOTIFY_SOCKET: socket };
+    execFile('systemd-notify', [...args], { timeout: 10_000, env }, (err, _stdout, stderr) =>
       err ? reject(new Error(`systemd-notify ${args.join(' ')}: ${stderr.trim() || err.message}`)) : resolve(),
     );
   });
@@ -47,11 +48,12 @@ const statusArg = (text: string) => `STATUS=${text.replace(/\s+/g, ' ').slice(0,
 export function serviceNotifier(options: { notifySocket: string | undefined; log: Logger; exec?: NotifyExec }): ServiceNotifier {
   const { log } = options;
   const exec = options.exec ?? realExec;
-  if (options.notifySocket === undefined || options.notifySocket === '') return silentNotifier;
+  const socket = options.notifySocket;
+  if (socket === undefined || socket === '') return silentNotifier;
   let queue: Promise<void> = Promise.resolve();
   const send = (args: string[]) => {
     queue = queue.then(() =>
-      exec(args).catch((err: unknown) => log.warn('cannot notify systemd', { message: args.join(' '), error: err })),
+      exec(args, socket).catch((err: unknown) => log.warn('cannot notify systemd', { message: args.join(' '), error: err })),
     );
     return queue;
   };

@@ -3,12 +3,13 @@ import type { ServiceNotifier } from '../../lib/sd-notify.js';
 
 export class FakeNotifier implements ServiceNotifier {
   readonly messages: string[] = [];
-  private waiters: Array<{ match: RegExp; resolve: (message: string) => void }> = [];
+  private waiters: Array<{ accepts: (message: string, index: number) => boolean; resolve: (message: string) => void }> = [];
 
   private record(message: string): Promise<void> {
     this.messages.push(message);
+    const index = this.messages.length - 1;
     this.waiters = this.waiters.filter((w) => {
-      if (!w.match.test(message)) return true;
+      if (!w.accepts(message, index)) return true;
       w.resolve(message);
       return false;
     });
@@ -20,10 +21,10 @@ export class FakeNotifier implements ServiceNotifier {
   stopping = (status: string) => this.record(`STOPPING=1 STATUS=${status}`);
   status = (text: string) => this.record(`STATUS=${text}`);
 
-  /** Resolves with the first message (already sent or still to come) that matches. */
-  next(match: RegExp): Promise<string> {
-    const seen = this.messages.find((m) => match.test(m));
+  /** Resolves with the first message at or after index `from` (already sent or still to come) that matches. */
+  next(match: RegExp, from = 0): Promise<string> {
+    const seen = this.messages.slice(from).find((m) => match.test(m));
     if (seen !== undefined) return Promise.resolve(seen);
-    return new Promise((resolve) => this.waiters.push({ match, resolve }));
+    return new Promise((resolve) => this.waiters.push({ accepts: (m, i) => i >= from && match.test(m), resolve }));
   }
 }

@@ -98,7 +98,11 @@ t.test('mesh-agent.service: privileges and reload', async (t) => {
   const needed = ['CAP_CHOWN', 'CAP_NET_ADMIN', 'CAP_SETGID', 'CAP_SETUID'];
   t.same(caps('AmbientCapabilities'), needed, 'capture (NET_ADMIN), Envoy as mesh-envoy (SETUID/SETGID), its files (CHOWN)');
   t.same(caps('CapabilityBoundingSet'), needed, 'nothing more can ever be gained');
-  t.equal(values.get('ExecReload')?.[0], '/bin/kill -HUP $MAINPID', 'reload is SIGHUP');
+  t.same(
+    values.get('ExecReload'),
+    ['/usr/bin/mesh-agent config check --config /etc/mesh-agent/agent.yaml', '/bin/kill -HUP $MAINPID'],
+    'reload checks the file, then is SIGHUP',
+  );
   t.match(values.get('ExecStopPost')?.[0], /^-\/usr\/bin\/mesh-agent tproxy remove /, 'no capture rule outlives the agent');
 });
 

@@ -7,15 +7,18 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
+import { configCheckCommand } from '../../../agent/commands/config-command.js';
 import { loadAgentConfig } from '../../../agent/config/load.js';
 import type { AgentConfig } from '../../../agent/config/schema.js';
 import { changedPaths, createConfigReloader } from '../../../agent/run/config-reload.js';
 import { agentReadiness } from '../../../agent/status/readiness.js';
 import { renderStatus } from '../../../agent/status/render.js';
 import { buildStatus } from '../../../agent/status/status.js';
+import type { Program } from '../../../lib/cli.js';
 import { createLogger } from '../../../lib/logger.js';
 import { serviceNotifier } from '../../../lib/sd-notify.js';
 import { FakeClock } from '../../fakes/clock.js';
+import { runProgram } from '../../support/cli.js';
 import { tempDir } from '../../support/temp-dir.js';
 
 const hostname = async () => 'node-a';
@@ -150,4 +153,20 @@ t.test('the notifier runs systemd-notify only under systemd, one message at a ti
     ['STOPPING=1', 'STATUS=stopping'],
   ]);
   t.match(lines.at(-1), { level: 'warn', msg: 'cannot notify systemd' });
+});
+
+t.test('mesh-agent config check (the unit runs it before SIGHUP): ok, or exit 1 with the file and field path', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'agent.yaml');
+  const program: Program = { name: 'mesh-agent', summary: '', version: '0', commands: [configCheckCommand(hostname)] };
+  await writeFile(file, `dataDir: ${dir}\ntrustDomain: example.org\n`);
+  const ok = await runProgram(program, ['config', 'check', '--config', file]);
+  t.equal(ok.code, 0, ok.err);
+  t.equal(ok.out, `${file}: ok (node node-a, trust domain example.org)\n`);
+  await writeFile(file, `dataDir: ${dir}\ntrustDomain: example.org\nenvoy: { adminPort: 0, colour: red }\n`);
+  const bad = await runProgram(program, ['config', 'check', '--config', file]);
+  t.equal(bad.code, 1);
+  t.match(bad.err, new RegExp(`MESH_E_CONFIG_INVALID: ${file}`));
+  t.match(bad.err, /envoy\.adminPort: /);
+  t.match(bad.err, /envoy\.colour: unknown field/);
 });
