@@ -95,10 +95,14 @@ for (const name of UNITS) {
 t.test('mesh-agent.service: privileges and reload', async (t) => {
   const { values } = serviceSection(await unitText('mesh-agent'));
   const caps = (key: string) => (values.get(key)?.join(' ') ?? '').split(/\s+/).filter(Boolean).sort();
-  const needed = ['CAP_CHOWN', 'CAP_NET_ADMIN', 'CAP_SETGID', 'CAP_SETUID'];
-  t.same(caps('AmbientCapabilities'), needed, 'capture (NET_ADMIN), Envoy as mesh-envoy (SETUID/SETGID), its files (CHOWN)');
+  const needed = ['CAP_CHOWN', 'CAP_KILL', 'CAP_NET_ADMIN', 'CAP_SETGID', 'CAP_SETUID'];
+  t.same(caps('AmbientCapabilities'), needed, 'capture (NET_ADMIN), Envoy as mesh-envoy (SETUID/SETGID), signalling it (KILL), its files (CHOWN)');
   t.same(caps('CapabilityBoundingSet'), needed, 'nothing more can ever be gained');
-  t.equal(values.get('ExecReload')?.[0], '/bin/kill -HUP $MAINPID', 'reload is SIGHUP');
+  t.same(
+    values.get('ExecReload'),
+    ['/usr/bin/mesh-agent config check --config /etc/mesh-agent/agent.yaml', '/bin/kill -HUP $MAINPID'],
+    'reload checks the file, then is SIGHUP',
+  );
   t.match(values.get('ExecStopPost')?.[0], /^-\/usr\/bin\/mesh-agent tproxy remove /, 'no capture rule outlives the agent');
 });
 
