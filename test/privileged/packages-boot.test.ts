@@ -40,6 +40,7 @@ const AGENT_EDITS = `
 ${EDIT_MARK}
 nodeName: vm1
 advertiseAddress: 127.0.0.1
+controlPlane: { address: 127.0.0.1:8443 }
 consul: { address: 127.0.0.1:8500 }
 transparentProxy: { enabled: true }
 `;
