@@ -16,6 +16,7 @@
  * Both packages are built first with `npm run package`'s script, twice (the
  * version of package.json, then the next patch version for the upgrade).
  */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import t, { type Test } from 'tap';
@@ -53,7 +54,7 @@ interface Built {
 }
 
 /** Builds both packages at package.json's version and mesh-agent at the next patch version (niced: two shared cores). */
-async function buildPackages(out: string): Promise<Built> {
+async function buildPackages(out: string, prebuilt?: string): Promise<Built> {
   const root = repoRoot();
   const version = (JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { version: string }).version;
   const parts = version.split('.').map(Number) as [number, number, number];
@@ -61,9 +62,11 @@ async function buildPackages(out: string): Promise<Built> {
   const script = path.join(root, 'dist', 'scripts', 'package-main.js');
   const build = (args: string[]) =>
     runChecked('nice', ['-n', '10', process.execPath, script, ...args], 'MESH_E_INTERNAL', { timeoutMs: 15 * 60_000 });
-  await build(['--out', out]);
-  await build(['--out', out, '--version', next, '--only', 'mesh-agent']);
-  const at = (name: string) => path.join(out, name);
+  if (prebuilt === undefined) {
+    await build(['--out', out]);
+    await build(['--out', out, '--version', next, '--only', 'mesh-agent']);
+  }
+  const at = (name: string) => path.join(prebuilt ?? out, name);
   return {
     version,
     next,
@@ -81,9 +84,20 @@ async function buildPackages(out: string): Promise<Built> {
 }
 
 let built: Promise<Built> | undefined;
-/** Built once for both tests, removed when the file ends. */
+/**
+ * Built once for both tests, removed when the file ends. MESH_TEST_PACKAGES=DIR
+ * takes them from DIR instead (both versions already built there with
+ * `npm run package -- --out DIR` and `... --version <next> --only mesh-agent`).
+ */
 function packages(): Promise<Built> {
-  built ??= tempDir(t, 'mesh-pkgs-').then(buildPackages);
+  const prebuilt = process.env.MESH_TEST_PACKAGES;
+  built ??= tempDir(t, 'mesh-pkgs-').then(async (out) => {
+    const found = await buildPackages(out, prebuilt);
+    for (const file of [...Object.values(found.deb), ...Object.values(found.rpm)]) {
+      if (!existsSync(file)) throw new Error(`MESH_TEST_PACKAGES=${prebuilt}: ${path.basename(file)} is missing`);
+    }
+    return found;
+  });
   return built;
 }
 
@@ -155,6 +169,8 @@ async function joinAndStartAgent(t: Test, ct: Container): Promise<void> {
     '/root/vm1.token',
     '--ca-bundle',
     '/root/ca.pem',
+    '--data-dir',
+    '/var/lib/mesh-agent',
   ]);
   t.match(join.stdout + join.stderr, /systemctl enable --now mesh-agent/, 'join prints the next step');
   t.equal(await out(ct, 'find', '/var/lib/mesh-agent', '!', '-user', 'mesh-agent'), '', 'everything the join wrote belongs to mesh-agent');
