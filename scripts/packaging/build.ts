@@ -11,7 +11,7 @@ import { MeshError } from '../../lib/errors.js';
 import { run, runChecked } from '../../lib/exec.js';
 import type { PackagingTools } from '../provision-packaging.js';
 import { nfpmYaml } from './nfpm-config.js';
-import { PACKAGES, type PackageFormat, type PackageName, packageFileName } from './package-spec.js';
+import { PACKAGES, type PackageFormat, type PackageName, type PackageSpec, packageFileName } from './package-spec.js';
 import { PHASES, type Phase, readScripts } from './scriptlets.js';
 import { type NpmTree, stagePackage } from './stage.js';
 
@@ -50,6 +50,27 @@ async function productionTree(root: string): Promise<NpmTree> {
   return tree;
 }
 
+/**
+ * Runs the staged programs with the staged node before anything is packed: each
+ * answers --version with the package's version, and better-sqlite3's addon loads
+ * (an addon built for another Node major, or a missing file, fails here, not on a host).
+ */
+async function checkStaged(files: string, spec: PackageSpec, version: string): Promise<void> {
+  const node = path.join(files, 'lib', 'node', 'bin', 'node');
+  const app = path.join(files, 'lib', 'app');
+  for (const program of spec.programs) {
+    const result = await runChecked(node, [path.join(app, program.main), '--version'], 'MESH_E_PROVISION_FAILED', { cwd: app });
+    if (result.stdout.trim() !== `${program.command} ${version}`) {
+      throw new MeshError(
+        'MESH_E_PROVISION_FAILED',
+        `the staged ${program.command} --version printed ${JSON.stringify(result.stdout.trim())}, expected "${program.command} ${version}"`,
+      );
+    }
+  }
+  const probe = "import Database from 'better-sqlite3'; new Database(':memory:').prepare('select 1').get();";
+  await runChecked(node, ['--input-type=module', '-e', probe], 'MESH_E_PROVISION_FAILED', { cwd: app });
+}
+
 export async function buildPackages(options: BuildOptions): Promise<BuiltPackage[]> {
   const progress = options.progress ?? (() => {});
   const names = options.packages ?? (['mesh-agent', 'mesh-controlplane'] as const);
@@ -69,6 +90,7 @@ export async function buildPackages(options: BuildOptions): Promise<BuiltPackage
       dir: path.join(dir, 'files'),
       production,
     });
+    await checkStaged(path.join(dir, 'files'), spec, options.version);
     const texts = await readScripts(options.root, spec);
     const scripts = {} as Record<Phase, string>;
     await mkdir(path.join(dir, 'scripts'), { recursive: true });

@@ -161,8 +161,15 @@ t.test('rpm -qip/-qlp: version, config files, scripts, dependencies', async (t) 
   }
   t.equal(await sh('rpm', ['-qcp', agentRpm]), '/etc/mesh-agent/agent.yaml\n', 'the config file is flagged');
   t.equal(await sh('rpm', ['-qcp', cpRpm]), '/etc/mesh-controlplane/controlplane.yaml\n');
-  const dump = await sh('rpm', ['-qp', '--dump', agentRpm]);
-  t.match(dump, /^\/etc\/mesh-agent\/agent\.yaml \d+ \d+ \S+ \S+ 0100644 root root 1 0 /m, 'config (noreplace) owned by root');
+  const flags = await sh('rpm', ['-qp', '--qf', '[%{FILENAMES} %{FILEFLAGS:fflags} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILEMTIMES}\n]', agentRpm]);
+  t.match(flags, /^\/etc\/mesh-agent\/agent\.yaml cn root:root 1700000000$/m, 'config(noreplace), root, dated SOURCE_DATE_EPOCH');
+  t.ok(
+    flags
+      .trim()
+      .split('\n')
+      .every((l) => l.endsWith(' root:root 1700000000')),
+    'every file root-owned and dated SOURCE_DATE_EPOCH',
+  );
   const scripts = await sh('rpm', ['-qp', '--scripts', agentRpm]);
   for (const s of ['preinstall', 'postinstall', 'preuninstall', 'postuninstall']) t.match(scripts, `${s} scriptlet (using /bin/sh):`, s);
   const requires = (await sh('rpm', ['-qpR', agentRpm])).split('\n');
