@@ -161,7 +161,12 @@ t.test('rpm -qip/-qlp: version, config files, scripts, dependencies', async (t) 
   }
   t.equal(await sh('rpm', ['-qcp', agentRpm]), '/etc/mesh-agent/agent.yaml\n', 'the config file is flagged');
   t.equal(await sh('rpm', ['-qcp', cpRpm]), '/etc/mesh-controlplane/controlplane.yaml\n');
-  const flags = await sh('rpm', ['-qp', '--qf', '[%{FILENAMES} %{FILEFLAGS:fflags} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILEMTIMES}\n]', agentRpm]);
+  const flags = await sh('rpm', [
+    '-qp',
+    '--qf',
+    '[%{FILENAMES} %{FILEFLAGS:fflags} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILEMTIMES}\n]',
+    agentRpm,
+  ]);
   t.match(flags, /^\/etc\/mesh-agent\/agent\.yaml cn root:root 1700000000$/m, 'config(noreplace), root, dated SOURCE_DATE_EPOCH');
   t.ok(
     flags
