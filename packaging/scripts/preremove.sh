@@ -5,8 +5,8 @@ if [ "$(mesh_action preremove "$@")" = remove ]; then
     systemctl stop "$SERVICE" || mesh_say "stopping $SERVICE failed"
     systemctl disable --quiet "$SERVICE" || true
   fi
-  if [ "$TPROXY_CLEANUP" = yes ] && [ -x /usr/bin/mesh-agent ]; then
-    /usr/bin/mesh-agent tproxy remove >/dev/null || mesh_say "mesh-agent tproxy remove failed: remove the capture rules by hand"
+  if [ "$TPROXY_CLEANUP" = yes ] && command -v mesh-agent >/dev/null 2>&1; then
+    mesh-agent tproxy remove >/dev/null || mesh_say "mesh-agent tproxy remove failed: remove the capture rules by hand"
   fi
 fi
 exit 0

@@ -11,9 +11,9 @@ import { MeshError } from '../../lib/errors.js';
 import { run, runChecked } from '../../lib/exec.js';
 import type { PackagingTools } from '../provision-packaging.js';
 import { nfpmYaml } from './nfpm-config.js';
-import { PACKAGES, type PackageFormat, type PackageName, packageFileName } from './package-spec.js';
+import { PACKAGES, type PackageFormat, type PackageName, type PackageSpec, packageFileName } from './package-spec.js';
 import { PHASES, type Phase, readScripts } from './scriptlets.js';
-import { stagePackage } from './stage.js';
+import { type NpmTree, stagePackage } from './stage.js';
 
 export interface BuildOptions {
   readonly root: string;
@@ -35,22 +35,46 @@ export interface BuiltPackage {
   readonly path: string;
 }
 
-/** `npm ls --omit=dev --all --parseable`: the production packages installed in root (exit code ignored: npm also lists what it warns about). */
-async function productionPaths(root: string): Promise<string> {
-  const result = await run('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: root, timeoutMs: 120_000 });
-  if (result.stdout.trim() === '') {
-    throw new MeshError(
-      'MESH_E_PROVISION_FAILED',
-      `npm ls --omit=dev found no installed packages in ${root}: run npm ci first\n${result.stderr}`,
-    );
+/** `npm ls --omit=dev --all --json`: the production packages installed in root (exit code ignored: npm also lists what it warns about). */
+async function productionTree(root: string): Promise<NpmTree> {
+  const result = await run('npm', ['ls', '--omit=dev', '--all', '--json'], { cwd: root, timeoutMs: 120_000 });
+  let tree: NpmTree;
+  try {
+    tree = JSON.parse(result.stdout) as NpmTree;
+  } catch {
+    throw new MeshError('MESH_E_PROVISION_FAILED', `npm ls --omit=dev --json in ${root} printed no JSON: ${result.stderr.trim()}`);
   }
-  return result.stdout;
+  if (Object.keys(tree.dependencies ?? {}).length === 0) {
+    throw new MeshError('MESH_E_PROVISION_FAILED', `npm ls --omit=dev found no installed packages in ${root}: run npm ci first`);
+  }
+  return tree;
+}
+
+/**
+ * Runs the staged programs with the staged node before anything is packed: each
+ * answers --version with the package's version, and better-sqlite3's addon loads
+ * (an addon built for another Node major, or a missing file, fails here, not on a host).
+ */
+async function checkStaged(files: string, spec: PackageSpec, version: string): Promise<void> {
+  const node = path.join(files, 'lib', 'node', 'bin', 'node');
+  const app = path.join(files, 'lib', 'app');
+  for (const program of spec.programs) {
+    const result = await runChecked(node, [path.join(app, program.main), '--version'], 'MESH_E_PROVISION_FAILED', { cwd: app });
+    if (result.stdout.trim() !== `${program.command} ${version}`) {
+      throw new MeshError(
+        'MESH_E_PROVISION_FAILED',
+        `the staged ${program.command} --version printed ${JSON.stringify(result.stdout.trim())}, expected "${program.command} ${version}"`,
+      );
+    }
+  }
+  const probe = "import Database from 'better-sqlite3'; new Database(':memory:').prepare('select 1').get();";
+  await runChecked(node, ['--input-type=module', '-e', probe], 'MESH_E_PROVISION_FAILED', { cwd: app });
 }
 
 export async function buildPackages(options: BuildOptions): Promise<BuiltPackage[]> {
   const progress = options.progress ?? (() => {});
   const names = options.packages ?? (['mesh-agent', 'mesh-controlplane'] as const);
-  const prod = await productionPaths(options.root);
+  const production = await productionTree(options.root);
   await mkdir(options.outDir, { recursive: true });
   const built: BuiltPackage[] = [];
   for (const name of names) {
@@ -61,10 +85,12 @@ export async function buildPackages(options: BuildOptions): Promise<BuiltPackage
       root: options.root,
       spec,
       version: options.version,
+      sourceDateEpoch: options.sourceDateEpoch,
       tools: options.tools,
       dir: path.join(dir, 'files'),
-      productionPaths: prod,
+      production,
     });
+    await checkStaged(path.join(dir, 'files'), spec, options.version);
     const texts = await readScripts(options.root, spec);
     const scripts = {} as Record<Phase, string>;
     await mkdir(path.join(dir, 'scripts'), { recursive: true });

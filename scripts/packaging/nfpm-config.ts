@@ -14,8 +14,10 @@ export interface StagedEntry {
   /** Absolute path on the host. */
   readonly dst: string;
   readonly mode: number;
-  /** A config file (kept on upgrade, never replaced when edited). */
-  readonly config?: boolean;
+  /** config|noreplace: a config file (kept on upgrade, never replaced when edited); license: RPM's %license. */
+  readonly type?: 'config|noreplace' | 'license';
+  /** Only in this format's package. */
+  readonly packager?: 'deb' | 'rpm';
 }
 
 export interface NfpmInput {
@@ -34,9 +36,10 @@ function isoTime(seconds: number): string {
 
 function content(entry: StagedEntry, mtime: string): Record<string, unknown> {
   const fileInfo = { mode: entry.mode, mtime, owner: 'root', group: 'root' };
-  if (entry.src === undefined) return { dst: entry.dst, type: 'dir', file_info: fileInfo };
+  const only = entry.packager === undefined ? {} : { packager: entry.packager };
+  if (entry.src === undefined) return { dst: entry.dst, type: 'dir', ...only, file_info: fileInfo };
   const base = { src: entry.src, dst: entry.dst };
-  return entry.config ? { ...base, type: 'config|noreplace', file_info: fileInfo } : { ...base, file_info: fileInfo };
+  return entry.type !== undefined ? { ...base, type: entry.type, ...only, file_info: fileInfo } : { ...base, ...only, file_info: fileInfo };
 }
 
 /** The nfpm configuration as a plain object (tests read it; nfpmYaml prints it). */

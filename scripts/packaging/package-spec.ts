@@ -59,21 +59,24 @@ export interface PackageSpec {
 
 export const MAINTAINER = 'vm-mesh maintainers <vm-mesh@example.org>';
 export const HOMEPAGE = 'https://example.org/vm-mesh';
-export const LICENSE = 'Apache-2.0';
+/** The project has published no license yet (package.json has none): say so rather than guess. */
+export const LICENSE = 'NOASSERTION';
 
-/** The node binary and the better-sqlite3 addon need glibc 2.34+ and the C++ runtime. */
+/** The node binary and the better-sqlite3 addon need glibc 2.34+ and the C++ runtime (libstdc++, libgcc_s). */
 const RUNTIME_DEPS = {
   deb: ['libc6 (>= 2.34)', 'libstdc++6', 'libgcc-s1'],
-  rpm: ['glibc >= 2.34', 'libstdc++', 'libgcc'],
+  // RPM names libraries by soname, as its own dependency generator would.
+  rpm: ['libc.so.6(GLIBC_2.34)(64bit)', 'libstdc++.so.6()(64bit)', 'libgcc_s.so.1()(64bit)'],
 };
 
 export const PACKAGES: Readonly<Record<PackageName, PackageSpec>> = Object.freeze({
   'mesh-agent': {
     name: 'mesh-agent',
-    summary: 'service mesh node agent for VMs and bare metal',
+    summary: 'Service mesh node agent for VMs and bare metal',
     description:
-      'mesh-agent joins a host to the mesh, registers its workloads in Consul, obtains\n' +
-      'their SPIFFE identities, runs the bundled Envoy and installs the transparent proxy.\n' +
+      'mesh-agent joins a host to the mesh, registers its workloads in Consul,\n' +
+      'obtains their SPIFFE identities, runs the bundled Envoy and installs the\n' +
+      'transparent proxy.\n' +
       'It bundles its own Node.js runtime and Envoy under /usr/lib/mesh-agent.',
     programs: [{ command: 'mesh-agent', main: 'dist/agent/main.js' }],
     distDirs: ['lib', 'agent'],
@@ -89,11 +92,12 @@ export const PACKAGES: Readonly<Record<PackageName, PackageSpec>> = Object.freez
   },
   'mesh-controlplane': {
     name: 'mesh-controlplane',
-    summary: 'service mesh control plane and certificate authority',
+    summary: 'Service mesh control plane and certificate authority',
     description:
-      'mesh-controlplane is the mesh certificate authority for SPIFFE X.509-SVIDs, the\n' +
-      'join-token and node-identity service and the policy source; meshctl drives it.\n' +
-      'It bundles its own Node.js runtime under /usr/lib/mesh-controlplane.',
+      'mesh-controlplane is the mesh certificate authority for SPIFFE\n' +
+      'X.509-SVIDs, the join-token and node-identity service and the policy\n' +
+      'source; meshctl drives it. It bundles its own Node.js runtime under\n' +
+      '/usr/lib/mesh-controlplane.',
     programs: [
       { command: 'mesh-controlplane', main: 'dist/controlplane/main.js' },
       { command: 'meshctl', main: 'dist/controlplane/cli/main.js' },
