@@ -96,7 +96,11 @@ t.test('mesh-agent.service: privileges and reload', async (t) => {
   const { values } = serviceSection(await unitText('mesh-agent'));
   const caps = (key: string) => (values.get(key)?.join(' ') ?? '').split(/\s+/).filter(Boolean).sort();
   const needed = ['CAP_CHOWN', 'CAP_KILL', 'CAP_NET_ADMIN', 'CAP_SETGID', 'CAP_SETUID'];
-  t.same(caps('AmbientCapabilities'), needed, 'capture (NET_ADMIN), Envoy as mesh-envoy (SETUID/SETGID), signalling it (KILL), its files (CHOWN)');
+  t.same(
+    caps('AmbientCapabilities'),
+    needed,
+    'capture (NET_ADMIN), Envoy as mesh-envoy (SETUID/SETGID), signalling it (KILL), its files (CHOWN)',
+  );
   t.same(caps('CapabilityBoundingSet'), needed, 'nothing more can ever be gained');
   t.same(
     values.get('ExecReload'),
