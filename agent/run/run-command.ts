@@ -151,7 +151,13 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
           log: logger.child({ component: 'config' }),
         });
         configStatus = reloader.status;
+        // RELOADING=1 / READY=1 only once READY=1 was first sent: a SIGHUP during start-up must not announce readiness.
+        let announced = false;
         reloadConfig = async () => {
+          if (!announced) {
+            await reloader.reload();
+            return;
+          }
           await notifier.reloading('reloading the configuration');
           const outcome = await reloader.reload();
           await notifier.ready(servingStatus(running, outcome));
@@ -174,7 +180,8 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
           throw first.err;
         }
         // READY=1 once Envoy serves its first acknowledged snapshot: `systemctl start` returns then.
-        if (typeof first === 'object' && first.err === undefined) await announceReady(running, notifier, systemClock, stopRequested);
+        if (typeof first === 'object' && first.err === undefined)
+          announced = await announceReady(running, notifier, systemClock, stopRequested);
         await stopRequested;
         // Stops whatever start-up had made, also while it is still running.
         await running.stop();

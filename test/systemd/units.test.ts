@@ -14,6 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { EXIT_CONFIG } from '../../lib/startup-config-error.js';
 import { tempDir } from '../support/temp-dir.js';
 
 const run = promisify(execFile);
@@ -108,6 +109,7 @@ t.test('mesh-agent.service: privileges and reload', async (t) => {
     'reload checks the file, then is SIGHUP',
   );
   t.match(values.get('ExecStopPost')?.[0], /^-\/usr\/bin\/mesh-agent tproxy remove /, 'no capture rule outlives the agent');
+  t.same(values.get('RestartPreventExitStatus'), [String(EXIT_CONFIG)], "a bad agent.yaml (run's exit code) ends the restarts");
 });
 
 t.test('mesh-controlplane.service: no capabilities', async (t) => {

@@ -7,7 +7,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { identityCommands, type JoinHost } from '../../../agent/commands/identity-commands.js';
 import type { ControlPlaneClient } from '../../../agent/identity/cp-client.js';
 import type { ClientFactory } from '../../../agent/identity/enroll.js';
@@ -44,28 +44,23 @@ const host = (euid: number): JoinHost => ({
   accounts: async () => ({ passwd: `root:x:0:0::/root:/bin/sh\nmesh-agent:x:${UID}:${UID}::/nonexistent:/usr/sbin/nologin\n`, group: '' }),
 });
 
-t.test('join refuses a joined host, leaving its identity untouched, unless --force', async (t) => {
+/** A temp folder, a CA file, the fake control plane, and `join(dataDir, ...extra)` as a host with this euid. */
+async function joinFixture(t: Test, euid: number) {
   const dir = await tempDir(t);
   const { cert } = await selfSignedCert(dir, 'root', { subject: '/CN=root', days: 30, ext: ['basicConstraints = critical,CA:true'] });
-  const chainPem = await readFile(cert, 'utf8');
-  const cp = fakeControlPlane(chainPem);
-  const program: Program = { name: 'mesh-agent', summary: '', version: '0', commands: identityCommands(cp.connect, host(1000)) };
-  const dataDir = path.join(dir, 'state');
-  const join = (...extra: string[]) =>
-    runProgram(program, [
-      'join',
-      '--controlplane',
-      '127.0.0.1:1',
-      '--token',
-      'mjt1_x',
-      '--ca-bundle',
-      cert,
-      '--data-dir',
-      dataDir,
-      '--trust-domain',
-      TD,
-      ...extra,
-    ]);
+  const cp = fakeControlPlane(await readFile(cert, 'utf8'));
+  const program: Program = { name: 'mesh-agent', summary: '', version: '0', commands: identityCommands(cp.connect, host(euid)) };
+  const flags = { controlplane: '127.0.0.1:1', token: 'mjt1_x', 'ca-bundle': cert, 'trust-domain': TD };
+  const argv = Object.entries(flags).flatMap(([flag, value]) => [`--${flag}`, value]);
+  const join = (dataDir: string, ...extra: string[]) => runProgram(program, ['join', ...argv, '--data-dir', dataDir, ...extra]);
+  return { dir, cp, join };
+}
+
+t.test('join refuses a joined host, leaving its identity untouched, unless --force', async (t) => {
+  const fx = await joinFixture(t, 1000);
+  const cp = fx.cp;
+  const dataDir = path.join(fx.dir, 'state');
+  const join = (...extra: string[]) => fx.join(dataDir, ...extra);
 
   const first = await join();
   t.equal(first.code, 0, first.err);
@@ -89,25 +84,7 @@ t.test('join refuses a joined host, leaving its identity untouched, unless --for
 
 const notRoot = process.getuid?.() === 0 ? false : 'chown needs root (CI runs as root)';
 t.test('join as root gives the identity to mesh-agent (or the data folder owner, or --owner)', { skip: notRoot }, async (t) => {
-  const dir = await tempDir(t);
-  const { cert } = await selfSignedCert(dir, 'root', { subject: '/CN=root', days: 30, ext: ['basicConstraints = critical,CA:true'] });
-  const cp = fakeControlPlane(await readFile(cert, 'utf8'));
-  const program: Program = { name: 'mesh-agent', summary: '', version: '0', commands: identityCommands(cp.connect, host(0)) };
-  const join = (dataDir: string, ...extra: string[]) =>
-    runProgram(program, [
-      'join',
-      '--controlplane',
-      '127.0.0.1:1',
-      '--token',
-      'mjt1_x',
-      '--ca-bundle',
-      cert,
-      '--data-dir',
-      dataDir,
-      '--trust-domain',
-      TD,
-      ...extra,
-    ]);
+  const { dir, join } = await joinFixture(t, 0);
   const owners = async (dataDir: string) =>
     Promise.all(
       [
