@@ -12,13 +12,13 @@
  * SIGTERM to the nspawn process (a clean poweroff of the container), SIGKILL
  * after a grace period, then unmounts anything left and removes the folder.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Test } from 'tap';
 import type { RunResult } from '../../lib/exec.js';
 import { run, runChecked } from '../../lib/exec.js';
 import { unmountUnder } from '../../scripts/provision-rootfs.js';
+import { type ManagedChild, startChild } from './child.js';
 import { waitFor } from './wait.js';
 
 export interface ExecOptions {
@@ -51,7 +51,6 @@ export interface Container {
 }
 
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-const KEEP = 64 * 1024;
 
 /** undefined when a container can be booted here; else the reason tests that need one are skipped. */
 export async function nspawnSkipReason(): Promise<string | undefined> {
@@ -100,18 +99,10 @@ export async function bootContainer(
   // /var/tmp: on disk, not a tmpfs, and not cleaned while the test runs.
   const dir = await mkdtemp('/var/tmp/mesh-ct-');
   const root = path.join(dir, 'root');
-  let nspawn: ChildProcess | undefined;
-  let out = '';
-  let exited = false;
-  let closed: Promise<void> = Promise.resolve();
+  let nspawn: ManagedChild | undefined;
 
   const stop = async (graceMs = 20_000) => {
-    if (nspawn !== undefined && !exited) {
-      nspawn.kill('SIGTERM');
-      const timer = setTimeout(() => nspawn?.kill('SIGKILL'), graceMs);
-      await closed;
-      clearTimeout(timer);
-    }
+    await nspawn?.stop(graceMs);
     await unmountUnder(dir);
     await rm(dir, { recursive: true, force: true });
   };
@@ -126,30 +117,18 @@ export async function bootContainer(
       timeoutMs: 5 * 60_000,
     },
   );
-  const child = spawn(
+  // No tap hooks, no host locale or terminal for the container's systemd.
+  const child = startChild(
     'systemd-nspawn',
     ['-D', root, '--boot', '--register=no', '--keep-unit', '--private-network', '--console=pipe'],
-    // No tap hooks, no host locale or terminal for the container's systemd.
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH, LANG: 'C.UTF-8' } },
+    {
+      env: { PATH, LANG: 'C.UTF-8' },
+    },
   );
   nspawn = child;
-  const keep = (chunk: Buffer) => {
-    out = (out + chunk.toString('utf8')).slice(-KEEP);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  closed = new Promise<void>((resolve) => {
-    child.once('close', () => {
-      exited = true;
-      resolve();
-    });
-    child.once('error', (err) => {
-      out += `\nspawn error: ${err.message}`;
-      exited = true;
-      resolve();
-    });
-  });
-  const fatal = () => (exited ? `systemd-nspawn exited:\n${out.slice(-4000)}` : undefined);
+  const exited = () => child.exited();
+  const out = () => child.output();
+  const fatal = () => (exited() ? `systemd-nspawn exited:\n${out().slice(-4000)}` : undefined);
   const nspawnPid = child.pid ?? -1;
   const leader = await waitFor(
     async () => {
@@ -213,7 +192,7 @@ export async function bootContainer(
       if (mode !== undefined) await chmod(target, mode);
     },
     readFile: (containerPath) => readFile(inside(containerPath), 'utf8'),
-    output: () => out,
+    output: out,
     stop,
   };
 }
