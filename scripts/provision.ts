@@ -274,19 +274,26 @@ async function provisionIssuanceLoad(root: string, cacheDir: string, progress: (
   return provisionGoTool(root, cacheDir, { name: 'issuance-load', pinned, what, parse: parseIssuanceLoadVersion }, progress);
 }
 
-export async function provision(options: ProvisionOptions): Promise<Provisioned> {
+/** Runs fill holding the cache's lock, after removing what killed runs left; fill gets the progress callback. */
+export async function underProvisionLock<T>(options: ProvisionOptions, fill: (progress: (line: string) => void) => Promise<T>): Promise<T> {
   const progress = options.progress ?? (() => {});
   await mkdir(options.cacheDir, { recursive: true });
   return withProvisionLock(
     options.cacheDir,
     async () => {
       for (const name of await removeStaleStaging(options.cacheDir)) progress(`removed ${name}, left by a run that did not finish`);
-      const envoy = await provisionEnvoy(options.cacheDir, progress);
-      const consul = await provisionConsul(options.root, options.cacheDir, progress);
-      const svidVerify = await provisionSvidVerify(options.root, options.cacheDir, progress);
-      const issuanceLoad = await provisionIssuanceLoad(options.root, options.cacheDir, progress);
-      return Object.freeze({ envoy, consul, svidVerify, issuanceLoad });
+      return fill(progress);
     },
     { progress },
   );
+}
+
+export async function provision(options: ProvisionOptions): Promise<Provisioned> {
+  return underProvisionLock(options, async (progress) => {
+    const envoy = await provisionEnvoy(options.cacheDir, progress);
+    const consul = await provisionConsul(options.root, options.cacheDir, progress);
+    const svidVerify = await provisionSvidVerify(options.root, options.cacheDir, progress);
+    const issuanceLoad = await provisionIssuanceLoad(options.root, options.cacheDir, progress);
+    return Object.freeze({ envoy, consul, svidVerify, issuanceLoad });
+  });
 }

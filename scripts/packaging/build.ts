@@ -5,7 +5,7 @@
  * SOURCE_DATE_EPOCH fixes every time inside the packages, so two builds of the
  * same checkout give the same bytes.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MeshError } from '../../lib/errors.js';
 import { run, runChecked } from '../../lib/exec.js';
@@ -102,17 +102,24 @@ export async function buildPackages(options: BuildOptions): Promise<BuiltPackage
     await writeFile(config, nfpmYaml({ spec, version: options.version, mtime: options.sourceDateEpoch, entries, scripts }));
     for (const format of ['deb', 'rpm'] as const) {
       const target = path.join(options.outDir, packageFileName(name, options.version, format));
+      // nfpm writes into a partial file renamed when complete: a failed or killed build leaves no package behind.
+      const partial = `${target}.partial`;
       await rm(target, { force: true });
       progress(`${name}: nfpm ${format} -> ${target}`);
-      await runChecked(
-        options.tools.nfpm.path,
-        ['package', '--config', config, '--packager', format, '--target', target],
-        'MESH_E_PROVISION_FAILED',
-        {
-          env: { ...process.env, SOURCE_DATE_EPOCH: String(options.sourceDateEpoch) },
-          timeoutMs: 20 * 60_000,
-        },
-      );
+      try {
+        await runChecked(
+          options.tools.nfpm.path,
+          ['package', '--config', config, '--packager', format, '--target', partial],
+          'MESH_E_PROVISION_FAILED',
+          {
+            env: { ...process.env, SOURCE_DATE_EPOCH: String(options.sourceDateEpoch) },
+            timeoutMs: 20 * 60_000,
+          },
+        );
+        await rename(partial, target);
+      } finally {
+        await rm(partial, { force: true });
+      }
       built.push({ name, format, path: target });
     }
   }
