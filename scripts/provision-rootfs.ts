@@ -22,8 +22,8 @@ import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { MeshError } from '../lib/errors.js';
 import { run, runChecked } from '../lib/exec.js';
-import { removeStaleStaging, type ToolInfo } from './provision.js';
-import { withProvisionLock } from './provision-lock.js';
+import { unmountUnder } from './mounts.js';
+import { type ToolInfo, underProvisionLock } from './provision.js';
 
 export const DEBIAN_SUITE = 'bookworm';
 /**
@@ -93,32 +93,6 @@ async function requireCommand(name: string, args: string[], hint: string): Promi
   }
 }
 
-/** Mount points at or below dir (debootstrap mounts /proc, /sys and /dev nodes into its target), deepest first. */
-export function mountsUnder(mountinfo: string, dir: string): string[] {
-  const prefix = `${dir.replace(/\/+$/, '')}/`;
-  return mountinfo
-    .split('\n')
-    .map((line) => (line.split(' ')[4] ?? '').replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(Number.parseInt(oct, 8))))
-    .filter((point) => point.startsWith(prefix) || `${point}/` === prefix)
-    .sort((a, b) => b.length - a.length);
-}
-
-/** Unmounts what a killed debootstrap left mounted in its target, so removing the folder never reaches the host's /dev or /proc. */
-export async function unmountUnder(dir: string): Promise<void> {
-  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
-  for (const point of mountsUnder(mountinfo, dir)) {
-    const plain = await run('umount', [point]);
-    if (plain.code !== 0) await runChecked('umount', ['--lazy', point], 'MESH_E_PROVISION_FAILED');
-  }
-}
-
-/** Staging folders of rootfs builds, unmounted first: removeStaleStaging then removes them like any other. */
-async function unmountStaleStaging(cacheDir: string): Promise<void> {
-  for (const name of await readdir(cacheDir).catch(() => [] as string[])) {
-    if (/\.tar\.zst\.tmp-\d+$/.test(name)) await unmountUnder(path.join(cacheDir, name));
-  }
-}
-
 async function buildRootfs(file: string, inputs: RootfsInputs, progress: (line: string) => void): Promise<void> {
   if (process.getuid?.() !== 0) {
     throw new MeshError('MESH_E_PROVISION_FAILED', `building the Debian rootfs ${file} needs root (debootstrap)`);
@@ -163,15 +137,8 @@ export async function provisionDebianRootfs(options: {
   const file = path.join(options.cacheDir, rootfsFileName(inputs));
   const info = { path: file, version: DEBIAN_SUITE };
   if (existsSync(file)) return info;
-  await mkdir(options.cacheDir, { recursive: true });
-  return withProvisionLock(
-    options.cacheDir,
-    async () => {
-      await unmountStaleStaging(options.cacheDir);
-      for (const name of await removeStaleStaging(options.cacheDir)) progress(`removed ${name}, left by a run that did not finish`);
-      if (!existsSync(file)) await buildRootfs(file, inputs, progress);
-      return info;
-    },
-    { progress },
-  );
+  return underProvisionLock({ cacheDir: options.cacheDir, progress }, async () => {
+    if (!existsSync(file)) await buildRootfs(file, inputs, progress);
+    return info;
+  });
 }

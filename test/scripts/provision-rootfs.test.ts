@@ -1,6 +1,7 @@
 /** The pure parts of the Debian rootfs provisioning: the mirror from apt's sources, the cache key, the mounts to undo. */
 import t from 'tap';
-import { debianMirrorOf, mountsUnder, rootfsFileName } from '../../scripts/provision-rootfs.js';
+import { mountsUnder } from '../../scripts/mounts.js';
+import { debianMirrorOf, rootfsFileName } from '../../scripts/provision-rootfs.js';
 
 t.test('the mirror is the one apt uses for the suite itself (deb822 and one-line sources)', async (t) => {
   const deb822 = `Types: deb

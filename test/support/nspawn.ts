@@ -17,7 +17,7 @@ import path from 'node:path';
 import type { Test } from 'tap';
 import type { RunResult } from '../../lib/exec.js';
 import { run, runChecked } from '../../lib/exec.js';
-import { unmountUnder } from '../../scripts/provision-rootfs.js';
+import { unmountUnder } from '../../scripts/mounts.js';
 import { type ManagedChild, startChild } from './child.js';
 import { waitFor } from './wait.js';
 
