@@ -2,6 +2,7 @@
 import { type Program, versionCommand } from '../lib/cli.js';
 import { packageVersion } from '../lib/version.js';
 import { bootstrapCommand } from './commands/bootstrap-command.js';
+import { configCheckCommand } from './commands/config-command.js';
 import { identityCommands } from './commands/identity-commands.js';
 import { statusCommand } from './commands/status-command.js';
 import { tproxyCommands } from './commands/tproxy-commands.js';
@@ -20,6 +21,7 @@ export function agentProgram(): Program {
       statusCommand(),
       ...tproxyCommands(),
       bootstrapCommand(),
+      configCheckCommand(),
       versionCommand('mesh-agent', packageVersion()),
     ],
   };

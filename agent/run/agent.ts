@@ -22,6 +22,7 @@ import { watchDir } from '../workloads/dir-watcher.js';
 import { type CheckRunner, createHealthMonitor, type HealthMonitor } from '../workloads/health-monitor.js';
 import { type LoadedWorkloads, loadWorkloads } from '../workloads/load.js';
 import { upstreamServices } from '../workloads/workload.js';
+import type { ConfigFileStatus } from './config-reload.js';
 
 export interface AgentDeps {
   config: AgentConfig;
@@ -40,6 +41,8 @@ export interface AgentDeps {
   dataPlane?: DataPlane;
   /** Traffic capture (present when transparentProxy.enabled): rules installed once Envoy is ready, removed on stop. */
   capture?: CaptureManager;
+  /** The configuration file's state (loaded, or its latest reload rejected), for status. */
+  configStatus?: () => ConfigFileStatus;
 }
 
 export interface Agent {
@@ -250,6 +253,7 @@ export function createAgent(deps: AgentDeps): Agent {
         watches: watcher?.watches() ?? [],
         ...(deps.dataPlane === undefined ? {} : { dataPlane: deps.dataPlane.status() }),
         ...(deps.capture === undefined ? {} : { capture: deps.capture.status() }),
+        ...(deps.configStatus === undefined ? {} : { config: deps.configStatus() }),
         process: processFacts(),
         now: clock.now(),
       }),

@@ -8,6 +8,8 @@ import { type Command, EXIT_FAILURE, EXIT_OK } from '../../lib/cli.js';
 import { systemClock } from '../../lib/clock.js';
 import { isMeshError, MeshError } from '../../lib/errors.js';
 import { createLogger, type Logger } from '../../lib/logger.js';
+import { type ServiceNotifier, serviceNotifier, silentNotifier } from '../../lib/sd-notify.js';
+import { configErrorFields, EXIT_CONFIG, isStartupConfigError, startupLogger } from '../../lib/startup-config-error.js';
 import { loadAgentConfig } from '../config/load.js';
 import type { AgentConfig } from '../config/schema.js';
 import { createDataPlane, type DataPlane } from '../dataplane/data-plane.js';
@@ -29,9 +31,11 @@ import { createIptablesRunner, detectBackend } from '../tproxy/runner-exec.js';
 import { runCheck } from '../workloads/health-check.js';
 import type { SnapshotCache } from '../xds/cache/snapshot-cache.js';
 import { type Agent, createAgent } from './agent.js';
+import { type ConfigFileStatus, createConfigReloader } from './config-reload.js';
 import { STOP_SIGNALS, takeHeldSignal } from './early-signals.js';
 import { type EnvoyLaunch, settlePrivileges } from './envoy-privileges.js';
 import { collectHostFacts, fallbackHostFacts, type HostFacts, type HostFactsSource, hostFacts, systemHostname } from './host-facts.js';
+import { announceReady, servingStatus } from './service-readiness.js';
 
 export interface RunCommandDeps {
   /** Host facts (systeminformation in a worker by default); read once, within hostFactsTimeout. */
@@ -44,6 +48,8 @@ export interface RunCommandDeps {
    * later (a leak must not keep a stopped agent alive); tests pass a no-op.
    */
   exit?: (code: number) => void;
+  /** systemd notifications (READY=1...); default: systemd-notify when $NOTIFY_SOCKET is set, read once at start. */
+  notifier?: (log: Logger) => ServiceNotifier;
 }
 
 function exitSoon(code: number): void {
@@ -70,6 +76,7 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
       let log: Logger | undefined;
       let agent: Agent | undefined;
       let reloadConfig: (() => Promise<void>) | undefined;
+      let notifier: ServiceNotifier = silentNotifier;
       const onTerm = (signal: string) => {
         if (stopSignal !== undefined) {
           log?.info('already shutting down', { signal });
@@ -77,11 +84,12 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
         }
         stopSignal = signal;
         log?.info('shutting down', { signal });
+        void notifier.stopping(`stopping (${signal})`);
         requestStop(signal);
       };
       const onHup = () => {
         if (agent === undefined || stopSignal !== undefined) return;
-        log?.info('SIGHUP: reloading workloads, and Envoy if its binary or bootstrap changed', {});
+        log?.info('SIGHUP: reloading the configuration file and workloads, and Envoy if its binary or bootstrap changed', {});
         void agent.reload();
         void reloadConfig?.();
       };
@@ -93,13 +101,24 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
         if (early !== undefined) onTerm(early);
       }
       try {
-        const config = await loadAgentConfig(file, { hostname: systemHostname, requireTrustDomain: true });
+        const load = (f: string) => loadAgentConfig(f, { hostname: systemHostname, requireTrustDomain: true });
+        let config: AgentConfig;
+        try {
+          config = await load(file);
+        } catch (err) {
+          // Retrying cannot fix the file: exit 78 (EX_CONFIG), which the unit's RestartPreventExitStatus stops on.
+          if (!isStartupConfigError(err)) throw err;
+          startupLogger(io).error('cannot start: fix the configuration file', configErrorFields(file, err));
+          io.stderr.write(`mesh-agent: ${err.code}: ${err.message}\n`);
+          return EXIT_CONFIG;
+        }
         const logger = createLogger({
           level: config.log.level,
           format: config.log.format,
           sink: { write: (l) => io.stderr.write(`${l}\n`) },
         });
         log = logger;
+        notifier = (deps.notifier ?? ((l) => serviceNotifier({ notifySocket: process.env.NOTIFY_SOCKET, log: l })))(logger);
         // Before any side effect: capture without CAP_NET_ADMIN fails here (MESH_E_TPROXY_PRIVILEGE).
         const launch = config.dataPlane.enabled || config.transparentProxy.enabled ? await settlePrivileges(config, logger) : undefined;
         const facts = await startupFacts(config, deps.facts ?? hostFacts, logger);
@@ -110,22 +129,38 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
         const iptables = config.transparentProxy.enabled
           ? createIptablesRunner(await detectBackend(config.transparentProxy.backend))
           : undefined;
+        let configStatus: (() => ConfigFileStatus) | undefined;
         const running = createRealAgent(config, facts, logger, {
           ...(launch === undefined ? {} : { launch }),
           ...(iptables === undefined ? {} : { iptables }),
+          configStatus: () => configStatus?.() ?? { file, state: 'loaded' },
         });
         agent = running;
-        // The envoy.* part of the config file is read again; other changes need a restart.
+        // The file is read again on SIGHUP: Envoy's part is applied, other changes wait for a restart, a bad file is rejected.
+        const reloader = createConfigReloader({
+          file,
+          initial: config,
+          load,
+          ...(running.dataPlane === undefined
+            ? {}
+            : {
+                reloadEnvoy: (next: AgentConfig) =>
+                  (running.dataPlane as DataPlane).reloadEnvoy({ bootstrap: agentBootstrap(next), binary: next.envoy.binary }),
+              }),
+          clock: systemClock,
+          log: logger.child({ component: 'config' }),
+        });
+        configStatus = reloader.status;
+        // RELOADING=1 / READY=1 only once READY=1 was first sent: a SIGHUP during start-up must not announce readiness.
+        let announced = false;
         reloadConfig = async () => {
-          if (running.dataPlane === undefined) return;
-          let next: AgentConfig;
-          try {
-            next = await loadAgentConfig(file, { hostname: systemHostname, requireTrustDomain: true });
-          } catch (err) {
-            logger.error('SIGHUP: the configuration file is invalid; Envoy keeps running as it is', { error: err });
+          if (!announced) {
+            await reloader.reload();
             return;
           }
-          await running.dataPlane.reloadEnvoy({ bootstrap: agentBootstrap(next), binary: next.envoy.binary });
+          await notifier.reloading('reloading the configuration');
+          const outcome = await reloader.reload();
+          await notifier.ready(servingStatus(running, outcome));
         };
         const started = running.start().then(
           () => undefined,
@@ -144,6 +179,9 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
           (deps.exit ?? exitSoon)(EXIT_FAILURE);
           throw first.err;
         }
+        // READY=1 once Envoy serves its first acknowledged snapshot: `systemctl start` returns then.
+        if (typeof first === 'object' && first.err === undefined)
+          announced = await announceReady(running, notifier, systemClock, stopRequested);
         await stopRequested;
         // Stops whatever start-up had made, also while it is still running.
         await running.stop();
@@ -176,6 +214,8 @@ export interface RealAgentParts {
   launch?: EnvoyLaunch;
   /** The iptables runner of the detected backend; with transparentProxy.enabled and a data plane, the agent captures traffic. */
   iptables?: IptablesRunner;
+  /** The configuration file's state, for status (run: loaded, or the latest reload rejected). */
+  configStatus?: () => ConfigFileStatus;
 }
 
 /**
@@ -210,6 +250,7 @@ export function createRealAgent(config: AgentConfig, facts: HostFacts, log: Logg
     checkRunner: runCheck,
     ...(dataPlane === undefined ? {} : { dataPlane }),
     ...(capture === undefined ? {} : { capture }),
+    ...(parts.configStatus === undefined ? {} : { configStatus: parts.configStatus }),
   });
 }
 

@@ -18,6 +18,17 @@ const time = (iso: string | undefined) => (iso === undefined ? '-' : iso.replace
 /** A workload SVID served from the state folder (not renewed by the control plane since the agent started). */
 const fromDisk = (svid: { source?: string }) => (svid.source === 'disk' ? ' (disk)' : '');
 
+/** The configuration file line: loaded or rejected, when it was last reloaded, what waits for a restart. */
+function renderConfig(c: NonNullable<StatusDocument['config']>): string {
+  const parts = [`${c.file}: ${c.state}`];
+  if (c.lastReloadAt !== undefined) parts.push(`reloaded ${time(c.lastReloadAt)}`);
+  if (c.envoy !== undefined) parts.push(`envoy ${c.envoy}`);
+  if (c.restartNeeded !== undefined) parts.push(`restart needed for ${c.restartNeeded.join(', ')}`);
+  const lines = [`config         ${parts.join(', ')}\n`];
+  if (c.error !== undefined) lines.push(`  ${c.error.code}: ${c.error.message.replace(/\n\s*/g, '; ')}\n`);
+  return lines.join('');
+}
+
 export function renderStatus(doc: StatusDocument): string {
   const out: string[] = [];
   out.push(`node ${doc.node}: ${doc.healthy ? 'healthy' : 'UNHEALTHY'}\n`);
@@ -48,6 +59,7 @@ export function renderStatus(doc: StatusDocument): string {
     out.push(`envoy          ${parts.join(', ')}\n`);
   }
   if (doc.transparentProxy !== undefined) out.push(renderCapture(doc.transparentProxy));
+  if (doc.config !== undefined) out.push(renderConfig(doc.config));
   out.push('\n');
   out.push(
     table(

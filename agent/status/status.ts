@@ -6,6 +6,7 @@ import type { CatalogView } from '../discovery/catalog-view.js';
 import type { WatchState } from '../discovery/catalog-watch.js';
 import type { ConnectionState, RegistrationState } from '../discovery/registrar.js';
 import type { IdentityState, SvidSource } from '../identity/identity-status.js';
+import type { ConfigFileStatus } from '../run/config-reload.js';
 import type { CaptureStatus } from '../tproxy/capture-status.js';
 import type { CheckResult } from '../workloads/health-check.js';
 import type { Workload, WorkloadFileError } from '../workloads/workload.js';
@@ -29,6 +30,8 @@ export interface StatusInput {
   process?: NonNullable<StatusDocument['agent']>;
   /** For "expires soon" checks. */
   now?: number;
+  /** The agent configuration file: loaded, or its latest reload rejected (agent/run/config-reload.ts). */
+  config?: ConfigFileStatus;
 }
 
 export interface StatusDocument {
@@ -85,6 +88,15 @@ export interface StatusDocument {
   dataPlane?: { policy: DataPlanePolicyStatus };
   /** Traffic capture (transparentProxy.enabled): state, rules expected vs installed, drift, repairs. */
   transparentProxy?: CaptureStatus;
+  /** The configuration file: state 'rejected' when the latest reload failed (the agent runs with the previous one). */
+  config?: {
+    file: string;
+    state: string;
+    lastReloadAt?: string;
+    error?: { code: string; message: string; issues?: ReadonlyArray<{ path: string; message: string }> };
+    restartNeeded?: readonly string[];
+    envoy?: string;
+  };
   /** The agent process itself. */
   agent?: { pid: number; uptimeSeconds: number; memoryMb: { rss: number; heapUsed: number; heapTotal: number; external: number } };
   /** False when something needs attention; problems says what. `mesh-agent status` exits 1 then. */
@@ -148,6 +160,7 @@ export function buildStatus(input: StatusInput): StatusDocument {
     catalogVersion: input.view.version,
     ...(input.capture === undefined ? {} : { transparentProxy: input.capture }),
     ...(input.process === undefined ? {} : { agent: input.process }),
+    ...(input.config === undefined ? {} : { config: configSummary(input.config) }),
     healthy: true,
     problems: [],
   };
@@ -215,6 +228,11 @@ function svidSummary(state: IdentityState | undefined): {
   };
 }
 
+function configSummary(c: ConfigFileStatus): NonNullable<StatusDocument['config']> {
+  const { lastReloadAt, ...rest } = c;
+  return { ...rest, ...(lastReloadAt === undefined ? {} : { lastReloadAt: iso(lastReloadAt) }) };
+}
+
 /** Envoy's NACK details span lines; a problem is one line. */
 const oneLine = (text: string) => text.replace(/\s+/g, ' ').trim();
 
@@ -243,6 +261,12 @@ export function statusProblems(doc: StatusDocument, now: number): string[] {
       out.push(`policy ${r.kind}/${r.name} version ${r.version} ${r.state}${r.reason === undefined ? '' : `: ${oneLine(r.reason)}`}`);
   if (doc.nodeSvid?.notAfter !== undefined && Date.parse(doc.nodeSvid.notAfter) <= now) out.push('the node SVID expired');
   out.push(...captureProblems(doc.transparentProxy));
+  if (doc.config?.state === 'rejected') {
+    const fields = (doc.config.error?.issues ?? []).map((i) => `${i.path === '' ? '(document)' : i.path}: ${i.message}`).join('; ');
+    out.push(
+      `configuration ${doc.config.file}: reload rejected (${doc.config.error?.code ?? 'MESH_E_CONFIG_INVALID'}${fields === '' ? '' : `: ${oneLine(fields)}`}); running with the previous configuration`,
+    );
+  }
   if (doc.envoy !== undefined && doc.envoy.state !== 'running' && doc.envoy.state !== 'external') out.push(`Envoy is ${doc.envoy.state}`);
   if (doc.xds !== undefined) {
     if (doc.xds.lastError !== undefined) out.push(`the latest snapshot was refused: ${doc.xds.lastError}`);

@@ -2,7 +2,8 @@
 import { type Command, EXIT_OK } from '../../lib/cli.js';
 import { systemClock } from '../../lib/clock.js';
 import { readConfigData, validateConfig } from '../../lib/config-file.js';
-import { createLogger } from '../../lib/logger.js';
+import { createLogger, type Logger } from '../../lib/logger.js';
+import { type ServiceNotifier, serviceNotifier } from '../../lib/sd-notify.js';
 import { controlplaneSchema } from '../config/schema.js';
 import { startControlPlane } from '../control-plane.js';
 
@@ -12,6 +13,8 @@ export interface RunDeps {
     once(event: 'SIGTERM' | 'SIGINT', listener: () => void): unknown;
     off?(event: 'SIGTERM' | 'SIGINT', listener: () => void): unknown;
   };
+  /** systemd notifications (READY=1 once listening); default: systemd-notify when $NOTIFY_SOCKET is set. */
+  notifier?: (log: Logger) => ServiceNotifier;
 }
 
 export function runCommand(deps: RunDeps = {}): Command {
@@ -53,6 +56,9 @@ Flags override the file. On first start the CA (root + signing CA, ECDSA P-256) 
       });
       const cp = await startControlPlane(config, { clock: systemClock, logger });
       io.stdout.write(`${JSON.stringify({ listen: cp.address, adminSocket: cp.adminSocket, trustDomain: config.trustDomain })}\n`);
+      // The Identity API listens and the admin socket exists: `systemctl start` returns now.
+      const notifier = (deps.notifier ?? ((l) => serviceNotifier({ notifySocket: process.env.NOTIFY_SOCKET, log: l })))(logger);
+      await notifier.ready(`listening on ${cp.address}, trust domain ${config.trustDomain}`);
       const signals = deps.signals ?? process;
       await new Promise<void>((resolve) => {
         // Whichever signal comes first, remove both listeners: a SIGINT listener left behind
@@ -66,6 +72,7 @@ Flags override the file. On first start the CA (root + signing CA, ECDSA P-256) 
         signals.once('SIGINT', stop);
       });
       logger.info('stopping');
+      void notifier.stopping('stopping');
       await cp.stop();
       return EXIT_OK;
     },

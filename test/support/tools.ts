@@ -3,7 +3,8 @@
  * call provisions (a no-op in seconds when the cache is warm; the same code as
  * `npm run provision`), later calls reuse the answer.
  */
-import { defaultCacheDir, type Provisioned, provision } from '../../scripts/provision.js';
+import { defaultCacheDir, type Provisioned, provision, type ToolInfo } from '../../scripts/provision.js';
+import { provisionDebianRootfs } from '../../scripts/provision-rootfs.js';
 import { repoRoot } from '../../scripts/repo-root.js';
 
 let pending: Promise<Provisioned> | undefined;
@@ -18,4 +19,15 @@ export function tools(): Promise<Provisioned> {
     });
   }
   return pending;
+}
+
+let rootfs: Promise<ToolInfo> | undefined;
+
+/** The cached Debian bookworm rootfs archive for test/support/nspawn.ts; built on first use (about 70 s, needs root). */
+export function debianRootfs(): Promise<ToolInfo> {
+  rootfs ??= provisionDebianRootfs({
+    cacheDir: defaultCacheDir(process.env),
+    progress: (line) => process.stderr.write(`# provision: ${line}\n`),
+  });
+  return rootfs;
 }

@@ -18,14 +18,21 @@ t.test('run is a mesh-agent command; --config is required', async (t) => {
   t.match(missing.err(), /MESH_E_USAGE: mesh-agent run: --config FILE is required/);
 });
 
-t.test('an invalid config fails with the file and field', async (t) => {
+t.test('an invalid config fails with exit 78 (EX_CONFIG), the file and field, as text and as a JSON log line', async (t) => {
   const dir = await tempDir(t, 'run-cmd-');
   const file = path.join(dir, 'agent.yaml');
   await writeFile(file, 'consul: { mode: sidecar }\n');
   const bad = io();
-  t.equal(await runCli(agentProgram(), ['run', '--config', file], bad.io), 1);
+  t.equal(await runCli(agentProgram(), ['run', '--config', file], bad.io), 78, 'the unit stops retrying on 78');
   t.match(bad.err(), /MESH_E_CONFIG_INVALID/);
   t.match(bad.err(), /consul\.mode/);
+  const json = bad
+    .err()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  t.equal(json.length, 1, 'one JSON line for the journal');
+  t.match(json[0], { level: 'error', code: 'MESH_E_CONFIG_INVALID', file, fields: ['consul.mode'] });
 });
 
 t.test('host facts come from systeminformation (in a worker thread)', async (t) => {

@@ -1,0 +1,41 @@
+/**
+ * Part of `npm run build`: copies the files the programs load at run time that
+ * tsc does not emit (the wire contract's .proto files under lib/) into dist/,
+ * so dist/ alone runs (a package carries only dist/).
+ */
+import { copyFile, mkdir, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { repoRoot } from './repo-root.js';
+
+/** The source folders whose assets are copied, and which files are assets. */
+export const ASSET_DIRS: readonly string[] = ['lib', 'agent', 'controlplane'];
+export function isAsset(name: string): boolean {
+  return name.endsWith('.proto');
+}
+
+/** Every asset under root/dir, relative to root, sorted. */
+export async function findAssets(root: string, dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(path.join(root, dir), { withFileTypes: true })) {
+    const rel = path.join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await findAssets(root, rel)));
+    else if (entry.isFile() && isAsset(entry.name)) out.push(rel);
+  }
+  return out.sort();
+}
+
+export async function copyAssets(root: string): Promise<string[]> {
+  const copied: string[] = [];
+  for (const dir of ASSET_DIRS) {
+    for (const rel of await findAssets(root, dir)) {
+      await mkdir(path.dirname(path.join(root, 'dist', rel)), { recursive: true });
+      await copyFile(path.join(root, rel), path.join(root, 'dist', rel));
+      copied.push(rel);
+    }
+  }
+  return copied;
+}
+
+if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) {
+  await copyAssets(repoRoot());
+}
