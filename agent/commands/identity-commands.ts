@@ -7,6 +7,11 @@ import { type ClientFactory, fetchWorkloadSvid, joinMesh, refuseIfJoined, renewN
 import { giveIdentityTo, resolveJoinOwner } from '../identity/join-owner.js';
 import { type Accounts, readAccounts } from '../tproxy/accounts.js';
 
+/** Where join keeps the identity unless --data-dir says otherwise: the agent config's dataDir default (the package's StateDirectory). */
+export const DEFAULT_DATA_DIR = '/var/lib/mesh-agent';
+
+const dataDirOf = (values: Record<string, unknown>) => optional(values, 'data-dir') ?? DEFAULT_DATA_DIR;
+
 function required(values: Record<string, unknown>, flag: string, command: string): string {
   const value = values[flag];
   if (typeof value !== 'string' || value === '')
@@ -46,14 +51,15 @@ export function identityCommands(connect: ClientFactory = connectControlPlane, h
     {
       name: 'join',
       summary: 'join the mesh with a single-use token: make the node key here, get the node SVID',
-      usage: `--controlplane HOST:PORT (--token TOKEN | --token-file FILE) --ca-bundle FILE --data-dir DIR [--trust-domain TD] [--json]
+      usage: `--controlplane HOST:PORT (--token TOKEN | --token-file FILE) --ca-bundle FILE [--data-dir DIR] [--owner USER] [--force] [--trust-domain TD] [--json]
 
 Options:
   --controlplane HOST:PORT   the control plane's Identity API
   --token TOKEN              the join token from meshctl token create (prefer --token-file: argv is visible to other users)
   --token-file FILE          read the token from FILE
   --ca-bundle FILE           PEM roots that the control plane's certificate must chain to (no trust on first use)
-  --data-dir DIR             where the node key (0600), node SVID and bundle are kept (DIR/identity)
+  --data-dir DIR             where the node key (0600), node SVID and bundle are kept (DIR/identity);
+                             default /var/lib/mesh-agent, the agent's default dataDir
   --trust-domain TD          only when the bundle's roots carry no spiffe:// URI
   --owner USER               who owns the written identity (default, as root: the data folder's owner, else mesh-agent if it exists)
   --force                    replace the identity of a host that already joined (default: refuse, leaving it untouched)
@@ -78,7 +84,7 @@ Options:
         if (!token)
           throw new MeshError('MESH_E_USAGE', 'mesh-agent join: --token or --token-file is required', { details: { flag: 'token' } });
         const bundlePem = await readText(required(values, 'ca-bundle', 'join'), 'ca-bundle');
-        const dataDir = required(values, 'data-dir', 'join');
+        const dataDir = dataDirOf(values);
         const trustDomain = optional(values, 'trust-domain');
         // Before the token is spent: a joined host is refused (unless --force), an unknown --owner is a usage error.
         if (!force) await refuseIfJoined(dataDir);
@@ -102,11 +108,11 @@ Options:
       name: 'renew',
       summary: 'renew the node SVID with the current one (new node key; no token needed)',
       usage:
-        '--data-dir DIR [--controlplane HOST:PORT] [--json]\n\nOptions:\n  --data-dir DIR             the agent data folder used at join\n  --controlplane HOST:PORT   default: the address used at join\n  --json                     print the result as JSON\n',
+        '[--data-dir DIR] [--controlplane HOST:PORT] [--json]\n\nOptions:\n  --data-dir DIR             the agent data folder used at join (default /var/lib/mesh-agent)\n  --controlplane HOST:PORT   default: the address used at join\n  --json                     print the result as JSON\n',
       options: { 'data-dir': { type: 'string' }, controlplane: { type: 'string' }, json: { type: 'boolean' } },
       async run({ values, io }) {
         const address = optional(values, 'controlplane');
-        const result = await renewNodeSvid({ dataDir: required(values, 'data-dir', 'renew'), ...(address ? { address } : {}) }, connect);
+        const result = await renewNodeSvid({ dataDir: dataDirOf(values), ...(address ? { address } : {}) }, connect);
         return report(io, values.json === true, 'renewed', result);
       },
     },
@@ -114,7 +120,7 @@ Options:
       name: 'svid fetch',
       summary: 'get a workload SVID: new key here, signed by the control plane; writes svid.pem, svid.key, bundle.pem',
       usage:
-        '--data-dir DIR --spiffe-id ID --write OUT [--controlplane HOST:PORT] [--json]\n\nOptions:\n  --data-dir DIR             the agent data folder used at join\n  --spiffe-id ID             the workload SPIFFE ID, one the node is allowed\n  --write OUT                folder for svid.pem (leaf, then intermediates), svid.key (0600), bundle.pem\n  --controlplane HOST:PORT   default: the address used at join\n  --json                     print the result as JSON\n',
+        '--spiffe-id ID --write OUT [--data-dir DIR] [--controlplane HOST:PORT] [--json]\n\nOptions:\n  --data-dir DIR             the agent data folder used at join (default /var/lib/mesh-agent)\n  --spiffe-id ID             the workload SPIFFE ID, one the node is allowed\n  --write OUT                folder for svid.pem (leaf, then intermediates), svid.key (0600), bundle.pem\n  --controlplane HOST:PORT   default: the address used at join\n  --json                     print the result as JSON\n',
       options: {
         'data-dir': { type: 'string' },
         controlplane: { type: 'string' },
@@ -126,7 +132,7 @@ Options:
         const address = optional(values, 'controlplane');
         const result = await fetchWorkloadSvid(
           {
-            dataDir: required(values, 'data-dir', 'svid fetch'),
+            dataDir: dataDirOf(values),
             spiffeId: required(values, 'spiffe-id', 'svid fetch'),
             outDir: required(values, 'write', 'svid fetch'),
             ...(address ? { address } : {}),

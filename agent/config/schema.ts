@@ -121,7 +121,8 @@ export const agentConfigSchema = z.strictObject({
   zone: z.string().default(''),
   controlPlane: z
     .strictObject({
-      address: hostPort.default('cp.example.internal:8443'),
+      /** Default: the address stored at join (mesh-agent join --controlplane). Set, the agent dials this one instead. */
+      address: hostPort.optional(),
       caBundle: z.string().min(1).default('/etc/mesh-agent/ca-bundle.pem'),
     })
     .prefault({}),

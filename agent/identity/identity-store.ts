@@ -68,6 +68,27 @@ export async function loadNodeIdentity(dataDir: string): Promise<NodeIdentity> {
 }
 
 /**
+ * The control plane address this host joined with (`mesh-agent join
+ * --controlplane`); undefined when the host has not joined.
+ */
+export async function joinedControlPlane(dataDir: string): Promise<string | undefined> {
+  const f = files(dataDir);
+  let text: string;
+  try {
+    text = await readFile(f.meta, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new MeshError('MESH_E_NOT_JOINED', `cannot read ${f.meta}: ${(err as Error).message}`, { cause: err, details: { file: f.meta } });
+  }
+  try {
+    const address = (JSON.parse(text) as { controlPlane?: unknown }).controlPlane;
+    return typeof address === 'string' && address !== '' ? address : undefined;
+  } catch (err) {
+    throw new MeshError('MESH_E_NOT_JOINED', `${f.meta} is damaged: ${(err as Error).message}`, { cause: err, details: { file: f.meta } });
+  }
+}
+
+/**
  * The trust domain this host joined, as the node SVID names it (its URI SAN);
  * undefined when the host has not joined. A damaged identity is an error.
  */

@@ -259,6 +259,7 @@ function realDataPlane(config: AgentConfig, log: Logger, parts: RealAgentParts):
   const cache = parts.snapshotCache;
   const identities = createWorkloadIdentities({
     dataDir: config.dataDir,
+    ...(config.controlPlane.address === undefined ? {} : { address: config.controlPlane.address }),
     clock: systemClock,
     log: log.child({ component: 'identity' }),
   });

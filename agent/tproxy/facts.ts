@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { MeshError } from '../../lib/errors.js';
 import type { AgentConfig } from '../config/schema.js';
+import { joinedControlPlane } from '../identity/identity-store.js';
 import type { Workload } from '../workloads/workload.js';
 import { type Accounts, readAccounts, resolveGroup, resolveUser } from './accounts.js';
 import { readResolvConf } from './resolv-conf.js';
@@ -84,12 +85,23 @@ export type Lookup = (host: string) => Promise<string[]>;
 const systemLookup: Lookup = async (host) => (await dnsLookup(host, { all: true })).map((a) => a.address);
 
 /** The control plane's and Consul's addresses (names resolved), loopback left out (always exempt). */
-export async function exemptAddresses(config: AgentConfig, lookup: Lookup = systemLookup): Promise<string[]> {
-  const named = [
-    ['controlPlane.address', config.controlPlane.address],
+export async function exemptAddresses(
+  config: AgentConfig,
+  lookup: Lookup = systemLookup,
+  joined: (dataDir: string) => Promise<string | undefined> = joinedControlPlane,
+): Promise<string[]> {
+  // The control plane the agent dials: controlPlane.address, else the one stored at join (none before a join).
+  const controlPlane: [string, string] | undefined =
+    config.controlPlane.address !== undefined
+      ? ['controlPlane.address', config.controlPlane.address]
+      : await joined(config.dataDir).then((a) =>
+          a === undefined ? undefined : [`the control plane address stored at join (${config.dataDir})`, a],
+        );
+  const named: [string, string][] = [
+    ...(controlPlane === undefined ? [] : [controlPlane]),
     ['consul.address', config.consul.address],
     ['transparentProxy.dns.consulAddress', config.transparentProxy.dns.consulAddress],
-  ] as const;
+  ];
   const addresses: string[] = [];
   for (const [field, value] of named) {
     const host = hostOf(value);
@@ -121,6 +133,8 @@ export interface CaptureFactsInput {
   /** Defaults to this process's uid and gid and the real /etc files. */
   readonly host?: Partial<HostIdentity>;
   readonly lookup?: Lookup;
+  /** The control plane address stored at join, used when controlPlane.address is unset (default: read from dataDir). */
+  readonly joinedControlPlane?: (dataDir: string) => Promise<string | undefined>;
   /** For ipv6 'auto': whether the host has IPv6 (and ip6tables works). Default: hostHasIpv6(). */
   readonly ipv6Available?: () => Promise<boolean>;
   /** DNS capture: where the host's resolvers are read from (default /etc/resolv.conf). */
@@ -150,7 +164,7 @@ export async function resolveCaptureFacts(input: CaptureFactsInput): Promise<Cap
     envoyGid: envoy.gid,
     agentUid: self.uid,
     inboundPorts: inboundPorts(tp, workloads),
-    excludeAddresses: await exemptAddresses(config, input.lookup),
+    excludeAddresses: await exemptAddresses(config, input.lookup, input.joinedControlPlane),
     excludeUids: optOutUids(workloads),
     ipv6,
     ...(tp.dns.capture ? { dnsServers: await dnsServers(input.resolvConfPath) } : {}),

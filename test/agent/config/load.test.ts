@@ -61,7 +61,7 @@ t.test('an empty file gets every default and the hostname as node name', async (
     accessLog: false,
   });
   t.same(config.dataPlane, { enabled: true });
-  t.same(config.controlPlane, { address: 'cp.example.internal:8443', caBundle: '/etc/mesh-agent/ca-bundle.pem' });
+  t.same(config.controlPlane, { caBundle: '/etc/mesh-agent/ca-bundle.pem' }, 'no control plane address: the one stored at join is used');
   t.equal(config.status.listen, '127.0.0.1:15100');
   t.equal(config.mesh.inboundPortOffset, 10000);
   t.ok(Object.isFrozen(config) && Object.isFrozen(config.consul), 'frozen');

@@ -2,10 +2,16 @@
  * The node identity on disk: its key and SVID chain are written as a pair,
  * so a crash between the two writes leaves the previous identity to load.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
-import { identityDir, loadNodeIdentity, type NodeIdentity, saveNodeIdentity } from '../../../agent/identity/identity-store.js';
+import {
+  identityDir,
+  joinedControlPlane,
+  loadNodeIdentity,
+  type NodeIdentity,
+  saveNodeIdentity,
+} from '../../../agent/identity/identity-store.js';
 import { keyMatchesChain, writeKeyAndChain } from '../../../lib/secret-files.js';
 import { CRASHED, crashingIo } from '../../support/crashing-io.js';
 import { createTestCa } from '../../support/test-ca.js';
@@ -38,4 +44,22 @@ t.test('a renewal cut between the node key and its chain: the previous identity 
   await saveNodeIdentity(dataDir, { ...identity, ...renewed });
   t.match(await loadNodeIdentity(dataDir), { keyPem: renewed.keyPem, chainPem: renewed.chainPem }, 'a whole save replaces it');
   t.same((await readdir(identityDir(dataDir))).sort(), ['bundle.pem', 'node.json', 'node.key', 'node.pem'], 'no .prev files left');
+});
+
+t.test('joinedControlPlane: the address stored at join, none before a join, an error for a damaged file', async (t) => {
+  const ca = await createTestCa('example.org');
+  const dataDir = t.testdir({});
+  t.equal(await joinedControlPlane(dataDir), undefined, 'not joined: no address');
+  const joined = ca.issue(NODE);
+  await saveNodeIdentity(dataDir, {
+    controlPlane: '10.0.0.5:8443',
+    trustDomain: 'example.org',
+    spiffeId: NODE,
+    keyPem: joined.keyPem,
+    chainPem: joined.chainPem,
+    bundlePem: ca.bundlePem,
+  });
+  t.equal(await joinedControlPlane(dataDir), '10.0.0.5:8443');
+  await writeFile(path.join(identityDir(dataDir), 'node.json'), '{ not json');
+  await t.rejects(joinedControlPlane(dataDir), { code: 'MESH_E_NOT_JOINED', message: /node\.json is damaged/ });
 });

@@ -110,6 +110,40 @@ t.test('inbound.ports narrows to workload ports; ipv6 on/off ignore the host', a
   t.equal(facts.envoyUid, 1000);
 });
 
+t.test('without controlPlane.address the control plane stored at join is exempt', async (t) => {
+  const parsed = agentConfigSchema.parse({});
+  const base = { ...parsed, nodeName: 'n', trustDomain: 'td' };
+  const asked: string[] = [];
+  const facts = await resolveCaptureFacts({
+    config: base,
+    workloads: [],
+    host: { uid: 1000, gid: 1000, accounts },
+    ipv6Available: async () => false,
+    joinedControlPlane: async (dir) => {
+      asked.push(dir);
+      return '10.9.0.4:8443';
+    },
+  });
+  t.same(asked, ['/var/lib/mesh-agent'], 'the join is read from dataDir');
+  t.same(facts.excludeAddresses, ['10.9.0.4'], 'the joined address is exempt (Consul on loopback is always)');
+  const notJoined = await resolveCaptureFacts({
+    config: base,
+    workloads: [],
+    host: { uid: 1000, gid: 1000, accounts },
+    ipv6Available: async () => false,
+    joinedControlPlane: async () => undefined,
+  });
+  t.same(notJoined.excludeAddresses, [], 'before a join there is no control plane to exempt');
+  const configured = await resolveCaptureFacts({
+    config: config(),
+    workloads: [],
+    host: { uid: 1000, gid: 1000, accounts },
+    ipv6Available: async () => false,
+    joinedControlPlane: async () => t.fail('controlPlane.address is set: the join is not read') as never,
+  });
+  t.same(configured.excludeAddresses, ['10.1.0.1'], 'controlPlane.address wins');
+});
+
 t.test('a name that does not resolve, and Envoy as root, are clear errors', async (t) => {
   const err = await resolveCaptureFacts({
     config: config({ controlPlane: { address: 'cp.nowhere:8443' } }),
