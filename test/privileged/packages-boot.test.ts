@@ -37,14 +37,20 @@ const NODE = '/usr/lib/mesh-agent/node/bin/node';
 const PORTS = { web: 8080, api: 8081, webMesh: 18080, apiMesh: 18081, apiLocal: 19001 };
 const WEB_ID = 'spiffe://example.org/ns/default/sa/web';
 const EDIT_MARK = '# edited by packages-boot.test.ts';
+/** controlPlane.address is left out: the agent dials (and capture exempts) the address stored at join. */
 const AGENT_EDITS = `
 ${EDIT_MARK}
 nodeName: vm1
 advertiseAddress: 127.0.0.1
-controlPlane: { address: 127.0.0.1:8443 }
 consul: { address: 127.0.0.1:8500 }
 transparentProxy: { enabled: true }
 `;
+/** Appended to agent.yaml: valid YAML, an invalid value (log.level is debug|info|warn|error). */
+const BAD_LINE = 'log: { level: loud }';
+/** Through api's upstream on web (Envoy), answered after SLOW_MS: in flight while the upgrade restarts the agent. */
+const SLOW_MS = 10_000;
+/** envoy.drainTime for the agent: longer than SLOW_MS. */
+const DRAIN_TIME = '30s';
 
 interface Built {
   version: string;
@@ -156,8 +162,11 @@ async function controlPlaneAndToken(t: Test, ct: Container): Promise<void> {
   t.match(await ct.readFile('/root/ca.pem'), /BEGIN CERTIFICATE/, 'meshctl gave the CA bundle');
 }
 
-/** Joins vm1, edits agent.yaml, writes web and api, starts their apps, then `systemctl enable --now mesh-agent`. */
-async function joinAndStartAgent(t: Test, ct: Container): Promise<void> {
+/**
+ * Joins vm1 (no --data-dir: the packaged default), edits agent.yaml, writes web and api, starts their apps, then
+ * `systemctl enable --now mesh-agent`. With badStart, first a malformed agent.yaml: `systemctl start` fails, naming it.
+ */
+async function joinAndStartAgent(t: Test, ct: Container, options: { badStart?: boolean } = {}): Promise<void> {
   t.equal(await isActive(ct, 'mesh-agent'), 'inactive', 'installing mesh-agent starts nothing');
   for (const user of ['mesh-agent', 'mesh-envoy']) {
     t.match(await out(ct, 'getent', 'passwd', user), new RegExp(`^${user}:`), `the package made the ${user} user`);
@@ -170,18 +179,70 @@ async function joinAndStartAgent(t: Test, ct: Container): Promise<void> {
     '/root/vm1.token',
     '--ca-bundle',
     '/root/ca.pem',
-    '--data-dir',
-    '/var/lib/mesh-agent',
   ]);
   t.match(join.stdout + join.stderr, /systemctl enable --now mesh-agent/, 'join prints the next step');
   t.equal(await out(ct, 'find', '/var/lib/mesh-agent', '!', '-user', 'mesh-agent'), '', 'everything the join wrote belongs to mesh-agent');
 
   await ct.sh(`cat >> /etc/mesh-agent/agent.yaml <<'EOF'\n${AGENT_EDITS}EOF`);
+  // Long enough for the request in flight across the upgrade (the shipped file has envoy: with drainTime commented).
+  await ct.sh(
+    `sed -i 's/^  # drainTime: 5s$/  drainTime: ${DRAIN_TIME}/' /etc/mesh-agent/agent.yaml && grep -q '^  drainTime: ${DRAIN_TIME}$' /etc/mesh-agent/agent.yaml`,
+  );
   for (const [file, text] of Object.entries(webApiFiles(PORTS, { check: true })))
     await ct.writeFile(`/etc/mesh-agent/workloads.d/${file}`, text);
   await ct.execChecked('systemctl', ['start', 'echo-web', 'echo-api']);
+  if (options.badStart === true) await startFailsOnBadConfig(t, ct);
   await ct.execChecked('systemctl', ['enable', '--now', 'mesh-agent'], { timeoutMs: 180_000 });
   t.equal(await isActive(ct, 'mesh-agent'), 'active', 'systemctl enable --now mesh-agent returned with it active');
+}
+
+/** What systemd says about the agent: `systemctl status` and its journal. */
+async function whatSystemdSays(ct: Container): Promise<{ status: string; journal: string }> {
+  const status = (await ct.exec('systemctl', ['status', 'mesh-agent', '--no-pager', '-l', '-n', '30'])).stdout;
+  const journal = (await ct.exec('journalctl', ['-u', 'mesh-agent', '-o', 'cat', '--no-pager', '-n', '60'])).stdout;
+  return { status, journal };
+}
+
+/** A malformed agent.yaml: `systemctl start` fails, with the file and the field path in `systemctl status` and the journal; no restart loop. */
+async function startFailsOnBadConfig(t: Test, ct: Container): Promise<void> {
+  await ct.sh(`cp /etc/mesh-agent/agent.yaml /root/agent.yaml.good && echo '${BAD_LINE}' >> /etc/mesh-agent/agent.yaml`);
+  const start = await ct.exec('systemctl', ['start', 'mesh-agent'], { timeoutMs: 120_000 });
+  t.not(start.code, 0, `systemctl start mesh-agent fails with "${BAD_LINE}" in agent.yaml`);
+  const said = await whatSystemdSays(ct);
+  t.match(said.status, /\/etc\/mesh-agent\/agent\.yaml.*log\.level/, 'systemctl status names the file and the field path');
+  t.match(said.status, /status=78/, 'systemctl status shows exit 78 (EX_CONFIG)');
+  t.match(said.journal, /\/etc\/mesh-agent\/agent\.yaml.*log\.level/, 'the journal names the file and the field path');
+  t.equal(await isActive(ct, 'mesh-agent'), 'failed', 'the unit is failed, not restarting (RestartPreventExitStatus=78)');
+  await ct.sh('cp /root/agent.yaml.good /etc/mesh-agent/agent.yaml && systemctl reset-failed mesh-agent');
+}
+
+/** `systemctl reload` with a malformed agent.yaml fails and says why; the agent keeps serving with its previous config. */
+async function reloadKeepsServingOnBadConfig(t: Test, ct: Container, what: string): Promise<void> {
+  const pid = await mainPid(ct);
+  await ct.sh(`cp /etc/mesh-agent/agent.yaml /root/agent.yaml.good && echo '${BAD_LINE}' >> /etc/mesh-agent/agent.yaml`);
+  const reload = await ct.exec('systemctl', ['reload', 'mesh-agent']);
+  t.not(reload.code, 0, 'systemctl reload fails on a malformed agent.yaml');
+  t.match((await whatSystemdSays(ct)).journal, /\/etc\/mesh-agent\/agent\.yaml.*log\.level/, 'the journal says why: file and field path');
+  // A SIGHUP that reaches the agent anyway (not through systemctl reload): rejected, said by mesh-agent status.
+  await ct.execChecked('systemctl', ['kill', '--kill-whom=main', '-s', 'HUP', 'mesh-agent']);
+  const status = await waitFor(
+    async () => {
+      const r = await ct.exec('mesh-agent', ['status']);
+      return /reload rejected/.test(r.stdout) ? r.stdout : undefined;
+    },
+    { what: 'mesh-agent status to show the rejected reload', timeoutMs: 20_000, intervalMs: 250 },
+  );
+  t.match(
+    status,
+    /agent\.yaml: reload rejected .*log\.level.*running with the previous configuration/,
+    'mesh-agent status says the reload was rejected, and why',
+  );
+  t.equal(await mainPid(ct), pid, 'the same agent process runs');
+  t.equal(await isActive(ct, 'mesh-agent'), 'active', 'the agent is still active');
+  const r = await ct.exec('curl', ['-sf', `http://127.0.0.1:${PORTS.apiLocal}/hello`]);
+  t.equal(r.code, 0, `web still reaches api through the mesh with the previous config (${what})`);
+  await ct.sh('cp /root/agent.yaml.good /etc/mesh-agent/agent.yaml');
+  await ct.execChecked('systemctl', ['reload', 'mesh-agent']);
 }
 
 /** `mesh-agent status` says healthy, and web reaches api through the mesh as web. */
@@ -233,16 +294,14 @@ t.test(
   async (t) => {
     const pkgs = await packages();
     const ct = await meshContainer(t);
-    await ct.copyIn(pkgs.deb.cp, '/root/cp.deb');
-    await ct.copyIn(pkgs.deb.agent, '/root/agent.deb');
-    await ct.copyIn(pkgs.deb.agentNext, '/root/agent-next.deb');
+    for (const file of Object.values(pkgs.deb)) await ct.copyIn(file, `/root/${path.basename(file)}`);
 
     // 1. The control plane and a token.
-    await ct.execChecked('dpkg', ['-i', '/root/cp.deb']);
+    await ct.execChecked('apt-get', ['install', '-y', `/root/${path.basename(pkgs.deb.cp)}`]);
     await controlPlaneAndToken(t, ct);
 
     // 2. The agent: join, two workloads, Consul, enable --now.
-    await ct.execChecked('dpkg', ['-i', '/root/agent.deb']);
+    await ct.execChecked('apt-get', ['install', '-y', `/root/${path.basename(pkgs.deb.agent)}`]);
     await joinAndStartAgent(t, ct);
 
     // 3. Healthy, and a request between the workloads with the caller's identity.
@@ -272,6 +331,7 @@ t.test(
     t.pass('systemctl reload mesh-agent reached the agent as SIGHUP (its journal says so)');
     t.equal(await mainPid(ct), pidBeforeReload, 'reload kept the same process');
     t.equal(await isActive(ct, 'mesh-agent'), 'active', 'the agent still runs after reload');
+    await reloadKeepsServingOnBadConfig(t, ct, pkgs.version);
 
     // 5. Hardening: the security scores, Envoy without capabilities.
     const agentScore = exposure(await out(ct, 'systemd-analyze', 'security', '--no-pager', 'mesh-agent.service'), 'mesh-agent');
@@ -286,9 +346,29 @@ t.test(
       t.equal(await out(ct, 'ps', '-o', 'user=', '-p', pid), 'mesh-envoy', `Envoy ${pid} runs as mesh-envoy`);
     }
 
-    // 6. Upgrade to the rebuilt newer version.
+    // 6. Upgrade to the rebuilt newer version, with a request in flight: it finishes (the old agent drains Envoy).
     const before = await mainPid(ct);
-    await ct.execChecked('dpkg', ['-i', '/root/agent-next.deb'], { timeoutMs: 180_000 });
+    const slow = ct.exec(
+      'bash',
+      ['-c', `date +%s.%N; curl -s -w '\\n%{http_code}\\n' http://127.0.0.1:${PORTS.apiLocal}/slow?delay=${SLOW_MS}; date +%s.%N`],
+      { timeoutMs: 180_000 },
+    );
+    await waitFor(
+      async () => {
+        const r = await ct.exec('curl', ['-sf', `http://127.0.0.1:${PORTS.apiLocal}/in-flight`]);
+        return r.code === 0 && (JSON.parse(r.stdout) as { inFlight: number }).inFlight > 0 ? true : undefined;
+      },
+      { what: 'the slow request to reach api', timeoutMs: 20_000, intervalMs: 100 },
+    );
+    await ct.execChecked('apt-get', ['install', '-y', `/root/${path.basename(pkgs.deb.agentNext)}`], { timeoutMs: 180_000 });
+    const [, body = '', code = '', ended = ''] = (await slow).stdout.trim().split('\n');
+    t.equal(code, '200', 'the request in flight during the upgrade got its answer');
+    t.match(body, `URI=${WEB_ID}`, '...from api, through the mesh, as web');
+    const drainLines = (
+      await out(ct, 'journalctl', '-u', 'mesh-agent', '-o', 'short-unix', '--no-pager', '-g', 'draining Envoy listeners')
+    ).split('\n');
+    const drainAt = Number(drainLines.at(-1)?.split(' ')[0]);
+    t.ok(drainAt > 0 && drainAt < Number(ended), `the old agent began draining Envoy (${drainAt}) before the request ended (${ended})`);
     t.equal(await out(ct, 'dpkg-query', '-W', `-f=\${Version}`, 'mesh-agent'), pkgs.next, `mesh-agent ${pkgs.next} is installed`);
     t.match(await ct.readFile('/etc/mesh-agent/agent.yaml'), EDIT_MARK, 'the edited agent.yaml is kept');
     t.not(await mainPid(ct), before, 'the upgrade restarted the running agent');
@@ -298,7 +378,7 @@ t.test(
     t.not(await captureRules(ct), '', 'capture rules are installed while the agent runs');
     await ct.execChecked('systemctl', ['stop', 'mesh-agent']);
     t.equal(await captureRules(ct), '', 'no capture rule is left after systemctl stop');
-    await ct.execChecked('dpkg', ['-r', 'mesh-agent', 'mesh-controlplane']);
+    await ct.execChecked('apt-get', ['remove', '-y', 'mesh-agent', 'mesh-controlplane']);
     t.equal(await isActive(ct, 'mesh-controlplane'), 'inactive', 'remove stopped the control plane');
     t.equal(
       await out(ct, 'bash', '-c', 'ls -d /etc/mesh-agent/agent.yaml /var/lib/mesh-agent /etc/mesh-controlplane /var/lib/mesh-controlplane'),
@@ -306,7 +386,7 @@ t.test(
       'remove keeps config and state',
     );
     t.equal((await ct.exec('test', ['-e', '/usr/bin/mesh-agent'])).code, 1, 'remove took the program away');
-    await ct.execChecked('dpkg', ['-P', 'mesh-agent', 'mesh-controlplane']);
+    await ct.execChecked('apt-get', ['purge', '-y', 'mesh-agent', 'mesh-controlplane']);
     const left = await ct.exec('bash', [
       '-c',
       'ls -d /etc/mesh-agent /var/lib/mesh-agent /etc/mesh-controlplane /var/lib/mesh-controlplane 2>/dev/null',
@@ -325,7 +405,7 @@ t.test('the .rpm packages in a booted Debian with rpm --nodeps: install, start, 
   await ct.execChecked('rpm', ['-ivh', '--nodeps', '/root/cp.rpm']);
   await controlPlaneAndToken(t, ct);
   await ct.execChecked('rpm', ['-ivh', '--nodeps', '/root/agent.rpm']);
-  await joinAndStartAgent(t, ct);
+  await joinAndStartAgent(t, ct, { badStart: true });
   await servesAsWeb(t, ct, `rpm ${pkgs.version}`);
 
   const before = await mainPid(ct);

@@ -25,6 +25,12 @@ export interface EchoAnswer {
 export async function startEchoApp(name: string, port = 0): Promise<EchoApp> {
   let inFlight = 0;
   const server = http.createServer((req, res) => {
+    // `/in-flight` answers at once with how many other requests are in flight (drain tests wait on it).
+    if (new URL(req.url ?? '/', 'http://app').pathname === '/in-flight') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ app: name, inFlight }));
+      return;
+    }
     inFlight++;
     res.once('close', () => inFlight--);
     const answer: EchoAnswer = { app: name, xfcc: String(req.headers['x-forwarded-client-cert'] ?? ''), path: req.url ?? '' };
