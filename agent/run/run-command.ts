@@ -320,7 +320,10 @@ function realDataPlane(config: AgentConfig, log: Logger, parts: RealAgentParts):
 function realCapture(config: AgentConfig, dataPlane: DataPlane, iptables: IptablesRunner, log: Logger): CaptureManager {
   return createCaptureManager({
     config: config.transparentProxy,
-    rules: realCaptureRules(config.transparentProxy, iptables, (workloads) => resolveCaptureFacts({ config, workloads })),
+    rules: realCaptureRules(config.transparentProxy, iptables, (workloads) =>
+      // The same IPv6 decision as the capture listeners (captureOption), so rules and listeners agree.
+      resolveCaptureFacts({ config, workloads, ipv6Available: async () => hostHasIpv6Loopback() }),
+    ),
     envoy: {
       ready: () => dataPlane.captureReady?.() ?? false,
       onChange: (listener) => dataPlane.onEnvoyChange?.(listener) ?? (() => {}),
@@ -342,9 +345,12 @@ function adsSocketGid(gid: number | undefined): { adsSocketGid?: number } {
  */
 function captureOption(config: AgentConfig): { capture?: CaptureInput } {
   const tp = config.transparentProxy;
-  const ipv6 =
-    tp.ipv6 === 'on' ||
-    (tp.ipv6 === 'auto' && Object.values(networkInterfaces()).some((list) => list?.some((a) => a.family === 'IPv6' && a.internal)));
+  const ipv6 = tp.ipv6 === 'on' || (tp.ipv6 === 'auto' && hostHasIpv6Loopback());
   const capture = captureInputOf(tp, ipv6);
   return capture === undefined ? {} : { capture };
+}
+
+/** ipv6 auto, for both the capture listeners and the rules: the host has IPv6 loopback (the listener binds [::1]). */
+function hostHasIpv6Loopback(): boolean {
+  return Object.values(networkInterfaces()).some((list) => list?.some((a) => a.family === 'IPv6' && a.internal));
 }
