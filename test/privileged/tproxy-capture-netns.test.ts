@@ -237,13 +237,23 @@ t.test('transparent proxy across network namespaces', { skip: skip ?? false, tim
         };
         const N = 5;
         const c0 = await count();
+        // Each curl is one connection. On a loaded machine one may time out or meet a reset pooled upstream
+        // (once in CI: no answer within 3 s): it is retried, said, and counted, so the count stays exact.
+        let attempts = 0;
         for (let i = 0; i < N; i++) {
-          const r = await echoIn(w.a, `http://${w.b.address}:${APP_PORT}/count-${i}`);
-          t.equal(xfccUri(r?.xfcc ?? ''), WEB, `request ${i} went through the mesh`);
+          let r: Awaited<ReturnType<typeof curlIn>> | undefined;
+          for (let tries = 0; tries < 3 && r?.status !== 200; tries++) {
+            attempts++;
+            r = await curlIn(w.a, `http://${w.b.address}:${APP_PORT}/count-${i}`, { timeoutS: 10 });
+            if (r.status !== 200)
+              t.comment(`request ${i} try ${tries + 1}: HTTP ${r.status}, curl exit ${r.curlExit}: ${r.body.slice(0, 200)}`);
+          }
+          const xfcc = r?.status === 200 ? (JSON.parse(r.body) as { xfcc: string }).xfcc : '';
+          t.equal(xfccUri(xfcc), WEB, `request ${i} went through the mesh`);
         }
         const c1 = await count();
-        t.comment(`capture listener connections before ${JSON.stringify(c0)} after ${JSON.stringify(c1)}`);
-        t.equal(c1.aOut - c0.aOut, N, "a's outbound capture listener counted exactly the app's connections");
+        t.comment(`capture listener connections before ${JSON.stringify(c0)} after ${JSON.stringify(c1)} (${attempts} curls)`);
+        t.equal(c1.aOut - c0.aOut, attempts, "a's outbound capture listener counted exactly the app's connections");
         t.equal(c1.bOut - c0.bOut, 0, "b's Envoy connecting to its app was not captured outbound");
         t.equal(c1.aIn - c0.aIn, 0, 'nothing came into a');
         t.equal(c1.bIn - c0.bIn, 0, "a's Envoy reaching b's mesh port was not captured inbound (only app ports are)");
