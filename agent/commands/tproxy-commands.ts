@@ -16,7 +16,7 @@ import { buildRuleSet } from '../tproxy/build.js';
 import { resolveCaptureFacts } from '../tproxy/facts.js';
 import { renderPlan } from '../tproxy/render.js';
 import type { CaptureFacts, RuleSet } from '../tproxy/rules.js';
-import { type BackendChoice, createIptablesRunner, detectBackend } from '../tproxy/runner-exec.js';
+import { type BackendChoice, createIptablesRunner, detectBackend, hostRunnerOptions } from '../tproxy/runner-exec.js';
 import { loadWorkloads } from '../workloads/load.js';
 
 const DEFAULT_CONFIG = '/etc/mesh-agent/agent.yaml';
@@ -107,8 +107,9 @@ function statusCommand(): Command {
     options: { config: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' } },
     async run({ values, io }) {
       const { config, set } = await expected(configFile(values));
-      const backend = await detectBackend(backendFlag(values, config.transparentProxy.backend));
-      const inspection = await inspectRules(createIptablesRunner(backend), set);
+      const options = await hostRunnerOptions();
+      const backend = await detectBackend(backendFlag(values, config.transparentProxy.backend), options);
+      const inspection = await inspectRules(createIptablesRunner(backend, options), set);
       const inSync = inspection.missing.length === 0 && inspection.unexpected.length === 0;
       if (values.json === true) {
         writeJson(io, { enabled: config.transparentProxy.enabled, backend, families: setFamilies(set), inSync, ...inspection });
@@ -144,8 +145,9 @@ function removeCommand(): Command {
           () => false,
         ));
       const fallback = hasConfig ? (await loadAgentConfig(file, { hostname: systemHostname })).transparentProxy.backend : 'auto';
-      const backend = await detectBackend(backendFlag(values, fallback));
-      const { removed } = await removeRules(createIptablesRunner(backend));
+      const options = await hostRunnerOptions();
+      const backend = await detectBackend(backendFlag(values, fallback), options);
+      const { removed } = await removeRules(createIptablesRunner(backend, options));
       if (values.json === true) writeJson(io, { backend, removed });
       else
         io.stdout.write(

@@ -27,7 +27,7 @@ import { type CaptureManager, createCaptureManager } from '../tproxy/capture-man
 import { realCaptureRules, startCaptureDns } from '../tproxy/capture-rules.js';
 import { resolveCaptureFacts } from '../tproxy/facts.js';
 import type { IptablesRunner } from '../tproxy/iptables-runner.js';
-import { createIptablesRunner, detectBackend } from '../tproxy/runner-exec.js';
+import { createIptablesRunner, detectBackend, hostRunnerOptions } from '../tproxy/runner-exec.js';
 import { runCheck } from '../workloads/health-check.js';
 import type { SnapshotCache } from '../xds/cache/snapshot-cache.js';
 import { type Agent, createAgent } from './agent.js';
@@ -126,9 +126,11 @@ export function runCommand(deps: RunCommandDeps = {}): Command {
           logger.info('stopped before start-up', { signal: stopSignal });
           return EXIT_OK;
         }
-        const iptables = config.transparentProxy.enabled
-          ? createIptablesRunner(await detectBackend(config.transparentProxy.backend))
-          : undefined;
+        const iptablesOptions = config.transparentProxy.enabled ? await hostRunnerOptions() : undefined;
+        const iptables =
+          iptablesOptions === undefined
+            ? undefined
+            : createIptablesRunner(await detectBackend(config.transparentProxy.backend, iptablesOptions), iptablesOptions);
         let configStatus: (() => ConfigFileStatus) | undefined;
         const running = createRealAgent(config, facts, logger, {
           ...(launch === undefined ? {} : { launch }),

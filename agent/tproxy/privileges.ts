@@ -65,3 +65,20 @@ export function requireCaptureCapability(statusText: string): void {
 export function readProcStatus(pid: number | 'self' = 'self'): Promise<string> {
   return readFile(`/proc/${pid}/status`, 'utf8');
 }
+
+/**
+ * The prefix that runs an iptables program with exactly CAP_NET_ADMIN. A
+ * non-root agent with more ambient capabilities (the packaged unit grants
+ * CAP_SETUID, CAP_SETGID, CAP_KILL and CAP_CHOWN too, for Envoy) would
+ * otherwise hand all of them to every iptables child: util-linux `setpriv`
+ * lowers the inheritable and ambient sets to CAP_NET_ADMIN alone before the
+ * exec, so the child's permitted and effective sets are that one bit.
+ * Undefined (run directly) for root, whose exec regains its bounding set
+ * anyway, and when the ambient set holds nothing beyond CAP_NET_ADMIN.
+ */
+export function iptablesCapPrefix(uid: number, caps: ProcCapabilities, setpriv = 'setpriv'): string[] | undefined {
+  if (uid === 0) return undefined;
+  if ((caps.ambient & ~(1n << BigInt(CAP_NET_ADMIN))) === 0n) return undefined;
+  const keep = hasCapability(caps.ambient, CAP_NET_ADMIN) ? ',+net_admin' : '';
+  return [setpriv, `--inh-caps=-all${keep}`, `--ambient-caps=-all${keep}`, '--'];
+}

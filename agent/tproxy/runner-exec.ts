@@ -9,6 +9,7 @@
 import { MeshError } from '../../lib/errors.js';
 import { run } from '../../lib/exec.js';
 import type { IpFamily, IptablesRunner } from './iptables-runner.js';
+import { iptablesCapPrefix, parseCapabilities, parseUid, readProcStatus } from './privileges.js';
 import { parseSave } from './render.js';
 import type { IptablesBackend } from './rules.js';
 
@@ -127,4 +128,14 @@ export async function detectBackend(choice: BackendChoice, options: ExecRunnerOp
   if (nft !== legacy) return nft > legacy ? 'nft' : 'legacy';
   const version = await exec('iptables', ['--version'], options).catch(() => undefined);
   return version?.stdout.includes('(legacy)') === true ? 'legacy' : 'nft';
+}
+
+/**
+ * Runner options for this process: iptables programs get exactly CAP_NET_ADMIN
+ * (iptablesCapPrefix) when the agent holds more ambient capabilities.
+ */
+export async function hostRunnerOptions(procStatus: () => Promise<string> = () => readProcStatus('self')): Promise<ExecRunnerOptions> {
+  const status = await procStatus();
+  const prefix = iptablesCapPrefix(parseUid(status) ?? 0, parseCapabilities(status));
+  return prefix === undefined ? {} : { commandPrefix: prefix };
 }

@@ -5,7 +5,14 @@ import { agentConfigSchema } from '../../../agent/config/schema.js';
 import { setprivArgs } from '../../../agent/envoy/envoy-run-as.js';
 import { settlePrivileges } from '../../../agent/run/envoy-privileges.js';
 import { captureReady } from '../../../agent/tproxy/capture-readiness.js';
-import { CAP_NET_ADMIN, hasCapability, parseCapabilities, parseUid, requireCaptureCapability } from '../../../agent/tproxy/privileges.js';
+import {
+  CAP_NET_ADMIN,
+  hasCapability,
+  iptablesCapPrefix,
+  parseCapabilities,
+  parseUid,
+  requireCaptureCapability,
+} from '../../../agent/tproxy/privileges.js';
 import { createLogger } from '../../../lib/logger.js';
 
 const status = (caps: { eff?: string; prm?: string; inh?: string; amb?: string }, uid = 0) =>
@@ -42,6 +49,23 @@ t.test('capture without CAP_NET_ADMIN fails with what to grant', async (t) => {
   t.throws(() => requireCaptureCapability(NONE), { code: 'MESH_E_TPROXY_PRIVILEGE', message: /AmbientCapabilities=CAP_NET_ADMIN.*setcap/ });
   // CAP_NET_ADMIN only in the bounding or permitted set is not enough.
   t.throws(() => requireCaptureCapability(status({ prm: '0000000000001000' }, 998)), { code: 'MESH_E_TPROXY_PRIVILEGE' });
+});
+
+t.test('iptables children get exactly CAP_NET_ADMIN from a non-root agent with more ambient capabilities', async (t) => {
+  // The packaged unit: CAP_NET_ADMIN, CAP_SETUID, CAP_SETGID, CAP_KILL, CAP_CHOWN (bits 12, 7, 6, 5, 0).
+  const unit = parseCapabilities(
+    status({ eff: '00000000000010e1', prm: '00000000000010e1', inh: '00000000000010e1', amb: '00000000000010e1' }, 998),
+  );
+  t.same(iptablesCapPrefix(998, unit), ['setpriv', '--inh-caps=-all,+net_admin', '--ambient-caps=-all,+net_admin', '--']);
+  t.equal(iptablesCapPrefix(998, parseCapabilities(AMBIENT)), undefined, 'CAP_NET_ADMIN alone: nothing to drop');
+  t.equal(iptablesCapPrefix(0, parseCapabilities(ROOT)), undefined, 'root: run directly');
+  t.equal(iptablesCapPrefix(65534, parseCapabilities(NONE)), undefined, 'no capability: nothing to drop');
+  const noNetAdmin = parseCapabilities(status({ amb: '0000000000000020', inh: '0000000000000020' }, 998));
+  t.same(
+    iptablesCapPrefix(998, noNetAdmin),
+    ['setpriv', '--inh-caps=-all', '--ambient-caps=-all', '--'],
+    'without CAP_NET_ADMIN: drop all',
+  );
 });
 
 t.test('setpriv switches to Envoy user and clears every capability set', async (t) => {
