@@ -96,7 +96,7 @@ t.test('restart of Consul: last known view during the outage, then everything ba
   t.match(agent.logs(), /catalog watch resumed/);
 
   agent.signals.emit('SIGHUP');
-  t.match(agent.logs(), /SIGHUP: reloading workloads/, 'SIGHUP reloads');
+  t.match(agent.logs(), /SIGHUP: reloading the configuration file and workloads/, 'SIGHUP reloads');
   agent.signals.emit('SIGTERM', 'SIGTERM');
   t.equal(await agent.done, 0, 'exit code 0');
   t.same(Object.keys(await consul.api<Record<string, unknown>>('/v1/agent/services')), [], 'deregistered on SIGTERM');
