@@ -4,8 +4,11 @@
  * Exit 0 when healthy, 1 when something needs attention (the problems are
  * listed) or the agent does not answer, 2 for usage errors.
  */
+
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
 import { type Command, EXIT_FAILURE, EXIT_OK } from '../../lib/cli.js';
-import { MeshError } from '../../lib/errors.js';
+import { isMeshError, MeshError } from '../../lib/errors.js';
 import { loadAgentConfig } from '../config/load.js';
 import { HOST_PORT } from '../config/schema.js';
 import { systemHostname } from '../run/host-facts.js';
@@ -13,6 +16,35 @@ import { renderStatus } from '../status/render.js';
 import type { StatusDocument } from '../status/status.js';
 
 const DEFAULT_CONFIG = '/etc/mesh-agent/agent.yaml';
+const DEFAULT_LISTEN = '127.0.0.1:15100';
+
+/**
+ * status.listen of the agent's file. A file that fails validation still names
+ * the listener of the agent running with its previous configuration (a
+ * rejected reload is when status matters most): then status.listen is read
+ * from the raw YAML, else the default, with a warning naming the error.
+ */
+async function statusAddress(file: string, stderr: { write(text: string): unknown }): Promise<string> {
+  try {
+    return (await loadAgentConfig(file, { hostname: systemHostname })).status.listen;
+  } catch (err) {
+    if (!isMeshError(err) || err.code !== 'MESH_E_CONFIG_INVALID') throw err;
+    // A file that cannot be read (missing, no permission) is the error it was.
+    const text = await readFile(file, 'utf8').catch(() => undefined);
+    if (text === undefined) throw err;
+    let listen: unknown;
+    try {
+      listen = (parseYaml(text) as { status?: { listen?: unknown } } | null)?.status?.listen;
+    } catch {
+      listen = undefined;
+    }
+    const address = typeof listen === 'string' && HOST_PORT.test(listen) ? listen : DEFAULT_LISTEN;
+    stderr.write(
+      `warning: ${err.code}: ${err.message.replace(/\s*\n\s*/g, ' ')}\nwarning: asking the status listener at ${address} anyway\n`,
+    );
+    return address;
+  }
+}
 
 export function statusCommand(fetchImpl: typeof fetch = fetch): Command {
   return {
@@ -30,8 +62,7 @@ export function statusCommand(fetchImpl: typeof fetch = fetch): Command {
         throw new MeshError('MESH_E_USAGE', `--address ${address}: must be host:port`, { details: { flag: 'address' } });
       if (address === undefined) {
         const file = typeof values.config === 'string' ? values.config : DEFAULT_CONFIG;
-        const config = await loadAgentConfig(file, { hostname: systemHostname });
-        address = config.status.listen;
+        address = await statusAddress(file, io.stderr);
       }
       let doc: StatusDocument;
       try {

@@ -45,6 +45,8 @@ advertiseAddress: 127.0.0.1
 consul: { address: 127.0.0.1:8500 }
 transparentProxy: { enabled: true }
 `;
+/** What the agent says of BAD_LINE (its error spans two lines). */
+const BAD_CONFIG_SAID = /\/etc\/mesh-agent\/agent\.yaml: invalid configuration:\s+log\.level: Invalid option/;
 /** Appended to agent.yaml: valid YAML, an invalid value (log.level is debug|info|warn|error). */
 const BAD_LINE = 'log: { level: loud }';
 /** Through api's upstream on web (Envoy), answered after SLOW_MS: in flight while the upgrade restarts the agent. */
@@ -209,9 +211,9 @@ async function startFailsOnBadConfig(t: Test, ct: Container): Promise<void> {
   const start = await ct.exec('systemctl', ['start', 'mesh-agent'], { timeoutMs: 120_000 });
   t.not(start.code, 0, `systemctl start mesh-agent fails with "${BAD_LINE}" in agent.yaml`);
   const said = await whatSystemdSays(ct);
-  t.match(said.status, /\/etc\/mesh-agent\/agent\.yaml.*log\.level/, 'systemctl status names the file and the field path');
+  t.match(said.status, BAD_CONFIG_SAID, 'systemctl status names the file and the field path');
   t.match(said.status, /status=78/, 'systemctl status shows exit 78 (EX_CONFIG)');
-  t.match(said.journal, /\/etc\/mesh-agent\/agent\.yaml.*log\.level/, 'the journal names the file and the field path');
+  t.match(said.journal, BAD_CONFIG_SAID, 'the journal names the file and the field path');
   t.equal(await isActive(ct, 'mesh-agent'), 'failed', 'the unit is failed, not restarting (RestartPreventExitStatus=78)');
   await ct.sh('cp /root/agent.yaml.good /etc/mesh-agent/agent.yaml && systemctl reset-failed mesh-agent');
 }
@@ -222,7 +224,7 @@ async function reloadKeepsServingOnBadConfig(t: Test, ct: Container, what: strin
   await ct.sh(`cp /etc/mesh-agent/agent.yaml /root/agent.yaml.good && echo '${BAD_LINE}' >> /etc/mesh-agent/agent.yaml`);
   const reload = await ct.exec('systemctl', ['reload', 'mesh-agent']);
   t.not(reload.code, 0, 'systemctl reload fails on a malformed agent.yaml');
-  t.match((await whatSystemdSays(ct)).journal, /\/etc\/mesh-agent\/agent\.yaml.*log\.level/, 'the journal says why: file and field path');
+  t.match((await whatSystemdSays(ct)).journal, BAD_CONFIG_SAID, 'the journal says why: file and field path');
   // A SIGHUP that reaches the agent anyway (not through systemctl reload): rejected, said by mesh-agent status.
   await ct.execChecked('systemctl', ['kill', '--kill-whom=main', '-s', 'HUP', 'mesh-agent']);
   const status = await waitFor(

@@ -103,6 +103,19 @@ t.test('agent not answering, bad flags, --config gives the address', async (t) =
   const s = captureIo();
   t.equal(await runCli(program(spy), ['status', '--config', path.join(dir, 'agent.yaml')], s.io), 0, s.err());
   t.equal(asked, 'http://127.0.0.1:15999/status');
+
+  // A file the agent rejected on reload: status still asks the running agent (its listener from the raw YAML, else the default).
+  await writeFile(path.join(dir, 'bad.yaml'), 'nodeName: vm1\nstatus: { listen: 127.0.0.1:15998 }\nlog: { level: loud }\n');
+  const b = captureIo();
+  t.equal(await runCli(program(spy), ['status', '--config', path.join(dir, 'bad.yaml')], b.io), 0, b.err());
+  t.equal(asked, 'http://127.0.0.1:15998/status');
+  t.match(b.err(), /warning: MESH_E_CONFIG_INVALID: .*bad\.yaml: invalid configuration: .*log\.level.*\nwarning: asking the status listener at 127\.0\.0\.1:15998 anyway/);
+  await writeFile(path.join(dir, 'worse.yaml'), 'status: [\n');
+  const w = captureIo();
+  t.equal(await runCli(program(spy), ['status', '--config', path.join(dir, 'worse.yaml')], w.io), 0, w.err());
+  t.equal(asked, 'http://127.0.0.1:15100/status', 'unparsable YAML: the default listener');
+  const m = captureIo();
+  t.equal(await runCli(program(spy), ['status', '--config', path.join(dir, 'missing.yaml')], m.io), 1, 'a missing file is still an error');
 });
 
 t.test('statusProblems: each kind of trouble, and a NACK only until the next ACK', async (t) => {
