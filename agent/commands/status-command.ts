@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { type Command, EXIT_FAILURE, EXIT_OK } from '../../lib/cli.js';
 import { isMeshError, MeshError } from '../../lib/errors.js';
-import { loadAgentConfig } from '../config/load.js';
+import { invalidConfigWarning, loadAgentConfig } from '../config/load.js';
 import { HOST_PORT } from '../config/schema.js';
 import { systemHostname } from '../run/host-facts.js';
 import { renderStatus } from '../status/render.js';
@@ -39,9 +39,7 @@ async function statusAddress(file: string, stderr: { write(text: string): unknow
       listen = undefined;
     }
     const address = typeof listen === 'string' && HOST_PORT.test(listen) ? listen : DEFAULT_LISTEN;
-    stderr.write(
-      `warning: ${err.code}: ${err.message.replace(/\s*\n\s*/g, ' ')}\nwarning: asking the status listener at ${address} anyway\n`,
-    );
+    stderr.write(invalidConfigWarning(err, `asking the status listener at ${address} anyway`));
     return address;
   }
 }

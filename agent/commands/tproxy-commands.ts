@@ -7,8 +7,8 @@
  */
 import { access } from 'node:fs/promises';
 import { type CliIo, type Command, EXIT_FAILURE, EXIT_OK } from '../../lib/cli.js';
-import { MeshError } from '../../lib/errors.js';
-import { loadAgentConfig } from '../config/load.js';
+import { isMeshError, MeshError } from '../../lib/errors.js';
+import { invalidConfigWarning, loadAgentConfig } from '../config/load.js';
 import type { AgentConfig } from '../config/schema.js';
 import { systemHostname } from '../run/host-facts.js';
 import { inspectRules, removeRules, setFamilies } from '../tproxy/apply.js';
@@ -130,6 +130,20 @@ function statusCommand(): Command {
   };
 }
 
+/**
+ * transparentProxy.backend of the file. An invalid file must not keep our rules in place (this runs as the
+ * unit's ExecStopPost, also after an edit broke the file): it is said on stderr and the backend is detected.
+ */
+async function configuredBackend(file: string, stderr: { write(text: string): unknown }): Promise<BackendChoice> {
+  try {
+    return (await loadAgentConfig(file, { hostname: systemHostname })).transparentProxy.backend;
+  } catch (err) {
+    if (!isMeshError(err) || err.code !== 'MESH_E_CONFIG_INVALID') throw err;
+    stderr.write(invalidConfigWarning(err, 'removing our rules with backend auto'));
+    return 'auto';
+  }
+}
+
 function removeCommand(): Command {
   return {
     name: 'tproxy remove',
@@ -144,7 +158,7 @@ function removeCommand(): Command {
           () => true,
           () => false,
         ));
-      const fallback = hasConfig ? (await loadAgentConfig(file, { hostname: systemHostname })).transparentProxy.backend : 'auto';
+      const fallback = hasConfig ? await configuredBackend(file, io.stderr) : 'auto';
       const options = await hostRunnerOptions();
       const backend = await detectBackend(backendFlag(values, fallback), options);
       const { removed } = await removeRules(createIptablesRunner(backend, options));

@@ -73,3 +73,8 @@ export async function loadAgentConfig(file: string, deps: LoadAgentConfigDeps): 
   const trustDomain = await resolveTrustDomain(file, parsed.trustDomain, parsed.dataDir, deps);
   return deepFreeze({ ...parsed, nodeName, trustDomain, consul: { ...consul, token } });
 }
+
+/** Two warning lines for a command that goes on without a valid agent file: the error on one line, then what it does instead. */
+export function invalidConfigWarning(err: { code: string; message: string }, instead: string): string {
+  return `warning: ${err.code}: ${err.message.replace(/\s*\n\s*/g, ' ')}\nwarning: ${instead}\n`;
+}

@@ -45,8 +45,8 @@ advertiseAddress: 127.0.0.1
 consul: { address: 127.0.0.1:8500 }
 transparentProxy: { enabled: true }
 `;
-/** What the agent says of BAD_LINE (its error spans two lines). */
-const BAD_CONFIG_SAID = /\/etc\/mesh-agent\/agent\.yaml: invalid configuration:\s+log\.level: Invalid option/;
+/** What the agent says of BAD_LINE (its error spans two lines, each prefixed in systemctl status). */
+const BAD_CONFIG_SAID = /\/etc\/mesh-agent\/agent\.yaml: invalid configuration:[\s\S]*?log\.level: Invalid option/;
 /** Appended to agent.yaml: valid YAML, an invalid value (log.level is debug|info|warn|error). */
 const BAD_LINE = 'log: { level: loud }';
 /** Through api's upstream on web (Envoy), answered after SLOW_MS: in flight while the upgrade restarts the agent. */

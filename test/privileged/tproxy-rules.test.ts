@@ -10,7 +10,7 @@
  * family; `mesh-agent tproxy remove` leaves the foreign chains byte-for-byte
  * as before (counters normalized) and nothing of ours.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -173,5 +173,15 @@ for (const backend of ['nft', 'legacy'] as const) {
     t.same(JSON.parse(removal.stdout), { backend, removed: clean.expected });
     t.equal(await snapshot(runner), before, 'foreign chains byte-for-byte as before, nothing of ours');
     t.same(await removeRules(runner), { removed: 0 }, 'nothing left to remove');
+
+    // The unit's ExecStopPost after an edit broke agent.yaml: the rules still go (backend detected), with a warning.
+    await installRules(runner, set);
+    const broken = path.join(dir, 'broken.yaml');
+    await writeFile(broken, `${await readFile(file, 'utf8')}\nlog: { level: loud }\n`);
+    const fallback = await cli(host, ['remove', '--config', broken, '--json']);
+    t.equal(fallback.code, 0, fallback.stderr);
+    t.match(fallback.stderr, /warning: MESH_E_CONFIG_INVALID: .*log\.level.*\nwarning: removing our rules with backend auto/);
+    t.same(JSON.parse(fallback.stdout), { backend, removed: clean.expected }, 'an invalid agent.yaml does not keep our rules in place');
+    t.equal(await snapshot(runner), before, 'and only ours went');
   });
 }
