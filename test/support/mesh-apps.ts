@@ -24,22 +24,23 @@ export interface EchoAnswer {
 
 export async function startEchoApp(name: string, port = 0): Promise<EchoApp> {
   let inFlight = 0;
+  const held: Array<() => void> = [];
+  const json = (res: http.ServerResponse, body: unknown) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  };
   const server = http.createServer((req, res) => {
-    // `/in-flight` answers at once with how many other requests are in flight (drain tests wait on it).
-    if (new URL(req.url ?? '/', 'http://app').pathname === '/in-flight') {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ app: name, inFlight }));
-      return;
-    }
+    const url = new URL(req.url ?? '/', 'http://app');
+    // Control paths, answered at once and not counted: how many requests are in flight; answer every held one.
+    if (url.pathname === '/in-flight') return json(res, { app: name, inFlight });
+    if (url.pathname === '/release') return json(res, { app: name, released: held.splice(0).map((answer) => answer()).length });
     inFlight++;
     res.once('close', () => inFlight--);
     const answer: EchoAnswer = { app: name, xfcc: String(req.headers['x-forwarded-client-cert'] ?? ''), path: req.url ?? '' };
-    // `?delay=MS` answers late: an in-flight request for drain tests.
-    const delay = Number(new URL(req.url ?? '/', 'http://app').searchParams.get('delay') ?? 0);
-    setTimeout(() => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(answer));
-    }, delay);
+    const send = () => json(res, answer);
+    // In-flight requests for drain tests: `/hold` answers at the next `/release`, `?delay=MS` answers late.
+    if (url.pathname === '/hold') held.push(send);
+    else setTimeout(send, Number(url.searchParams.get('delay') ?? 0));
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return {

@@ -109,7 +109,10 @@ t.test('agent not answering, bad flags, --config gives the address', async (t) =
   const b = captureIo();
   t.equal(await runCli(program(spy), ['status', '--config', path.join(dir, 'bad.yaml')], b.io), 0, b.err());
   t.equal(asked, 'http://127.0.0.1:15998/status');
-  t.match(b.err(), /warning: MESH_E_CONFIG_INVALID: .*bad\.yaml: invalid configuration: .*log\.level.*\nwarning: asking the status listener at 127\.0\.0\.1:15998 anyway/);
+  t.match(
+    b.err(),
+    /warning: MESH_E_CONFIG_INVALID: .*bad\.yaml: invalid configuration: .*log\.level.*\nwarning: asking the status listener at 127\.0\.0\.1:15998 anyway/,
+  );
   await writeFile(path.join(dir, 'worse.yaml'), 'status: [\n');
   const w = captureIo();
   t.equal(await runCli(program(spy), ['status', '--config', path.join(dir, 'worse.yaml')], w.io), 0, w.err());
