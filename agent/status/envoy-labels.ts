@@ -41,10 +41,15 @@ export interface MeshLabels {
 }
 
 export interface LabelIndex {
-  /** By Envoy cluster name (label envoy_cluster_name). */
+  /** By cluster name as Envoy's stats spell it (label envoy_cluster_name; clusterStatName). */
   readonly clusters: ReadonlyMap<string, MeshLabels>;
   /** By HCM or tcp_proxy stat prefix (labels envoy_http_conn_manager_prefix, envoy_tcp_prefix). */
   readonly prefixes: ReadonlyMap<string, MeshLabels>;
+}
+
+/** Envoy replaces ':' in stat names with '_', so cluster `outbound:api@web` is `envoy_cluster_name="outbound_api@web"`. */
+export function clusterStatName(cluster: string): string {
+  return cluster.replace(/:/g, '_');
 }
 
 export const EMPTY_LABEL_INDEX: LabelIndex = { clusters: new Map(), prefixes: new Map() };
@@ -56,7 +61,7 @@ export function labelIndex(model: ProxyModel): LabelIndex {
 
   for (const w of model.workloads) {
     const labels = inboundLabels(w);
-    clusters.set(localAppClusterName(w.name), labels);
+    clusters.set(clusterStatName(localAppClusterName(w.name)), labels);
     for (const name of [
       inboundListenerName(w.name),
       inboundChainName(w.name, 'mtls'),
@@ -72,8 +77,9 @@ export function labelIndex(model: ProxyModel): LabelIndex {
   for (const u of model.upstreams) {
     const labels = outboundLabels(u, byName.get(u.workload));
     byCallerService.set(`${u.service}@${u.workload}`, labels);
-    clusters.set(outboundClusterName(u.service, u.workload), labels);
-    for (const subset of u.traffic?.subsets ?? []) clusters.set(subsetClusterName(u.service, subset.name, u.workload), labels);
+    clusters.set(clusterStatName(outboundClusterName(u.service, u.workload)), labels);
+    for (const subset of u.traffic?.subsets ?? [])
+      clusters.set(clusterStatName(subsetClusterName(u.service, subset.name, u.workload)), labels);
     if (u.localPort > 0) prefixes.set(statPrefix(outboundListenerName(u.service, u.localPort)), labels);
   }
 
