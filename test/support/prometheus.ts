@@ -91,3 +91,9 @@ export async function promtoolCheck(text: string): Promise<{ code: number | null
   const result = await run(promtool.path, ['check', 'metrics'], { input: text, timeoutMs: 60_000 });
   return { code: result.code, output: `${result.stdout}${result.stderr}` };
 }
+
+/** The value of one series (`name{labels}` exactly as written) in exposition text; undefined when absent. */
+export function sampleValue(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}

@@ -6,6 +6,7 @@ import { metricsEndpoint } from '../../../agent/status/metrics-endpoint.js';
 import type { StatusDocument } from '../../../agent/status/status.js';
 import { silentLogger } from '../../../lib/logger.js';
 import { FakeClock } from '../../fakes/clock.js';
+import { sampleValue as value } from '../../support/prometheus.js';
 import { webApiModel } from '../../support/web-api-model.js';
 
 const WEB = 'spiffe://example.org/ns/default/sa/web';
@@ -48,12 +49,6 @@ function statusDoc(clock: FakeClock, overrides: Partial<StatusDocument> = {}): S
     problems: ['x'],
     ...overrides,
   };
-}
-
-/** The value of one series in the text format, by name and label text. */
-function value(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
 t.test('events: xDS pushes, ACKs and NACKs per type and API; snapshot builds; watch answers; renewal failures; hot restarts', async (t) => {

@@ -2,11 +2,7 @@ import t from 'tap';
 import { controlplaneSchema } from '../../../controlplane/config/schema.js';
 import { createControlPlaneMetrics } from '../../../controlplane/metrics/controlplane-metrics.js';
 import { startMetricsServer } from '../../../controlplane/metrics/metrics-server.js';
-
-function value(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
+import { sampleValue as value } from '../../support/prometheus.js';
 
 t.test('calls: issuances by kind, denials by code, join attempts, durations; commits; streams', async (t) => {
   const m = createControlPlaneMetrics({ version: '0.1.0' });
