@@ -13,7 +13,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { MeshError } from '../lib/errors.js';
+import { MeshError, toMeshError } from '../lib/errors.js';
 import { runChecked } from '../lib/exec.js';
 import { type ProvisionOptions, requireTool, stageInto, type ToolInfo, underProvisionLock, versionOf } from './provision.js';
 
@@ -47,6 +47,13 @@ export async function provisionPrometheus(options: Pick<ProvisionOptions, 'cache
           await runChecked('apt-get', ['download', `prometheus=${PROMETHEUS_DEB_VERSION}`], 'MESH_E_PROVISION_FAILED', {
             cwd: download,
             timeoutMs: 10 * 60_000,
+          }).catch((err: unknown) => {
+            const e = toMeshError(err, 'MESH_E_PROVISION_FAILED');
+            throw new MeshError(
+              'MESH_E_PROVISION_FAILED',
+              `apt-get download prometheus=${PROMETHEUS_DEB_VERSION} failed (is Debian bookworm's archive in apt's sources, and did apt-get update run?): ${e.message}`,
+              { cause: err },
+            );
           });
           const [deb] = (await readdir(download)).filter((f) => f.endsWith('.deb'));
           if (deb === undefined) throw new MeshError('MESH_E_PROVISION_FAILED', 'apt-get download prometheus left no .deb');
