@@ -173,4 +173,10 @@ t.test("promtool check metrics finds no parse error in the agent's /metrics", as
   t.not(check.code, 1, `no parse error (exit ${check.code})`);
   t.same(ownFindings(check.output, 'mesh_agent_'), [], "no lint finding on the agent's own metrics");
   t.comment(`promtool: exit ${check.code}; ${check.output.split('\n').filter(Boolean).length} lint findings on Envoy's and Node's names`);
+  const lines = body.split('\n');
+  const samples = (prefix: string) => lines.filter((l) => l.startsWith(prefix)).length;
+  const took = await prom.query('scrape_duration_seconds{job="mesh-agent"}');
+  t.comment(
+    `/metrics: ${body.length} bytes, ${samples('mesh_agent_')} agent samples, ${samples('envoy_')} Envoy samples; Prometheus's last scrape took ${(Number(took[0]?.value[1]) * 1000).toFixed(1)} ms`,
+  );
 });
