@@ -32,6 +32,8 @@ export interface AgentMetrics {
   setStatusSource(status: () => StatusDocument, nodeSpiffeId?: () => string | undefined): void;
   /** A fetch of Envoy's stats for the merged output failed. */
   recordEnvoyStatsFailure(): void;
+  /** The exposition text of one scrape: the status document is built once for all the gauges that read it. */
+  text(): Promise<string>;
 }
 
 export interface AgentMetricsOptions {
@@ -55,14 +57,9 @@ export function createAgentMetrics(options: AgentMetricsOptions): AgentMetrics {
   const registers = [registry];
   let status: (() => StatusDocument) | undefined;
   let nodeId: () => string | undefined = () => undefined;
-  /** One status document per scrape, shared by the gauges that read it. */
-  let cached: { doc: StatusDocument; at: number } | undefined;
-  const doc = (): StatusDocument | undefined => {
-    if (status === undefined) return undefined;
-    const now = options.clock.now();
-    if (cached === undefined || cached.at !== now) cached = { doc: status(), at: now };
-    return cached.doc;
-  };
+  /** The status document of the scrape in progress (text()), shared by the gauges that read it. */
+  let scraping: StatusDocument | undefined;
+  const doc = (): StatusDocument | undefined => scraping ?? status?.();
   if (options.processMetrics === true) collectDefaultMetrics({ register: registry, prefix: 'mesh_agent_' });
 
   new Gauge({
@@ -250,9 +247,16 @@ export function createAgentMetrics(options: AgentMetricsOptions): AgentMetrics {
     setStatusSource(source, nodeSpiffeId) {
       status = source;
       if (nodeSpiffeId !== undefined) nodeId = nodeSpiffeId;
-      cached = undefined;
     },
     recordEnvoyStatsFailure: () => statsFailures.inc(),
+    async text() {
+      scraping = status?.();
+      try {
+        return await registry.metrics();
+      } finally {
+        scraping = undefined;
+      }
+    },
   };
 }
 

@@ -50,7 +50,7 @@ export function metricsEndpoint(options: MetricsEndpointOptions): () => Promise<
         lastFailure = message;
       }
     }
-    const own = await options.metrics.registry.metrics();
+    const own = await options.metrics.text();
     const body = envoy === '' ? own : `${own.endsWith('\n') ? own : `${own}\n`}${envoy.endsWith('\n') ? envoy : `${envoy}\n`}`;
     return { contentType: options.metrics.registry.contentType, body };
   };

@@ -91,11 +91,16 @@ t.test('read at scrape time from status: SVID expiry, watch states, Envoy, captu
   const clock = new FakeClock();
   const m = createAgentMetrics({ clock });
   let doc = statusDoc(clock);
+  let built = 0;
   m.setStatusSource(
-    () => doc,
+    () => {
+      built++;
+      return doc;
+    },
     () => 'spiffe://example.org/node/vm1',
   );
-  let text = await m.registry.metrics();
+  let text = await m.text();
+  t.equal(built, 1, 'one status document for the whole scrape');
   t.equal(value(text, `mesh_agent_svid_expiry_seconds{kind="workload",workload="web",spiffe_id="${WEB}"}`), 1800);
   t.equal(value(text, 'mesh_agent_svid_expiry_seconds{kind="node",workload="",spiffe_id="spiffe://example.org/node/vm1"}'), -5);
   t.equal(value(text, 'mesh_agent_consul_watch_state{service="api",state="ok"}'), 1);
