@@ -46,7 +46,7 @@ export interface AgentMetricsOptions {
 
 /** Seconds, from the first bucket a snapshot build of a small node takes to a slow one of thousands of clusters. */
 const BUILD_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
-/** Blocking queries return on a change or after consul.watchWait (default 5 min). */
+/** Blocking queries return on a change or after consul.watchWait (default 60 s; Consul adds up to 1/16 jitter). */
 const WATCH_BUCKETS = [0.005, 0.025, 0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600];
 
 /** One SVID as the expiry gauge labels it. */
