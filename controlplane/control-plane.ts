@@ -22,6 +22,8 @@ import { CaManager } from './ca/ca-manager.js';
 import { createLeafSigner, defaultSigningWorkers } from './ca/leaf-signer.js';
 import type { ControlplaneConfig } from './config/schema.js';
 import { IdentityService } from './identity-service.js';
+import { createControlPlaneMetrics } from './metrics/controlplane-metrics.js';
+import { startMetricsServer } from './metrics/metrics-server.js';
 import { nodeRevokedError, PolicyFanout } from './policy/policy-fanout.js';
 import { PolicyRepo } from './policy/policy-repo.js';
 import type { PolicyStore } from './policy/policy-store.js';
@@ -42,6 +44,8 @@ export const MAX_SOCKET_PATH = 107;
 export interface ControlPlane {
   /** host:port the Identity API listens on (the real port when 0 was asked). */
   readonly address: string;
+  /** host:port of GET /metrics when metrics.listen is set. */
+  readonly metricsAddress?: string;
   readonly adminSocket: string;
   readonly db: Db;
   readonly ca: CaManager;
@@ -108,7 +112,8 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
   });
   await ca.init();
   installPeerCertificateCache();
-  const batcher = new CommitBatcher(db);
+  const metrics = createControlPlaneMetrics({ processMetrics: true, version: packageVersion() });
+  const batcher = new CommitBatcher(db, { onCommit: metrics.recordCommit });
   const signer = createLeafSigner({
     workers: config.signingWorkers ?? defaultSigningWorkers(),
     maxCsrBytes: config.maxCsrBytes,
@@ -147,12 +152,13 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
   const { Identity, Admin, Policy } = contract();
   const options = { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': 4 * 1024 * 1024 };
   const server = new grpc.Server(options);
-  server.addService(Identity.service, identityHandlers({ identity, ca, logger: logger.child({ component: 'api' }) }));
+  server.addService(Identity.service, identityHandlers({ identity, ca, logger: logger.child({ component: 'api' }), metrics }));
   const policyService = policyServiceDefinition(Policy.service);
   const policyLogger = logger.child({ component: 'policy-stream' });
   const policyFanout = new PolicyFanout({ store: policies, encode: policyService.encode, logger: policyLogger });
   identity.onRevoked((node) => policyFanout.endNode(node, nodeRevokedError(node)));
-  server.addService(policyService.definition, policyWatchHandlers({ identity, fanout: policyFanout, logger: policyLogger }));
+  metrics.setPolicyStreams(() => policyFanout.stats().streams);
+  server.addService(policyService.definition, policyWatchHandlers({ identity, fanout: policyFanout, logger: policyLogger, metrics }));
   const port = await bind(server, config.listen, createCertificateProviderServerCredentials(serverIdentity, serverIdentity, false));
   const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
   const address = `${host}:${port}`;
@@ -194,11 +200,18 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
     process.umask(umask);
   }
   await chmod(adminSocket, 0o600);
-  logger.info('control plane ready', { listen: address, adminSocket, trustDomain: config.trustDomain });
+  const metricsServer = config.metrics.listen === undefined ? undefined : await startMetricsServer(config.metrics.listen, metrics);
+  logger.info('control plane ready', {
+    listen: address,
+    adminSocket,
+    trustDomain: config.trustDomain,
+    ...(metricsServer === undefined ? {} : { metrics: metricsServer.address }),
+  });
 
   let stopped = false;
   return {
     address,
+    ...(metricsServer === undefined ? {} : { metricsAddress: metricsServer.address }),
     adminSocket,
     db,
     ca,
@@ -223,7 +236,7 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
             resolve();
           });
         });
-      await Promise.all([graceful(server), graceful(admin)]);
+      await Promise.all([graceful(server), graceful(admin), metricsServer?.close()]);
       await rm(adminSocket, { force: true });
       await signer.close();
       await batcher.close();

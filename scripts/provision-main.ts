@@ -1,7 +1,8 @@
-/** `npm run provision`: installs or reuses Envoy, Consul, svid-verify and issuance-load; prints one line per tool. */
+/** `npm run provision`: installs or reuses Envoy, Consul, svid-verify, issuance-load, Prometheus and promtool; prints one line per tool. */
 import { parseArgs } from 'node:util';
 import { toMeshError } from '../lib/errors.js';
 import { defaultCacheDir, provision } from './provision.js';
+import { provisionPrometheus } from './provision-prometheus.js';
 import { repoRoot } from './repo-root.js';
 
 const USAGE = `Usage: npm run provision [-- --json]
@@ -15,11 +16,15 @@ else ~/.cache/vm-mesh):
   issuance-load  the grpc-go load generator of the CA benchmark, test/tools/issuance-load
                  (grpc-go pinned in its go.mod; the version printed is grpc-go's; rebuilt
                  when its sources change)
+  prometheus     Prometheus and promtool from Debian's prometheus package (pinned,
+                 SHA-256 checked; apt-get download + dpkg-deb -x, no service installed)
 and prints "envoy: <path> <version>", "consul: <path> <version>",
-"svid-verify: <path> <go-spiffe version>" and "issuance-load: <path> <grpc-go version>".
+"svid-verify: <path> <go-spiffe version>", "issuance-load: <path> <grpc-go version>",
+"prometheus: <path> <version>" and "promtool: <path> <version>".
 
 Options:
-  --json   print {"envoy":{"path","version"},"consul":{...},"svidVerify":{...},"issuanceLoad":{...}}
+  --json   print {"envoy":{"path","version"},"consul":{...},"svidVerify":{...},"issuanceLoad":{...},
+           "prometheus":{...},"promtool":{...}}
            instead
   --help   show this help
 `;
@@ -37,11 +42,8 @@ async function main(): Promise<number> {
     return 0;
   }
   const root = repoRoot();
-  const tools = await provision({
-    root,
-    cacheDir: defaultCacheDir(process.env),
-    progress: (line) => process.stderr.write(`provision: ${line}\n`),
-  });
+  const where = { cacheDir: defaultCacheDir(process.env), progress: (line: string) => process.stderr.write(`provision: ${line}\n`) };
+  const tools = { ...(await provision({ root, ...where })), ...(await provisionPrometheus(where)) };
   if (values.json) {
     process.stdout.write(`${JSON.stringify(tools)}\n`);
   } else {
@@ -49,6 +51,8 @@ async function main(): Promise<number> {
     process.stdout.write(`consul: ${tools.consul.path} ${tools.consul.version}\n`);
     process.stdout.write(`svid-verify: ${tools.svidVerify.path} ${tools.svidVerify.version}\n`);
     process.stdout.write(`issuance-load: ${tools.issuanceLoad.path} ${tools.issuanceLoad.version}\n`);
+    process.stdout.write(`prometheus: ${tools.prometheus.path} ${tools.prometheus.version}\n`);
+    process.stdout.write(`promtool: ${tools.promtool.path} ${tools.promtool.version}\n`);
   }
   return 0;
 }

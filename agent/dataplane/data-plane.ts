@@ -19,6 +19,7 @@ import type { EnvoyStatus } from '../envoy/envoy-status.js';
 import type { IdentitiesStatus } from '../identity/identity-status.js';
 import { buildModel, type ModelProblem } from '../model/build-model.js';
 import type { CaptureInput } from '../model/capture.js';
+import type { ProxyModel } from '../model/proxy-model.js';
 import { type PolicySource, type PolicySourceStatus, staticPolicySource } from '../policy/policy-source.js';
 import { captureReady } from '../tproxy/capture-readiness.js';
 import type { Workload } from '../workloads/workload.js';
@@ -72,6 +73,15 @@ export interface DataPlaneOptions {
   accessLogPath?: string;
   /** Transparent proxy: the capture listeners (agent config transparentProxy); absent: capture off. */
   capture?: CaptureInput;
+  /** Metrics (agent/status/agent-metrics.ts): ADS pushes, ACKs, NACKs and snapshot build times. */
+  metrics?: DataPlaneMetrics;
+}
+
+/** What the data plane reports to metrics. */
+export interface DataPlaneMetrics {
+  recordXds(event: AdsEvent): void;
+  /** Milliseconds one rebuild took (model, resources, checks). */
+  recordSnapshotBuild(ms: number): void;
 }
 
 export interface UpstreamStatus {
@@ -128,6 +138,8 @@ export interface DataPlane {
   captureReady?(): boolean;
   /** Called when Envoy's state or what it accepted may have changed (Envoy events, ACKs, NACKs, rebuilds). */
   onEnvoyChange?(listener: () => void): () => void;
+  /** The model of the latest build (what Envoy's resources were built from); undefined before the first. */
+  model?(): ProxyModel | undefined;
   /** The node's snapshots (keyed by nodeName, Envoy's node id) and what Envoy acknowledged. */
   readonly cache: SnapshotCache;
   readonly ads: AdsServer | undefined;
@@ -257,6 +269,15 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
 
   const rebuild = () => {
     if (ads === undefined || stopped) return;
+    const started = performance.now();
+    try {
+      build();
+    } finally {
+      options.metrics?.recordSnapshotBuild(performance.now() - started);
+    }
+  };
+
+  const build = () => {
     const ids = identities.current();
     const built = buildModel({
       nodeName: options.nodeName,
@@ -346,6 +367,12 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       );
       ads = server;
       effects.record('ADS events', server.onEvent(onAdsEvent));
+      const metrics = options.metrics;
+      if (metrics !== undefined)
+        effects.record(
+          'ADS metrics',
+          server.onEvent((event) => metrics.recordXds(event)),
+        );
       effects.record('identities', async () => {
         unsubscribe?.();
         await identities.stop();
@@ -387,6 +414,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       };
     },
     policyInForce: () => policyLife.inForce(),
+    model: () => lastBuilt?.model,
     extraServices: () => extraServices,
     onExtraServices(listener) {
       extraListeners.add(listener);

@@ -23,7 +23,11 @@ export interface CatalogWatcherOptions {
   /** Last known services (from disk), shown until Consul answers. */
   initial?: readonly ServiceView[];
   random?: () => number;
+  /** Each blocking query's end (metrics): how long it took and whether it brought a change, nothing new, or failed. */
+  onAnswer?: (service: string, ms: number, outcome: WatchOutcome) => void;
 }
+
+export type WatchOutcome = 'changed' | 'unchanged' | 'error';
 
 export interface WatchState {
   readonly service: string;
@@ -77,6 +81,7 @@ export function createCatalogWatcher(options: CatalogWatcherOptions): CatalogWat
   const runLoop = async (loop: Loop) => {
     let failures = 0;
     while (!loop.abort.signal.aborted) {
+      const asked = clock.now();
       try {
         const result = await client.healthService(loop.service, { index: loop.index, waitMs: options.waitMs, signal: loop.abort.signal });
         if (loop.abort.signal.aborted) return;
@@ -90,9 +95,11 @@ export function createCatalogWatcher(options: CatalogWatcherOptions): CatalogWat
         if (before === undefined || before.source !== 'consul' || !sameInstances(before.instances, instances)) {
           known.set(loop.service, { name: loop.service, instances, source: 'consul' });
           changed();
-        }
+          options.onAnswer?.(loop.service, clock.now() - asked, 'changed');
+        } else options.onAnswer?.(loop.service, clock.now() - asked, 'unchanged');
       } catch (err) {
         if (loop.abort.signal.aborted) return;
+        options.onAnswer?.(loop.service, clock.now() - asked, 'error');
         const e = toMeshError(err);
         if (loop.error === undefined)
           log.warn('catalog watch failing; keeping the last known instances', { service: loop.service, error: e });

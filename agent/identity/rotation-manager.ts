@@ -59,6 +59,8 @@ export interface RotationManagerOptions {
   backoff?: BackoffPolicy;
   watchdogMs?: number;
   random?: () => number;
+  /** Each failed renewal of a credential (metrics count them). */
+  onRenewalFailed?: (name: string) => void;
 }
 
 export interface RotationManager<C extends IssuedCert = IssuedCert> {
@@ -175,6 +177,7 @@ export function createRotationManager<C extends IssuedCert = IssuedCert>(options
     const error = toMeshError(err, 'MESH_E_CONTROLPLANE_UNAVAILABLE');
     const now = clock.now();
     entry.failures += 1;
+    options.onRenewalFailed?.(entry.name);
     entry.lastError = `${error.code}: ${error.message}`;
     const msLeft = entry.cert.notAfter - now;
     schedule(entry, now + retryDelay(backoff, entry.failures, msLeft, random));

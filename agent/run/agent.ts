@@ -15,6 +15,9 @@ import { type MeshServicesWatch, watchMeshServices } from '../discovery/mesh-ser
 import { createRegistrar, type Registrar } from '../discovery/registrar.js';
 import { toRegistration } from '../discovery/registration.js';
 import { createViewStore } from '../discovery/view-store.js';
+import type { AgentMetrics } from '../status/agent-metrics.js';
+import { EMPTY_LABEL_INDEX, type LabelIndex, labelIndex } from '../status/envoy-labels.js';
+import { metricsEndpoint } from '../status/metrics-endpoint.js';
 import { buildStatus, type StatusDocument } from '../status/status.js';
 import { type StatusServer, startStatusServer } from '../status/status-server.js';
 import type { CaptureManager } from '../tproxy/capture-manager.js';
@@ -43,6 +46,8 @@ export interface AgentDeps {
   capture?: CaptureManager;
   /** The configuration file's state (loaded, or its latest reload rejected), for status. */
   configStatus?: () => ConfigFileStatus;
+  /** GET /metrics on the status listener (agent/status/agent-metrics.ts); absent: no /metrics. */
+  metrics?: AgentMetrics;
 }
 
 export interface Agent {
@@ -143,6 +148,28 @@ export function createAgent(deps: AgentDeps): Agent {
       ...new Set([...upstreamServices(loaded.workloads), ...(deps.dataPlane?.extraServices?.() ?? []), ...(meshServices?.names() ?? [])]),
     ].sort();
 
+  /** GET /metrics: the agent's registry and Envoy's stats labelled from the model Envoy runs. */
+  const metricsRoute = () => {
+    const metrics = deps.metrics;
+    if (metrics === undefined) return {};
+    metrics.setStatusSource(
+      () => agent.status(),
+      () => deps.dataPlane?.status().identity.node.spiffeId,
+    );
+    let labels: { model: unknown; index: LabelIndex } | undefined;
+    const index = () => {
+      const model = deps.dataPlane?.model?.();
+      if (model === undefined) return EMPTY_LABEL_INDEX;
+      if (labels?.model !== model) labels = { model, index: labelIndex(model) };
+      return labels.index;
+    };
+    const envoyAdmin = () => {
+      const address = deps.dataPlane?.status().envoy.adminAddress;
+      return typeof address === 'string' ? address : undefined;
+    };
+    return { metrics: metricsEndpoint({ metrics, envoyAdmin, labels: index, log: log.child({ component: 'metrics' }) }) };
+  };
+
   const agent: Agent = {
     dataPlane: deps.dataPlane,
     get statusAddress() {
@@ -162,6 +189,7 @@ export function createAgent(deps: AgentDeps): Agent {
         waitMs: config.consul.watchWait,
         coalesceMs: config.consul.coalesceWindow,
         initial,
+        ...(deps.metrics === undefined ? {} : { onAnswer: deps.metrics.recordWatchAnswer }),
       });
       const active = watcher;
       const offExtra = deps.dataPlane?.onExtraServices?.(() => active.setServices(watchedServices()));
@@ -196,7 +224,7 @@ export function createAgent(deps: AgentDeps): Agent {
       });
       server = await effects.effect(
         'status listener',
-        () => startStatusServer(config.status.listen, () => agent.status()),
+        () => startStatusServer(config.status.listen, () => agent.status(), metricsRoute()),
         (s) => s.close(),
       );
       // Recorded before the registrations so that stop deregisters first (peers stop

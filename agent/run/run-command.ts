@@ -10,6 +10,7 @@ import { isMeshError, MeshError } from '../../lib/errors.js';
 import { createLogger, type Logger } from '../../lib/logger.js';
 import { type ServiceNotifier, serviceNotifier, silentNotifier } from '../../lib/sd-notify.js';
 import { configErrorFields, EXIT_CONFIG, isStartupConfigError, startupLogger } from '../../lib/startup-config-error.js';
+import { packageVersion } from '../../lib/version.js';
 import { loadAgentConfig } from '../config/load.js';
 import type { AgentConfig } from '../config/schema.js';
 import { createDataPlane, type DataPlane } from '../dataplane/data-plane.js';
@@ -23,6 +24,7 @@ import { createWorkloadIdentities } from '../identity/workload-identities.js';
 import { type CaptureInput, captureInputOf } from '../model/capture.js';
 import { createCpPolicySource } from '../policy/cp-policy-source.js';
 import type { PolicySource } from '../policy/policy-source.js';
+import { type AgentMetrics, createAgentMetrics } from '../status/agent-metrics.js';
 import { type CaptureManager, createCaptureManager } from '../tproxy/capture-manager.js';
 import { realCaptureRules, startCaptureDns } from '../tproxy/capture-rules.js';
 import { resolveCaptureFacts } from '../tproxy/facts.js';
@@ -237,7 +239,8 @@ export function createRealAgent(config: AgentConfig, facts: HostFacts, log: Logg
     nodeAddress: address,
     nodeMeta: { 'mesh-os': facts.os.replace(/[^A-Za-z0-9_. -]/g, '').slice(0, 128), 'mesh-hostname': facts.hostname.slice(0, 128) },
   });
-  const dataPlane = config.dataPlane.enabled ? realDataPlane(config, log, parts) : undefined;
+  const metrics = createAgentMetrics({ clock: systemClock, processMetrics: true, version: packageVersion(), node: config.nodeName });
+  const dataPlane = config.dataPlane.enabled ? realDataPlane(config, log, parts, metrics) : undefined;
   const capture =
     dataPlane !== undefined && parts.iptables !== undefined && config.transparentProxy.enabled
       ? realCapture(config, dataPlane, parts.iptables, log.child({ component: 'capture' }))
@@ -253,17 +256,19 @@ export function createRealAgent(config: AgentConfig, facts: HostFacts, log: Logg
     ...(dataPlane === undefined ? {} : { dataPlane }),
     ...(capture === undefined ? {} : { capture }),
     ...(parts.configStatus === undefined ? {} : { configStatus: parts.configStatus }),
+    metrics,
   });
 }
 
 /** The data plane with the real parts: SVIDs from the control plane, the ADS server, Envoy under supervision. */
-function realDataPlane(config: AgentConfig, log: Logger, parts: RealAgentParts): DataPlane {
+function realDataPlane(config: AgentConfig, log: Logger, parts: RealAgentParts, metrics: AgentMetrics): DataPlane {
   const cache = parts.snapshotCache;
   const identities = createWorkloadIdentities({
     dataDir: config.dataDir,
     ...(config.controlPlane.address === undefined ? {} : { address: config.controlPlane.address }),
     clock: systemClock,
     log: log.child({ component: 'identity' }),
+    rotation: { onRenewalFailed: metrics.recordRenewalFailure },
   });
   const launch = parts.launch;
   const workDir = envoyDir(config.dataDir);
@@ -294,6 +299,7 @@ function realDataPlane(config: AgentConfig, log: Logger, parts: RealAgentParts):
     clock: systemClock,
     log: log.child({ component: 'envoy' }),
   });
+  envoy.onEvent((event) => metrics.recordEnvoyEvent(event.kind));
   return createDataPlane({
     nodeName: config.nodeName,
     trustDomain: config.trustDomain,
@@ -315,6 +321,7 @@ function realDataPlane(config: AgentConfig, log: Logger, parts: RealAgentParts):
     accessLogPath: inboundAccessLogPath(config.dataDir),
     ...(config.zone === '' ? {} : { zone: config.zone }),
     ...captureOption(config),
+    metrics,
   });
 }
 

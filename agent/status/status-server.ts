@@ -1,10 +1,12 @@
 /**
  * The status endpoint on status.listen: GET /status answers the status
- * document as JSON; anything else is 404. Later issues add routes here.
+ * document as JSON; GET /metrics (when given) the Prometheus text of
+ * metrics-endpoint.ts; anything else is 404. Later issues add routes here.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { MeshError } from '../../lib/errors.js';
+import type { MetricsResponse } from './metrics-endpoint.js';
 
 export interface StatusServer {
   /** host:port actually bound (port 0 picks a free one). */
@@ -12,7 +14,12 @@ export interface StatusServer {
   close(): Promise<void>;
 }
 
-export async function startStatusServer(listen: string, snapshot: () => unknown): Promise<StatusServer> {
+export interface StatusRoutes {
+  /** GET /metrics. */
+  metrics?: () => Promise<MetricsResponse>;
+}
+
+export async function startStatusServer(listen: string, snapshot: () => unknown, routes: StatusRoutes = {}): Promise<StatusServer> {
   const at = listen.lastIndexOf(':');
   const host = listen.slice(0, at);
   const port = Number(listen.slice(at + 1));
@@ -21,6 +28,20 @@ export async function startStatusServer(listen: string, snapshot: () => unknown)
     if (req.method === 'GET' && url.pathname === '/status') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(`${JSON.stringify(snapshot(), null, 2)}\n`);
+      return;
+    }
+    const metrics = routes.metrics;
+    if (req.method === 'GET' && url.pathname === '/metrics' && metrics !== undefined) {
+      metrics().then(
+        (m) => {
+          res.writeHead(200, { 'content-type': m.contentType });
+          res.end(m.body);
+        },
+        (err: unknown) => {
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end(`metrics failed: ${(err as Error).message}\n`);
+        },
+      );
       return;
     }
     res.writeHead(404, { 'content-type': 'application/json' });

@@ -4,6 +4,7 @@ import type { Logger } from '../../lib/logger.js';
 import { fromPem } from '../../lib/x509/pem.js';
 import type { Bundle, CaManager } from '../ca/ca-manager.js';
 import type { IdentityService, SvidResult } from '../identity-service.js';
+import type { ControlPlaneMetrics } from '../metrics/controlplane-metrics.js';
 import { peerCertificate, unary } from './handlers.js';
 
 const messages = new WeakMap<Bundle, { trust_domain: string; roots: Buffer[]; sequence: number }>();
@@ -34,24 +35,48 @@ interface JoinRequest {
   features: string[];
 }
 
-export function identityHandlers(deps: { identity: IdentityService; ca: CaManager; logger: Logger }): grpc.UntypedServiceImplementation {
-  const { identity, ca, logger } = deps;
+export function identityHandlers(deps: {
+  identity: IdentityService;
+  ca: CaManager;
+  logger: Logger;
+  metrics?: ControlPlaneMetrics;
+}): grpc.UntypedServiceImplementation {
+  const { identity, ca, logger, metrics } = deps;
+  const observe = metrics?.recordCall;
   return {
-    Join: unary(logger, 'Join', async (req: JoinRequest, call) =>
-      svidMessage(await identity.join({ token: req.token, csr: req.csr, peer: call.getPeer() })),
+    Join: unary(
+      logger,
+      'Join',
+      async (req: JoinRequest, call) => svidMessage(await identity.join({ token: req.token, csr: req.csr, peer: call.getPeer() })),
+      observe,
     ),
-    RenewNode: unary(logger, 'RenewNode', async (req: { csr: Buffer }, call) => {
-      const { node } = identity.authenticate(peerCertificate(call));
-      return svidMessage(await identity.renewNode({ node, csr: req.csr }));
-    }),
-    SignWorkload: unary(logger, 'SignWorkload', async (req: { spiffe_id: string; csr: Buffer }, call) => {
-      const { node } = identity.authenticate(peerCertificate(call));
-      return svidMessage(await identity.signWorkload({ node, spiffeId: req.spiffe_id, csr: req.csr }));
-    }),
-    GetBundle: unary(logger, 'GetBundle', async (_req: unknown, call) => {
-      identity.authenticate(peerCertificate(call));
-      return bundleMessage(ca.bundle());
-    }),
+    RenewNode: unary(
+      logger,
+      'RenewNode',
+      async (req: { csr: Buffer }, call) => {
+        const { node } = identity.authenticate(peerCertificate(call));
+        return svidMessage(await identity.renewNode({ node, csr: req.csr }));
+      },
+      observe,
+    ),
+    SignWorkload: unary(
+      logger,
+      'SignWorkload',
+      async (req: { spiffe_id: string; csr: Buffer }, call) => {
+        const { node } = identity.authenticate(peerCertificate(call));
+        return svidMessage(await identity.signWorkload({ node, spiffeId: req.spiffe_id, csr: req.csr }));
+      },
+      observe,
+    ),
+    GetBundle: unary(
+      logger,
+      'GetBundle',
+      async (_req: unknown, call) => {
+        identity.authenticate(peerCertificate(call));
+        return bundleMessage(ca.bundle());
+      },
+      observe,
+    ),
     WatchBundle: (call: grpc.ServerWritableStream<unknown, unknown>) => {
       try {
         identity.authenticate(peerCertificate(call));
@@ -61,7 +86,13 @@ export function identityHandlers(deps: { identity: IdentityService; ca: CaManage
       }
       call.write(bundleMessage(ca.bundle()));
       const unsubscribe = ca.onBundleChange((bundle) => call.write(bundleMessage(bundle)));
-      const done = () => unsubscribe();
+      metrics?.streamOpened('bundle');
+      let open = true;
+      const done = () => {
+        unsubscribe();
+        if (open) metrics?.streamClosed('bundle');
+        open = false;
+      };
       call.on('cancelled', done);
       call.on('close', done);
       call.on('error', done);

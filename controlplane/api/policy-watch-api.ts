@@ -13,6 +13,7 @@ import { MeshError, toMeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import { toServiceError } from '../../lib/proto/contract.js';
 import type { IdentityService } from '../identity-service.js';
+import type { ControlPlaneMetrics } from '../metrics/controlplane-metrics.js';
 import type { PolicyFanout, PolicyUpdateMessage } from '../policy/policy-fanout.js';
 import { peerCertificate } from './handlers.js';
 
@@ -48,6 +49,7 @@ export function policyWatchHandlers(deps: {
   identity: IdentityService;
   fanout: PolicyFanout;
   logger: Logger;
+  metrics?: Pick<ControlPlaneMetrics, 'recordDenial'>;
 }): grpc.UntypedServiceImplementation {
   const { identity, fanout, logger } = deps;
   return {
@@ -62,6 +64,7 @@ export function policyWatchHandlers(deps: {
       } catch (err) {
         const e = toMeshError(err);
         logger.debug('policy watch refused', { code: e.code });
+        deps.metrics?.recordDenial('Policy.Watch', e.code);
         call.emit('error', toServiceError(e));
         return;
       }

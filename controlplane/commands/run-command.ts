@@ -55,7 +55,13 @@ Flags override the file. On first start the CA (root + signing CA, ECDSA P-256) 
         sink: { write: (l) => io.stderr.write(`${l}\n`) },
       });
       const cp = await startControlPlane(config, { clock: systemClock, logger });
-      io.stdout.write(`${JSON.stringify({ listen: cp.address, adminSocket: cp.adminSocket, trustDomain: config.trustDomain })}\n`);
+      const started = {
+        listen: cp.address,
+        adminSocket: cp.adminSocket,
+        trustDomain: config.trustDomain,
+        ...(cp.metricsAddress === undefined ? {} : { metrics: cp.metricsAddress }),
+      };
+      io.stdout.write(`${JSON.stringify(started)}\n`);
       // The Identity API listens and the admin socket exists: `systemctl start` returns now.
       const notifier = (deps.notifier ?? ((l) => serviceNotifier({ notifySocket: process.env.NOTIFY_SOCKET, log: l })))(logger);
       await notifier.ready(`listening on ${cp.address}, trust domain ${config.trustDomain}`);

@@ -28,6 +28,8 @@ export const controlplaneSchema = z.strictObject({
   log: z
     .strictObject({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info'), format: z.enum(['json', 'human']).default('json') })
     .prefault({}),
+  /** GET /metrics (Prometheus text) on this HOST:PORT; absent: no metrics listener. */
+  metrics: z.strictObject({ listen: hostPort.optional() }).prefault({}),
 });
 
 export type ControlplaneConfig = z.output<typeof controlplaneSchema>;

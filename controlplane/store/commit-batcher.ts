@@ -72,6 +72,8 @@ export interface CommitBatcherOptions {
   maxBatch?: number;
   /** Defaults to fdatasync of the database's WAL. */
   sync?: WalSync;
+  /** Each group transaction and each WAL sync, in milliseconds (metrics). */
+  onCommit?: (phase: 'transaction' | 'sync', ms: number) => void;
 }
 
 export class CommitBatcher {
@@ -81,6 +83,7 @@ export class CommitBatcher {
   private syncing: Promise<void> | undefined;
   private readonly maxBatch: number;
   private readonly wal: WalSync;
+  private readonly onCommit: CommitBatcherOptions['onCommit'];
   /** Group transactions committed. */
   batches = 0;
   /** WAL syncs completed. */
@@ -92,6 +95,7 @@ export class CommitBatcher {
   ) {
     this.maxBatch = options.maxBatch ?? 32;
     this.wal = options.sync ?? walSync(db);
+    this.onCommit = options.onCommit;
   }
 
   /** Runs apply inside the next group transaction; resolves once that transaction is committed and synced. */
@@ -119,6 +123,7 @@ export class CommitBatcher {
     this.scheduled = this.pending.length > 0;
     if (this.scheduled) setImmediate(() => this.flush());
     const outcomes: unknown[] = [];
+    const started = performance.now();
     try {
       // A PRAGMA takes effect when it is prepared, so it cannot be a statement prepared once.
       this.db.pragma('synchronous = NORMAL');
@@ -141,6 +146,7 @@ export class CommitBatcher {
       return;
     }
     this.batches++;
+    this.onCommit?.('transaction', performance.now() - started);
     this.committed.push({ batch, outcomes });
     this.syncing ??= this.syncLoop();
   }
@@ -152,8 +158,10 @@ export class CommitBatcher {
         const group = this.committed.splice(0);
         let failure: MeshError | undefined;
         try {
+          const started = performance.now();
           await this.wal.sync();
           this.syncs++;
+          this.onCommit?.('sync', performance.now() - started);
         } catch (err) {
           failure = new MeshError(
             'MESH_E_STORE',

@@ -29,7 +29,7 @@ function program(signals: EventEmitter): Program {
 interface Running {
   signals: EventEmitter;
   done: Promise<number>;
-  listen: { listen: string; adminSocket: string; trustDomain: string };
+  listen: { listen: string; adminSocket: string; trustDomain: string; metrics?: string };
   out: () => string;
   err: () => string;
 }
@@ -173,4 +173,29 @@ t.test('a data dir too long for the admin socket is refused naming dataDir', asy
   t.match(r.err, /MESH_E_CONFIG_INVALID: dataDir .* is too long for the admin socket path/);
   t.equal(r.out, '');
   t.notOk(existsSync(dataDir), 'refused before anything was created');
+});
+
+t.test('metrics.listen in the file: the listen line names it, GET /metrics answers, stop closes it', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'cp.yaml');
+  await writeFile(
+    file,
+    `dataDir: ${path.join(dir, 'd')}\nlisten: 127.0.0.1:0\ntrustDomain: example.org\nmetrics:\n  listen: 127.0.0.1:0\nlog:\n  level: warn\n`,
+  );
+  const cp = await start(['--config', file]);
+  t.match(cp.listen.metrics, /^127\.0\.0\.1:\d+$/, 'the metrics address, with its real port');
+  const answer = await fetch(`http://${cp.listen.metrics}/metrics`);
+  t.equal(answer.status, 200);
+  t.match(await answer.text(), /^mesh_controlplane_streams\{stream="policy"\} 0$/m);
+  cp.signals.emit('SIGTERM');
+  t.equal(await cp.done, 0);
+  await t.rejects(fetch(`http://${cp.listen.metrics}/metrics`), Error, 'the listener is closed');
+});
+
+t.test('without metrics.listen there is no metrics listener', async (t) => {
+  const dir = await tempDir(t);
+  const cp = await start(['--data-dir', path.join(dir, 'd'), '--listen', '127.0.0.1:0', '--trust-domain', 'example.org']);
+  t.equal(cp.listen.metrics, undefined);
+  cp.signals.emit('SIGTERM');
+  t.equal(await cp.done, 0);
 });

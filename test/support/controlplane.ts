@@ -45,6 +45,8 @@ export async function startTestControlPlane(
     dataDir?: string;
     /** The policy store Policy.Watch streams (test/fakes/policy-store.ts); default: none. */
     policies?: PolicyStore;
+    /** metrics.listen (GET /metrics), e.g. 127.0.0.1:0; default: none. */
+    metricsListen?: string;
   } = {},
 ): Promise<TestControlPlane> {
   const dataDir = options.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'mesh-cp-')));
@@ -59,6 +61,7 @@ export async function startTestControlPlane(
       ...(options.nodeSvidTtl ? { nodeSvidTtl: options.nodeSvidTtl } : {}),
       rateLimit: options.rateLimit ?? { perSecond: 100_000, burst: 100_000 },
       log: { level: 'debug' },
+      ...(options.metricsListen === undefined ? {} : { metrics: { listen: options.metricsListen } }),
     },
     'test',
   );

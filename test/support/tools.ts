@@ -4,6 +4,7 @@
  * `npm run provision`), later calls reuse the answer.
  */
 import { defaultCacheDir, type Provisioned, provision, type ToolInfo } from '../../scripts/provision.js';
+import { type PrometheusTools, provisionPrometheus } from '../../scripts/provision-prometheus.js';
 import { provisionDebianRootfs } from '../../scripts/provision-rootfs.js';
 import { repoRoot } from '../../scripts/repo-root.js';
 
@@ -30,4 +31,15 @@ export function debianRootfs(): Promise<ToolInfo> {
     progress: (line) => process.stderr.write(`# provision: ${line}\n`),
   });
   return rootfs;
+}
+
+let prom: Promise<PrometheusTools> | undefined;
+
+/** Prometheus and promtool (Debian's package, unpacked into the cache; scripts/provision-prometheus.ts). */
+export function prometheusTools(): Promise<PrometheusTools> {
+  prom ??= provisionPrometheus({
+    cacheDir: defaultCacheDir(process.env),
+    progress: (line) => process.stderr.write(`# provision: ${line}\n`),
+  });
+  return prom;
 }

@@ -265,3 +265,41 @@ t.test('capture on: the capture listeners are served, captured services are extr
   );
   t.strictSame(dp.status().modelProblems, []);
 });
+
+t.test('metrics: each rebuild is timed; model() is the model of the latest build', async (t) => {
+  const dir = await tempDir(t, 'dp-');
+  const ids = fakeIdentities();
+  const ca = await createTestCa(TD);
+  const builds: number[] = [];
+  const dp = createDataPlane({
+    nodeName: 'vm1',
+    trustDomain: TD,
+    adsSocket: path.join(dir, 'ads.sock'),
+    clock: systemClock,
+    log: createLogger({ level: 'error', sink: { write: () => {} } }),
+    identities: ids.source,
+    metrics: { recordXds: () => {}, recordSnapshotBuild: (ms) => builds.push(ms) },
+  });
+  t.equal(dp.model?.(), undefined, 'no model before the first build');
+  dp.update({ workloads: [web] });
+  await dp.start();
+  t.teardown(() => dp.stop());
+  t.equal(builds.length, 1, 'the first build was timed');
+  t.same(
+    dp.model?.()?.workloads.map((w) => w.name),
+    [],
+    'web waits for its SVID',
+  );
+  ids.set(WEB, ca.issue(WEB), ca.bundlePem);
+  await dp.settled();
+  t.equal(builds.length, 2);
+  t.ok(
+    builds.every((ms) => ms >= 0),
+    `build times ${builds.map((ms) => ms.toFixed(2)).join(', ')} ms`,
+  );
+  t.same(
+    dp.model?.()?.workloads.map((w) => w.name),
+    ['web'],
+    'with its SVID web is in the model metrics label from',
+  );
+});

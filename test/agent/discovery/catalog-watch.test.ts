@@ -6,7 +6,10 @@ import { FakeClock } from '../../fakes/clock.js';
 import { FakeConsul } from '../../fakes/consul.js';
 import { flush } from '../../support/flush.js';
 
-function setup(initial: Parameters<typeof createCatalogWatcher>[0]['initial'] = []) {
+function setup(
+  initial: Parameters<typeof createCatalogWatcher>[0]['initial'] = [],
+  onAnswer?: Parameters<typeof createCatalogWatcher>[0]['onAnswer'],
+) {
   const consul = new FakeConsul();
   const clock = new FakeClock();
   const lines: string[] = [];
@@ -20,6 +23,7 @@ function setup(initial: Parameters<typeof createCatalogWatcher>[0]['initial'] = 
     coalesceMs: 25,
     initial,
     random: () => 1,
+    ...(onAnswer === undefined ? {} : { onAnswer }),
   });
   const views: CatalogView[] = [];
   watcher.onView((v) => views.push(v));
@@ -173,5 +177,20 @@ t.test('initial services from disk are shown until Consul answers', async (t) =>
   clock.advance(25);
   t.equal(watcher.view().services.api?.source, 'consul');
   t.equal(watcher.view().services.api?.instances.length, 0, 'Consul is the truth once it answers');
+  watcher.stop();
+});
+
+t.test('onAnswer: each blocking query ends changed, unchanged or error, with the time it took on the clock', async (t) => {
+  const answers: Array<[string, number, string]> = [];
+  const { consul, clock, watcher } = setup([], (service, ms, outcome) => answers.push([service, ms, outcome]));
+  consul.setInstance({ service: 'api', serviceId: 'api-1', node: 'n1', address: '10.0.0.1', meta: {} });
+  watcher.setServices(['api']);
+  await flush();
+  t.same(answers, [['api', 0, 'changed']], 'the first answer brings the instances');
+  clock.advance(1500);
+  consul.down = true;
+  consul.setInstance({ service: 'api', serviceId: 'api-2', node: 'n2', address: '10.0.0.2', meta: {} });
+  await flush();
+  t.same(answers[1], ['api', 1500, 'error'], 'the blocked query failed after 1.5 s');
   watcher.stop();
 });

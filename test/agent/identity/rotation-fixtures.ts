@@ -41,12 +41,17 @@ export class FakeIssuer {
   }
 }
 
-export function setup(opts: { ttl?: number; random?: () => number } = {}) {
+export function setup(opts: { ttl?: number; random?: () => number; onRenewalFailed?: (name: string) => void } = {}) {
   const clock = new FakeClock();
   const issuer = new FakeIssuer(clock, opts.ttl);
   const lines: string[] = [];
   const log = createLogger({ sink: { write: (l) => lines.push(l) }, clock });
-  const manager = createRotationManager<PemCert>({ clock, log, random: opts.random ?? (() => 0.5) });
+  const manager = createRotationManager<PemCert>({
+    clock,
+    log,
+    random: opts.random ?? (() => 0.5),
+    ...(opts.onRenewalFailed === undefined ? {} : { onRenewalFailed: opts.onRenewalFailed }),
+  });
   const events: RenewedEvent<PemCert>[] = [];
   manager.onRenewed((e) => events.push(e));
   return { clock, issuer, lines, manager, events };

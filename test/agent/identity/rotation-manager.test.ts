@@ -187,3 +187,21 @@ t.test('retryFailed renews at once only the credentials whose last attempt faile
   t.equal(issuer.calls.length, 2, 'nothing failing: nothing to do');
   manager.stop();
 });
+
+t.test('onRenewalFailed is told of each failed renewal, not of successes (metrics count them)', async (t) => {
+  const failed: string[] = [];
+  const { clock, issuer, manager, events } = setup({ ttl: 10 * MIN, random: () => 1, onRenewalFailed: (name) => failed.push(name) });
+  manager.add('node', issuer.cert(), issuer.renewer('node'));
+  issuer.down = true;
+  clock.advance(6 * MIN);
+  await flush();
+  clock.advance((manager.status()[0]?.nextRenewalAt ?? 0) - clock.now());
+  await flush();
+  t.same(failed, ['node', 'node'], 'two failed attempts');
+  issuer.down = false;
+  clock.advance((manager.status()[0]?.nextRenewalAt ?? 0) - clock.now());
+  await flush();
+  t.equal(events.length, 1, 'then a renewal');
+  t.same(failed, ['node', 'node'], 'which is not a failure');
+  manager.stop();
+});

@@ -203,3 +203,20 @@ t.test('on a WAL database file: batches commit with synchronous=NORMAL, the conn
   await sync.sync();
   await sync.close();
 });
+
+t.test('onCommit is told of each group transaction and each WAL sync (metrics)', async (t) => {
+  const d = db();
+  t.teardown(() => d.close());
+  const phases: string[] = [];
+  let synced = 0;
+  const batcher = new CommitBatcher(d, {
+    sync: { sync: async () => void synced++, close: async () => {} },
+    onCommit: (phase, ms) => {
+      t.ok(ms >= 0, `${phase} took ${ms} ms`);
+      phases.push(phase);
+    },
+  });
+  await Promise.all([batcher.run(insert(d, 1)), batcher.run(insert(d, 2))]);
+  t.same(phases, ['transaction', 'sync'], 'one transaction, one sync');
+  t.equal(synced, 1);
+});
