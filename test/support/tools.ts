@@ -5,6 +5,7 @@
  */
 import { defaultCacheDir, type Provisioned, provision, type ToolInfo } from '../../scripts/provision.js';
 import { provisionDebianRootfs } from '../../scripts/provision-rootfs.js';
+import { provisionZipkin } from '../../scripts/provision-zipkin.js';
 import { repoRoot } from '../../scripts/repo-root.js';
 
 let pending: Promise<Provisioned> | undefined;
@@ -30,4 +31,15 @@ export function debianRootfs(): Promise<ToolInfo> {
     progress: (line) => process.stderr.write(`# provision: ${line}\n`),
   });
   return rootfs;
+}
+
+let zipkinJar: Promise<ToolInfo> | undefined;
+
+/** The cached Zipkin server exec jar (scripts/provision-zipkin.ts); downloaded from Maven Central and checked on first use. */
+export function zipkin(): Promise<ToolInfo> {
+  zipkinJar ??= provisionZipkin({
+    cacheDir: defaultCacheDir(process.env),
+    progress: (line) => process.stderr.write(`# provision: ${line}\n`),
+  });
+  return zipkinJar;
 }
