@@ -54,6 +54,8 @@ export interface MeshNodeOptions {
   dir?: string;
   /** Agent config `zone` (Consul meta mesh_zone of its workloads, locality of its Envoy). */
   zone?: string;
+  /** More top-level agent config keys (e.g. accessLog, tracing). */
+  extraConfig?: Record<string, unknown>;
 }
 
 export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode> {
@@ -102,6 +104,7 @@ export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode>
       status: { listen: '127.0.0.1:0' },
       log: { level: 'debug' },
       ...(options.zone === undefined ? {} : { zone: options.zone }),
+      ...options.extraConfig,
     },
     'test',
   );
