@@ -16,12 +16,15 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, rename } from 'node:fs/promises';
 import t from 'tap';
 import { inboundAccessLogPath } from '../../agent/envoy/agent-envoy.js';
+import { startEchoApp } from '../support/mesh-apps.js';
 import { type MeshNode, startMeshNode } from '../support/mesh-node.js';
 import { startMeshPeers, startWebApi, TRUST_DOMAIN } from '../support/mesh-world.js';
+import { startOtlpSink } from '../support/otlp-sink.js';
 import { applyPolicies } from '../support/policy.js';
+import { freePorts } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
 import { startZipkin, type ZipkinSpan } from '../support/zipkin.js';
 
@@ -191,4 +194,63 @@ t.test('a request an AuthorizationPolicy denies: 403, and the lines name the rul
   const out = await lineFor(() => fileLines(a), path, 'outbound', "the denied request in vm-a's file", 403);
   t.match(out, { direction: 'outbound', peer: API, status: 403, upstream_cluster: 'outbound:api@web', trace_id: inb.trace_id });
   t.equal(await get('/ok'), 200, 'other paths are still allowed');
+});
+
+t.test('rotation: after the file is moved away, POST /reopen_logs makes Envoy write a new one', async (t) => {
+  const file = inboundAccessLogPath(a.dataDir);
+  const rotated = `${file}.1`;
+  await rename(file, rotated);
+  await a.adminPost('/reopen_logs');
+  const path = `/rotated-${randomBytes(4).toString('hex')}`;
+  t.equal(await get(path), 200);
+  const line = await lineFor(() => fileLines(a), path, 'outbound', 'the line in the reopened file');
+  t.equal(line.path, path, 'the new file has the new line');
+  t.notMatch(await readFile(rotated, 'utf8'), path, 'the rotated file does not');
+});
+
+t.test('opentelemetry: Envoy accepts the config and exports spans over gRPC naming the service', async (t) => {
+  const sink = await startOtlpSink();
+  t.teardown(() => sink.stop());
+  const solo = await startEchoApp('solo');
+  t.teardown(() => solo.close());
+  const [soloMesh, soloApi] = (await freePorts(2)) as [number, number];
+  const c = await startMeshNode({
+    cp: peers.cp,
+    consulAddr: peers.consul.httpAddr,
+    nodeName: 'vm-c',
+    workloads: {
+      'solo.yaml': `name: solo\nport: ${solo.port}\nmeshPort: ${soloMesh}\nprotocol: http\naccessLog: true\nupstreams: [{ service: api, localPort: ${soloApi} }]\n`,
+    },
+    extraConfig: { tracing: { provider: 'opentelemetry', address: sink.address, samplingPercent: 100 } },
+  });
+  t.teardown(() => c.stop());
+  const status = async () => {
+    try {
+      const res = await fetch(`http://127.0.0.1:${soloApi}/otel`, { signal: AbortSignal.timeout(5_000) });
+      await res.text();
+      return res.status;
+    } catch {
+      return 0;
+    }
+  };
+  await waitFor(async () => ((await status()) === 200 ? true : undefined), { timeoutMs: 60_000, what: 'solo reaches api' });
+  const dump = await c.admin('/config_dump?resource=dynamic_listeners');
+  t.match(dump, 'envoy.tracers.opentelemetry', "vm-c's Envoy runs (ACKed) listeners with the OpenTelemetry tracer");
+  const types = c.agent.status().xds?.types ?? [];
+  t.same(
+    types.filter((x) => x.lastNack !== undefined),
+    [],
+    'and rejected nothing',
+  );
+  t.ok(types.find((x) => x.type === 'LDS')?.ackedVersion, 'LDS acked');
+  const line = await lineFor(() => fileLines(c), '/otel', 'outbound', "solo's outbound line");
+  const traceId = Buffer.from(String(line.trace_id), 'hex');
+  t.equal(traceId.length, 16, `a W3C trace id: ${line.trace_id}`);
+  const request = await waitFor(async () => sink.requests.find((r) => r.includes(traceId)), {
+    timeoutMs: 30_000,
+    intervalMs: 500,
+    what: `an OTLP export carrying trace ${line.trace_id}`,
+  });
+  t.ok(request.includes(Buffer.from('service.name')) && request.includes(Buffer.from('solo')), 'the resource names the service (solo)');
+  t.ok(request.includes(Buffer.from('solo -> api')), 'the span is named solo -> api');
 });
