@@ -26,9 +26,17 @@ export const ZIPKIN_VERSION = '3.6.1';
 export const ZIPKIN_SHA256 = 'd8326e0ed4f43855dba81228f688554706e52578a7c782d9a90b73f8680654a1';
 const MAVEN_CENTRAL = 'https://repo1.maven.org/maven2';
 
-export function zipkinJarUrl(version: string = ZIPKIN_VERSION): string {
-  return `${MAVEN_CENTRAL}/io/zipkin/zipkin-server/${version}/zipkin-server-${version}-exec.jar`;
+export function zipkinJarUrl(version: string = ZIPKIN_VERSION, repository: string = MAVEN_CENTRAL): string {
+  return `${repository}/io/zipkin/zipkin-server/${version}/zipkin-server-${version}-exec.jar`;
 }
+
+/** Where the jar comes from and what it must hash to; tests point them at a local server. */
+export interface ZipkinSource {
+  readonly repository: string;
+  readonly sha256: string;
+}
+
+const MAVEN_CENTRAL_SOURCE: ZipkinSource = { repository: MAVEN_CENTRAL, sha256: ZIPKIN_SHA256 };
 
 export function zipkinJarPath(cacheDir: string, version: string = ZIPKIN_VERSION): string {
   return path.join(cacheDir, `zipkin-${version}`, `zipkin-server-${version}-exec.jar`);
@@ -58,20 +66,24 @@ async function download(url: string, file: string): Promise<{ sha1: string; sha2
 }
 
 /** The cached Zipkin exec jar; downloaded and checked on first use. */
-export async function provisionZipkinJar(cacheDir: string, progress: (line: string) => void): Promise<ToolInfo> {
+export async function provisionZipkinJar(
+  cacheDir: string,
+  progress: (line: string) => void,
+  source: ZipkinSource = MAVEN_CENTRAL_SOURCE,
+): Promise<ToolInfo> {
   const jar = zipkinJarPath(cacheDir);
   if (existsSync(jar)) return { path: jar, version: ZIPKIN_VERSION };
-  const url = zipkinJarUrl();
+  const url = zipkinJarUrl(ZIPKIN_VERSION, source.repository);
   progress(`zipkin: downloading ${url} (about 135 MB)`);
   const started = Date.now();
   await stageInto(path.dirname(jar), async (staging) => {
     await mkdir(staging, { recursive: true });
     const got = await download(url, path.join(staging, path.basename(jar)));
     const published = (await fetchText(`${url}.sha1`)).split(/\s+/)[0];
-    if (got.sha256 !== ZIPKIN_SHA256 || got.sha1 !== published)
+    if (got.sha256 !== source.sha256 || got.sha1 !== published)
       throw new MeshError(
         'MESH_E_PROVISION_FAILED',
-        `zipkin: ${url} does not match its checksums (sha256 ${got.sha256}, expected ${ZIPKIN_SHA256}; sha1 ${got.sha1}, Maven Central says ${published})`,
+        `zipkin: ${url} does not match its checksums (sha256 ${got.sha256}, expected ${source.sha256}; sha1 ${got.sha1}, the repository says ${published})`,
       );
     progress(`zipkin: ${got.bytes} bytes in ${Math.round((Date.now() - started) / 1000)} s, sha1 and sha256 match`);
   });
@@ -79,6 +91,10 @@ export async function provisionZipkinJar(cacheDir: string, progress: (line: stri
 }
 
 /** provisionZipkinJar under the cache's provisioning lock. */
-export function provisionZipkin(options: { cacheDir: string; progress?: (line: string) => void }): Promise<ToolInfo> {
-  return underProvisionLock(options, (progress) => provisionZipkinJar(options.cacheDir, progress));
+export function provisionZipkin(options: {
+  cacheDir: string;
+  progress?: (line: string) => void;
+  source?: ZipkinSource;
+}): Promise<ToolInfo> {
+  return underProvisionLock(options, (progress) => provisionZipkinJar(options.cacheDir, progress, options.source));
 }

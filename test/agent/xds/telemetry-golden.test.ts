@@ -11,18 +11,12 @@ import { checkSnapshot } from '../../../agent/xds/check-snapshot.js';
 import { TRACING_CLUSTER } from '../../../agent/xds/names.js';
 import { ACCESS_LOG_KIND } from '../../../agent/xds/resources/access-log.js';
 import { buildSnapshot, RESOURCE_KINDS, type ResourceKind, type Snapshot } from '../../../agent/xds/snapshot.js';
+import { XDS_TYPES } from '../../../agent/xds/xds-types.js';
 import { checkMessage } from '../../../lib/envoy/protos.js';
-import { TypeUrl } from '../../../lib/envoy/type-urls.js';
 import { matchGolden } from '../../support/golden.js';
 import { fixtureIdentities, fixtureModel } from './fixtures/model.js';
 
-const TYPE_OF: Record<ResourceKind, string> = {
-  listeners: TypeUrl.Listener,
-  clusters: TypeUrl.Cluster,
-  endpoints: TypeUrl.ClusterLoadAssignment,
-  routes: TypeUrl.RouteConfiguration,
-  secrets: TypeUrl.Secret,
-};
+const TYPE_OF = Object.fromEntries(XDS_TYPES.map((x) => [x.kind, x.typeUrl])) as Record<ResourceKind, string>;
 
 const LOG = '/var/lib/mesh-agent/envoy/access.log';
 const ZIPKIN: ModelTracing = { provider: 'zipkin', host: '127.0.0.1', port: 9411, samplingPercent: 100 };
