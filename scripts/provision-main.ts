@@ -1,11 +1,12 @@
-/** `npm run provision`: installs or reuses Envoy, Consul, svid-verify, issuance-load, Prometheus and promtool; prints one line per tool. */
+/** `npm run provision`: installs or reuses Envoy, Consul, svid-verify, issuance-load, Prometheus and promtool (and Zipkin with --zipkin); prints one line per tool. */
 import { parseArgs } from 'node:util';
 import { toMeshError } from '../lib/errors.js';
 import { defaultCacheDir, provision } from './provision.js';
 import { provisionPrometheus } from './provision-prometheus.js';
+import { provisionZipkin, ZIPKIN_VERSION } from './provision-zipkin.js';
 import { repoRoot } from './repo-root.js';
 
-const USAGE = `Usage: npm run provision [-- --json]
+const USAGE = `Usage: npm run provision [-- [--zipkin] [--json]]
 
 Installs or reuses, in the cache folder (MESH_CACHE_DIR, else $XDG_CACHE_HOME/vm-mesh,
 else ~/.cache/vm-mesh):
@@ -22,17 +23,24 @@ and prints "envoy: <path> <version>", "consul: <path> <version>",
 "svid-verify: <path> <go-spiffe version>", "issuance-load: <path> <grpc-go version>",
 "prometheus: <path> <version>" and "promtool: <path> <version>".
 
+With --zipkin, also Zipkin (the tracing tests' collector): Maven Central's
+io.zipkin:zipkin-server:${ZIPKIN_VERSION}:jar:exec, its SHA-256 pinned and its SHA-1 checked
+against Maven Central's; it runs on Java 17 (openjdk-17-jre-headless). Prints
+"zipkin: <jar> <version>". The tests fetch it on first use anyway.
+
 Options:
+  --zipkin also Zipkin (see above)
   --json   print {"envoy":{"path","version"},"consul":{...},"svidVerify":{...},"issuanceLoad":{...},
-           "prometheus":{...},"promtool":{...}}
-           instead
+           "prometheus":{...},"promtool":{...}} instead (with "zipkin" when --zipkin)
   --help   show this help
 `;
 
 async function main(): Promise<number> {
-  let values: { json?: boolean; help?: boolean };
+  let values: { json?: boolean; help?: boolean; zipkin?: boolean };
   try {
-    ({ values } = parseArgs({ options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }));
+    ({ values } = parseArgs({
+      options: { json: { type: 'boolean' }, zipkin: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    }));
   } catch (err) {
     process.stderr.write(`provision: ${(err as Error).message}\n\n${USAGE}`);
     return 2;
@@ -42,10 +50,13 @@ async function main(): Promise<number> {
     return 0;
   }
   const root = repoRoot();
-  const where = { cacheDir: defaultCacheDir(process.env), progress: (line: string) => process.stderr.write(`provision: ${line}\n`) };
+  const cacheDir = defaultCacheDir(process.env);
+  const progress = (line: string) => process.stderr.write(`provision: ${line}\n`);
+  const where = { cacheDir, progress };
   const tools = { ...(await provision({ root, ...where })), ...(await provisionPrometheus(where)) };
+  const zipkin = values.zipkin ? await provisionZipkin(where) : undefined;
   if (values.json) {
-    process.stdout.write(`${JSON.stringify(tools)}\n`);
+    process.stdout.write(`${JSON.stringify(zipkin === undefined ? tools : { ...tools, zipkin })}\n`);
   } else {
     process.stdout.write(`envoy: ${tools.envoy.path} ${tools.envoy.version}\n`);
     process.stdout.write(`consul: ${tools.consul.path} ${tools.consul.version}\n`);
@@ -53,6 +64,7 @@ async function main(): Promise<number> {
     process.stdout.write(`issuance-load: ${tools.issuanceLoad.path} ${tools.issuanceLoad.version}\n`);
     process.stdout.write(`prometheus: ${tools.prometheus.path} ${tools.prometheus.version}\n`);
     process.stdout.write(`promtool: ${tools.promtool.path} ${tools.promtool.version}\n`);
+    if (zipkin !== undefined) process.stdout.write(`zipkin: ${zipkin.path} ${zipkin.version}\n`);
   }
   return 0;
 }

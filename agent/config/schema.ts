@@ -94,6 +94,32 @@ export const transparentProxySchema = z.strictObject({
 });
 export type TransparentProxyConfig = z.output<typeof transparentProxySchema>;
 
+/**
+ * JSON access logs of Envoy (docs/operations/tracing-and-access-logs.md).
+ * `enabled` switches them on for every workload (inbound and outbound); a
+ * workload file's `accessLog` overrides it. Workloads with server-side policy
+ * are always logged inbound.
+ */
+export const accessLogSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  /** file: one JSON line per request in `path`; stdout: the agent logs each line (`msg: "access"`), so the journal has it. */
+  output: z.enum(['file', 'stdout']).default('file'),
+  /** The log file; default <dataDir>/envoy/access.log. Envoy reopens it on POST /reopen_logs (rotation). */
+  path: z.string().min(1).optional(),
+});
+export type AccessLogConfig = z.output<typeof accessLogSchema>;
+
+/** Distributed tracing: the HCM tracer on every inbound and outbound HTTP listener, spans sent to a collector. */
+export const tracingSchema = z.strictObject({
+  /** zipkin: Zipkin's HTTP JSON API (/api/v2/spans); opentelemetry: OTLP over gRPC. */
+  provider: z.enum(['zipkin', 'opentelemetry']),
+  /** The collector, host:port (an IP address or a DNS name). */
+  address: hostPort,
+  /** The share of requests that start a trace, 0 to 100 (a request that arrives with a sampled trace is always traced). */
+  samplingPercent: z.number().min(0).max(100).default(100),
+});
+export type TracingConfig = z.output<typeof tracingSchema>;
+
 export const agentConfigSchema = z.strictObject({
   nodeName: z.string().min(1).optional(),
   /**
@@ -171,6 +197,9 @@ export const agentConfigSchema = z.strictObject({
       format: z.enum(['json', 'human']).default('json'),
     })
     .prefault({}),
+  accessLog: accessLogSchema.prefault({}),
+  /** Absent: no tracing. */
+  tracing: tracingSchema.optional(),
 });
 
 export type AgentConfigInput = z.input<typeof agentConfigSchema>;

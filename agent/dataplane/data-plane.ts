@@ -19,7 +19,7 @@ import type { EnvoyStatus } from '../envoy/envoy-status.js';
 import type { IdentitiesStatus } from '../identity/identity-status.js';
 import { buildModel, type ModelProblem } from '../model/build-model.js';
 import type { CaptureInput } from '../model/capture.js';
-import type { ProxyModel } from '../model/proxy-model.js';
+import type { ModelTracing, ProxyModel } from '../model/proxy-model.js';
 import { type PolicySource, type PolicySourceStatus, staticPolicySource } from '../policy/policy-source.js';
 import { captureReady } from '../tproxy/capture-readiness.js';
 import type { Workload } from '../workloads/workload.js';
@@ -69,8 +69,12 @@ export interface DataPlaneOptions {
   policy?: PolicySource;
   /** This node's zone (agent config `zone`), for locality-aware load balancing. */
   zone?: string;
-  /** The inbound access log file (workloads with server-side policy); default: Envoy's stdout. */
+  /** The access log file (workloads with accessLog or server-side policy); default: Envoy's stdout. */
   accessLogPath?: string;
+  /** Agent config accessLog.enabled: the default of workloads whose file says nothing. */
+  accessLogDefault?: boolean;
+  /** Distributed tracing (agent config `tracing`); absent: off. */
+  tracing?: ModelTracing;
   /** Transparent proxy: the capture listeners (agent config transparentProxy); absent: capture off. */
   capture?: CaptureInput;
   /** Metrics (agent/status/agent-metrics.ts): ADS pushes, ACKs, NACKs and snapshot build times. */
@@ -288,6 +292,8 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       policies: policyLife.build(),
       ...(options.zone === undefined ? {} : { zone: options.zone }),
       ...(options.accessLogPath === undefined ? {} : { accessLogPath: options.accessLogPath }),
+      ...(options.accessLogDefault === true ? { accessLogDefault: true } : {}),
+      ...(options.tracing === undefined ? {} : { tracing: options.tracing }),
       ...(options.capture === undefined ? {} : { capture: options.capture }),
     });
     const before = JSON.stringify(problems);

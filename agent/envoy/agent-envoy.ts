@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { AgentConfig } from '../config/schema.js';
+import type { ModelTracing } from '../model/proxy-model.js';
 import { buildBootstrap } from './bootstrap.js';
 
 /** The agent's Envoy folder: <dataDir>/envoy (bootstrap file, ADS socket). */
@@ -30,7 +31,25 @@ export function envoyBaseId(config: AgentConfig): number {
   return config.envoy.baseId ?? 1 + (createHash('sha256').update(config.dataDir).digest().readUInt32BE(0) % 4_000_000);
 }
 
-/** The JSON access log of inbound listeners that carry server-side policy (authorization, rate limit, permissive mTLS). */
+/** The default JSON access log file (agent config accessLog.path unset): <dataDir>/envoy/access.log. */
 export function inboundAccessLogPath(dataDir: string): string {
-  return path.join(envoyDir(dataDir), 'access-inbound.log');
+  return path.join(envoyDir(dataDir), 'access.log');
+}
+
+/** The access log file Envoy writes, or undefined when accessLog.output is stdout. */
+export function accessLogFile(config: Pick<AgentConfig, 'accessLog' | 'dataDir'>): string | undefined {
+  if (config.accessLog.output === 'stdout') return undefined;
+  return config.accessLog.path ?? inboundAccessLogPath(config.dataDir);
+}
+
+/** Agent config `tracing` as the model wants it (the address split into host and port). */
+export function modelTracing(tracing: AgentConfig['tracing']): ModelTracing | undefined {
+  if (tracing === undefined) return undefined;
+  const at = tracing.address.lastIndexOf(':');
+  return {
+    provider: tracing.provider,
+    host: tracing.address.slice(0, at),
+    port: Number(tracing.address.slice(at + 1)),
+    samplingPercent: tracing.samplingPercent,
+  };
 }

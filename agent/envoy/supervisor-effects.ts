@@ -10,6 +10,7 @@
  */
 import type { Clock, TimerHandle } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
+import { parseAccessLogLine } from './access-log-line.js';
 import { type AdminRequest, adminAnswers, drainConnections } from './admin-client.js';
 import { parseEnvoyVersion, validateArgs } from './envoy-args.js';
 import type { EnvoyFiles } from './envoy-files.js';
@@ -86,7 +87,11 @@ export function createEffectRunner(deps: EffectDeps) {
       notAborted();
       let pid: number | undefined;
       const proc = launch(deps.spawn, e.settings.binary, deps.argsFor(e.epoch), {
-        onLine: (line) => log.debug('envoy output', { epoch: e.epoch, pid, line }),
+        onLine: (line) => {
+          const access = parseAccessLogLine(line);
+          if (access === undefined) log.debug('envoy output', { epoch: e.epoch, pid, line });
+          else log.info('access', { access });
+        },
         onExit: (exit) => {
           procs.delete(e.id);
           dispatch({ kind: 'exited', id: e.id, code: exit.code, signal: exit.signal });

@@ -30,6 +30,7 @@ import {
   MESH_PROTOCOLS,
   type MeshProtocol,
   type ModelCapture,
+  type ModelTracing,
   type ModelUpstream,
   type ModelWorkload,
   type ProxyModel,
@@ -48,8 +49,12 @@ export interface ModelInput {
   readonly policies?: readonly PolicyDocument[];
   /** This node's zone, for locality-aware load balancing. */
   readonly zone?: string;
-  /** The inbound access log file (ProxyModel.accessLogPath). */
+  /** The access log file (ProxyModel.accessLogPath). */
   readonly accessLogPath?: string;
+  /** The agent's accessLog.enabled: workloads whose file says nothing get an access log. */
+  readonly accessLogDefault?: boolean;
+  /** Distributed tracing (ProxyModel.tracing). */
+  readonly tracing?: ModelTracing;
   /** Transparent proxy (agent config transparentProxy.enabled); absent: capture off. */
   readonly capture?: CaptureInput;
 }
@@ -111,6 +116,7 @@ export function buildModel(input: ModelInput): BuiltModel {
       meshPort: w.meshPort,
       spiffeId: w.spiffeId,
       ...(isEmptyInboundPolicy(inbound.policy) ? {} : { inbound: inbound.policy }),
+      ...((w.accessLog ?? input.accessLogDefault) === true ? { accessLog: true as const } : {}),
     });
   }
 
@@ -235,6 +241,7 @@ export function buildModel(input: ModelInput): BuiltModel {
       workloads,
       upstreams,
       ...(input.accessLogPath === undefined ? {} : { accessLogPath: input.accessLogPath }),
+      ...(input.tracing === undefined ? {} : { tracing: input.tracing }),
       ...(capture === undefined ? {} : { capture }),
     },
     problems,

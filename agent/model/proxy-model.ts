@@ -43,6 +43,8 @@ export interface ModelWorkload {
   readonly spiffeId: string;
   /** Server-side policy in force (authorization, mTLS mode, rate limit); absent: none. */
   readonly inbound?: InboundPolicy;
+  /** JSON access log of its inbound and outbound traffic (workload file or agent default); absent: only with inbound policy. */
+  readonly accessLog?: true;
 }
 
 /** One instance of an upstream service, as the catalog lists it. */
@@ -141,10 +143,22 @@ export interface ProxyModel {
   readonly trustDomain: string;
   readonly workloads: readonly ModelWorkload[];
   readonly upstreams: readonly ModelUpstream[];
-  /** The inbound access log file of workloads with server-side policy; absent: Envoy's stdout. */
+  /** The access log file (workloads with accessLog or server-side policy); absent: Envoy's stdout. */
   readonly accessLogPath?: string;
+  /** Distributed tracing; absent: off. */
+  readonly tracing?: ModelTracing;
   /** Transparent proxy capture listeners; absent: capture off. */
   readonly capture?: ModelCapture;
+}
+
+/** Distributed tracing (agent config `tracing`): the collector the HCM tracer sends spans to. */
+export interface ModelTracing {
+  readonly provider: 'zipkin' | 'opentelemetry';
+  /** The collector: an IP address or a DNS name. */
+  readonly host: string;
+  readonly port: number;
+  /** 0-100: the share of requests that start a trace. */
+  readonly samplingPercent: number;
 }
 
 /** True for protocols carried by an HTTP connection manager. */

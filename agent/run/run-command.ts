@@ -15,13 +15,22 @@ import { loadAgentConfig } from '../config/load.js';
 import type { AgentConfig } from '../config/schema.js';
 import { createDataPlane, type DataPlane } from '../dataplane/data-plane.js';
 import { createConsulHttpClient } from '../discovery/consul-http.js';
-import { adsSocketPath, agentBootstrap, envoyBaseId, envoyDir, inboundAccessLogPath } from '../envoy/agent-envoy.js';
+import {
+  accessLogFile,
+  adsSocketPath,
+  agentBootstrap,
+  envoyBaseId,
+  envoyDir,
+  inboundAccessLogPath,
+  modelTracing,
+} from '../envoy/agent-envoy.js';
 import { nodeEnvoyFiles } from '../envoy/envoy-files.js';
 import { envoyOwnedFiles } from '../envoy/envoy-owned-files.js';
 import { setprivSpawn } from '../envoy/process-launcher.js';
 import { createEnvoySupervisor } from '../envoy/supervisor.js';
 import { createWorkloadIdentities } from '../identity/workload-identities.js';
 import { type CaptureInput, captureInputOf } from '../model/capture.js';
+import type { ModelTracing } from '../model/proxy-model.js';
 import { createCpPolicySource } from '../policy/cp-policy-source.js';
 import type { PolicySource } from '../policy/policy-source.js';
 import { type AgentMetrics, createAgentMetrics } from '../status/agent-metrics.js';
@@ -287,7 +296,7 @@ function realDataPlane(config: AgentConfig, log: Logger, parts: RealAgentParts, 
             runAs,
             agentUid: launch.agentUid,
             baseId,
-            envoyWrites: [inboundAccessLogPath(config.dataDir)],
+            envoyWrites: [accessLogFile(config) ?? inboundAccessLogPath(config.dataDir)],
           }),
         }),
     bootstrap: agentBootstrap(config),
@@ -318,11 +327,22 @@ function realDataPlane(config: AgentConfig, log: Logger, parts: RealAgentParts, 
         clock: systemClock,
         log: log.child({ component: 'policy' }),
       }),
-    accessLogPath: inboundAccessLogPath(config.dataDir),
+    ...dataPlaneTelemetry(config),
     ...(config.zone === '' ? {} : { zone: config.zone }),
     ...captureOption(config),
     metrics,
   });
+}
+
+/** Access logs and tracing (agent config accessLog and tracing) as the data plane takes them. */
+function dataPlaneTelemetry(config: AgentConfig): { accessLogPath?: string; accessLogDefault?: boolean; tracing?: ModelTracing } {
+  const file = accessLogFile(config);
+  const tracing = modelTracing(config.tracing);
+  return {
+    ...(file === undefined ? {} : { accessLogPath: file }),
+    ...(config.accessLog.enabled ? { accessLogDefault: true } : {}),
+    ...(tracing === undefined ? {} : { tracing }),
+  };
 }
 
 /** Traffic capture: the real rules over the runner, Envoy's readiness from the data plane, the DNS proxy when dns.capture. */

@@ -82,6 +82,8 @@ export const workloadSchema = z.strictObject({
       path: ['outbound'],
     })
     .prefault({}),
+  /** JSON access log of this workload's inbound and outbound traffic; absent: the agent's accessLog.enabled. */
+  accessLog: z.boolean().optional(),
   upstreams: z
     .array(
       z.strictObject({

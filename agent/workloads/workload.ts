@@ -41,6 +41,8 @@ export interface Workload {
   readonly upstreams: readonly Upstream[];
   /** Transparent proxy opt-outs (workload file `transparentProxy`); absent: captured both ways. */
   readonly transparentProxy?: { readonly inbound: boolean; readonly outbound: boolean; readonly runAsUser?: number };
+  /** Workload file `accessLog`; absent: the agent's default. */
+  readonly accessLog?: boolean;
 }
 
 /** A problem with one workload file: which file, which field, why. */
@@ -81,6 +83,7 @@ export function toWorkload(file: string, parsed: WorkloadFile, trustDomain: stri
     check: toCheck(parsed.check),
     upstreams: parsed.upstreams.map((u) => ({ service: u.service, localPort: u.localPort, namespace: u.namespace ?? parsed.namespace })),
     transparentProxy: parsed.transparentProxy,
+    ...(parsed.accessLog === undefined ? {} : { accessLog: parsed.accessLog }),
   };
 }
 

@@ -164,3 +164,6 @@ export function captureInboundChainName(workload: string, transport?: 'mtls' | '
 export function captureLoopChainName(direction: 'outbound' | 'inbound'): string {
   return `capture:${direction}:loop`;
 }
+
+/** The cluster of the trace collector (agent config `tracing.address`) the HCM tracers send spans to. */
+export const TRACING_CLUSTER = 'tracing:collector';

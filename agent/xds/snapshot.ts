@@ -18,6 +18,7 @@ import { buildOutboundCluster } from './resources/outbound-cluster.js';
 import { buildOutboundListener } from './resources/outbound-listener.js';
 import { buildOutboundRouteConfig } from './resources/route-config.js';
 import { buildBundleSecret, buildIdentitySecret } from './resources/secrets.js';
+import { buildTracingCluster, type Telemetry } from './resources/tracing.js';
 
 export const RESOURCE_KINDS = ['listeners', 'clusters', 'endpoints', 'routes', 'secrets'] as const;
 export type ResourceKind = (typeof RESOURCE_KINDS)[number];
@@ -125,11 +126,16 @@ export function buildSnapshot(model: ProxyModel, identities: Identities, memo?: 
     resources[kind].set(name, resource);
   };
 
+  const telemetry: Telemetry = {
+    ...(model.accessLogPath === undefined ? {} : { accessLogPath: model.accessLogPath }),
+    ...(model.tracing === undefined ? {} : { tracing: model.tracing }),
+  };
+  const tracingKey = model.tracing ?? null;
   for (const workload of model.workloads) {
     add(
       'listeners',
-      make('listeners', [workload, model.trustDomain, model.accessLogPath ?? ''], () =>
-        buildInboundListener(workload, model.trustDomain, model.accessLogPath),
+      make('listeners', [workload, model.trustDomain, model.accessLogPath ?? '', tracingKey], () =>
+        buildInboundListener(workload, model.trustDomain, telemetry),
       ),
     );
     add(
@@ -165,17 +171,20 @@ export function buildSnapshot(model: ProxyModel, identities: Identities, memo?: 
       protocol: upstream.protocol,
       traffic: upstream.traffic === undefined ? undefined : { route: upstream.traffic.route, policy: upstream.traffic.policy },
     };
+    const outbound = { ...telemetry, logged: caller.accessLog === true };
     if (upstream.mirrorOnly !== true) {
       // Capture-only upstreams are reached through the capture listener's chains (their route config), never a port of their own.
       if (upstream.captureOnly !== true)
         add(
           'listeners',
-          make('listeners', shape, () => buildOutboundListener(upstream)),
+          make('listeners', [shape, model.accessLogPath ?? '', tracingKey, outbound.logged], () =>
+            buildOutboundListener(upstream, outbound),
+          ),
         );
       if (isHttpLike(upstream.protocol))
         add(
           'routes',
-          make('routes', shape, () => buildOutboundRouteConfig(upstream)),
+          make('routes', [shape, tracingKey], () => buildOutboundRouteConfig(upstream, model.tracing)),
         );
     }
     // The clusters' SAN list comes from the accepted identities (secure naming), not from the instances.
@@ -205,19 +214,30 @@ export function buildSnapshot(model: ProxyModel, identities: Identities, memo?: 
     const callerUpstreams = model.upstreams.filter((u) => u.workload === capture.caller);
     // The listener depends on each upstream's shape (protocol, TCP route), never on its instances.
     const shapes = callerUpstreams.map((u) => [u.service, u.protocol, u.mirrorOnly === true, u.traffic?.route?.tcp ?? null]);
+    const callerLogged = model.workloads.find((w) => w.name === capture.caller)?.accessLog === true;
+    const captureOutbound = { ...telemetry, logged: callerLogged };
     add(
       'listeners',
-      make('listeners', ['capture:outbound', capture, shapes], () => buildCaptureOutboundListener(capture, callerUpstreams)),
+      make('listeners', ['capture:outbound', capture, shapes, model.accessLogPath ?? '', tracingKey, callerLogged], () =>
+        buildCaptureOutboundListener(capture, callerUpstreams, captureOutbound),
+      ),
     );
     add(
       'listeners',
-      make('listeners', ['capture:inbound', capture, model.workloads, model.trustDomain, model.accessLogPath ?? ''], () =>
-        buildCaptureInboundListener(capture, model.workloads, model.trustDomain, model.accessLogPath),
+      make('listeners', ['capture:inbound', capture, model.workloads, model.trustDomain, model.accessLogPath ?? '', tracingKey], () =>
+        buildCaptureInboundListener(capture, model.workloads, model.trustDomain, telemetry),
       ),
     );
     // The blackhole serves the loop guards whatever the policy; the passthrough only policy allow.
     add('clusters', make('clusters', 'capture:blackhole', buildBlackholeCluster));
     if (capture.policy === 'allow') add('clusters', make('clusters', 'capture:passthrough', buildPassthroughCluster));
+  }
+  if (model.tracing !== undefined) {
+    const tracing = model.tracing;
+    add(
+      'clusters',
+      make('clusters', ['tracing', tracing], () => buildTracingCluster(tracing)),
+    );
   }
   memo?.commit();
   return makeSnapshot(resources, problems, memo?.hashes);

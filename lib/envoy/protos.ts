@@ -38,6 +38,8 @@ export const ENVOY_PROTO_FILES: readonly string[] = Object.freeze([
   'envoy/extensions/filters/listener/proxy_protocol/v3/proxy_protocol.proto',
   'envoy/extensions/access_loggers/file/v3/file.proto',
   'envoy/extensions/access_loggers/stream/v3/stream.proto',
+  'envoy/config/trace/v3/zipkin.proto',
+  'envoy/config/trace/v3/opentelemetry.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   'envoy/service/discovery/v3/ads.proto',
   'envoy/service/discovery/v3/discovery.proto',

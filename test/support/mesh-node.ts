@@ -28,6 +28,8 @@ export interface MeshNode {
   readonly dataDir: string;
   readonly logs: string[];
   admin(apiPath: string): Promise<string>;
+  /** POST to Envoy's admin API (e.g. /reopen_logs); resolves with the body. */
+  adminPost(apiPath: string): Promise<string>;
   /** Envoy's pid from the supervisor. */
   envoyPid(): number | undefined;
   stop(): Promise<void>;
@@ -54,6 +56,8 @@ export interface MeshNodeOptions {
   dir?: string;
   /** Agent config `zone` (Consul meta mesh_zone of its workloads, locality of its Envoy). */
   zone?: string;
+  /** More top-level agent config keys (e.g. accessLog, tracing). */
+  extraConfig?: Record<string, unknown>;
 }
 
 export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode> {
@@ -102,6 +106,7 @@ export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode>
       status: { listen: '127.0.0.1:0' },
       log: { level: 'debug' },
       ...(options.zone === undefined ? {} : { zone: options.zone }),
+      ...options.extraConfig,
     },
     'test',
   );
@@ -119,12 +124,18 @@ export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode>
     if (status !== 200) throw new Error(`envoy admin ${apiPath}: HTTP ${status}`);
     return body;
   };
+  const adminPost = async (apiPath: string) => {
+    const { status, body } = await httpGet(`${adminUrl}${apiPath}`, { method: 'POST' });
+    if (status !== 200) throw new Error(`envoy admin POST ${apiPath}: HTTP ${status}`);
+    return body;
+  };
   let stopped = false;
   const node: MeshNode = {
     agent,
     dataDir,
     logs,
     admin,
+    adminPost,
     envoyPid: () => agent.dataPlane?.status().envoy.pid as number | undefined,
     async stop() {
       if (stopped) return;

@@ -6,6 +6,7 @@
 import { defaultCacheDir, type Provisioned, provision, type ToolInfo } from '../../scripts/provision.js';
 import { type PrometheusTools, provisionPrometheus } from '../../scripts/provision-prometheus.js';
 import { provisionDebianRootfs } from '../../scripts/provision-rootfs.js';
+import { provisionZipkin } from '../../scripts/provision-zipkin.js';
 import { repoRoot } from '../../scripts/repo-root.js';
 
 let pending: Promise<Provisioned> | undefined;
@@ -42,4 +43,15 @@ export function prometheusTools(): Promise<PrometheusTools> {
     progress: (line) => process.stderr.write(`# provision: ${line}\n`),
   });
   return prom;
+}
+
+let zipkinJar: Promise<ToolInfo> | undefined;
+
+/** The cached Zipkin server exec jar (scripts/provision-zipkin.ts); downloaded from Maven Central and checked on first use. */
+export function zipkin(): Promise<ToolInfo> {
+  zipkinJar ??= provisionZipkin({
+    cacheDir: defaultCacheDir(process.env),
+    progress: (line) => process.stderr.write(`# provision: ${line}\n`),
+  });
+  return zipkinJar;
 }

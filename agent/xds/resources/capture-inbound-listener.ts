@@ -19,11 +19,12 @@ import { BLACKHOLE_CLUSTER, CAPTURE_INBOUND_LISTENER, captureInboundChainName, c
 import { inboundAccessLog } from './access-log.js';
 import { originalDstFilter, tcpProxyChain, u32 } from './capture-clusters.js';
 import { socketAddress, type XdsResource } from './common.js';
-import { downstreamTls, inboundFilters, tlsInspector } from './inbound-listener.js';
+import { downstreamTls, inboundFilters, inboundLogged, tlsInspector } from './inbound-listener.js';
+import type { Telemetry } from './tracing.js';
 
-function workloadChains(workload: ModelWorkload, trustDomain: string, accessLog: string | undefined): XdsResource[] {
+function workloadChains(workload: ModelWorkload, trustDomain: string, telemetry: Telemetry): XdsResource[] {
   const name = captureInboundChainName(workload.name);
-  const filters = inboundFilters(workload, name, trustDomain, accessLog);
+  const filters = inboundFilters(workload, name, trustDomain, telemetry);
   const tls = downstreamTls(workload, trustDomain);
   const port = u32(workload.appPort);
   if (workload.inbound?.mtls?.mode !== 'permissive')
@@ -48,7 +49,7 @@ export function buildCaptureInboundListener(
   capture: ModelCapture,
   workloads: readonly ModelWorkload[],
   trustDomain: string,
-  accessLog?: string,
+  telemetry: Telemetry = {},
 ): XdsResource {
   const captured = workloads.filter((w) => capture.inboundWorkloads.includes(w.name));
   const permissive = captured.some((w) => w.inbound?.mtls?.mode === 'permissive');
@@ -61,10 +62,11 @@ export function buildCaptureInboundListener(
     listener_filters: [originalDstFilter(), ...(permissive ? [tlsInspector()] : [])],
     // Server-first protocols send nothing for the tls_inspector to read: after its timeout they go on as plaintext.
     ...(permissive ? { continue_on_listener_filters_timeout: true } : {}),
-    filter_chains: [loop, ...captured.flatMap((w) => workloadChains(w, trustDomain, accessLog))],
+    filter_chains: [loop, ...captured.flatMap((w) => workloadChains(w, trustDomain, telemetry))],
   };
-  // TCP with policy: the listener logs every connection, including those RBAC closes (as the workload's own listener does).
-  if (captured.some((w) => w.inbound !== undefined && !isHttpLike(w.protocol)))
-    listener.access_log = [inboundAccessLog(CAPTURE_INBOUND_LISTENER, 'tcp', accessLog)];
+  // TCP with policy or a log: the listener logs every connection, including those RBAC closes (as the workload's own listener does).
+  const logged = captured.filter((w) => inboundLogged(w) && !isHttpLike(w.protocol)).map((w) => w.name);
+  if (logged.length > 0)
+    listener.access_log = [inboundAccessLog(CAPTURE_INBOUND_LISTENER, logged.join(','), 'tcp', telemetry.accessLogPath)];
   return listener;
 }

@@ -26,14 +26,18 @@ import {
 } from '../names.js';
 import { originalDstFilter, tcpProxyChain, u32 } from './capture-clusters.js';
 import { socketAddress, type XdsResource } from './common.js';
-import { outboundFilter } from './outbound-listener.js';
+import { type OutboundTelemetry, outboundFilter } from './outbound-listener.js';
 
 function prefixRange(address: string): XdsResource {
   return { address_prefix: address, prefix_len: u32(address.includes(':') ? 128 : 32) };
 }
 
 /** upstreams: the model's; each chain uses the caller's upstream of its service (chains without one are left out). */
-export function buildCaptureOutboundListener(capture: ModelCapture, upstreams: readonly ModelUpstream[]): XdsResource {
+export function buildCaptureOutboundListener(
+  capture: ModelCapture,
+  upstreams: readonly ModelUpstream[],
+  telemetry: OutboundTelemetry = {},
+): XdsResource {
   const loop = tcpProxyChain(captureLoopChainName('outbound'), BLACKHOLE_CLUSTER, {
     destination_port: u32(capture.outboundPort),
     prefix_ranges: [
@@ -49,7 +53,7 @@ export function buildCaptureOutboundListener(capture: ModelCapture, upstreams: r
     chains.push({
       name,
       filter_chain_match: { destination_port: u32(chain.port), prefix_ranges: chain.addresses.map(prefixRange) },
-      filters: [outboundFilter(upstream, name)],
+      filters: [outboundFilter(upstream, name, telemetry)],
     });
   }
   const unknown = capture.policy === 'allow' ? PASSTHROUGH_CLUSTER : BLACKHOLE_CLUSTER;

@@ -13,7 +13,9 @@
  *   `transport_protocol: tls` with mTLS as in strict mode and `raw_buffer` for
  *   plaintext (which carries no client certificate, hence no XFCC);
  * - with any of these, a JSON access log (./access-log.ts).
- * With none, the listener is exactly the strict one.
+ * With none, the listener is exactly the strict one, unless the workload has
+ * an access log of its own (`accessLog`) or tracing is on (./tracing.ts: the
+ * HCM tracer and a span decorator naming the workload).
  */
 import type { ModelWorkload } from '../../model/proxy-model.js';
 import { isHttpLike } from '../../model/proxy-model.js';
@@ -22,6 +24,7 @@ import { inboundAccessLog } from './access-log.js';
 import { httpRbacFilters, networkRbacFilters } from './authz-rbac.js';
 import { bundleValidation, meshTlsParams, routerFilter, sdsSecret, socketAddress, T, type XdsResource } from './common.js';
 import { rateLimitFilter, rateLimitRoutes } from './rate-limit.js';
+import { decorateRoutes, hcmTracing, type Telemetry } from './tracing.js';
 
 const TLS_INSPECTOR_T = 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector';
 
@@ -50,15 +53,25 @@ export function downstreamTls(workload: ModelWorkload, trustDomain: string): Xds
   };
 }
 
-function httpFilter(workload: ModelWorkload, name: string, trustDomain: string, accessLog: string | undefined): XdsResource {
+/** True when the workload's inbound traffic is logged: its own switch, or any server-side policy. */
+export function inboundLogged(workload: ModelWorkload): boolean {
+  return workload.accessLog === true || workload.inbound !== undefined;
+}
+
+function httpFilter(workload: ModelWorkload, name: string, trustDomain: string, telemetry: Telemetry): XdsResource {
   const route: XdsResource = { cluster: localAppClusterName(workload.name) };
   // gRPC streams may be long-lived: no route timeout.
   if (workload.protocol === 'grpc') route.timeout = { seconds: '0' };
   const policy = workload.inbound;
-  const routes: XdsResource[] = [
-    ...(policy?.rateLimit === undefined ? [] : rateLimitRoutes(policy.rateLimit, workload.name, route)),
-    { match: { prefix: '/' }, route },
-  ];
+  const subject = { direction: 'inbound', service: workload.name } as const;
+  const routes = decorateRoutes(
+    [
+      ...(policy?.rateLimit === undefined ? [] : rateLimitRoutes(policy.rateLimit, workload.name, route)),
+      { match: { prefix: '/' }, route },
+    ],
+    telemetry.tracing,
+    subject,
+  );
   const hcm: XdsResource = {
     '@type': T.hcm,
     stat_prefix: statPrefix(name),
@@ -75,7 +88,8 @@ function httpFilter(workload: ModelWorkload, name: string, trustDomain: string, 
       routerFilter(),
     ],
   };
-  if (policy !== undefined) hcm.access_log = [inboundAccessLog(name, 'http', accessLog)];
+  if (inboundLogged(workload)) hcm.access_log = [inboundAccessLog(name, workload.name, 'http', telemetry.accessLogPath)];
+  if (telemetry.tracing !== undefined) hcm.tracing = hcmTracing(telemetry.tracing, subject);
   return { name: 'envoy.filters.network.http_connection_manager', typed_config: hcm };
 }
 
@@ -95,14 +109,14 @@ function tcpFilters(workload: ModelWorkload, name: string, trustDomain: string):
  * to its local app cluster); `name` gives the stat prefix and the access log's
  * listener name. The capture listener's chains reuse them.
  */
-export function inboundFilters(workload: ModelWorkload, name: string, trustDomain: string, accessLog?: string): XdsResource[] {
-  return isHttpLike(workload.protocol) ? [httpFilter(workload, name, trustDomain, accessLog)] : tcpFilters(workload, name, trustDomain);
+export function inboundFilters(workload: ModelWorkload, name: string, trustDomain: string, telemetry: Telemetry = {}): XdsResource[] {
+  return isHttpLike(workload.protocol) ? [httpFilter(workload, name, trustDomain, telemetry)] : tcpFilters(workload, name, trustDomain);
 }
 
-/** accessLog: the access log file of policy-carrying workloads (absent: Envoy's stdout). */
-export function buildInboundListener(workload: ModelWorkload, trustDomain: string, accessLog?: string): XdsResource {
+/** telemetry: the access log file (absent: Envoy's stdout) and tracing. */
+export function buildInboundListener(workload: ModelWorkload, trustDomain: string, telemetry: Telemetry = {}): XdsResource {
   const name = inboundListenerName(workload.name);
-  const filters = inboundFilters(workload, name, trustDomain, accessLog);
+  const filters = inboundFilters(workload, name, trustDomain, telemetry);
   const tls = downstreamTls(workload, trustDomain);
   const listener: XdsResource = {
     name,
@@ -118,6 +132,7 @@ export function buildInboundListener(workload: ModelWorkload, trustDomain: strin
     ];
   }
   // TCP: the listener logs every connection, including those RBAC closes before tcp_proxy runs.
-  if (workload.inbound !== undefined && !isHttpLike(workload.protocol)) listener.access_log = [inboundAccessLog(name, 'tcp', accessLog)];
+  if (inboundLogged(workload) && !isHttpLike(workload.protocol))
+    listener.access_log = [inboundAccessLog(name, workload.name, 'tcp', telemetry.accessLogPath)];
   return listener;
 }

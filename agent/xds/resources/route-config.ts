@@ -4,12 +4,14 @@
  * (`default`) to all instances of the service. gRPC routes have no timeout
  * unless a rule sets one (streams may be long-lived).
  */
-import type { ModelUpstream } from '../../model/proxy-model.js';
+import type { ModelTracing, ModelUpstream } from '../../model/proxy-model.js';
 import { DEFAULT_ROUTE_NAME, outboundClusterName, outboundRouteName } from '../names.js';
 import type { XdsResource } from './common.js';
 import { buildRuleRoute, hashPolicy } from './http-routes.js';
+import { decorateRoutes } from './tracing.js';
 
-export function buildOutboundRouteConfig(upstream: ModelUpstream): XdsResource {
+/** tracing on: every route names its span `<caller> -> <service>` (./tracing.ts). */
+export function buildOutboundRouteConfig(upstream: ModelUpstream, tracing?: ModelTracing): XdsResource {
   const route: XdsResource = { cluster: outboundClusterName(upstream.service, upstream.workload) };
   if (upstream.protocol === 'grpc') route.timeout = { seconds: '0' };
   const hash = hashPolicy(upstream);
@@ -21,7 +23,11 @@ export function buildOutboundRouteConfig(upstream: ModelUpstream): XdsResource {
       {
         name: upstream.service,
         domains: ['*'],
-        routes: [...rules, { name: DEFAULT_ROUTE_NAME, match: { prefix: '/' }, route }],
+        routes: decorateRoutes([...rules, { name: DEFAULT_ROUTE_NAME, match: { prefix: '/' }, route }], tracing, {
+          direction: 'outbound',
+          service: upstream.service,
+          caller: upstream.workload,
+        }),
       },
     ],
   };

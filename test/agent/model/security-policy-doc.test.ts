@@ -33,11 +33,9 @@ t.test(`every yaml block of ${DOC} is a valid policy document`, async (t) => {
 
   const api = { name: 'api', spiffeId: 'spiffe://example.org/ns/default/sa/api' };
   const { policy } = inboundPolicy(docs, api);
-  const listener = buildInboundListener(
-    { ...api, protocol: 'http', appPort: 9090, meshPort: 15002, inbound: policy },
-    'example.org',
-    '/tmp/a.log',
-  );
+  const listener = buildInboundListener({ ...api, protocol: 'http', appPort: 9090, meshPort: 15002, inbound: policy }, 'example.org', {
+    accessLogPath: '/tmp/a.log',
+  });
   t.doesNotThrow(() => checkMessage(TypeUrl.Listener, listener), 'the examples make a valid listener');
   const accepted = acceptedIdentities(docs, 'example.org', 'api', 'default');
   t.same(

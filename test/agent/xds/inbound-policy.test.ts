@@ -81,8 +81,8 @@ function workload(name: string, protocol: ModelWorkload['protocol'], spiffeId: s
 
 const ACCESS_LOG = '/var/lib/mesh-agent/envoy/access-inbound.log';
 const listeners = {
-  'inbound:api': buildInboundListener(workload('api', 'http', API_ID, 9090), TD, ACCESS_LOG),
-  'inbound:cache': buildInboundListener(workload('cache', 'tcp', CACHE_ID, 6379), TD, ACCESS_LOG),
+  'inbound:api': buildInboundListener(workload('api', 'http', API_ID, 9090), TD, { accessLogPath: ACCESS_LOG }),
+  'inbound:cache': buildInboundListener(workload('cache', 'tcp', CACHE_ID, 6379), TD, { accessLogPath: ACCESS_LOG }),
   'inbound:web': buildInboundListener(workload('web', 'http', WEB_ID, 8080), TD),
 };
 
