@@ -19,6 +19,7 @@ import { nodeEnvoyFiles } from '../envoy/envoy-files.js';
 import { envoyOwnedFiles } from '../envoy/envoy-owned-files.js';
 import { setprivSpawn } from '../envoy/process-launcher.js';
 import { createEnvoySupervisor } from '../envoy/supervisor.js';
+import type { ControlPlaneLink } from '../identity/cp-connection.js';
 import { createWorkloadIdentities } from '../identity/workload-identities.js';
 import { type CaptureInput, captureInputOf } from '../model/capture.js';
 import { createCpPolicySource } from '../policy/cp-policy-source.js';
@@ -235,7 +236,8 @@ export function createRealAgent(config: AgentConfig, facts: HostFacts, log: Logg
     nodeAddress: address,
     nodeMeta: { 'mesh-os': facts.os.replace(/[^A-Za-z0-9_. -]/g, '').slice(0, 128), 'mesh-hostname': facts.hostname.slice(0, 128) },
   });
-  const dataPlane = config.dataPlane.enabled ? realDataPlane(config, log, parts) : undefined;
+  const plane = config.dataPlane.enabled ? realDataPlane(config, log, parts) : undefined;
+  const dataPlane = plane?.dataPlane;
   const capture =
     dataPlane !== undefined && parts.iptables !== undefined && config.transparentProxy.enabled
       ? realCapture(config, dataPlane, parts.iptables, log.child({ component: 'capture' }))
@@ -251,11 +253,15 @@ export function createRealAgent(config: AgentConfig, facts: HostFacts, log: Logg
     ...(dataPlane === undefined ? {} : { dataPlane }),
     ...(capture === undefined ? {} : { capture }),
     ...(parts.configStatus === undefined ? {} : { configStatus: parts.configStatus }),
+    ...(plane === undefined ? {} : { statusLink: plane.link }),
   });
 }
 
-/** The data plane with the real parts: SVIDs from the control plane, the ADS server, Envoy under supervision. */
-function realDataPlane(config: AgentConfig, log: Logger, parts: RealAgentParts): DataPlane {
+/**
+ * The data plane with the real parts: SVIDs from the control plane, the ADS server, Envoy under supervision;
+ * and the control-plane connection its identities hold (status reports go over it).
+ */
+function realDataPlane(config: AgentConfig, log: Logger, parts: RealAgentParts): { dataPlane: DataPlane; link: ControlPlaneLink } {
   const cache = parts.snapshotCache;
   const identities = createWorkloadIdentities({
     dataDir: config.dataDir,
@@ -292,7 +298,7 @@ function realDataPlane(config: AgentConfig, log: Logger, parts: RealAgentParts):
     clock: systemClock,
     log: log.child({ component: 'envoy' }),
   });
-  return createDataPlane({
+  const dataPlane = createDataPlane({
     nodeName: config.nodeName,
     trustDomain: config.trustDomain,
     adsSocket: adsSocketPath(config.dataDir),
@@ -314,6 +320,7 @@ function realDataPlane(config: AgentConfig, log: Logger, parts: RealAgentParts):
     ...(config.zone === '' ? {} : { zone: config.zone }),
     ...captureOption(config),
   });
+  return { dataPlane, link: identities.link() };
 }
 
 /** Traffic capture: the real rules over the runner, Envoy's readiness from the data plane, the DNS proxy when dns.capture. */
