@@ -31,6 +31,7 @@ export interface NodeStatusDetailWire {
   received_at_ms: number;
   expected_policy_revision: number;
   stale_after_ms: number;
+  policy_watch_open: boolean;
 }
 
 const json = { json: { type: 'boolean' } } as const;
@@ -117,7 +118,7 @@ export function renderNodeStatus(d: NodeStatusDetailWire, now: number): string {
     ['snapshot', `${r.snapshot_version || '-'}${r.snapshot_error ? ` (latest build refused: ${r.snapshot_error})` : ''}`],
     [
       'policy',
-      `revision ${r.policy_revision}${Number(d.expected_policy_revision) > 0 ? ` (control plane sent ${d.expected_policy_revision})` : ' (no open policy watch)'}`,
+      `revision ${r.policy_revision}${d.policy_watch_open ? ` (the control plane sent ${d.expected_policy_revision})` : ' (no open policy watch)'}`,
     ],
     ['node SVID', `expires ${when(r.node_svid_not_after_ms)}`],
     ['earliest SVID', `expires ${when(earliestSvidExpiry(r))}`],

@@ -54,9 +54,11 @@ export function nodeStatusDetail(row: NodeRow | undefined, name: string, source:
       details: { node: name },
     });
   const latest = source.book.latest(row.name);
+  const expected = source.expectedPolicyRevision(row.name);
   return {
     ...(latest === undefined ? {} : { report: latest.report, received_at_ms: latest.receivedAt }),
-    expected_policy_revision: source.expectedPolicyRevision(row.name) ?? 0,
+    expected_policy_revision: expected ?? 0,
     stale_after_ms: source.staleAfterMs,
+    policy_watch_open: expected !== undefined,
   };
 }

@@ -45,6 +45,8 @@ export async function startTestControlPlane(
     dataDir?: string;
     /** The policy store Policy.Watch streams (test/fakes/policy-store.ts); default: none. */
     policies?: PolicyStore;
+    /** nodeStatus.staleAfter (a duration such as "3s"); default the schema's. */
+    staleAfter?: string;
   } = {},
 ): Promise<TestControlPlane> {
   const dataDir = options.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'mesh-cp-')));
@@ -58,6 +60,7 @@ export async function startTestControlPlane(
       ...(options.svidTtl ? { svidTtl: options.svidTtl } : {}),
       ...(options.nodeSvidTtl ? { nodeSvidTtl: options.nodeSvidTtl } : {}),
       rateLimit: options.rateLimit ?? { perSecond: 100_000, burst: 100_000 },
+      ...(options.staleAfter ? { nodeStatus: { staleAfter: options.staleAfter } } : {}),
       log: { level: 'debug' },
     },
     'test',
