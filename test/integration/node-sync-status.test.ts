@@ -15,6 +15,7 @@
  * - vm-api's agent is killed with SIGKILL: no more reports, and after
  *   nodeStatus.staleAfter (3 s here) it shows STALE while vm-web stays SYNCED.
  */
+import { appendFileSync, writeFileSync } from 'node:fs';
 import t from 'tap';
 import type { NodeInfoWire, NodeStatusDetailWire } from '../../controlplane/cli/node-commands.js';
 import { packageVersion } from '../../lib/version.js';
@@ -140,6 +141,8 @@ t.test('SYNCED for healthy agents, NACK after a config Envoy rejects, STALE afte
   t.match(nackText.stdout, /\nPOLICY\s+VERSION\s+STATE\s+REASON\nTrafficRoute\/api\s+1\s+/);
   const during = await meshctl(peers.cp, ['node', 'list']);
   t.match(during.stdout, /\nvm-web\s+active\s+NACK\s+/, 'meshctl node list shows NACK');
+  // NODE_STATUS_SAMPLE=FILE keeps what meshctl printed, for docs/operations/proxy-status.md.
+  if (process.env.NODE_STATUS_SAMPLE) writeFileSync(process.env.NODE_STATUS_SAMPLE, `${during.stdout}\n${nackText.stdout}\n`);
   t.equal((await byName('vm-api'))?.sync_state, 'SYNCED', 'vm-api does not call api: not concerned');
   t.equal((await meshTraffic(w.ports.apiLocal)).app, 'api', 'traffic flows on the rolled-back configuration');
 
@@ -160,5 +163,6 @@ t.test('SYNCED for healthy agents, NACK after a config Envoy rejects, STALE afte
   t.equal((await byName('vm-web'))?.sync_state, 'SYNCED', 'the live agent stays SYNCED');
   const after = await meshctl(peers.cp, ['node', 'list']);
   t.match(after.stdout, /\nvm-api\s+active\s+STALE\s+\d+s ago\s+/, 'meshctl node list shows STALE');
+  if (process.env.NODE_STATUS_SAMPLE) appendFileSync(process.env.NODE_STATUS_SAMPLE, `${after.stdout}\n`);
   if (envoyPid !== undefined && processAlive(envoyPid)) process.kill(envoyPid, 'SIGKILL');
 });
