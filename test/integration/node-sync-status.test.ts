@@ -118,6 +118,7 @@ t.test('SYNCED for healthy agents, NACK after a config Envoy rejects, STALE afte
   t.match(detail.report?.workloads, [{ name: 'web', spiffe_id: 'spiffe://example.org/ns/default/sa/web', data_plane: 'serving' }]);
   t.ok((detail.report?.node_svid_not_after_ms ?? 0) > Date.now(), 'the node SVID expiry');
   t.equal(detail.report?.policy_revision, detail.expected_policy_revision, 'the policy revision the control plane sent');
+  t.comment(`a report of one workload: ${JSON.stringify(detail.report).length} bytes of JSON`);
   const text = await meshctl(peers.cp, ['node', 'status', 'vm-web']);
   t.match(text.stdout, /^node\s+vm-web \(spiffe:\/\/example\.org\/mesh\/node\/vm-web\)\n/);
   t.match(text.stdout, /\nsync\s+SYNCED\n/);
@@ -127,10 +128,12 @@ t.test('SYNCED for healthy agents, NACK after a config Envoy rejects, STALE afte
 
   // --- NACK -----------------------------------------------------------------
   // A lookahead: JavaScript (and our schema) accept it, Envoy's RE2 does not.
+  const appliedAt = Date.now();
   const bad = await applyPolicies(peers.cp, route('^/v1(?=/)'));
   t.same(bad.changes, [{ kind: 'TrafficRoute', name: 'api', action: 'created' }], 'the route passes validation');
   // First the pending NACK of RDS, then (once the agent rolled the route back and Envoy acknowledged that) the refused resource.
   const nacked = await until('vm-web', 'NACK', /^policy TrafficRoute\/api version 1 rolled-back: /);
+  t.comment(`apply of the bad route -> NACK shown by the control plane: ${Date.now() - appliedAt} ms`);
   t.match(nacked.sync_reason, /invalid perl operator: \(\?=/, "the reason carries Envoy's detail");
   const nackDetail = JSON.parse((await meshctl(peers.cp, ['node', 'status', 'vm-web', '--json'])).stdout) as NodeStatusDetailWire;
   const rds = nackDetail.report?.xds.find((x) => x.type === 'RDS');
@@ -152,6 +155,7 @@ t.test('SYNCED for healthy agents, NACK after a config Envoy rejects, STALE afte
 
   // --- STALE ----------------------------------------------------------------
   const envoyPid = (await agentStatus<{ envoy?: { pid?: number } }>(apiHost.fx.statusAddr)).envoy?.pid;
+  const killedAt = Date.now();
   process.kill(apiAgent.pid, 'SIGKILL');
   await waitFor(async () => (apiAgent.exited() ? true : undefined), { timeoutMs: 10_000, what: "vm-api's agent to die" });
   // Its Envoy outlives it (the agent had no chance to stop it): ended here, by its pid.
@@ -160,6 +164,7 @@ t.test('SYNCED for healthy agents, NACK after a config Envoy rejects, STALE afte
   });
   const stale = await until('vm-api', 'STALE', /(?:)/, 20_000);
   t.match(stale.sync_reason, /^last report \d+s ago \(staleAfter 3s\)$/);
+  t.comment(`SIGKILL -> STALE (staleAfter 3s): ${Date.now() - killedAt} ms`);
   t.equal((await byName('vm-web'))?.sync_state, 'SYNCED', 'the live agent stays SYNCED');
   const after = await meshctl(peers.cp, ['node', 'list']);
   t.match(after.stdout, /\nvm-api\s+active\s+STALE\s+\d+s ago\s+/, 'meshctl node list shows STALE');
