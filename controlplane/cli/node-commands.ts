@@ -6,10 +6,12 @@
 import { EXIT_OK } from '../../lib/cli.js';
 import { MeshError } from '../../lib/errors.js';
 import { earliestSvidExpiry, type NodeStatusReportWire } from '../../lib/proto/node-status.js';
+import type { NodeSyncFields } from '../status/node-sync-view.js';
 import { iso, table } from './cli-format.js';
 import type { Spec } from './commands.js';
 
-export interface NodeInfoWire {
+/** mesh.controlplane.v1.NodeInfo as meshctl receives it: the node on record and its sync fields. */
+export interface NodeInfoWire extends NodeSyncFields {
   name: string;
   spiffe_id: string;
   allow: string[];
@@ -17,12 +19,6 @@ export interface NodeInfoWire {
   joined_at_ms: number;
   revoked_at_ms: number;
   last_seen_at_ms: number;
-  sync_state: string;
-  sync_reason: string;
-  agent_version: string;
-  envoy_version: string;
-  earliest_svid_expiry_ms: number;
-  last_report_at_ms: number;
 }
 
 export interface NodeStatusDetailWire {
