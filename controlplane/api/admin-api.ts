@@ -9,7 +9,7 @@ import type { Generation } from '../ca/authority.js';
 import type { CaManager } from '../ca/ca-manager.js';
 import type { IdentityService } from '../identity-service.js';
 import type { PolicyStore } from '../policy/policy-store.js';
-import { type NodeSyncSource, nodeStatusDetail, nodeSyncFields } from '../status/node-sync-view.js';
+import { type NodeSyncSource, nodeStatusDetail, nodeSyncFields, unknownNode } from '../status/node-sync-view.js';
 import type { AuditRepo } from '../store/audit-repo.js';
 import { backupDb, type Db } from '../store/db.js';
 import type { NodeRepo, NodeRow } from '../store/node-repo.js';
@@ -68,8 +68,8 @@ export function adminHandlers(deps: AdminDeps): grpc.UntypedServiceImplementatio
     GetNodeStatus: unary(logger, 'GetNodeStatus', (req: { name: string }) => {
       if (deps.sync === undefined) throw new MeshError('MESH_E_INTERNAL', 'node sync status is not served by this control plane');
       const row = nodes.nodes().find((n) => n.name === req.name);
-      const detail = nodeStatusDetail(row, req.name, deps.sync);
-      return { node: nodeMessage(row as NodeRow, deps.sync), ...detail };
+      if (row === undefined) throw unknownNode(req.name);
+      return { node: nodeMessage(row, deps.sync), ...nodeStatusDetail(row, deps.sync) };
     }),
     RevokeNode: unary(logger, 'RevokeNode', (req: { name: string }) => nodeMessage(identity.revoke(req.name))),
     GetBundle: unary(logger, 'GetBundle', () => bundleMessage(ca.bundle())),

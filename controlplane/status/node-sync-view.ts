@@ -47,12 +47,15 @@ export function nodeSyncFields(row: Pick<NodeRow, 'name' | 'status'>, source: No
   return { sync_state: verdict.state, sync_reason: verdict.reason, ...base };
 }
 
-/** NodeStatusDetail without `node` (the caller adds the NodeInfo); MESH_E_NODE_UNKNOWN for a name not on record. */
-export function nodeStatusDetail(row: NodeRow | undefined, name: string, source: NodeSyncSource) {
-  if (row === undefined)
-    throw new MeshError('MESH_E_NODE_UNKNOWN', `no node named ${JSON.stringify(name)}; meshctl node list shows the nodes`, {
-      details: { node: name },
-    });
+/** The error for a name not on record. */
+export function unknownNode(name: string): MeshError {
+  return new MeshError('MESH_E_NODE_UNKNOWN', `no node named ${JSON.stringify(name)}; meshctl node list shows the nodes`, {
+    details: { node: name },
+  });
+}
+
+/** NodeStatusDetail without `node` (the caller adds the NodeInfo). */
+export function nodeStatusDetail(row: Pick<NodeRow, 'name'>, source: NodeSyncSource) {
   const latest = source.book.latest(row.name);
   const expected = source.expectedPolicyRevision(row.name);
   return {

@@ -1,7 +1,7 @@
 /** The Admin API's view of a node's sync: fields from the latest report, revoked nodes without a state, the detail. */
 import t from 'tap';
 import { NodeStatusBook } from '../../../controlplane/status/node-status-book.js';
-import { nodeStatusDetail, nodeSyncFields } from '../../../controlplane/status/node-sync-view.js';
+import { nodeStatusDetail, nodeSyncFields, unknownNode } from '../../../controlplane/status/node-sync-view.js';
 import type { NodeStatusReportWire } from '../../../lib/proto/node-status.js';
 import { FakeClock } from '../../fakes/clock.js';
 import { report } from '../../support/node-report.js';
@@ -28,15 +28,15 @@ t.test('fields, earliest SVID expiry, revoked nodes, an unknown name', async (t)
   });
   t.match(nodeSyncFields({ name: 'vm1', status: 'revoked' }, source), { sync_state: '', sync_reason: 'node revoked' });
   t.match(nodeSyncFields({ name: 'vm2', status: 'active' }, source), { sync_state: 'UNKNOWN', agent_version: '' });
-  t.throws(() => nodeStatusDetail(undefined, 'nope', source), { code: 'MESH_E_NODE_UNKNOWN' });
-  const row = { name: 'vm1', spiffe_id: 'x', allow: '[]', status: 'active' as const, joined_at: 1, revoked_at: null, last_seen_at: null };
-  t.match(nodeStatusDetail(row, 'vm1', source), {
+  t.match(unknownNode('nope'), { code: 'MESH_E_NODE_UNKNOWN', message: /no node named "nope"/ });
+  const row = { name: 'vm1' };
+  t.match(nodeStatusDetail(row, source), {
     report: { agent_version: '0.1.0' },
     expected_policy_revision: 4,
     stale_after_ms: 30_000,
   });
   book.forget('vm1');
-  t.notOk(nodeStatusDetail(row, 'vm1', source).report, 'a forgotten node has no report');
+  t.notOk(nodeStatusDetail(row, source).report, 'a forgotten node has no report');
 });
 
 t.test('a report with too many entries is refused, naming the field', async (t) => {
