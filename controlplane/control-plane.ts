@@ -14,6 +14,7 @@ import { ensurePrivateDir } from '../lib/secret-files.js';
 import { packageVersion } from '../lib/version.js';
 import { adminHandlers } from './api/admin-api.js';
 import { identityHandlers } from './api/identity-api.js';
+import { nodeStatusHandlers } from './api/node-status-api.js';
 import { installPeerCertificateCache } from './api/peer-cert-cache.js';
 import { policyServiceDefinition, policyWatchHandlers } from './api/policy-watch-api.js';
 import { ServerIdentity } from './api/server-identity.js';
@@ -27,6 +28,8 @@ import { startMetricsServer } from './metrics/metrics-server.js';
 import { nodeRevokedError, PolicyFanout } from './policy/policy-fanout.js';
 import { PolicyRepo } from './policy/policy-repo.js';
 import type { PolicyStore } from './policy/policy-store.js';
+import { NodeStatusBook } from './status/node-status-book.js';
+import type { NodeSyncSource } from './status/node-sync-view.js';
 import { AuditRepo } from './store/audit-repo.js';
 import { CaRepo } from './store/ca-repo.js';
 import { CertRepo } from './store/cert-repo.js';
@@ -55,6 +58,8 @@ export interface ControlPlane {
   readonly policies: PolicyStore;
   /** The Policy.Watch streams (fan-out of the policy store to agents). */
   readonly policyFanout: PolicyFanout;
+  /** The latest status report of each node (NodeStatus.Report). */
+  readonly nodeStatus: NodeStatusBook;
   stop(): Promise<void>;
 }
 
@@ -149,16 +154,32 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
   const serverIdentity = new ServerIdentity({ ca, certs, batcher, clock, trustDomain: config.trustDomain });
   await serverIdentity.start();
 
-  const { Identity, Admin, Policy } = contract();
+  const { Identity, Admin, Policy, NodeStatus } = contract();
   const options = { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': 4 * 1024 * 1024 };
   const server = new grpc.Server(options);
   server.addService(Identity.service, identityHandlers({ identity, ca, logger: logger.child({ component: 'api' }), metrics }));
   const policyService = policyServiceDefinition(Policy.service);
   const policyLogger = logger.child({ component: 'policy-stream' });
   const policyFanout = new PolicyFanout({ store: policies, encode: policyService.encode, logger: policyLogger });
-  identity.onRevoked((node) => policyFanout.endNode(node, nodeRevokedError(node)));
+  const nodeStatus = new NodeStatusBook();
+  identity.onRevoked((node) => {
+    policyFanout.endNode(node, nodeRevokedError(node));
+    nodeStatus.forget(node);
+  });
   metrics.setPolicyStreams(() => policyFanout.stats().streams);
   server.addService(policyService.definition, policyWatchHandlers({ identity, fanout: policyFanout, logger: policyLogger, metrics }));
+  const staleAfterMs = config.nodeStatus.staleAfter;
+  server.addService(
+    NodeStatus.service,
+    nodeStatusHandlers({ identity, nodes, book: nodeStatus, clock, staleAfterMs, logger: logger.child({ component: 'node-status' }) }),
+  );
+  const sync: NodeSyncSource = {
+    book: nodeStatus,
+    expectedPolicyRevision: (node) => policyFanout.revisionFor(node),
+    now: () => clock.now(),
+    staleAfterMs,
+    startedAt,
+  };
   const port = await bind(server, config.listen, createCertificateProviderServerCredentials(serverIdentity, serverIdentity, false));
   const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
   const address = `${host}:${port}`;
@@ -174,6 +195,7 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
       audit,
       db,
       policies,
+      sync,
       logger: logger.child({ component: 'admin' }),
       status: () => {
         const all = nodes.nodes();
@@ -219,6 +241,7 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
     serverIdentity,
     policies,
     policyFanout,
+    nodeStatus,
     async stop() {
       if (stopped) return;
       stopped = true;

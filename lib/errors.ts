@@ -45,6 +45,7 @@ export const ERROR_CODES = {
   MESH_E_REQUEST_TOO_LARGE: 'a request is larger than the control plane accepts',
   MESH_E_AUDIT_FAILED: 'the audit row could not be written, so the operation was not done',
   MESH_E_CONTROLPLANE_UNAVAILABLE: 'the control plane could not be reached',
+  MESH_E_CONTROLPLANE_UNSUPPORTED: 'the control plane does not offer this call (it is older than the agent); the agent goes on without it',
   MESH_E_NOT_JOINED: 'this host has not joined the mesh yet (run mesh-agent join)',
   MESH_E_ALREADY_JOINED: 'this host already joined the mesh; its identity was left untouched (mesh-agent join --force replaces it)',
   MESH_E_XDS_SNAPSHOT_INVALID: 'a data-plane snapshot failed its checks and was not served; Envoy keeps the previous one',

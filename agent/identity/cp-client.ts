@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { MeshError } from '../../lib/errors.js';
 import type { PolicyKind, PolicySet } from '../../lib/policy/schema.js';
 import { contract, fromServiceError } from '../../lib/proto/contract.js';
+import type { NodeStatusReportWire } from '../../lib/proto/node-status.js';
 import { toPem } from '../../lib/x509/pem.js';
 
 export const AGENT_FEATURES = Object.freeze(['bundle-watch', 'node-renew']);
@@ -36,6 +37,12 @@ export interface ControlPlaneClient {
   watchBundle(onBundle: (bundle: BundleUpdate) => void, onError: (err: MeshError) => void): () => void;
   /** Policy.Watch: every set the control plane sends (state of the world) goes to onUpdate; returns a cancel function. */
   watchPolicy(request: PolicyWatchRequest, handlers: PolicyWatchHandlers): () => void;
+  /**
+   * NodeStatus.Report: the node's sync status; answers how often the control
+   * plane wants a heartbeat. MESH_E_CONTROLPLANE_UNSUPPORTED from a control
+   * plane without the service. Optional: clients made for other uses need not have it.
+   */
+  reportStatus?(report: NodeStatusReportWire): Promise<{ heartbeatMs: number }>;
   close(): void;
 }
 
@@ -130,7 +137,7 @@ export function connectControlPlane(options: ClientOptions): ControlPlaneClient 
       },
     },
   );
-  const { Identity, Policy } = contract();
+  const { Identity, Policy, NodeStatus } = contract();
   // The server is checked by its SPIFFE ID above, not by name; a fixed SNI keeps TLS from sending an IP as server name.
   const client = new Identity(options.address, credentials, {
     'grpc.max_receive_message_length': 4 * 1024 * 1024,
@@ -151,11 +158,14 @@ export function connectControlPlane(options: ClientOptions): ControlPlaneClient 
   const policy = new Policy(options.address, credentials, { channelOverride: client.getChannel() }) as grpc.Client &
     Record<string, (req: unknown) => grpc.ClientReadableStream<RawPolicyUpdate>>;
 
-  const call = <T>(method: string, request: unknown): Promise<T> =>
+  // NodeStatus.Report too: the same connection, authenticated by the same node SVID.
+  const nodeStatus = new NodeStatus(options.address, credentials, { channelOverride: client.getChannel() }) as unknown as typeof client;
+
+  const call = <T>(method: string, request: unknown, target = client): Promise<T> =>
     new Promise((resolve, reject) => {
       const deadline = Date.now() + (options.deadlineMs ?? 15_000);
       (
-        client[method] as (
+        target[method] as (
           req: unknown,
           meta: grpc.Metadata,
           opts: grpc.CallOptions,
@@ -234,6 +244,20 @@ export function connectControlPlane(options: ClientOptions): ControlPlaneClient 
         failed = true;
         stream.cancel();
       };
+    },
+    reportStatus: async (report) => {
+      needNode();
+      try {
+        const answer = await call<{ heartbeat_ms: number }>('Report', report, nodeStatus);
+        return { heartbeatMs: Number(answer.heartbeat_ms) };
+      } catch (err) {
+        const cause = (err as MeshError).cause as grpc.ServiceError | undefined;
+        if (cause?.code === grpc.status.UNIMPLEMENTED)
+          throw new MeshError('MESH_E_CONTROLPLANE_UNSUPPORTED', `the control plane at ${options.address} does not take status reports`, {
+            cause: err,
+          });
+        throw err;
+      }
     },
     close: () => client.close(),
   };

@@ -6,6 +6,7 @@
 import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import { SideEffects } from '../../lib/side-effects.js';
+import { packageVersion } from '../../lib/version.js';
 import type { AgentConfig } from '../config/schema.js';
 import type { DataPlane } from '../dataplane/data-plane.js';
 import type { CatalogView } from '../discovery/catalog-view.js';
@@ -18,8 +19,12 @@ import { createViewStore } from '../discovery/view-store.js';
 import type { AgentMetrics } from '../status/agent-metrics.js';
 import { EMPTY_LABEL_INDEX, type LabelIndex, labelIndex } from '../status/envoy-labels.js';
 import { metricsEndpoint } from '../status/metrics-endpoint.js';
+import type { ControlPlaneLink } from '../identity/cp-connection.js';
 import { buildStatus, type StatusDocument } from '../status/status.js';
 import { type StatusServer, startStatusServer } from '../status/status-server.js';
+import { syncReport } from '../status/sync-report.js';
+import { createSyncReporter } from '../status/sync-reporter.js';
+import { typeSync } from '../status/type-sync.js';
 import type { CaptureManager } from '../tproxy/capture-manager.js';
 import { watchDir } from '../workloads/dir-watcher.js';
 import { type CheckRunner, createHealthMonitor, type HealthMonitor } from '../workloads/health-monitor.js';
@@ -48,6 +53,8 @@ export interface AgentDeps {
   configStatus?: () => ConfigFileStatus;
   /** GET /metrics on the status listener (agent/status/agent-metrics.ts); absent: no /metrics. */
   metrics?: AgentMetrics;
+  /** The control-plane connection the node's status reports go over (NodeStatus.Report); absent: no reports. */
+  statusLink?: ControlPlaneLink;
 }
 
 export interface Agent {
@@ -251,6 +258,32 @@ export function createAgent(deps: AgentDeps): Agent {
       await agent.reload();
       effects.check('the data plane');
       await dataPlane?.start();
+      if (dataPlane !== undefined && deps.statusLink !== undefined) {
+        effects.check('the status reports');
+        const plane = dataPlane;
+        const reporter = createSyncReporter({
+          link: deps.statusLink,
+          report: () =>
+            syncReport({
+              doc: agent.status(),
+              sync: typeSync({
+                served: plane.cache.current(config.nodeName)?.snapshot,
+                acked: plane.cache.acked(config.nodeName),
+                streams: (plane.ads?.status().streams ?? []).filter((st) => st.node === config.nodeName),
+              }),
+              agentVersion: packageVersion(),
+              now: clock.now(),
+            }),
+          clock,
+          log: log.child({ component: 'sync-report' }),
+        });
+        const offEnvoy = plane.onEnvoyChange?.(() => reporter.poke());
+        effects.record('status reports', () => {
+          offEnvoy?.();
+          reporter.stop();
+        });
+        reporter.start();
+      }
       effects.check('the workloads directory watch');
       if (deps.watchFiles !== false) {
         const dir = watchDir({ dir: config.workloadsDir, clock, log: wlog, onChange: () => void agent.reload() });

@@ -28,6 +28,7 @@ import { nodeEnvoyFiles } from '../envoy/envoy-files.js';
 import { envoyOwnedFiles } from '../envoy/envoy-owned-files.js';
 import { setprivSpawn } from '../envoy/process-launcher.js';
 import { createEnvoySupervisor } from '../envoy/supervisor.js';
+import type { ControlPlaneLink } from '../identity/cp-connection.js';
 import { createWorkloadIdentities } from '../identity/workload-identities.js';
 import { type CaptureInput, captureInputOf } from '../model/capture.js';
 import type { ModelTracing } from '../model/proxy-model.js';
@@ -249,7 +250,8 @@ export function createRealAgent(config: AgentConfig, facts: HostFacts, log: Logg
     nodeMeta: { 'mesh-os': facts.os.replace(/[^A-Za-z0-9_. -]/g, '').slice(0, 128), 'mesh-hostname': facts.hostname.slice(0, 128) },
   });
   const metrics = createAgentMetrics({ clock: systemClock, processMetrics: true, version: packageVersion(), node: config.nodeName });
-  const dataPlane = config.dataPlane.enabled ? realDataPlane(config, log, parts, metrics) : undefined;
+  const plane = config.dataPlane.enabled ? realDataPlane(config, log, parts, metrics) : undefined;
+  const dataPlane = plane?.dataPlane;
   const capture =
     dataPlane !== undefined && parts.iptables !== undefined && config.transparentProxy.enabled
       ? realCapture(config, dataPlane, parts.iptables, log.child({ component: 'capture' }))
@@ -266,11 +268,20 @@ export function createRealAgent(config: AgentConfig, facts: HostFacts, log: Logg
     ...(capture === undefined ? {} : { capture }),
     ...(parts.configStatus === undefined ? {} : { configStatus: parts.configStatus }),
     metrics,
+    ...(plane === undefined ? {} : { statusLink: plane.link }),
   });
 }
 
-/** The data plane with the real parts: SVIDs from the control plane, the ADS server, Envoy under supervision. */
-function realDataPlane(config: AgentConfig, log: Logger, parts: RealAgentParts, metrics: AgentMetrics): DataPlane {
+/**
+ * The data plane with the real parts: SVIDs from the control plane, the ADS server, Envoy under supervision;
+ * and the control-plane connection its identities hold (status reports go over it).
+ */
+function realDataPlane(
+  config: AgentConfig,
+  log: Logger,
+  parts: RealAgentParts,
+  metrics: AgentMetrics,
+): { dataPlane: DataPlane; link: ControlPlaneLink } {
   const cache = parts.snapshotCache;
   const identities = createWorkloadIdentities({
     dataDir: config.dataDir,
@@ -309,7 +320,7 @@ function realDataPlane(config: AgentConfig, log: Logger, parts: RealAgentParts, 
     log: log.child({ component: 'envoy' }),
   });
   envoy.onEvent((event) => metrics.recordEnvoyEvent(event.kind));
-  return createDataPlane({
+  const dataPlane = createDataPlane({
     nodeName: config.nodeName,
     trustDomain: config.trustDomain,
     adsSocket: adsSocketPath(config.dataDir),
@@ -332,6 +343,7 @@ function realDataPlane(config: AgentConfig, log: Logger, parts: RealAgentParts, 
     ...captureOption(config),
     metrics,
   });
+  return { dataPlane, link: identities.link() };
 }
 
 /** Access logs and tracing (agent config accessLog and tracing) as the data plane takes them. */

@@ -9,6 +9,7 @@ import type { Generation } from '../ca/authority.js';
 import type { CaManager } from '../ca/ca-manager.js';
 import type { IdentityService } from '../identity-service.js';
 import type { PolicyStore } from '../policy/policy-store.js';
+import { type NodeSyncSource, nodeStatusDetail, nodeSyncFields, unknownNode } from '../status/node-sync-view.js';
 import type { AuditRepo } from '../store/audit-repo.js';
 import { backupDb, type Db } from '../store/db.js';
 import type { NodeRepo, NodeRow } from '../store/node-repo.js';
@@ -25,10 +26,13 @@ export interface AdminDeps {
   policies: PolicyStore;
   logger: Logger;
   status: () => Record<string, unknown>;
+  /** Node sync status (reports from agents); absent: NodeInfo carries no sync fields. */
+  sync?: NodeSyncSource;
 }
 
-function nodeMessage(row: NodeRow) {
+function nodeMessage(row: NodeRow, sync?: NodeSyncSource) {
   return {
+    ...(sync === undefined ? {} : nodeSyncFields(row, sync)),
     name: row.name,
     spiffe_id: row.spiffe_id,
     allow: JSON.parse(row.allow) as string[],
@@ -60,7 +64,13 @@ export function adminHandlers(deps: AdminDeps): grpc.UntypedServiceImplementatio
       const created = identity.createToken({ node: req.node_name, allow: req.allow, ttlMs: req.ttl_ms });
       return { token: created.token, expires_at_ms: created.expiresAt, node_spiffe_id: created.spiffeId };
     }),
-    ListNodes: unary(logger, 'ListNodes', () => ({ nodes: nodes.nodes().map(nodeMessage) })),
+    ListNodes: unary(logger, 'ListNodes', () => ({ nodes: nodes.nodes().map((row) => nodeMessage(row, deps.sync)) })),
+    GetNodeStatus: unary(logger, 'GetNodeStatus', (req: { name: string }) => {
+      if (deps.sync === undefined) throw new MeshError('MESH_E_INTERNAL', 'node sync status is not served by this control plane');
+      const row = nodes.nodes().find((n) => n.name === req.name);
+      if (row === undefined) throw unknownNode(req.name);
+      return { node: nodeMessage(row, deps.sync), ...nodeStatusDetail(row, deps.sync) };
+    }),
     RevokeNode: unary(logger, 'RevokeNode', (req: { name: string }) => nodeMessage(identity.revoke(req.name))),
     GetBundle: unary(logger, 'GetBundle', () => bundleMessage(ca.bundle())),
     ImportCa: unary(logger, 'ImportCa', async (req: { cert_pem: string; key_pem: string; chain_pem: string }) => {

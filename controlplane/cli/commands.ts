@@ -6,6 +6,8 @@ import { parseDuration } from '../../lib/duration.js';
 import { MeshError } from '../../lib/errors.js';
 import { toPem } from '../../lib/x509/pem.js';
 import { type AdminClient, connectAdmin } from './admin-client.js';
+import { iso, table } from './cli-format.js';
+import { nodeListSpec, nodeStatusSpec } from './node-commands.js';
 
 export const DEFAULT_DATA_DIR = '/var/lib/mesh-controlplane';
 const DATA_DIR_HELP = `  --data-dir DIR   the control plane's data folder (default ${DEFAULT_DATA_DIR}); meshctl talks to DIR/admin.sock\n`;
@@ -40,19 +42,8 @@ export function command(spec: Spec, connect: Connect): Command {
 }
 
 const json = { json: { type: 'boolean' } } as const;
-export const iso = (ms: number) => (ms ? new Date(Number(ms)).toISOString() : '-');
 
-export function table(rows: string[][]): string {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  return `${rows
-    .map((r) =>
-      r
-        .map((c, i) => c.padEnd(widths[i] ?? 0))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n')}\n`;
-}
+export { iso, table };
 
 async function readFlagFile(values: Record<string, unknown>, flag: string, required: boolean): Promise<string> {
   const file = values[flag];
@@ -173,30 +164,8 @@ export function meshctlCommands(connect: Connect = connectAdmin): Command[] {
     rotate('prepare', 'rotation step 1: create a new root and add it to the bundle (agents receive it)'),
     rotate('activate', 'rotation step 2: the new root signs; the old root stays in the bundle'),
     rotate('retire', 'rotation step 3: remove the old root once no unexpired certificate chains to it'),
-    {
-      name: 'node list',
-      summary: 'list nodes',
-      usage: '[--json]\n  --json   print JSON\n',
-      options: json,
-      async run(client, values, _p, io) {
-        const { nodes } = await client.call<{ nodes: Array<Record<string, unknown> & { allow: string[] }> }>('ListNodes');
-        if (values.json) io.stdout.write(`${JSON.stringify(nodes)}\n`);
-        else
-          io.stdout.write(
-            table([
-              ['NAME', 'STATUS', 'JOINED', 'LAST SEEN', 'ALLOWED IDS'],
-              ...nodes.map((n) => [
-                String(n.name),
-                String(n.status),
-                iso(n.joined_at_ms as number),
-                iso(n.last_seen_at_ms as number),
-                n.allow.join(' ') || '-',
-              ]),
-            ]),
-          );
-        return EXIT_OK;
-      },
-    },
+    nodeListSpec(),
+    nodeStatusSpec(),
     {
       name: 'node revoke',
       summary: 'revoke a node: it can no longer renew or get SVIDs',

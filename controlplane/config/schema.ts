@@ -25,6 +25,8 @@ export const controlplaneSchema = z.strictObject({
   rateLimit: z
     .strictObject({ perSecond: z.number().positive().default(200), burst: z.number().int().positive().default(400) })
     .prefault({}),
+  /** Proxy sync status (meshctl node list/status): a node with no report for staleAfter is STALE; agents report every staleAfter/3. */
+  nodeStatus: z.strictObject({ staleAfter: durationMs.default(30_000) }).prefault({}),
   log: z
     .strictObject({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info'), format: z.enum(['json', 'human']).default('json') })
     .prefault({}),

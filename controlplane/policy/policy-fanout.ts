@@ -74,6 +74,8 @@ interface Sub {
   readonly group: Group;
   /** Fingerprint of the last set written to it. */
   sent?: string;
+  /** The revision of the last set written to it (or that it held when it subscribed). */
+  sentRevision?: number;
   blocked: boolean;
   closed: boolean;
 }
@@ -97,6 +99,8 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export class PolicyFanout {
   private readonly groups = new Map<string, Group>();
+  /** Open streams by node (revisionFor, endNode). */
+  private readonly byNode = new Map<string, Set<Sub>>();
   private index: { revision: number; index: PolicyIndex<PolicyRecord> } | undefined;
   private dirty = false;
   private flushing: Promise<void> | undefined;
@@ -120,9 +124,14 @@ export class PolicyFanout {
     }
     const sub: Sub = { sink, group, blocked: false, closed: false };
     group.subs.add(sub);
+    const own = this.byNode.get(sink.node) ?? new Set<Sub>();
+    own.add(sub);
+    this.byNode.set(sink.node, own);
     const entry = this.entryFor(group);
-    if (request.revision === entry.revision) sub.sent = entry.fingerprint;
-    else this.send(sub, entry);
+    if (request.revision === entry.revision) {
+      sub.sent = entry.fingerprint;
+      sub.sentRevision = entry.revision;
+    } else this.send(sub, entry);
     return {
       drained: () => {
         sub.blocked = false;
@@ -145,6 +154,21 @@ export class PolicyFanout {
     return ended;
   }
 
+  /**
+   * The policy revision the node should hold: the revision of the last set
+   * written to its streams (the highest), or the group's current one when a newer set
+   * is still to be written. Undefined when the node has no open watch.
+   */
+  revisionFor(node: string): number | undefined {
+    let found: number | undefined;
+    for (const sub of this.byNode.get(node) ?? []) {
+      const entry = sub.group.entry;
+      const revision = entry !== undefined && sub.sent !== entry.fingerprint ? entry.revision : sub.sentRevision;
+      if (revision !== undefined) found = Math.max(found ?? 0, revision);
+    }
+    return found;
+  }
+
   stats(): { streams: number; groups: number; revision: number } {
     let streams = 0;
     for (const g of this.groups.values()) streams += g.subs.size;
@@ -165,6 +189,9 @@ export class PolicyFanout {
     if (sub.closed) return;
     sub.closed = true;
     sub.group.subs.delete(sub);
+    const own = this.byNode.get(sub.sink.node);
+    own?.delete(sub);
+    if (own?.size === 0) this.byNode.delete(sub.sink.node);
     if (sub.group.subs.size === 0) this.groups.delete(interestKey(sub.group.interest));
   }
 
@@ -188,6 +215,7 @@ export class PolicyFanout {
   private send(sub: Sub, entry: Entry): void {
     if (sub.closed || sub.blocked) return;
     sub.sent = entry.fingerprint;
+    sub.sentRevision = entry.revision;
     try {
       if (!sub.sink.write(entry.bytes)) sub.blocked = true;
     } catch (err) {

@@ -28,6 +28,7 @@ export interface Contract {
   Identity: ServiceCtor;
   Admin: ServiceCtor;
   Policy: ServiceCtor;
+  NodeStatus: ServiceCtor;
 }
 
 let cached: Contract | undefined;

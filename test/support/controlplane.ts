@@ -47,6 +47,8 @@ export async function startTestControlPlane(
     policies?: PolicyStore;
     /** metrics.listen (GET /metrics), e.g. 127.0.0.1:0; default: none. */
     metricsListen?: string;
+    /** nodeStatus.staleAfter (a duration such as "3s"); default the schema's. */
+    staleAfter?: string;
   } = {},
 ): Promise<TestControlPlane> {
   const dataDir = options.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'mesh-cp-')));
@@ -60,6 +62,7 @@ export async function startTestControlPlane(
       ...(options.svidTtl ? { svidTtl: options.svidTtl } : {}),
       ...(options.nodeSvidTtl ? { nodeSvidTtl: options.nodeSvidTtl } : {}),
       rateLimit: options.rateLimit ?? { perSecond: 100_000, burst: 100_000 },
+      ...(options.staleAfter ? { nodeStatus: { staleAfter: options.staleAfter } } : {}),
       log: { level: 'debug' },
       ...(options.metricsListen === undefined ? {} : { metrics: { listen: options.metricsListen } }),
     },

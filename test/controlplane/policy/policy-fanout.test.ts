@@ -10,7 +10,7 @@ import { nodeRevokedError, PolicyFanout, type PolicySink, type PolicyUpdateMessa
 import type { MeshError } from '../../../lib/errors.js';
 import { createLogger } from '../../../lib/logger.js';
 import { MemoryPolicyStore } from '../../fakes/policy-store.js';
-import { authorization, serviceIdentity, trafficPolicy } from './policy-docs.js';
+import { authorization, serviceIdentity, TD, trafficPolicy } from './policy-docs.js';
 
 const quiet = createLogger({ sink: { write: () => {} } });
 
@@ -205,4 +205,30 @@ t.test('a stream whose write throws is dropped, the others still get the set', a
   await fanout.settled();
   t.equal(ok.received.length, 1, 'the healthy stream got revision 1');
   t.equal(fanout.stats().streams, 1);
+});
+
+t.test('revisionFor: the revision last sent to a node, the newer one while it is still to be written, none without a watch', async (t) => {
+  const { store, fanout } = setup();
+  store.apply([serviceIdentity('api-id', 'api'), trafficPolicy('db-tp', 'db')], 'test');
+  t.equal(fanout.revisionFor('n1'), undefined, 'no watch');
+  const current = sink('n1');
+  const sub = fanout.subscribe(current, { revision: 1, interest: API });
+  t.equal(fanout.revisionFor('n1'), 1, 'it held the current revision when it subscribed');
+
+  store.apply([trafficPolicy('db-tp', 'db', '5s')], 'test');
+  await fanout.settled();
+  t.equal(store.revision(), 2);
+  t.equal(fanout.revisionFor('n1'), 1, 'its set did not change: it keeps revision 1, and that is in sync');
+
+  current.full = true;
+  store.apply([authorization('api-authz', { service: 'api' })], 'test');
+  await fanout.settled();
+  t.equal(fanout.revisionFor('n1'), 3, 'written (its buffer is now full)');
+  store.apply([serviceIdentity('api-id', 'api', [`${TD}/ns/other/sa/api`])], 'test');
+  await fanout.settled();
+  t.equal(current.received.at(-1)?.revision, 3, 'revision 4 is not written to a full stream');
+  t.equal(fanout.revisionFor('n1'), 4, 'what it should hold: revision 4, still to be written');
+
+  sub.close();
+  t.equal(fanout.revisionFor('n1'), undefined, 'the watch closed');
 });
