@@ -50,6 +50,8 @@ export const consulCheck: Check = {
       status: 0,
       body: toMeshError(err).message,
     }));
+    if (res.status === 401 && /ACL support disabled/i.test(res.body))
+      return pass(`Consul at ${address} answers (leader ${leader}); its ACLs are off, so any registration is allowed`);
     if (res.status === 403 && /ACL not found/i.test(res.body))
       return fail(`Consul at ${address} does not know the agent's token`, 'set consul.token or consul.tokenFile to a valid ACL token');
     if (res.status !== 200)
