@@ -3,7 +3,7 @@
  * each pass, warn or fail with a one-line fix (agent/doctor/). Exit 0 when no
  * check failed, 1 when one did, 2 for usage errors.
  */
-import { type Command, EXIT_FAILURE } from '../../lib/cli.js';
+import type { Command } from '../../lib/cli.js';
 import { systemClock } from '../../lib/clock.js';
 import { toMeshError } from '../../lib/errors.js';
 import { loadAgentConfig } from '../config/load.js';
@@ -93,7 +93,7 @@ export function doctorCommand(deps: DoctorDeps = realDeps): Command {
       const file = typeof values.config === 'string' ? values.config : DEFAULT_CONFIG;
       const report = await doctorReport(file, deps);
       io.stdout.write(values.json === true ? `${JSON.stringify(report, null, 2)}\n` : renderReport(report));
-      return report.ok ? exitCodeOf(report) : EXIT_FAILURE;
+      return exitCodeOf(report);
     },
   };
 }
