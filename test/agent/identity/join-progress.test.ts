@@ -14,27 +14,31 @@ import { tempDir } from '../../support/temp-dir.js';
 
 t.setTimeout(120_000);
 
-const agent = (...argv: string[]) => runProgram(agentProgram(), argv);
+/** `mesh-agent join --json` with the bundle written to a file in dir, and the token given as a file or on the command line. */
+async function joinJson(dir: string, address: string, bundlePem: string, token: { file: string } | { text: string }, dataDir: string) {
+  const bundle = path.join(dir, 'bundle.pem');
+  await writeFile(bundle, bundlePem);
+  const tokenArgs = 'file' in token ? ['--token-file', token.file] : ['--token', token.text];
+  return runProgram(agentProgram(), [
+    'join',
+    '--controlplane',
+    address,
+    ...tokenArgs,
+    '--ca-bundle',
+    bundle,
+    '--data-dir',
+    dataDir,
+    '--json',
+  ]);
+}
 
 t.test('join --json: progress on stderr in order, stdout one JSON document', async (t) => {
   const tcp = await startTestControlPlane();
   t.teardown(() => tcp.stop());
   const dir = await tempDir(t);
-  await writeFile(path.join(dir, 'bundle.pem'), tcp.bundlePem());
   await writeFile(path.join(dir, 'token'), tcp.token('vm-progress'));
   const dataDir = path.join(dir, 'agent');
-  const r = await agent(
-    'join',
-    '--controlplane',
-    tcp.cp.address,
-    '--token-file',
-    path.join(dir, 'token'),
-    '--ca-bundle',
-    path.join(dir, 'bundle.pem'),
-    '--data-dir',
-    dataDir,
-    '--json',
-  );
+  const r = await joinJson(dir, tcp.cp.address, tcp.bundlePem(), { file: path.join(dir, 'token') }, dataDir);
   t.equal(r.code, 0, r.err);
   const doc = JSON.parse(r.out) as { spiffeId: string; notAfter: string };
   t.equal(doc.spiffeId, 'spiffe://example.org/mesh/node/vm-progress');
@@ -51,20 +55,8 @@ t.test('a join whose control plane is down shows the steps it reached, then the 
   const bundle = tcp.bundlePem();
   await tcp.stop();
   const dir = await tempDir(t);
-  await writeFile(path.join(dir, 'bundle.pem'), bundle);
   const address = `127.0.0.1:${await freePort()}`;
-  const r = await agent(
-    'join',
-    '--controlplane',
-    address,
-    '--token',
-    'x'.repeat(20),
-    '--ca-bundle',
-    path.join(dir, 'bundle.pem'),
-    '--data-dir',
-    path.join(dir, 'agent'),
-    '--json',
-  );
+  const r = await joinJson(dir, address, bundle, { text: 'x'.repeat(20) }, path.join(dir, 'agent'));
   t.equal(r.code, 1);
   t.equal(r.out, '', 'nothing on stdout');
   t.match(
