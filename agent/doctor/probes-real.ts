@@ -28,7 +28,12 @@ export function realProbes(input: { config: AgentConfig; workloads: readonly Wor
         const s = await stat(file).catch(() => undefined);
         return s === undefined ? undefined : { mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, isDirectory: s.isDirectory() };
       },
-      readText: (file) => readFile(file, 'utf8').catch(() => undefined),
+      // Missing is an answer; unreadable (EACCES) is not: the check fails saying so, rather than "not joined".
+      readText: (file) =>
+        readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+          if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
+          throw err;
+        }),
       async run(binary, args) {
         try {
           const r = await run(binary, args, { timeoutMs: RUN_TIMEOUT_MS });

@@ -20,6 +20,7 @@ export type RunOutcome = { kind: 'ran'; code: number | null; output: string } | 
 
 export interface HostProbe {
   stat(file: string): Promise<FileStat | undefined>;
+  /** undefined when the file does not exist; rejects when it cannot be read (EACCES). */
   readText(file: string): Promise<string | undefined>;
   /** Runs a program to completion (a short timeout); `failed` when it cannot start (missing, not executable) or hangs. */
   run(binary: string, args: readonly string[]): Promise<RunOutcome>;

@@ -256,3 +256,16 @@ t.test('/proc/net parsing: TCP LISTEN and bound UDP sockets only', async (t) => 
   ].join('\n');
   t.same(parseProcNet(udp, 'udp'), [{ protocol: 'udp', address: '00000000', port: 15053, inode: '77' }]);
 });
+
+t.test('an unreadable identity (doctor run as another user) is said as such, not as "not joined"', async (t) => {
+  const p = new FakeDoctorProbes();
+  p.host.readText = async (file: string) => {
+    throw Object.assign(new Error(`EACCES: permission denied, open '${file}'`), { code: 'EACCES' });
+  };
+  const report = await runChecks(ctx(p), [nodeSvidCheck]);
+  t.match(report.checks[0], {
+    level: 'fail',
+    detail: /the check itself failed: .*EACCES: permission denied/,
+    fix: /run mesh-agent doctor as root/,
+  });
+});
