@@ -3,6 +3,7 @@ import { type Program, versionCommand } from '../lib/cli.js';
 import { packageVersion } from '../lib/version.js';
 import { bootstrapCommand } from './commands/bootstrap-command.js';
 import { configCheckCommand } from './commands/config-command.js';
+import { doctorCommand } from './commands/doctor-command.js';
 import { identityCommands } from './commands/identity-commands.js';
 import { statusCommand } from './commands/status-command.js';
 import { tproxyCommands } from './commands/tproxy-commands.js';
@@ -19,6 +20,7 @@ export function agentProgram(): Program {
       ...identityCommands(),
       runCommand(),
       statusCommand(),
+      doctorCommand(),
       ...tproxyCommands(),
       bootstrapCommand(),
       configCheckCommand(),

@@ -18,6 +18,7 @@ import { nodeStatusHandlers } from './api/node-status-api.js';
 import { installPeerCertificateCache } from './api/peer-cert-cache.js';
 import { policyServiceDefinition, policyWatchHandlers } from './api/policy-watch-api.js';
 import { ServerIdentity } from './api/server-identity.js';
+import { serverTimeInterceptor } from './api/server-time.js';
 import { RateLimiter } from './attestation/rate-limiter.js';
 import { CaManager } from './ca/ca-manager.js';
 import { createLeafSigner, defaultSigningWorkers } from './ca/leaf-signer.js';
@@ -156,7 +157,8 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
 
   const { Identity, Admin, Policy, NodeStatus } = contract();
   const options = { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': 4 * 1024 * 1024 };
-  const server = new grpc.Server(options);
+  // Every answer of the network API carries the server's clock (doctor's clock-skew check).
+  const server = new grpc.Server({ ...options, interceptors: [serverTimeInterceptor(clock)] });
   server.addService(Identity.service, identityHandlers({ identity, ca, logger: logger.child({ component: 'api' }), metrics }));
   const policyService = policyServiceDefinition(Policy.service);
   const policyLogger = logger.child({ component: 'policy-stream' });

@@ -29,7 +29,7 @@ import { runChecked } from '../lib/exec.js';
 import { freePorts } from '../lib/ports.js';
 import { waitFor } from '../lib/wait.js';
 import { runTproxyDemo } from './demo-tproxy.js';
-import { defaultCacheDir, provision } from './provision.js';
+import { defaultCacheDir, firstRunNotice, provision } from './provision.js';
 import { repoRoot } from './repo-root.js';
 import { untilStopSignal } from './stop-signal.js';
 
@@ -203,10 +203,15 @@ async function main(): Promise<number> {
 
   await rm(demoDir, { recursive: true, force: true });
   await mkdir(logsDir, { recursive: true });
+  const cacheDir = defaultCacheDir(process.env);
   const tools = await provision({
     root,
-    cacheDir: defaultCacheDir(process.env),
-    progress: (line) => process.stderr.write(`provision: ${line}\n`),
+    cacheDir,
+    // Silent when everything is cached; the first run says what it fetches and builds, and that it takes minutes.
+    progress: firstRunNotice(
+      (line) => process.stderr.write(`provision: ${line}\n`),
+      `first run: fetching Envoy and building Consul (and two small test tools) into ${cacheDir}; this may take several minutes, later runs reuse them`,
+    ),
   });
   const node = process.execPath;
   const agentMain = path.join(root, 'dist', 'agent', 'main.js');

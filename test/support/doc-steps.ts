@@ -51,6 +51,7 @@ const RULES: Record<string, { needs?: Step[]; provides?: Step[]; longRunning?: b
   'mesh-agent bootstrap': { needs: ['agent-config'] },
   'mesh-agent run': { needs: ['join', 'agent-config'], provides: ['agent'], longRunning: true },
   'mesh-agent status': { needs: ['agent'] },
+  'mesh-agent doctor': { needs: ['agent'] },
 };
 
 export function classifyCommand(text: string): Classified {
