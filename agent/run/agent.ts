@@ -16,10 +16,10 @@ import { type MeshServicesWatch, watchMeshServices } from '../discovery/mesh-ser
 import { createRegistrar, type Registrar } from '../discovery/registrar.js';
 import { toRegistration } from '../discovery/registration.js';
 import { createViewStore } from '../discovery/view-store.js';
+import type { ControlPlaneLink } from '../identity/cp-connection.js';
 import type { AgentMetrics } from '../status/agent-metrics.js';
 import { EMPTY_LABEL_INDEX, type LabelIndex, labelIndex } from '../status/envoy-labels.js';
 import { metricsEndpoint } from '../status/metrics-endpoint.js';
-import type { ControlPlaneLink } from '../identity/cp-connection.js';
 import { buildStatus, type StatusDocument } from '../status/status.js';
 import { type StatusServer, startStatusServer } from '../status/status-server.js';
 import { syncReport } from '../status/sync-report.js';
