@@ -7,11 +7,11 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { durationMs } from '../../lib/duration.js';
 import { validateTrustDomain } from '../../lib/spiffe-id.js';
+import { hostPort, tracingSchema } from '../../lib/tracing.js';
 
 const port = z.number().int().min(1).max(65535);
-/** host:port as the agent's config and CLI accept it. */
-export const HOST_PORT = /^[^\s:]+:\d{1,5}$/;
-const hostPort = z.string().regex(HOST_PORT, 'must be host:port');
+
+export { HOST_PORT, type TracingConfig, tracingSchema } from '../../lib/tracing.js';
 
 const trustDomain = z.string().superRefine((value, ctx) => {
   try {
@@ -109,17 +109,6 @@ export const accessLogSchema = z.strictObject({
 });
 export type AccessLogConfig = z.output<typeof accessLogSchema>;
 
-/** Distributed tracing: the HCM tracer on every inbound and outbound HTTP listener, spans sent to a collector. */
-export const tracingSchema = z.strictObject({
-  /** zipkin: Zipkin's HTTP JSON API (/api/v2/spans); opentelemetry: OTLP over gRPC. */
-  provider: z.enum(['zipkin', 'opentelemetry']),
-  /** The collector, host:port (an IP address or a DNS name). */
-  address: hostPort,
-  /** The share of requests that start a trace, 0 to 100 (a request that arrives with a sampled trace is always traced). */
-  samplingPercent: z.number().min(0).max(100).default(100),
-});
-export type TracingConfig = z.output<typeof tracingSchema>;
-
 export const agentConfigSchema = z.strictObject({
   nodeName: z.string().min(1).optional(),
   /**
@@ -198,7 +187,7 @@ export const agentConfigSchema = z.strictObject({
     })
     .prefault({}),
   accessLog: accessLogSchema.prefault({}),
-  /** Absent: no tracing. */
+  /** Absent: no tracing, unless a MeshTelemetry policy sets it (this one wins over the policy). */
   tracing: tracingSchema.optional(),
 });
 

@@ -73,7 +73,7 @@ export interface DataPlaneOptions {
   accessLogPath?: string;
   /** Agent config accessLog.enabled: the default of workloads whose file says nothing. */
   accessLogDefault?: boolean;
-  /** Distributed tracing (agent config `tracing`); absent: off. */
+  /** Distributed tracing (agent config `tracing`); absent: a MeshTelemetry policy's, or off. */
   tracing?: ModelTracing;
   /** Transparent proxy: the capture listeners (agent config transparentProxy); absent: capture off. */
   capture?: CaptureInput;
@@ -113,6 +113,29 @@ export interface DataPlaneStatus {
   readonly policySource?: PolicySourceStatus;
   /** Workloads whose mesh port also accepts plaintext (PeerAuthentication permissive), with the resource that says so. */
   readonly plaintextAccepted?: ReadonlyArray<{ readonly workload: string; readonly policy: string }>;
+  /** The tracing in force and where it comes from (`agent.yaml` or `MeshTelemetry/<name>`); absent: off. */
+  readonly tracing?: TracingStatus;
+}
+
+export interface TracingStatus {
+  readonly provider: string;
+  readonly address: string;
+  readonly samplingPercent: number;
+  readonly source: string;
+}
+
+function tracingStatus(built: ReturnType<typeof buildModel> | undefined): Pick<DataPlaneStatus, 'tracing'> {
+  const tracing = built?.model.tracing;
+  if (tracing === undefined) return {};
+  const host = tracing.host.includes(':') ? `[${tracing.host}]` : tracing.host;
+  return {
+    tracing: {
+      provider: tracing.provider,
+      address: `${host}:${tracing.port}`,
+      samplingPercent: tracing.samplingPercent,
+      source: built?.tracingSource ?? 'agent.yaml',
+    },
+  };
 }
 
 export interface DataPlane {
@@ -475,9 +498,10 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
         modelProblems: problems,
         upstreams: upstreamStatuses(lastBuilt),
         serving: [...serving()].map(([workload, state]) => ({ workload, ...state })),
-        policy: policyLife.status(workloads, view),
+        policy: policyLife.status(workloads, view, options.tracing !== undefined),
         policySource: policy.status?.() ?? { revision: policy.current().revision, origin: policy.origin(), connected: false },
         ...plaintextAccepted(lastBuilt),
+        ...tracingStatus(lastBuilt),
       };
     },
     async stop() {

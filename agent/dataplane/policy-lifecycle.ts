@@ -134,7 +134,8 @@ export class PolicyLifecycle {
     return true;
   }
 
-  status(workloads: readonly Workload[], view: CatalogView): DataPlanePolicyStatus {
+  /** localTracing: agent.yaml sets `tracing` (a MeshTelemetry is then unused on this node). */
+  status(workloads: readonly Workload[], view: CatalogView, localTracing = false): DataPlanePolicyStatus {
     const set = this.source.current();
     const parsed = new Map(set.resources.map((r) => [policyKey(r), this.parse(r)]));
     return {
@@ -147,6 +148,7 @@ export class PolicyLifecycle {
         lastAccepted: this.lastAccepted,
         workloads,
         view,
+        localTracing,
         served: this.served?.resources,
         ...(this.nack === undefined || this.nack.snapshot !== this.served?.version ? {} : { nack: this.nack.detail }),
         ...(this.snapshotError === undefined ? {} : { snapshotError: this.snapshotError }),

@@ -5,7 +5,9 @@
  * - invalid: the document does not parse (reason: the field paths);
  * - rolled-back: Envoy NACKed the configuration built with this version; the
  *   last accepted version is served instead, or nothing (reason: NACK detail);
- * - unused: it concerns no workload or upstream of this node;
+ * - unused: it concerns no workload or upstream of this node (a MeshTelemetry:
+ *   the node has no workload, agent.yaml sets its own tracing, or another
+ *   MeshTelemetry with a lower name takes effect);
  * - unresolved: it references a service with no instance in the catalog yet,
  *   or a TrafficRoute subset that selects no instance;
  * - rejected: the configuration built with it was not taken: Envoy NACKed it
@@ -62,10 +64,14 @@ export interface PolicyStatusInput {
   readonly nack?: string;
   /** The agent's check refused the latest snapshot. */
   readonly snapshotError?: string;
+  /** agent.yaml sets `tracing`: it wins over a MeshTelemetry policy. */
+  readonly localTracing?: boolean;
 }
 
-const serviceOf = (doc: PolicyDocument): { side: 'client' | 'server'; service?: string; spiffeId?: string } => {
+const serviceOf = (doc: PolicyDocument): { side: 'client' | 'server' | 'mesh'; service?: string; spiffeId?: string } => {
   switch (doc.kind) {
+    case 'MeshTelemetry':
+      return { side: 'mesh' };
     case 'ServiceIdentity':
     case 'TrafficRoute':
     case 'TrafficPolicy':
@@ -75,8 +81,22 @@ const serviceOf = (doc: PolicyDocument): { side: 'client' | 'server'; service?: 
   }
 };
 
-function unusedReason(doc: PolicyDocument, workloads: readonly Workload[]): string | undefined {
+function meshTelemetryUnused(doc: PolicyDocument, input: PolicyStatusInput): string | undefined {
+  if (input.localTracing === true) return 'agent.yaml sets tracing on this node, which takes precedence over MeshTelemetry';
+  // A lower name left out by a rollback (no version of it was accepted) does not take effect.
+  const leftOut = (key: PolicyKey) => input.rolledBack.has(key) && input.rolledBack.get(key)?.restored === undefined;
+  const lower = [...input.parsed.values()].find(
+    (p) => p.ok && p.document.kind === 'MeshTelemetry' && p.document.name < doc.name && !leftOut(policyKey(p.document)),
+  );
+  if (lower?.ok === true) return `MeshTelemetry ${lower.document.name} takes effect (the lowest name wins)`;
+  if (input.workloads.length === 0) return 'no workload on this node';
+  return undefined;
+}
+
+function unusedReason(doc: PolicyDocument, input: PolicyStatusInput): string | undefined {
+  const { workloads } = input;
   const s = serviceOf(doc);
+  if (s.side === 'mesh') return meshTelemetryUnused(doc, input);
   if (s.side === 'client') {
     if (workloads.some((w) => w.upstreams.some((u) => u.service === s.service))) return undefined;
     return `no workload on this node calls service ${s.service}`;
@@ -97,7 +117,7 @@ const describeSubset = (s: SubsetSpec) =>
 
 function unresolvedReason(doc: PolicyDocument, view: CatalogView): string | undefined {
   const s = serviceOf(doc);
-  if (s.side === 'server' || s.service === undefined) return undefined;
+  if (s.side !== 'client' || s.service === undefined) return undefined;
   const instances = view.services[s.service]?.instances ?? [];
   if (instances.length === 0) return `service ${s.service} has no instance in the catalog yet`;
   if (doc.kind !== 'TrafficRoute') return undefined;
@@ -139,7 +159,7 @@ function resourceState(r: StoredPolicy, input: PolicyStatusInput): Omit<PolicyRe
       ...(rb.restored === undefined ? {} : { servedVersion: rb.restored }),
     };
   }
-  const unused = unusedReason(parsed.document, input.workloads);
+  const unused = unusedReason(parsed.document, input);
   if (unused !== undefined) return { state: 'unused', reason: unused };
   const unresolved = unresolvedReason(parsed.document, input.view);
   if (unresolved !== undefined) return { state: 'unresolved', reason: unresolved };

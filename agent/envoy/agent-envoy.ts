@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { AgentConfig } from '../config/schema.js';
+import { toModelTracing } from '../model/mesh-telemetry.js';
 import type { ModelTracing } from '../model/proxy-model.js';
 import { buildBootstrap } from './bootstrap.js';
 
@@ -44,12 +45,5 @@ export function accessLogFile(config: Pick<AgentConfig, 'accessLog' | 'dataDir'>
 
 /** Agent config `tracing` as the model wants it (the address split into host and port). */
 export function modelTracing(tracing: AgentConfig['tracing']): ModelTracing | undefined {
-  if (tracing === undefined) return undefined;
-  const at = tracing.address.lastIndexOf(':');
-  return {
-    provider: tracing.provider,
-    host: tracing.address.slice(0, at),
-    port: Number(tracing.address.slice(at + 1)),
-    samplingPercent: tracing.samplingPercent,
-  };
+  return tracing === undefined ? undefined : toModelTracing(tracing);
 }

@@ -20,12 +20,15 @@
  * `captureOnly` upstream for every mesh service it does not call explicitly
  * (a mirror-only one is widened to it), and the model's capture block lists
  * the filter chains by destination and the workloads captured inbound.
+ * Tracing: agent.yaml's (`tracing`) when set, else the MeshTelemetry policy's
+ * (./mesh-telemetry.ts).
  */
 import type { PolicyDocument } from '../../lib/policy/schema.js';
 import type { CatalogInstance, CatalogView } from '../discovery/catalog-view.js';
 import type { Workload } from '../workloads/workload.js';
 import { type CaptureInput, type CaptureService, captureCaller, captureChains, inboundCaptured } from './capture.js';
 import { inboundPolicy, isEmptyInboundPolicy } from './inbound-policy.js';
+import { resolveTracing } from './mesh-telemetry.js';
 import {
   MESH_PROTOCOLS,
   type MeshProtocol,
@@ -53,7 +56,7 @@ export interface ModelInput {
   readonly accessLogPath?: string;
   /** The agent's accessLog.enabled: workloads whose file says nothing get an access log. */
   readonly accessLogDefault?: boolean;
-  /** Distributed tracing (ProxyModel.tracing). */
+  /** Distributed tracing from agent.yaml; absent: the MeshTelemetry policy's, if any (ProxyModel.tracing). */
   readonly tracing?: ModelTracing;
   /** Transparent proxy (agent config transparentProxy.enabled); absent: capture off. */
   readonly capture?: CaptureInput;
@@ -74,6 +77,8 @@ export interface BuiltModel {
   readonly problems: readonly ModelProblem[];
   /** Catalog instances skipped per upstream service: not in the mesh, or claiming an identity that may not serve it. */
   readonly skippedInstances: Readonly<Record<string, number>>;
+  /** Where model.tracing comes from: `agent.yaml` or `MeshTelemetry/<name>`; absent: no tracing. */
+  readonly tracingSource?: string;
 }
 
 function toProtocol(value: string | undefined): MeshProtocol {
@@ -190,6 +195,7 @@ export function buildModel(input: ModelInput): BuiltModel {
     upstreams.push(...mine);
   }
 
+  const { tracing, source: tracingSource } = resolveTracing(input.tracing, policies);
   let capture: ModelCapture | undefined;
   if (input.capture !== undefined) {
     const chosen = captureCaller(sorted, input.capture);
@@ -241,10 +247,11 @@ export function buildModel(input: ModelInput): BuiltModel {
       workloads,
       upstreams,
       ...(input.accessLogPath === undefined ? {} : { accessLogPath: input.accessLogPath }),
-      ...(input.tracing === undefined ? {} : { tracing: input.tracing }),
+      ...(tracing === undefined ? {} : { tracing }),
       ...(capture === undefined ? {} : { capture }),
     },
     problems,
     skippedInstances: skipped,
+    ...(tracingSource === undefined ? {} : { tracingSource }),
   };
 }

@@ -48,6 +48,10 @@ export function renderStatus(doc: StatusDocument): string {
       `policy         revision ${p.revision} (${from}), watch ${p.connected ? 'open' : 'closed'}${p.lastError ? ` (${p.lastError})` : ''}, received ${time(p.receivedAt)}\n`,
     );
   }
+  if (doc.tracing !== undefined) {
+    const tr = doc.tracing;
+    out.push(`tracing        ${tr.provider} ${tr.address}, ${tr.samplingPercent}% sampled (from ${tr.source})\n`);
+  }
   if (doc.envoy !== undefined) {
     const e = doc.envoy as Record<string, unknown>;
     const parts = [String(e.state)];

@@ -86,6 +86,8 @@ export interface StatusDocument {
   };
   /** What the data plane builds from; `policy`: per policy resource, applied or why not (docs/reference/policy-status.md). */
   dataPlane?: { policy: DataPlanePolicyStatus };
+  /** Distributed tracing in force; source: `agent.yaml` or `MeshTelemetry/<name>` (agent.yaml wins). Absent: off. */
+  tracing?: { provider: string; address: string; samplingPercent: number; source: string };
   /** Traffic capture (transparentProxy.enabled): state, rules expected vs installed, drift, repairs. */
   transparentProxy?: CaptureStatus;
   /** The configuration file: state 'rejected' when the latest reload failed (the agent runs with the previous one). */
@@ -178,6 +180,7 @@ export function buildStatus(input: StatusInput): StatusDocument {
     const upstreamProblems = dp.modelProblems.filter((p) => p.part !== 'inbound').map((p) => ({ workload: p.workload, reason: p.reason }));
     if (upstreamProblems.length > 0) doc.upstreamProblems = upstreamProblems;
     if (dp.policy !== undefined) doc.dataPlane = { policy: dp.policy };
+    if (dp.tracing !== undefined) doc.tracing = { ...dp.tracing };
     const ps = dp.policySource;
     if (ps !== undefined)
       doc.policy = {

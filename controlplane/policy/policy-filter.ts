@@ -6,12 +6,13 @@
  * - ServiceIdentity, TrafficRoute, TrafficPolicy: `spec.service` is one of
  *   the services (and for a TrafficRoute, any `http[].mirror.service`);
  * - AuthorizationPolicy, PeerAuthentication, RateLimit: `spec.target.service`
- *   is one of the services or `spec.target.spiffeId` one of the SPIFFE IDs.
+ *   is one of the services or `spec.target.spiffeId` one of the SPIFFE IDs;
+ * - MeshTelemetry (MESH_WIDE_KINDS): always; it has no target.
  *
  * Resources are indexed once per store revision (by service and by SPIFFE ID),
  * so a filter costs the subscriber's interest, not the size of the store.
  */
-import type { StoredPolicy } from '../../lib/policy/schema.js';
+import { MESH_WIDE_KINDS, type StoredPolicy } from '../../lib/policy/schema.js';
 
 export interface PolicyInterest {
   readonly services: readonly string[];
@@ -70,11 +71,17 @@ export function policySubjects(resource: Pick<StoredPolicy, 'kind' | 'source'>):
 export class PolicyIndex<R extends Pick<StoredPolicy, 'kind' | 'name' | 'source'>> {
   private readonly byService = new Map<string, R[]>();
   private readonly bySpiffeId = new Map<string, R[]>();
+  /** Resources of the kinds with no target: every interest gets them. */
+  private readonly meshWide: R[] = [];
   private readonly order = new Map<R, number>();
 
   constructor(readonly resources: readonly R[]) {
     resources.forEach((r, i) => {
       this.order.set(r, i);
+      if (MESH_WIDE_KINDS.has(r.kind)) {
+        this.meshWide.push(r);
+        return;
+      }
       const { services, spiffeIds } = policySubjects(r);
       for (const s of services) PolicyIndex.push(this.byService, s, r);
       for (const id of spiffeIds) PolicyIndex.push(this.bySpiffeId, id, r);
@@ -87,9 +94,9 @@ export class PolicyIndex<R extends Pick<StoredPolicy, 'kind' | 'name' | 'source'
     else list.push(r);
   }
 
-  /** The resources that concern this interest, in store order (kind, name), each once. */
+  /** The resources that concern this interest (the mesh-wide ones always), in store order (kind, name), each once. */
   filter(interest: PolicyInterest): R[] {
-    const hits = new Set<R>();
+    const hits = new Set<R>(this.meshWide);
     for (const s of interest.services) for (const r of this.byService.get(s) ?? []) hits.add(r);
     for (const id of interest.spiffeIds) for (const r of this.bySpiffeId.get(id) ?? []) hits.add(r);
     return [...hits].sort((a, b) => (this.order.get(a) ?? 0) - (this.order.get(b) ?? 0));

@@ -2,7 +2,8 @@
  * Validation of one apply (pure): every document against its kind's schema
  * (lib/policy/parse.ts), then the rules that need the whole resulting set:
  * no kind+name twice in one apply, references that resolve (route subsets),
- * one resource of a kind per service or target, SPIFFE IDs in the control
+ * one resource of a kind per service or target (one MeshTelemetry in the
+ * whole mesh: it has no target), SPIFFE IDs in the control
  * plane's trust domain, and a TrafficRoute that is HTTP or TCP, not both.
  * Every problem names the document index, kind, name and field path.
  */
@@ -52,6 +53,8 @@ export function claimOf(doc: PolicyDocument): string {
     case 'TrafficRoute':
     case 'TrafficPolicy':
       return `service ${doc.spec.service}`;
+    case 'MeshTelemetry':
+      return 'the whole mesh';
     default:
       return targetKey(doc.spec.target);
   }
@@ -63,6 +66,8 @@ function claimPath(doc: PolicyDocument): string {
     case 'TrafficRoute':
     case 'TrafficPolicy':
       return 'spec.service';
+    case 'MeshTelemetry':
+      return 'metadata.name';
     default:
       return doc.spec.target.spiffeId !== undefined ? 'spec.target.spiffeId' : 'spec.target.service';
   }
@@ -77,7 +82,7 @@ function spiffeRefs(doc: PolicyDocument): Array<{ path: string; value: string }>
     });
     return refs;
   }
-  if (doc.kind === 'TrafficRoute' || doc.kind === 'TrafficPolicy') return refs;
+  if (doc.kind === 'TrafficRoute' || doc.kind === 'TrafficPolicy' || doc.kind === 'MeshTelemetry') return refs;
   if (doc.spec.target.spiffeId !== undefined) refs.push({ path: 'spec.target.spiffeId', value: doc.spec.target.spiffeId });
   if (doc.kind === 'AuthorizationPolicy') {
     doc.spec.rules.forEach((rule, r) => {
@@ -214,6 +219,8 @@ function kindClaimWord(kind: PolicyKind): string {
     case 'TrafficRoute':
     case 'TrafficPolicy':
       return 'service';
+    case 'MeshTelemetry':
+      return 'mesh (change it by applying under its name, or delete it first)';
     default:
       return 'target';
   }

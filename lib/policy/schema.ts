@@ -13,12 +13,16 @@
  * - AuthorizationPolicy: server-side allow/deny by source SPIFFE ID (and HTTP attributes).
  * - PeerAuthentication: mTLS mode, strict or permissive.
  * - RateLimit: local inbound rate limit per workload, optionally per route.
+ * - MeshTelemetry: mesh-wide tracing (no target: it concerns every node; one
+ *   per mesh, a second is refused at apply; an agent whose agent.yaml sets
+ *   `tracing` keeps its own).
  *
  * Targets (`target`) name a destination service (`service`, as in Consul) or one
  * workload identity (`spiffeId`); a spiffeId target wins over a service target.
  */
 import { z } from 'zod';
 import { durationMs } from '../duration.js';
+import { tracingSchema } from '../tracing.js';
 
 export const POLICY_API_VERSION = 'mesh.v1';
 
@@ -29,6 +33,7 @@ export const POLICY_KINDS = [
   'AuthorizationPolicy',
   'PeerAuthentication',
   'RateLimit',
+  'MeshTelemetry',
 ] as const;
 export type PolicyKind = (typeof POLICY_KINDS)[number];
 
@@ -266,6 +271,18 @@ export const rateLimitSpec = z.strictObject({
 });
 export type RateLimitSpec = z.output<typeof rateLimitSpec>;
 
+// --- MeshTelemetry ---------------------------------------------------------
+
+/** Mesh-wide telemetry: the tracing every agent without its own agent.yaml `tracing` uses. */
+export const meshTelemetrySpec = z.strictObject({
+  /** Same keys and rules as agent.yaml `tracing` (lib/tracing.ts). */
+  tracing: tracingSchema,
+});
+export type MeshTelemetrySpec = z.output<typeof meshTelemetrySpec>;
+
+/** Kinds with no target: every subscriber gets them (the policy filter's mesh-wide bucket). */
+export const MESH_WIDE_KINDS: ReadonlySet<string> = new Set<PolicyKind>(['MeshTelemetry']);
+
 // --- Envelope --------------------------------------------------------------
 
 export const SPEC_SCHEMAS = {
@@ -275,6 +292,7 @@ export const SPEC_SCHEMAS = {
   AuthorizationPolicy: authorizationPolicySpec,
   PeerAuthentication: peerAuthenticationSpec,
   RateLimit: rateLimitSpec,
+  MeshTelemetry: meshTelemetrySpec,
 } as const;
 
 export interface SpecByKind {
@@ -284,6 +302,7 @@ export interface SpecByKind {
   AuthorizationPolicy: AuthorizationPolicySpec;
   PeerAuthentication: PeerAuthenticationSpec;
   RateLimit: RateLimitSpec;
+  MeshTelemetry: MeshTelemetrySpec;
 }
 
 /** The envelope before the spec is checked against its kind's schema. */
