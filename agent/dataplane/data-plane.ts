@@ -127,11 +127,10 @@ export interface TracingStatus {
 function tracingStatus(built: ReturnType<typeof buildModel> | undefined): Pick<DataPlaneStatus, 'tracing'> {
   const tracing = built?.model.tracing;
   if (tracing === undefined) return {};
-  const host = tracing.host.includes(':') ? `[${tracing.host}]` : tracing.host;
   return {
     tracing: {
       provider: tracing.provider,
-      address: `${host}:${tracing.port}`,
+      address: `${tracing.host}:${tracing.port}`,
       samplingPercent: tracing.samplingPercent,
       source: built?.tracingSource ?? 'agent.yaml',
     },

@@ -44,3 +44,7 @@ export function peerAuthentication(name: string, target: { service?: string; spi
 export function rateLimit(name: string, target: { service?: string; spiffeId?: string }, requestsPerSecond = 10) {
   return { apiVersion: 'mesh.v1', kind: 'RateLimit', metadata: { name }, spec: { target, requestsPerSecond } };
 }
+
+export function meshTelemetry(name: string, tracing: Record<string, unknown> = { provider: 'zipkin', address: '127.0.0.1:9411' }) {
+  return { apiVersion: 'mesh.v1', kind: 'MeshTelemetry', metadata: { name }, spec: { tracing } };
+}
