@@ -4,9 +4,11 @@
  * tracing (tracer on the inbound and outbound HCMs, the collector cluster;
  * the builders are golden-tested in test/agent/xds/telemetry-golden.test.ts),
  * no MeshTelemetry means no tracer; per-resource status says when it is not
- * used and why; a NACK rolls it back like the other kinds.
+ * used and why; a NACK rolls it back like the other kinds; `mesh-agent status`
+ * shows the tracing in force and its source.
  */
 import t from 'tap';
+import type { DataPlaneStatus } from '../../../agent/dataplane/data-plane.js';
 import { PolicyLifecycle } from '../../../agent/dataplane/policy-lifecycle.js';
 import { policyKey } from '../../../agent/dataplane/policy-rollback.js';
 import { policyResourceStatuses } from '../../../agent/dataplane/policy-status.js';
@@ -14,13 +16,17 @@ import { makeView } from '../../../agent/discovery/catalog-view.js';
 import { buildModel } from '../../../agent/model/build-model.js';
 import { meshTelemetryInForce, resolveTracing, toModelTracing } from '../../../agent/model/mesh-telemetry.js';
 import type { ModelTracing } from '../../../agent/model/proxy-model.js';
+import { renderStatus } from '../../../agent/status/render.js';
+import { buildStatus } from '../../../agent/status/status.js';
 import type { AckedResources } from '../../../agent/xds/cache/acked-resources.js';
 import { TRACING_CLUSTER } from '../../../agent/xds/names.js';
+import { idleAdsStatus } from '../../../agent/xds/server/ads-telemetry.js';
 import { buildSnapshot, RESOURCE_KINDS, type Snapshot } from '../../../agent/xds/snapshot.js';
 import { createLogger } from '../../../lib/logger.js';
 import { parsePolicyDocument } from '../../../lib/policy/parse.js';
 import type { PolicyDocument, StoredPolicy } from '../../../lib/policy/schema.js';
 import { FakePolicySource } from '../../fakes/policy-source.js';
+import { statusInput } from '../../support/status-input.js';
 import { apiInstance, policyDoc, web } from '../dataplane/policy-fixtures.js';
 import { snapshotOf } from '../xds/fixtures/streams.js';
 
@@ -150,4 +156,27 @@ t.test('a NACK rolls the MeshTelemetry back to its last accepted version, or lea
   t.ok(fresh.nacked('rejected', 2000));
   t.equal(tracingOf(fresh.build()), undefined, 'left out: no tracer');
   t.match(fresh.status([web], view).resources[0], { state: 'rolled-back', reason: /left out: no earlier version was accepted/ });
+});
+
+t.test('mesh-agent status: the tracing in force and where it comes from', async (t) => {
+  const dataPlane: DataPlaneStatus = {
+    envoy: { state: 'external' },
+    xds: idleAdsStatus('/run/ads.sock'),
+    modelProblems: [],
+    upstreams: [],
+    serving: [],
+    identity: {
+      node: { spiffeId: 'spiffe://example.org/mesh/node/vm1', failures: 0, state: 'ready' },
+      workloads: [],
+      bundle: { sequence: 1, roots: 1 },
+      controlPlane: { address: 'cp:1', state: 'connected' },
+    },
+  };
+  const tracing = { provider: 'zipkin', address: 'zipkin.internal:9411', samplingPercent: 10, source: 'MeshTelemetry/mesh' };
+  const doc = buildStatus(statusInput({ dataPlane: { ...dataPlane, tracing } }));
+  t.same(doc.tracing, tracing);
+  t.match(renderStatus(doc), 'tracing        zipkin zipkin.internal:9411, 10% sampled (from MeshTelemetry/mesh)\n');
+  const off = buildStatus(statusInput({ dataPlane }));
+  t.equal(off.tracing, undefined);
+  t.notMatch(renderStatus(off), 'tracing ');
 });
