@@ -34,20 +34,14 @@ t.teardown(() => zipkin.stop());
 const apps = await startWebApi(t);
 const files = apps.files();
 
-const a = await startMeshNode({
-  cp: peers.cp,
-  consulAddr: peers.consul.httpAddr,
-  nodeName: 'vm-a',
-  workloads: { 'web.yaml': `${files['web.yaml']}accessLog: true\n` },
-});
-t.teardown(() => a.stop());
-const b = await startMeshNode({
-  cp: peers.cp,
-  consulAddr: peers.consul.httpAddr,
-  nodeName: 'vm-b',
-  workloads: { 'api.yaml': files['api.yaml'] as string },
-});
-t.teardown(() => b.stop());
+/** An agent (agent.yaml without tracing) with its Envoy, running these workload files. */
+async function node(nodeName: string, workloads: Record<string, string>): Promise<MeshNode> {
+  const n = await startMeshNode({ cp: peers.cp, consulAddr: peers.consul.httpAddr, nodeName, workloads });
+  t.teardown(() => n.stop());
+  return n;
+}
+const a = await node('vm-a', { 'web.yaml': `${files['web.yaml']}accessLog: true\n` });
+const b = await node('vm-b', { 'api.yaml': files['api.yaml'] as string });
 
 /** GET through web's upstream api on a new connection (one kept alive would stay on the listener it was accepted by). */
 function get(urlPath: string): Promise<number> {

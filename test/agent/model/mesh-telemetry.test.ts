@@ -8,7 +8,6 @@
  * shows the tracing in force and its source.
  */
 import t from 'tap';
-import type { DataPlaneStatus } from '../../../agent/dataplane/data-plane.js';
 import { PolicyLifecycle } from '../../../agent/dataplane/policy-lifecycle.js';
 import { policyKey } from '../../../agent/dataplane/policy-rollback.js';
 import { policyResourceStatuses } from '../../../agent/dataplane/policy-status.js';
@@ -20,13 +19,12 @@ import { renderStatus } from '../../../agent/status/render.js';
 import { buildStatus } from '../../../agent/status/status.js';
 import type { AckedResources } from '../../../agent/xds/cache/acked-resources.js';
 import { TRACING_CLUSTER } from '../../../agent/xds/names.js';
-import { idleAdsStatus } from '../../../agent/xds/server/ads-telemetry.js';
 import { buildSnapshot, RESOURCE_KINDS, type Snapshot } from '../../../agent/xds/snapshot.js';
 import { createLogger } from '../../../lib/logger.js';
 import { parsePolicyDocument } from '../../../lib/policy/parse.js';
 import type { PolicyDocument, StoredPolicy } from '../../../lib/policy/schema.js';
 import { FakePolicySource } from '../../fakes/policy-source.js';
-import { statusInput } from '../../support/status-input.js';
+import { idleDataPlaneStatus, statusInput } from '../../support/status-input.js';
 import { apiInstance, policyDoc, web } from '../dataplane/policy-fixtures.js';
 import { snapshotOf } from '../xds/fixtures/streams.js';
 
@@ -159,19 +157,7 @@ t.test('a NACK rolls the MeshTelemetry back to its last accepted version, or lea
 });
 
 t.test('mesh-agent status: the tracing in force and where it comes from', async (t) => {
-  const dataPlane: DataPlaneStatus = {
-    envoy: { state: 'external' },
-    xds: idleAdsStatus('/run/ads.sock'),
-    modelProblems: [],
-    upstreams: [],
-    serving: [],
-    identity: {
-      node: { spiffeId: 'spiffe://example.org/mesh/node/vm1', failures: 0, state: 'ready' },
-      workloads: [],
-      bundle: { sequence: 1, roots: 1 },
-      controlPlane: { address: 'cp:1', state: 'connected' },
-    },
-  };
+  const dataPlane = idleDataPlaneStatus();
   const tracing = { provider: 'zipkin', address: 'zipkin.internal:9411', samplingPercent: 10, source: 'MeshTelemetry/mesh' };
   const doc = buildStatus(statusInput({ dataPlane: { ...dataPlane, tracing } }));
   t.same(doc.tracing, tracing);

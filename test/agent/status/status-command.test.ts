@@ -9,7 +9,7 @@ import type { Workload } from '../../../agent/workloads/workload.js';
 import { idleAdsStatus } from '../../../agent/xds/server/ads-telemetry.js';
 import { runCli } from '../../../lib/cli.js';
 import { captureIo } from '../../support/cli.js';
-import { statusInput } from '../../support/status-input.js';
+import { idleDataPlaneStatus, statusInput } from '../../support/status-input.js';
 import { tempDir } from '../../support/temp-dir.js';
 
 function doc(overrides: Partial<StatusDocument> = {}): StatusDocument {
@@ -251,20 +251,7 @@ t.test('policy in the data plane: the table, the JSON, and the states that are p
   };
   const d = buildStatus({
     ...statusInput(),
-    dataPlane: {
-      envoy: { state: 'external' },
-      xds: idleAdsStatus('/run/ads.sock'),
-      modelProblems: [],
-      upstreams: [],
-      serving: [],
-      identity: {
-        node: { spiffeId: 'spiffe://example.org/mesh/node/vm1', failures: 0, state: 'ready' },
-        workloads: [],
-        bundle: { sequence: 1, roots: 1 },
-        controlPlane: { address: 'cp:1', state: 'connected' },
-      },
-      policy,
-    },
+    dataPlane: idleDataPlaneStatus({ policy }),
   });
   t.same(d.dataPlane, { policy }, 'the JSON carries every field under dataPlane.policy');
   t.same(d.problems, [
