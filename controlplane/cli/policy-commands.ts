@@ -134,7 +134,7 @@ export function policySpecs(stdin: () => Promise<string> = readProcessStdin): Sp
       name: 'policy get',
       summary: 'print one policy resource as applied (YAML you can apply again, or JSON)',
       usage:
-        'KIND NAME [-o yaml|json]\n  KIND             ServiceIdentity, TrafficRoute, TrafficPolicy, AuthorizationPolicy, PeerAuthentication or RateLimit (any case)\n  -o, --output F   yaml (default: the document, after a comment with version and revision) or json (the document)\n',
+        'KIND NAME [-o yaml|json]\n  KIND             ServiceIdentity, TrafficRoute, TrafficPolicy, AuthorizationPolicy, PeerAuthentication, RateLimit or MeshTelemetry (any case)\n  -o, --output F   yaml (default: the document, after a comment with version and revision) or json (the document)\n',
       options: { output: { type: 'string', short: 'o' } },
       positionals: true,
       async run(client, values, positionals, io) {
