@@ -119,7 +119,14 @@ t.test('SYNCED for healthy agents, NACK after a config Envoy rejects, STALE afte
   t.ok((detail.report?.node_svid_not_after_ms ?? 0) > Date.now(), 'the node SVID expiry');
   t.equal(detail.report?.policy_revision, detail.expected_policy_revision, 'the policy revision the control plane sent');
   t.comment(`a report of one workload: ${JSON.stringify(detail.report).length} bytes of JSON`);
-  const text = await meshctl(peers.cp, ['node', 'status', 'vm-web']);
+  // web's health is its Consul check, which passes a moment after Envoy serves its mesh port: wait for the report that says so.
+  const text = await waitFor(
+    async () => {
+      const r = await meshctl(peers.cp, ['node', 'status', 'vm-web']);
+      return /\nweb\s+passing\s/.test(r.stdout) ? r : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 250, what: "vm-web's report to show web's check passing" },
+  );
   t.match(text.stdout, /^node\s+vm-web \(spiffe:\/\/example\.org\/mesh\/node\/vm-web\)\n/);
   t.match(text.stdout, /\nsync\s+SYNCED\n/);
   t.match(text.stdout, /\nXDS\s+IN SYNC\s+RESOURCES\s+ACKED VERSION\s+ACKED AT\s+LAST NACK\n(?:[CELRS]DS\s+yes\s+.*\n){5}/);
