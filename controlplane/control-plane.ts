@@ -108,11 +108,13 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
   }
   if (stored === undefined) caRepo.setMeta('trust_domain', config.trustDomain);
 
+  const exports = new ExportRepo(db);
   const ca = new CaManager({
     db,
     ca: caRepo,
     certs,
     audit,
+    exports,
     dataDir: config.dataDir,
     trustDomain: config.trustDomain,
     clock,
@@ -203,7 +205,7 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
       exporter: new IntermediateExporter({
         db,
         ca: caRepo,
-        exports: new ExportRepo(db),
+        exports,
         audit,
         manager: ca,
         dataDir: config.dataDir,

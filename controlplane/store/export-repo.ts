@@ -28,6 +28,13 @@ export class ExportRepo {
     return Number(result.lastInsertRowid);
   }
 
+  /** The exports signed by this generation's root that have not expired at `now`. */
+  unexpiredUnder(generationId: number, now: number): ExportRow[] {
+    return this.db
+      .prepare('SELECT * FROM ca_exports WHERE root_generation_id = ? AND not_after > ? ORDER BY id')
+      .all(generationId, now) as ExportRow[];
+  }
+
   all(): ExportRow[] {
     return this.db.prepare('SELECT * FROM ca_exports ORDER BY id').all() as ExportRow[];
   }

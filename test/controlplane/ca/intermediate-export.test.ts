@@ -33,9 +33,10 @@ async function world(t: Test) {
   t.teardown(() => db.close());
   const clock = new FakeClock(Date.now());
   const deps = { db, ca: new CaRepo(db), audit: new AuditRepo(db), dataDir, trustDomain: TD, clock, logger: silentLogger };
-  const manager = new CaManager({ ...deps, certs: new CertRepo(db) });
+  const exports = new ExportRepo(db);
+  const manager = new CaManager({ ...deps, certs: new CertRepo(db), exports });
   await manager.init();
-  const exporter = new IntermediateExporter({ ...deps, manager, exports: new ExportRepo(db) });
+  const exporter = new IntermediateExporter({ ...deps, manager, exports });
   const csr = async (name: string, key: 'P-256' | 'ed25519' = 'P-256') => {
     const made = await opensslCsr(dataDir, name, { ext: [], key });
     t.equal(made.code, 0, `openssl req ${name}: ${made.stderr}`);
@@ -160,4 +161,24 @@ t.test('an imported intermediate signing: its root key is not here, so no export
     message: /imported intermediate/,
   });
   t.same(w.exporter.list(), []);
+});
+
+t.test('retiring a root that an unexpired exported intermediate chains to needs --force', async (t) => {
+  const w = await world(t);
+  const hour = 3_600_000;
+  const old = await w.exporter.export({ kind: 'istio', csr: (await w.csr('old')).der, ttlMs: hour });
+  await w.manager.prepare();
+  await w.manager.activate();
+  const renewed = await w.exporter.export({ kind: 'istio', csr: (await w.csr('new')).der, ttlMs: 10 * hour });
+  t.equal(renewed.rootGeneration, w.manager.active().id, 'a new export chains to the new root');
+  t.equal(renewed.rootsPem.split('BEGIN CERTIFICATE').length - 1, 2, 'root-cert.pem holds both roots while both are in the bundle');
+  await t.rejects(w.manager.retire(false), {
+    code: 'MESH_E_CA_ROOT_IN_USE',
+    message: new RegExp(`exported intermediate\\(s\\) ${old.id} \\(istio\\) still chain to the previous root`),
+    details: { unexpired: 0, exportedIntermediates: [old.id] },
+  });
+  t.match(w.audit.list().at(-1), { action: 'ca.rotate.retire', result: 'MESH_E_CA_ROOT_IN_USE' });
+  w.clock.advance(2 * hour);
+  const done = await w.manager.retire(false);
+  t.equal(done.retired, old.rootGeneration, 'once it has expired, the old root retires without --force');
 });
