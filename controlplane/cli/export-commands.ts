@@ -97,13 +97,10 @@ export function exportIntermediateSpec(): Spec {
       const out = path.resolve(values.out);
       const existing = existingOutputs(out);
       if (existing.length > 0 && values.force !== true) {
-        throw new MeshError(
-          'MESH_E_OUTPUT_EXISTS',
-          `${existing.join(', ')} already exist(s); nothing was exported (--force replaces them)`,
-          {
-            details: { files: existing },
-          },
-        );
+        const names = existing.map((f) => path.basename(f)).join(', ');
+        throw new MeshError('MESH_E_OUTPUT_EXISTS', `${out} already has ${names}; nothing was exported (--force replaces them)`, {
+          details: { files: existing },
+        });
       }
       // Made before the export is recorded, so a DIR that cannot be made fails first.
       await mkdir(out, { recursive: true, mode: 0o700 });

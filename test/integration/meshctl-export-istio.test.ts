@@ -94,7 +94,7 @@ t.test('existing files are kept unless --force; nothing is exported then', async
   const before = (JSON.parse((await ctl('ca', 'status', '--json')).out) as { exports: unknown[] }).exports.length;
   const refused = await ctl('ca', 'export-intermediate', '--for', 'istio', '--out', out);
   t.equal(refused.code, 1);
-  t.match(refused.err, /MESH_E_OUTPUT_EXISTS: .*ca-key\.pem already exist/);
+  t.match(refused.err, `MESH_E_OUTPUT_EXISTS: ${out} already has ca-key.pem; nothing was exported (--force replaces them)`);
   t.equal(await readFile(path.join(out, 'ca-key.pem'), 'utf8'), 'keep me', 'the file is untouched');
   t.equal((JSON.parse((await ctl('ca', 'status', '--json')).out) as { exports: unknown[] }).exports.length, before, 'no export recorded');
   const forced = await ctl('ca', 'export-intermediate', '--for', 'istio', '--out', out, '--force', '--json');
