@@ -18,11 +18,10 @@ import t from 'tap';
 import { meshctlProgram } from '../../controlplane/cli/program.js';
 import { runProgram } from '../support/cli.js';
 import { startEnvoy } from '../support/envoy.js';
-import { istioSidecarBootstrap } from '../support/istio-sidecar.js';
+import { istioSidecarBootstrap, istioWorkloadCert } from '../support/istio-sidecar.js';
 import { type EchoAnswer, getJson, startEchoApp, tlsProbe, xfccUri } from '../support/mesh-apps.js';
 import { startMeshNode } from '../support/mesh-node.js';
 import { meshTraffic, startMeshPeers, startWebApi } from '../support/mesh-world.js';
-import { issuedCert } from '../support/openssl.js';
 import { freePorts } from '../support/ports.js';
 import { verifySvid } from '../support/svid-verify.js';
 import { tempDir } from '../support/temp-dir.js';
@@ -58,22 +57,14 @@ t.test('an Istio-signed workload and a VM agent talk mTLS both ways through one 
   const file = (name: string) => readFile(path.join(cacerts, name), 'utf8');
 
   // Istio's CA signs the pod's certificate with ca-key.pem (here: openssl).
-  const pod = await issuedCert(
+  const pod = await istioWorkloadCert(
     dir,
     'sleeper',
     { cert: path.join(cacerts, 'ca-cert.pem'), key: path.join(cacerts, 'ca-key.pem') },
-    {
-      serial: '0x51EE9E4',
-      days: 1,
-      ext: [
-        'basicConstraints = critical,CA:false',
-        'keyUsage = critical,digitalSignature,keyEncipherment',
-        'extendedKeyUsage = serverAuth,clientAuth',
-        `subjectAltName = URI:${SLEEPER}`,
-        'authorityKeyIdentifier = keyid',
-      ],
-    },
+    SLEEPER,
+    '0x51EE9E4',
   );
+
   const podChain = pod.pem + (await file('ca-cert.pem'));
   const rootsPem = await file('root-cert.pem');
   const svid = await verifySvid(podChain, rootsPem);

@@ -9,6 +9,31 @@
  * No SDS and no istiod: the certificate and roots are inline.
  */
 import { socketAddress } from '../../agent/xds/resources/common.js';
+import { issuedCert, type OpensslCert } from './openssl.js';
+
+/**
+ * A workload certificate as istiod signs one with the plug-in CA's files
+ * (here openssl does): a fresh key, the SPIFFE ID as the only URI SAN, one day.
+ */
+export function istioWorkloadCert(
+  dir: string,
+  name: string,
+  ca: { cert: string; key: string },
+  spiffeId: string,
+  serial: string,
+): Promise<OpensslCert> {
+  return issuedCert(dir, name, ca, {
+    serial,
+    days: 1,
+    ext: [
+      'basicConstraints = critical,CA:false',
+      'keyUsage = critical,digitalSignature,keyEncipherment',
+      'extendedKeyUsage = serverAuth,clientAuth',
+      `subjectAltName = URI:${spiffeId}`,
+      'authorityKeyIdentifier = keyid',
+    ],
+  });
+}
 
 export interface SidecarOptions {
   trustDomain: string;

@@ -18,6 +18,7 @@ import { openDb } from '../../../controlplane/store/db.js';
 import { ExportRepo } from '../../../controlplane/store/export-repo.js';
 import { silentLogger } from '../../../lib/logger.js';
 import { FakeClock } from '../../fakes/clock.js';
+import { istioWorkloadCert } from '../../support/istio-sidecar.js';
 import { issuedCert, openssl, opensslCsr, opensslRun, selfSignedCert } from '../../support/openssl.js';
 import { opensslVerify, verifySvid } from '../../support/svid-verify.js';
 import { tempDir } from '../../support/temp-dir.js';
@@ -84,22 +85,8 @@ t.test('the exported intermediate: a pathLen-0 CA of the trust domain under the 
     path.join(w.dataDir, 'ca-cert.pem'),
   ]);
   t.equal(chained.code, 0, `openssl verify -x509_strict: the intermediate chains to the bundle: ${chained.stdout}${chained.stderr}`);
-  const leaf = await issuedCert(
-    w.dataDir,
-    'sleeper',
-    { cert: path.join(w.dataDir, 'ca-cert.pem'), key },
-    {
-      serial: '0x4D3C2B1A',
-      days: 1,
-      ext: [
-        'basicConstraints = critical,CA:false',
-        'keyUsage = critical,digitalSignature,keyEncipherment',
-        'extendedKeyUsage = serverAuth,clientAuth',
-        `subjectAltName = URI:${SLEEPER}`,
-        'authorityKeyIdentifier = keyid',
-      ],
-    },
-  );
+  const leaf = await istioWorkloadCert(w.dataDir, 'sleeper', { cert: path.join(w.dataDir, 'ca-cert.pem'), key }, SLEEPER, '0x4D3C2B1A');
+
   const svid = await verifySvid(leaf.pem + out.certPem, out.rootsPem);
   t.ok(svid.ok, `go-spiffe accepts the Istio-signed leaf: ${JSON.stringify(svid)}`);
   if (svid.ok) t.equal(svid.spiffe_id, SLEEPER);
@@ -154,6 +141,8 @@ t.test('an imported intermediate signing: its root key is not here, so no export
     days: 300,
     ext: [...ext(',pathlen:0'), 'authorityKeyIdentifier = keyid'],
   });
+  // openssl's certificates start the second it makes them: import a minute later.
+  w.clock.advance(60_000);
   await w.manager.importCa(opInt.pem, await readFile(opInt.key, 'utf8'), opRoot.pem);
   await w.manager.activate();
   await t.rejects(w.exporter.export({ kind: 'istio', csr: (await w.csr('x')).der, ttlMs: 1000 }), {
