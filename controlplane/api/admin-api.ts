@@ -118,8 +118,7 @@ export function adminHandlers(deps: AdminDeps): grpc.UntypedServiceImplementatio
     ExportIntermediate: unary(logger, 'ExportIntermediate', async (req: { kind: string; csr: Buffer; ttl_ms: number }) => {
       if (exporter === undefined) throw new MeshError('MESH_E_INTERNAL', 'this control plane does not export intermediates');
       const done = await exporter.export({ kind: req.kind, csr: req.csr, ttlMs: req.ttl_ms });
-      const row = exporter.list().find((r) => r.id === done.id) as ExportRow;
-      return { intermediate: exportMessage(row), cert_pem: done.certPem, chain_pem: done.chainPem, roots_pem: done.rootsPem };
+      return { intermediate: exportMessage(done.row), cert_pem: done.certPem, chain_pem: done.chainPem, roots_pem: done.rootsPem };
     }),
     ListAudit: unary(logger, 'ListAudit', (req: { limit: number }) => ({
       entries: audit.list({ limit: req.limit > 0 ? req.limit : 1000 }).map((r) => ({

@@ -45,6 +45,8 @@ export interface ExportedIntermediate {
   chainPem: string;
   /** Every root of the trust bundle (root-cert.pem). */
   rootsPem: string;
+  /** The record kept (ca status lists it). */
+  row: ExportRow;
 }
 
 export interface ExporterDeps {
@@ -164,6 +166,7 @@ export class IntermediateExporter {
       certPem,
       chainPem: certPem + active.rootPem,
       rootsPem: this.deps.manager.bundle().roots.join(''),
+      row: { id, ...row },
     };
   }
 }
