@@ -3,8 +3,9 @@
  * CA, `meshctl ca export-intermediate --for istio`). The requester sends a
  * CSR: the key is made where the files are written and never reaches the
  * control plane. The root of the active generation signs (its key is read
- * from the data dir for this one signature); the export is recorded beside
- * the generations and in the audit log, whatever the outcome.
+ * from the data dir for this one signature). A signed export is recorded
+ * beside the generations (ca_exports); every attempt, signed or refused, is
+ * in the audit log.
  */
 
 import { X509Certificate } from 'node:crypto';
