@@ -126,8 +126,8 @@ t.test('refusals are coded, audited and record nothing', async (t) => {
   await refuses('an Ed25519 key', { kind: 'istio', csr: (await w.csr('ed', 'ed25519')).der, ttlMs: 1000 }, 'MESH_E_KEY_UNSUPPORTED');
 });
 
-t.test('an imported intermediate signing: its root key is not here, so no export', async (t) => {
-  const w = await world(t);
+/** An operator's root and an intermediate under it, made by openssl, with the trust domain's SPIFFE ID. */
+async function operatorCa(w: Awaited<ReturnType<typeof world>>) {
   const ext = (pathLen: string) => [
     `basicConstraints = critical,CA:true${pathLen}`,
     'keyUsage = critical,keyCertSign,cRLSign',
@@ -141,6 +141,27 @@ t.test('an imported intermediate signing: its root key is not here, so no export
     days: 300,
     ext: [...ext(',pathlen:0'), 'authorityKeyIdentifier = keyid'],
   });
+  return { opRoot, opInt };
+}
+
+t.test('an imported operator root signing: the export is under the operator root, within its lifetime', async (t) => {
+  const w = await world(t);
+  const { opRoot } = await operatorCa(w);
+  w.clock.advance(60_000);
+  await w.manager.importCa(opRoot.pem, await readFile(opRoot.key, 'utf8'), '');
+  await w.manager.activate();
+  const out = await w.exporter.export({ kind: 'istio', csr: (await w.csr('under-op')).der, ttlMs: 400 * 86_400_000 });
+  const root = new X509Certificate(opRoot.pem);
+  const cert = new X509Certificate(out.certPem);
+  t.ok(cert.checkIssued(root) && cert.verify(root.publicKey), "signed by the operator's root");
+  t.equal(out.notAfter, Date.parse(root.validTo), "cut at the operator root's notAfter");
+  t.equal(out.chainPem, out.certPem + root.toString(), 'cert-chain.pem ends with the operator root');
+  t.ok(out.rootsPem.includes(root.toString()), 'root-cert.pem holds it');
+});
+
+t.test('an imported intermediate signing: its root key is not here, so no export', async (t) => {
+  const w = await world(t);
+  const { opRoot, opInt } = await operatorCa(w);
   // openssl's certificates start the second it makes them: import a minute later.
   w.clock.advance(60_000);
   await w.manager.importCa(opInt.pem, await readFile(opInt.key, 'utf8'), opRoot.pem);
