@@ -21,6 +21,7 @@ import { ServerIdentity } from './api/server-identity.js';
 import { serverTimeInterceptor } from './api/server-time.js';
 import { RateLimiter } from './attestation/rate-limiter.js';
 import { CaManager } from './ca/ca-manager.js';
+import { IntermediateExporter } from './ca/intermediate-export.js';
 import { createLeafSigner, defaultSigningWorkers } from './ca/leaf-signer.js';
 import type { ControlplaneConfig } from './config/schema.js';
 import { IdentityService } from './identity-service.js';
@@ -36,6 +37,7 @@ import { CaRepo } from './store/ca-repo.js';
 import { CertRepo } from './store/cert-repo.js';
 import { CommitBatcher } from './store/commit-batcher.js';
 import { type Db, openDb, schemaVersion } from './store/db.js';
+import { ExportRepo } from './store/export-repo.js';
 import { NodeRepo } from './store/node-repo.js';
 
 /** How long stop() lets calls in flight finish before closing every stream. */
@@ -106,11 +108,13 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
   }
   if (stored === undefined) caRepo.setMeta('trust_domain', config.trustDomain);
 
+  const exports = new ExportRepo(db);
   const ca = new CaManager({
     db,
     ca: caRepo,
     certs,
     audit,
+    exports,
     dataDir: config.dataDir,
     trustDomain: config.trustDomain,
     clock,
@@ -198,6 +202,17 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
       db,
       policies,
       sync,
+      exporter: new IntermediateExporter({
+        db,
+        ca: caRepo,
+        exports,
+        audit,
+        manager: ca,
+        dataDir: config.dataDir,
+        trustDomain: config.trustDomain,
+        clock,
+        logger: logger.child({ component: 'ca' }),
+      }),
       logger: logger.child({ component: 'admin' }),
       status: () => {
         const all = nodes.nodes();

@@ -34,6 +34,8 @@ export const ERROR_CODES = {
   MESH_E_POLICY_CACHE_INVALID: 'the policy kept on disk cannot be read; it is ignored until the control plane sends a set',
   MESH_E_CA_ROTATION_STATE: 'a CA rotation step was asked for out of order',
   MESH_E_CA_ROOT_IN_USE: 'the previous root still has unexpired certificates chaining to it',
+  MESH_E_CA_EXPORT_UNAVAILABLE: "the active CA's root key is not held by the control plane, so it cannot sign an exported intermediate",
+  MESH_E_OUTPUT_EXISTS: 'an output file already exists; nothing was written (--force replaces it)',
   MESH_E_TOKEN_UNKNOWN: 'the join token is not known to the control plane',
   MESH_E_TOKEN_USED: 'the join token was already used; create a new one',
   MESH_E_TOKEN_EXPIRED: 'the join token expired; create a new one',

@@ -7,11 +7,13 @@ import { MeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import type { Generation } from '../ca/authority.js';
 import type { CaManager } from '../ca/ca-manager.js';
+import type { IntermediateExporter } from '../ca/intermediate-export.js';
 import type { IdentityService } from '../identity-service.js';
 import type { PolicyStore } from '../policy/policy-store.js';
 import { type NodeSyncSource, nodeStatusDetail, nodeSyncFields, unknownNode } from '../status/node-sync-view.js';
 import type { AuditRepo } from '../store/audit-repo.js';
 import { backupDb, type Db } from '../store/db.js';
+import type { ExportRow } from '../store/export-repo.js';
 import type { NodeRepo, NodeRow } from '../store/node-repo.js';
 import { unary } from './handlers.js';
 import { bundleMessage } from './identity-api.js';
@@ -28,6 +30,8 @@ export interface AdminDeps {
   status: () => Record<string, unknown>;
   /** Node sync status (reports from agents); absent: NodeInfo carries no sync fields. */
   sync?: NodeSyncSource;
+  /** Intermediates exported for other CAs (meshctl ca export-intermediate); absent: not offered. */
+  exporter?: IntermediateExporter;
 }
 
 function nodeMessage(row: NodeRow, sync?: NodeSyncSource) {
@@ -56,9 +60,27 @@ function generationMessage(g: Generation) {
   };
 }
 
+function exportMessage(row: ExportRow) {
+  return {
+    id: row.id,
+    kind: row.kind,
+    root_generation: row.root_generation_id,
+    serial: row.serial,
+    subject: row.subject,
+    not_before_ms: row.not_before,
+    not_after_ms: row.not_after,
+    created_at_ms: row.created_at,
+  };
+}
+
 export function adminHandlers(deps: AdminDeps): grpc.UntypedServiceImplementation {
-  const { identity, ca, nodes, audit, db, logger } = deps;
-  const caStatus = (message = '') => ({ generations: ca.all().map(generationMessage), bundle_sequence: ca.bundle().sequence, message });
+  const { identity, ca, nodes, audit, db, logger, exporter } = deps;
+  const caStatus = (message = '') => ({
+    generations: ca.all().map(generationMessage),
+    bundle_sequence: ca.bundle().sequence,
+    message,
+    exports: (exporter?.list() ?? []).map(exportMessage),
+  });
   return {
     CreateToken: unary(logger, 'CreateToken', (req: { node_name: string; allow: string[]; ttl_ms: number }) => {
       const created = identity.createToken({ node: req.node_name, allow: req.allow, ttlMs: req.ttl_ms });
@@ -93,6 +115,11 @@ export function adminHandlers(deps: AdminDeps): grpc.UntypedServiceImplementatio
       throw new MeshError('MESH_E_USAGE', `unknown rotation step ${JSON.stringify(req.step)}; use prepare, activate or retire`);
     }),
     GetCaStatus: unary(logger, 'GetCaStatus', () => caStatus()),
+    ExportIntermediate: unary(logger, 'ExportIntermediate', async (req: { kind: string; csr: Buffer; ttl_ms: number }) => {
+      if (exporter === undefined) throw new MeshError('MESH_E_INTERNAL', 'this control plane does not export intermediates');
+      const done = await exporter.export({ kind: req.kind, csr: req.csr, ttlMs: req.ttl_ms });
+      return { intermediate: exportMessage(done.row), cert_pem: done.certPem, chain_pem: done.chainPem, roots_pem: done.rootsPem };
+    }),
     ListAudit: unary(logger, 'ListAudit', (req: { limit: number }) => ({
       entries: audit.list({ limit: req.limit > 0 ? req.limit : 1000 }).map((r) => ({
         id: r.id,

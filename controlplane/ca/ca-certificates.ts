@@ -78,13 +78,32 @@ export function createIntermediate(
   publicKey: KeyObject,
   ttlMs: number,
 ): Promise<Buffer> {
+  return createSubordinateCa({ trustDomain, commonName: `${trustDomain} signing CA ${label}`, now, ttlMs, issuer, issuerKey, publicKey });
+}
+
+/**
+ * A CA (pathLen 0: it signs leaves only) under `issuer`, never outliving it:
+ * our signing CAs, and the intermediates exported for another CA (Istio's
+ * plug-in CA), which thereby have the same profile: CA:true critical,
+ * keyCertSign and cRLSign critical, URI SAN spiffe://<td>, SKI, AKI of the root.
+ */
+export function createSubordinateCa(options: {
+  trustDomain: string;
+  commonName: string;
+  now: number;
+  ttlMs: number;
+  issuer: X509Certificate;
+  issuerKey: KeyObject;
+  publicKey: KeyObject;
+}): Promise<Buffer> {
+  const { trustDomain, issuer, now } = options;
   return makeCaCertificate({
-    subject: caName(`${trustDomain} signing CA ${label}`, trustDomain),
+    subject: caName(options.commonName, trustDomain),
     issuer: { name: certFields(issuer.raw).subject, keyId: issuerKeyIdOf(issuer) },
-    signingKey: issuerKey,
-    publicKey,
+    signingKey: options.issuerKey,
+    publicKey: options.publicKey,
     notBefore: now - BACKDATE_MS,
-    notAfter: Math.min(now + ttlMs, Date.parse(issuer.validTo)),
+    notAfter: Math.min(now + options.ttlMs, Date.parse(issuer.validTo)),
     trustDomain,
     pathLen: 0,
   });

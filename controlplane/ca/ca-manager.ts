@@ -18,6 +18,7 @@ import type { AuditRepo } from '../store/audit-repo.js';
 import type { CaRepo, GenerationRow } from '../store/ca-repo.js';
 import type { CertRepo } from '../store/cert-repo.js';
 import type { Db } from '../store/db.js';
+import type { ExportRepo } from '../store/export-repo.js';
 import { type Generation, generationFromRow } from './authority.js';
 import { checkImportPath } from './import-checks.js';
 
@@ -49,6 +50,8 @@ export interface CaManagerDeps {
   trustDomain: string;
   clock: Clock;
   logger: Logger;
+  /** Intermediates exported for other CAs: retiring their root needs --force. */
+  exports?: ExportRepo;
 }
 
 export class CaManager {
@@ -303,10 +306,20 @@ export class CaManager {
       throw new MeshError('MESH_E_CA_ROTATION_STATE', 'there is no previous root to retire; activate a prepared CA first');
     const now = this.deps.clock.now();
     const unexpired = this.deps.certs.unexpiredCount(previous.id, now);
-    if (unexpired > 0 && !force) {
-      const message = `${unexpired} unexpired certificate(s) still chain to the previous root; wait until they expire or are renewed, or use --force`;
+    // Another CA (Istio) signing under an exported intermediate of this root would lose the VMs' trust.
+    const exported = this.deps.exports?.unexpiredUnder(previous.id, now) ?? [];
+    if ((unexpired > 0 || exported.length > 0) && !force) {
+      const reasons = [];
+      if (unexpired > 0) reasons.push(`${unexpired} unexpired certificate(s) still chain to the previous root`);
+      if (exported.length > 0)
+        reasons.push(
+          `exported intermediate(s) ${exported.map((x) => `${x.id} (${x.kind})`).join(', ')} still chain to the previous root and the CAs using them would no longer be trusted; export a new one (meshctl ca export-intermediate) and install it there first`,
+        );
+      const message = `${reasons.join('; ')}; wait until they expire or are renewed, or use --force`;
       this.deps.audit.insert({ at: now, actor: 'admin', action: 'ca.rotate.retire', result: 'MESH_E_CA_ROOT_IN_USE', detail: message });
-      throw new MeshError('MESH_E_CA_ROOT_IN_USE', message, { details: { unexpired } });
+      throw new MeshError('MESH_E_CA_ROOT_IN_USE', message, {
+        details: { unexpired, ...(exported.length > 0 ? { exportedIntermediates: exported.map((x) => x.id) } : {}) },
+      });
     }
     this.step(
       'ca.rotate.retire',

@@ -7,6 +7,7 @@ import { MeshError } from '../../lib/errors.js';
 import { toPem } from '../../lib/x509/pem.js';
 import { type AdminClient, connectAdmin } from './admin-client.js';
 import { iso, table } from './cli-format.js';
+import { exportIntermediateSpec } from './export-commands.js';
 import { nodeListSpec, nodeStatusSpec } from './node-commands.js';
 
 export const DEFAULT_DATA_DIR = '/var/lib/mesh-controlplane';
@@ -64,6 +65,7 @@ interface CaStatus {
   generations: Array<{ id: number; state: string; source: string; root_subject: string; root_not_after: string; root_fingerprint: string }>;
   bundle_sequence: number;
   message: string;
+  exports?: Array<{ id: number; kind: string; root_generation: number; serial: string; subject: string; not_after_ms: number }>;
 }
 
 function printCa(io: CliIo, values: Record<string, unknown>, status: CaStatus): number {
@@ -86,6 +88,22 @@ function printCa(io: CliIo, values: Record<string, unknown>, status: CaStatus): 
     ]),
   );
   io.stdout.write(`bundle sequence ${status.bundle_sequence}\n`);
+  const exports = status.exports ?? [];
+  if (exports.length > 0) {
+    io.stdout.write(
+      `\n${table([
+        ['EXPORT', 'KIND', 'UNDER GENERATION', 'SERIAL', 'EXPIRES', 'SUBJECT'],
+        ...exports.map((x) => [
+          String(x.id),
+          `exported-intermediate (${x.kind})`,
+          String(x.root_generation),
+          x.serial,
+          iso(x.not_after_ms),
+          x.subject,
+        ]),
+      ])}`,
+    );
+  }
   return EXIT_OK;
 }
 
@@ -161,6 +179,7 @@ export function meshctlCommands(connect: Connect = connectAdmin): Command[] {
         return printCa(io, values, await client.call<CaStatus>('ImportCa', request));
       },
     },
+    exportIntermediateSpec(),
     rotate('prepare', 'rotation step 1: create a new root and add it to the bundle (agents receive it)'),
     rotate('activate', 'rotation step 2: the new root signs; the old root stays in the bundle'),
     rotate('retire', 'rotation step 3: remove the old root once no unexpired certificate chains to it'),

@@ -99,4 +99,24 @@ CREATE INDEX policies_by_revision ON policies(revision);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('policy_revision', '0');
 `,
   },
+  {
+    version: 3,
+    name: 'ca-exports',
+    // Intermediate CAs signed for another CA (Istio's plug-in CA) under a root of the bundle.
+    // The control plane never holds their keys, so they are not ca_generations rows (those
+    // are loaded with their signing key at start); they are listed beside them.
+    sql: `
+CREATE TABLE ca_exports (
+  id INTEGER PRIMARY KEY,
+  kind TEXT NOT NULL,
+  root_generation_id INTEGER NOT NULL REFERENCES ca_generations(id),
+  serial TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  cert_pem TEXT NOT NULL,
+  not_before INTEGER NOT NULL,
+  not_after INTEGER NOT NULL,
+  created_at INTEGER NOT NULL
+);
+`,
+  },
 ]);

@@ -47,7 +47,10 @@ t.test('migration 2 on an existing v1 database keeps its rows and starts at revi
   new AuditRepo(v1).insert({ at: 1, actor: 'admin', action: 'node.revoke', result: 'ok' });
   v1.close();
 
-  const db = openDb(file);
+  const db = openDb(
+    file,
+    MIGRATIONS.filter((m) => m.version <= 2),
+  );
   t.teardown(() => db.close());
   t.equal(schemaVersion(db), 2, 'migrated to 2');
   t.same(db.prepare("SELECT value FROM meta WHERE key = 'trust_domain'").get(), { value: 'example.org' }, 'v1 rows kept');
