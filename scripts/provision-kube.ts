@@ -34,11 +34,7 @@ export function kubeLdflags(version: string): string {
   return `-s -w -X ${v}.gitVersion=v${version} -X ${v}.gitMajor=${major} -X ${v}.gitMinor=${minor}`;
 }
 
-export async function provisionKube(options: {
-  root: string;
-  cacheDir: string;
-  progress?: (line: string) => void;
-}): Promise<KubeTools> {
+export async function provisionKube(options: { root: string; cacheDir: string; progress?: (line: string) => void }): Promise<KubeTools> {
   return underProvisionLock(options, async (progress) => {
     const kubeVersion = await pinnedGoModule(options.root, 'kube-apiserver', 'k8s.io/kubernetes');
     const etcdVersion = await pinnedGoModule(options.root, 'etcd', 'go.etcd.io/etcd/server/v3');

@@ -4,6 +4,7 @@
  * `npm run provision`), later calls reuse the answer.
  */
 import { defaultCacheDir, type Provisioned, provision, type ToolInfo } from '../../scripts/provision.js';
+import { type KubeTools, provisionKube } from '../../scripts/provision-kube.js';
 import { type PrometheusTools, provisionPrometheus } from '../../scripts/provision-prometheus.js';
 import { provisionDebianRootfs } from '../../scripts/provision-rootfs.js';
 import { provisionZipkin } from '../../scripts/provision-zipkin.js';
@@ -54,4 +55,16 @@ export function zipkin(): Promise<ToolInfo> {
     progress: (line) => process.stderr.write(`# provision: ${line}\n`),
   });
   return zipkinJar;
+}
+
+let kube: Promise<KubeTools> | undefined;
+
+/** kube-apiserver and etcd, built from their Go modules into the cache on first use (scripts/provision-kube.ts). */
+export function kubeTools(): Promise<KubeTools> {
+  kube ??= provisionKube({
+    root: repoRoot(),
+    cacheDir: defaultCacheDir(process.env),
+    progress: (line) => process.stderr.write(`# provision: ${line}\n`),
+  });
+  return kube;
 }
