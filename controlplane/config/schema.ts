@@ -2,6 +2,8 @@
 import { z } from 'zod';
 import { durationMs } from '../../lib/duration.js';
 import { validateTrustDomain } from '../../lib/spiffe-id.js';
+import { kubeAttestationSchema } from '../kube/attestation-config.js';
+import { kubeSyncSchema } from '../kube/sync-config.js';
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'must be HOST:PORT');
 
@@ -32,6 +34,25 @@ export const controlplaneSchema = z.strictObject({
     .prefault({}),
   /** GET /metrics (Prometheus text) on this HOST:PORT; absent: no metrics listener. */
   metrics: z.strictObject({ listen: hostPort.optional() }).prefault({}),
+  /**
+   * Kubernetes (controlplane/kube/): absent, the control plane never talks to a
+   * cluster. `kubeconfig` is the file to reach the API server with (absent: the
+   * in-cluster service account). `sync` is the catalog sync both ways,
+   * `attestation` the SVIDs for pods from service-account tokens; each is off
+   * unless its section is present.
+   */
+  kubernetes: z
+    .strictObject({
+      kubeconfig: z.string().min(1).optional(),
+      /** A name for the cluster: the synthetic Consul node of its services, labels, audit. */
+      cluster: z
+        .string()
+        .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a DNS label (lower-case letters, digits, "-")')
+        .default('kubernetes'),
+      sync: kubeSyncSchema.optional(),
+      attestation: kubeAttestationSchema.optional(),
+    })
+    .optional(),
 });
 
 export type ControlplaneConfig = z.output<typeof controlplaneSchema>;
