@@ -7,7 +7,8 @@
  * that crashes before reporting counts as one failure.
  */
 import { spawn } from 'node:child_process';
-import { readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { Parser, type Result } from 'tap-parser';
 import { repoRoot } from './repo-root.js';
@@ -99,10 +100,28 @@ export function emptyTally(): Tally {
   return { passed: 0, failed: 0, skipped: 0, failures: [] };
 }
 
+/**
+ * Runs tap with MESH_TEST_RUN_DIR set to a fresh folder of this run, where test
+ * files share what is built once per run (test/support/shared-build.ts); the
+ * folder is removed when tap ends.
+ */
 async function runTap(root: string, args: string[], tally: Tally): Promise<number> {
+  const runDir = await mkdtemp(path.join(os.tmpdir(), 'mesh-test-run-'));
+  try {
+    return await runTapIn(root, args, tally, runDir);
+  } finally {
+    await rm(runDir, { recursive: true, force: true });
+  }
+}
+
+async function runTapIn(root: string, args: string[], tally: Tally, runDir: string): Promise<number> {
   const parser = tallyingParser(tally);
   const tap = path.join(root, 'node_modules', '.bin', 'tap');
-  const child = spawn(tap, ['--reporter=tap', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(tap, ['--reporter=tap', ...args], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, MESH_TEST_RUN_DIR: runDir },
+  });
   child.stdout.on('data', (chunk: Buffer) => {
     process.stdout.write(chunk);
     parser.write(chunk);

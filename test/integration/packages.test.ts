@@ -12,16 +12,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { run } from '../../lib/exec.js';
-import { type BuiltPackage, buildPackages } from '../../scripts/packaging/build.js';
 import { defaultCacheDir } from '../../scripts/provision.js';
 import { provisionPackaging } from '../../scripts/provision-packaging.js';
 import { repoRoot } from '../../scripts/repo-root.js';
+import { PACKAGE_VERSION, type PackageFile, packageFiles, runPackageBuild, sharedPackages } from '../support/test-packages.js';
 
 t.setTimeout(1_500_000);
 
 const root = repoRoot();
-const VERSION = '0.1.1';
-const EPOCH = 1_700_000_000;
+const VERSION = PACKAGE_VERSION;
 
 async function sh(command: string, args: string[], cwd?: string): Promise<string> {
   const result = await run(command, args, { timeoutMs: 600_000, ...(cwd ? { cwd } : {}) });
@@ -39,19 +38,9 @@ const work = await mkdtemp(path.join(tmpdir(), 'mesh-packages-'));
 t.teardown(() => rm(work, { recursive: true, force: true }));
 const progress = (line: string) => t.comment(line);
 const tools = await provisionPackaging({ root, cacheDir: defaultCacheDir(process.env), progress });
-const build = (name: string) =>
-  buildPackages({
-    root,
-    version: VERSION,
-    sourceDateEpoch: EPOCH,
-    tools,
-    outDir: path.join(work, name),
-    stageDir: path.join(work, `${name}-stage`),
-    progress,
-  });
-const first = await build('a');
+const first = await sharedPackages(t);
 const find = (name: string, format: 'deb' | 'rpm'): string => {
-  const p = first.find((b: BuiltPackage) => b.name === name && b.format === format);
+  const p = first.find((b: PackageFile) => b.name === name && b.format === format);
   if (!p) throw new Error(`no ${format} of ${name}`);
   return p.path;
 };
@@ -245,7 +234,9 @@ t.test('lintian and rpmlint find no error', async (t) => {
 });
 
 t.test('a second build with the same SOURCE_DATE_EPOCH gives byte-identical packages', async (t) => {
-  const second = await build('b');
+  const out = path.join(work, 'b');
+  await runPackageBuild(out, ['--version', VERSION]);
+  const second = packageFiles(out, VERSION);
   for (const p of first) {
     const other = second.find((b) => b.name === p.name && b.format === p.format);
     t.ok(other, `${p.name} ${p.format} built twice`);

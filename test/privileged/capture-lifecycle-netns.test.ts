@@ -26,6 +26,10 @@ import { tools } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';
 import { workloadYaml } from '../support/workload-files.js';
 
+/** The child's output once it holds pattern: a log line can arrive a moment after the status that follows it. */
+const logged = (child: ManagedChild, pattern: RegExp): Promise<string> =>
+  waitFor(async () => (pattern.test(child.output()) ? child.output() : undefined), { what: `the log line ${pattern}` });
+
 const skip = await privilegedSkipReason();
 if (skip !== undefined) process.stderr.write(`# skipping privileged tests: ${skip}\n`);
 
@@ -187,7 +191,7 @@ t.test('capture lifecycle in the real agent, in a network namespace', { skip: sk
   );
   t.equal(repaired.transparentProxy?.repairs, 1);
   t.ok((await tables(h1)).includes(jump), 'the jump is back');
-  t.match(agent.output(), /drifted from the expected ones; repairing/);
+  t.match(await logged(agent, /drifted from the expected ones; repairing/), /repairing/, 'the repair is logged');
 
   // 3. kill -9: the rules stay; a restart replaces them and says so.
   const envoyPid = first.envoy?.pid;
@@ -198,8 +202,12 @@ t.test('capture lifecycle in the real agent, in a network namespace', { skip: sk
   t.match(await tables(h1), /mesh-agent:/, 'the rules outlive a crashed agent (failurePolicy closed)');
   agent = keep(startAgentProcess(configFile, h1.spawn));
   await installed(agent, 'capture installed after the restart');
-  t.match(agent.output(), /found rules of an earlier run/);
-  t.match(agent.output(), /replacing the rules of an earlier run in one transaction/);
+  t.match(await logged(agent, /found rules of an earlier run/), /earlier run/, 'the earlier rules are noticed');
+  t.match(
+    await logged(agent, /replacing the rules of an earlier run in one transaction/),
+    /one transaction/,
+    'and replaced in one transaction',
+  );
 
   // 4. SIGTERM: ours removed, the foreign tables exactly as before.
   await agent.stop();
@@ -225,7 +233,7 @@ t.test('capture lifecycle in the real agent, in a network namespace', { skip: sk
   t.comment(`capture lifted ${Date.now() - killedAt} ms after Envoy was killed (promised: within 2 s)`);
   const lifted = await capture();
   t.match(lifted?.transparentProxy, { state: 'lifted', warning: /LIFTED/ });
-  t.match(agent.output(), /CAPTURE LIFTED/);
+  t.match(await logged(agent, /CAPTURE LIFTED/), /LIFTED/, 'the lift is logged');
   await installed(agent, 'capture restored once Envoy is ready again');
   t.match(await tables(h1), /mesh-agent:/, 'the rules are back');
   await agent.stop();

@@ -262,6 +262,10 @@ t.test(
 
     const proxy = await startProxy(w);
     t.match(proxy.output(), '"upstreams":["127.0.0.53:53"]');
+    // The note is the log line after "listening": its chunk of output may arrive a moment later.
+    await waitFor(async () => (proxy.output().includes('local stub') ? true : undefined), {
+      what: 'the proxy noting that the host resolver is a local stub',
+    });
     t.match(proxy.output(), 'local stub', 'the proxy notes that the host resolver is a local stub');
     const saved = await saveNat(host, 'nft');
     // As resolveCaptureFacts does: the resolv.conf servers; the stub's uid is NOT exempted.

@@ -13,17 +13,18 @@
  *   removes them.
  * - .rpm, with Debian's rpm inside the container (`--nodeps`: no RHEL
  *   dependency names, no SELinux): install, start, upgrade, erase.
- * Both packages are built first with `npm run package`'s script, twice (the
- * version of package.json, then the next patch version for the upgrade).
+ * The packages come from `npm run package`'s script: all four at 0.1.1, shared
+ * with packages.test.ts (test/support/test-packages.ts), and mesh-agent at
+ * 0.1.2 for the upgrade, built here.
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import { runChecked } from '../../lib/exec.js';
+import { packageFileName } from '../../scripts/packaging/package-spec.js';
 import { repoRoot } from '../../scripts/repo-root.js';
 import { bootContainer, type Container, nspawnSkipReason } from '../support/nspawn.js';
 import { tempDir } from '../support/temp-dir.js';
+import { PACKAGE_VERSION, packageFiles, runPackageBuild, sharedPackages } from '../support/test-packages.js';
 import { debianRootfs, tools } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';
 import { webApiFiles } from '../support/workload-files.js';
@@ -59,51 +60,52 @@ interface Built {
   rpm: { agent: string; cp: string; agentNext: string };
 }
 
-/** Builds both packages at package.json's version and mesh-agent at the next patch version (niced: two shared cores). */
-async function buildPackages(out: string, prebuilt?: string): Promise<Built> {
-  const root = repoRoot();
-  const version = (JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { version: string }).version;
-  const parts = version.split('.').map(Number) as [number, number, number];
-  const next = `${parts[0]}.${parts[1]}.${parts[2] + 1}`;
-  const script = path.join(root, 'dist', 'scripts', 'package-main.js');
-  const build = (args: string[]) =>
-    runChecked('nice', ['-n', '10', process.execPath, script, ...args], 'MESH_E_INTERNAL', { timeoutMs: 15 * 60_000 });
-  if (prebuilt === undefined) {
-    await build(['--out', out]);
-    await build(['--out', out, '--version', next, '--only', 'mesh-agent']);
-  }
-  const at = (name: string) => path.join(prebuilt ?? out, name);
+/** The next patch version of PACKAGE_VERSION: mesh-agent rebuilt for the upgrade. */
+const NEXT_VERSION = (() => {
+  const [major, minor, patch] = PACKAGE_VERSION.split('.').map(Number) as [number, number, number];
+  return `${major}.${minor}.${patch + 1}`;
+})();
+
+/**
+ * The packages at PACKAGE_VERSION (shared with packages.test.ts: built once per
+ * test run) and mesh-agent at NEXT_VERSION, built here; from dir instead when given.
+ */
+async function findPackages(agentNext: string, dir?: string): Promise<Built> {
+  const base = dir === undefined ? await sharedPackages(t) : packageFiles(dir, PACKAGE_VERSION);
+  const at = (name: 'mesh-agent' | 'mesh-controlplane', format: 'deb' | 'rpm') => {
+    const found = base.find((p) => p.name === name && p.format === format);
+    if (!found) throw new Error(`no ${format} of ${name}`);
+    return found.path;
+  };
+  const next = (format: 'deb' | 'rpm') => path.join(agentNext, packageFileName('mesh-agent', NEXT_VERSION, format));
   return {
-    version,
-    next,
-    deb: {
-      agent: at(`mesh-agent_${version}_amd64.deb`),
-      cp: at(`mesh-controlplane_${version}_amd64.deb`),
-      agentNext: at(`mesh-agent_${next}_amd64.deb`),
-    },
-    rpm: {
-      agent: at(`mesh-agent-${version}.x86_64.rpm`),
-      cp: at(`mesh-controlplane-${version}.x86_64.rpm`),
-      agentNext: at(`mesh-agent-${next}.x86_64.rpm`),
-    },
+    version: PACKAGE_VERSION,
+    next: NEXT_VERSION,
+    deb: { agent: at('mesh-agent', 'deb'), cp: at('mesh-controlplane', 'deb'), agentNext: next('deb') },
+    rpm: { agent: at('mesh-agent', 'rpm'), cp: at('mesh-controlplane', 'rpm'), agentNext: next('rpm') },
   };
 }
 
 let built: Promise<Built> | undefined;
 /**
- * Built once for both tests, removed when the file ends. MESH_TEST_PACKAGES=DIR
- * takes them from DIR instead (both versions already built there with
- * `npm run package -- --out DIR` and `... --version <next> --only mesh-agent`).
+ * Built once for both tests. MESH_TEST_PACKAGES=DIR takes them from DIR instead
+ * (all four at PACKAGE_VERSION and mesh-agent at NEXT_VERSION, built there with
+ * `npm run package -- --out DIR --version 0.1.1` and `... --version 0.1.2 --only mesh-agent`).
  */
 function packages(): Promise<Built> {
   const prebuilt = process.env.MESH_TEST_PACKAGES;
-  built ??= tempDir(t, 'mesh-pkgs-').then(async (out) => {
-    const found = await buildPackages(out, prebuilt);
+  built ??= (async () => {
+    let agentNext = prebuilt;
+    if (agentNext === undefined) {
+      agentNext = await tempDir(t, 'mesh-pkgs-');
+      await runPackageBuild(agentNext, ['--version', NEXT_VERSION, '--only', 'mesh-agent']);
+    }
+    const found = await findPackages(agentNext, prebuilt);
     for (const file of [...Object.values(found.deb), ...Object.values(found.rpm)]) {
       if (!existsSync(file)) throw new Error(`MESH_TEST_PACKAGES=${prebuilt}: ${path.basename(file)} is missing`);
     }
     return found;
-  });
+  })();
   return built;
 }
 
