@@ -25,12 +25,14 @@ t.test('VM instances become one headless Service and slices grouped by ports, wi
           entry({ serviceId: 'p-2', node: 'vm-2', address: '192.0.2.2', checks: [{ status: 'critical' }] }),
           entry({ serviceId: 'p-1', node: 'vm-1', address: '192.0.2.1' }),
           entry({ serviceId: 'p-3', node: 'vm-3', address: '192.0.2.3', port: 9091 }),
-          entry({ serviceId: 'k', node: 'k8s-east', address: '10.0.0.1' }),
-          entry({ serviceId: 'k2', node: 'k8s-west', address: '10.0.0.2', meta: { 'external-source': 'kubernetes' } }),
           entry({ serviceId: 'v6', node: 'vm-6', address: '2001:db8::1' }),
         ],
       ],
-      ['only_k8s', [entry({ serviceId: 'k', node: 'k8s-east', address: '10.0.0.1' })]],
+      [
+        'orders',
+        [entry({ serviceId: 'k', node: 'k8s-east', address: '10.0.0.1' }), entry({ serviceId: 'o', node: 'pod-1', address: '10.0.0.1' })],
+      ],
+      ['carts', [entry({ serviceId: 'k2', node: 'k8s-west', address: '10.0.0.2', meta: { 'external-source': 'kubernetes' } })]],
     ]),
     ctx,
   );
@@ -47,7 +49,7 @@ t.test('VM instances become one headless Service and slices grouped by ports, wi
         ],
       ],
     ],
-    'Kubernetes-synced instances are never mirrored back',
+    'services with instances synced from Kubernetes (by this cluster or another) are never mirrored back',
   );
   t.same(
     plan.slices.map((s) => [s.metadata?.name, s.endpoints.map((e) => [e.addresses[0], e.conditions?.ready])]),
