@@ -36,3 +36,40 @@ t.test('resources written by anyone else are left alone', async (t) => {
   keepIdentities(store, [], { cluster: 'west', actor: 'k8s-sync:west' });
   t.equal(store.list('ServiceIdentity').length, 2, 'another cluster sync deletes nothing of it either');
 });
+
+t.test('an operator resource claiming the same service and namespace under another name wins', async (t) => {
+  const store = new MemoryPolicyStore(() => 1);
+  keepIdentities(store, [web([A])], o);
+  store.delete('ServiceIdentity', 'k8s-east-shop-web', 'operator');
+  store.apply(
+    [
+      {
+        apiVersion: 'mesh.v1',
+        kind: 'ServiceIdentity',
+        metadata: { name: 'web-by-hand' },
+        spec: { service: 'web', namespace: 'shop', allowedIdentities: [B] },
+      },
+    ],
+    'operator',
+  );
+  t.same(
+    keepIdentities(store, [web([A])], o),
+    { applied: [], deleted: [], conflicts: ['k8s-east-shop-web'] },
+    'no apply the store would refuse',
+  );
+  t.same(
+    store.list('ServiceIdentity').map((r) => r.name),
+    ['web-by-hand'],
+  );
+});
+
+t.test('two Services of one namespace with one Consul name share one resource', async (t) => {
+  const store = new MemoryPolicyStore(() => 1);
+  const second = { name: 'k8s-east-shop-web-v2', service: 'web', namespace: 'shop', allowedIdentities: [B] };
+  t.same(keepIdentities(store, [web([A]), second], o), { applied: ['k8s-east-shop-web'], deleted: [], conflicts: [] });
+  t.same((store.get('ServiceIdentity', 'k8s-east-shop-web')?.source as { spec?: unknown } | undefined)?.spec, {
+    service: 'web',
+    namespace: 'shop',
+    allowedIdentities: [A, B],
+  });
+});
