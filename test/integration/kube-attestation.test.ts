@@ -16,7 +16,7 @@ import { connectControlPlane } from '../../agent/identity/cp-client.js';
 import type { AuditRow } from '../../controlplane/store/audit-repo.js';
 import { anonymousClient, freshCsr, startTestControlPlane } from '../support/controlplane.js';
 import { startKube } from '../support/kube.js';
-import { signedPodToken } from '../support/kube-tokens.js';
+import { scheduledPod, signedPodToken } from '../support/kube-tokens.js';
 import { verifySvid } from '../support/svid-verify.js';
 import { waitFor } from '../support/wait.js';
 
@@ -201,22 +201,7 @@ t.test('per-node: the tokens of several pods of one Kubernetes node make one nod
   const attest = async (tokenList: string[]) =>
     (client.attestKubernetes as NonNullable<typeof client.attestKubernetes>)(tokenList, (await freshCsr()).csr);
   for (const sa of ['web', 'api']) await kube.serviceAccount(ns, sa);
-  /** A pod scheduled on `node` (spec.nodeName; no scheduler runs), and a token bound to it. */
-  const podOn = async (name: string, sa: string, node: string) => {
-    const pod = await kube.core.createNamespacedPod({
-      namespace: ns,
-      body: {
-        metadata: { name },
-        spec: {
-          nodeName: node,
-          serviceAccountName: sa,
-          automountServiceAccountToken: false,
-          containers: [{ name: 'app', image: 'example.invalid/app:1' }],
-        },
-      },
-    });
-    return kube.podToken(ns, pod, [TD]);
-  };
+  const podOn = async (name: string, sa: string, node: string) => kube.podToken(ns, await scheduledPod(kube, ns, name, sa, node), [TD]);
   const web = await podOn('web-0', 'web', 'node-a');
   const api = await podOn('api-0', 'api', 'node-a');
   const elsewhere = await podOn('api-1', 'api', 'node-b');
@@ -244,4 +229,16 @@ t.test('per-node: the tokens of several pods of one Kubernetes node make one nod
     ['ok', 'MESH_E_NOT_AUTHORIZED', 'MESH_E_KUBE_TOKEN_INVALID'],
     'each attempt audited',
   );
+});
+
+t.test('a control plane without kubernetes.attestation refuses attestation, audited', async (t) => {
+  const tcp = await startTestControlPlane({ trustDomain: TD });
+  t.teardown(() => tcp.stop());
+  const client = anonymousClient(tcp);
+  t.teardown(() => client.close());
+  const attest = client.attestKubernetes as NonNullable<typeof client.attestKubernetes>;
+  await t.rejects(attest(['a.b.c'], (await freshCsr()).csr), { code: 'MESH_E_KUBE_ATTESTATION_OFF', message: /kubernetes\.attestation/ });
+  const rows = tcp.cp.db.prepare("SELECT result FROM audit WHERE action = 'kube.attest'").all() as Array<{ result: string }>;
+  t.same(rows, [{ result: 'MESH_E_KUBE_ATTESTATION_OFF' }], 'one audit row with the code');
+  t.doesNotThrow(() => tcp.token('k8s.prod.shop.web-0', []), 'without attestation, no node name is reserved');
 });
