@@ -85,27 +85,28 @@ export function startFromConsulSync(d: FromConsulSyncDeps): FromConsulSync {
       discovery.deleteNamespacedEndpointSlice({ name: existing.metadata?.name ?? '', namespace, body: deleteBody(existing) }),
   };
 
-  /** Creates, replaces (hash differs) and, with `prune`, deletes owned objects; returns the names held by others. */
-  async function converge<T extends Named>(api: KindApi<T>, desired: readonly T[], prune: boolean): Promise<string[]> {
-    const owned = new Map((await api.list()).map((o) => [o.metadata?.name ?? '', o]));
+  /** Creates and replaces (the hash differs) the desired objects among the owned ones; returns the names held by others. */
+  async function upsert<T extends Named>(api: KindApi<T>, owned: ReadonlyMap<string, T>, desired: readonly T[]): Promise<string[]> {
     const conflicts: string[] = [];
-    if (!prune) {
-      for (const obj of desired) {
-        const name = obj.metadata?.name ?? '';
-        const existing = owned.get(name);
-        if (existing === undefined) {
-          try {
-            await api.create(obj);
-          } catch (err) {
-            if (statusCode(err) !== 409) throw err;
-            conflicts.push(name);
-          }
-        } else if (existing.metadata?.annotations?.[ANNOTATION_HASH] !== obj.metadata?.annotations?.[ANNOTATION_HASH]) {
-          await api.replace(obj, existing);
+    for (const obj of desired) {
+      const name = obj.metadata?.name ?? '';
+      const existing = owned.get(name);
+      if (existing === undefined) {
+        try {
+          await api.create(obj);
+        } catch (err) {
+          if (statusCode(err) !== 409) throw err;
+          conflicts.push(name);
         }
+      } else if (existing.metadata?.annotations?.[ANNOTATION_HASH] !== obj.metadata?.annotations?.[ANNOTATION_HASH]) {
+        await api.replace(obj, existing);
       }
-      return conflicts;
     }
+    return conflicts;
+  }
+
+  /** Deletes the owned objects not desired (gone already, or replaced meanwhile: left for the next round). */
+  async function prune<T extends Named>(api: KindApi<T>, owned: ReadonlyMap<string, T>, desired: readonly T[]): Promise<void> {
     const wanted = new Set(desired.map((o) => o.metadata?.name ?? ''));
     for (const [name, existing] of owned) {
       if (wanted.has(name)) continue;
@@ -115,8 +116,9 @@ export function startFromConsulSync(d: FromConsulSyncDeps): FromConsulSync {
         if (statusCode(err) !== 404 && statusCode(err) !== 409) throw err;
       }
     }
-    return conflicts;
   }
+
+  const listOwned = async <T extends Named>(api: KindApi<T>) => new Map((await api.list()).map((o) => [o.metadata?.name ?? '', o]));
 
   let stopped = false;
   let index = 0;
@@ -150,13 +152,14 @@ export function startFromConsulSync(d: FromConsulSyncDeps): FromConsulSync {
       healthIndex.set(name, health.index);
     }
     const plan = planFromConsul(byService, ctx);
+    const [ownedServices, ownedSlices] = [await listOwned(services), await listOwned(slices)];
     // Services before their slices are created; slices before their Services are deleted.
-    const serviceConflicts = await converge(services, plan.services, false);
+    const serviceConflicts = await upsert(services, ownedServices, plan.services);
     // A Service name held by someone else gets no slice of ours: it would add endpoints to their Service.
     const wantedSlices = plan.slices.filter((s) => !serviceConflicts.includes(s.metadata?.labels?.[LABEL_SERVICE_NAME] ?? ''));
-    const sliceConflicts = await converge(slices, wantedSlices, false);
-    await converge(slices, wantedSlices, true);
-    await converge(services, plan.services, true);
+    const sliceConflicts = await upsert(slices, ownedSlices, wantedSlices);
+    await prune(slices, ownedSlices, wantedSlices);
+    await prune(services, ownedServices, plan.services);
     d.report.fromConsul({
       services: plan.services.length,
       endpointSlices: plan.slices.length,
@@ -184,6 +187,7 @@ export function startFromConsulSync(d: FromConsulSyncDeps): FromConsulSync {
         () => undefined,
         () =>
           new Promise<void>((resolve) => {
+            if (local.signal.aborted) return resolve();
             const timer = clock.setTimer(Math.min(ERROR_PAUSE_MS, d.resyncMs), resolve);
             local.signal.addEventListener('abort', () => {
               timer.cancel();
