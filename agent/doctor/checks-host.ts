@@ -5,7 +5,7 @@ import { parseEnvoyVersion } from '../envoy/envoy-args.js';
 import { identityDir } from '../identity/identity-store.js';
 import { parsePasswd } from '../tproxy/accounts.js';
 import { CAP_NET_ADMIN, hasCapability, parseCapabilities, parseUid } from '../tproxy/privileges.js';
-import { type Check, type DoctorContext, fail, pass, warn } from './doctor-types.js';
+import { type Check, type DoctorContext, enrollFix, fail, pass, warn } from './doctor-types.js';
 
 /** The Envoy release line this agent is built and tested against (scripts/provision.ts pins 1.40.x). */
 export const SUPPORTED_ENVOY = { major: 1, minor: 40 } as const;
@@ -131,7 +131,8 @@ export const dataDirCheck: Check = {
     const { host } = ctx.probes;
     const dataDir = ctx.config.dataDir;
     const top = await host.stat(dataDir);
-    if (top === undefined) return fail(`${dataDir} does not exist`, 'run mesh-agent join (it creates the data folder and the identity)');
+    if (top === undefined)
+      return fail(`${dataDir} does not exist`, enrollFix(ctx.config, 'run mesh-agent join (it creates the data folder and the identity)'));
     const agentStatus = ctx.agent?.pid === undefined ? undefined : await host.procStatus(ctx.agent.pid);
     const agentUid = agentStatus === undefined ? undefined : parseUid(agentStatus);
     // The agent's user: the running agent's, else the data folder's owner (the package's StateDirectory belongs to it).
@@ -152,7 +153,7 @@ export const dataDirCheck: Check = {
     }
     const idDir = identityDir(dataDir);
     const id = await host.stat(idDir);
-    if (id === undefined) return fail(`${idDir} does not exist: this host has not joined`, 'run mesh-agent join');
+    if (id === undefined) return fail(`${idDir} does not exist: this host has not joined`, enrollFix(ctx.config, 'run mesh-agent join'));
     owned(idDir, id.uid);
     if ((id.mode & 0o077) !== 0) {
       problems.push(`${idDir} has mode ${octal(id.mode)}, not 0700`);
@@ -162,7 +163,7 @@ export const dataDirCheck: Check = {
     const key = await host.stat(keyFile);
     if (key === undefined) {
       problems.push(`${keyFile} is missing`);
-      fixes.push('join again: mesh-agent join --force');
+      fixes.push(enrollFix(ctx.config, 'join again: mesh-agent join --force'));
     } else {
       owned(keyFile, key.uid);
       if ((key.mode & 0o077) !== 0) {

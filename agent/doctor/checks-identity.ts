@@ -4,7 +4,7 @@ import path from 'node:path';
 import { clockSkew } from '../../lib/server-time.js';
 import { fromPemAll } from '../../lib/x509/pem.js';
 import { identityDir } from '../identity/identity-store.js';
-import { type Check, type DoctorContext, fail, humanDuration, pass, warn } from './doctor-types.js';
+import { type Check, type DoctorContext, enrollFix, fail, humanDuration, pass, warn } from './doctor-types.js';
 import type { ControlPlaneTarget } from './probes.js';
 
 const REJOIN = 'create a join token (meshctl token create NODE) and run mesh-agent join --force';
@@ -40,7 +40,8 @@ export const controlPlaneCheck: Check = {
   title: 'control plane reachable and its identity verifies',
   async run(ctx) {
     const t = await target(ctx);
-    if (typeof t === 'string') return fail(t, 'run mesh-agent join --controlplane HOST:PORT --token-file FILE --ca-bundle FILE');
+    if (typeof t === 'string')
+      return fail(t, enrollFix(ctx.config, 'run mesh-agent join --controlplane HOST:PORT --token-file FILE --ca-bundle FILE'));
     const result = await ctx.probes.controlPlane.handshake(t);
     if (result.ok)
       return pass(`${t.address} answers as ${result.spiffeId} (chain verified against the joined bundle)`, { address: t.address });
@@ -67,7 +68,7 @@ export const clockSkewCheck: Check = {
   title: 'clock skew against the control plane',
   async run(ctx) {
     const t = await target(ctx);
-    if (typeof t === 'string') return warn(`not measured: ${t}`, 'run mesh-agent join');
+    if (typeof t === 'string') return warn(`not measured: ${t}`, enrollFix(ctx.config, 'run mesh-agent join'));
     const time = await ctx.probes.controlPlane.serverTime(t);
     if (time === undefined)
       return warn(
@@ -119,7 +120,8 @@ export const nodeSvidCheck: Check = {
     const dir = identityDir(ctx.config.dataDir);
     const chainPem = await ctx.probes.host.readText(path.join(dir, 'node.pem'));
     const bundlePem = await ctx.probes.host.readText(path.join(dir, 'bundle.pem'));
-    if (chainPem === undefined || bundlePem === undefined) return fail(`no node SVID in ${dir}`, 'run mesh-agent join');
+    if (chainPem === undefined || bundlePem === undefined)
+      return fail(`no node SVID in ${dir}`, enrollFix(ctx.config, 'run mesh-agent join'));
     const now = ctx.now();
     const s = nodeSvidState(chainPem, bundlePem, now);
     if (!s.ok) {
@@ -130,7 +132,7 @@ export const nodeSvidCheck: Check = {
       // An expired node SVID cannot authenticate a renewal: only a new join helps.
       return fail(
         `the node SVID ${path.join(dir, 'node.pem')} is not valid: ${s.reason}`,
-        s.expired ? REJOIN : `mesh-agent renew, or ${REJOIN}`,
+        enrollFix(ctx.config, s.expired ? REJOIN : `mesh-agent renew, or ${REJOIN}`),
         data,
       );
     }

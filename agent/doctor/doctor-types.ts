@@ -73,3 +73,12 @@ export function humanDuration(ms: number): string {
   if (days > 0) return `${days}d ${hours % 24}h`;
   return hours > 0 ? `${hours}h ${minutes % 60}m` : `${minutes}m`;
 }
+
+/**
+ * The fix for a host without a (valid) node identity: join with a token, or, in
+ * Kubernetes mode, nothing to join: the agent attests with the pod's token at start.
+ */
+export function enrollFix(config: Pick<AgentConfig, 'kubernetes'>, joinFix: string): string {
+  if (config.kubernetes === undefined) return joinFix;
+  return `in kubernetes mode there is no join: start the agent (mesh-agent run); it attests with the token in ${config.kubernetes.tokenFiles.join(', ')} (is the projected token mounted, is the pod allowed by kubernetes.attestation.allow?)`;
+}

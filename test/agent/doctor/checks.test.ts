@@ -158,6 +158,22 @@ t.test('node SVID: valid, renewal overdue, expired; the chain must lead to the b
   t.match(await nodeSvidCheck.run(ctx(p, { now: () => now + 2 * 3_600_000 })), { level: 'fail', fix: /mesh-agent join --force/ });
 });
 
+t.test('in kubernetes mode the fixes say there is no join: the agent attests with the pod token at start', async (t) => {
+  const kube = config({
+    controlPlane: { address: 'cp.example.org:8443' },
+    kubernetes: { mode: 'sidecar', tokenFiles: ['/var/run/secrets/mesh/token'] },
+  });
+  const p = new FakeDoctorProbes();
+  const missing = await nodeSvidCheck.run(ctx(p, { config: kube }));
+  t.match(missing, {
+    level: 'fail',
+    fix: /no join: start the agent \(mesh-agent run\); it attests with the token in \/var\/run\/secrets\/mesh\/token/,
+  });
+  t.notMatch(missing.fix, /mesh-agent join/);
+  t.match(await dataDirCheck.run(ctx(p, { config: kube })), { level: 'fail', fix: /kubernetes\.attestation\.allow/ });
+  t.match(await nodeSvidCheck.run(ctx(p)), { level: 'fail', fix: /run mesh-agent join/ }, 'a joined-mode agent still gets the join fix');
+});
+
 t.test('consul: unreachable, no leader, read-only authorization of the workload services (and the node in catalog mode)', async (t) => {
   const p = new FakeDoctorProbes();
   t.match(await consulCheck.run(ctx(p)), { level: 'pass', detail: /the token may write service api/ });
