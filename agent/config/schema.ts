@@ -121,6 +121,13 @@ export const kubernetesModeSchema = z
   .strictObject({
     mode: z.enum(['sidecar', 'per-node']).default('sidecar'),
     tokenFiles: z.array(z.string().min(1)).min(1).default(['/var/run/secrets/mesh/token']),
+    /**
+     * false (default): the control plane's catalog sync registers the pods in Consul from
+     * their EndpointSlices (readiness from the kubelet), so the agent registers nothing and
+     * a pod taken out of its Service stops getting traffic. true: the agent registers its
+     * workloads itself (a cluster without the sync).
+     */
+    register: z.boolean().default(false),
   })
   .refine((k) => k.mode !== 'sidecar' || k.tokenFiles.length === 1, {
     message: "sidecar mode takes exactly one token file (the pod's); use mode per-node for several pods",

@@ -29,7 +29,8 @@ export type ConnectionState = 'unknown' | 'connected' | 'unreachable';
 export interface RegistrationState {
   readonly id: string;
   readonly name: string;
-  readonly state: 'pending' | 'registered' | 'rejected';
+  /** by-sync: not this agent's to register (Kubernetes mode: the control plane's catalog sync registers the pod). */
+  readonly state: 'pending' | 'registered' | 'rejected' | 'by-sync';
   readonly error?: string;
   /**
    * The worst status of its checks (the app check and the mesh listener check): as Consul

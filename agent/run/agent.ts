@@ -103,6 +103,8 @@ export function createAgent(deps: AgentDeps): Agent {
   let reloading: Promise<void> = Promise.resolve();
   let saving: Promise<void> = Promise.resolve();
   const effects = new SideEffects(log.child({ component: 'lifecycle' }));
+  /** In Kubernetes mode the catalog sync registers the pods (kubernetes.register: false): this agent registers nothing. */
+  const registers = config.kubernetes === undefined || config.kubernetes.register;
   const wlog = log.child({ component: 'workloads' });
 
   /**
@@ -112,6 +114,7 @@ export function createAgent(deps: AgentDeps): Agent {
    * down, configuration refused), so callers are never sent to it.
    */
   const pushRegistrations = () => {
+    if (!registers) return;
     const results = monitor?.results();
     const serving = deps.dataPlane?.serving();
     registrar.setDesired(
@@ -308,7 +311,9 @@ export function createAgent(deps: AgentDeps): Agent {
         connection: registrar.connection(),
         workloads: loaded.workloads,
         fileErrors: loaded.errors,
-        registrations: registrar.states(),
+        registrations: registers
+          ? registrar.states()
+          : loaded.workloads.map((w) => ({ id: w.name, name: w.name, state: 'by-sync' as const })),
         ...(monitor === undefined ? {} : { checks: monitor.results() }),
         view: watcher?.view() ?? { version: 0, services: {} },
         watches: watcher?.watches() ?? [],

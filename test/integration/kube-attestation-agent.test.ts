@@ -80,7 +80,8 @@ t.test('a sidecar agent in kubernetes mode gets its SVID from the pod token and 
     },
     extraConfig: {
       controlPlane: { address: peers.cp.cp.address, caBundle },
-      kubernetes: { mode: 'sidecar', tokenFiles: [tokenFile] },
+      // No catalog sync in this test: the pod's agent registers its workload itself.
+      kubernetes: { mode: 'sidecar', tokenFiles: [tokenFile], register: true },
     },
   });
   t.teardown(() => podNode.stop());
@@ -159,7 +160,7 @@ t.test("a per-node agent serves the workloads of two pods of one Kubernetes node
     workloads: { 'api.yaml': podFile('api', api.port, apiMesh), 'db.yaml': podFile('db', db.port, dbMesh) },
     extraConfig: {
       controlPlane: { address: peers.cp.cp.address, caBundle },
-      kubernetes: { mode: 'per-node', tokenFiles },
+      kubernetes: { mode: 'per-node', tokenFiles, register: true },
     },
   });
   t.teardown(() => nodeAgent.stop());

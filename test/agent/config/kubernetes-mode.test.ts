@@ -16,9 +16,14 @@ async function load(config: unknown) {
 }
 const needed = { trustDomain: 'example.org', controlPlane: { address: 'cp.example:8443' } };
 
-t.test('sidecar by default, with the conventional token path', async (t) => {
+t.test('sidecar by default, with the conventional token path, leaving registration to the catalog sync', async (t) => {
   const config = await load({ ...needed, kubernetes: {} });
-  t.same(config.kubernetes, { mode: 'sidecar', tokenFiles: ['/var/run/secrets/mesh/token'] });
+  t.same(config.kubernetes, { mode: 'sidecar', tokenFiles: ['/var/run/secrets/mesh/token'], register: false });
+  t.equal(
+    (await load({ ...needed, kubernetes: { register: true } })).kubernetes?.register,
+    true,
+    'register: true for a cluster without the sync',
+  );
   const perNode = await load({ ...needed, kubernetes: { mode: 'per-node', tokenFiles: ['/a', '/b'] } });
   t.same(perNode.kubernetes?.tokenFiles, ['/a', '/b']);
   t.equal((await load({})).kubernetes, undefined, 'absent: a host that joins');

@@ -42,7 +42,7 @@ t.test('agent.yaml example', async (t) => {
     joinedTrustDomain: async () => undefined,
     requireTrustDomain: true,
   });
-  t.same(config.kubernetes, { mode: 'sidecar', tokenFiles: ['/var/run/secrets/mesh/token'] });
+  t.same(config.kubernetes, { mode: 'sidecar', tokenFiles: ['/var/run/secrets/mesh/token'], register: false });
 });
 
 t.test('workload example', async (t) => {
