@@ -1,0 +1,129 @@
+/**
+ * VM <-> Kubernetes across network namespaces, with the real programs
+ * (test/support/kube-vm-world.ts): a real kube-apiserver and etcd (startKube),
+ * Consul and `mesh-controlplane run` with its `kubernetes:` section (catalog
+ * sync both ways, pod attestation) on the infra host, two "pods" of the
+ * Kubernetes Service `orders` as namespace hosts, each with a mesh-agent in
+ * kubernetes mode holding a pod-bound token, and a VM host with `billing`.
+ * - Kubernetes -> Consul: orders appears on the cluster's synthetic node with
+ *   the pods' addresses and SPIFFE ID (from the Pods' service account).
+ * - VM -> Kubernetes: billing calls orders through the mesh; both pods serve,
+ *   and each saw billing's SPIFFE ID in x-forwarded-client-cert.
+ * - Consul -> Kubernetes: the sync wrote the Service billing and its
+ *   EndpointSlice (the VM's address) into the VMs' namespace.
+ * - Kubernetes -> VM: a pod calls billing, the service it finds there, and
+ *   billing sees the pod's SPIFFE ID, spiffe://example.org/ns/<ns>/sa/orders.
+ * Every process is stopped by its pid and the namespaces are removed.
+ */
+import t from 'tap';
+import { processesWith } from '../support/child.js';
+import { startKube } from '../support/kube.js';
+import { BILLING_ID, BILLING_LOCAL, CLUSTER, MESH_PORT, ORDERS_LOCAL, startKubeVmWorld, VM_SERVICES_NS } from '../support/kube-vm-world.js';
+import { listNetns, privilegedSkipReason } from '../support/netns.js';
+import { httpIn } from '../support/netns-peers.js';
+import { waitFor } from '../support/wait.js';
+
+const skip = await privilegedSkipReason();
+if (skip !== undefined) process.stderr.write(`# skipping privileged tests: ${skip}\n`);
+
+/** Requests per measured phase. */
+const N = 20;
+
+interface CatalogEntry {
+  Node: string;
+  ServiceAddress: string;
+  ServicePort: number;
+  ServiceMeta: Record<string, string>;
+}
+
+t.test('VM and Kubernetes workloads in one mesh, across network namespaces', { skip: skip ?? false, timeout: 600_000 }, async (t) => {
+  const kube = await startKube(t);
+  const w = await startKubeVmWorld({ kube, prefix: 'mesh-kube-vm-test-', progress: (line) => t.comment(line) });
+  t.teardown(() => w.stop());
+  const [podA, podB] = w.pods;
+  if (podA === undefined || podB === undefined) throw new Error('the world has two pods');
+  const diagnostics = () =>
+    [w.peers.cp.child, ...w.podAgents.map((a) => a.agent), w.vm.agent]
+      .map((c) => `--- pid ${c.pid} ---\n${c.output().slice(-2500)}`)
+      .join('\n');
+
+  await t.test('Kubernetes -> Consul: orders on the synthetic node, with the pods and their SPIFFE ID', async (t) => {
+    const catalog = async () =>
+      JSON.parse((await httpIn(w.infra, `http://${w.peers.consulAddr}/v1/catalog/service/orders`)).body || '[]') as CatalogEntry[];
+    const entries = await waitFor(async () => ((await catalog()).length === 2 ? catalog() : undefined), {
+      timeoutMs: 60_000,
+      what: 'the two pods of orders in Consul',
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}\n${diagnostics()}`);
+    });
+    t.same(
+      entries.map((e) => e.ServiceAddress).sort(),
+      [podA.host.address, podB.host.address].sort(),
+      'one instance per pod, at its address',
+    );
+    t.same([...new Set(entries.map((e) => e.Node))], [`k8s-${CLUSTER}`], 'on the cluster synthetic node');
+    t.same([...new Set(entries.map((e) => e.ServiceMeta.mesh_spiffe_id))], [w.ordersId], "with the pods' service account identity");
+    t.same([...new Set(entries.map((e) => e.ServiceMeta.mesh_port))], [String(MESH_PORT.orders)], 'and the named mesh port');
+  });
+
+  await t.test('VM -> Kubernetes: billing calls orders; both pods serve and see billing', async (t) => {
+    const both = await waitFor(
+      async () => {
+        const seen = await w.vm.calls(ORDERS_LOCAL, N);
+        return (seen.counts[podA.name] ?? 0) > 0 && (seen.counts[podB.name] ?? 0) > 0 ? seen : undefined;
+      },
+      { timeoutMs: 120_000, what: 'billing on the VM to reach both pods of orders' },
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\n${diagnostics()}`);
+    });
+    t.comment(`billing -> orders, ${N} requests: ${JSON.stringify(both.counts)}`);
+    t.equal(both.counts.failed, undefined, 'no request failed');
+    t.same(both.peers[podA.name], [BILLING_ID], `${podA.name} saw billing's SPIFFE ID, presented by the VM's Envoy`);
+    t.same(both.peers[podB.name], [BILLING_ID], `so did ${podB.name}`);
+  });
+
+  await t.test('Consul -> Kubernetes -> VM: the synced Service billing; a pod calls it and billing sees the pod', async (t) => {
+    const slice = await waitFor(
+      async () => {
+        const list = await kube.discovery.listNamespacedEndpointSlice({
+          namespace: VM_SERVICES_NS,
+          labelSelector: 'kubernetes.io/service-name=billing',
+        });
+        return list.items.find((s) => s.endpoints?.some((e) => e.addresses.includes(w.vm.host.address)));
+      },
+      { timeoutMs: 60_000, what: `an EndpointSlice of billing in ${VM_SERVICES_NS} with the VM's address` },
+    );
+    const service = await kube.core.readNamespacedService({ namespace: VM_SERVICES_NS, name: 'billing' });
+    t.equal(service.spec?.selector, undefined, `Service ${VM_SERVICES_NS}/billing has no selector`);
+    t.equal(service.metadata?.labels?.['app.kubernetes.io/managed-by'], 'vm-mesh-k8s-sync', 'and the sync owns it');
+    t.ok(
+      slice.ports?.some((p) => p.port === MESH_PORT.billing),
+      `its EndpointSlice carries billing's mesh port (${JSON.stringify(slice.ports)})`,
+    );
+
+    const seen = await waitFor(
+      async () => {
+        const tally = await w.podAgents[0]?.calls(BILLING_LOCAL, N);
+        return tally?.counts.billing === N ? tally : undefined;
+      },
+      { timeoutMs: 120_000, what: `${podA.name} to reach billing on the VM` },
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\n${diagnostics()}`);
+    });
+    t.comment(`${podA.name} -> billing, ${N} requests: ${JSON.stringify(seen.counts)}`);
+    t.same(seen.peers.billing, [w.ordersId], `billing on the VM saw the pod's SPIFFE ID ${w.ordersId}`);
+    const fromB = await w.podAgents[1]?.calls(BILLING_LOCAL, 5);
+    t.same(fromB?.peers.billing, [w.ordersId], `and the same identity from ${podB.name}`);
+  });
+
+  // Teardown, checked: every process by its pid, then the namespaces.
+  const netId = w.net.id;
+  for (const c of await w.stop()) t.ok(c.exited(), `pid ${c.pid} stopped`);
+  t.same(
+    processesWith(w.base).map((p) => p.args.join(' ')),
+    [],
+    'no process of the test (Envoy included) is left',
+  );
+  const left = (await listNetns()).filter((ns) => ns.startsWith(netId));
+  t.same(left, [], 'no namespace of the test remains');
+});
