@@ -25,6 +25,7 @@ import { IntermediateExporter } from './ca/intermediate-export.js';
 import { createLeafSigner, defaultSigningWorkers } from './ca/leaf-signer.js';
 import type { ControlplaneConfig } from './config/schema.js';
 import { IdentityService } from './identity-service.js';
+import { kubeAttestationHook } from './kube/attestation-hook.js';
 import { createControlPlaneMetrics } from './metrics/controlplane-metrics.js';
 import { startMetricsServer } from './metrics/metrics-server.js';
 import { nodeRevokedError, PolicyFanout } from './policy/policy-fanout.js';
@@ -93,6 +94,8 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
       { details: { path: 'dataDir' } },
     );
   }
+  // Before the database opens: a kubeconfig that cannot be loaded leaves nothing open.
+  const kubeAttestation = await kubeAttestationHook(config, clock, logger);
   await ensurePrivateDir(config.dataDir);
   const db = openDb(path.join(config.dataDir, 'controlplane.db'));
   const audit = new AuditRepo(db);
@@ -135,6 +138,7 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
       svidTtlMs: config.svidTtl,
       nodeSvidTtlMs: config.nodeSvidTtl,
       maxTokenTtlMs: config.maxTokenTtl,
+      ...kubeAttestation?.identityConfig,
     },
     db,
     ca,
@@ -163,7 +167,11 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
   const options = { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': 4 * 1024 * 1024 };
   // Every answer of the network API carries the server's clock (doctor's clock-skew check).
   const server = new grpc.Server({ ...options, interceptors: [serverTimeInterceptor(clock)] });
-  server.addService(Identity.service, identityHandlers({ identity, ca, logger: logger.child({ component: 'api' }), metrics }));
+  const kube = kubeAttestation?.attestor(identity);
+  server.addService(
+    Identity.service,
+    identityHandlers({ identity, ca, logger: logger.child({ component: 'api' }), metrics, ...(kube === undefined ? {} : { kube }) }),
+  );
   const policyService = policyServiceDefinition(Policy.service);
   const policyLogger = logger.child({ component: 'policy-stream' });
   const policyFanout = new PolicyFanout({ store: policies, encode: policyService.encode, logger: policyLogger });

@@ -28,6 +28,8 @@ export interface IdentityConfig {
   svidTtlMs: number;
   nodeSvidTtlMs: number;
   maxTokenTtlMs: number;
+  /** Node names that only Kubernetes pod attestation may create and renew (controlplane/kube/). */
+  attestedNodeName?: (name: string) => boolean;
 }
 
 export interface IdentityDeps {
@@ -83,6 +85,11 @@ export class IdentityService {
   createToken(input: { node: string; allow: readonly string[]; ttlMs: number }): { token: string; expiresAt: number; spiffeId: string } {
     const { config, clock } = this.d;
     validateSegment(input.node, 'node name');
+    if (config.attestedNodeName?.(input.node) === true) {
+      throw new MeshError('MESH_E_USAGE', `node name ${input.node} is reserved for Kubernetes pod attestation; choose another`, {
+        details: { node: input.node },
+      });
+    }
     const spiffeId = nodeSpiffeId(config.trustDomain, input.node);
     const allow = input.allow.map((p) => validatePattern(p, config.trustDomain));
     if (!(input.ttlMs > 0 && input.ttlMs <= config.maxTokenTtlMs)) {
@@ -157,6 +164,13 @@ export class IdentityService {
     const spiffeId = nodeSpiffeId(this.d.config.trustDomain, input.node);
     try {
       this.requireActive(input.node);
+      if (this.d.config.attestedNodeName?.(input.node) === true) {
+        throw new MeshError(
+          'MESH_E_NOT_AUTHORIZED',
+          `node ${input.node} is a Kubernetes pod's: it renews by attesting again with its current service-account token (AttestKubernetes)`,
+          { details: { node: input.node } },
+        );
+      }
       return await this.issue({
         node: input.node,
         spiffeId,
@@ -197,6 +211,62 @@ export class IdentityService {
     } catch (err) {
       throw await this.denied(err, { actor, action: 'svid.sign', spiffe_id: input.spiffeId.slice(0, 2048) });
     }
+  }
+
+  /**
+   * A node SVID for a node whose right to exist was just attested elsewhere
+   * (a Kubernetes pod's token): the node record is created or updated to
+   * hold exactly `allow`, the SVID issued, both audited in one transaction.
+   * A revoked node stays revoked (MESH_E_NODE_REVOKED).
+   */
+  async admitAttested(input: {
+    node: string;
+    allow: readonly string[];
+    csr: Uint8Array;
+    ttlMs: number;
+    actor: string;
+    action: string;
+    detail: string;
+  }): Promise<SvidResult> {
+    const { config, clock } = this.d;
+    const spiffeId = nodeSpiffeId(config.trustDomain, input.node);
+    const allow = JSON.stringify(input.allow.map((p) => validatePattern(p, config.trustDomain)));
+    const refuseRevoked = () => {
+      if (this.d.nodes.node(input.node)?.status === 'revoked')
+        throw new MeshError('MESH_E_NODE_REVOKED', `node ${input.node} was revoked; attestation does not bring it back`, {
+          details: { node: input.node },
+        });
+    };
+    refuseRevoked();
+    const gen = this.d.ca.active();
+    const leaf = await this.d.signer.sign(gen, { csr: input.csr, spiffeId, ttlMs: input.ttlMs, now: clock.now() });
+    await this.d.batcher.run(() => {
+      const now = clock.now();
+      refuseRevoked();
+      this.d.nodes.upsertNode({ name: input.node, spiffe_id: spiffeId, allow, status: 'active', joined_at: now });
+      this.record(gen, leaf, spiffeId, input.node, 'node');
+      this.audited({
+        at: now,
+        actor: input.actor,
+        action: input.action,
+        spiffe_id: spiffeId,
+        serial: leaf.serial,
+        result: 'ok',
+        detail: input.detail,
+      });
+    });
+    this.d.logger.info('node attested', { node: input.node, serial: leaf.serial, action: input.action });
+    return this.result(gen, spiffeId, leaf);
+  }
+
+  /** Audits a refused request (its code is the result) and returns it as a MeshError to throw. */
+  refused(err: unknown, entry: Omit<AuditEntry, 'at' | 'result'>): Promise<MeshError> {
+    return this.denied(err, entry);
+  }
+
+  /** Takes one request from `key`'s rate budget (MESH_E_RATE_LIMITED when spent). */
+  takeRate(key: string): void {
+    this.limit(key);
   }
 
   /** Authenticates a node from the leaf certificate it presented over mTLS. */

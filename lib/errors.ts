@@ -46,6 +46,17 @@ export const ERROR_CODES = {
   MESH_E_RATE_LIMITED: 'too many requests from this node; retry later',
   MESH_E_REQUEST_TOO_LARGE: 'a request is larger than the control plane accepts',
   MESH_E_AUDIT_FAILED: 'the audit row could not be written, so the operation was not done',
+  MESH_E_KUBE_ATTESTATION_OFF:
+    'this control plane does not attest Kubernetes pods (no kubernetes.attestation section in controlplane.yaml)',
+  MESH_E_KUBE_NOT_ALLOWED: "the pod's namespace or service account is not allowed SVIDs by kubernetes.attestation.allow",
+  MESH_E_KUBE_TOKEN_INVALID: 'the Kubernetes service-account token was refused by TokenReview (malformed, unknown signer or revoked)',
+  MESH_E_KUBE_TOKEN_EXPIRED:
+    'the Kubernetes service-account token has expired; the kubelet refreshes projected tokens, read the file again',
+  MESH_E_KUBE_TOKEN_AUDIENCE:
+    'the Kubernetes service-account token is not for the audience the control plane expects (kubernetes.attestation.audience)',
+  MESH_E_KUBE_TOKEN_NOT_POD_BOUND: 'the Kubernetes service-account token is not bound to a pod; use a projected service-account token',
+  MESH_E_KUBE_POD_GONE: 'the pod the token is bound to no longer exists, or a new pod of that name has another uid',
+  MESH_E_KUBE_UNREACHABLE: 'the Kubernetes API server could not be reached or did not answer; nothing was issued, retry',
   MESH_E_CONTROLPLANE_UNAVAILABLE: 'the control plane could not be reached',
   MESH_E_CONTROLPLANE_UNSUPPORTED: 'the control plane does not offer this call (it is older than the agent); the agent goes on without it',
   MESH_E_NOT_JOINED: 'this host has not joined the mesh yet (run mesh-agent join)',

@@ -31,6 +31,12 @@ export interface BundleUpdate {
 export interface ControlPlaneClient {
   join(token: string, csr: Buffer): Promise<Svid>;
   renewNode(csr: Buffer): Promise<Svid>;
+  /**
+   * AttestKubernetes: a node SVID for the pods whose projected service-account
+   * tokens these are (no node SVID needed). Optional: clients made for other
+   * uses need not have it. MESH_E_CONTROLPLANE_UNSUPPORTED from an older control plane.
+   */
+  attestKubernetes?(tokens: readonly string[], csr: Buffer): Promise<Svid>;
   signWorkload(spiffeId: string, csr: Buffer): Promise<Svid>;
   getBundle(): Promise<BundleUpdate>;
   /** Calls onBundle with the current bundle and every change; returns a cancel function. */
@@ -182,6 +188,22 @@ export function connectControlPlane(options: ClientOptions): ControlPlaneClient 
 
   return {
     join: async (token, csr) => svidFrom(await call<RawSvid>('Join', { token, csr, features: AGENT_FEATURES })),
+    attestKubernetes: async (tokens, csr) => {
+      try {
+        return svidFrom(await call<RawSvid>('AttestKubernetes', { tokens, csr, features: AGENT_FEATURES }));
+      } catch (err) {
+        const cause = (err as MeshError).cause as grpc.ServiceError | undefined;
+        if (cause?.code === grpc.status.UNIMPLEMENTED)
+          throw new MeshError(
+            'MESH_E_CONTROLPLANE_UNSUPPORTED',
+            `the control plane at ${options.address} does not attest Kubernetes pods`,
+            {
+              cause: err,
+            },
+          );
+        throw err;
+      }
+    },
     renewNode: async (csr) => {
       needNode();
       return svidFrom(await call<RawSvid>('RenewNode', { csr }));

@@ -1,9 +1,11 @@
 /** The Identity gRPC service: join, node renewal, workload signing, bundle fetch and watch. */
 import type * as grpc from '@grpc/grpc-js';
+import { MeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import { fromPem } from '../../lib/x509/pem.js';
 import type { Bundle, CaManager } from '../ca/ca-manager.js';
 import type { IdentityService, SvidResult } from '../identity-service.js';
+import type { KubeAttestor } from '../kube/kube-attestor.js';
 import type { ControlPlaneMetrics } from '../metrics/controlplane-metrics.js';
 import { peerCertificate, unary } from './handlers.js';
 
@@ -40,14 +42,31 @@ export function identityHandlers(deps: {
   ca: CaManager;
   logger: Logger;
   metrics?: ControlPlaneMetrics;
+  /** Kubernetes pod attestation; absent, AttestKubernetes is refused (MESH_E_KUBE_ATTESTATION_OFF). */
+  kube?: KubeAttestor;
 }): grpc.UntypedServiceImplementation {
-  const { identity, ca, logger, metrics } = deps;
+  const { identity, ca, logger, metrics, kube } = deps;
   const observe = metrics?.recordCall;
   return {
     Join: unary(
       logger,
       'Join',
       async (req: JoinRequest, call) => svidMessage(await identity.join({ token: req.token, csr: req.csr, peer: call.getPeer() })),
+      observe,
+    ),
+    AttestKubernetes: unary(
+      logger,
+      'AttestKubernetes',
+      async (req: { tokens: string[]; csr: Buffer }, call) => {
+        if (kube === undefined) {
+          const off = new MeshError(
+            'MESH_E_KUBE_ATTESTATION_OFF',
+            'this control plane does not attest Kubernetes pods: add kubernetes.attestation to controlplane.yaml',
+          );
+          throw await identity.refused(off, { actor: `peer:${call.getPeer()}`, action: 'kube.attest', spiffe_id: null });
+        }
+        return svidMessage(await kube.attest({ tokens: req.tokens, csr: req.csr, peer: call.getPeer() }));
+      },
       observe,
     ),
     RenewNode: unary(

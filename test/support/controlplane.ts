@@ -49,6 +49,8 @@ export async function startTestControlPlane(
     metricsListen?: string;
     /** nodeStatus.staleAfter (a duration such as "3s"); default the schema's. */
     staleAfter?: string;
+    /** The `kubernetes` section of controlplane.yaml (kubeconfig, cluster, sync, attestation); default: none. */
+    kubernetes?: Record<string, unknown>;
   } = {},
 ): Promise<TestControlPlane> {
   const dataDir = options.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'mesh-cp-')));
@@ -65,6 +67,7 @@ export async function startTestControlPlane(
       ...(options.staleAfter ? { nodeStatus: { staleAfter: options.staleAfter } } : {}),
       log: { level: 'debug' },
       ...(options.metricsListen === undefined ? {} : { metrics: { listen: options.metricsListen } }),
+      ...(options.kubernetes === undefined ? {} : { kubernetes: options.kubernetes }),
     },
     'test',
   );
