@@ -235,7 +235,7 @@ export async function startKubeVmWorld(options: KubeVmWorldOptions): Promise<Kub
       const dir = path.dirname(path.dirname(pod.tokenFile));
       const config = {
         controlPlane: { address: peers.cp.address, caBundle: peers.bundleFile },
-        kubernetes: { mode: 'sidecar', namespace: pod.namespace, pod: pod.name, tokenFile: pod.tokenFile },
+        kubernetes: { mode: 'sidecar', tokenFiles: [pod.tokenFile] },
       };
       const workload = workloadFile({
         name: 'orders',
