@@ -50,6 +50,19 @@ async function resolveTrustDomain(file: string, configured: string | undefined, 
   return trustDomain ?? '';
 }
 
+/** Kubernetes mode has no join to learn the control plane and the trust domain from: the file names them. */
+function requireKubernetesFields(file: string, trustDomain: string | undefined, address: string | undefined): void {
+  const missing = [...(trustDomain === undefined ? ['trustDomain'] : []), ...(address === undefined ? ['controlPlane.address'] : [])];
+  if (missing.length === 0) return;
+  throw new MeshError(
+    'MESH_E_CONFIG_INVALID',
+    `${file}: kubernetes mode needs ${missing.join(' and ')} (there is no join to learn them from)`,
+    {
+      details: { file, issues: missing.map((path) => ({ path, message: 'required with kubernetes' })) },
+    },
+  );
+}
+
 export async function loadAgentConfig(file: string, deps: LoadAgentConfigDeps): Promise<AgentConfig> {
   const parsed = await loadConfigFile(agentConfigSchema, file);
   const { tokenFile, ...consul } = parsed.consul;
@@ -70,6 +83,7 @@ export async function loadAgentConfig(file: string, deps: LoadAgentConfigDeps): 
       details: { file, issues: [{ path: 'nodeName', message: 'empty' }] },
     });
   }
+  if (parsed.kubernetes !== undefined) requireKubernetesFields(file, parsed.trustDomain, parsed.controlPlane.address);
   const trustDomain = await resolveTrustDomain(file, parsed.trustDomain, parsed.dataDir, deps);
   return deepFreeze({ ...parsed, nodeName, trustDomain, consul: { ...consul, token } });
 }

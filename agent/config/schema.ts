@@ -109,6 +109,25 @@ export const accessLogSchema = z.strictObject({
 });
 export type AccessLogConfig = z.output<typeof accessLogSchema>;
 
+/**
+ * Kubernetes mode (docs/operations/kubernetes-identity.md): the node identity
+ * comes from projected service-account tokens (the control plane's
+ * AttestKubernetes), not from `mesh-agent join`; renewals attest again with
+ * the tokens the files hold then. `sidecar`: one pod, one token file. `per-node`:
+ * one agent for several pods of one Kubernetes node, one token file per pod.
+ * Needs controlPlane.address and trustDomain.
+ */
+export const kubernetesModeSchema = z
+  .strictObject({
+    mode: z.enum(['sidecar', 'per-node']).default('sidecar'),
+    tokenFiles: z.array(z.string().min(1)).min(1).default(['/var/run/secrets/mesh/token']),
+  })
+  .refine((k) => k.mode !== 'sidecar' || k.tokenFiles.length === 1, {
+    message: "sidecar mode takes exactly one token file (the pod's); use mode per-node for several pods",
+    path: ['tokenFiles'],
+  });
+export type KubernetesModeConfig = z.output<typeof kubernetesModeSchema>;
+
 export const agentConfigSchema = z.strictObject({
   nodeName: z.string().min(1).optional(),
   /**
@@ -189,6 +208,8 @@ export const agentConfigSchema = z.strictObject({
   accessLog: accessLogSchema.prefault({}),
   /** Absent: no tracing, unless a MeshTelemetry policy sets it (this one wins over the policy). */
   tracing: tracingSchema.optional(),
+  /** Kubernetes mode: the identity from service-account tokens instead of a join; absent: a VM or host that joins. */
+  kubernetes: kubernetesModeSchema.optional(),
 });
 
 export type AgentConfigInput = z.input<typeof agentConfigSchema>;

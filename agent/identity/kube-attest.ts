@@ -6,11 +6,13 @@
  * their contents are never logged or written anywhere.
  */
 import { readFile } from 'node:fs/promises';
-import { MeshError } from '../../lib/errors.js';
+import { MeshError, toMeshError } from '../../lib/errors.js';
+import type { Logger } from '../../lib/logger.js';
 import { type KeyPair, newKeyPair } from '../../lib/secret-files.js';
 import { createCsr } from '../../lib/x509/csr-builder.js';
-import type { ControlPlaneClient, Svid } from './cp-client.js';
-import { type NodeIdentity, saveNodeIdentity } from './identity-store.js';
+import { type ControlPlaneClient, connectControlPlane, type Svid } from './cp-client.js';
+import { loadNodeIdentity, type NodeIdentity, saveNodeIdentity } from './identity-store.js';
+import type { NodeAttestation } from './workload-identities.js';
 
 const pkcs8Pem = (key: KeyPair): string => key.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
 
@@ -65,4 +67,53 @@ export async function enrollKubernetes(
   };
   await saveNodeIdentity(input.dataDir, identity);
   return identity;
+}
+
+/**
+ * The NodeAttestation of an agent in kubernetes mode (workload-identities.ts):
+ * at start, attest with the token files and save the node identity, trusting
+ * the bundle saved by an earlier run or else controlPlane.caBundle; when the
+ * control plane cannot be reached and an identity is on disk, start with it
+ * (it is renewed by attesting again once the control plane answers). Every
+ * refusal (pod gone, not allowed, bad token) stops the start with its code.
+ */
+export function kubernetesAttestation(
+  input: { dataDir: string; address: string; trustDomain: string; caBundle: string; tokenFiles: readonly string[]; log: Logger },
+  connect: typeof connectControlPlane = connectControlPlane,
+): NodeAttestation {
+  const { log } = input;
+  return {
+    async enroll() {
+      const stored = await loadNodeIdentity(input.dataDir).catch(() => undefined);
+      const bundlePem = stored?.bundlePem ?? (await readCaBundle(input.caBundle));
+      const client = connect({ address: input.address, trustDomain: input.trustDomain, bundlePem });
+      try {
+        const identity = await enrollKubernetes({ ...input, bundlePem }, client);
+        log.info('node identity attested with the service-account token', {
+          spiffeId: identity.spiffeId,
+          tokenFiles: input.tokenFiles.length,
+        });
+      } catch (err) {
+        const e = toMeshError(err);
+        if (e.code !== 'MESH_E_CONTROLPLANE_UNAVAILABLE' || stored === undefined) throw e;
+        log.warn('the control plane is not reachable; starting with the node identity on disk until attestation succeeds', {
+          spiffeId: stored.spiffeId,
+          error: e,
+        });
+      } finally {
+        client.close();
+      }
+    },
+    renew: (client) => attestNode(client, input.tokenFiles),
+  };
+}
+
+async function readCaBundle(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    throw new MeshError('MESH_E_CONFIG_INVALID', `controlPlane.caBundle: cannot read ${file}: ${(err as Error).message}`, {
+      details: { file, issues: [{ path: 'controlPlane.caBundle', message: 'unreadable' }] },
+    });
+  }
 }

@@ -6,6 +6,7 @@
  * onRenewed lets the connection reconnect with them.
  */
 import { MeshError } from '../../lib/errors.js';
+import type { ControlPlaneClient, Svid } from './cp-client.js';
 import type { ControlPlaneConnection } from './cp-connection.js';
 import { requestNodeSvid } from './enroll.js';
 import { heldState, type IdentityState, type SvidSource } from './identity-status.js';
@@ -23,6 +24,8 @@ export interface NodeRenewalOptions {
   persist: (what: string, write: () => Promise<void>) => Promise<void>;
   /** The new node SVID is saved and in use: reconnect with it. */
   onRenewed: () => void;
+  /** How a new node SVID is obtained; default RenewNode with the current one (Kubernetes mode: attest again with the token files). */
+  request?: (client: ControlPlaneClient) => Promise<{ svid: Svid; keyPem: string }>;
 }
 
 export interface NodeRenewal {
@@ -46,7 +49,7 @@ export function createNodeRenewal(options: NodeRenewalOptions): NodeRenewal {
   let stopped = false;
 
   const renew = async (): Promise<IssuedCert> => {
-    const { svid, keyPem } = await connection.call(requestNodeSvid);
+    const { svid, keyPem } = await connection.call(options.request ?? requestNodeSvid);
     if (stopped) throw new MeshError('MESH_E_INTERNAL', 'stopped while renewing the node SVID');
     const next: NodeIdentity = { ...identity, keyPem, chainPem: svid.chainPem };
     // Saved before use: a restart must find the key that goes with the certificate in use.

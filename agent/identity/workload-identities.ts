@@ -35,7 +35,7 @@ import { MeshError, toMeshError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import type { Identities } from '../model/proxy-model.js';
 import { type BundleWatch, createBundleWatch } from './bundle-watch.js';
-import type { connectControlPlane } from './cp-client.js';
+import type { ControlPlaneClient, connectControlPlane, Svid } from './cp-client.js';
 import { type ControlPlaneConnection, type ControlPlaneLink, createControlPlaneConnection } from './cp-connection.js';
 import { requestWorkloadSvid } from './enroll.js';
 import type { IdentitiesStatus } from './identity-status.js';
@@ -59,6 +59,16 @@ export interface WorkloadIdentitiesOptions {
   connect?: typeof connectControlPlane;
   /** Renewal ratio, jitter, backoff (also for first fetches and reopening the bundle watch), watchdog, random; clock and log come from above. */
   rotation?: Partial<RotationManagerOptions>;
+  /** Kubernetes mode: how the node identity is made or refreshed before it is loaded, and how it is renewed (kube-attest.ts). */
+  attestation?: NodeAttestation;
+}
+
+/** A node identity that comes from attestation (Kubernetes) rather than from `mesh-agent join`. */
+export interface NodeAttestation {
+  /** Attests and saves the node identity in <dataDir>/identity, before start() loads it. */
+  enroll(): Promise<void>;
+  /** A new node SVID (new key made here) for renewal, over the running connection. */
+  renew(client: ControlPlaneClient): Promise<{ svid: Svid; keyPem: string }>;
 }
 
 export interface WorkloadIdentities {
@@ -137,6 +147,8 @@ export function createWorkloadIdentities(options: WorkloadIdentitiesOptions): Wo
     async start() {
       if (startCalled || stopped) throw new MeshError('MESH_E_INTERNAL', 'workload identities can be started once');
       startCalled = true;
+      if (options.attestation !== undefined) await options.attestation.enroll();
+      if (stopped) return;
       const identity = await loadNodeIdentity(dataDir);
       if (stopped) return;
       const stored = await loadStored(identity.bundlePem);
@@ -158,6 +170,7 @@ export function createWorkloadIdentities(options: WorkloadIdentitiesOptions): Wo
         bundlePem: () => bundleWatch.rootsPem(),
         persist: queue.persist,
         onRenewed: () => bundleWatch.reconnect(),
+        ...(options.attestation === undefined ? {} : { request: options.attestation.renew }),
       });
       const bundleWatch = createBundleWatch({
         connection: conn,

@@ -29,6 +29,7 @@ import { envoyOwnedFiles } from '../envoy/envoy-owned-files.js';
 import { setprivSpawn } from '../envoy/process-launcher.js';
 import { createEnvoySupervisor } from '../envoy/supervisor.js';
 import type { ControlPlaneLink } from '../identity/cp-connection.js';
+import { kubernetesAttestation } from '../identity/kube-attest.js';
 import { createWorkloadIdentities } from '../identity/workload-identities.js';
 import { type CaptureInput, captureInputOf } from '../model/capture.js';
 import type { ModelTracing } from '../model/proxy-model.js';
@@ -272,6 +273,21 @@ export function createRealAgent(config: AgentConfig, facts: HostFacts, log: Logg
   });
 }
 
+/** Kubernetes mode: the node identity is attested with the pod's service-account token(s) instead of loaded from a join. */
+function kubernetesIdentity(config: AgentConfig, log: Logger) {
+  const { kubernetes, controlPlane } = config;
+  if (kubernetes === undefined || controlPlane.address === undefined) return {};
+  const attestation = kubernetesAttestation({
+    dataDir: config.dataDir,
+    address: controlPlane.address,
+    trustDomain: config.trustDomain,
+    caBundle: controlPlane.caBundle,
+    tokenFiles: kubernetes.tokenFiles,
+    log: log.child({ component: 'kube-attestation' }),
+  });
+  return { attestation };
+}
+
 /**
  * The data plane with the real parts: SVIDs from the control plane, the ADS server, Envoy under supervision;
  * and the control-plane connection its identities hold (status reports go over it).
@@ -289,6 +305,7 @@ function realDataPlane(
     clock: systemClock,
     log: log.child({ component: 'identity' }),
     rotation: { onRenewalFailed: metrics.recordRenewalFailure },
+    ...kubernetesIdentity(config, log),
   });
   const launch = parts.launch;
   const workDir = envoyDir(config.dataDir);

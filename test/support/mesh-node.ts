@@ -58,6 +58,8 @@ export interface MeshNodeOptions {
   zone?: string;
   /** More top-level agent config keys (e.g. accessLog, tracing). */
   extraConfig?: Record<string, unknown>;
+  /** false: no join (an agent in kubernetes mode attests with its token files instead); default true. */
+  join?: boolean;
 }
 
 export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode> {
@@ -68,7 +70,7 @@ export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode>
   await mkdir(workloadsDir, { recursive: true });
   for (const [file, text] of Object.entries(options.workloads)) await writeFile(path.join(workloadsDir, file), text);
   const joined = options.dir !== undefined && existsSync(path.join(dataDir, 'identity'));
-  if (!joined)
+  if (!joined && options.join !== false)
     await joinMesh({
       address: options.cp.cp.address,
       token: options.cp.token(options.nodeName, options.allow ?? [`spiffe://${options.cp.trustDomain}/ns/*/sa/*`]),
