@@ -26,6 +26,7 @@ import { createLeafSigner, defaultSigningWorkers } from './ca/leaf-signer.js';
 import type { ControlplaneConfig } from './config/schema.js';
 import { IdentityService } from './identity-service.js';
 import { kubeAttestationHook } from './kube/attestation-hook.js';
+import type { CatalogSync } from './kube/catalog-sync.js';
 import { createControlPlaneMetrics } from './metrics/controlplane-metrics.js';
 import { startMetricsServer } from './metrics/metrics-server.js';
 import { nodeRevokedError, PolicyFanout } from './policy/policy-fanout.js';
@@ -64,6 +65,8 @@ export interface ControlPlane {
   readonly policyFanout: PolicyFanout;
   /** The latest status report of each node (NodeStatus.Report). */
   readonly nodeStatus: NodeStatusBook;
+  /** The Kubernetes catalog sync, when controlplane.yaml has `kubernetes.sync`. */
+  readonly kubeSync?: CatalogSync;
   stop(): Promise<void>;
 }
 
@@ -256,7 +259,11 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
   });
 
   let stopped = false;
-  return {
+  let kubeSync: CatalogSync | undefined;
+  const cp: ControlPlane = {
+    get kubeSync() {
+      return kubeSync;
+    },
     address,
     ...(metricsServer === undefined ? {} : { metricsAddress: metricsServer.address }),
     adminSocket,
@@ -270,6 +277,7 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
     async stop() {
       if (stopped) return;
       stopped = true;
+      await kubeSync?.stop();
       serverIdentity.stop();
       policyFanout.stop();
       // Calls in flight get a grace period; bundle watches never end by themselves, so then force.
@@ -291,4 +299,22 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
       db.close();
     },
   };
+  const kube = config.kubernetes;
+  if (kube?.sync !== undefined) {
+    try {
+      // Loaded only when configured (it brings @kubernetes/client-node).
+      const { startCatalogSync } = await import('./kube/catalog-sync.js');
+      kubeSync = await startCatalogSync(kube, kube.sync, {
+        policies,
+        trustDomain: config.trustDomain,
+        clock,
+        logger,
+        registry: metrics.registry,
+      });
+    } catch (err) {
+      await cp.stop();
+      throw err;
+    }
+  }
+  return cp;
 }
