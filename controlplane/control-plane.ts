@@ -299,12 +299,12 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
       db.close();
     },
   };
-  const kube = config.kubernetes;
-  if (kube?.sync !== undefined) {
+  const kubeSection = config.kubernetes;
+  if (kubeSection?.sync !== undefined) {
     try {
       // Loaded only when configured (it brings @kubernetes/client-node).
       const { startCatalogSync } = await import('./kube/catalog-sync.js');
-      kubeSync = await startCatalogSync(kube, kube.sync, {
+      kubeSync = await startCatalogSync(kubeSection, kubeSection.sync, {
         policies,
         trustDomain: config.trustDomain,
         clock,
