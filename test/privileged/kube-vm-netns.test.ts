@@ -6,7 +6,10 @@
  * Kubernetes Service `orders` as namespace hosts, each with a mesh-agent in
  * kubernetes mode holding a pod-bound token, and a VM host with `billing`.
  * - Kubernetes -> Consul: orders appears on the cluster's synthetic node with
- *   the pods' addresses and SPIFFE ID (from the Pods' service account).
+ *   the pods' addresses and SPIFFE ID (from the Pods' service account), and
+ *   the sync keeps the ServiceIdentity that lets only that account serve it.
+ * - The pods' agents attested with their tokens: node records
+ *   k8s.<cluster>.<ns>.<pod>, no join token.
  * - VM -> Kubernetes: billing calls orders through the mesh; both pods serve,
  *   and each saw billing's SPIFFE ID in x-forwarded-client-cert.
  * - Consul -> Kubernetes: the sync wrote the Service billing and its
@@ -20,7 +23,7 @@ import { processesWith } from '../support/child.js';
 import { startKube } from '../support/kube.js';
 import { BILLING_ID, BILLING_LOCAL, CLUSTER, MESH_PORT, ORDERS_LOCAL, startKubeVmWorld, VM_SERVICES_NS } from '../support/kube-vm-world.js';
 import { listNetns, privilegedSkipReason } from '../support/netns.js';
-import { httpIn } from '../support/netns-peers.js';
+import { httpIn, meshctl } from '../support/netns-peers.js';
 import { waitFor } from '../support/wait.js';
 
 const skip = await privilegedSkipReason();
@@ -65,6 +68,26 @@ t.test('VM and Kubernetes workloads in one mesh, across network namespaces', { s
     );
     t.same([...new Set(entries.map((e) => e.ServiceMeta.mesh_spiffe_id))], [w.ordersId], "with the pods' service account identity");
     t.same([...new Set(entries.map((e) => e.ServiceMeta.mesh_port))], [String(MESH_PORT.orders)], 'and the named mesh port');
+
+    // Who may serve orders comes from the Kubernetes API, through the control plane: the sync's ServiceIdentity.
+    const listed = JSON.parse(await meshctl(['policy', 'list', '--kind', 'ServiceIdentity', '--json', '--data-dir', w.peers.cpDir])) as {
+      resources: Array<{ name: string; updatedBy: string; document: { spec: { service: string; allowedIdentities: string[] } } }>;
+    };
+    const kept = listed.resources.find((r) => r.document.spec.service === 'orders');
+    t.same(
+      kept?.document.spec.allowedIdentities,
+      [w.ordersId],
+      `the sync keeps ServiceIdentity ${kept?.name}: only the pods' account serves orders`,
+    );
+    t.equal(kept?.updatedBy, `k8s-sync:${CLUSTER}`, 'written by the sync');
+  });
+
+  await t.test("the pods' agents hold node records named after their pods, from their tokens (no join)", async (t) => {
+    const nodes = JSON.parse(await meshctl(['node', 'list', '--json', '--data-dir', w.peers.cpDir])) as Array<{ name: string }>;
+    const names = nodes.map((n) => n.name);
+    for (const pod of w.pods)
+      t.ok(names.includes(`k8s.${CLUSTER}.${w.kubeNs}.${pod.name}`), `node k8s.${CLUSTER}.${w.kubeNs}.${pod.name} (no join token)`);
+    t.ok(names.includes('vm-billing'), 'and the VM joined as vm-billing');
   });
 
   await t.test('VM -> Kubernetes: billing calls orders; both pods serve and see billing', async (t) => {
