@@ -26,7 +26,7 @@ import {
   startKubeVmWorld,
   VM_SERVICES_NS,
 } from '../test/support/kube-vm-world.js';
-import { httpIn } from '../test/support/netns-peers.js';
+import { httpIn, meshctl } from '../test/support/netns-peers.js';
 import { startLocalKube } from './kube-local.js';
 import { defaultCacheDir, firstRunNotice } from './provision.js';
 import { provisionKube } from './provision-kube.js';
@@ -59,7 +59,7 @@ export async function runK8sDemo(check: boolean): Promise<number> {
       say(
         `started  kube-apiserver ${tools.kubeApiserver.version} and etcd ${tools.etcd.version} on ${kube.url} (kubeconfig ${kube.kubeconfig})`,
       );
-      say('creating 4 network namespaces on a veth bridge (infra, pod-a, pod-b, vm)...');
+      say('creating 4 network namespaces on a veth bridge: h0 infra, h1 and h2 the pods, h3 the VM...');
       const w = await startKubeVmWorld({ kube: { ...kube, ...kubeHelpers(kube) }, prefix: 'mesh-demo-k8s-', progress: say });
       try {
         return await demo(w, kube.kubeconfig, check);
@@ -102,6 +102,11 @@ async function demo(w: KubeVmWorld, kubeconfig: string, check: boolean): Promise
   for (const e of entries) say(`synced   orders at ${e.ServiceAddress} on node ${e.Node}, identity ${e.ServiceMeta.mesh_spiffe_id}`);
   const syncedOk = entries.length === w.pods.length && entries.every((e) => e.ServiceMeta.mesh_spiffe_id === w.ordersId);
   if (!syncedOk) say(`FAILED   orders is not in Consul with its pods (${entries.length} instances)`);
+  // Who may serve orders: the ServiceIdentity the sync keeps, from the Pods' service account.
+  say('$ meshctl policy list --kind ServiceIdentity');
+  process.stdout.write(
+    await meshctl(['policy', 'list', '--kind', 'ServiceIdentity', '--data-dir', w.peers.cpDir]).catch((err: Error) => `${err.message}\n`),
+  );
 
   // 2. VM -> Kubernetes.
   say('');
@@ -150,6 +155,11 @@ async function demo(w: KubeVmWorld, kubeconfig: string, check: boolean): Promise
       ? 'FAILED   the pod got no answer from billing'
       : `answer   billing (VM ${w.vm.host.address}) saw peer ${toVm.peers.billing?.join(', ') ?? '-'}`,
   );
+
+  // The node records: the pods' from their tokens (no join), the VM's from its join token.
+  say('');
+  say('$ meshctl node list');
+  process.stdout.write(await meshctl(['node', 'list', '--data-dir', w.peers.cpDir]).catch((err: Error) => `${err.message}\n`));
 
   const ok = syncedOk && vmToKubeOk && kubeToVmOk;
   if (check) {

@@ -33,6 +33,16 @@ t.test('npm run demo -- --k8s --check', { skip: skip ?? false }, async (t) => {
   t.match(result.stdout, /answer {3}orders-b \(pod 10\.77\.0\.3\) saw peer spiffe:\/\/example\.org\/ns\/vms\/sa\/billing\n/);
   t.match(result.stdout, /synced {3}EndpointSlice mesh-vms\/\S+: 10\.77\.0\.4 /);
   t.match(result.stdout, /answer {3}billing \(VM 10\.77\.0\.4\) saw peer spiffe:\/\/example\.org\/ns\/shop-[0-9a-f]+\/sa\/orders\n/);
+  t.match(
+    result.stdout,
+    /\nServiceIdentity +k8s-demo-shop-[0-9a-f]+-orders +1 +\d+ +\S+ +k8s-sync:demo\n/,
+    'the sync keeps the ServiceIdentity of orders',
+  );
+  t.match(
+    result.stdout,
+    /\nk8s\.demo\.shop-[0-9a-f]+\.orders-a +active .* spiffe:\/\/example\.org\/ns\/shop-[0-9a-f]+\/sa\/orders\n/,
+    "the pod's node record, from its token, may hold only the pod's ID",
+  );
   t.match(result.stdout, /demo check passed/);
   t.same(
     (await listNetns()).filter((ns) => !before.has(ns)),

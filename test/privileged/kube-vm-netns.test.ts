@@ -82,12 +82,17 @@ t.test('VM and Kubernetes workloads in one mesh, across network namespaces', { s
     t.equal(kept?.updatedBy, `k8s-sync:${CLUSTER}`, 'written by the sync');
   });
 
-  await t.test("the pods' agents hold node records named after their pods, from their tokens (no join)", async (t) => {
-    const nodes = JSON.parse(await meshctl(['node', 'list', '--json', '--data-dir', w.peers.cpDir])) as Array<{ name: string }>;
-    const names = nodes.map((n) => n.name);
-    for (const pod of w.pods)
-      t.ok(names.includes(`k8s.${CLUSTER}.${w.kubeNs}.${pod.name}`), `node k8s.${CLUSTER}.${w.kubeNs}.${pod.name} (no join token)`);
-    t.ok(names.includes('vm-billing'), 'and the VM joined as vm-billing');
+  await t.test("the pods' agents hold node records from their tokens, each allowed only the pod's SPIFFE ID", async (t) => {
+    const nodes = JSON.parse(await meshctl(['node', 'list', '--json', '--data-dir', w.peers.cpDir])) as Array<{
+      name: string;
+      allow: string[];
+    }>;
+    const allowed = Object.fromEntries(nodes.map((n) => [n.name, n.allow]));
+    for (const pod of w.pods) {
+      const name = `k8s.${CLUSTER}.${w.kubeNs}.${pod.name}`;
+      t.same(allowed[name], [w.ordersId], `node ${name} (no join token) may hold only the pod's SPIFFE ID`);
+    }
+    t.same(allowed['vm-billing'], [BILLING_ID], 'and the VM joined as vm-billing');
   });
 
   await t.test('VM -> Kubernetes: billing calls orders; both pods serve and see billing', async (t) => {
