@@ -21,9 +21,12 @@ import {
   BILLING_ID,
   BILLING_LOCAL,
   CLUSTER,
+  echoFrom,
   type KubeVmWorld,
   ORDERS_LOCAL,
+  sliceTarget,
   startKubeVmWorld,
+  TPROXY_POD,
   VM_SERVICES_NS,
 } from '../test/support/kube-vm-world.js';
 import { httpIn, meshctl } from '../test/support/netns-peers.js';
@@ -132,7 +135,9 @@ async function demo(w: KubeVmWorld, kubeconfig: string, check: boolean): Promise
         namespace: VM_SERVICES_NS,
         labelSelector: 'kubernetes.io/service-name=billing',
       });
-      return list.items.some((s) => s.endpoints?.some((e) => e.addresses.includes(w.vm.host.address))) ? list.items : undefined;
+      return list.items.some((s) => s.endpoints?.some((e) => e.conditions?.ready === true && e.addresses.includes(w.vm.host.address)))
+        ? list.items
+        : undefined;
     },
     { timeoutMs: 60_000, intervalMs: 250, what: 'the synced EndpointSlice of billing' },
   ).catch(() => []);
@@ -149,12 +154,30 @@ async function demo(w: KubeVmWorld, kubeconfig: string, check: boolean): Promise
     },
     { timeoutMs: 120_000, intervalMs: 500, what: 'the pod to reach billing' },
   ).catch(() => undefined);
-  const kubeToVmOk = toVm?.peers.billing?.[0] === w.ordersId && slices.length > 0;
   say(
     toVm === undefined
       ? 'FAILED   the pod got no answer from billing'
       : `answer   billing (VM ${w.vm.host.address}) saw peer ${toVm.peers.billing?.join(', ') ?? '-'}`,
   );
+  // The other pod's agent captures traffic: its app calls the address the synced EndpointSlice gives, as a pod's app does.
+  const target = slices.map(sliceTarget).find((x) => x !== undefined);
+  const podB = w.pods.find((p) => p.name === TPROXY_POD);
+  let byService: { app: string; peer?: string } | undefined;
+  if (target !== undefined && podB !== undefined) {
+    const url = `http://${target.address}:${target.port}/`;
+    say(`$ ${ns(podB.host)} curl ${url}   (pod ${podB.name} calls the synced Service's endpoint; its transparent proxy captures it)`);
+    byService = await waitFor(async () => ((await echoFrom(podB.host, url))?.app === 'billing' ? echoFrom(podB.host, url) : undefined), {
+      timeoutMs: 60_000,
+      intervalMs: 500,
+      what: 'the captured call to reach billing',
+    }).catch(() => undefined);
+    say(
+      byService === undefined
+        ? `FAILED   ${podB.name} got no answer from ${url}`
+        : `answer   billing (VM ${w.vm.host.address}) saw peer ${byService.peer ?? '-'}`,
+    );
+  }
+  const kubeToVmOk = toVm?.peers.billing?.[0] === w.ordersId && byService?.peer === w.ordersId;
 
   // The node records: the pods' from their tokens (no join), the VM's from its join token.
   say('');

@@ -3,7 +3,9 @@
  * script, as root): the demo starts its own kube-apiserver and etcd, orders
  * (the pods) shows up in Consul with the pods' identity, billing on the VM
  * reaches both pods with its SPIFFE ID, the sync writes billing into
- * Kubernetes and a pod reaches it with spiffe://example.org/ns/<ns>/sa/orders;
+ * Kubernetes, and a pod reaches it with spiffe://example.org/ns/<ns>/sa/orders
+ * both through its upstream port and (the other pod, transparent proxy) at the
+ * address of the synced EndpointSlice;
  * exit 0, and no namespace or process of the demo is left.
  */
 import path from 'node:path';
@@ -32,7 +34,15 @@ t.test('npm run demo -- --k8s --check', { skip: skip ?? false }, async (t) => {
   t.match(result.stdout, /answer {3}orders-a \(pod 10\.77\.0\.2\) saw peer spiffe:\/\/example\.org\/ns\/vms\/sa\/billing\n/);
   t.match(result.stdout, /answer {3}orders-b \(pod 10\.77\.0\.3\) saw peer spiffe:\/\/example\.org\/ns\/vms\/sa\/billing\n/);
   t.match(result.stdout, /synced {3}EndpointSlice mesh-vms\/\S+: 10\.77\.0\.4 /);
-  t.match(result.stdout, /answer {3}billing \(VM 10\.77\.0\.4\) saw peer spiffe:\/\/example\.org\/ns\/shop-[0-9a-f]+\/sa\/orders\n/);
+  t.match(
+    result.stdout,
+    /\(pod orders-a calls billing through its Envoy\)\nanswer {3}billing \(VM 10\.77\.0\.4\) saw peer spiffe:\/\/example\.org\/ns\/shop-[0-9a-f]+\/sa\/orders\n/,
+  );
+  t.match(
+    result.stdout,
+    /curl http:\/\/10\.77\.0\.4:8080\/ +\(pod orders-b calls the synced Service's endpoint.*\nanswer {3}billing \(VM 10\.77\.0\.4\) saw peer spiffe:\/\/example\.org\/ns\/shop-[0-9a-f]+\/sa\/orders\n/,
+    "orders-b's captured call to the address of the synced EndpointSlice reached billing with the pod's ID",
+  );
   t.match(
     result.stdout,
     /\nServiceIdentity +k8s-demo-shop-[0-9a-f]+-orders +1 +\d+ +\S+ +k8s-sync:demo\n/,

@@ -9,6 +9,9 @@
  *   `kubeNs`, service account `orders`): each runs the workload `orders` (an
  *   echo app answering with its pod's name, orders-a or orders-b) and a
  *   mesh-agent in kubernetes mode holding its pod-bound token (no join);
+ *   orders-b's agent also runs the transparent proxy (iptables inside its
+ *   namespace only, Envoy as ENVOY_UID), so its app can call the address of a
+ *   Kubernetes Service's EndpointSlice and still go through the mesh;
  * - vm: a VM joined with a token, running the echo app `billing` (namespace
  *   `vms`) and its mesh-agent.
  * billing calls orders through its upstream port (ORDERS_LOCAL), and each pod
@@ -16,9 +19,10 @@
  * peer SPIFFE ID their Envoy saw. stop() stops every process by pid (agents
  * first), closes the bridge and removes the namespaces.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type * as k8s from '@kubernetes/client-node';
 import type { LocalKube } from '../../scripts/kube-local.js';
 import { startAgentProcess } from './agent-process.js';
 import { childKeeper, type ManagedChild } from './child.js';
@@ -44,6 +48,9 @@ export const ORDERS_LOCAL = 9001;
 export const BILLING_LOCAL = 9002;
 export const ENVOY_ADMIN = 15000;
 export const STATUS_PORT = 15100;
+/** The pod whose agent captures traffic (transparentProxy, Envoy as ENVOY_UID): its app calls the addresses Kubernetes gives it. */
+export const TPROXY_POD = 'orders-b';
+export const ENVOY_UID = 15337;
 
 export const spiffe = (ns: string, sa: string) => `spiffe://${TD}/ns/${ns}/sa/${sa}`;
 export const BILLING_ID = spiffe(VM_NS, 'billing');
@@ -119,11 +126,33 @@ export function workloadFile(w: {
   return `${lines.join('\n')}\n`;
 }
 
+/** GET url with curl inside host; the echo app's name and the peer URI it saw, or undefined without a 200 from an app. */
+export async function echoFrom(host: TestHost, url: string): Promise<{ app: string; peer?: string } | undefined> {
+  const r = await httpIn(host, url);
+  if (r.status !== 200) return undefined;
+  const answer = JSON.parse(r.body) as { app: string; xfcc: string };
+  const peer = /(?:^|;)URI=([^;,]+)/.exec(answer.xfcc)?.[1];
+  return peer === undefined ? { app: answer.app } : { app: answer.app, peer };
+}
+
+/** The address and app port of a Service's EndpointSlice, as a pod's app finds it (kube-proxy and DNS read the same). */
+export function sliceTarget(slice: k8s.V1EndpointSlice): { address: string; port: number } | undefined {
+  const address = slice.endpoints?.find((e) => e.conditions?.ready === true)?.addresses[0];
+  const port = slice.ports?.find((p) => p.name === 'app')?.port;
+  return address === undefined || port === undefined || port === null ? undefined : { address, port };
+}
+
 export async function startKubeVmWorld(options: KubeVmWorldOptions): Promise<KubeVmWorld> {
   const { kube } = options;
   const progress = options.progress ?? (() => {});
   const { envoy } = await tools();
   const base = await mkdtemp(path.join(os.tmpdir(), options.prefix ?? 'mesh-kube-vm-'));
+  // The Envoy of the transparent-proxy pod runs as ENVOY_UID: it must reach its binary (the provisioned one is under /root) and its folder.
+  await chmod(base, 0o755);
+  const envoyBinary = path.join(base, 'bin', 'envoy');
+  await mkdir(path.dirname(envoyBinary), { mode: 0o755 });
+  await copyFile(envoy.path, envoyBinary);
+  await chmod(envoyBinary, 0o755);
   const { keep, stopAll } = childKeeper();
   let net: TestNetwork | undefined;
   let bridge: KubeBridge | undefined;
@@ -204,7 +233,7 @@ export async function startKubeVmWorld(options: KubeVmWorldOptions): Promise<Kub
         workloadsDir,
         advertiseAddress: host.address,
         consul: { address: peers.consulAddr, retryInitial: '100ms', retryMax: '1s', syncInterval: '1s', watchWait: '10s' },
-        envoy: { binary: envoy.path, adminPort: ENVOY_ADMIN, concurrency: 1, drainTime: '1s' },
+        envoy: { binary: envoyBinary, adminPort: ENVOY_ADMIN, concurrency: 1, drainTime: '1s' },
         status: { listen: `127.0.0.1:${STATUS_PORT}` },
         ...config,
       };
@@ -236,6 +265,19 @@ export async function startKubeVmWorld(options: KubeVmWorldOptions): Promise<Kub
       const config = {
         controlPlane: { address: peers.cp.address, caBundle: peers.bundleFile },
         kubernetes: { mode: 'sidecar', tokenFiles: [pod.tokenFile] },
+        ...(pod.name === TPROXY_POD
+          ? {
+              envoy: {
+                binary: envoyBinary,
+                adminPort: ENVOY_ADMIN,
+                concurrency: 1,
+                drainTime: '1s',
+                user: String(ENVOY_UID),
+                group: String(ENVOY_UID),
+              },
+              transparentProxy: { enabled: true, checkInterval: '1s' },
+            }
+          : {}),
       };
       const workload = workloadFile({
         name: 'orders',
@@ -244,7 +286,9 @@ export async function startKubeVmWorld(options: KubeVmWorldOptions): Promise<Kub
       });
       podAgents.push(await meshHost(pod.host, `pod-${pod.name}`, dir, config, workload));
     }
-    progress(`started  mesh-agent in kubernetes mode on ${pods.map((p) => p.host.name).join(' and ')} (pod-bound tokens, no join)`);
+    progress(
+      `started  mesh-agent in kubernetes mode on ${pods.map((p) => p.host.name).join(' and ')} (pod-bound tokens, no join; ${TPROXY_POD} with the transparent proxy)`,
+    );
 
     // The VM: joined with a token allowed only billing's ID.
     await startApp(vmHost, 'billing');
