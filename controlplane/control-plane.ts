@@ -299,12 +299,12 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
       db.close();
     },
   };
-  const kubeSection = config.kubernetes;
-  if (kubeSection?.sync !== undefined) {
+  const k8s = config.kubernetes;
+  if (k8s?.sync !== undefined) {
     try {
       // Loaded only when configured (it brings @kubernetes/client-node).
       const { startCatalogSync } = await import('./kube/catalog-sync.js');
-      kubeSync = await startCatalogSync(kubeSection, kubeSection.sync, {
+      kubeSync = await startCatalogSync(k8s, k8s.sync, {
         policies,
         trustDomain: config.trustDomain,
         clock,

@@ -57,6 +57,10 @@ export const ERROR_CODES = {
   MESH_E_KUBE_TOKEN_NOT_POD_BOUND: 'the Kubernetes service-account token is not bound to a pod; use a projected service-account token',
   MESH_E_KUBE_POD_GONE: 'the pod the token is bound to no longer exists, or a new pod of that name has another uid',
   MESH_E_KUBE_UNREACHABLE: 'the Kubernetes API server could not be reached or did not answer; nothing was issued, retry',
+  MESH_E_KUBE_SYNC_FAILED:
+    'the catalog sync could not list or watch Kubernetes, or write to Consul or Kubernetes; it retries with backoff and reconciles everything once it can',
+  MESH_E_KUBE_SYNC_CONFLICT:
+    'an object the catalog sync would write (a Service or EndpointSlice, a ServiceIdentity) exists and is not its own; the sync leaves it alone and skips that name',
   MESH_E_CONTROLPLANE_UNAVAILABLE: 'the control plane could not be reached',
   MESH_E_CONTROLPLANE_UNSUPPORTED: 'the control plane does not offer this call (it is older than the agent); the agent goes on without it',
   MESH_E_NOT_JOINED: 'this host has not joined the mesh yet (run mesh-agent join)',

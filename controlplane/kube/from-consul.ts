@@ -1,6 +1,7 @@
 /**
  * Consul -> Kubernetes, pure: the mesh services of VMs (instances carrying
- * `mesh_spiffe_id`, not registered by a Kubernetes sync) become selector-less
+ * `mesh_spiffe_id`; a service with any instance registered by a Kubernetes
+ * sync is a Kubernetes service and is left out) become selector-less
  * headless Services with EndpointSlices in one namespace, so pods resolve them
  * by Kubernetes name. Every object carries the ownership labels and an
  * annotation with the hash of its content (the sync compares hashes, so an
@@ -70,7 +71,11 @@ export function planFromConsul(byService: ReadonlyMap<string, readonly HealthEnt
   const skipped: Array<{ service: string; reason: string }> = [];
   const taken = new Map<string, string>();
   for (const consulName of [...byService.keys()].sort()) {
-    const entries = (byService.get(consulName) ?? []).filter((e) => isVmEntry(e, ctx.syncNode) && isIP(e.address) === 4);
+    const all = byService.get(consulName) ?? [];
+    // A service with instances synced from Kubernetes is a Kubernetes service (its pods' own agents may register it
+    // too): pods already reach it by its own Service, so it is not mirrored.
+    if (all.some((e) => !isVmEntry(e, ctx.syncNode))) continue;
+    const entries = all.filter((e) => isIP(e.address) === 4);
     if (entries.length === 0) continue;
     const name = kubeServiceName(consulName);
     if (name === undefined) {

@@ -30,6 +30,7 @@ export const ATTEST_ACTION = 'kube.attest';
 /** How many tokens one request may carry (a per-node agent: one per pod of its node). */
 export const MAX_TOKENS = 64;
 const MAX_TOKEN_BYTES = 16 * 1024;
+const MIN_NODE_TTL_MS = 60_000;
 
 export interface KubeAttestorDeps {
   config: KubeAttestationConfig;
@@ -80,7 +81,8 @@ export class KubeAttestor {
         pods.length === 1 ? podNodeName(this.d.config.nodePrefix, this.d.cluster, first.namespace, first.pod) : this.sharedNode(pods);
       const allow = [...new Set(pods.map((p) => workloadId(this.d.trustDomain, p.namespace, p.serviceAccount).toString()))].sort();
       const expiries = pods.flatMap((p) => (p.expiresAt === undefined ? [] : [p.expiresAt]));
-      const ttlMs = Math.min(this.d.config.nodeSvidTtl, ...expiries.map((e) => e - clock.now()));
+      // Never beyond a token's expiry; at least a minute, should the API server's clock run ahead of ours.
+      const ttlMs = Math.max(MIN_NODE_TTL_MS, Math.min(this.d.config.nodeSvidTtl, ...expiries.map((e) => e - clock.now())));
       const detail = `pods ${pods.map((p) => `${p.namespace}/${p.pod} (${p.podUid})`).join(' ')} allow ${allow.join(' ')}`;
       return await identity.admitAttested({ node, allow, csr: input.csr, ttlMs, actor, action: ATTEST_ACTION, detail });
     } catch (err) {

@@ -36,7 +36,12 @@ export interface SyncStatus {
   readonly cluster: string;
   readonly toConsul?: ToConsulReport;
   readonly fromConsul?: FromConsulReport;
-  readonly lastError?: { readonly direction: SyncDirection; readonly message: string; readonly atMs: number };
+  readonly lastError?: {
+    readonly code: 'MESH_E_KUBE_SYNC_FAILED';
+    readonly direction: SyncDirection;
+    readonly message: string;
+    readonly atMs: number;
+  };
   readonly errors: number;
 }
 
@@ -68,7 +73,9 @@ export function createSyncReporter(o: { cluster: string; registry?: Registry; lo
     const text = JSON.stringify({ skipped, conflicts });
     if (text === (lastLogged.get(direction) ?? '{"skipped":[],"conflicts":[]}')) return;
     lastLogged.set(direction, text);
-    if (skipped.length + conflicts.length > 0) o.logger.warn('sync left objects out', { direction, skipped, conflicts });
+    if (conflicts.length > 0)
+      o.logger.warn('sync skipped names held by objects it does not own', { code: 'MESH_E_KUBE_SYNC_CONFLICT', direction, conflicts });
+    if (skipped.length > 0) o.logger.warn('sync left objects out', { direction, skipped });
   };
   return {
     toConsul(report) {
@@ -85,8 +92,8 @@ export function createSyncReporter(o: { cluster: string; registry?: Registry; lo
     },
     error(direction, message) {
       errors.inc({ direction });
-      status = { ...status, errors: status.errors + 1, lastError: { direction, message, atMs: o.now() } };
-      o.logger.warn('sync error; retrying', { direction, error: message });
+      status = { ...status, errors: status.errors + 1, lastError: { code: 'MESH_E_KUBE_SYNC_FAILED', direction, message, atMs: o.now() } };
+      o.logger.warn('sync error; retrying', { code: 'MESH_E_KUBE_SYNC_FAILED', direction, error: message });
     },
     status: () => status,
   };

@@ -129,8 +129,7 @@ export function startToConsulSync(d: ToConsulSyncDeps): ToConsulSync {
     }
     running = reconcile()
       .catch((err: unknown) => {
-        d.report.error('to-consul', (err as Error).message);
-        logger.warn('kubernetes -> consul reconcile failed; retrying', { error: (err as Error).message });
+        d.report.error('to-consul', `reconcile: ${(err as Error).message}`);
         resyncSoon();
       })
       .finally(() => {

@@ -7,8 +7,8 @@
  * Kubernetes API, never from Consul meta.
  *
  * An endpoint is left out (and said why) when it is not ready, has no Pod
- * targetRef, or its Pod is unknown or has another uid: without the Pod there
- * is no identity to vouch for it.
+ * targetRef, names a Pod of another namespace, or its Pod is unknown or has
+ * another uid: without the Pod there is no identity to vouch for it.
  */
 import { createHash } from 'node:crypto';
 import type { V1EndpointSlice, V1Pod, V1Service } from '@kubernetes/client-node';
@@ -161,13 +161,19 @@ export function planToConsul(objects: KubeObjects, ctx: ToConsulContext): ToCons
           skip(`EndpointSlice ${slice.metadata?.name}: endpoint ${ep.addresses.join(',')} has no Pod targetRef`);
           continue;
         }
-        const pod = pods.get(key(ref.namespace ?? ns, ref.name));
+        // A Pod of another namespace would lend its identity across the namespace boundary: refused.
+        if (ref.namespace !== undefined && ref.namespace !== ns) {
+          skip(
+            `EndpointSlice ${slice.metadata?.name}: endpoint ${ep.addresses.join(',')} names Pod ${ref.namespace}/${ref.name} of another namespace`,
+          );
+          continue;
+        }
+        const pod = pods.get(key(ns, ref.name));
         if (pod === undefined || (ref.uid !== undefined && ref.uid !== pod.metadata?.uid)) {
           skip(`EndpointSlice ${slice.metadata?.name}: Pod ${ref.name} of endpoint ${ep.addresses.join(',')} is not known`);
           continue;
         }
-        const podNs = pod.metadata?.namespace ?? ns;
-        const spiffeId = `spiffe://${ctx.trustDomain}/ns/${podNs}/sa/${pod.spec?.serviceAccountName ?? 'default'}`;
+        const spiffeId = `spiffe://${ctx.trustDomain}/ns/${ns}/sa/${pod.spec?.serviceAccountName ?? 'default'}`;
         for (const address of ep.addresses) {
           const id = registrationId(ns, name, ref.name, address);
           if (seen.has(id)) continue;
@@ -183,7 +189,7 @@ export function planToConsul(objects: KubeObjects, ctx: ToConsulContext): ToCons
               [META.spiffeId]: spiffeId,
               [META.protocol]: ports.protocol,
               [META.meshPort]: String(ports.mesh),
-              [META.node]: `k8s/${ctx.cluster}/${podNs}/${ref.name}`,
+              [META.node]: `k8s/${ctx.cluster}/${ns}/${ref.name}`,
               [META_EXTERNAL_SOURCE]: EXTERNAL_SOURCE,
               [META_K8S_NAMESPACE]: ns,
               [META_K8S_SERVICE]: name,

@@ -50,6 +50,8 @@ interface Watch {
 /** One throwaway CA for every fake that is not given its own (making one takes a few ms of WebCrypto). */
 const DEFAULT_CA = await createTestCa(FAKE_TRUST_DOMAIN);
 
+type FakeMethod = 'renewNode' | 'signWorkload' | 'attestKubernetes';
+
 export class FakeControlPlane {
   readonly ca: TestCa;
   down = false;
@@ -63,7 +65,9 @@ export class FakeControlPlane {
   /** Thrown by connect() while set (unusable credentials). */
   connectError: Error | undefined;
   readonly clients: FakeClient[] = [];
-  readonly calls: Array<{ method: 'renewNode' | 'signWorkload'; spiffeId: string; at: number }> = [];
+  readonly calls: Array<{ method: FakeMethod; spiffeId: string; at: number }> = [];
+  /** The tokens of every AttestKubernetes call, in order. */
+  readonly attestedTokens: string[][] = [];
   private readonly watches = new Set<Watch>();
   /** Open Policy.Watch streams, and every request ever made (in order). */
   readonly policyWatches = new Set<FakePolicyWatch>();
@@ -88,6 +92,10 @@ export class FakeControlPlane {
         throw new MeshError('MESH_E_INTERNAL', 'the fake control plane does not join');
       },
       renewNode: (csr) => this.answer('renewNode', FAKE_NODE_ID, csr, this.nodeSvidTtlMs),
+      attestKubernetes: (tokens, csr) => {
+        this.attestedTokens.push([...tokens]);
+        return this.answer('attestKubernetes', FAKE_NODE_ID, csr, this.nodeSvidTtlMs);
+      },
       signWorkload: (spiffeId, csr) => this.answer('signWorkload', spiffeId, csr, this.svidTtlMs),
       getBundle: async () => this.bundle(),
       watchBundle: (onBundle, onError) => {
@@ -194,7 +202,7 @@ export class FakeControlPlane {
     watch.onError(err);
   }
 
-  private async answer(method: 'renewNode' | 'signWorkload', spiffeId: string, csr: Buffer, ttlMs: number): Promise<Svid> {
+  private async answer(method: FakeMethod, spiffeId: string, csr: Buffer, ttlMs: number): Promise<Svid> {
     this.calls.push({ method, spiffeId, at: this.clock.now() });
     if (this.hold) await new Promise<void>((resolve) => this.held.push(resolve));
     if (this.down) throw this.unavailable();

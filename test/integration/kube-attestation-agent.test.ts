@@ -6,7 +6,9 @@
  * verifies it, and it is what its Envoy presents), and it serves mTLS: a
  * joined VM agent's web calls the pod's api through the mesh, and the pod's
  * app sees web's SPIFFE ID. Then the pod is deleted: a new attestation with
- * its token is refused (MESH_E_KUBE_POD_GONE).
+ * its token is refused (MESH_E_KUBE_POD_GONE). A per-node agent holds the
+ * tokens of two pods of one Kubernetes node and serves both pods' workloads,
+ * each with its own pod's SPIFFE ID.
  */
 import { X509Certificate } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
@@ -16,6 +18,7 @@ import t from 'tap';
 import { connectControlPlane } from '../../agent/identity/cp-client.js';
 import { attestNode } from '../../agent/identity/kube-attest.js';
 import { startKube } from '../support/kube.js';
+import { scheduledPod } from '../support/kube-tokens.js';
 import { type EchoAnswer, getJson, startEchoApp, xfccUri } from '../support/mesh-apps.js';
 import { startMeshNode } from '../support/mesh-node.js';
 import { startMeshPeers } from '../support/mesh-world.js';
@@ -120,4 +123,70 @@ t.test('a sidecar agent in kubernetes mode gets its SVID from the pod token and 
     { what: "attestation with the deleted pod's token to be refused" },
   );
   t.equal(refusal.code, 'MESH_E_KUBE_POD_GONE', 'once the pod is deleted, re-attesting (renewal) with its token is refused');
+});
+
+t.test("a per-node agent serves the workloads of two pods of one Kubernetes node, each with its pod's identity", async (t) => {
+  const kube = await startKube(t);
+  const ns = await kube.namespace('kpod');
+  const peers = await startMeshPeers(t, {
+    trustDomain: TD,
+    kubernetes: { kubeconfig: kube.kubeconfig, cluster: 'test', attestation: { allow: [{ namespace: 'kpod-*' }] } },
+  });
+  const dir = await tempDir(t, 'kpod-node-');
+  const caBundle = path.join(dir, 'ca-bundle.pem');
+  await writeFile(caBundle, peers.cp.bundlePem());
+  const tokenFiles: string[] = [];
+  for (const sa of ['api', 'db']) {
+    await kube.serviceAccount(ns, sa);
+    const pod = await scheduledPod(kube, ns, `${sa}-0`, sa, 'node-a');
+    const file = path.join(dir, `${sa}-0.token`);
+    await writeFile(file, await kube.podToken(ns, pod, [TD]), { mode: 0o600 });
+    tokenFiles.push(file);
+  }
+  const apps = await Promise.all(['web', 'api', 'db'].map((name) => startEchoApp(name)));
+  t.teardown(() => Promise.all(apps.map((a) => a.close())));
+  const [web, api, db] = apps as [
+    Awaited<ReturnType<typeof startEchoApp>>,
+    Awaited<ReturnType<typeof startEchoApp>>,
+    Awaited<ReturnType<typeof startEchoApp>>,
+  ];
+  const [webMesh, apiMesh, dbMesh, apiLocal, dbLocal] = (await freePorts(5)) as [number, number, number, number, number];
+  const podFile = (name: string, port: number, meshPort: number) =>
+    `name: ${name}\nnamespace: ${ns}\nserviceAccount: ${name}\nport: ${port}\nmeshPort: ${meshPort}\nprotocol: http\n`;
+  const nodeAgent = await startMeshNode({
+    cp: peers.cp,
+    consulAddr: peers.consul.httpAddr,
+    nodeName: 'node-a',
+    join: false,
+    workloads: { 'api.yaml': podFile('api', api.port, apiMesh), 'db.yaml': podFile('db', db.port, dbMesh) },
+    extraConfig: {
+      controlPlane: { address: peers.cp.cp.address, caBundle },
+      kubernetes: { mode: 'per-node', tokenFiles },
+    },
+  });
+  t.teardown(() => nodeAgent.stop());
+  t.equal(
+    nodeAgent.agent.dataPlane?.status().identity.node.spiffeId,
+    `spiffe://${TD}/mesh/node/k8s-node.test.node-a`,
+    "the Kubernetes node's record",
+  );
+  const vm = await startMeshNode({
+    cp: peers.cp,
+    consulAddr: peers.consul.httpAddr,
+    nodeName: 'vm-web',
+    workloads: {
+      'web.yaml': `name: web\nport: ${web.port}\nmeshPort: ${webMesh}\nprotocol: http\nupstreams: [{ service: api, localPort: ${apiLocal}, namespace: ${ns} }, { service: db, localPort: ${dbLocal}, namespace: ${ns} }]\n`,
+    },
+  });
+  t.teardown(() => vm.stop());
+  for (const [name, port, meshPort] of [
+    ['api', apiLocal, apiMesh],
+    ['db', dbLocal, dbMesh],
+  ] as const) {
+    const answer = await waitFor(() => getJson<EchoAnswer>(port).catch(() => undefined), { timeoutMs: 60_000, what: `web -> ${name}` });
+    t.equal(answer.app, name, `the VM workload reaches ${name} through the mesh`);
+    t.equal(xfccUri(answer.xfcc), `spiffe://${TD}/ns/default/sa/web`, `${name} sees the VM workload's SPIFFE ID`);
+    const served = await servedLeaf(meshPort, peers.cp.bundlePem());
+    t.equal(served.subjectAltName, `URI:spiffe://${TD}/ns/${ns}/sa/${name}`, `${name}'s mesh port presents its own pod's SVID`);
+  }
 });

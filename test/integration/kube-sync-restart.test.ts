@@ -5,8 +5,11 @@
  * everything again) and the sync itself restarted after a Service was
  * deleted while it was down (the relist and reconcile deregister it).
  */
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import t from 'tap';
 import { restartableConsul } from '../support/consul.js';
+import { spawnControlPlane } from '../support/controlplane.js';
 import { startKube } from '../support/kube.js';
 import {
   CLUSTER,
@@ -104,5 +107,39 @@ t.test('the sync survives restarts of the API server, of Consul and of itself', 
     t.pass('the restarted sync relisted and deregistered a');
     t.equal(cp.cp.policies.get('ServiceIdentity', `k8s-${CLUSTER}-${shop}-a`), undefined, 'and deleted its ServiceIdentity');
     t.ok(cp.cp.policies.get('ServiceIdentity', `k8s-${CLUSTER}-${shop}-c`), 'c keeps its ServiceIdentity');
+  });
+  await t.test('mesh-controlplane run with kubernetes.sync, killed with SIGKILL and started again, reconciles', async (t) => {
+    await cp.stop();
+    const dir = await tempDir(t, 'mesh-cp-proc-');
+    const configFile = path.join(dir, 'controlplane.json');
+    await writeFile(
+      configFile,
+      JSON.stringify({
+        dataDir: path.join(dir, 'data'),
+        trustDomain: 'example.org',
+        kubernetes: {
+          kubeconfig: kube.kubeconfig,
+          cluster: CLUSTER,
+          sync: { consul: { address: consul.httpAddr }, toConsul: { namespaces: [shop] }, fromConsul: { namespace: vms }, resync: '1s' },
+        },
+      }),
+    );
+    const spawn = () => spawnControlPlane(path.join(dir, 'data'), 'example.org', 0, ['--config', configFile]);
+    let proc = await spawn();
+    t.teardown(() => proc.child.stop());
+    await waitFor(async () => (proc.child.output().includes('catalog sync started') ? true : undefined));
+    t.pass('the sync starts inside mesh-controlplane run (the built program)');
+    await kube.core.createNamespacedService({ namespace: shop, body: meshService(shop, 'd') });
+    await kube.discovery.createNamespacedEndpointSlice({ namespace: shop, body: podSlice(shop, 'd', 'd-1', [{ pod: p1 }]) });
+    await waitFor(async () => ((await count('d')) === 1 ? true : undefined));
+    process.kill(proc.child.pid, 'SIGKILL');
+    await waitFor(async () => (proc.child.exited() ? true : undefined));
+    await kube.core.deleteNamespacedService({ name: 'd', namespace: shop });
+    t.equal(await count('d'), 1, 'Consul still holds d after the kill');
+    proc = await spawn();
+    await waitFor(async () => ((await count('d')) === 0 ? true : undefined), { timeoutMs: 30_000 });
+    t.pass('the program started again deregistered the Service deleted while it was down');
+    await proc.child.stop();
+    t.match(proc.child.output(), /catalog sync stopped/, 'SIGTERM stops the sync with the control plane');
   });
 });

@@ -91,6 +91,35 @@ t.test('catalog sync lifecycle, both ways', async (t) => {
     );
   });
 
+  await t.test('time from a Kubernetes change to Consul (measured, not asserted)', async (t) => {
+    const samples: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const ready = i % 2 === 1;
+      const slice = await kube.discovery.readNamespacedEndpointSlice({ name: 'web-abc', namespace: shop });
+      const started = Date.now();
+      await kube.discovery.replaceNamespacedEndpointSlice({
+        name: 'web-abc',
+        namespace: shop,
+        body: { ...slice, endpoints: podSlice(shop, 'web', 'web-abc', [{ pod: web1 }, { pod: web2, ready }]).endpoints },
+      });
+      const want = ready ? 2 : 1;
+      await waitFor(async () => ((await syncedInstances(consul.httpAddr, 'web')).length === want ? true : undefined), { intervalMs: 5 });
+      samples.push(Date.now() - started);
+    }
+    samples.sort((a, b) => a - b);
+    t.comment(
+      `endpoint readiness flips to Consul, 20 samples (API write to Consul answer, 5 ms polling): min ${samples[0]} ms, median ${samples[10]} ms, max ${samples[19]} ms`,
+    );
+    t.equal(samples.length, 20, 'every flip reached Consul');
+    // The gauge is set once the reconcile that registered them ends: wait for it.
+    const metrics = await waitFor(async () => {
+      const text = await (await fetch(`http://${cp.cp.metricsAddress}/metrics`)).text();
+      return text.includes('mesh_controlplane_k8s_sync_objects{direction="to-consul",kind="registration"} 2') ? text : undefined;
+    });
+    t.pass('the sync metric counts the registrations');
+    t.match(metrics, /mesh_controlplane_k8s_sync_errors_total/, 'and its error counter is exported');
+  });
+
   await t.test('an endpoint that stops being ready or leaves the slice is removed', async (t) => {
     const changed = Date.now();
     await kube.discovery.replaceNamespacedEndpointSlice({

@@ -24,6 +24,7 @@ export async function startSyncingControlPlane(
 ): Promise<TestControlPlane> {
   const cp = await startTestControlPlane({
     ...(o.dataDir === undefined ? {} : { dataDir: o.dataDir }),
+    metricsListen: '127.0.0.1:0',
     kubernetes: {
       kubeconfig: kube.kubeconfig,
       cluster: CLUSTER,

@@ -43,3 +43,25 @@ export async function signedPodToken(
   const signature = sign('sha256', Buffer.from(`${header}.${payload}`), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url');
   return `${header}.${payload}.${signature}`;
 }
+
+/** A pod of `serviceAccount` scheduled on the Kubernetes node `node` (spec.nodeName; no scheduler runs here). */
+export function scheduledPod(
+  kube: Pick<TestKube, 'core'>,
+  ns: string,
+  name: string,
+  serviceAccount: string,
+  node: string,
+): Promise<k8s.V1Pod> {
+  return kube.core.createNamespacedPod({
+    namespace: ns,
+    body: {
+      metadata: { name },
+      spec: {
+        nodeName: node,
+        serviceAccountName: serviceAccount,
+        automountServiceAccountToken: false,
+        containers: [{ name: 'app', image: 'example.invalid/app:1' }],
+      },
+    },
+  });
+}
