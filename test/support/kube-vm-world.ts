@@ -33,6 +33,7 @@ import type { CallTally } from './mesh-calls.js';
 import { createNetwork, type TestHost, type TestNetwork } from './netns.js';
 import { CONSUL_PORTS, dist, httpIn, meshctl, type NetnsPeers, startNetnsPeers } from './netns-peers.js';
 import { tools } from './tools.js';
+import { ENVOY_UID, echoIn, xfccUri } from './tproxy-world.js';
 import { waitFor } from './wait.js';
 
 export const TD = 'example.org';
@@ -50,7 +51,6 @@ export const ENVOY_ADMIN = 15000;
 export const STATUS_PORT = 15100;
 /** The pod whose agent captures traffic (transparentProxy, Envoy as ENVOY_UID): its app calls the addresses Kubernetes gives it. */
 export const TPROXY_POD = 'orders-b';
-export const ENVOY_UID = 15337;
 
 export const spiffe = (ns: string, sa: string) => `spiffe://${TD}/ns/${ns}/sa/${sa}`;
 export const BILLING_ID = spiffe(VM_NS, 'billing');
@@ -128,11 +128,9 @@ export function workloadFile(w: {
 
 /** GET url with curl inside host; the echo app's name and the peer URI it saw, or undefined without a 200 from an app. */
 export async function echoFrom(host: TestHost, url: string): Promise<{ app: string; peer?: string } | undefined> {
-  const r = await httpIn(host, url);
-  if (r.status !== 200) return undefined;
-  const answer = JSON.parse(r.body) as { app: string; xfcc: string };
-  const peer = /(?:^|;)URI=([^;,]+)/.exec(answer.xfcc)?.[1];
-  return peer === undefined ? { app: answer.app } : { app: answer.app, peer };
+  const answer = await echoIn(host, url);
+  const peer = answer === undefined ? undefined : xfccUri(answer.xfcc);
+  return answer === undefined ? undefined : peer === undefined ? { app: answer.app } : { app: answer.app, peer };
 }
 
 /** The address and app port of a Service's EndpointSlice, as a pod's app finds it (kube-proxy and DNS read the same). */
