@@ -1,8 +1,9 @@
 /**
- * Consul -> Kubernetes, the shell: a blocking query on the mesh services
- * (it wakes on any registration or deregistration, at the latest after the
- * resync period), their instances, then the owned Services and
- * EndpointSlices of the namespace brought to planFromConsul()'s answer.
+ * Consul -> Kubernetes, the shell: the mesh services and their instances,
+ * then the owned Services and EndpointSlices of the namespace brought to
+ * planFromConsul()'s answer; again as soon as a blocking query sees the list
+ * of services or the health of one of them change, at the latest after the
+ * resync period.
  * Only objects carrying the ownership labels of this cluster's sync are read,
  * replaced or deleted (deletes carry the uid as a precondition); a name held
  * by anything else is a conflict, reported and left alone.
@@ -18,6 +19,7 @@ import { LABEL_CLUSTER, LABEL_MANAGED_BY, LABEL_SERVICE_NAME, MANAGED_BY } from 
 import type { SyncReporter } from './sync-status.js';
 
 const BACKOFF: BackoffPolicy = { initialMs: 200, maxMs: 5_000 };
+const ERROR_PAUSE_MS = 1_000;
 
 export interface FromConsulSyncDeps {
   readonly conn: KubeConnection;
@@ -83,27 +85,28 @@ export function startFromConsulSync(d: FromConsulSyncDeps): FromConsulSync {
       discovery.deleteNamespacedEndpointSlice({ name: existing.metadata?.name ?? '', namespace, body: deleteBody(existing) }),
   };
 
-  /** Creates, replaces (hash differs) and, with `prune`, deletes owned objects; returns the names held by others. */
-  async function converge<T extends Named>(api: KindApi<T>, desired: readonly T[], prune: boolean): Promise<string[]> {
-    const owned = new Map((await api.list()).map((o) => [o.metadata?.name ?? '', o]));
+  /** Creates and replaces (the hash differs) the desired objects among the owned ones; returns the names held by others. */
+  async function upsert<T extends Named>(api: KindApi<T>, owned: ReadonlyMap<string, T>, desired: readonly T[]): Promise<string[]> {
     const conflicts: string[] = [];
-    if (!prune) {
-      for (const obj of desired) {
-        const name = obj.metadata?.name ?? '';
-        const existing = owned.get(name);
-        if (existing === undefined) {
-          try {
-            await api.create(obj);
-          } catch (err) {
-            if (statusCode(err) !== 409) throw err;
-            conflicts.push(name);
-          }
-        } else if (existing.metadata?.annotations?.[ANNOTATION_HASH] !== obj.metadata?.annotations?.[ANNOTATION_HASH]) {
-          await api.replace(obj, existing);
+    for (const obj of desired) {
+      const name = obj.metadata?.name ?? '';
+      const existing = owned.get(name);
+      if (existing === undefined) {
+        try {
+          await api.create(obj);
+        } catch (err) {
+          if (statusCode(err) !== 409) throw err;
+          conflicts.push(name);
         }
+      } else if (existing.metadata?.annotations?.[ANNOTATION_HASH] !== obj.metadata?.annotations?.[ANNOTATION_HASH]) {
+        await api.replace(obj, existing);
       }
-      return conflicts;
     }
+    return conflicts;
+  }
+
+  /** Deletes the owned objects not desired (gone already, or replaced meanwhile: left for the next round). */
+  async function prune<T extends Named>(api: KindApi<T>, owned: ReadonlyMap<string, T>, desired: readonly T[]): Promise<void> {
     const wanted = new Set(desired.map((o) => o.metadata?.name ?? ''));
     for (const [name, existing] of owned) {
       if (wanted.has(name)) continue;
@@ -113,8 +116,9 @@ export function startFromConsulSync(d: FromConsulSyncDeps): FromConsulSync {
         if (statusCode(err) !== 404 && statusCode(err) !== 409) throw err;
       }
     }
-    return conflicts;
   }
+
+  const listOwned = async <T extends Named>(api: KindApi<T>) => new Map((await api.list()).map((o) => [o.metadata?.name ?? '', o]));
 
   let stopped = false;
   let index = 0;
@@ -132,24 +136,30 @@ export function startFromConsulSync(d: FromConsulSyncDeps): FromConsulSync {
       };
     });
 
+  /** The Consul indexes of the last read: the catalog's service list, and each service's health. */
+  const healthIndex = new Map<string, number>();
+
   async function round(): Promise<void> {
-    const list = await d.consul.meshServices({ index, waitMs: d.resyncMs, signal: abort.signal });
-    // A restarted Consul starts its indexes again: an index that goes back means "start over".
-    index = list.index < index ? 0 : list.index;
+    const list = await d.consul.meshServices({ index: 0, waitMs: 0, signal: abort.signal });
+    index = list.index;
     if (stopped) return;
     const started = clock.now();
     const byService = new Map<string, readonly HealthEntry[]>();
+    healthIndex.clear();
     for (const name of list.names) {
-      byService.set(name, (await d.consul.healthService(name, { index: 0, waitMs: 0, signal: abort.signal })).entries);
+      const health = await d.consul.healthService(name, { index: 0, waitMs: 0, signal: abort.signal });
+      byService.set(name, health.entries);
+      healthIndex.set(name, health.index);
     }
     const plan = planFromConsul(byService, ctx);
+    const [ownedServices, ownedSlices] = [await listOwned(services), await listOwned(slices)];
     // Services before their slices are created; slices before their Services are deleted.
-    const serviceConflicts = await converge(services, plan.services, false);
+    const serviceConflicts = await upsert(services, ownedServices, plan.services);
     // A Service name held by someone else gets no slice of ours: it would add endpoints to their Service.
     const wantedSlices = plan.slices.filter((s) => !serviceConflicts.includes(s.metadata?.labels?.[LABEL_SERVICE_NAME] ?? ''));
-    const sliceConflicts = await converge(slices, wantedSlices, false);
-    await converge(slices, wantedSlices, true);
-    await converge(services, plan.services, true);
+    const sliceConflicts = await upsert(slices, ownedSlices, wantedSlices);
+    await prune(slices, ownedSlices, wantedSlices);
+    await prune(services, ownedServices, plan.services);
     d.report.fromConsul({
       services: plan.services.length,
       endpointSlices: plan.slices.length,
@@ -160,14 +170,51 @@ export function startFromConsulSync(d: FromConsulSyncDeps): FromConsulSync {
     });
   }
 
+  /**
+   * Blocks until the catalog's service list or the health of a service read in the last
+   * round changes (one blocking query each, the first answer ends the others), or the
+   * resync period passes. A restarted Consul starts its indexes again: the queries then
+   * wait at most the period.
+   */
+  async function waitForChange(): Promise<void> {
+    const local = new AbortController();
+    const cancel = () => local.abort();
+    abort.signal.addEventListener('abort', cancel);
+    const query = { waitMs: d.resyncMs, signal: local.signal };
+    // A failed query (Consul down) ends the wait after a pause, so the next round reports the error without spinning.
+    const ended = (p: Promise<unknown>) =>
+      p.then(
+        () => undefined,
+        () =>
+          new Promise<void>((resolve) => {
+            if (local.signal.aborted) return resolve();
+            const timer = clock.setTimer(Math.min(ERROR_PAUSE_MS, d.resyncMs), resolve);
+            local.signal.addEventListener('abort', () => {
+              timer.cancel();
+              resolve();
+            });
+          }),
+      );
+    try {
+      await Promise.race([
+        // Index 0 would answer at once: at least 1 keeps every query blocking.
+        ended(d.consul.meshServices({ ...query, index: Math.max(1, index) })),
+        ...[...healthIndex].map(([name, i]) => ended(d.consul.healthService(name, { ...query, index: Math.max(1, i) }))),
+      ]);
+    } finally {
+      abort.signal.removeEventListener('abort', cancel);
+      local.abort();
+    }
+  }
+
   const loop = (async () => {
     while (!stopped) {
       try {
         await round();
         attempt = 0;
+        if (!stopped) await waitForChange();
       } catch (err) {
         if (stopped) break;
-        index = 0;
         d.report.error('from-consul', (err as Error).message);
         await sleep(backoffDelay(BACKOFF, attempt));
         attempt += 1;

@@ -242,6 +242,26 @@ t.test('catalog sync lifecycle, both ways', async (t) => {
     });
     t.same(status.conflicts, ['Service billing'], 'the name held by a Service the sync did not create is a conflict, left alone');
 
+    const critical = Date.now();
+    await registerVmWorkload(vm2, {
+      service: 'payments',
+      node: 'vm-2',
+      address: '192.0.2.12',
+      port: 9090,
+      meshPort: 15001,
+      health: 'critical',
+    });
+    await waitFor(async () => {
+      const list = await kube.discovery.listNamespacedEndpointSlice({
+        namespace: vms,
+        labelSelector: 'kubernetes.io/service-name=payments',
+      });
+      const ep = list.items[0]?.endpoints?.find((e) => e.addresses[0] === '192.0.2.12');
+      return ep?.conditions?.ready === false ? true : undefined;
+    });
+    t.comment(`a VM instance's check going critical: its endpoint not ready after ${Date.now() - critical} ms`);
+    t.pass('an instance whose Consul check fails is a not-ready endpoint');
+
     await vm2.deregister('payments-vm-2');
     await waitFor(async () => {
       const list = await kube.discovery.listNamespacedEndpointSlice({

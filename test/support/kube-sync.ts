@@ -111,7 +111,7 @@ export function vmNode(consulAddr: string, nodeName: string, address: string): C
 
 export async function registerVmWorkload(
   vm: ConsulClient,
-  o: { service: string; node: string; address: string; port: number; meshPort: number },
+  o: { service: string; node: string; address: string; port: number; meshPort: number; health?: 'passing' | 'critical' },
 ) {
   await vm.register(
     {
@@ -128,7 +128,10 @@ export async function registerVmWorkload(
       },
       weight: 1,
       meshPort: o.meshPort,
-      check: undefined,
+      check:
+        o.health === undefined
+          ? undefined
+          : { name: `${o.service} check`, kind: 'tcp', target: `${o.address}:${o.port}`, interval: '10s', timeout: '1s', status: o.health },
     },
     { meshCheckTtlMs: 0 },
   );
