@@ -8,7 +8,12 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Calls that issue an SVID, and which kind. */
-const ISSUING: Readonly<Record<string, 'node' | 'workload'>> = { Join: 'node', RenewNode: 'node', SignWorkload: 'workload' };
+const ISSUING: Readonly<Record<string, 'node' | 'workload'>> = {
+  Join: 'node',
+  RenewNode: 'node',
+  AttestKubernetes: 'node',
+  SignWorkload: 'workload',
+};
 
 export type StreamKind = 'policy' | 'bundle';
 
@@ -39,7 +44,7 @@ export function createControlPlaneMetrics(options: { processMetrics?: boolean; v
   );
   const issued = new Counter({
     name: 'mesh_controlplane_svids_issued_total',
-    help: 'SVIDs signed (node: joins and node renewals; workload: workload SVIDs).',
+    help: 'SVIDs signed (node: joins, node renewals and Kubernetes pod attestations; workload: workload SVIDs).',
     labelNames: ['kind'],
     registers,
   });

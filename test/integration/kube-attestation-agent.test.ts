@@ -14,7 +14,7 @@ import { X509Certificate } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import tls from 'node:tls';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { connectControlPlane } from '../../agent/identity/cp-client.js';
 import { attestNode } from '../../agent/identity/kube-attest.js';
 import { startKube } from '../support/kube.js';
@@ -44,20 +44,26 @@ function servedLeaf(port: number, caPem: string): Promise<X509Certificate> {
   });
 }
 
-t.test('a sidecar agent in kubernetes mode gets its SVID from the pod token and serves mTLS', async (t) => {
+/** An API server, a namespace kpod-*, a control plane attesting it (cluster "test") with Consul, and a folder holding the CA bundle. */
+async function kubeWorld(t: Test) {
   const kube = await startKube(t);
   const ns = await kube.namespace('kpod');
   const peers = await startMeshPeers(t, {
     trustDomain: TD,
     kubernetes: { kubeconfig: kube.kubeconfig, cluster: 'test', attestation: { allow: [{ namespace: 'kpod-*' }] } },
   });
-  await kube.serviceAccount(ns, 'api');
-  const pod = await kube.runningPod(ns, 'api-0', { serviceAccount: 'api', podIP: '10.244.3.10' });
   const dir = await tempDir(t, 'kpod-');
-  const tokenFile = path.join(dir, 'token');
-  await writeFile(tokenFile, `${await kube.podToken(ns, pod, [TD], 3600)}\n`, { mode: 0o600 });
   const caBundle = path.join(dir, 'ca-bundle.pem');
   await writeFile(caBundle, peers.cp.bundlePem());
+  return { kube, ns, peers, dir, caBundle };
+}
+
+t.test('a sidecar agent in kubernetes mode gets its SVID from the pod token and serves mTLS', async (t) => {
+  const { kube, ns, peers, dir, caBundle } = await kubeWorld(t);
+  await kube.serviceAccount(ns, 'api');
+  const pod = await kube.runningPod(ns, 'api-0', { serviceAccount: 'api', podIP: '10.244.3.10' });
+  const tokenFile = path.join(dir, 'token');
+  await writeFile(tokenFile, `${await kube.podToken(ns, pod, [TD], 3600)}\n`, { mode: 0o600 });
 
   const web = await startEchoApp('web');
   const api = await startEchoApp('api');
@@ -126,15 +132,7 @@ t.test('a sidecar agent in kubernetes mode gets its SVID from the pod token and 
 });
 
 t.test("a per-node agent serves the workloads of two pods of one Kubernetes node, each with its pod's identity", async (t) => {
-  const kube = await startKube(t);
-  const ns = await kube.namespace('kpod');
-  const peers = await startMeshPeers(t, {
-    trustDomain: TD,
-    kubernetes: { kubeconfig: kube.kubeconfig, cluster: 'test', attestation: { allow: [{ namespace: 'kpod-*' }] } },
-  });
-  const dir = await tempDir(t, 'kpod-node-');
-  const caBundle = path.join(dir, 'ca-bundle.pem');
-  await writeFile(caBundle, peers.cp.bundlePem());
+  const { kube, ns, peers, dir, caBundle } = await kubeWorld(t);
   const tokenFiles: string[] = [];
   for (const sa of ['api', 'db']) {
     await kube.serviceAccount(ns, sa);
