@@ -53,7 +53,12 @@ interface CatalogEntry {
 
 t.test('VM and Kubernetes workloads in one mesh, across network namespaces', { skip: skip ?? false, timeout: 600_000 }, async (t) => {
   const kube = await startKube(t);
+  const began = performance.now();
   const w = await startKubeVmWorld({ kube, prefix: 'mesh-kube-vm-test-', progress: (line) => t.comment(line) });
+  /** Measured, reported (not asserted): seconds since the world was up. */
+  const ready = performance.now();
+  const since = () => `${((performance.now() - ready) / 1000).toFixed(1)} s after the world was up`;
+  t.comment(`world up (network, bridge, Kubernetes objects, Consul, control plane, 3 agents) in ${((ready - began) / 1000).toFixed(1)} s`);
   t.teardown(() => w.stop());
   const [podA, podB] = w.pods;
   if (podA === undefined || podB === undefined) throw new Error('the world has two pods');
@@ -73,6 +78,7 @@ t.test('VM and Kubernetes workloads in one mesh, across network namespaces', { s
     }).catch((err: Error) => {
       throw new Error(`${err.message}\n${diagnostics()}`);
     });
+    t.comment(`both pods of orders were in Consul on the synthetic node ${since()}`);
     t.same(
       entries.map((e) => e.ServiceAddress).sort(),
       [podA.host.address, podB.host.address].sort(),
@@ -117,6 +123,7 @@ t.test('VM and Kubernetes workloads in one mesh, across network namespaces', { s
     ).catch((err: Error) => {
       throw new Error(`${err.message}\n${diagnostics()}`);
     });
+    t.comment(`billing reached both pods ${since()}`);
     const both = await w.vm.calls(ORDERS_LOCAL, N);
     t.comment(`billing -> orders, ${N} requests: ${JSON.stringify(both.counts)}`);
     t.equal((both.counts[podA.name] ?? 0) + (both.counts[podB.name] ?? 0), N, 'every request reached a pod of orders');
@@ -152,6 +159,7 @@ t.test('VM and Kubernetes workloads in one mesh, across network namespaces', { s
     }).catch((err: Error) => {
       throw new Error(`${err.message}\n${diagnostics()}`);
     });
+    t.comment(`${podA.name} reached billing ${since()}`);
     const seen = await agentA.calls(BILLING_LOCAL, N);
     t.comment(`${podA.name} -> billing, ${N} requests: ${JSON.stringify(seen.counts)}`);
     t.same(seen.counts, { billing: N }, 'every request reached billing on the VM');
