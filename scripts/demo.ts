@@ -16,6 +16,7 @@
  * --check: exits at once, 0 only if the mTLS request succeeded with web's ID,
  * plaintext was refused, and the policy denied probe and allowed web. Logs stay in .demo/logs when something fails.
  * --tproxy (as root): the transparent-proxy demo of demo-tproxy.ts instead, inside network namespaces.
+ * --k8s (as root): VM and Kubernetes workloads in one mesh (demo-k8s.ts), with a kube-apiserver too.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
@@ -28,12 +29,13 @@ import { AGENT_NODE_FLAGS } from '../agent/node-flags.js';
 import { runChecked } from '../lib/exec.js';
 import { freePorts } from '../lib/ports.js';
 import { waitFor } from '../lib/wait.js';
+import { runK8sDemo } from './demo-k8s.js';
 import { runTproxyDemo } from './demo-tproxy.js';
 import { defaultCacheDir, firstRunNotice, provision } from './provision.js';
 import { repoRoot } from './repo-root.js';
 import { untilStopSignal } from './stop-signal.js';
 
-const USAGE = `Usage: npm run demo [-- --check] [-- --tproxy]
+const USAGE = `Usage: npm run demo [-- --check] [-- --tproxy | --k8s]
 
 Starts, on this host: a control plane, a Consul dev agent, one mesh-agent with three
 workloads (web and probe call api through the mesh) and its Envoy. Prints the request
@@ -46,6 +48,9 @@ Options:
             1 otherwise
   --tproxy  as root: the transparent proxy between network namespaces (web calls api
             by address with no upstream port; rules only inside the demo's namespaces)
+  --k8s     as root: VM and Kubernetes workloads in one mesh: starts a kube-apiserver
+            and etcd too; pods and a VM in network namespaces call each other through
+            the mesh, each side seeing the other's SPIFFE ID (docs/operations/kubernetes.md)
   --help    show this help
 `;
 
@@ -72,8 +77,8 @@ const root = repoRoot();
 const demoDir = process.env.MESH_DEMO_DIR ?? path.join(root, '.demo');
 const logsDir = path.join(demoDir, 'logs');
 const children: Array<{ name: string; child: ChildProcess }> = [];
-/** --tproxy: the demo of scripts/demo-tproxy.ts, which keeps no logs in .demo. */
-let tproxyMode = false;
+/** --tproxy, --k8s: the demos of scripts/demo-tproxy.ts and demo-k8s.ts, which keep no logs in .demo. */
+let netnsDemo = false;
 const servers: http.Server[] = [];
 
 function say(line: string): void {
@@ -182,10 +187,10 @@ async function stopAll(): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  let values: { check?: boolean; help?: boolean; tproxy?: boolean };
+  let values: { check?: boolean; help?: boolean; tproxy?: boolean; k8s?: boolean };
   try {
     ({ values } = parseArgs({
-      options: { check: { type: 'boolean' }, tproxy: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: { check: { type: 'boolean' }, tproxy: { type: 'boolean' }, k8s: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     }));
   } catch (err) {
     process.stderr.write(`demo: ${(err as Error).message}\n\n${USAGE}`);
@@ -196,9 +201,13 @@ async function main(): Promise<number> {
     return 0;
   }
   const check = values.check === true;
-  if (values.tproxy === true) {
-    tproxyMode = true;
-    return runTproxyDemo(check);
+  if (values.tproxy === true && values.k8s === true) {
+    process.stderr.write(`demo: --tproxy and --k8s are two demos: choose one\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.tproxy === true || values.k8s === true) {
+    netnsDemo = true;
+    return values.k8s === true ? runK8sDemo(check) : runTproxyDemo(check);
   }
 
   await rm(demoDir, { recursive: true, force: true });
@@ -465,7 +474,7 @@ main()
     await stopAll();
     // Keep the logs of a failed check; remove everything after a good run.
     if (code === 0) await rm(demoDir, { recursive: true, force: true });
-    else if (!tproxyMode) process.stderr.write(`logs kept in ${path.relative(root, logsDir)}/\n`);
+    else if (!netnsDemo) process.stderr.write(`logs kept in ${path.relative(root, logsDir)}/\n`);
     process.exit(code);
   })
   .catch(async (err: Error) => {

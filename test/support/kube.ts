@@ -13,7 +13,8 @@ import { type LocalKube, startLocalKube } from '../../scripts/kube-local.js';
 import { tempDir } from './temp-dir.js';
 import { kubeTools } from './tools.js';
 
-export interface TestKube extends LocalKube {
+/** The clients and helpers of a TestKube. */
+export interface KubeHelpers {
   readonly kc: k8s.KubeConfig;
   readonly core: k8s.CoreV1Api;
   readonly discovery: k8s.DiscoveryV1Api;
@@ -27,6 +28,8 @@ export interface TestKube extends LocalKube {
   podToken(ns: string, pod: k8s.V1Pod, audiences: string[], expirationSeconds?: number): Promise<string>;
 }
 
+export interface TestKube extends LocalKube, KubeHelpers {}
+
 /** The label the tests put on the EndpointSlices they write (the controller manager's are absent here). */
 export const TEST_SLICE_MANAGER = 'mesh-test.example.org';
 
@@ -36,17 +39,13 @@ export function kubeConfigFor(kube: Pick<LocalKube, 'kubeconfig'>): k8s.KubeConf
   return kc;
 }
 
-export async function startKube(t: Pick<Test, 'teardown' | 'comment'>): Promise<TestKube> {
-  const tools = await kubeTools();
-  const dir = await tempDir(t, 'mesh-kube-');
-  const kube = await startLocalKube({ tools, dir, progress: (line) => t.comment(line) });
-  t.teardown(() => kube.stop());
+/** The clients and helpers of TestKube for an API server someone else started (a test's startKube, the demo's startLocalKube). */
+export function kubeHelpers(kube: Pick<LocalKube, 'kubeconfig'>): KubeHelpers {
   const kc = kubeConfigFor(kube);
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const discovery = kc.makeApiClient(k8s.DiscoveryV1Api);
   const auth = kc.makeApiClient(k8s.AuthenticationV1Api);
   return {
-    ...kube,
     kc,
     core,
     discovery,
@@ -104,4 +103,12 @@ export async function startKube(t: Pick<Test, 'teardown' | 'comment'>): Promise<
       return token;
     },
   };
+}
+
+export async function startKube(t: Pick<Test, 'teardown' | 'comment'>): Promise<TestKube> {
+  const tools = await kubeTools();
+  const dir = await tempDir(t, 'mesh-kube-');
+  const kube = await startLocalKube({ tools, dir, progress: (line) => t.comment(line) });
+  t.teardown(() => kube.stop());
+  return { ...kube, ...kubeHelpers(kube) };
 }

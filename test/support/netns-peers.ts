@@ -53,13 +53,14 @@ export interface NetnsPeers {
 /**
  * Consul and the control plane on `host`'s address, their files under `base`; `keep` records each child for the test's teardown.
  * `consulDnsPort`: Consul's DNS interface on that port of the address (default: off).
+ * `controlplaneArgs`: more arguments of `mesh-controlplane run` (e.g. --config FILE).
  */
 export async function startNetnsPeers(
   host: TestHost,
   base: string,
   trustDomain: string,
   keep: (c: ManagedChild) => ManagedChild,
-  options: { consulDnsPort?: number } = {},
+  options: { consulDnsPort?: number; controlplaneArgs?: readonly string[] } = {},
 ): Promise<NetnsPeers> {
   const { consul } = await tools();
   const consulDir = path.join(base, 'consul');
@@ -85,7 +86,10 @@ export async function startNetnsPeers(
   );
   const cpDir = path.join(base, 'controlplane');
   await mkdir(cpDir);
-  const cp = await spawnControlPlane(cpDir, trustDomain, CP_PORT, [], { host: host.address, start: host.spawn });
+  const cp = await spawnControlPlane(cpDir, trustDomain, CP_PORT, options.controlplaneArgs ?? [], {
+    host: host.address,
+    start: host.spawn,
+  });
   keep(cp.child);
   const bundleFile = path.join(base, 'ca-bundle.pem');
   await writeFile(bundleFile, await meshctl(['ca', 'bundle', '--data-dir', cpDir]));
