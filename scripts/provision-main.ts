@@ -1,7 +1,8 @@
-/** `npm run provision`: installs or reuses Envoy, Consul, svid-verify, issuance-load, Prometheus and promtool (and Zipkin with --zipkin); prints one line per tool. */
+/** `npm run provision`: installs or reuses Envoy, Consul, svid-verify, issuance-load, Prometheus and promtool, kube-apiserver and etcd (and Zipkin with --zipkin); prints one line per tool. */
 import { parseArgs } from 'node:util';
 import { toMeshError } from '../lib/errors.js';
 import { defaultCacheDir, provision } from './provision.js';
+import { provisionKube } from './provision-kube.js';
 import { provisionPrometheus } from './provision-prometheus.js';
 import { provisionZipkin, ZIPKIN_VERSION } from './provision-zipkin.js';
 import { repoRoot } from './repo-root.js';
@@ -19,9 +20,13 @@ else ~/.cache/vm-mesh):
                  when its sources change)
   prometheus     Prometheus and promtool from Debian's prometheus package (pinned,
                  SHA-256 checked; apt-get download + dpkg-deb -x, no service installed)
+  kube-apiserver the Kubernetes API server built from k8s.io/kubernetes by
+                 test/tools/kube-apiserver (pinned in its go.mod; first build: minutes)
+  etcd           etcd built from go.etcd.io/etcd/server/v3 by test/tools/etcd (pinned)
 and prints "envoy: <path> <version>", "consul: <path> <version>",
 "svid-verify: <path> <go-spiffe version>", "issuance-load: <path> <grpc-go version>",
-"prometheus: <path> <version>" and "promtool: <path> <version>".
+"prometheus: <path> <version>", "promtool: <path> <version>",
+"kube-apiserver: <path> <version>" and "etcd: <path> <version>".
 
 With --zipkin, also Zipkin (the tracing tests' collector): Maven Central's
 io.zipkin:zipkin-server:${ZIPKIN_VERSION}:jar:exec, its SHA-256 pinned and its SHA-1 checked
@@ -31,7 +36,7 @@ against Maven Central's; it runs on Java 17 (openjdk-17-jre-headless). Prints
 Options:
   --zipkin also Zipkin (see above)
   --json   print {"envoy":{"path","version"},"consul":{...},"svidVerify":{...},"issuanceLoad":{...},
-           "prometheus":{...},"promtool":{...}} instead (with "zipkin" when --zipkin)
+           "prometheus":{...},"promtool":{...},"kubeApiserver":{...},"etcd":{...}} instead (with "zipkin" when --zipkin)
   --help   show this help
 `;
 
@@ -53,7 +58,11 @@ async function main(): Promise<number> {
   const cacheDir = defaultCacheDir(process.env);
   const progress = (line: string) => process.stderr.write(`provision: ${line}\n`);
   const where = { cacheDir, progress };
-  const tools = { ...(await provision({ root, ...where })), ...(await provisionPrometheus(where)) };
+  const tools = {
+    ...(await provision({ root, ...where })),
+    ...(await provisionPrometheus(where)),
+    ...(await provisionKube({ root, ...where })),
+  };
   const zipkin = values.zipkin ? await provisionZipkin(where) : undefined;
   if (values.json) {
     process.stdout.write(`${JSON.stringify(zipkin === undefined ? tools : { ...tools, zipkin })}\n`);
@@ -64,6 +73,8 @@ async function main(): Promise<number> {
     process.stdout.write(`issuance-load: ${tools.issuanceLoad.path} ${tools.issuanceLoad.version}\n`);
     process.stdout.write(`prometheus: ${tools.prometheus.path} ${tools.prometheus.version}\n`);
     process.stdout.write(`promtool: ${tools.promtool.path} ${tools.promtool.version}\n`);
+    process.stdout.write(`kube-apiserver: ${tools.kubeApiserver.path} ${tools.kubeApiserver.version}\n`);
+    process.stdout.write(`etcd: ${tools.etcd.path} ${tools.etcd.version}\n`);
     if (zipkin !== undefined) process.stdout.write(`zipkin: ${zipkin.path} ${zipkin.version}\n`);
   }
   return 0;
