@@ -102,7 +102,8 @@ export const PACKAGES: Readonly<Record<PackageName, PackageSpec>> = Object.freez
       { command: 'mesh-controlplane', main: 'dist/controlplane/main.js' },
       { command: 'meshctl', main: 'dist/controlplane/cli/main.js' },
     ],
-    distDirs: ['lib', 'controlplane'],
+    // agent/discovery: the Consul client the Kubernetes catalog sync shares with the agent.
+    distDirs: ['lib', 'controlplane', 'agent/discovery'],
     configFiles: [{ source: 'packaging/config/controlplane.yaml', destination: '/etc/mesh-controlplane/controlplane.yaml' }],
     configDirs: [],
     units: ['systemd/mesh-controlplane.service'],

@@ -25,6 +25,12 @@ export function keepAppFile(rel: string): boolean {
   const inPkg = rel.startsWith('node_modules/') ? parts.slice(parts[1]?.startsWith('@') ? 3 : 2) : [];
   if (inPkg.length > 0 && ['test', 'tests', '__tests__'].includes(inPkg[0] ?? '')) return false;
   if (rel.endsWith('.map') || rel.endsWith('.d.ts') || rel.endsWith('.d.mts') || rel.endsWith('.d.cts')) return false;
+  // Addons for the Bare runtime (bare-fs and friends, optional dependencies of tar-fs under
+  // @kubernetes/client-node): Node never loads them.
+  if (rel.endsWith('.bare')) return false;
+  // Prebuilt addons of other platforms: the packages are linux amd64.
+  const prebuilt = inPkg.indexOf('prebuilds');
+  if (prebuilt >= 0 && inPkg[prebuilt + 1] !== undefined && inPkg[prebuilt + 1] !== 'linux-x64') return false;
   // better-sqlite3: only the addon itself, not its sources, SQLite's amalgamation or the object files.
   const sqlite = /(^|\/)node_modules\/better-sqlite3\/(.*)$/.exec(rel);
   if (sqlite?.[2] !== undefined) {

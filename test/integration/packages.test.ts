@@ -194,6 +194,15 @@ t.test('the bundled node runs the programs from an extracted .deb', async (t) =>
     "console.log(db.prepare('select sqlite_version() as v').get().v, Object.keys(contract()).includes('Identity'));",
   ].join('\n');
   t.match(await sh(cpNode, ['--input-type=module', '-e', probe], path.join(cpLib, 'app')), /^3\.\d+\.\d+ true\n$/);
+  // What the control plane loads only when controlplane.yaml has a kubernetes section: the client library
+  // and both Kubernetes components (the catalog sync uses the agent's Consul client, dist/agent/discovery).
+  const kubeProbe = [
+    "const k8s = await import('@kubernetes/client-node');",
+    "const sync = await import('./dist/controlplane/kube/catalog-sync.js');",
+    "const attest = await import('./dist/controlplane/kube/kube-attestor.js');",
+    'console.log(typeof k8s.KubeConfig, Object.keys(sync).length > 0, Object.keys(attest).length > 0);',
+  ].join('\n');
+  t.equal(await sh(cpNode, ['--input-type=module', '-e', kubeProbe], path.join(cpLib, 'app')), 'function true true\n');
   t.equal(
     await sh(path.join(agentLib, 'envoy', 'envoy'), ['--version']).then((o) => /\/(\d+\.\d+\.\d+)\//.exec(o)?.[1]),
     tools.envoy.version,

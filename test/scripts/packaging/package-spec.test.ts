@@ -57,32 +57,42 @@ t.test('the wrapper passes its arguments through unchanged', async (t) => {
   t.equal(result.stdout, '<run><--config><a b.yaml><>');
 });
 
-t.test('app files: source maps, declarations, dot files, tests and better-sqlite3 build leftovers stay out', async (t) => {
-  const cases: [string, boolean, string?][] = [
-    ['dist/agent/main.js', true],
-    ['dist/agent/main.js.map', false],
-    ['dist/agent/test-things.js', true],
-    ['node_modules/zod/index.d.ts', false],
-    ['node_modules/zod/index.d.cts', false],
-    ['node_modules/better-sqlite3/lib/database.js', true],
-    ['node_modules/better-sqlite3/build', true],
-    ['node_modules/better-sqlite3/build/Release', true],
-    ['node_modules/better-sqlite3/build/Release/better_sqlite3.node', true],
-    ['node_modules/better-sqlite3/build/Release/test_extension.node', false],
-    ['node_modules/better-sqlite3/build/Release/obj.target', false],
-    ['node_modules/better-sqlite3/deps', false],
-    ['node_modules/better-sqlite3/deps/sqlite3/sqlite3.c', false],
-    ['node_modules/better-sqlite3/src', false],
-    ['node_modules/extend/.eslintrc', false, 'dot files'],
-    ['node_modules/.bin', false],
-    ['node_modules/x/node_modules/.bin/y', false],
-    ['node_modules/tar-fs/test/fixtures/a', false, "a dependency's tests"],
-    ['node_modules/@scope/pkg/tests', false],
-    ['node_modules/@scope/test/index.js', true, 'a package named test is not a test folder'],
-    ['node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/config/core/v3/base.proto', true, 'the Envoy protos stay'],
-  ];
-  for (const [rel, kept, why] of cases) t.equal(keepAppFile(rel), kept, `${rel}${why ? ` (${why})` : ''}`);
-});
+t.test(
+  "app files: source maps, declarations, dot files, tests, better-sqlite3 build leftovers, Bare addons and other platforms' prebuilds stay out",
+  async (t) => {
+    const cases: [string, boolean, string?][] = [
+      ['dist/agent/main.js', true],
+      ['dist/agent/main.js.map', false],
+      ['dist/agent/test-things.js', true],
+      ['node_modules/zod/index.d.ts', false],
+      ['node_modules/zod/index.d.cts', false],
+      ['node_modules/better-sqlite3/lib/database.js', true],
+      ['node_modules/better-sqlite3/build', true],
+      ['node_modules/better-sqlite3/build/Release', true],
+      ['node_modules/better-sqlite3/build/Release/better_sqlite3.node', true],
+      ['node_modules/better-sqlite3/build/Release/test_extension.node', false],
+      ['node_modules/better-sqlite3/build/Release/obj.target', false],
+      ['node_modules/better-sqlite3/deps', false],
+      ['node_modules/better-sqlite3/deps/sqlite3/sqlite3.c', false],
+      ['node_modules/better-sqlite3/src', false],
+      ['node_modules/extend/.eslintrc', false, 'dot files'],
+      ['node_modules/.bin', false],
+      ['node_modules/x/node_modules/.bin/y', false],
+      ['node_modules/tar-fs/test/fixtures/a', false, "a dependency's tests"],
+      ['node_modules/@scope/pkg/tests', false],
+      ['node_modules/@scope/test/index.js', true, 'a package named test is not a test folder'],
+      ['node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/config/core/v3/base.proto', true, 'the Envoy protos stay'],
+      ['node_modules/bare-fs/prebuilds/linux-x64/bare-fs.bare', false, 'an addon of the Bare runtime, never loaded by Node'],
+      ['node_modules/bare-fs/index.js', true],
+      ['node_modules/x/prebuilds', true],
+      ['node_modules/x/prebuilds/linux-x64/x.node', true, 'the packages are linux amd64'],
+      ['node_modules/x/prebuilds/android-arm64/x.node', false, 'another platform'],
+      ['node_modules/x/prebuilds/darwin-x64', false],
+      ['node_modules/a/node_modules/x/prebuilds/linux-arm64/x.node', false],
+    ];
+    for (const [rel, kept, why] of cases) t.equal(keepAppFile(rel), kept, `${rel}${why ? ` (${why})` : ''}`);
+  },
+);
 
 t.test('production packages: every name of the tree, less install-only subtrees', async (t) => {
   const tree = {
