@@ -114,24 +114,26 @@ export class KubeAttestor {
       if (refusal !== 'pod-check') throw refusal;
       const named = claims?.pod as { name: string; uid: string };
       const current = claims?.namespace === undefined ? undefined : await reviewer.pod(claims.namespace, named.name);
-      if (current === undefined || current.uid !== named.uid)
-        throw this.podGone(claims?.namespace ?? '?', named.name, named.uid, current?.uid);
+      if (current === undefined || current.uid !== named.uid) throw this.podGone(claims?.namespace ?? '?', named.name, named.uid);
       throw new MeshError('MESH_E_KUBE_TOKEN_INVALID', `TokenReview refused the token: ${outcome.error.slice(0, 300)}`);
     }
     const id = identityOf(outcome, this.audience);
     requireAllowed(this.d.config.allow, id);
     const pod = await reviewer.pod(id.namespace, id.pod);
-    if (pod === undefined || pod.uid !== id.podUid) throw this.podGone(id.namespace, id.pod, id.podUid, pod?.uid);
+    if (pod === undefined || pod.uid !== id.podUid) throw this.podGone(id.namespace, id.pod, id.podUid);
     return { ...id, nodeName: pod.nodeName, ...(claims?.exp === undefined ? {} : { expiresAt: claims.exp * 1000 }) };
   }
 
-  private podGone(namespace: string, pod: string, uid: string, found: string | undefined): MeshError {
+  /**
+   * One answer whether the pod is missing or replaced by another of the same name: the
+   * caller may hold no valid token (the refused-token path looks the pod up from the
+   * token's unverified claims), so the answer never says which, nor the current pod's uid.
+   */
+  private podGone(namespace: string, pod: string, uid: string): MeshError {
     return new MeshError(
       'MESH_E_KUBE_POD_GONE',
-      found === undefined
-        ? `pod ${namespace}/${pod} (uid ${uid}) the token is bound to does not exist any more`
-        : `pod ${namespace}/${pod} now has uid ${found}, not ${uid} the token is bound to`,
-      { details: { namespace, pod, uid, ...(found === undefined ? {} : { found }) } },
+      `pod ${namespace}/${pod} (uid ${uid}) the token is bound to does not exist any more; a pod of that name now, if any, is another one`,
+      { details: { namespace, pod, uid } },
     );
   }
 }

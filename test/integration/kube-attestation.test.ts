@@ -111,13 +111,23 @@ t.test('pod attestation: one valid token gets an SVID; each refusal has its code
   t.comment(`attestation latency over 10 sequential calls: median ${took[5]?.toFixed(1)} ms, max ${took[9]?.toFixed(1)} ms`);
 
   // Refusals: each with its code, audited, nothing issued.
-  const refused = async (what: string, tokenList: string[], code: string, message?: RegExp) => {
+  /** Asserts the refusal, that nothing was issued and its audit row; returns the error's message and details as text. */
+  const refused = async (what: string, tokenList: string[], code: string, message?: RegExp): Promise<string> => {
     const certs = certCount();
     const audits = attestAudit().length;
-    await t.rejects(attest(tokenList), { code, ...(message ? { message } : {}) }, `${what}: ${code}`);
+    let said = '';
+    await t.rejects(
+      attest(tokenList).catch((err: unknown) => {
+        said = JSON.stringify({ message: (err as Error).message, details: (err as { details?: unknown }).details });
+        throw err;
+      }),
+      { code, ...(message ? { message } : {}) },
+      `${what}: ${code}`,
+    );
     t.equal(certCount(), certs, `${what}: no certificate issued`);
     const last = attestAudit().slice(audits);
     t.match(last, [{ result: code, action: 'kube.attest' }], `${what}: one audit row with the code`);
+    return said;
   };
 
   const foreignToken = await kube.podToken(otherNs, foreign, [TD]);
@@ -164,8 +174,14 @@ t.test('pod attestation: one valid token gets an SVID; each refusal has its code
   );
   await refused('a token of a deleted pod', [doomedToken], 'MESH_E_KUBE_POD_GONE', /web-1 .* does not exist/);
   // A new pod of the same name has another uid: the old token is still refused.
-  await kube.runningPod(allowedNs, 'web-1', { serviceAccount: 'web', podIP: '10.244.1.12' });
-  await refused('a token of an earlier pod of the same name', [doomedToken], 'MESH_E_KUBE_POD_GONE', /web-1 now has uid/);
+  const reborn = await kube.runningPod(allowedNs, 'web-1', { serviceAccount: 'web', podIP: '10.244.1.12' });
+  const earlier = await refused(
+    'a token of an earlier pod of the same name',
+    [doomedToken],
+    'MESH_E_KUBE_POD_GONE',
+    /web-1 \(uid \S+\) .* does not exist/,
+  );
+  t.notMatch(earlier, reborn.metadata?.uid ?? 'no uid', "the refusal does not tell a caller without a valid token the current pod's uid");
 
   await kube.stopApiserver();
   await refused('the API server down', [good], 'MESH_E_KUBE_UNREACHABLE');
