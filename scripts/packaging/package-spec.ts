@@ -53,6 +53,8 @@ export interface PackageSpec {
   readonly users: readonly SystemUser[];
   /** Bundles the provisioned Envoy into /usr/lib/<name>/envoy/. */
   readonly bundlesEnvoy: boolean;
+  /** Production packages its programs never load (with what only they need), left out of it. */
+  readonly leaveOut: readonly string[];
   /** Runtime dependencies, Debian's names and RPM's. */
   readonly depends: { readonly deb: readonly string[]; readonly rpm: readonly string[] };
 }
@@ -88,6 +90,8 @@ export const PACKAGES: Readonly<Record<PackageName, PackageSpec>> = Object.freez
       { name: 'mesh-envoy', home: '/nonexistent', comment: 'mesh-agent Envoy proxy' },
     ],
     bundlesEnvoy: true,
+    // Only the control plane talks to Kubernetes (54 MB on disk).
+    leaveOut: ['@kubernetes/client-node'],
     depends: { deb: [...RUNTIME_DEPS.deb, 'iptables'], rpm: [...RUNTIME_DEPS.rpm, 'iptables'] },
   },
   'mesh-controlplane': {
@@ -109,6 +113,7 @@ export const PACKAGES: Readonly<Record<PackageName, PackageSpec>> = Object.freez
     units: ['systemd/mesh-controlplane.service'],
     users: [{ name: 'mesh-controlplane', home: '/var/lib/mesh-controlplane', comment: 'mesh-controlplane' }],
     bundlesEnvoy: false,
+    leaveOut: [],
     depends: RUNTIME_DEPS,
   },
 });

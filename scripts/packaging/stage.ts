@@ -137,7 +137,7 @@ export async function stagePackage(input: StageInput): Promise<StagedEntry[]> {
   }
   const pkgJson = { name: 'vm-mesh', version: input.version, private: true, type: 'module' };
   await writeFile(path.join(app, 'package.json'), `${JSON.stringify(pkgJson, null, 2)}\n`);
-  for (const name of productionPackages(input.production)) {
+  for (const name of productionPackages(input.production, [...INSTALL_ONLY, ...spec.leaveOut])) {
     // One only installed nested (inside another package's node_modules) comes with that package.
     if (!existsSync(path.join(root, 'node_modules', name))) continue;
     await copyFiltered(path.join(root, 'node_modules', name), path.join(app, 'node_modules', name), `node_modules/${name}`);

@@ -112,6 +112,10 @@ t.test('dpkg-deb -c: the files, owned by root, dated SOURCE_DATE_EPOCH, without 
     paths.some((p) => p.includes('/node_modules/prebuild-install/')),
     'no install-time packages',
   );
+  t.notOk(
+    paths.some((p) => p.includes('/node_modules/@kubernetes/') || p.endsWith('.bare')),
+    'no Kubernetes client (only the control plane loads it) and no Bare-runtime addons',
+  );
   t.ok(
     lines.every((l) => l.split(/\s+/)[1] === 'root/root'),
     'every entry is root/root',

@@ -105,6 +105,13 @@ t.test('production packages: every name of the tree, less install-only subtrees'
   t.same(productionPackages(tree), ['@grpc/grpc-js', '@grpc/proto-loader', 'better-sqlite3', 'bindings', 'yargs', 'zod']);
   t.same(productionPackages(tree, []).length, 9);
   t.same(productionPackages({}), []);
+  // A package left out of one program's package (the agent never loads the Kubernetes client):
+  // its subtree goes, a dependency other packages also need stays.
+  const shared = {
+    dependencies: { '@kubernetes/client-node': { dependencies: { ws: {}, 'tar-fs': {} } }, consul: { dependencies: { ws: {} } } },
+  };
+  t.same(productionPackages(shared, ['prebuild-install', ...PACKAGES['mesh-agent'].leaveOut]), ['consul', 'ws']);
+  t.same(PACKAGES['mesh-controlplane'].leaveOut, [], 'the control plane loads the Kubernetes client');
 });
 
 t.test('modes: folders and the two binaries 0755, everything of the app 0644', async (t) => {
