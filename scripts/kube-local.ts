@@ -17,6 +17,7 @@ import { MeshError } from '../lib/errors.js';
 import { freePorts } from '../lib/ports.js';
 import { waitFor } from '../lib/wait.js';
 import { x509 } from '../lib/x509/peculiar.js';
+import { toPem } from '../lib/x509/pem.js';
 import type { KubeTools } from './provision-kube.js';
 
 export interface LocalKubePorts {
@@ -81,10 +82,7 @@ async function selfSignedServing(): Promise<{ certPem: string; keyPem: string }>
     ],
   });
   const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-  const keyPem = `-----BEGIN PRIVATE KEY-----\n${pkcs8
-    .toString('base64')
-    .replace(/(.{64})/g, '$1\n')
-    .replace(/\n$/, '')}\n-----END PRIVATE KEY-----\n`;
+  const keyPem = toPem(pkcs8, 'PRIVATE KEY');
   return { certPem: cert.toString('pem'), keyPem };
 }
 
