@@ -13,7 +13,6 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import path from 'node:path';
-import { MeshError } from '../lib/errors.js';
 import { freePorts } from '../lib/ports.js';
 import { waitFor } from '../lib/wait.js';
 import { x509 } from '../lib/x509/peculiar.js';
@@ -219,16 +218,13 @@ export async function startLocalKube(options: LocalKubeOptions): Promise<LocalKu
   const startApiserver = async () => {
     api = launch(tools.kubeApiserver.path, apiserverArgs, file('kube-apiserver.log'), sink);
     const current = api;
-    await waitFor(
-      async () => {
-        if (current.child.exitCode !== null) {
-          throw new MeshError('MESH_E_INTERNAL', `kube-apiserver exited with ${current.child.exitCode}:\n${out.slice(-3000)}`);
-        }
-        const res = await apiGet(url, serving.certPem, token, '/readyz');
-        return res?.status === 200 ? true : undefined;
-      },
-      { timeoutMs: readyTimeoutMs, intervalMs: 250, what: `kube-apiserver on ${url} to be ready` },
-    );
+    await waitFor(async () => ((await apiGet(url, serving.certPem, token, '/readyz'))?.status === 200 ? true : undefined), {
+      timeoutMs: readyTimeoutMs,
+      intervalMs: 250,
+      what: `kube-apiserver on ${url} to be ready`,
+      fatal: () =>
+        current.child.exitCode === null ? undefined : `kube-apiserver exited with ${current.child.exitCode}:\n${out.slice(-3000)}`,
+    });
   };
   const stop = async () => {
     await terminate(api);
