@@ -9,3 +9,18 @@
  * upstreams, against 190-215 MB with V8's defaults and fetch).
  */
 export const AGENT_NODE_FLAGS: readonly string[] = Object.freeze(['--max-semi-space-size=2', '--optimize-for-size']);
+
+/**
+ * Environment the agent process runs with (its `#!` line, the package's
+ * wrapper, and every place that starts the agent with an explicit `node`).
+ * MALLOC_ARENA_MAX=2: glibc gives each thread that allocates its own malloc
+ * arena (up to 8 per core); V8's compiler and GC threads, libuv's pool and the
+ * host-facts worker each kept freed memory in theirs. Two arenas cost nothing
+ * measurable in bench/xds and left the agent about 4 MB smaller.
+ */
+export const AGENT_NODE_ENV: Readonly<Record<string, string>> = Object.freeze({ MALLOC_ARENA_MAX: '2' });
+
+/** AGENT_NODE_ENV as `env` arguments: NAME=value ... */
+export function agentEnvAssignments(): string[] {
+  return Object.entries(AGENT_NODE_ENV).map(([name, value]) => `${name}=${value}`);
+}
