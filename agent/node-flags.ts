@@ -7,8 +7,13 @@
  * resident memory, and --optimize-for-size makes V8 grow its heap less
  * eagerly (bench/xds measures the agent's RSS: about 100 MB with 200
  * upstreams, against 190-215 MB with V8's defaults and fetch).
+ * --max-opt=1: Sparkplug (the baseline compiler) is the highest tier, no
+ * TurboFan: its compile zones, optimized code and the pages of node's binary it
+ * runs from cost about 9 MB of RSS, and the agent's hot path (rebuild, encode,
+ * push) measured no slower without it. Not --lite-mode/--jitless: they turn
+ * WebAssembly off, and fetch (undici's llhttp is WebAssembly) fails with it.
  */
-export const AGENT_NODE_FLAGS: readonly string[] = Object.freeze(['--max-semi-space-size=2', '--optimize-for-size']);
+export const AGENT_NODE_FLAGS: readonly string[] = Object.freeze(['--max-semi-space-size=2', '--optimize-for-size', '--max-opt=1']);
 
 /**
  * Environment the agent process runs with (its `#!` line, the package's
