@@ -1,10 +1,12 @@
 /**
  * Part of `npm run build`: copies the files the programs load at run time that
  * tsc does not emit (the wire contract's .proto files under lib/) into dist/,
- * so dist/ alone runs (a package carries only dist/).
+ * so dist/ alone runs (a package carries only dist/), and writes the Envoy
+ * protos' descriptor the agent loads (dist/lib/envoy/envoy-protos.json).
  */
-import { copyFile, mkdir, readdir } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { ENVOY_DESCRIPTOR_FILE, envoyDescriptor, parseEnvoyProtos } from '../lib/envoy/protos.js';
 import { repoRoot } from './repo-root.js';
 
 /** The source folders whose assets are copied, and which files are assets. */
@@ -36,6 +38,14 @@ export async function copyAssets(root: string): Promise<string[]> {
   return copied;
 }
 
+/** dist/lib/envoy/envoy-protos.json: the Envoy protos as the agent loads them (lib/envoy/protos.ts envoyDescriptor). */
+export async function writeEnvoyDescriptor(root: string): Promise<string> {
+  const file = path.join(root, 'dist', 'lib', 'envoy', ENVOY_DESCRIPTOR_FILE);
+  await writeFile(file, JSON.stringify(envoyDescriptor(parseEnvoyProtos())));
+  return file;
+}
+
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) {
   await copyAssets(repoRoot());
+  await writeEnvoyDescriptor(repoRoot());
 }

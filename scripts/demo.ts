@@ -25,7 +25,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { AGENT_NODE_FLAGS } from '../agent/node-flags.js';
+import { AGENT_NODE_FLAGS, agentEnvAssignments } from '../agent/node-flags.js';
 import { runChecked } from '../lib/exec.js';
 import { freePorts } from '../lib/ports.js';
 import { waitFor } from '../lib/wait.js';
@@ -369,8 +369,8 @@ async function main(): Promise<number> {
       2,
     ),
   );
-  // The agent's own V8 flags, as its #! line gives them when it is run directly.
-  const agent = start('agent', node, [...AGENT_NODE_FLAGS, agentMain, 'run', '--config', configFile]);
+  // The agent's own environment and V8 flags, as its #! line gives them when it is run directly.
+  const agent = start('agent', 'env', [...agentEnvAssignments(), node, ...AGENT_NODE_FLAGS, agentMain, 'run', '--config', configFile]);
   type Status = { healthy: boolean; problems: string[]; envoy?: { state: string; pid?: number } };
   const status = await waitFor(
     async () => {

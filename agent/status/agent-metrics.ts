@@ -14,6 +14,7 @@ import type { Clock } from '../../lib/clock.js';
 import type { WatchOutcome } from '../discovery/catalog-watch.js';
 import type { EnvoyEventKind } from '../envoy/supervisor-state.js';
 import type { AdsEvent } from '../xds/server/ads-telemetry.js';
+import { CompactHistogram } from './compact-histogram.js';
 import type { StatusDocument } from './status.js';
 
 export interface AgentMetrics {
@@ -100,7 +101,8 @@ export function createAgentMetrics(options: AgentMetricsOptions): AgentMetrics {
     buckets: BUILD_BUCKETS,
     registers,
   });
-  const watchTime = new Histogram({
+  // One series per service and outcome: the compact form (compact-histogram.ts) keeps each in one array.
+  const watchTime = new CompactHistogram({
     name: 'mesh_agent_consul_watch_duration_seconds',
     help: 'Duration of each Consul blocking query of a catalog watch (up to consul.watchWait when nothing changes).',
     labelNames: ['service', 'outcome'],

@@ -8,7 +8,7 @@
  * silently), naming the field path, so a typo in a builder fails loudly.
  */
 
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import protobuf from 'protobufjs';
@@ -76,9 +76,61 @@ export const DECODE_OPTIONS: protobuf.IConversionOptions = Object.freeze({
 
 let cached: protobuf.Root | undefined;
 
-/** Loads the Envoy protos once per process (about a second); later calls reuse them. */
-export function envoyRoot(): protobuf.Root {
-  if (cached !== undefined) return cached;
+/**
+ * The descriptor `npm run build` writes next to the compiled protos.js
+ * (scripts/copy-assets.ts): envoyDescriptor() of the parsed .proto files.
+ */
+export const ENVOY_DESCRIPTOR_FILE = 'envoy-protos.json';
+
+/** Options protobufjs reads when it encodes, decodes or checks (field.js, enum.js, object.js); the rest are annotations. */
+const KEPT_OPTIONS: ReadonlySet<string> = new Set(['packed', 'default', 'proto3_optional', 'allow_alias', 'map_entry']);
+
+function keptOptions(options: Record<string, unknown>): Record<string, unknown> | undefined {
+  const kept = Object.entries(options).filter(([key]) => KEPT_OPTIONS.has(key) || key === 'features' || key.startsWith('features.'));
+  return kept.length === 0 ? undefined : Object.fromEntries(kept);
+}
+
+/** Keys of a reflection object's JSON whose values are maps of further reflection objects (by name). */
+const CHILD_MAPS: ReadonlySet<string> = new Set(['nested', 'fields', 'oneofs', 'methods']);
+
+/**
+ * A copy of one reflection object's toJSON() (a namespace, type, field, oneof, enum,
+ * service or method) without the options protobufjs does not read at run time:
+ * validate rules, udpa/envoy annotations, java_*, deprecated... Names are walked by
+ * structure, so a field or type that happens to be called `options` is kept.
+ */
+function withoutAnnotations(node: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(node)) {
+    if (key === 'options') {
+      const kept = keptOptions(value as Record<string, unknown>);
+      if (kept !== undefined) out.options = kept;
+    } else if (key === 'comment' || key === 'comments') {
+      // keepComments is off; nothing to carry.
+    } else if (CHILD_MAPS.has(key) && value !== null && typeof value === 'object') {
+      out[key] = Object.fromEntries(
+        Object.entries(value as Record<string, Record<string, unknown>>).map(([name, child]) => [name, withoutAnnotations(child)]),
+      );
+    } else out[key] = value;
+  }
+  return out;
+}
+
+/**
+ * Pure: the JSON descriptor of a loaded root, without the options the agent never
+ * reads. A root built from it encodes exactly as the parsed one (test/lib/envoy).
+ * Why: the parsed root keeps every .proto file's text alive (names and option
+ * values are slices of it) and the options themselves; 1.2 MB of sources and
+ * about 1.5 MB of options in the agent's heap.
+ */
+export function envoyDescriptor(root: protobuf.Root): protobuf.INamespace {
+  return JSON.parse(
+    JSON.stringify(withoutAnnotations(root.toJSON({ keepComments: false }) as Record<string, unknown>)),
+  ) as protobuf.INamespace;
+}
+
+/** Parses the Envoy .proto files (about a second); envoyRoot() uses the descriptor the build made from them when it exists. */
+export function parseEnvoyProtos(): protobuf.Root {
   const dirs = envoyProtoIncludeDirs();
   const root = new protobuf.Root();
   root.resolvePath = (_origin, target) => {
@@ -89,16 +141,34 @@ export function envoyRoot(): protobuf.Root {
     }
     return target;
   };
+  root.loadSync([...ENVOY_PROTO_FILES], { keepCase: true });
+  root.resolveAll();
+  return root;
+}
+
+/** The descriptor the build wrote next to this module (dist/lib/envoy/), or undefined when run from source. */
+function builtDescriptor(): protobuf.INamespace | undefined {
+  const file = new URL(ENVOY_DESCRIPTOR_FILE, import.meta.url);
+  if (!existsSync(file)) return undefined;
+  return JSON.parse(readFileSync(file, 'utf8')) as protobuf.INamespace;
+}
+
+/**
+ * The Envoy protos, once per process: from the descriptor `npm run build` made, or
+ * (run from source) parsed from the .proto files and turned into the same descriptor.
+ */
+export function envoyRoot(): protobuf.Root {
+  if (cached !== undefined) return cached;
   try {
-    root.loadSync([...ENVOY_PROTO_FILES], { keepCase: true });
+    const root = protobuf.Root.fromJSON(builtDescriptor() ?? envoyDescriptor(parseEnvoyProtos()));
     root.resolveAll();
+    cached = root;
   } catch (err) {
     throw new MeshError('MESH_E_PROTO_LOAD', `loading the Envoy protos failed: ${(err as Error).message}`, {
       cause: err,
     });
   }
-  cached = root;
-  return root;
+  return cached;
 }
 
 export function messageType(typeNameOrUrl: string): protobuf.Type {

@@ -16,6 +16,8 @@
  *   /lib/systemd/system/<name>.service   the unit (systemd/)
  */
 
+import { AGENT_NODE_ENV, AGENT_NODE_FLAGS } from '../../agent/node-flags.js';
+
 export type PackageName = 'mesh-agent' | 'mesh-controlplane';
 
 export interface Program {
@@ -23,6 +25,13 @@ export interface Program {
   readonly command: string;
   /** Its entry point, relative to the app folder. */
   readonly main: string;
+  /**
+   * Node.js options the wrapper passes (the #! line of the entry point is blanked in
+   * the package, so the flags it carries must be repeated here).
+   */
+  readonly nodeFlags?: readonly string[];
+  /** Environment variables the wrapper sets for it (an operator's own value wins). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface ConfigFile {
@@ -80,7 +89,7 @@ export const PACKAGES: Readonly<Record<PackageName, PackageSpec>> = Object.freez
       'obtains their SPIFFE identities, runs the bundled Envoy and installs the\n' +
       'transparent proxy.\n' +
       'It bundles its own Node.js runtime and Envoy under /usr/lib/mesh-agent.',
-    programs: [{ command: 'mesh-agent', main: 'dist/agent/main.js' }],
+    programs: [{ command: 'mesh-agent', main: 'dist/agent/main.js', nodeFlags: AGENT_NODE_FLAGS, env: AGENT_NODE_ENV }],
     distDirs: ['lib', 'agent'],
     configFiles: [{ source: 'packaging/config/agent.yaml', destination: '/etc/mesh-agent/agent.yaml' }],
     configDirs: ['/etc/mesh-agent/workloads.d'],
@@ -130,7 +139,8 @@ export function wrapperText(pkg: PackageName, program: Program): string {
   return [
     '#!/bin/sh',
     `# ${program.command}, from the ${pkg} package: runs it with the Node.js runtime bundled in ${lib}.`,
-    `exec ${lib}/node/bin/node ${lib}/app/${program.main} "$@"`,
+    ...Object.entries(program.env ?? {}).map(([name, value]) => `export ${name}="\${${name}:-${value}}"`),
+    `exec ${[`${lib}/node/bin/node`, ...(program.nodeFlags ?? []), `${lib}/app/${program.main}`].join(' ')} "$@"`,
     '',
   ].join('\n');
 }

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { AGENT_NODE_FLAGS } from '../../agent/node-flags.js';
+import { AGENT_NODE_FLAGS, agentEnvAssignments } from '../../agent/node-flags.js';
 import { repoRoot } from '../../scripts/repo-root.js';
 import { type ManagedChild, startChild } from './child.js';
 import { freePorts } from './ports.js';
@@ -76,5 +76,6 @@ export function startAgentProcess(
   if (!existsSync(path.join(repoRoot(), 'dist', 'agent', 'run', 'run-command.js'))) {
     throw new Error('dist/agent is not built; run `npm run build` (npm test does) first');
   }
-  return start(process.execPath, [...AGENT_NODE_FLAGS, main, 'run', '--config', configFile]);
+  // As the #! line does: env NAME=value node FLAGS main.js (env execs node: the child's pid is the agent's).
+  return start('env', [...agentEnvAssignments(), process.execPath, ...AGENT_NODE_FLAGS, main, 'run', '--config', configFile]);
 }

@@ -11,7 +11,7 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { loadAgentConfig } from '../../agent/config/load.js';
-import { AGENT_NODE_FLAGS } from '../../agent/node-flags.js';
+import { AGENT_NODE_FLAGS, agentEnvAssignments } from '../../agent/node-flags.js';
 import { DEFAULT_DATA_DIR } from '../../controlplane/cli/commands.js';
 import { run } from '../../lib/exec.js';
 import { repoRoot } from '../../scripts/repo-root.js';
@@ -66,7 +66,7 @@ async function wrappers(bin: string, substitute: (text: string) => string): Prom
     // mesh-agent status reads /etc/mesh-agent/agent.yaml by default: this world's.
     'mesh-agent': [
       `if [ "$1" = status ]; then case " $* " in *" --config"*|*" --address"*) ;; *) set -- "$@" --config "${substitute(AGENT_CONFIG_FILE)}" ;; esac; fi`,
-      `exec "${node}" ${AGENT_NODE_FLAGS.join(' ')} "${dist}/agent/main.js" "$@"`,
+      `exec env ${agentEnvAssignments().join(' ')} "${node}" ${AGENT_NODE_FLAGS.join(' ')} "${dist}/agent/main.js" "$@"`,
     ].join('\n'),
   };
   await mkdir(bin, { recursive: true });

@@ -69,10 +69,10 @@ t.test('mesh-agent bootstrap --print', async (t) => {
   }
 });
 
-t.test("the agent's #! line runs node with AGENT_NODE_FLAGS", async (t) => {
+t.test("the agent's #! line runs node with AGENT_NODE_FLAGS in AGENT_NODE_ENV", async (t) => {
   const { readFile } = await import('node:fs/promises');
-  const { AGENT_NODE_FLAGS } = await import('../../../agent/node-flags.js');
+  const { AGENT_NODE_FLAGS, agentEnvAssignments } = await import('../../../agent/node-flags.js');
   const { repoRoot } = await import('../../../scripts/repo-root.js');
   const first = (await readFile(`${repoRoot()}/agent/main.ts`, 'utf8')).split('\n')[0];
-  t.equal(first, `#!/usr/bin/env -S node ${AGENT_NODE_FLAGS.join(' ')}`);
+  t.equal(first, `#!/usr/bin/env -S ${[...agentEnvAssignments(), 'node', ...AGENT_NODE_FLAGS].join(' ')}`);
 });

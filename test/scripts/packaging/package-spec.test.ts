@@ -5,6 +5,7 @@ import { gunzipSync } from 'node:zlib';
 import t from 'tap';
 import { parse } from 'yaml';
 import { agentConfigSchema } from '../../../agent/config/schema.js';
+import { AGENT_NODE_FLAGS } from '../../../agent/node-flags.js';
 import { controlplaneSchema } from '../../../controlplane/config/schema.js';
 import { parseConfigText } from '../../../lib/config-file.js';
 import { run } from '../../../lib/exec.js';
@@ -30,7 +31,7 @@ t.test('versions both formats accept', async (t) => {
   for (const bad of ['', 'v1.0', '1.0-1', '1..0', '1.0 ', 'latest']) t.type(checkVersion(bad), 'string', bad);
 });
 
-t.test('wrappers exec the bundled node on the program entry point', async (t) => {
+t.test("wrappers exec the bundled node on the program entry point, the agent's with its V8 flags (its #! line is blanked)", async (t) => {
   const [agent] = PACKAGES['mesh-agent'].programs;
   const [, meshctl] = PACKAGES['mesh-controlplane'].programs;
   t.ok(agent && meshctl);
@@ -38,7 +39,9 @@ t.test('wrappers exec the bundled node on the program entry point', async (t) =>
   t.equal(
     wrapperText('mesh-agent', agent),
     '#!/bin/sh\n# mesh-agent, from the mesh-agent package: runs it with the Node.js runtime bundled in /usr/lib/mesh-agent.\n' +
-      'exec /usr/lib/mesh-agent/node/bin/node /usr/lib/mesh-agent/app/dist/agent/main.js "$@"\n',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion
+      'export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"\n' +
+      `exec /usr/lib/mesh-agent/node/bin/node ${AGENT_NODE_FLAGS.join(' ')} /usr/lib/mesh-agent/app/dist/agent/main.js "$@"\n`,
   );
   t.match(
     wrapperText('mesh-controlplane', meshctl),
@@ -55,6 +58,16 @@ t.test('the wrapper passes its arguments through unchanged', async (t) => {
   );
   const result = await run('sh', ['-c', text, 'mesh-agent', 'run', '--config', 'a b.yaml', '']);
   t.equal(result.stdout, '<run><--config><a b.yaml><>');
+});
+
+t.test("the agent's wrapper sets MALLOC_ARENA_MAX=2 unless the environment has its own", async (t) => {
+  const [agent] = PACKAGES['mesh-agent'].programs;
+  if (agent === undefined) throw new Error('no mesh-agent program');
+  const text = wrapperText('mesh-agent', agent).replace(/^exec .*$/m, 'exec printf "<%s>" "$MALLOC_ARENA_MAX"');
+  const env = { ...process.env };
+  delete env.MALLOC_ARENA_MAX;
+  t.equal((await run('sh', ['-c', text, 'mesh-agent'], { env })).stdout, '<2>');
+  t.equal((await run('sh', ['-c', text, 'mesh-agent'], { env: { ...env, MALLOC_ARENA_MAX: '4' } })).stdout, '<4>');
 });
 
 t.test(
