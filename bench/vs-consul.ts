@@ -29,7 +29,17 @@ import { freePorts } from '../test/support/ports.js';
 import { tools } from '../test/support/tools.js';
 import { adsClusterName, clustersByService, edsNames } from './lib/envoy-dump.js';
 import { rssMb } from './lib/stats.js';
-import { type BenchEnvoy, flipOnce, fullDump, nackCount, type Ready, rxBytes, rxOf, waitEnvoyReady } from './lib/vs-consul-envoys.js';
+import {
+  type BenchEnvoy,
+  flipOnce,
+  fullDump,
+  initFetchTimeouts,
+  nackCount,
+  type Ready,
+  rxBytes,
+  rxOf,
+  waitEnvoyReady,
+} from './lib/vs-consul-envoys.js';
 import { compareIssuance } from './lib/vs-consul-issuance.js';
 import { startOurs } from './lib/vs-consul-ours.js';
 import { registerSidecarWorkload, startConsulEnvoy, startConsulPair } from './lib/vs-consul-peers.js';
@@ -131,6 +141,21 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+/**
+ * Starts a blocking query on the service that returns once its index moves; `returned` resolves with
+ * performance.now() then. (An object, not a promise of a promise: `await` would wait for the inner one.)
+ */
+async function rawBlockingQuery(base: string, service: string): Promise<{ returned: Promise<number> }> {
+  const first = await fetch(`${base}/v1/health/service/${service}`);
+  await first.arrayBuffer();
+  const index = first.headers.get('X-Consul-Index');
+  const returned = fetch(`${base}/v1/health/service/${service}?index=${index}&wait=30s`).then(async (r) => {
+    await r.arrayBuffer();
+    return performance.now();
+  });
+  return { returned };
+}
+
 async function run(): Promise<void> {
   const loads = [load()];
   const { consul, envoy } = await tools();
@@ -205,25 +230,35 @@ async function run(): Promise<void> {
     `xDS clusters: ours ${oursAds}, Consul's ${consulAds}; Consul names upstream clusters like ${consulClusters.get(upstreamNames[0] as string)}`,
   );
 
+  const timeouts = { ours: await initFetchTimeouts(oursEnvoy), consul: await initFetchTimeouts(consulEnvoy) };
   await sleep(1000);
   loads.push(load());
   const rxBefore = { ours: await rxBytes(oursEnvoy, oursAds), consul: await rxBytes(consulEnvoy, consulAds) };
   const delays = { ours: [] as number[], consul: [] as number[] };
+  const polls = { ours: [] as number[], consul: [] as number[] };
+  const rawDelays: number[] = [];
   for (let k = 0; k < FLIPS; k++) {
     const s = Math.floor(k / 2) * 4;
     const service = upstreamNames[s] as string;
     const node = Math.floor(k / 2) % INSTANCES;
     const status = k % 2 === 0 ? 'critical' : 'passing';
+    // Consul's own share: a raw blocking query on the service at the server, returning when it has the write.
+    const raw = await rawBlockingQuery(serverBase, service);
+    let t0 = 0;
     const d = await flipOnce({
       node,
       sides: [
-        { envoy: oursEnvoy, cluster: oursClusters.get(service) as string },
-        { envoy: consulEnvoy, cluster: consulClusters.get(service) as string },
+        { envoy: oursEnvoy, cluster: oursClusters.get(service) as string, polls: polls.ours },
+        { envoy: consulEnvoy, cluster: consulClusters.get(service) as string, polls: polls.consul },
       ],
       instances: INSTANCES,
       status,
-      write: () => txn(serverBase, [checkOp(node, service, status), sidecarCheckOp(node, service, status)]),
+      write: (at) => {
+        t0 = at;
+        return txn(serverBase, [checkOp(node, service, status), sidecarCheckOp(node, service, status)]);
+      },
     });
+    rawDelays.push((await raw.returned) - t0);
     delays.ours.push(d[0] as number);
     delays.consul.push(d[1] as number);
     if ((k + 1) % 20 === 0) log(`${k + 1} flips`);
@@ -234,10 +269,12 @@ async function run(): Promise<void> {
   const nacks = { ours: await nackCount(oursEnvoy), consul: await nackCount(consulEnvoy) };
   const side = (which: 'ours' | 'consul', ready: Ready, ads: string, agentPid: number, setupAt: number): SideFigures => ({
     delays: delays[which],
+    polls: polls[which],
     bytesPerChange: (rxAfter[which] - rxBefore[which]) / FLIPS,
     bytesUntilReady: rxOf(ready.rxAtReadyByCluster, ads),
     readyMs: ready.readyMs,
     setupToReadyMs: ready.readyAt - setupAt,
+    initFetchTimeouts: timeouts[which],
     agentRssMb: rssMb(agentPid),
     envoyRssMb: rssMb(ready.pid),
     rejected: nacks[which].rejected,
@@ -252,6 +289,7 @@ async function run(): Promise<void> {
     ours: side('ours', oursReady, oursAds, ours.agent.pid, ours.startedAt),
     consul: side('consul', consulReady, consulAds, pair.client.pid, registeredAt),
     consulServerRssMb: rssMb(pair.server.pid),
+    rawBlockingQuery: rawDelays,
     load: loads,
   };
 
@@ -259,14 +297,16 @@ async function run(): Promise<void> {
   await ours.stop();
   await ce.stop();
   let issuance: string[] = [];
+  let issuanceNote = 'not measured in this run (`--skip-issuance`)';
   if (values['skip-issuance'] !== true) {
     log(`certificates: ${CONCURRENCY} callers, ${SECONDS} s per row...`);
+    issuanceNote = 'the issuance module returned no table';
     issuance = (await compareIssuance({ consulHttpAddr: pair.client.httpAddr, concurrency: CONCURRENCY, seconds: SECONDS, log })).tables;
   }
 
   const command = `npm run bench -- vs-consul${process.argv.length > 3 ? ` -- ${process.argv.slice(3).join(' ')}` : ''}`;
   const date = `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`;
-  const section = reportSection(figures, { command, date, issuance });
+  const section = reportSection(figures, { command, date, issuance, issuanceNote });
   process.stdout.write(`\n${section}\n\n`);
   const rejected = figures.ours.rejected + figures.consul.rejected;
   if (rejected > 0 || figures.ours.rejectedStats === 0 || figures.consul.rejectedStats === 0) {

@@ -86,6 +86,11 @@ export async function rxBytes(e: BenchEnvoy, adsCluster: string): Promise<number
   return rxOf(await stats(e, '\\.upstream_cx_rx_bytes_total$'), adsCluster);
 }
 
+/** How many subscriptions (CDS, LDS, each cluster's EDS) gave up waiting for their first answer (Envoy's initial_fetch_timeout, 15 s by default). */
+export async function initFetchTimeouts(e: BenchEnvoy): Promise<number> {
+  return [...(await stats(e, 'init_fetch_timeout$')).values()].reduce((n, v) => n + v, 0);
+}
+
 /** The sum of every `update_rejected` stat, and how many there are. */
 export async function nackCount(e: BenchEnvoy): Promise<{ rejected: number; stats: number; names: string[] }> {
   const all = await stats(e, 'update_rejected$');
@@ -96,6 +101,8 @@ export async function nackCount(e: BenchEnvoy): Promise<{ rejected: number; stat
 export interface FlipSide {
   envoy: BenchEnvoy;
   cluster: string;
+  /** Durations of this side's admin polls during the flip are added here (the measurement's resolution). */
+  polls: number[];
 }
 
 async function endpointsOf(side: FlipSide) {
@@ -119,7 +126,8 @@ export async function flipOnce(o: {
   sides: readonly FlipSide[];
   instances: number;
   status: 'critical' | 'passing';
-  write: () => Promise<void>;
+  /** One Consul write; started at `t0` (performance.now(), just before it). */
+  write: (t0: number) => Promise<void>;
 }): Promise<number[]> {
   const address = nodeAddress(o.node);
   const has = (healthy: readonly string[]) => healthy.some((h) => h.startsWith(`${address}:`));
@@ -132,13 +140,15 @@ export async function flipOnce(o: {
   }
   const delays: Array<number | undefined> = o.sides.map(() => undefined);
   const t0 = performance.now();
-  await o.write();
+  await o.write(t0);
   for (;;) {
     await Promise.all(
       o.sides.map(async (side, i) => {
         if (delays[i] !== undefined) return;
+        const p0 = performance.now();
         const eps = await endpointsOf(side);
         const at = performance.now() - t0;
+        side.polls.push(at + t0 - p0);
         const n = eps.healthy.length;
         if (n === before) return;
         const wrong = o.status === 'critical' ? n !== o.instances - 1 || has(eps.healthy) : n !== o.instances || !has(eps.healthy);

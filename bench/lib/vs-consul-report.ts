@@ -9,12 +9,16 @@ import { pct } from './stats.js';
 export interface SideFigures {
   /** Consul write -> this Envoy's admin API shows the flip, ms, one per flip. */
   delays: number[];
+  /** Durations of the admin API polls during the flips, ms. */
+  polls: number[];
   /** Envoy's `upstream_cx_rx_bytes_total` of its xDS cluster: growth over the flips / flips. */
   bytesPerChange: number;
   /** The same counter once ready (everything received from connect until ready). */
   bytesUntilReady: number;
   /** Envoy process start (/proc starttime) -> all upstream clusters with every endpoint healthy, ms. */
   readyMs: number;
+  /** Subscriptions that hit Envoy's initial_fetch_timeout before ready. */
+  initFetchTimeouts: number;
   /** Set-up start (ours: `mesh-agent run` spawned; Consul's: the sidecar registered) -> ready, ms. */
   setupToReadyMs: number;
   /** VmRSS after the flips, MB: our agent / the Consul client agent. */
@@ -33,6 +37,8 @@ export interface VsConsulFigures {
   ours: SideFigures;
   consul: SideFigures;
   consulServerRssMb: number;
+  /** Consul write -> a raw blocking query on the service at the server returns, ms (Consul's own share, the floor). */
+  rawBlockingQuery: number[];
   /** `uptime` load averages seen during the run (start, before flips, end). */
   load: string[];
 }
@@ -66,10 +72,18 @@ const row = (figure: string, ours: number, consul: number, fmt: (v: number) => s
 
 export function propagationTable(f: VsConsulFigures): string {
   const p = (side: SideFigures, q: number) => pct(side.delays, q);
+  const p2 = (v: number[], q: number) => pct(v, q);
   return markdownTable(HEAD('ms'), [
     row(`Consul write -> Envoy shows it, p50 (${f.flips} flips)`, p(f.ours, 50), p(f.consul, 50), ms),
     row('p99', p(f.ours, 99), p(f.consul, 99), ms),
     row('max', Math.max(...f.ours.delays), Math.max(...f.consul.delays), ms),
+    [
+      '(info) of which the Consul server: raw blocking query returns, p50 / p99',
+      `${ms(pct(f.rawBlockingQuery, 50))} / ${ms(pct(f.rawBlockingQuery, 99))}`,
+      'same',
+      '-',
+    ],
+    row('(info) one EDS config_dump poll of that Envoy, p50 (every 2 ms)', p2(f.ours.polls, 50), p2(f.consul.polls, 50), ms),
   ]);
 }
 
@@ -81,9 +95,16 @@ export function bytesTable(f: VsConsulFigures): string {
 }
 
 export function readyTable(f: VsConsulFigures): string {
+  const whole = (v: number) => v.toFixed(0);
   return markdownTable(HEAD('ms'), [
     row(`Envoy start -> ${f.upstreams} upstream clusters with ${f.instances} healthy endpoints`, f.ours.readyMs, f.consul.readyMs, (v) =>
       v.toFixed(0),
+    ),
+    row(
+      "(info) subscriptions that hit Envoy's initial_fetch_timeout (15 s) on the way",
+      f.ours.initFetchTimeouts,
+      f.consul.initFetchTimeouts,
+      whole,
     ),
     row(
       "(info) set-up start -> ready (ours: `mesh-agent run` spawned; Consul's: sidecar registered)",
@@ -146,7 +167,10 @@ export function targetsTable(results: readonly TargetResult[]): string {
 }
 
 /** The README section body: command, date, load, every table (ours and the issuance tables given). */
-export function reportSection(f: VsConsulFigures, o: { command: string; date: string; issuance: readonly string[] }): string {
+export function reportSection(
+  f: VsConsulFigures,
+  o: { command: string; date: string; issuance: readonly string[]; issuanceNote: string },
+): string {
   return [
     `\`${o.command}\`, ${o.date}, load average (1 min) ${f.load.join(' / ')} (start / before the flips / end):`,
     '',
@@ -171,7 +195,7 @@ export function reportSection(f: VsConsulFigures, o: { command: string; date: st
     nackTable(f),
     '',
     ...(o.issuance.length === 0
-      ? ['**Certificates**: not measured in this run (`--skip-issuance`).', '']
+      ? [`**Certificates**: ${o.issuanceNote}.`, '']
       : ['**Certificates**', '', ...o.issuance.flatMap((t) => [t, ''])]),
     '**Targets** (issue 16)',
     '',

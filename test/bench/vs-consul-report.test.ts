@@ -13,10 +13,12 @@ import {
 
 const side = (delays: number[], rss: number): SideFigures => ({
   delays,
+  polls: [1, 2, 3],
   bytesPerChange: 2048,
   bytesUntilReady: 300 * 1024,
   readyMs: 1500,
   setupToReadyMs: 3000,
+  initFetchTimeouts: 0,
   agentRssMb: rss,
   envoyRssMb: 100,
   rejected: 0,
@@ -31,6 +33,7 @@ const figures = (ours: number[], consul: number[], oursRss = 60, consulRss = 80)
   ours: side(ours, oursRss),
   consul: side(consul, consulRss),
   consulServerRssMb: 300,
+  rawBlockingQuery: [5, 7, 9],
   load: ['1.0', '2.0', '3.0'],
 });
 
@@ -64,10 +67,13 @@ t.test('reportSection holds every table, both systems and the ratio', async (t) 
     command: 'npm run bench -- vs-consul',
     date: '2026-11-30 09:00 UTC',
     issuance: [],
+    issuanceNote: 'not measured in this run (`--skip-issuance`)',
   });
   t.match(text, /npm run bench -- vs-consul`, 2026-11-30 09:00 UTC, load average \(1 min\) 1.0 \/ 2.0 \/ 3.0/);
   t.match(text, /\| Consul write -> Envoy shows it, p50 \(2 flips\) \| 10.0 \| 200 \| 0.05x \|/);
   t.match(text, /\| p99 \| 20.0 \| 400 \| 0.05x \|/);
+  t.match(text, /raw blocking query returns, p50 \/ p99 \| 7.0 \/ 9.0 \| same \| - \|/);
+  t.match(text, /config_dump poll of that Envoy, p50 \(every 2 ms\) \| 2.0 \| 2.0 \| 1.00x \|/);
   t.match(text, /\| received by Envoy per flip \(xDS cluster rx bytes\) \| 2.0 \| 2.0 \| 1.00x \|/);
   t.match(text, /\| received from connect until ready \| 300 \| 300 \| 1.00x \|/);
   t.match(text, /Envoy start -> 200 upstream clusters with 10 healthy endpoints \| 1500 \| 1500 \| 1.00x \|/);
@@ -75,7 +81,7 @@ t.test('reportSection holds every table, both systems and the ratio', async (t) 
   t.match(text, /client agent\) \| 60.0 \| 80.0 \| 0.75x \|/);
   t.match(text, /update_rejected after the run \| 0 \(of 404 stats\) \| 0 \(of 404 stats\) \| 0 for both \|/);
   t.match(text, /not measured in this run \(`--skip-issuance`\)/);
-  const withIssuance = reportSection(figures([1], [2]), { command: 'c', date: 'd', issuance: ['| x |\n| --- |\n| 1 |'] });
+  const withIssuance = reportSection(figures([1], [2]), { command: 'c', date: 'd', issuance: ['| x |\n| --- |\n| 1 |'], issuanceNote: '' });
   t.match(withIssuance, /\*\*Certificates\*\*\n\n\| x \|/);
 });
 
