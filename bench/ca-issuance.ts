@@ -9,17 +9,15 @@
  *   npm run bench -- ca-issuance [-- --seconds 5] [--only 64] [--workers N]
  * Targets: >= 2,000 issuances/s; p99 < 20 ms at 500/s.
  */
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { type ControlPlaneClient, connectControlPlane } from '../agent/identity/cp-client.js';
 import { loadNodeIdentity } from '../agent/identity/identity-store.js';
 import { newKeyPair } from '../lib/secret-files.js';
 import { createCsr } from '../lib/x509/csr-builder.js';
-import { repoRoot } from '../scripts/repo-root.js';
 import { adminJoinSource, joinNode } from '../test/support/controlplane.js';
+import { cpuMs, startBenchControlPlane } from './lib/issuance-cp.js';
 import { controlPlaneServerId, encodeSignWorkload, runIssuanceLoad } from './lib/issuance-load.js';
 import { pct } from './lib/stats.js';
 import { formatTable } from './lib/table.js';
@@ -31,68 +29,6 @@ const onlyArg = process.argv.indexOf('--only');
 const ONLY = onlyArg > 0 ? Number(process.argv[onlyArg + 1]) : undefined;
 const workersArg = process.argv.indexOf('--workers');
 const WORKERS = workersArg > 0 ? Number(process.argv[workersArg + 1]) : undefined;
-
-/** CPU milliseconds (user + system) a process has used, from /proc. */
-function cpuMs(pid: number): number {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    throw new Error(`the control plane (pid ${pid}) is gone; see its log above`);
-  }
-  const fields = stat.split(') ')[1]?.split(' ') ?? [];
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-}
-
-async function startControlPlane(dir: string): Promise<{ address: string; pid: number; stop: () => Promise<void> }> {
-  const config = path.join(dir, 'cp.yaml');
-  await writeFile(
-    config,
-    `dataDir: ${dir}/cp\nlisten: 127.0.0.1:0\ntrustDomain: bench.example\nrateLimit: { perSecond: 1000000, burst: 1000000 }\nlog: { level: warn }\n${WORKERS === undefined ? '' : `signingWorkers: ${WORKERS}\n`}`,
-  );
-  const profile = process.env.MESH_BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.MESH_BENCH_CPU_PROF] : [];
-  const child = spawn(process.execPath, [...profile, path.join(repoRoot(), 'dist', 'controlplane', 'main.js'), 'run', '--config', config], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let stopping = false;
-  const address = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    let ready = false;
-    child.stdout.on('data', (chunk: Buffer) => {
-      // Its log (warnings and errors after start-up) goes on to our stderr.
-      if (ready) process.stderr.write(chunk);
-      out += chunk.toString();
-      const match = /"listen":"([^"]+)"/.exec(out);
-      if (match?.[1] && !ready) {
-        ready = true;
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-    child.once('exit', (code, signal) => {
-      const why = `mesh-controlplane exited with ${signal ?? code}`;
-      if (stopping) return;
-      process.stderr.write(`${why} during the benchmark\n`);
-      process.exitCode = 1;
-      reject(new Error(why));
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`mesh-controlplane did not report its listen address within 30 s; its stdout: ${out.slice(-500)}`));
-    }, 30_000).unref();
-  });
-  return {
-    address,
-    pid: child.pid ?? 0,
-    stop: () =>
-      new Promise((resolve) => {
-        stopping = true;
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
-  };
-}
 
 /** The agent's own grpc-js client in this process, closed loop; the same figures issuance-load reports. */
 async function closedLoop(clients: ControlPlaneClient[], concurrency: number, csrs: Buffer[]) {
@@ -136,7 +72,10 @@ async function withServerCpu<T extends { count: number }>(pid: number, fn: () =>
 async function main() {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'mesh-bench-'));
   process.stderr.write('starting the control plane\n');
-  const cp = await startControlPlane(dir);
+  const cp = await startBenchControlPlane(dir, {
+    trustDomain: 'bench.example',
+    ...(WORKERS === undefined ? {} : { signingWorkers: WORKERS }),
+  });
   try {
     const agentDir = path.join(dir, 'agent');
     process.stderr.write(`joining a node to ${cp.address}\n`);

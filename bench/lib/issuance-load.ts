@@ -191,3 +191,51 @@ export async function runIssuanceLoad(options: IssuanceLoadOptions): Promise<Iss
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+export interface ConsulLeafLoadOptions {
+  /** The tool; default: the provisioned one (tools().issuanceLoad). */
+  binary?: string;
+  /** http://HOST:PORT of the Consul agent whose leaf-certificate API is driven. */
+  baseUrl: string;
+  /** Service names are <prefix>-<n>, new for every call (a repeated one is answered from the agent's cache). */
+  prefix: string;
+  load: { concurrency: number } | { rate: number };
+  /** The measured period; default 5,000 ms. */
+  durationMs?: number;
+  /** The closed-loop warm-up, discarded; default 1,000 ms (0: none). */
+  warmupMs?: number;
+}
+
+/** The tool's flags for its --consul-leaf mode. */
+export function consulLeafLoadArgs(options: ConsulLeafLoadOptions): string[] {
+  return [
+    '--consul-leaf',
+    options.baseUrl,
+    '--leaf-prefix',
+    options.prefix,
+    '--duration',
+    `${options.durationMs ?? 5_000}ms`,
+    '--warmup',
+    `${options.warmupMs ?? 1_000}ms`,
+    ...('concurrency' in options.load ? ['--concurrency', `${options.load.concurrency}`] : ['--rate', `${options.load.rate}`]),
+  ];
+}
+
+/**
+ * Runs the tool once against Consul's leaf-certificate API
+ * (/v1/agent/connect/ca/leaf/<name>); a call counts when Consul answers 200
+ * with a certificate for that name. Rejects with the tool's stderr when it
+ * exits non-zero.
+ */
+export async function runConsulLeafLoad(options: ConsulLeafLoadOptions): Promise<IssuanceLoadResult> {
+  const binary = options.binary ?? (await tools()).issuanceLoad.path;
+  const timeoutMs = (options.durationMs ?? 5_000) + (options.warmupMs ?? 1_000) + 60_000;
+  const result = await run(binary, consulLeafLoadArgs(options), { timeoutMs });
+  if (result.code !== 0) {
+    const why = result.signal !== null ? `was killed by ${result.signal}` : `exited with ${result.code}`;
+    throw new MeshError('MESH_E_INTERNAL', `issuance-load --consul-leaf ${why}: ${result.stderr.trim()}`, {
+      details: { exitCode: result.code, stderr: result.stderr },
+    });
+  }
+  return parseResult(result.stdout);
+}

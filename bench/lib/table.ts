@@ -10,6 +10,12 @@ export function formatTable(headers: readonly string[], rows: ReadonlyArray<Read
   return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
 }
 
+/** The same rows as a Markdown table (for bench/README.md); numbers formatted as formatTable does. */
+export function formatMarkdownTable(headers: readonly string[], rows: ReadonlyArray<ReadonlyArray<string | number>>): string {
+  const line = (row: ReadonlyArray<string | number>) => `| ${row.map((c) => (typeof c === 'number' ? formatNumber(c) : c)).join(' | ')} |`;
+  return [line(headers), `|${headers.map(() => '---').join('|')}|`, ...rows.map(line)].join('\n');
+}
+
 function formatNumber(n: number): string {
   if (Number.isInteger(n)) return n.toLocaleString('en-US');
   return n >= 100 ? n.toFixed(0) : n.toFixed(2);

@@ -4,8 +4,12 @@
  * open loops issue real SVIDs with the node's mTLS identity, the sampled
  * responses are SVIDs for the requested IDs that chain to the bundle, and the
  * tool refuses a server with the wrong SPIFFE ID and names a missing file.
+ * Its --consul-leaf mode (bench/vs-consul.ts) gets new leaf certificates from
+ * a real Consul dev agent, and counts an answer that is not one as an error.
  */
 import { X509Certificate } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { loadNodeIdentity } from '../../agent/identity/identity-store.js';
@@ -16,6 +20,7 @@ import {
   type IssuanceLoadOptions,
   type IssuanceLoadResult,
   issuanceLoadArgs,
+  runConsulLeafLoad,
   runIssuanceLoad,
   SIGN_WORKLOAD_METHOD,
 } from '../../bench/lib/issuance-load.js';
@@ -23,6 +28,7 @@ import { run } from '../../lib/exec.js';
 import { contract } from '../../lib/proto/contract.js';
 import { uriSans } from '../../lib/x509/cert-info.js';
 import { chainsToBundle } from '../support/chain-checks.js';
+import { startConsulDev } from '../support/consul.js';
 import { freshCsrs, joinNode, joinSource, startTestControlPlane } from '../support/controlplane.js';
 import { createTestCa } from '../support/test-ca.js';
 import { tools } from '../support/tools.js';
@@ -122,4 +128,56 @@ t.test('issuance-load issues real SVIDs closed- and open-loop, and checks the se
     t.match(result.stderr, `--requests: open ${missing}: no such file or directory`);
     t.equal(result.stdout, '', 'no result');
   });
+});
+
+t.test('--consul-leaf gets new leaf certificates from Consul and checks each answer', async (t) => {
+  const consul = await startConsulDev();
+  t.teardown(() => consul.stop());
+  // Consul's CA limits signing to 50 CSRs/s by default; the benchmark measures it both ways.
+  const put = await fetch(`http://${consul.httpAddr}/v1/connect/ca/configuration`, {
+    method: 'PUT',
+    body: JSON.stringify({ Provider: 'consul', Config: { LeafCertTTL: '72h', CSRMaxPerSecond: 0 } }),
+  });
+  t.equal(put.status, 200, 'the CA limit is off');
+
+  const r = await runConsulLeafLoad({
+    baseUrl: `http://${consul.httpAddr}`,
+    prefix: 'leaf-test',
+    load: { concurrency: 2 },
+    durationMs: 1_000,
+    warmupMs: 0,
+  });
+  t.ok(r.count > 0, `leaf certificates issued (${r.count})`);
+  t.equal(r.errors, 0, `no call failed (first error: ${r.firstError})`);
+  t.ok(r.p50Ms > 0 && r.p99Ms >= r.p50Ms, `latencies (${r.p50Ms}/${r.p99Ms} ms)`);
+  // Each name was new: asking again for one gives the certificate the agent keeps for it, for that service.
+  const leaf = (await consul.api('/v1/agent/connect/ca/leaf/leaf-test-1')) as { Service: string; CertPEM: string };
+  t.equal(leaf.Service, 'leaf-test-1');
+  t.match(
+    uriSans(new X509Certificate(leaf.CertPEM)).join(),
+    /^spiffe:\/\/[^/]+\.consul\/ns\/default\/dc\/dc1\/svc\/leaf-test-1$/,
+    'a Connect leaf for that service',
+  );
+
+  // Something that answers 200 with no certificate is not counted as an issuance.
+  const fake = createServer((_req, res) => res.end('{"Service":"other","CertPEM":""}'));
+  await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => fake.close(() => resolve())));
+  const port = (fake.address() as AddressInfo).port;
+  const bad = await runConsulLeafLoad({
+    baseUrl: `http://127.0.0.1:${port}`,
+    prefix: 'x',
+    load: { concurrency: 1 },
+    durationMs: 200,
+    warmupMs: 0,
+  });
+  t.equal(bad.count, 0, 'no issuance counted');
+  t.ok(bad.errors > 0, 'every call failed');
+  t.match(bad.firstError, /leaf x-\d+: the answer is for service "other" and carries no PEM certificate/);
+
+  const usage = await run((await tools()).issuanceLoad.path, ['--consul-leaf', 'localhost:8500', '--concurrency', '1'], {
+    timeoutMs: 30_000,
+  });
+  t.equal(usage.code, 2, 'a usage error');
+  t.match(usage.stderr, '--consul-leaf "localhost:8500" is not http://HOST:PORT');
 });

@@ -8,7 +8,16 @@
 //	    --server-id SPIFFE_ID --method /package.Service/Method --requests FILE
 //	    (--concurrency N | --rate R) [--conns 8] [--duration 5s] [--warmup 1s]
 //	    [--sample-out FILE]
+//	issuance-load --consul-leaf http://HOST:PORT [--leaf-prefix NAME]
+//	    (--concurrency N | --rate R) [--duration 5s] [--warmup 1s]
 //	issuance-load --version
+//
+// With --consul-leaf it drives Consul's leaf-certificate API instead (the
+// comparison of bench/vs-consul.ts): each call is a GET of
+// /v1/agent/connect/ca/leaf/<prefix>-<n> with a name never asked before, so
+// the agent makes a new key and CSR and its servers sign a new certificate
+// (a repeated name would be answered from the agent's cache). A call succeeds
+// when the answer is 200 and carries a PEM certificate for that service.
 //
 // --requests and --sample-out hold messages each prefixed by its length (4
 // bytes, big-endian). Requests are used round-robin, and calls are spread
@@ -65,6 +74,7 @@ const (
 
 type options struct {
 	addr, caPath, certPath, keyPath, serverID, method, requestsPath, sampleOut string
+	consulLeaf, leafPrefix                                                     string
 	conns, concurrency                                                         int
 	rate                                                                       float64
 	duration, warmup                                                           time.Duration
@@ -138,6 +148,8 @@ func parseFlags(args []string, stderr io.Writer) (options, bool, error) {
 	flags.DurationVar(&o.duration, "duration", 5*time.Second, "measured period")
 	flags.DurationVar(&o.warmup, "warmup", time.Second, "closed-loop warm-up before measuring, results discarded")
 	flags.StringVar(&o.sampleOut, "sample-out", "", "write the first successful responses (up to 20) here, length-prefixed")
+	flags.StringVar(&o.consulLeaf, "consul-leaf", "", "drive Consul's leaf-certificate API at this base URL (http://HOST:PORT) instead of gRPC")
+	flags.StringVar(&o.leafPrefix, "leaf-prefix", "bench-leaf", "--consul-leaf: service names are <prefix>-<n>, new for every call")
 	version := flags.Bool("version", false, "print the grpc-go version and exit")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -152,10 +164,14 @@ func parseFlags(args []string, stderr io.Writer) (options, bool, error) {
 		return o, false, usagef("unexpected argument %q", flags.Arg(0))
 	}
 	var missing []string
-	for _, f := range []struct{ name, value string }{
+	required := []struct{ name, value string }{
 		{"--addr", o.addr}, {"--ca", o.caPath}, {"--cert", o.certPath}, {"--key", o.keyPath},
 		{"--server-id", o.serverID}, {"--method", o.method}, {"--requests", o.requestsPath},
-	} {
+	}
+	if o.consulLeaf != "" {
+		required = []struct{ name, value string }{{"--leaf-prefix", o.leafPrefix}}
+	}
+	for _, f := range required {
 		if f.value == "" {
 			missing = append(missing, f.name)
 		}
@@ -163,7 +179,9 @@ func parseFlags(args []string, stderr io.Writer) (options, bool, error) {
 	switch {
 	case len(missing) > 0:
 		return o, false, usagef("missing %s (see --help)", strings.Join(missing, ", "))
-	case !strings.HasPrefix(o.method, "/") || strings.Count(o.method, "/") != 2:
+	case o.consulLeaf != "" && !strings.HasPrefix(o.consulLeaf, "http://"):
+		return o, false, usagef("--consul-leaf %q is not http://HOST:PORT", o.consulLeaf)
+	case o.consulLeaf == "" && (!strings.HasPrefix(o.method, "/") || strings.Count(o.method, "/") != 2):
 		return o, false, usagef("--method %q is not /package.Service/Method", o.method)
 	case (o.concurrency > 0) == (o.rate > 0):
 		return o, false, usagef("give exactly one of --concurrency N (closed loop) or --rate R (open loop), both > 0")
@@ -181,29 +199,28 @@ func parseFlags(args []string, stderr io.Writer) (options, bool, error) {
 	return o, false, nil
 }
 
+// caller issues one call and says whether it succeeded, recording failures
+// and samples in the phase.
+type caller interface {
+	call(p *phase) bool
+}
+
 // load reads the inputs, connects, warms up, measures and returns the result.
 func load(o options) (*result, error) {
-	requests, err := readMessages(o.requestsPath, "--requests")
-	if err != nil {
-		return nil, err
-	}
-	creds, err := clientTLS(o)
-	if err != nil {
-		return nil, err
-	}
-	l := &loader{method: o.method, requests: requests}
-	for range o.conns {
-		conn, err := grpc.NewClient(o.addr,
-			grpc.WithTransportCredentials(credentials.NewTLS(creds)),
-			grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
+	var l caller
+	if o.consulLeaf != "" {
+		leaf, err := newLeafLoader(o.consulLeaf, o.leafPrefix, max(o.concurrency, 8))
 		if err != nil {
-			return nil, usagef("--addr %q: %v", o.addr, err)
+			return nil, err
 		}
-		defer conn.Close()
-		l.conns = append(l.conns, conn)
-	}
-	if err := l.connect(o.addr); err != nil {
-		return nil, err
+		l = leaf
+	} else {
+		g, closeAll, err := grpcLoader(o)
+		if err != nil {
+			return nil, err
+		}
+		defer closeAll()
+		l = g
 	}
 	if o.warmup > 0 {
 		warm := o.concurrency
@@ -244,6 +261,39 @@ func load(o options) (*result, error) {
 		res.FirstError = first
 	}
 	return res, nil
+}
+
+// grpcLoader connects --conns gRPC connections and waits until they are ready.
+func grpcLoader(o options) (*loader, func(), error) {
+	requests, err := readMessages(o.requestsPath, "--requests")
+	if err != nil {
+		return nil, nil, err
+	}
+	creds, err := clientTLS(o)
+	if err != nil {
+		return nil, nil, err
+	}
+	l := &loader{method: o.method, requests: requests}
+	closeAll := func() {
+		for _, conn := range l.conns {
+			conn.Close()
+		}
+	}
+	for range o.conns {
+		conn, err := grpc.NewClient(o.addr,
+			grpc.WithTransportCredentials(credentials.NewTLS(creds)),
+			grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
+		if err != nil {
+			closeAll()
+			return nil, nil, usagef("--addr %q: %v", o.addr, err)
+		}
+		l.conns = append(l.conns, conn)
+	}
+	if err := l.connect(o.addr); err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return l, closeAll, nil
 }
 
 // clientTLS is mTLS with the client chain and key; the server is checked by
@@ -417,7 +467,7 @@ func (l *loader) call(p *phase) bool {
 
 // closedLoop runs concurrency goroutines issuing calls back to back for d and
 // returns the latencies (ms) of the successful calls.
-func closedLoop(l *loader, p *phase, concurrency int, d time.Duration) []float64 {
+func closedLoop(l caller, p *phase, concurrency int, d time.Duration) []float64 {
 	deadline := time.Now().Add(d)
 	perWorker := make([][]float64, concurrency)
 	var wg sync.WaitGroup
@@ -446,7 +496,7 @@ func closedLoop(l *loader, p *phase, concurrency int, d time.Duration) []float64
 // and returns the latencies (ms) of the successful calls, each measured from
 // its scheduled start. It lasts at least d (the last call is due before d),
 // so count/elapsed is the rate achieved.
-func openLoop(l *loader, p *phase, rate float64, d time.Duration) []float64 {
+func openLoop(l caller, p *phase, rate float64, d time.Duration) []float64 {
 	total := int(rate * d.Seconds())
 	latencies := make([]float64, total) // NaN: the call failed
 	var wg sync.WaitGroup
