@@ -5,6 +5,7 @@
  * Consul's, then the targets of issue 16.
  */
 import { pct } from './stats.js';
+import { formatMarkdownTable as markdownTable } from './table.js';
 
 export interface SideFigures {
   /** Consul write -> this Envoy's admin API shows the flip, ms, one per flip. */
@@ -45,11 +46,6 @@ export interface VsConsulFigures {
 
 export const SECTION_START = '<!-- vs-consul:start (written by `npm run bench -- vs-consul`) -->';
 export const SECTION_END = '<!-- vs-consul:end -->';
-
-export function markdownTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
-  const line = (cells: readonly string[]) => `| ${cells.join(' | ')} |`;
-  return [line(headers), line(headers.map(() => '---')), ...rows.map(line)].join('\n');
-}
 
 /** ours / Consul's as `0.42x`; `-` when Consul's is 0 or either is not a number. */
 export function ratio(ours: number, consul: number): string {
@@ -137,8 +133,14 @@ export interface TargetResult {
   met: boolean;
 }
 
-/** Issue 16's targets for propagation and memory, checked on the figures of the run. */
-export function targets(f: VsConsulFigures): TargetResult[] {
+/** The issuance comparison's verdict (bench/lib/vs-consul-issuance.ts): ours / Consul's with its limit off. */
+export interface IssuanceVerdict {
+  ratio: number;
+  met: boolean;
+}
+
+/** Issue 16's targets for propagation, memory and (when measured) issuance, checked on the figures of the run. */
+export function targets(f: VsConsulFigures, issuance?: IssuanceVerdict): TargetResult[] {
   const p50 = pct(f.ours.delays, 50);
   const p99 = pct(f.ours.delays, 99);
   const consulP99 = pct(f.consul.delays, 99);
@@ -156,6 +158,9 @@ export function targets(f: VsConsulFigures): TargetResult[] {
       met: f.ours.agentRssMb <= f.consul.agentRssMb,
     },
     { target: 'agent RSS <= 70 MB', value: `${mb(f.ours.agentRssMb)} MB`, met: f.ours.agentRssMb <= 70 },
+    ...(issuance === undefined
+      ? []
+      : [{ target: "issuances/s: ours >= Consul's with its limit off", value: `${issuance.ratio.toFixed(2)}x`, met: issuance.met }]),
   ];
 }
 
@@ -169,7 +174,7 @@ export function targetsTable(results: readonly TargetResult[]): string {
 /** The README section body: command, date, load, every table (ours and the issuance tables given). */
 export function reportSection(
   f: VsConsulFigures,
-  o: { command: string; date: string; issuance: readonly string[]; issuanceNote: string },
+  o: { command: string; date: string; issuance: readonly string[]; issuanceNote: string; verdict?: IssuanceVerdict },
 ): string {
   return [
     `\`${o.command}\`, ${o.date}, load average (1 min) ${f.load.join(' / ')} (start / before the flips / end):`,
@@ -199,7 +204,7 @@ export function reportSection(
       : ['**Certificates**', '', ...o.issuance.flatMap((t) => [t, ''])]),
     '**Targets** (issue 16)',
     '',
-    targetsTable(targets(f)),
+    targetsTable(targets(f, o.verdict)),
   ].join('\n');
 }
 

@@ -1,6 +1,5 @@
 import t from 'tap';
 import {
-  markdownTable,
   ratio,
   replaceSection,
   reportSection,
@@ -44,10 +43,6 @@ t.test('ratio', async (t) => {
   t.equal(ratio(Number.NaN, 1), '-');
 });
 
-t.test('markdownTable', async (t) => {
-  t.equal(markdownTable(['a', 'b'], [['1', '2']]), '| a | b |\n| --- | --- |\n| 1 | 2 |');
-});
-
 t.test('targets: ratio, absolute propagation and memory', async (t) => {
   const met = targets(figures([10, 20, 30, 40], [200, 210, 220, 230]));
   t.same(
@@ -60,6 +55,9 @@ t.test('targets: ratio, absolute propagation and memory', async (t) => {
     [false, false, false, false, false],
   );
   t.match(missed[0]?.value, '90.0 ms vs 57.5 ms');
+  t.equal(met.length, 5, 'no issuance row unless measured');
+  const withIssuance = targets(figures([10], [200]), { ratio: 1.5, met: true });
+  t.same(withIssuance[5], { target: "issuances/s: ours >= Consul's with its limit off", value: '1.50x', met: true });
 });
 
 t.test('reportSection holds every table, both systems and the ratio', async (t) => {
@@ -83,6 +81,14 @@ t.test('reportSection holds every table, both systems and the ratio', async (t) 
   t.match(text, /not measured in this run \(`--skip-issuance`\)/);
   const withIssuance = reportSection(figures([1], [2]), { command: 'c', date: 'd', issuance: ['| x |\n| --- |\n| 1 |'], issuanceNote: '' });
   t.match(withIssuance, /\*\*Certificates\*\*\n\n\| x \|/);
+  const verdict = reportSection(figures([1], [2]), {
+    command: 'c',
+    date: 'd',
+    issuance: ['t'],
+    issuanceNote: '',
+    verdict: { ratio: 0.5, met: false },
+  });
+  t.match(verdict, /\| issuances\/s: ours >= Consul's with its limit off \| 0.50x \| NOT met \|/);
 });
 
 t.test('replaceSection replaces only what is between the markers', async (t) => {
