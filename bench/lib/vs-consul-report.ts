@@ -96,12 +96,12 @@ export function readyTable(f: VsConsulFigures): string {
     row(`Envoy start -> ${f.upstreams} upstream clusters with ${f.instances} healthy endpoints`, f.ours.readyMs, f.consul.readyMs, (v) =>
       v.toFixed(0),
     ),
-    row(
+    [
       "(info) subscriptions that hit Envoy's initial_fetch_timeout (15 s) on the way",
-      f.ours.initFetchTimeouts,
-      f.consul.initFetchTimeouts,
-      whole,
-    ),
+      whole(f.ours.initFetchTimeouts),
+      whole(f.consul.initFetchTimeouts),
+      '-',
+    ],
     row(
       "(info) set-up start -> ready (ours: `mesh-agent run` spawned; Consul's: sidecar registered)",
       f.ours.setupToReadyMs,

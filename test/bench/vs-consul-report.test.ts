@@ -75,6 +75,7 @@ t.test('reportSection holds every table, both systems and the ratio', async (t) 
   t.match(text, /\| received by Envoy per flip \(xDS cluster rx bytes\) \| 2.0 \| 2.0 \| 1.00x \|/);
   t.match(text, /\| received from connect until ready \| 300 \| 300 \| 1.00x \|/);
   t.match(text, /Envoy start -> 200 upstream clusters with 10 healthy endpoints \| 1500 \| 1500 \| 1.00x \|/);
+  t.match(text, /initial_fetch_timeout \(15 s\) on the way \| 0 \| 0 \| - \|/);
   t.match(text, /sidecar registered\) \| 3000 \| 3000 \| 1.00x \|/);
   t.match(text, /client agent\) \| 60.0 \| 80.0 \| 0.75x \|/);
   t.match(text, /update_rejected after the run \| 0 \(of 404 stats\) \| 0 \(of 404 stats\) \| 0 for both \|/);
