@@ -43,8 +43,6 @@ export async function fullDump(e: BenchEnvoy): Promise<{ configs?: Array<Record<
 export interface Ready {
   /** Envoy process start -> ready, ms. */
   readyMs: number;
-  /** upstream_cx_rx_bytes_total of every cluster, read at once when ready (the xDS cluster's is picked later). */
-  rxAtReadyByCluster: Map<string, number>;
   pid: number;
   /** When it was seen ready, ms since the epoch. */
   readyAt: number;
@@ -63,8 +61,7 @@ export async function waitEnvoyReady(
       const full = [...members.values()].filter((v) => v === o.endpoints).length;
       if (full < o.clusters) return undefined;
       const now = Date.now();
-      const rxAtReadyByCluster = await stats(e, '\\.upstream_cx_rx_bytes_total$');
-      return { readyMs: now - processStartMs(pid), rxAtReadyByCluster, pid, readyAt: now };
+      return { readyMs: now - processStartMs(pid), pid, readyAt: now };
     },
     {
       timeoutMs: o.timeoutMs ?? 180_000,

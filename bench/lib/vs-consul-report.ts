@@ -14,7 +14,7 @@ export interface SideFigures {
   polls: number[];
   /** Envoy's `upstream_cx_rx_bytes_total` of its xDS cluster: growth over the flips / flips. */
   bytesPerChange: number;
-  /** The same counter once ready (everything received from connect until ready). */
+  /** The same counter just before the flips, once both Envoys are ready (everything received from connect until then). */
   bytesUntilReady: number;
   /** Envoy process start (/proc starttime) -> all upstream clusters with every endpoint healthy, ms. */
   readyMs: number;
@@ -86,7 +86,7 @@ export function propagationTable(f: VsConsulFigures): string {
 export function bytesTable(f: VsConsulFigures): string {
   return markdownTable(HEAD('KB'), [
     row('received by Envoy per flip (xDS cluster rx bytes)', f.ours.bytesPerChange, f.consul.bytesPerChange, kb),
-    row('received from connect until ready', f.ours.bytesUntilReady, f.consul.bytesUntilReady, kb),
+    row('received from connect until ready (read before the flips)', f.ours.bytesUntilReady, f.consul.bytesUntilReady, kb),
   ]);
 }
 

@@ -73,7 +73,7 @@ t.test('reportSection holds every table, both systems and the ratio', async (t) 
   t.match(text, /raw blocking query returns, p50 \/ p99 \| 7.0 \/ 9.0 \| same \| - \|/);
   t.match(text, /config_dump poll of that Envoy, p50 \(every 2 ms\) \| 2.0 \| 2.0 \| 1.00x \|/);
   t.match(text, /\| received by Envoy per flip \(xDS cluster rx bytes\) \| 2.0 \| 2.0 \| 1.00x \|/);
-  t.match(text, /\| received from connect until ready \| 300 \| 300 \| 1.00x \|/);
+  t.match(text, /\| received from connect until ready \(read before the flips\) \| 300 \| 300 \| 1.00x \|/);
   t.match(text, /Envoy start -> 200 upstream clusters with 10 healthy endpoints \| 1500 \| 1500 \| 1.00x \|/);
   t.match(text, /initial_fetch_timeout \(15 s\) on the way \| 0 \| 0 \| - \|/);
   t.match(text, /sidecar registered\) \| 3000 \| 3000 \| 1.00x \|/);
