@@ -48,8 +48,44 @@ export function checkOp(node: number, service: string, status: 'passing' | 'crit
   };
 }
 
-/** Registers SERVICES x INSTANCES mesh instances (each with a passing check) on INSTANCES catalog nodes. */
-export async function registerCatalog(consulBase: string): Promise<void> {
+export const SIDECAR_PORT_BASE = 21_000;
+/** The port of service number `s`'s Connect sidecars (one per instance, on the instance's node). */
+export const sidecarPort = (s: number): number => SIDECAR_PORT_BASE + s;
+
+/** A txn operation setting the check of one instance's Connect sidecar (bench/vs-consul). */
+export function sidecarCheckOp(node: number, service: string, status: 'passing' | 'critical') {
+  const id = `${service}-${node}-sidecar-proxy`;
+  return {
+    Check: { Verb: 'set', Check: { Node: nodeName(node), CheckID: `check-${id}`, Name: 'bench', Status: status, ServiceID: id } },
+  };
+}
+
+/** A Connect sidecar (`Kind: connect-proxy`) for instance `node` of service number `s`, so Consul's upstream clusters have endpoints. */
+function sidecarOp(node: number, s: number) {
+  const service = serviceName(s);
+  return {
+    Service: {
+      Verb: 'set',
+      Node: nodeName(node),
+      Service: {
+        ID: `${service}-${node}-sidecar-proxy`,
+        Service: `${service}-sidecar-proxy`,
+        Kind: 'connect-proxy',
+        Address: nodeAddress(node),
+        Port: sidecarPort(s),
+        // The txn API stores Weights as given: without them Passing is 0, which Consul's EDS sends as UNHEALTHY.
+        Weights: { Passing: 1, Warning: 1 },
+        Proxy: { DestinationServiceName: service, DestinationServiceID: `${service}-${node}`, LocalServicePort: INSTANCE_PORT },
+      },
+    },
+  };
+}
+
+/**
+ * Registers SERVICES x INSTANCES mesh instances (each with a passing check) on INSTANCES catalog nodes;
+ * with `sidecars`, each instance also gets a Connect sidecar with its own passing check.
+ */
+export async function registerCatalog(consulBase: string, options: { sidecars?: boolean } = {}): Promise<void> {
   await txn(
     consulBase,
     Array.from({ length: INSTANCES }, (_, n) => ({ Node: { Verb: 'set', Node: { Node: nodeName(n), Address: nodeAddress(n) } } })),
@@ -72,10 +108,12 @@ export async function registerCatalog(consulBase: string): Promise<void> {
         },
       });
       ops.push(checkOp(n, service, 'passing'));
+      if (options.sidecars === true) ops.push(sidecarOp(n, s), sidecarCheckOp(n, service, 'passing'));
     }
   }
   const batches: unknown[][] = [];
-  for (let i = 0; i < ops.length; i += 64) batches.push(ops.slice(i, i + 64));
+  // 128 operations: the most one Consul txn takes (fewer Raft applies than smaller batches).
+  for (let i = 0; i < ops.length; i += 128) batches.push(ops.slice(i, i + 128));
   let next = 0;
   await Promise.all(
     Array.from({ length: 8 }, async () => {

@@ -1,0 +1,102 @@
+import t from 'tap';
+import {
+  ratio,
+  replaceSection,
+  reportSection,
+  SECTION_END,
+  SECTION_START,
+  type SideFigures,
+  targets,
+  type VsConsulFigures,
+} from '../../bench/lib/vs-consul-report.js';
+
+const side = (delays: number[], rss: number): SideFigures => ({
+  delays,
+  polls: [1, 2, 3],
+  bytesPerChange: 2048,
+  bytesUntilReady: 300 * 1024,
+  readyMs: 1500,
+  setupToReadyMs: 3000,
+  initFetchTimeouts: 0,
+  agentRssMb: rss,
+  envoyRssMb: 100,
+  rejected: 0,
+  rejectedStats: 404,
+});
+
+const figures = (ours: number[], consul: number[], oursRss = 60, consulRss = 80): VsConsulFigures => ({
+  flips: ours.length,
+  upstreams: 200,
+  instances: 10,
+  services: 1000,
+  ours: side(ours, oursRss),
+  consul: side(consul, consulRss),
+  consulServerRssMb: 300,
+  rawBlockingQuery: [5, 7, 9],
+  load: ['1.0', '2.0', '3.0'],
+});
+
+t.test('ratio', async (t) => {
+  t.equal(ratio(1, 4), '0.25x');
+  t.equal(ratio(50, 2), '25.0x');
+  t.equal(ratio(1, 0), '-');
+  t.equal(ratio(Number.NaN, 1), '-');
+});
+
+t.test('targets: ratio, absolute propagation and memory', async (t) => {
+  const met = targets(figures([10, 20, 30, 40], [200, 210, 220, 230]));
+  t.same(
+    met.map((r) => r.met),
+    [true, true, true, true, true],
+  );
+  const missed = targets(figures([60, 70, 80, 90], [200, 210, 220, 230], 90, 80));
+  t.same(
+    missed.map((r) => r.met),
+    [false, false, false, false, false],
+  );
+  t.match(missed[0]?.value, '90.0 ms vs 57.5 ms');
+  t.equal(met.length, 5, 'no issuance row unless measured');
+  const withIssuance = targets(figures([10], [200]), { ratio: 1.5, met: true });
+  t.same(withIssuance[5], { target: "issuances/s: ours >= Consul's with its limit off", value: '1.50x', met: true });
+});
+
+t.test('reportSection holds every table, both systems and the ratio', async (t) => {
+  const text = reportSection(figures([10, 20], [200, 400]), {
+    command: 'npm run bench -- vs-consul',
+    date: '2026-11-30 09:00 UTC',
+    issuance: [],
+    issuanceNote: 'not measured in this run (`--skip-issuance`)',
+  });
+  t.match(text, /npm run bench -- vs-consul`, 2026-11-30 09:00 UTC, load average \(1 min\) 1.0 \/ 2.0 \/ 3.0/);
+  t.match(text, /\| Consul write -> Envoy shows it, p50 \(2 flips\) \| 10.0 \| 200 \| 0.05x \|/);
+  t.match(text, /\| p99 \| 20.0 \| 400 \| 0.05x \|/);
+  t.match(text, /raw blocking query returns, p50 \/ p99 \| 7.0 \/ 9.0 \| same \| - \|/);
+  t.match(text, /config_dump poll of that Envoy, p50 \(every 2 ms\) \| 2.0 \| 2.0 \| 1.00x \|/);
+  t.match(text, /\| received by Envoy per flip \(xDS cluster rx bytes\) \| 2.0 \| 2.0 \| 1.00x \|/);
+  t.match(text, /\| received from connect until ready \(read before the flips\) \| 300 \| 300 \| 1.00x \|/);
+  t.match(text, /Envoy start -> 200 upstream clusters with 10 healthy endpoints \| 1500 \| 1500 \| 1.00x \|/);
+  t.match(text, /initial_fetch_timeout \(15 s\) on the way \| 0 \| 0 \| - \|/);
+  t.match(text, /sidecar registered\) \| 3000 \| 3000 \| 1.00x \|/);
+  t.match(text, /client agent\) \| 60.0 \| 80.0 \| 0.75x \|/);
+  t.match(text, /update_rejected after the run \| 0 \(of 404 stats\) \| 0 \(of 404 stats\) \| 0 for both \|/);
+  t.match(text, /not measured in this run \(`--skip-issuance`\)/);
+  const withIssuance = reportSection(figures([1], [2]), { command: 'c', date: 'd', issuance: ['| x |\n| --- |\n| 1 |'], issuanceNote: '' });
+  t.match(withIssuance, /\*\*Certificates\*\*\n\n\| x \|/);
+  const verdict = reportSection(figures([1], [2]), {
+    command: 'c',
+    date: 'd',
+    issuance: ['t'],
+    issuanceNote: '',
+    verdict: { ratio: 0.5, met: false },
+  });
+  t.match(verdict, /\| issuances\/s: ours >= Consul's with its limit off \| 0.50x \| NOT met \|/);
+});
+
+t.test('replaceSection replaces only what is between the markers', async (t) => {
+  const readme = `# Benchmarks\n\n## vs-consul\n\ntext\n\n${SECTION_START}\nold\n${SECTION_END}\n\n## xds\n`;
+  const out = replaceSection(readme, '\nnew figures\n');
+  t.equal(out, `# Benchmarks\n\n## vs-consul\n\ntext\n\n${SECTION_START}\nnew figures\n${SECTION_END}\n\n## xds\n`);
+  t.equal(replaceSection(out, 'new figures'), out, 'the same body twice changes nothing');
+  t.throws(() => replaceSection('# no markers', 'x'), /no .* markers/);
+  t.throws(() => replaceSection(`${SECTION_END}\n${SECTION_START}`, 'x'), /markers/);
+});
