@@ -315,6 +315,7 @@ async function run(): Promise<void> {
       seconds: SECONDS,
       log,
       consulPids: [pair.client.pid, pair.server.pid],
+      track,
     });
     issuance = compared.tables;
     verdict = { ratio: compared.ratio, met: compared.met };

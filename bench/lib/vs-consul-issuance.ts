@@ -48,6 +48,8 @@ export interface IssuanceComparisonOptions {
   log: (line: string) => void;
   /** The Consul processes (client agent, server) whose CPU is counted per issuance. */
   consulPids?: readonly number[];
+  /** Registers how to stop what this starts (the control plane), so the caller's cleanup on a signal stops it too. */
+  track?: (stop: () => Promise<void>) => () => Promise<void>;
 }
 
 interface Row {
@@ -90,6 +92,7 @@ export async function compareIssuance(o: IssuanceComparisonOptions): Promise<Iss
   const rows: Row[] = [];
   o.log('certificates: starting our control plane');
   const cp = await startBenchControlPlane(dir, { trustDomain: TRUST_DOMAIN });
+  const stopCp = o.track?.(() => cp.stop()) ?? (() => cp.stop());
   try {
     const agentDir = path.join(dir, 'agent');
     await joinNode(
@@ -120,7 +123,7 @@ export async function compareIssuance(o: IssuanceComparisonOptions): Promise<Iss
     o.log(`certificates: ours, ${o.concurrency} concurrent for ${o.seconds} s (after a 2 s warm-up)`);
     rows.push({ system: 'ours (mesh-controlplane, SignWorkload over mTLS gRPC)', ...(await measured([cp.pid], () => ours(2_000))) });
   } finally {
-    await cp.stop();
+    await stopCp();
     await rm(dir, { recursive: true, force: true });
   }
 
