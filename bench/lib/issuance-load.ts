@@ -125,6 +125,24 @@ function parseResult(stdout: string): IssuanceLoadResult {
   return result as unknown as IssuanceLoadResult;
 }
 
+/** Runs the tool and parses its result; rejects with its stderr when it exits non-zero. */
+async function runTool(binary: string, args: string[], timeoutMs: number, what: string): Promise<IssuanceLoadResult> {
+  const result = await run(binary, args, { timeoutMs });
+  if (result.code !== 0) {
+    const why = result.signal !== null ? `was killed by ${result.signal}` : `exited with ${result.code}`;
+    throw new MeshError('MESH_E_INTERNAL', `${what} ${why}: ${result.stderr.trim()}`, {
+      details: { exitCode: result.code, stderr: result.stderr },
+    });
+  }
+  return parseResult(result.stdout);
+}
+
+/** The flags of the load's shape and length, common to both modes. */
+function loadArgs(options: Pick<IssuanceLoadOptions, 'load' | 'durationMs' | 'warmupMs'>): string[] {
+  const shape = 'concurrency' in options.load ? ['--concurrency', `${options.load.concurrency}`] : ['--rate', `${options.load.rate}`];
+  return ['--duration', `${options.durationMs ?? 5_000}ms`, '--warmup', `${options.warmupMs ?? 1_000}ms`, ...shape];
+}
+
 /** The tool's flags for the given options and input files. */
 export function issuanceLoadArgs(
   options: IssuanceLoadOptions,
@@ -145,12 +163,8 @@ export function issuanceLoadArgs(
     options.method ?? SIGN_WORKLOAD_METHOD,
     '--requests',
     files.requests,
-    '--duration',
-    `${options.durationMs ?? 5_000}ms`,
-    '--warmup',
-    `${options.warmupMs ?? 1_000}ms`,
+    ...loadArgs(options),
   ];
-  args.push(...('concurrency' in options.load ? ['--concurrency', `${options.load.concurrency}`] : ['--rate', `${options.load.rate}`]));
   if (options.conns !== undefined) args.push('--conns', `${options.conns}`);
   if (files.samples !== undefined) args.push('--sample-out', files.samples);
   return args;
@@ -177,14 +191,7 @@ export async function runIssuanceLoad(options: IssuanceLoadOptions): Promise<Iss
     await writeFile(files.key, options.node.keyPem, { mode: 0o600 });
     await writeFile(files.requests, frameMessages(options.requests));
     const timeoutMs = options.timeoutMs ?? (options.durationMs ?? 5_000) + (options.warmupMs ?? 1_000) + 60_000;
-    const result = await run(binary, issuanceLoadArgs(options, files), { timeoutMs });
-    if (result.code !== 0) {
-      const why = result.signal !== null ? `was killed by ${result.signal}` : `exited with ${result.code}`;
-      throw new MeshError('MESH_E_INTERNAL', `issuance-load ${why}: ${result.stderr.trim()}`, {
-        details: { exitCode: result.code, stderr: result.stderr },
-      });
-    }
-    const parsed = parseResult(result.stdout);
+    const parsed = await runTool(binary, issuanceLoadArgs(options, files), timeoutMs, 'issuance-load');
     const samples = files.samples === undefined ? [] : unframeMessages(await readFile(files.samples));
     return { ...parsed, samples };
   } finally {
@@ -208,17 +215,7 @@ export interface ConsulLeafLoadOptions {
 
 /** The tool's flags for its --consul-leaf mode. */
 export function consulLeafLoadArgs(options: ConsulLeafLoadOptions): string[] {
-  return [
-    '--consul-leaf',
-    options.baseUrl,
-    '--leaf-prefix',
-    options.prefix,
-    '--duration',
-    `${options.durationMs ?? 5_000}ms`,
-    '--warmup',
-    `${options.warmupMs ?? 1_000}ms`,
-    ...('concurrency' in options.load ? ['--concurrency', `${options.load.concurrency}`] : ['--rate', `${options.load.rate}`]),
-  ];
+  return ['--consul-leaf', options.baseUrl, '--leaf-prefix', options.prefix, ...loadArgs(options)];
 }
 
 /**
@@ -230,12 +227,5 @@ export function consulLeafLoadArgs(options: ConsulLeafLoadOptions): string[] {
 export async function runConsulLeafLoad(options: ConsulLeafLoadOptions): Promise<IssuanceLoadResult> {
   const binary = options.binary ?? (await tools()).issuanceLoad.path;
   const timeoutMs = (options.durationMs ?? 5_000) + (options.warmupMs ?? 1_000) + 60_000;
-  const result = await run(binary, consulLeafLoadArgs(options), { timeoutMs });
-  if (result.code !== 0) {
-    const why = result.signal !== null ? `was killed by ${result.signal}` : `exited with ${result.code}`;
-    throw new MeshError('MESH_E_INTERNAL', `issuance-load --consul-leaf ${why}: ${result.stderr.trim()}`, {
-      details: { exitCode: result.code, stderr: result.stderr },
-    });
-  }
-  return parseResult(result.stdout);
+  return runTool(binary, consulLeafLoadArgs(options), timeoutMs, 'issuance-load --consul-leaf');
 }
