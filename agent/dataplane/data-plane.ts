@@ -19,6 +19,7 @@ import type { EnvoyStatus } from '../envoy/envoy-status.js';
 import type { IdentitiesStatus } from '../identity/identity-status.js';
 import { buildModel, type ModelProblem } from '../model/build-model.js';
 import type { CaptureInput } from '../model/capture.js';
+import { ModelMemo } from '../model/model-memo.js';
 import type { ModelTracing, ProxyModel } from '../model/proxy-model.js';
 import { type PolicySource, type PolicySourceStatus, staticPolicySource } from '../policy/policy-source.js';
 import { captureReady } from '../tproxy/capture-readiness.js';
@@ -209,6 +210,8 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
   let stopped = false;
   let unsubscribe: (() => void) | undefined;
   const memo = new BuildMemo();
+  /** Upstreams of services whose catalog view did not change are reused, and so are their resources (memo). */
+  const modelMemo = new ModelMemo();
   const policy = options.policy ?? staticPolicySource();
   /** Received policy minus NACK rollbacks; parses each resource once per version. */
   const policyLife = new PolicyLifecycle(policy, log.child({ component: 'policy' }));
@@ -317,6 +320,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       ...(options.accessLogDefault === true ? { accessLogDefault: true } : {}),
       ...(options.tracing === undefined ? {} : { tracing: options.tracing }),
       ...(options.capture === undefined ? {} : { capture: options.capture }),
+      memo: modelMemo,
     });
     const before = JSON.stringify(problems);
     problems = built.problems;
