@@ -208,7 +208,7 @@ interface E2eResult {
   /** Consul write -> a raw blocking query on the service returns (Consul's share of the delay). */
   consulDelays: number[];
   /** Per change, from the agent's /status xds.lastChange: where the time went. */
-  steps: { arrived: number[]; pushed: number[]; acked: number[] };
+  steps: { arrived: number[]; started: number[]; pushed: number[]; acked: number[] };
   /** Durations of the admin API polls (the measurement's resolution). */
   polls: number[];
   envoyRss: number | undefined;
@@ -320,7 +320,7 @@ async function endToEnd(
     const delays: number[] = [];
     const consulDelays: number[] = [];
     const polls: number[] = [];
-    const steps: E2eResult['steps'] = { arrived: [], pushed: [], acked: [] };
+    const steps: E2eResult['steps'] = { arrived: [], started: [], pushed: [], acked: [] };
     for (let k = 0; k < CHANGES; k++) {
       const service = upstreamNames[Math.floor(k / 2) * 4] as string;
       const node = Math.floor(k / 2) % INSTANCES;
@@ -356,9 +356,10 @@ async function endToEnd(
       delays.push(performance.now() - t0);
       consulDelays.push(await raw);
       const change = (await agentStatus<AgentStatusDoc>(fx.statusAddr)).xds?.lastChange;
-      if (change?.pushedMs === undefined || change.ackedMs === undefined)
+      if (change?.startedMs === undefined || change.pushedMs === undefined || change.ackedMs === undefined)
         throw fail(`change ${k}`, new Error(`/status xds.lastChange has no push or ACK: ${JSON.stringify(change)}`));
       steps.arrived.push(Date.parse(change.at) - wall0);
+      steps.started.push(change.startedMs);
       steps.pushed.push(change.pushedMs);
       steps.acked.push(change.ackedMs);
       await sleep(PAUSE_MS);
@@ -439,6 +440,10 @@ for (const r of results) {
     info(
       `[${r.api}]   Consul write -> new view in the agent (ms resolution) p50 / p99`,
       `${ms(pct(r.steps.arrived, 50))} / ${ms(pct(r.steps.arrived, 99))}`,
+    ),
+    info(
+      `[${r.api}]   new view -> rebuild started (the event loop's delay) p50 / p99`,
+      `${ms(pct(r.steps.started, 50))} / ${ms(pct(r.steps.started, 99))}`,
     ),
     info(
       `[${r.api}]   new view -> pushed to Envoy (rebuild, check, encode) p50 / p99`,
