@@ -4,7 +4,7 @@
  * as a whole), and checked for consistency before it is served.
  */
 import { deepFreeze } from '../../lib/deep-freeze.js';
-import { contentHash, stableJson } from '../../lib/stable-json.js';
+import { contentHash, entriesHash, stableJson } from '../../lib/stable-json.js';
 import type { ModelUpstream, ProxyModel } from '../model/proxy-model.js';
 import { isHttpLike } from '../model/proxy-model.js';
 import { buildBlackholeCluster, buildPassthroughCluster } from './resources/capture-clusters.js';
@@ -58,18 +58,19 @@ export function makeSnapshot(
   knownHashes?: WeakMap<object, string>,
 ): Snapshot {
   const versions = {} as { [K in ResourceKind]: Map<string, string> };
-  const summary: Array<[ResourceKind, Array<[string, string]>]> = [];
+  const summary: Array<[ResourceKind, string, string]> = [];
   for (const kind of RESOURCE_KINDS) {
     const byName = new Map<string, string>();
     for (const name of [...resources[kind].keys()].sort()) {
       const resource = deepFreeze(resources[kind].get(name) as XdsResource);
-      byName.set(name, knownHashes?.get(resource) ?? contentHash(resource));
+      const hash = knownHashes?.get(resource) ?? contentHash(resource);
+      byName.set(name, hash);
+      summary.push([kind, name, hash]);
     }
     versions[kind] = byName;
-    summary.push([kind, [...byName.entries()]]);
   }
   return Object.freeze({
-    version: contentHash(summary),
+    version: entriesHash(summary),
     resources: Object.freeze({ ...resources }),
     versions: Object.freeze(versions),
     buildProblems: Object.freeze([...buildProblems]),

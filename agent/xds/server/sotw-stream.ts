@@ -21,7 +21,7 @@
  *   are sent again, all of them even if unchanged, so re-created resources do
  *   not stay warming.
  */
-import { contentHash } from '../../../lib/stable-json.js';
+import { entriesHash } from '../../../lib/stable-json.js';
 import type { ServedResource } from '../cache/served-snapshot.js';
 import { dependentKinds, type XdsType } from '../xds-types.js';
 import type { StreamHooks } from './stream-status.js';
@@ -45,7 +45,7 @@ interface SotwTypeState extends TypeStateBase {
 const MAX_REJECTED = 16;
 
 export function sotwVersion(content: readonly ServedResource[]): string {
-  return contentHash(content.map((r) => [r.name, r.version])).slice(0, 16);
+  return entriesHash(content.map((r) => ['', r.name, r.version])).slice(0, 16);
 }
 
 export class SotwStream extends XdsStream<SotwTypeState, SotwRequest> {
