@@ -5,7 +5,8 @@
  *      instances (buildModel + buildSnapshot + checkSnapshot +
  *      SnapshotEncoder.serve, real certificates; check and encode are what
  *      SnapshotCache.setSnapshot runs), cold and after one endpoint changed
- *      (warm encode cache).
+ *      (warm memos and encode cache, the unchanged services' views kept, as
+ *      the agent does).
  *   2. End to end, once with delta xDS and once with state of the world: a
  *      real Consul dev agent, a real control plane, the real `mesh-agent run`
  *      child process with the data plane on and the provisioned Envoy. 100
@@ -17,7 +18,10 @@
  * Run: npm run bench -- xds
  */
 
+import type { ChangeTiming } from '../agent/dataplane/change-timing.js';
+import { type CatalogView, makeView, sameInstances } from '../agent/discovery/catalog-view.js';
 import { buildModel } from '../agent/model/build-model.js';
+import { ModelMemo } from '../agent/model/model-memo.js';
 import type { Workload } from '../agent/workloads/workload.js';
 import { type ServedSnapshot, SnapshotEncoder } from '../agent/xds/cache/served-snapshot.js';
 import { checkSnapshot } from '../agent/xds/check-snapshot.js';
@@ -104,18 +108,33 @@ async function snapshotBuild(): Promise<{ rows: Row[]; fullBytes: number; resour
   };
   const svids = new Set([CALLER_ID]);
 
-  // The encoder and the build memo live as long as the agent's data plane: cold = both new.
-  const build = (encoder: SnapshotEncoder, down: ReadonlySet<string>, version: number, memo = new BuildMemo()) => {
-    const view = benchView(version, upstreamNames, down);
+  // The encoder and the memos live as long as the agent's data plane: cold = all new. As the catalog watcher
+  // does, a service whose instances did not change keeps its ServiceView object from the previous view.
+  const build = (
+    encoder: SnapshotEncoder,
+    down: ReadonlySet<string>,
+    version: number,
+    memo = new BuildMemo(),
+    models = new ModelMemo(),
+    previous?: CatalogView,
+  ) => {
+    const fresh = Object.values(benchView(version, upstreamNames, down).services);
+    const view = makeView(
+      version,
+      fresh.map((s) => {
+        const before = previous?.services[s.name];
+        return before !== undefined && sameInstances(before.instances, s.instances) ? before : s;
+      }),
+    );
     const t1 = performance.now();
-    const built = buildModel({ nodeName: 'bench-node', trustDomain: TRUST_DOMAIN, workloads: [workload], view, svids });
+    const built = buildModel({ nodeName: 'bench-node', trustDomain: TRUST_DOMAIN, workloads: [workload], view, svids, memo: models });
     const snapshot = buildSnapshot(built.model, identities, memo);
     const problems = checkSnapshot(snapshot);
     if (problems.length > 0) throw new Error(`snapshot problems: ${problems.join('; ')}`);
     const t2 = performance.now();
     const served = encoder.serve(snapshot);
     const t3 = performance.now();
-    return { served, total: t3 - t1, model: t2 - t1, encode: t3 - t2 };
+    return { served, view, total: t3 - t1, model: t2 - t1, encode: t3 - t2 };
   };
 
   // Warm up the JIT a little so the first measured run is not the interpreter's.
@@ -132,12 +151,14 @@ async function snapshotBuild(): Promise<{ rows: Row[]; fullBytes: number; resour
   }
   const encoder = new SnapshotEncoder();
   const memo = new BuildMemo();
-  build(encoder, new Set(), 0, memo);
+  const models = new ModelMemo();
+  let view = build(encoder, new Set(), 0, memo, models).view;
   const warm = { total: [] as number[], model: [] as number[], encode: [] as number[] };
   for (let i = 0; i < BUILD_RUNS; i++) {
     // One endpoint leaves (even runs) or comes back (odd runs) relative to the previous snapshot.
     const down = i % 2 === 0 ? new Set([`${upstreamNames[(i / 2) % UPSTREAMS]}-0`]) : new Set<string>();
-    const r = build(encoder, down, i + 1, memo);
+    const r = build(encoder, down, i + 1, memo, models, view);
+    view = r.view;
     warm.total.push(r.total);
     warm.model.push(r.model);
     warm.encode.push(r.encode);
@@ -169,7 +190,7 @@ interface AgentStatusDoc {
   healthy: boolean;
   problems: string[];
   envoy?: { state: string; pid?: number };
-  xds?: { counters: Record<Api, PushCounters>; streams: Array<{ api: string }> };
+  xds?: { counters: Record<Api, PushCounters>; streams: Array<{ api: string }>; lastChange?: Omit<ChangeTiming, 'at'> & { at: string } };
   agent?: { memoryMb: { heapUsed: number; heapTotal: number; external: number } };
 }
 
@@ -186,6 +207,8 @@ interface E2eResult {
   agentPeak: number;
   /** Consul write -> a raw blocking query on the service returns (Consul's share of the delay). */
   consulDelays: number[];
+  /** Per change, from the agent's /status xds.lastChange: where the time went. */
+  steps: { arrived: number[]; started: number[]; pushed: number[]; acked: number[] };
   /** Durations of the admin API polls (the measurement's resolution). */
   polls: number[];
   envoyRss: number | undefined;
@@ -297,6 +320,7 @@ async function endToEnd(
     const delays: number[] = [];
     const consulDelays: number[] = [];
     const polls: number[] = [];
+    const steps: E2eResult['steps'] = { arrived: [], started: [], pushed: [], acked: [] };
     for (let k = 0; k < CHANGES; k++) {
       const service = upstreamNames[Math.floor(k / 2) * 4] as string;
       const node = Math.floor(k / 2) % INSTANCES;
@@ -313,6 +337,7 @@ async function endToEnd(
         return performance.now() - t0;
       });
       t0 = performance.now();
+      const wall0 = Date.now();
       await txn(consulBase, [checkOp(node, service, critical ? 'critical' : 'passing')]);
       for (;;) {
         const p0 = performance.now();
@@ -330,6 +355,13 @@ async function endToEnd(
       }
       delays.push(performance.now() - t0);
       consulDelays.push(await raw);
+      const change = (await agentStatus<AgentStatusDoc>(fx.statusAddr)).xds?.lastChange;
+      if (change?.startedMs === undefined || change.pushedMs === undefined || change.ackedMs === undefined)
+        throw fail(`change ${k}`, new Error(`/status xds.lastChange has no push or ACK: ${JSON.stringify(change)}`));
+      steps.arrived.push(Date.parse(change.at) - wall0);
+      steps.started.push(change.startedMs);
+      steps.pushed.push(change.pushedMs);
+      steps.acked.push(change.ackedMs);
       await sleep(PAUSE_MS);
     }
     await sleep(500);
@@ -346,6 +378,7 @@ async function endToEnd(
       initial,
       delays,
       consulDelays,
+      steps,
       polls,
       rssReady,
       agentPeak,
@@ -404,6 +437,19 @@ for (const r of results) {
       `[${r.api}]   of which Consul (raw blocking query returns) p50 / p99`,
       `${ms(pct(r.consulDelays, 50))} / ${ms(pct(r.consulDelays, 99))}`,
     ),
+    info(
+      `[${r.api}]   Consul write -> new view in the agent (ms resolution) p50 / p99`,
+      `${ms(pct(r.steps.arrived, 50))} / ${ms(pct(r.steps.arrived, 99))}`,
+    ),
+    info(
+      `[${r.api}]   new view -> rebuild started (the event loop's delay) p50 / p99`,
+      `${ms(pct(r.steps.started, 50))} / ${ms(pct(r.steps.started, 99))}`,
+    ),
+    info(
+      `[${r.api}]   new view -> pushed to Envoy (rebuild, check, encode) p50 / p99`,
+      `${ms(pct(r.steps.pushed, 50))} / ${ms(pct(r.steps.pushed, 99))}`,
+    ),
+    info(`[${r.api}]   new view -> Envoy's ACK p50 / p99`, `${ms(pct(r.steps.acked, 50))} / ${ms(pct(r.steps.acked, 99))}`),
     info(
       `[${r.api}]   Envoy admin EDS config_dump poll, p50 / p99 (every ${POLL_MS} ms)`,
       `${ms(pct(r.polls, 50))} / ${ms(pct(r.polls, 99))}`,

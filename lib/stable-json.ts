@@ -18,3 +18,16 @@ export function stableJson(value: unknown): string {
 export function contentHash(value: unknown): string {
   return createHash('sha256').update(stableJson(value)).digest('hex');
 }
+
+/**
+ * sha256 (hex) of a sequence of (group, name, version) entries, fed to the
+ * hash one by one: the version of a set of already hashed resources (a
+ * snapshot, an xDS response) without building its JSON first. Equal
+ * sequences give equal hashes; names are JSON-quoted, so no two sequences
+ * meet.
+ */
+export function entriesHash(entries: Iterable<readonly [string, string, string]>): string {
+  const hash = createHash('sha256');
+  for (const [group, name, version] of entries) hash.update(`${group}\0${JSON.stringify(name)}\0${version}\n`);
+  return hash.digest('hex');
+}

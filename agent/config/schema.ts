@@ -36,7 +36,7 @@ export const consulSchema = z.strictObject({
   syncInterval: durationMs.default(5_000),
   /** Longest blocking query of a catalog watch. */
   watchWait: durationMs.default(60_000),
-  /** Catalog changes arriving within this window produce one new CatalogView. */
+  /** At most one new CatalogView per window: a change after a quiet window at once, the changes that follow at its end. */
   coalesceWindow: durationMs.default(25),
 });
 

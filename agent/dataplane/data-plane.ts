@@ -19,6 +19,7 @@ import type { EnvoyStatus } from '../envoy/envoy-status.js';
 import type { IdentitiesStatus } from '../identity/identity-status.js';
 import { buildModel, type ModelProblem } from '../model/build-model.js';
 import type { CaptureInput } from '../model/capture.js';
+import { ModelMemo } from '../model/model-memo.js';
 import type { ModelTracing, ProxyModel } from '../model/proxy-model.js';
 import { type PolicySource, type PolicySourceStatus, staticPolicySource } from '../policy/policy-source.js';
 import { captureReady } from '../tproxy/capture-readiness.js';
@@ -27,6 +28,7 @@ import { createSnapshotCache, type SnapshotCache } from '../xds/cache/snapshot-c
 import { type AdsServer, startAdsServer } from '../xds/server/ads-server.js';
 import { type AdsEvent, type AdsStatus, idleAdsStatus } from '../xds/server/ads-telemetry.js';
 import { BuildMemo, buildSnapshot, type Identities } from '../xds/snapshot.js';
+import { ChangeTimer, type ChangeTiming } from './change-timing.js';
 import { PolicyLifecycle } from './policy-lifecycle.js';
 import type { DataPlanePolicyStatus } from './policy-status.js';
 import { type WorkloadServing, workloadServing } from './workload-serving.js';
@@ -101,7 +103,13 @@ export interface UpstreamStatus {
 
 export interface DataPlaneStatus {
   readonly envoy: { state: string; [key: string]: unknown };
-  readonly xds: AdsStatus & { readonly snapshotVersion?: string; readonly lastError?: string; readonly builtAt?: number };
+  readonly xds: AdsStatus & {
+    readonly snapshotVersion?: string;
+    readonly lastError?: string;
+    readonly builtAt?: number;
+    /** How long the latest catalog view took to reach Envoy (./change-timing.ts). */
+    readonly lastChange?: ChangeTiming;
+  };
   readonly identity: IdentitiesStatus;
   readonly modelProblems: readonly ModelProblem[];
   readonly upstreams: readonly UpstreamStatus[];
@@ -209,6 +217,9 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
   let stopped = false;
   let unsubscribe: (() => void) | undefined;
   const memo = new BuildMemo();
+  /** Upstreams of services whose catalog view did not change are reused, and so are their resources (memo). */
+  const modelMemo = new ModelMemo();
+  const changes = new ChangeTimer(options.clock);
   const policy = options.policy ?? staticPolicySource();
   /** Received policy minus NACK rollbacks; parses each resource once per version. */
   const policyLife = new PolicyLifecycle(policy, log.child({ component: 'policy' }));
@@ -286,7 +297,11 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
   };
   /** ADS events that change what Envoy accepted (not pushes); a NACK of this node may roll policy back. */
   const onAdsEvent = (event: AdsEvent) => {
-    if (event.kind === 'push') return;
+    if (event.kind === 'push') {
+      changes.pushed();
+      return;
+    }
+    if (event.kind === 'ack' && event.node === options.nodeName) changes.acked();
     servingMayHaveChanged();
     if (event.kind === 'ack' && event.node === options.nodeName)
       policyLife.acknowledged(cache.current(options.nodeName)?.snapshot, cache.acked(options.nodeName));
@@ -304,6 +319,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
   };
 
   const build = () => {
+    changes.buildStarted();
     const ids = identities.current();
     const built = buildModel({
       nodeName: options.nodeName,
@@ -317,6 +333,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       ...(options.accessLogDefault === true ? { accessLogDefault: true } : {}),
       ...(options.tracing === undefined ? {} : { tracing: options.tracing }),
       ...(options.capture === undefined ? {} : { capture: options.capture }),
+      memo: modelMemo,
     });
     const before = JSON.stringify(problems);
     problems = built.problems;
@@ -334,6 +351,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
     const snapshot = buildSnapshot(built.model, ids, memo);
     try {
       const changed = cache.setSnapshot(options.nodeName, snapshot);
+      changes.built(changed);
       const served = cache.current(options.nodeName);
       if (served !== undefined) {
         policyLife.servedAs(served.version);
@@ -351,6 +369,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       }
       lastError = undefined;
     } catch (err) {
+      changes.built(false);
       const message = toMeshError(err).message;
       if (message !== lastError)
         log.error('snapshot refused; Envoy keeps the previous configuration', { code: 'MESH_E_XDS_SNAPSHOT_INVALID', error: message });
@@ -462,7 +481,10 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
         if (ads !== undefined) identities.setWanted(wantedIds());
         policy.setInterest(policyInterest());
       }
-      if (input.view !== undefined) view = input.view;
+      if (input.view !== undefined && input.view !== view) {
+        changes.viewArrived(input.view.version);
+        view = input.view;
+      }
       schedule();
     },
     async reloadEnvoy(next = {}) {
@@ -485,6 +507,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
     status() {
       const adsStatus = ads?.status() ?? idleAdsStatus(options.adsSocket);
       const snapshotVersion = cache.current(options.nodeName)?.version;
+      const lastChange = changes.status();
       return {
         envoy: options.envoy?.status() ?? { state: 'external' },
         xds: {
@@ -492,6 +515,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
           ...(snapshotVersion === undefined ? {} : { snapshotVersion }),
           ...(lastError === undefined ? {} : { lastError }),
           ...(builtAt === undefined ? {} : { builtAt }),
+          ...(lastChange === undefined ? {} : { lastChange }),
         },
         identity: identities.states(),
         modelProblems: problems,

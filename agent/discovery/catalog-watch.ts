@@ -1,7 +1,11 @@
 /**
  * One blocking-query loop per watched upstream service; results are coalesced
- * (changes within `coalesceMs` make one new view) into an immutable
- * CatalogView. While Consul is unreachable a service keeps its last known
+ * into an immutable CatalogView, at most one view per `coalesceMs`: the first
+ * change after a quiet window is published at once (in a microtask, so the
+ * changes of one synchronous run make one view), the changes that follow it
+ * within the window make one view at the window's end. A lone health flip so
+ * reaches the data plane without waiting, and a burst (an agent start, a
+ * deploy) still costs one rebuild per window. While Consul is unreachable a service keeps its last known
  * instances (from the previous answer or from disk). setServices starts and
  * stops loops; a stopped loop's query is aborted, so nothing leaks.
  */
@@ -61,15 +65,29 @@ export function createCatalogWatcher(options: CatalogWatcherOptions): CatalogWat
   const listeners = new Set<(view: CatalogView) => void>();
   let current: CatalogView = makeView(0, []);
   let publishTimer: TimerHandle | undefined;
+  /** A leading-edge publish is queued as a microtask. */
+  let publishQueued = false;
+  /** When the last view was published (clock time); undefined before the first. */
+  let publishedAt: number | undefined;
+  let stopped = false;
 
   const publish = () => {
     publishTimer = undefined;
+    publishQueued = false;
+    if (stopped) return;
+    publishedAt = clock.now();
     const services = [...known.values()].filter((s) => loops.has(s.name));
     current = makeView(current.version + 1, services);
     for (const listener of listeners) listener(current);
   };
   const changed = () => {
-    publishTimer ??= clock.setTimer(options.coalesceMs, publish);
+    if (publishTimer !== undefined || publishQueued) return;
+    const wait = publishedAt === undefined ? 0 : publishedAt + options.coalesceMs - clock.now();
+    if (wait > 0) publishTimer = clock.setTimer(wait, publish);
+    else {
+      publishQueued = true;
+      queueMicrotask(publish);
+    }
   };
 
   const sleep = (loop: Loop, ms: number) =>
@@ -149,6 +167,7 @@ export function createCatalogWatcher(options: CatalogWatcherOptions): CatalogWat
         ...(l.error === undefined ? {} : { error: l.error }),
       })),
     stop() {
+      stopped = true;
       publishTimer?.cancel();
       publishTimer = undefined;
       for (const loop of [...loops.values()]) stopLoop(loop);

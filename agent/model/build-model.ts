@@ -29,6 +29,7 @@ import type { Workload } from '../workloads/workload.js';
 import { type CaptureInput, type CaptureService, captureCaller, captureChains, inboundCaptured } from './capture.js';
 import { inboundPolicy, isEmptyInboundPolicy } from './inbound-policy.js';
 import { resolveTracing } from './mesh-telemetry.js';
+import type { BuiltUpstream, ModelMemo } from './model-memo.js';
 import {
   MESH_PROTOCOLS,
   type MeshProtocol,
@@ -60,6 +61,8 @@ export interface ModelInput {
   readonly tracing?: ModelTracing;
   /** Transparent proxy (agent config transparentProxy.enabled); absent: capture off. */
   readonly capture?: CaptureInput;
+  /** The upstreams of the previous builds, reused where their inputs did not change (./model-memo.ts); the model is the same without it. */
+  readonly memo?: ModelMemo;
 }
 
 export interface ModelProblem {
@@ -131,24 +134,20 @@ export function buildModel(input: ModelInput): BuiltModel {
   const policies = input.policies ?? [];
   /** Catalog instances of an upstream that secure naming kept, by caller and service (the capture chains use them). */
   const keptOf = new Map<string, readonly CatalogInstance[]>();
-  const upstreamOf = (
+  const makeUpstream = (
     caller: string,
     namespace: string,
     service: string,
     localPort: number,
-    only?: 'mirrorOnly' | 'captureOnly',
-  ): ModelUpstream => {
+    only: 'mirrorOnly' | 'captureOnly' | undefined,
+  ): BuiltUpstream => {
     const all = input.view.services[service]?.instances ?? [];
     const inMesh = all.filter((i) => i.spiffeId !== '');
     // Secure naming: only instances claiming an identity that policy (or the default rule) lets serve the service.
     const accepted = acceptedIdentities(policies, input.trustDomain, service, namespace);
     const { kept, refused } = partitionByIdentity(accepted, inMesh);
-    if (all.length > kept.length) skipped[service] = all.length - kept.length;
-    if (refused.length > 0)
-      problems.push({ workload: caller, part: 'upstream', reason: refusedReason(service, namespace, accepted, refused) });
-    keptOf.set(`${caller}\0${service}`, kept);
     const traffic = resolveTraffic(policies, service, kept, input.zone);
-    return {
+    const upstream: ModelUpstream = {
       service,
       localPort,
       // With no instance yet, a TrafficRoute with HTTP rules says the service speaks HTTP.
@@ -159,6 +158,31 @@ export function buildModel(input: ModelInput): BuiltModel {
       ...(traffic === undefined ? {} : { traffic }),
       ...(only === undefined ? {} : { [only]: true }),
     };
+    return {
+      upstream,
+      skipped: all.length - kept.length,
+      ...(refused.length > 0 ? { refused: refusedReason(service, namespace, accepted, refused) } : {}),
+      kept,
+    };
+  };
+  const memo = input.memo;
+  memo?.begin({ policies, trustDomain: input.trustDomain, zone: input.zone });
+  const upstreamOf = (
+    caller: string,
+    namespace: string,
+    service: string,
+    localPort: number,
+    only?: 'mirrorOnly' | 'captureOnly',
+  ): ModelUpstream => {
+    const make = () => makeUpstream(caller, namespace, service, localPort, only);
+    const built =
+      memo === undefined
+        ? make()
+        : memo.upstream(`${caller}\0${namespace}\0${service}\0${localPort}\0${only ?? ''}`, input.view.services[service], make);
+    if (built.skipped > 0) skipped[service] = built.skipped;
+    if (built.refused !== undefined) problems.push({ workload: caller, part: 'upstream', reason: built.refused });
+    keptOf.set(`${caller}\0${service}`, built.kept);
+    return built.upstream;
   };
   for (const w of sorted) {
     if (!included.has(w.name)) continue;
@@ -240,6 +264,7 @@ export function buildModel(input: ModelInput): BuiltModel {
     };
   }
 
+  memo?.commit();
   return {
     model: {
       node: { name: input.nodeName },

@@ -3,7 +3,7 @@
  * upstreams (catalog watcher) -> CatalogView, plus the status endpoint. All
  * external systems arrive as dependencies; run-command.ts wires the real ones.
  */
-import type { Clock } from '../../lib/clock.js';
+import type { Clock, TimerHandle } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import { SideEffects } from '../../lib/side-effects.js';
 import { packageVersion } from '../../lib/version.js';
@@ -203,10 +203,25 @@ export function createAgent(deps: AgentDeps): Agent {
       });
       const active = watcher;
       const offExtra = deps.dataPlane?.onExtraServices?.(() => active.setServices(watchedServices()));
+      // The last known catalog is saved at most once per SAVE_EVERY_MS, the newest view: its JSON (700 KB at
+      // 200 upstreams x 10) is too much work and garbage to make on every health flip.
+      let unsaved: CatalogView | undefined;
+      let saveTimer: TimerHandle | undefined;
+      const saveNow = () => {
+        saveTimer = undefined;
+        const view = unsaved;
+        unsaved = undefined;
+        if (view === undefined) return;
+        saving = saving
+          .then(() => store.save(view, clock.now()))
+          .catch((err: unknown) => log.warn('cannot save the last known catalog', { error: err }));
+      };
       effects.record('catalog watches', async () => {
         // The view is final before our own deregistrations could reach it (and the persisted copy).
         offExtra?.();
         active.stop();
+        saveTimer?.cancel();
+        saveNow();
         await saving;
       });
       if (capturesOutbound) {
@@ -228,9 +243,9 @@ export function createAgent(deps: AgentDeps): Agent {
       deps.dataPlane?.update({ view: watcher.view() });
       watcher.onView((view) => {
         deps.dataPlane?.update({ view });
-        saving = saving
-          .then(() => (effects.stopping ? undefined : store.save(view, clock.now())))
-          .catch((err: unknown) => log.warn('cannot save the last known catalog', { error: err }));
+        if (effects.stopping) return;
+        unsaved = view;
+        saveTimer ??= clock.setTimer(SAVE_EVERY_MS, saveNow);
       });
       server = await effects.effect(
         'status listener',
@@ -336,6 +351,9 @@ export function createAgent(deps: AgentDeps): Agent {
   };
   return agent;
 }
+
+/** The last known catalog on disk (dataDir/catalog-view.json) lags the newest view by at most this much. */
+const SAVE_EVERY_MS = 1_000;
 
 const mb = (bytes: number) => Math.round((bytes / 1_048_576) * 10) / 10;
 

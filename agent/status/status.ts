@@ -1,5 +1,6 @@
 /** The document GET /status returns, built from the agent's parts. Pure. */
 
+import type { ChangeTiming } from '../dataplane/change-timing.js';
 import type { DataPlaneStatus } from '../dataplane/data-plane.js';
 import type { DataPlanePolicyStatus } from '../dataplane/policy-status.js';
 import type { CatalogView } from '../discovery/catalog-view.js';
@@ -83,6 +84,8 @@ export interface StatusDocument {
       { responses: number; bytes: number; resources: number; removed: number; acks: number; nacks: number }
     >;
     types: Array<{ type: string; ackedVersion?: string; ackedAt?: string; lastNack?: { version: string; detail: string; at: string } }>;
+    /** The latest catalog view's way to Envoy: its arrival, then ms to the rebuild, push, snapshot served, ACK (agent/dataplane/change-timing.ts). */
+    lastChange?: Omit<ChangeTiming, 'at'> & { at: string };
   };
   /** What the data plane builds from; `policy`: per policy resource, applied or why not (docs/reference/policy-status.md). */
   dataPlane?: { policy: DataPlanePolicyStatus };
@@ -205,6 +208,7 @@ export function buildStatus(input: StatusInput): StatusDocument {
           ? {}
           : { lastNack: { version: t.lastNack.version.slice(0, 12), detail: t.lastNack.detail, at: iso(t.lastNack.at) ?? '' } }),
       })),
+      ...(dp.xds.lastChange === undefined ? {} : { lastChange: { ...dp.xds.lastChange, at: iso(dp.xds.lastChange.at) ?? '' } }),
     };
   }
   doc.problems = statusProblems(doc, input.now ?? Date.now());

@@ -89,6 +89,18 @@ function chainMatchKeys(chain: unknown): string[] {
   });
 }
 
+/** Per listener object (frozen, reused across rebuilds): its chain problems and addresses, computed once. */
+const listenerCache = new WeakMap<object, { readonly chains: readonly string[]; readonly addresses: readonly string[] }>();
+
+function listenerFacts(listener: XdsResource): { readonly chains: readonly string[]; readonly addresses: readonly string[] } {
+  let facts = listenerCache.get(listener);
+  if (facts === undefined) {
+    facts = { chains: duplicateChainMatches(listener), addresses: listenerAddresses(listener) };
+    if (Object.isFrozen(listener)) listenerCache.set(listener, facts);
+  }
+  return facts;
+}
+
 function duplicateChainMatches(listener: XdsResource): string[] {
   const seen = new Map<string, string>();
   const problems: string[] = [];
@@ -138,8 +150,9 @@ export function checkSnapshot(snapshot: Snapshot): string[] {
     for (const cluster of refs.clusters) {
       if (!clusters.has(cluster)) problems.push(`listener ${JSON.stringify(name)}: cluster ${JSON.stringify(cluster)} does not exist`);
     }
-    problems.push(...duplicateChainMatches(listener));
-    for (const address of listenerAddresses(listener)) {
+    const facts = listenerFacts(listener);
+    problems.push(...facts.chains);
+    for (const address of facts.addresses) {
       const other = addresses.get(address);
       if (other !== undefined) problems.push(`listeners ${JSON.stringify(other)} and ${JSON.stringify(name)} both bind ${address}`);
       else addresses.set(address, name);

@@ -4,8 +4,8 @@
  * as a whole), and checked for consistency before it is served.
  */
 import { deepFreeze } from '../../lib/deep-freeze.js';
-import { contentHash, stableJson } from '../../lib/stable-json.js';
-import type { ProxyModel } from '../model/proxy-model.js';
+import { contentHash, entriesHash, stableJson } from '../../lib/stable-json.js';
+import type { ModelUpstream, ProxyModel } from '../model/proxy-model.js';
 import { isHttpLike } from '../model/proxy-model.js';
 import { buildBlackholeCluster, buildPassthroughCluster } from './resources/capture-clusters.js';
 import { buildCaptureInboundListener } from './resources/capture-inbound-listener.js';
@@ -58,18 +58,19 @@ export function makeSnapshot(
   knownHashes?: WeakMap<object, string>,
 ): Snapshot {
   const versions = {} as { [K in ResourceKind]: Map<string, string> };
-  const summary: Array<[ResourceKind, Array<[string, string]>]> = [];
+  const summary: Array<[ResourceKind, string, string]> = [];
   for (const kind of RESOURCE_KINDS) {
     const byName = new Map<string, string>();
     for (const name of [...resources[kind].keys()].sort()) {
       const resource = deepFreeze(resources[kind].get(name) as XdsResource);
-      byName.set(name, knownHashes?.get(resource) ?? contentHash(resource));
+      const hash = knownHashes?.get(resource) ?? contentHash(resource);
+      byName.set(name, hash);
+      summary.push([kind, name, hash]);
     }
     versions[kind] = byName;
-    summary.push([kind, [...byName.entries()]]);
   }
   return Object.freeze({
-    version: contentHash(summary),
+    version: entriesHash(summary),
     resources: Object.freeze({ ...resources }),
     versions: Object.freeze(versions),
     buildProblems: Object.freeze([...buildProblems]),
@@ -80,15 +81,35 @@ export function emptyResources(): { [K in ResourceKind]: Map<string, XdsResource
   return { listeners: new Map(), clusters: new Map(), endpoints: new Map(), routes: new Map(), secrets: new Map() };
 }
 
+interface MemoEntry {
+  readonly resource: XdsResource;
+  readonly hash: string;
+}
+
+/** What one group (an upstream) made: its resources in the order they were added, with their memo keys. */
+interface GroupItem {
+  readonly kind: ResourceKind;
+  readonly key: string;
+  readonly entry: MemoEntry;
+}
+
 /**
  * Remembers built resources between rebuilds, keyed by their inputs: a
  * rebuild after one endpoint changed builds and hashes only that upstream's
  * resources and reuses the (frozen) objects of the rest, which keeps rebuilds
  * fast and the agent's garbage low. Entries not used by a build are dropped.
+ *
+ * Groups: the resources of one upstream are also remembered by the upstream
+ * object and a context string (what else they depend on). An upstream that
+ * is the very same object as in the previous build (agent/model/model-memo.ts
+ * keeps unchanged upstreams) gets its resources back without computing any
+ * key: a one-endpoint change costs one upstream, not 200 keys.
  */
 export class BuildMemo {
-  private previous = new Map<string, { resource: XdsResource; hash: string }>();
-  private current = new Map<string, { resource: XdsResource; hash: string }>();
+  private previous = new Map<string, MemoEntry>();
+  private current = new Map<string, MemoEntry>();
+  private groups = new WeakMap<object, { readonly context: string; readonly items: readonly GroupItem[] }>();
+  private recording: GroupItem[] | undefined;
   readonly hashes = new WeakMap<object, string>();
 
   resource(kind: ResourceKind, input: unknown, build: () => XdsResource): XdsResource {
@@ -100,7 +121,35 @@ export class BuildMemo {
       this.hashes.set(resource, entry.hash);
     }
     this.current.set(key, entry);
+    this.recording?.push({ kind, key, entry });
     return entry.resource;
+  }
+
+  /**
+   * Runs `body` (which makes its resources with resource() and adds them),
+   * or, when `owner` made its resources in the same context before, adds
+   * those again in the same order and keeps their entries.
+   */
+  group(owner: object, context: string, body: () => void, add: (kind: ResourceKind, resource: XdsResource) => void): void {
+    const known = this.groups.get(owner);
+    if (known !== undefined && known.context === context) {
+      for (const item of known.items) {
+        this.current.set(item.key, item.entry);
+        this.recording?.push(item);
+        add(item.kind, item.entry.resource);
+      }
+      return;
+    }
+    const outer = this.recording;
+    const items: GroupItem[] = [];
+    this.recording = items;
+    try {
+      body();
+    } finally {
+      this.recording = outer;
+    }
+    outer?.push(...items);
+    this.groups.set(owner, { context, items });
   }
 
   /** Ends a build: what it did not use is forgotten. */
@@ -156,14 +205,7 @@ export function buildSnapshot(model: ProxyModel, identities: Identities, memo?: 
     make('secrets', `\0bundle\0${identities.bundlePem}`, () => buildBundleSecret(identities.bundlePem)),
   );
 
-  for (const upstream of model.upstreams) {
-    const caller = model.workloads.find((w) => w.name === upstream.workload);
-    if (caller === undefined) {
-      problems.push(
-        `upstream ${upstream.service} on port ${upstream.localPort}: caller workload ${JSON.stringify(upstream.workload)} is not in the model`,
-      );
-      continue;
-    }
+  const upstreamResources = (upstream: ModelUpstream, caller: ProxyModel['workloads'][number]): void => {
     const shape = {
       service: upstream.service,
       caller: upstream.workload,
@@ -204,6 +246,28 @@ export function buildSnapshot(model: ProxyModel, identities: Identities, memo?: 
         ),
       );
     }
+  };
+  // What an upstream's resources depend on besides the upstream: its caller's SVID and access log, the telemetry.
+  const contexts = new Map<string, string>();
+  const contextOf = (caller: ProxyModel['workloads'][number]): string => {
+    let context = contexts.get(caller.name);
+    if (context === undefined) {
+      context = stableJson([caller.spiffeId, caller.accessLog === true, model.accessLogPath ?? '', tracingKey]);
+      contexts.set(caller.name, context);
+    }
+    return context;
+  };
+  for (const upstream of model.upstreams) {
+    const caller = model.workloads.find((w) => w.name === upstream.workload);
+    if (caller === undefined) {
+      problems.push(
+        `upstream ${upstream.service} on port ${upstream.localPort}: caller workload ${JSON.stringify(upstream.workload)} is not in the model`,
+      );
+      continue;
+    }
+    const body = () => upstreamResources(upstream, caller);
+    if (memo === undefined) body();
+    else memo.group(upstream, contextOf(caller), body, add);
   }
   const capture = model.capture;
   if (capture !== undefined) {

@@ -29,18 +29,27 @@ export interface ServedSnapshot {
 }
 
 export class SnapshotEncoder {
-  private cache = new Map<string, EncodedAny>();
+  /** By kind: content version -> the resource served at it in the previous snapshot. */
+  private cache = new Map<ResourceKind, Map<string, ServedResource>>();
 
-  /** Encodes a snapshot, reusing the encodings of unchanged resources; throws MESH_E_XDS_SNAPSHOT_INVALID. */
+  /** Encodes a snapshot, reusing the encodings (and served entries) of unchanged resources; throws MESH_E_XDS_SNAPSHOT_INVALID. */
   serve(snapshot: Snapshot): ServedSnapshot {
-    const next = new Map<string, EncodedAny>();
+    const next = new Map<ResourceKind, Map<string, ServedResource>>();
     const byKind = {} as { [K in ResourceKind]: Map<string, ServedResource> };
     for (const type of XDS_TYPES) {
       const served = new Map<string, ServedResource>();
+      const before = this.cache.get(type.kind);
+      const byVersion = new Map<string, ServedResource>();
+      next.set(type.kind, byVersion);
       for (const [name, resource] of snapshot.resources[type.kind]) {
         const version = snapshot.versions[type.kind].get(name) ?? '';
-        const key = `${type.kind}\0${version}`;
-        let any = next.get(key) ?? this.cache.get(key);
+        const known = byVersion.get(version) ?? before?.get(version);
+        if (known !== undefined && known.name === name) {
+          byVersion.set(version, known);
+          served.set(name, known);
+          continue;
+        }
+        let any = known?.any;
         if (any === undefined) {
           try {
             any = { type_url: type.typeUrl, value: encodeMessage(type.typeUrl, resource) };
@@ -54,8 +63,9 @@ export class SnapshotEncoder {
             );
           }
         }
-        next.set(key, any);
-        served.set(name, { name, version, any });
+        const entry = { name, version, any };
+        byVersion.set(version, entry);
+        served.set(name, entry);
       }
       byKind[type.kind] = served;
     }

@@ -9,13 +9,19 @@
  * - a NACK (error_detail set) is recorded and the rejected version is never
  *   sent again; the next different content is;
  * - an ACK makes the set sent in the acknowledged response the acked set;
- * - LDS and CDS carry the full set, EDS, RDS and SDS the requested names that
- *   exist;
+ * - LDS and CDS carry the full set; EDS, RDS and SDS carry the requested
+ *   names that exist and changed since the previous response of the type (a
+ *   name left out is not deleted: "grouping resources into responses" of the
+ *   xDS protocol), so one changed endpoint costs one ClusterLoadAssignment,
+ *   not all of them; the first response of a type carries them all;
+ * - an ACK makes the set of the acknowledged response the acked set (LDS,
+ *   CDS), or adds the resources of that response to it (EDS, RDS, SDS; names
+ *   no longer requested leave it);
  * - after clusters (or listeners) changed, endpoints (or routes) and secrets
- *   are sent again even if unchanged, so re-created resources do not stay
- *   warming.
+ *   are sent again, all of them even if unchanged, so re-created resources do
+ *   not stay warming.
  */
-import { contentHash } from '../../../lib/stable-json.js';
+import { entriesHash } from '../../../lib/stable-json.js';
 import type { ServedResource } from '../cache/served-snapshot.js';
 import { dependentKinds, type XdsType } from '../xds-types.js';
 import type { StreamHooks } from './stream-status.js';
@@ -25,8 +31,10 @@ import { baseTypeState, type TypeStateBase, XdsStream } from './xds-stream.js';
 interface SotwTypeState extends TypeStateBase {
   /** A request is open: the next new content goes out at once. */
   waiting: boolean;
-  /** Name -> version of the resources in the latest response. */
+  /** Name -> version of what Envoy holds once it applied the latest response (LDS, CDS: the resources in it). */
   sent?: ReadonlyMap<string, string>;
+  /** Name -> version of the resources in the latest response (EDS, RDS, SDS: the changed ones). */
+  wire?: ReadonlyMap<string, string>;
   /** The nonce of the latest response answered (ACK or NACK), so each is counted once. */
   answeredNonce?: string;
   /** Send even if the content did not change (a dependency changed). */
@@ -37,7 +45,7 @@ interface SotwTypeState extends TypeStateBase {
 const MAX_REJECTED = 16;
 
 export function sotwVersion(content: readonly ServedResource[]): string {
-  return contentHash(content.map((r) => [r.name, r.version])).slice(0, 16);
+  return entriesHash(content.map((r) => ['', r.name, r.version])).slice(0, 16);
 }
 
 export class SotwStream extends XdsStream<SotwTypeState, SotwRequest> {
@@ -59,7 +67,7 @@ export class SotwStream extends XdsStream<SotwTypeState, SotwRequest> {
         st.rejected = [...st.rejected.filter((v) => v !== version), version].slice(-MAX_REJECTED);
         this.reject(st, { version, nonce: st.sentNonce, detail: req.errorDetail.message });
       } else {
-        this.acknowledge(st, version, st.sent ?? new Map());
+        this.acknowledge(st, version, st.type.wildcard ? (st.sent ?? new Map()) : ackedPart(st.acked, st.wire ?? new Map(), st.names));
       }
     }
     st.waiting = true;
@@ -84,17 +92,20 @@ export class SotwStream extends XdsStream<SotwTypeState, SotwRequest> {
     const version = sotwVersion(content);
     if (!st.forced && (version === st.sentVersion || st.rejected.includes(version))) return;
     const previous = st.sent;
+    const resources =
+      st.type.wildcard || st.forced || previous === undefined ? content : content.filter((r) => previous.get(r.name) !== r.version);
     st.forced = false;
     st.waiting = false;
     const nonce = this.nextNonce();
     st.sent = new Map(content.map((r) => [r.name, r.version]));
+    st.wire = new Map(resources.map((r) => [r.name, r.version]));
     const bytes = encodeSotwResponse({
       versionInfo: version,
-      resources: content.map((r) => r.any),
+      resources: resources.map((r) => r.any),
       typeUrl: st.type.typeUrl,
       nonce,
     });
-    this.pushed(st, bytes, { version, resources: content.length, removed: 0, nonce });
+    this.pushed(st, bytes, { version, resources: resources.length, removed: 0, nonce });
     if (previous !== undefined && changedNames(previous, st.sent)) {
       for (const kind of dependentKinds(st.type.kind)) {
         for (const other of this.states.values()) if (other.type.kind === kind) other.forced = true;
@@ -109,6 +120,17 @@ export class SotwStream extends XdsStream<SotwTypeState, SotwRequest> {
   protected pending(st: SotwTypeState): number {
     return st.waiting ? 1 : 0;
   }
+}
+
+/** EDS, RDS, SDS: the acked set after an ACK of a response carrying `wire`, for the names still requested. */
+function ackedPart(
+  acked: ReadonlyMap<string, string>,
+  wire: ReadonlyMap<string, string>,
+  requested: ReadonlySet<string>,
+): ReadonlyMap<string, string> {
+  const next = new Map([...acked].filter(([name]) => requested.has(name)));
+  for (const [name, version] of wire) if (requested.has(name)) next.set(name, version);
+  return next;
 }
 
 /** True when a resource was added, changed or removed between two sent sets. */

@@ -302,4 +302,13 @@ t.test('metrics: each rebuild is timed; model() is the model of the latest build
     ['web'],
     'with its SVID web is in the model metrics label from',
   );
+  const view = makeView(1, [{ name: 'api', source: 'consul', instances: [apiInstance('api-1')] }]);
+  dp.update({ view });
+  await dp.settled();
+  t.match(dp.status().xds.lastChange, { viewVersion: 1, startedMs: Number, servedMs: Number }, 'the new view: timed until served');
+  t.equal(dp.status().xds.lastChange?.unchanged, undefined);
+  dp.update({ view: makeView(2, Object.values(view.services)) });
+  await dp.settled();
+  t.match(dp.status().xds.lastChange, { viewVersion: 2, startedMs: Number, unchanged: true }, 'an equal view: nothing new for Envoy');
+  t.equal(dp.status().xds.lastChange?.servedMs, undefined);
 });

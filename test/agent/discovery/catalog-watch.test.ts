@@ -30,7 +30,7 @@ function setup(
   return { consul, clock, lines, watcher, views };
 }
 
-t.test('watches upstreams, drops critical instances, coalesces bursts', async (t) => {
+t.test('watches upstreams, drops critical instances; a change after a quiet window at once, the burst after it coalesced', async (t) => {
   const { consul, clock, watcher, views } = setup();
   for (let i = 1; i <= 3; i++) {
     consul.setInstance({
@@ -45,6 +45,7 @@ t.test('watches upstreams, drops critical instances, coalesces bursts', async (t
   }
   watcher.setServices(['api']);
   await flush();
+  t.equal(views.length, 1, 'the first answer is published at once');
   clock.advance(25);
   t.equal(views.length, 1);
   const api = watcher.view().services.api;
@@ -68,28 +69,58 @@ t.test('watches upstreams, drops critical instances, coalesces bursts', async (t
 
   consul.setHealth('api', 'api-2', 'critical');
   await flush();
+  t.equal(views.length, 2, 'a change after a quiet window is published at once, with no timer');
+  t.equal(clock.pending(), 0);
+  t.same(
+    watcher.view().services.api?.instances.map((i) => i.id),
+    ['api-1', 'api-3'],
+  );
   consul.setHealth('api', 'api-3', 'warning');
   await flush();
-  t.equal(views.length, 1, 'not yet: inside the window');
-  clock.advance(25);
-  t.equal(views.length, 2, 'a burst gives one view');
+  consul.setHealth('api', 'api-2', 'passing');
+  await flush();
+  t.equal(views.length, 2, 'not yet: inside the window of the last view');
+  clock.advance(24);
+  t.equal(views.length, 2, 'not yet');
+  clock.advance(1);
+  t.equal(views.length, 3, 'the burst after it gives one view, at the end of the window');
   t.same(
     watcher.view().services.api?.instances.map((i) => [i.id, i.health]),
     [
       ['api-1', 'passing'],
+      ['api-2', 'passing'],
       ['api-3', 'warning'],
     ],
   );
-  consul.setHealth('api', 'api-2', 'passing');
-  await flush();
-  clock.advance(25);
-  t.equal(watcher.view().services.api?.instances.length, 3, 'back');
   t.equal(watcher.view().version, 3);
   consul.kick();
   await flush();
   clock.advance(25);
   t.equal(views.length, 3, 'no change, no new view');
+  clock.advance(100);
+  consul.setHealth('api', 'api-1', 'critical');
+  await flush();
+  t.equal(views.length, 4, 'quiet again: at once');
   watcher.stop();
+});
+
+t.test('changes made in one synchronous run give one view; a stopped watcher publishes nothing', async (t) => {
+  const { consul, clock, watcher, views } = setup([
+    { name: 'a', instances: [], source: 'disk' },
+    { name: 'b', instances: [], source: 'disk' },
+  ]);
+  consul.down = true;
+  watcher.setServices(['a', 'b']);
+  watcher.setServices(['a']);
+  await flush();
+  t.equal(views.length, 1, 'one view for both calls');
+  t.same(Object.keys(watcher.view().services), ['a']);
+  clock.advance(100);
+  watcher.setServices([]);
+  watcher.stop();
+  await flush();
+  t.equal(views.length, 1, 'nothing after stop');
+  t.equal(watcher.view().version, 1, 'the removal queued before stop made no view');
 });
 
 t.test('adding and removing upstreams starts and stops watches without leaks', async (t) => {

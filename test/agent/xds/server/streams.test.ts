@@ -47,33 +47,58 @@ t.test('SotW: answers once, holds ACKs, ignores stale nonces, records NACKs and 
   t.equal(r.sent.length, 3, 'a new version after the NACK is sent');
 });
 
-t.test('SotW EDS: only requested names; missing names are sent once they exist; a changed cluster re-sends endpoints', async (t) => {
-  const r = recorder();
-  const s = new SotwStream(1, r.hooks);
-  let snap = served({ clusters: { a: '5' }, endpoints: { a: [1] } });
-  s.update(snap);
-  s.request(sotwReq(TypeUrl.Cluster));
-  const cds = lastSotw(r.sent);
-  s.request(sotwReq(TypeUrl.Cluster, cds.nonce));
-  s.request(sotwReq(TypeUrl.ClusterLoadAssignment, '', ['a', 'z']));
-  const eds = lastSotw(r.sent);
-  t.equal(eds.resources.length, 1, 'z does not exist yet; a is sent');
-  s.request(sotwReq(TypeUrl.ClusterLoadAssignment, eds.nonce, ['a', 'z']));
-  t.equal(r.sent.length, 2, 'held');
-  snap = served({ clusters: { a: '5' }, endpoints: { a: [1], z: [9] } });
-  s.update(snap);
-  t.equal(r.sent.length, 3);
-  t.equal(lastSotw(r.sent).resources.length, 2, 'z arrives once it exists');
-  s.request(sotwReq(TypeUrl.ClusterLoadAssignment, lastSotw(r.sent).nonce, ['a', 'z']));
-  // Cluster a changes (timeout), endpoints do not: EDS is re-sent anyway after CDS.
-  snap = served({ clusters: { a: '7' }, endpoints: { a: [1], z: [9] } });
-  s.update(snap);
-  t.same(
-    r.sent.slice(3).map((x) => x.type),
-    ['CDS', 'EDS'],
-    'CDS then the unchanged endpoints again',
-  );
-});
+t.test(
+  'SotW EDS: only requested names, only the changed ones; missing names are sent once they exist; a changed cluster re-sends all endpoints',
+  async (t) => {
+    const r = recorder();
+    const s = new SotwStream(1, r.hooks);
+    let snap = served({ clusters: { a: '5' }, endpoints: { a: [1] } });
+    s.update(snap);
+    s.request(sotwReq(TypeUrl.Cluster));
+    const cds = lastSotw(r.sent);
+    s.request(sotwReq(TypeUrl.Cluster, cds.nonce));
+    s.request(sotwReq(TypeUrl.ClusterLoadAssignment, '', ['a', 'z']));
+    const eds = lastSotw(r.sent);
+    t.equal(eds.resources.length, 1, 'z does not exist yet; a is sent');
+    s.request(sotwReq(TypeUrl.ClusterLoadAssignment, eds.nonce, ['a', 'z']));
+    t.equal(r.sent.length, 2, 'held');
+    snap = served({ clusters: { a: '5' }, endpoints: { a: [1], z: [9] } });
+    s.update(snap);
+    t.equal(r.sent.length, 3);
+    t.equal(lastSotw(r.sent).resources.length, 1, 'z arrives once it exists; a, unchanged, is not sent again (not deleted either)');
+    s.request(sotwReq(TypeUrl.ClusterLoadAssignment, lastSotw(r.sent).nonce, ['a', 'z']));
+    const acked = () => [...s.acked().endpoints.keys()].sort();
+    t.same(acked(), ['a', 'z'], 'the ACK adds z to what Envoy holds');
+    // One endpoint changes: one ClusterLoadAssignment on the wire.
+    snap = served({ clusters: { a: '5' }, endpoints: { a: [1], z: [9, 10] } });
+    s.update(snap);
+    const one = lastSotw(r.sent);
+    t.equal(one.resources.length, 1, 'only the changed z');
+    s.request(sotwReq(TypeUrl.ClusterLoadAssignment, one.nonce, ['a', 'z']));
+    t.same(acked(), ['a', 'z']);
+    t.equal(s.acked().endpoints.get('z'), snap.byKind.endpoints.get('z')?.version, 'z acknowledged at its new version');
+    t.equal(s.acked().endpoints.get('a'), snap.byKind.endpoints.get('a')?.version, 'a still held');
+    // Envoy stops asking for z: it leaves the acknowledged set with the next ACK.
+    s.request(sotwReq(TypeUrl.ClusterLoadAssignment, one.nonce, ['a']));
+    const dropped = lastSotw(r.sent);
+    t.equal(dropped.resources.length, 0, 'nothing new to send for a');
+    s.request(sotwReq(TypeUrl.ClusterLoadAssignment, dropped.nonce, ['a']));
+    t.same(acked(), ['a']);
+    s.request(sotwReq(TypeUrl.ClusterLoadAssignment, lastSotw(r.sent).nonce, ['a', 'z']));
+    t.equal(lastSotw(r.sent).resources.length, 1, 'asked again: z is sent again');
+    s.request(sotwReq(TypeUrl.ClusterLoadAssignment, lastSotw(r.sent).nonce, ['a', 'z']));
+    // Cluster a changes (timeout), endpoints do not: EDS is re-sent anyway after CDS.
+    const before = r.sent.length;
+    snap = served({ clusters: { a: '7' }, endpoints: { a: [1], z: [9, 10] } });
+    s.update(snap);
+    t.same(
+      r.sent.slice(before).map((x) => x.type),
+      ['CDS', 'EDS'],
+      'CDS then the unchanged endpoints again',
+    );
+    t.equal(lastSotw(r.sent).resources.length, 2, 'all of them');
+  },
+);
 
 t.test('SotW: unknown type URLs are refused; node id is recorded', async (t) => {
   const r = recorder();
