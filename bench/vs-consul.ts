@@ -71,6 +71,7 @@ Options:
   --flips N          health flips (critical, then passing again), even (default 100)
   --seconds N        measured seconds per issuance row (default 5)
   --concurrency N    issuance callers, the same for both systems (default 64)
+  --poll-ms N        pause between two admin polls of one Envoy during a flip (default 2)
   --skip-issuance    leave out the certificate comparison (quick runs)
   --no-readme        print only; do not rewrite bench/README.md
   -h, --help         this text
@@ -96,6 +97,7 @@ try {
       flips: { type: 'string', default: '100' },
       seconds: { type: 'string', default: '5' },
       concurrency: { type: 'string', default: '64' },
+      'poll-ms': { type: 'string', default: '2' },
       'skip-issuance': { type: 'boolean', default: false },
       'no-readme': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -112,6 +114,7 @@ const FLIPS = positive('flips', String(values.flips));
 if (FLIPS % 2 !== 0) usage('--flips must be even (each instance goes critical, then passing again)');
 const SECONDS = positive('seconds', String(values.seconds));
 const CONCURRENCY = positive('concurrency', String(values.concurrency));
+const POLL_MS = positive('poll-ms', String(values['poll-ms']));
 const CALLER = 'bench-caller';
 const PAUSE_MS = 100;
 
@@ -259,6 +262,7 @@ async function run(): Promise<void> {
       ],
       instances: INSTANCES,
       status,
+      pollMs: POLL_MS,
       write: (at) => {
         t0 = at;
         return txn(serverBase, [checkOp(node, service, status), sidecarCheckOp(node, service, status)]);
@@ -290,6 +294,7 @@ async function run(): Promise<void> {
   loads.push(load());
   const figures: VsConsulFigures = {
     flips: FLIPS,
+    pollMs: POLL_MS,
     upstreams: UPSTREAMS,
     instances: INSTANCES,
     services: SERVICES,

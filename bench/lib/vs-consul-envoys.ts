@@ -114,7 +114,7 @@ async function endpointsOf(side: FlipSide) {
 
 /**
  * One flip of instance `node`: checks that every Envoy is in the state before it,
- * calls `write` (one Consul write) and polls every Envoy (every 2 ms, in parallel)
+ * calls `write` (one Consul write) and polls each Envoy (every 2 ms, each on its own)
  * until each shows exactly that endpoint gone (critical) or back (passing).
  * Returns ms from just before the write, per side; a miss or a wrong endpoint throws.
  */
@@ -125,6 +125,8 @@ export async function flipOnce(o: {
   status: 'critical' | 'passing';
   /** One Consul write; started at `t0` (performance.now(), just before it). */
   write: (t0: number) => Promise<void>;
+  /** The pause between two polls of one Envoy; default 2 ms. */
+  pollMs?: number;
 }): Promise<number[]> {
   const address = nodeAddress(o.node);
   const has = (healthy: readonly string[]) => healthy.some((h) => h.startsWith(`${address}:`));
@@ -135,19 +137,17 @@ export async function flipOnce(o: {
       throw new Error(`${side.envoy.name}: ${side.cluster} has ${eps.healthy.length} healthy endpoints before the flip, not ${before}`);
     }
   }
-  const delays: Array<number | undefined> = o.sides.map(() => undefined);
   const t0 = performance.now();
   await o.write(t0);
-  for (;;) {
-    await Promise.all(
-      o.sides.map(async (side, i) => {
-        if (delays[i] !== undefined) return;
-        const p0 = performance.now();
-        const eps = await endpointsOf(side);
-        const at = performance.now() - t0;
-        side.polls.push(at + t0 - p0);
-        const n = eps.healthy.length;
-        if (n === before) return;
+  // Each Envoy is polled on its own cadence until it shows the flip, so a slow side neither delays nor speeds up the other's polls.
+  const watch = async (side: FlipSide): Promise<number> => {
+    for (;;) {
+      const p0 = performance.now();
+      const eps = await endpointsOf(side);
+      const at = performance.now() - t0;
+      side.polls.push(at + t0 - p0);
+      const n = eps.healthy.length;
+      if (n !== before) {
         const wrong = o.status === 'critical' ? n !== o.instances - 1 || has(eps.healthy) : n !== o.instances || !has(eps.healthy);
         if (wrong) {
           throw new Error(
@@ -155,14 +155,13 @@ export async function flipOnce(o: {
               `${o.status === 'critical' ? 'gone' : 'back'}: ${eps.healthy.join(', ')}`,
           );
         }
-        delays[i] = at;
-      }),
-    );
-    if (delays.every((d) => d !== undefined)) return delays as number[];
-    if (performance.now() - t0 > FLIP_TIMEOUT_MS) {
-      const missed = o.sides.filter((_, i) => delays[i] === undefined).map((s) => `${s.envoy.name} (${s.cluster})`);
-      throw new Error(`flip of ${address} to ${o.status} not shown within ${FLIP_TIMEOUT_MS} ms by: ${missed.join(', ')}`);
+        return at;
+      }
+      if (performance.now() - t0 > FLIP_TIMEOUT_MS) {
+        throw new Error(`flip of ${address} to ${o.status} not shown within ${FLIP_TIMEOUT_MS} ms by ${side.envoy.name} (${side.cluster})`);
+      }
+      await new Promise((r) => setTimeout(r, o.pollMs ?? POLL_MS));
     }
-    await new Promise((r) => setTimeout(r, POLL_MS));
-  }
+  };
+  return Promise.all(o.sides.map(watch));
 }

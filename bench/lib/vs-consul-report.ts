@@ -32,6 +32,8 @@ export interface SideFigures {
 
 export interface VsConsulFigures {
   flips: number;
+  /** The pause between two polls of one Envoy, ms. */
+  pollMs: number;
   upstreams: number;
   instances: number;
   services: number;
@@ -79,7 +81,12 @@ export function propagationTable(f: VsConsulFigures): string {
       'same',
       '-',
     ],
-    row('(info) one EDS config_dump poll of that Envoy, p50 (every 2 ms)', p2(f.ours.polls, 50), p2(f.consul.polls, 50), ms),
+    row(
+      `(info) one EDS config_dump poll of that Envoy, p50 (a poll every ${f.pollMs} ms after the last)`,
+      p2(f.ours.polls, 50),
+      p2(f.consul.polls, 50),
+      ms,
+    ),
   ]);
 }
 
