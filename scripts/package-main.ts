@@ -1,5 +1,6 @@
 /** `npm run package`: builds the .deb and .rpm of mesh-agent and mesh-controlplane into dist/packages/. */
 import { readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { MeshError, toMeshError } from '../lib/errors.js';
@@ -48,16 +49,24 @@ async function main(): Promise<number> {
   }
   const progress = (line: string) => process.stderr.write(`package: ${line}\n`);
   const tools = await provisionPackaging({ root, cacheDir: defaultCacheDir(process.env), progress });
-  const built = await buildPackages({
-    root,
-    version,
-    sourceDateEpoch: await sourceDateEpoch(root, process.env),
-    tools,
-    outDir: path.resolve(values.out ?? path.join(root, 'dist', 'packages')),
-    stageDir: path.join(root, 'dist', 'package-stage'),
-    packages: values.only === undefined ? PACKAGE_NAMES : [values.only as PackageName],
-    progress,
-  });
+  // A staging folder of this run's own: two builds at once (the package tests) never write into each other's files.
+  await mkdir(path.join(root, 'dist'), { recursive: true });
+  const stageDir = await mkdtemp(path.join(root, 'dist', 'package-stage-'));
+  let built: Awaited<ReturnType<typeof buildPackages>>;
+  try {
+    built = await buildPackages({
+      root,
+      version,
+      sourceDateEpoch: await sourceDateEpoch(root, process.env),
+      tools,
+      outDir: path.resolve(values.out ?? path.join(root, 'dist', 'packages')),
+      stageDir,
+      packages: values.only === undefined ? PACKAGE_NAMES : [values.only as PackageName],
+      progress,
+    });
+  } finally {
+    await rm(stageDir, { recursive: true, force: true });
+  }
   for (const p of built) process.stdout.write(`${p.path}\n`);
   return 0;
 }

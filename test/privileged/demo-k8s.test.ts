@@ -13,16 +13,15 @@ import t from 'tap';
 import { run } from '../../lib/exec.js';
 import { repoRoot } from '../../scripts/repo-root.js';
 import { childEnv, processesWith, untracked } from '../support/child.js';
-import { listNetns, privilegedSkipReason } from '../support/netns.js';
+import { listNetns, NETNS_TAG_ENV, privilegedSkipReason } from '../support/netns.js';
 
 const skip = await privilegedSkipReason();
 t.setTimeout(480_000);
 
 t.test('npm run demo -- --k8s --check', { skip: skip ?? false }, async (t) => {
-  const before = new Set(await listNetns());
   const script = path.join(repoRoot(), 'dist', 'scripts', 'demo.js');
   const [command, args] = untracked(process.execPath, [script, '--k8s', '--check']);
-  const result = await run(command, args, { env: childEnv(), timeoutMs: 420_000 });
+  const result = await run(command, args, { env: { ...childEnv(), [NETNS_TAG_ENV]: 'dk' }, timeoutMs: 420_000 });
   if (result.code !== 0) t.comment(`${result.stdout}\n${result.stderr.slice(-4000)}`);
   t.equal(result.code, 0, 'exit 0');
   t.match(result.stdout, /started {2}kube-apiserver 1\.37\.2 and etcd 3\.7\.3 on https:\/\/127\.0\.0\.1:\d+/);
@@ -54,8 +53,10 @@ t.test('npm run demo -- --k8s --check', { skip: skip ?? false }, async (t) => {
     "the pod's node record, from its token, may hold only the pod's ID",
   );
   t.match(result.stdout, /demo check passed/);
+  t.match(result.stdout, /\bdk[0-9a-f]{6}-h\d\b/, "the demo's hosts are network namespaces with the tag this test gave it");
   t.same(
-    (await listNetns()).filter((ns) => !before.has(ns)),
+    // The demo's network ids start with its own tag: other tests' namespaces, made meanwhile, are not its.
+    (await listNetns()).filter((ns) => ns.startsWith('dk')),
     [],
     'no namespace of the demo is left',
   );

@@ -44,12 +44,24 @@ export async function listNetns(): Promise<string[]> {
     .filter((name) => name !== '');
 }
 
+/** The environment variable that sets the first two letters of network ids (default `mt`), so a test can tell its child's namespaces from others'. */
+export const NETNS_TAG_ENV = 'MESH_TEST_NETNS_TAG';
+
+/** Two lowercase letters that start this process's network ids: MESH_TEST_NETNS_TAG, or `mt`. */
+export function networkTag(env: NodeJS.ProcessEnv = process.env): string {
+  const tag = env[NETNS_TAG_ENV];
+  if (tag === undefined || tag === '') return 'mt';
+  if (!/^[a-z]{2}$/.test(tag))
+    throw new Error(`${NETNS_TAG_ENV} must be two lowercase letters (namespace and veth names stay short), not ${JSON.stringify(tag)}`);
+  return tag;
+}
+
 /**
  * Creates `count` hosts on one segment, 10.<a>.<b>.(i+1)/24. The subnet only
  * exists inside this network's namespaces.
  */
 export async function createNetwork(count: number, options: { subnet?: string } = {}): Promise<TestNetwork> {
-  const id = `mt${randomBytes(3).toString('hex')}`;
+  const id = `${networkTag()}${randomBytes(3).toString('hex')}`;
   const subnet = options.subnet ?? '10.77.0';
   const switchNs = `${id}-sw`;
   const namespaces: string[] = [];
