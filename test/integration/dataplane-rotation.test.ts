@@ -73,7 +73,11 @@ t.test('SVID TTL 20 s: 60 s of requests across rotations, zero failures, serial 
       }
     } catch (err) {
       failed++;
-      failures.push((err as Error).message);
+      // fetch's own message is "fetch failed"; the cause says which (a reset, a closed kept-alive connection, a timeout).
+      const cause = (err as Error & { cause?: { code?: string; message?: string } }).cause;
+      failures.push(
+        `${(err as Error).message}${cause ? ` (${cause.code ?? ''} ${cause.message ?? ''})` : ''} at ${new Date().toISOString()}`,
+      );
     }
     if (Date.now() >= nextProbe) {
       nextProbe = Date.now() + 2_000;
