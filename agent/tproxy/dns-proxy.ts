@@ -106,8 +106,27 @@ function listenTcp(server: net.Server, host: string, port: number): Promise<numb
   });
 }
 
-/** Starts the proxy; it answers once this resolves. Fails with MESH_E_DNS_PROXY when a port is taken. */
+/** How many ports listenPort 0 tries: the UDP socket picks one, and another process may hold that number for TCP. */
+const ANY_PORT_ATTEMPTS = 5;
+
+const portTaken = (err: unknown): boolean => (err as { cause?: { code?: string } }).cause?.code === 'EADDRINUSE';
+
+/**
+ * Starts the proxy; it answers once this resolves. Fails with MESH_E_DNS_PROXY when a port is taken.
+ * With listenPort 0 a port free for both UDP and TCP is found: when the port UDP got is taken
+ * for TCP, it starts again on another.
+ */
 export async function startDnsProxy(options: DnsProxyOptions): Promise<DnsProxy> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDnsProxyOnce(options);
+    } catch (err) {
+      if (options.listenPort !== 0 || attempt >= ANY_PORT_ATTEMPTS || !portTaken(err)) throw err;
+    }
+  }
+}
+
+async function startDnsProxyOnce(options: DnsProxyOptions): Promise<DnsProxy> {
   const log = options.log.child({ component: 'dns-proxy' });
   const hosts = options.listenAddresses ?? ['127.0.0.1'];
   const upstreams = options.upstreams ?? (await readResolvConf(options.resolvConfPath));
