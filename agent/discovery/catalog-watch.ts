@@ -5,8 +5,9 @@
  * changes of one synchronous run make one view), the changes that follow it
  * within the window make one view at the window's end. A lone health flip so
  * reaches the data plane without waiting, and a burst (an agent start, a
- * deploy) still costs one rebuild per window. While Consul is unreachable a service keeps its last known
- * instances (from the previous answer or from disk). setServices starts and
+ * deploy) still costs one rebuild per window. While Consul is unreachable a
+ * service keeps its last known instances (from the previous answer or from
+ * disk). setServices starts and
  * stops loops; a stopped loop's query is aborted, so nothing leaks.
  */
 
