@@ -6,6 +6,7 @@
  * call is injectable so unit tests need no Envoy.
  */
 import type { Clock, TimerHandle } from '../../lib/clock.js';
+import { httpRequest } from '../../lib/http-request.js';
 import type { Logger } from '../../lib/logger.js';
 import type { LaunchedProcess } from './process-launcher.js';
 
@@ -17,10 +18,9 @@ export interface AdminResponse {
 /** One request to the admin API at `address` (host:port). */
 export type AdminRequest = (address: string, method: 'GET' | 'POST', apiPath: string) => Promise<AdminResponse>;
 
-export const httpAdmin: AdminRequest = async (address, method, apiPath) => {
-  const response = await fetch(`http://${address}${apiPath}`, { method, signal: AbortSignal.timeout(2_000) });
-  return { status: response.status, body: await response.text() };
-};
+/** node:http, not fetch (lib/http-request.ts says why); admin answers are read whole (a /stats text of a large mesh is megabytes). */
+export const httpAdmin: AdminRequest = (address, method, apiPath) =>
+  httpRequest(`http://${address}${apiPath}`, { method, timeoutMs: 2_000, maxBodyBytes: 256 * 1024 * 1024, maxRedirects: 0 });
 
 /** True when admin answers /server_info (the epoch got past loading its bootstrap). */
 export async function adminAnswers(admin: AdminRequest, address: string): Promise<boolean> {

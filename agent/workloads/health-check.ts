@@ -8,6 +8,7 @@
 import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { run } from '../../lib/exec.js';
+import { httpRequest } from '../../lib/http-request.js';
 import type { WorkloadCheck } from './workload.js';
 
 export type CheckStatus = 'passing' | 'warning' | 'critical';
@@ -23,8 +24,8 @@ function splitHostPort(target: string): { host: string; port: number } {
 }
 
 async function httpCheck(url: string, timeoutMs: number): Promise<CheckResult> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-  await response.arrayBuffer().catch(() => undefined);
+  // node:http, not fetch (lib/http-request.ts says why); the body is not used, so little of it is kept.
+  const response = await httpRequest(url, { timeoutMs, maxBodyBytes: 4096 });
   const output = `HTTP GET ${url}: ${response.status}`;
   if (response.status >= 200 && response.status < 300) return { status: 'passing', output };
   return { status: response.status === 429 ? 'warning' : 'critical', output };

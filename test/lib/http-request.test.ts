@@ -1,0 +1,74 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import t, { type Test } from 'tap';
+import { HttpRequestError, httpRequest } from '../../lib/http-request.js';
+
+async function serve(t: Test, handler: http.RequestListener): Promise<string> {
+  const server = http.createServer(handler);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+t.test('GET and POST: status and body', async (t) => {
+  const seen: string[] = [];
+  const base = await serve(t, (req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    res.writeHead(req.method === 'POST' ? 201 : 200);
+    res.end(`body of ${req.url}`);
+  });
+  t.same(await httpRequest(`${base}/a?x=1`, { timeoutMs: 2000 }), { status: 200, body: 'body of /a?x=1' });
+  t.same(await httpRequest(`${base}/b`, { method: 'POST', timeoutMs: 2000 }), { status: 201, body: 'body of /b' });
+  t.same(seen, ['GET /a?x=1', 'POST /b']);
+});
+
+t.test('redirects are followed (303 turns into GET), up to the limit; 0 turns following off', async (t) => {
+  const base = await serve(t, (req, res) => {
+    const n = Number(req.url?.slice(1));
+    if (req.url === '/see-other') {
+      res.writeHead(303, { location: '/0' });
+      return res.end();
+    }
+    if (n > 0) {
+      res.writeHead(302, { location: `/${n - 1}` });
+      return res.end();
+    }
+    res.writeHead(200);
+    res.end(`${req.method} at the end`);
+  });
+  t.same(await httpRequest(`${base}/3`, { timeoutMs: 2000 }), { status: 200, body: 'GET at the end' });
+  t.same(await httpRequest(`${base}/see-other`, { method: 'POST', timeoutMs: 2000 }), { status: 200, body: 'GET at the end' });
+  t.equal((await httpRequest(`${base}/3`, { timeoutMs: 2000, maxRedirects: 0 })).status, 302);
+  await t.rejects(httpRequest(`${base}/12`, { timeoutMs: 2000 }), { code: 'MESH_E_HTTP_REDIRECTS', message: /more than 10 redirects/ });
+});
+
+t.test('the body is cut at maxBodyBytes', async (t) => {
+  const base = await serve(t, (_req, res) => {
+    res.writeHead(200);
+    res.end('x'.repeat(100_000));
+  });
+  const answer = await httpRequest(base, { timeoutMs: 2000, maxBodyBytes: 10 });
+  t.same(answer, { status: 200, body: 'x'.repeat(10) });
+});
+
+t.test('a server that never answers: the deadline covers the whole request', async (t) => {
+  const base = await serve(t, (_req, res) => {
+    res.writeHead(200);
+    res.write('partial');
+  });
+  const err = await httpRequest(base, { timeoutMs: 100 }).catch((e: unknown) => e);
+  t.ok(err instanceof HttpRequestError);
+  t.match(err, { code: 'MESH_E_HTTP_TIMEOUT', message: /no answer within the timeout/ });
+});
+
+t.test('refused, bad URL and bad scheme are clear errors', async (t) => {
+  await t.rejects(httpRequest('http://127.0.0.1:1/', { timeoutMs: 2000 }), { code: 'MESH_E_HTTP_FAILED', message: /ECONNREFUSED/ });
+  await t.rejects(httpRequest('not a url', { timeoutMs: 2000 }), { code: 'MESH_E_HTTP_URL', message: /not a URL: not a url/ });
+  await t.rejects(httpRequest('ftp://127.0.0.1/x', { timeoutMs: 2000 }), {
+    code: 'MESH_E_HTTP_URL',
+    message: /unsupported URL scheme ftp:/,
+  });
+});
