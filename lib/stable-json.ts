@@ -31,3 +31,10 @@ export function entriesHash(entries: Iterable<readonly [string, string, string]>
   for (const [group, name, version] of entries) hash.update(`${group}\0${JSON.stringify(name)}\0${version}\n`);
   return hash.digest('hex');
 }
+
+/** sha256 (hex) of a name -> version map in its iteration order (as entriesHash with an empty group, without the tuples). */
+export function versionsHash(byName: ReadonlyMap<string, string>): string {
+  let text = '';
+  for (const [name, version] of byName) text += `\0${JSON.stringify(name)}\0${version}\n`;
+  return createHash('sha256').update(text).digest('hex');
+}

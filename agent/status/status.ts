@@ -119,7 +119,13 @@ export function buildStatus(input: StatusInput): StatusDocument {
   const svidBy = new Map((ids?.workloads ?? []).map((w) => [w.spiffeId, w]));
   const servingBy = new Map((dp?.serving ?? []).map((s) => [s.workload, s]));
   /** Each upstream service's callers on this node (several local workloads may call one service). */
-  const callersOf = (service: string) => (dp?.upstreams ?? []).filter((u) => u.service === service);
+  const callersBy = new Map<string, NonNullable<typeof dp>['upstreams'][number][]>();
+  for (const u of dp?.upstreams ?? []) {
+    const list = callersBy.get(u.service);
+    if (list === undefined) callersBy.set(u.service, [u]);
+    else list.push(u);
+  }
+  const callersOf = (service: string) => callersBy.get(service) ?? [];
   const plaintextBy = new Map((dp?.plaintextAccepted ?? []).map((p) => [p.workload, p.policy]));
   const doc: StatusDocument = {
     node: input.node,

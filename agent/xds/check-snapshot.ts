@@ -9,7 +9,7 @@
  * would turn off chain checks).
  */
 import type { XdsResource } from './resources/common.js';
-import { RESOURCE_KINDS, resourceName, type Snapshot } from './snapshot.js';
+import { RESOURCE_KINDS, type ResourceKind, resourceName, type Snapshot } from './snapshot.js';
 
 interface References {
   routes: Set<string>;
@@ -117,19 +117,41 @@ function duplicateChainMatches(listener: XdsResource): string[] {
   return problems;
 }
 
-/** Returns the snapshot's problems, one sentence each; empty when it may be served. */
-export function checkSnapshot(snapshot: Snapshot): string[] {
+const NONE: ReadonlyMap<string, XdsResource> = new Map();
+
+function sameKeys(a: ReadonlyMap<string, unknown>, b: ReadonlyMap<string, unknown>): boolean {
+  if (a === b) return true;
+  if (a.size !== b.size) return false;
+  for (const key of a.keys()) if (!b.has(key)) return false;
+  return true;
+}
+
+/**
+ * Returns the snapshot's problems, one sentence each; empty when it may be
+ * served.
+ *
+ * `base`: a snapshot that passed this check (the one served). Each section's
+ * answer depends on one kind's resources and on the other kinds' names only.
+ * When no kind's names changed, a section whose kind is the very same map as
+ * in `base` (makeSnapshot takes unchanged kinds over) gives the answer it gave
+ * then, none, and is skipped: a one-endpoint change checks the endpoints.
+ */
+export function checkSnapshot(snapshot: Snapshot, base?: Snapshot): string[] {
   const problems = [...snapshot.buildProblems];
   const { listeners, clusters, endpoints, routes, secrets } = snapshot.resources;
+  const changed = (kind: ResourceKind) => base === undefined || snapshot.resources[kind] !== base.resources[kind];
+  const namesKept = base !== undefined && RESOURCE_KINDS.every((k) => !changed(k) || sameKeys(snapshot.resources[k], base.resources[k]));
+  const check = (kind: ResourceKind) => !namesKept || changed(kind);
 
   for (const kind of RESOURCE_KINDS) {
+    if (!check(kind)) continue;
     for (const [key, resource] of snapshot.resources[kind]) {
       const name = resourceName(kind, resource);
       if (name !== key) problems.push(`${kind}: key ${JSON.stringify(key)} holds a resource named ${JSON.stringify(name)}`);
     }
   }
 
-  for (const [name, cluster] of clusters) {
+  for (const [name, cluster] of check('clusters') ? clusters : NONE) {
     if (cluster.type !== 'EDS') continue;
     const eds = cluster.eds_cluster_config;
     const serviceName = isObject(eds) && typeof eds.service_name === 'string' ? eds.service_name : name;
@@ -138,7 +160,7 @@ export function checkSnapshot(snapshot: Snapshot): string[] {
   }
 
   const addresses = new Map<string, string>();
-  for (const [name, listener] of listeners) {
+  for (const [name, listener] of check('listeners') ? listeners : NONE) {
     const refs = referencesOf(listener);
     for (const route of refs.routes) {
       if (!routes.has(route))
@@ -159,14 +181,14 @@ export function checkSnapshot(snapshot: Snapshot): string[] {
     }
   }
 
-  for (const [name, cluster] of clusters) {
+  for (const [name, cluster] of check('clusters') ? clusters : NONE) {
     const refs = referencesOf(cluster);
     for (const secret of refs.secrets) {
       if (!secrets.has(secret)) problems.push(`cluster ${JSON.stringify(name)}: secret ${JSON.stringify(secret)} does not exist`);
     }
   }
 
-  for (const [name, secret] of secrets) {
+  for (const [name, secret] of check('secrets') ? secrets : NONE) {
     const pems = [
       ['trust bundle', (secret.validation_context as { trusted_ca?: { inline_string?: unknown } } | undefined)?.trusted_ca],
       ['certificate chain', (secret.tls_certificate as { certificate_chain?: { inline_string?: unknown } } | undefined)?.certificate_chain],
@@ -179,7 +201,7 @@ export function checkSnapshot(snapshot: Snapshot): string[] {
     }
   }
 
-  for (const [name, route] of routes) {
+  for (const [name, route] of check('routes') ? routes : NONE) {
     const refs = referencesOf(route);
     for (const cluster of refs.clusters) {
       if (!clusters.has(cluster))

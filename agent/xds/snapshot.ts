@@ -4,7 +4,7 @@
  * as a whole), and checked for consistency before it is served.
  */
 import { deepFreeze } from '../../lib/deep-freeze.js';
-import { contentHash, entriesHash, stableJson } from '../../lib/stable-json.js';
+import { contentHash, entriesHash, stableJson, versionsHash } from '../../lib/stable-json.js';
 import type { ModelUpstream, ProxyModel } from '../model/proxy-model.js';
 import { isHttpLike } from '../model/proxy-model.js';
 import { buildBlackholeCluster, buildPassthroughCluster } from './resources/capture-clusters.js';
@@ -46,32 +46,71 @@ export function resourceName(kind: ResourceKind, resource: XdsResource): string 
   return typeof name === 'string' ? name : '';
 }
 
+/** Per versions map of a snapshot: the hash of its (name, version) entries, so a kind reused from the previous snapshot is not hashed again. */
+const kindHashes = new WeakMap<ReadonlyMap<string, string>, string>();
+
+/** True when both maps hold the very same resource objects under the same keys, in the same order. */
+function sameEntries(a: ReadonlyMap<string, XdsResource>, b: ReadonlyMap<string, XdsResource>): boolean {
+  if (a === b) return true;
+  if (a.size !== b.size) return false;
+  const other = b.entries();
+  for (const [key, resource] of a) {
+    const next = other.next().value as [string, XdsResource];
+    if (next[0] !== key || next[1] !== resource) return false;
+  }
+  return true;
+}
+
 /**
  * Makes an immutable snapshot of the given resources (keyed by the map key)
  * and computes its versions. Exported so tests and later stages can assemble
  * snapshots directly.
+ *
+ * With `previous` (the last snapshot the same builder made), a kind whose map
+ * holds the very same resource objects under the same keys (in the same order) is taken over
+ * whole: the previous map, versions and hash, nothing sorted, frozen or hashed
+ * again. A one-endpoint change then costs the endpoints, not all 800
+ * resources, and later stages (check, encode, streams) see by identity which
+ * kinds did not change. The version is the same either way: the hash of the
+ * kinds' hashes, each the hash of its sorted (name, version) entries.
  */
 export function makeSnapshot(
   resources: { [K in ResourceKind]: Map<string, XdsResource> },
   buildProblems: string[] = [],
   /** Content hashes already known (BuildMemo), by resource object. */
   knownHashes?: WeakMap<object, string>,
+  previous?: Snapshot,
 ): Snapshot {
-  const versions = {} as { [K in ResourceKind]: Map<string, string> };
+  const kept = {} as { [K in ResourceKind]: ReadonlyMap<string, XdsResource> };
+  const versions = {} as { [K in ResourceKind]: ReadonlyMap<string, string> };
   const summary: Array<[ResourceKind, string, string]> = [];
   for (const kind of RESOURCE_KINDS) {
-    const byName = new Map<string, string>();
-    for (const name of [...resources[kind].keys()].sort()) {
-      const resource = deepFreeze(resources[kind].get(name) as XdsResource);
-      const hash = knownHashes?.get(resource) ?? contentHash(resource);
-      byName.set(name, hash);
-      summary.push([kind, name, hash]);
+    const before = previous?.resources[kind];
+    const reused = before !== undefined && previous !== undefined && sameEntries(resources[kind], before);
+    let byName: ReadonlyMap<string, string>;
+    if (reused) {
+      kept[kind] = before;
+      byName = previous.versions[kind];
+    } else {
+      const fresh = new Map<string, string>();
+      for (const name of [...resources[kind].keys()].sort()) {
+        const resource = deepFreeze(resources[kind].get(name) as XdsResource);
+        fresh.set(name, knownHashes?.get(resource) ?? contentHash(resource));
+      }
+      kept[kind] = resources[kind];
+      byName = fresh;
     }
     versions[kind] = byName;
+    let hash = kindHashes.get(byName);
+    if (hash === undefined) {
+      hash = versionsHash(byName);
+      kindHashes.set(byName, hash);
+    }
+    summary.push([kind, '', hash]);
   }
   return Object.freeze({
     version: entriesHash(summary),
-    resources: Object.freeze({ ...resources }),
+    resources: Object.freeze(kept),
     versions: Object.freeze(versions),
     buildProblems: Object.freeze([...buildProblems]),
   });
@@ -111,6 +150,8 @@ export class BuildMemo {
   private groups = new WeakMap<object, { readonly context: string; readonly items: readonly GroupItem[] }>();
   private recording: GroupItem[] | undefined;
   readonly hashes = new WeakMap<object, string>();
+  /** The snapshot the last build made: makeSnapshot takes its unchanged kinds over whole. */
+  lastSnapshot: Snapshot | undefined;
 
   resource(kind: ResourceKind, input: unknown, build: () => XdsResource): XdsResource {
     const key = `${kind}\0${typeof input === 'string' ? input : stableJson(input)}`;
@@ -304,5 +345,7 @@ export function buildSnapshot(model: ProxyModel, identities: Identities, memo?: 
     );
   }
   memo?.commit();
-  return makeSnapshot(resources, problems, memo?.hashes);
+  const snapshot = makeSnapshot(resources, problems, memo?.hashes, memo?.lastSnapshot);
+  if (memo !== undefined) memo.lastSnapshot = snapshot;
+  return snapshot;
 }

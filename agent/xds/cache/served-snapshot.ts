@@ -31,14 +31,22 @@ export interface ServedSnapshot {
 export class SnapshotEncoder {
   /** By kind: content version -> the resource served at it in the previous snapshot. */
   private cache = new Map<ResourceKind, Map<string, ServedResource>>();
+  /** The last snapshot served: a kind with the very same versions map (makeSnapshot took it over) keeps its served map. */
+  private last: ServedSnapshot | undefined;
 
   /** Encodes a snapshot, reusing the encodings (and served entries) of unchanged resources; throws MESH_E_XDS_SNAPSHOT_INVALID. */
   serve(snapshot: Snapshot): ServedSnapshot {
     const next = new Map<ResourceKind, Map<string, ServedResource>>();
     const byKind = {} as { [K in ResourceKind]: Map<string, ServedResource> };
     for (const type of XDS_TYPES) {
-      const served = new Map<string, ServedResource>();
       const before = this.cache.get(type.kind);
+      const last = this.last;
+      if (last !== undefined && before !== undefined && last.snapshot.versions[type.kind] === snapshot.versions[type.kind]) {
+        next.set(type.kind, before);
+        byKind[type.kind] = last.byKind[type.kind] as Map<string, ServedResource>;
+        continue;
+      }
+      const served = new Map<string, ServedResource>();
       const byVersion = new Map<string, ServedResource>();
       next.set(type.kind, byVersion);
       for (const [name, resource] of snapshot.resources[type.kind]) {
@@ -70,6 +78,7 @@ export class SnapshotEncoder {
       byKind[type.kind] = served;
     }
     this.cache = next;
-    return { version: snapshot.version, snapshot, byKind };
+    this.last = { version: snapshot.version, snapshot, byKind };
+    return this.last;
   }
 }

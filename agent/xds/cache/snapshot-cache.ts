@@ -67,7 +67,8 @@ export function createSnapshotCache(): SnapshotCache {
     setSnapshot(node, snapshot) {
       const e = entry(node);
       if (e.served?.version === snapshot.version) return false;
-      const problems = checkSnapshot(snapshot);
+      // Against the served snapshot (it passed): only the kinds that changed are checked again.
+      const problems = checkSnapshot(snapshot, e.served?.snapshot);
       if (problems.length > 0) {
         throw new MeshError('MESH_E_XDS_SNAPSHOT_INVALID', `snapshot ${snapshot.version.slice(0, 12)} not served: ${problems.join('; ')}`, {
           details: { problems, node },

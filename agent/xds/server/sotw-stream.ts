@@ -86,6 +86,10 @@ export class SotwStream extends XdsStream<SotwTypeState, SotwRequest> {
     return out;
   }
 
+  protected override mustRespond(st: SotwTypeState): boolean {
+    return st.forced;
+  }
+
   protected respond(st: SotwTypeState): void {
     if (!st.waiting || this.served === undefined) return;
     const content = this.content(st);

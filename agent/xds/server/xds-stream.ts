@@ -7,7 +7,7 @@
  * sends, ACKs (with the acknowledged resources) and NACKs, and status().
  */
 import type { AckedResources } from '../cache/acked-resources.js';
-import type { ServedSnapshot } from '../cache/served-snapshot.js';
+import type { ServedResource, ServedSnapshot } from '../cache/served-snapshot.js';
 import type { SnapshotWatch } from '../cache/snapshot-cache.js';
 import type { ResourceKind } from '../snapshot.js';
 import { XDS_TYPES, type XdsType, xdsType } from '../xds-types.js';
@@ -24,6 +24,8 @@ export interface TypeStateBase {
   /** Name -> resource version Envoy acknowledged (replaced, never changed in place). */
   acked: ReadonlyMap<string, string>;
   lastNack?: NackRecord;
+  /** The served map of this type at the latest update(): a new snapshot that kept it (same object) has nothing new for the type. */
+  seen?: ReadonlyMap<string, ServedResource>;
 }
 
 const NONE: ReadonlyMap<string, string> = new Map();
@@ -74,7 +76,13 @@ export abstract class XdsStream<S extends TypeStateBase, R extends { readonly no
     this.served = served;
     for (const type of XDS_TYPES) {
       const st = this.states.get(type.typeUrl);
-      if (st !== undefined) this.respond(st);
+      if (st === undefined) continue;
+      // The type's resources are the very map of the last update: what changed since (subscriptions, ACKs) was
+      // answered when it arrived, so only a protocol's own pending send (mustRespond) is left to do.
+      const map = served.byKind[type.kind];
+      if (st.seen === map && !this.mustRespond(st)) continue;
+      st.seen = map;
+      this.respond(st);
     }
   }
 
@@ -145,6 +153,10 @@ export abstract class XdsStream<S extends TypeStateBase, R extends { readonly no
   protected abstract createState(type: XdsType, req: R): S;
   /** The protocol's rules for one request of a type (subscriptions, ACK/NACK, stale nonces), then an answer if due. */
   protected abstract handle(st: S, req: R): void;
+  /** Something must go out for the type even if its resources did not change (SotW: a dependency changed). */
+  protected mustRespond(_st: S): boolean {
+    return false;
+  }
   /** Sends what is new for the type, if the protocol allows it now. */
   protected abstract respond(st: S): void;
   /** Resources Envoy holds as far as the stream knows. */

@@ -223,6 +223,10 @@ function run(t: Test, seed: number, capture: CaptureInput | undefined, steps: nu
   const modelMemo = new ModelMemo();
   const buildMemo = new BuildMemo();
   let agreed = 0;
+  /** The latest incremental snapshot that passed the check: what the snapshot cache serves and checks the next one against. */
+  let served: Snapshot | undefined;
+  let checkedAgainstServed = 0;
+  let checkAgreed = 0;
   for (let step = 0; step < steps; step++) {
     const what = step === 0 ? 'first build' : edit(rand, s);
     const input = inputOf(s, step + 1, capture);
@@ -231,8 +235,20 @@ function run(t: Test, seed: number, capture: CaptureInput | undefined, steps: nu
     const builtFull = buildModel(input);
     const full = { built: builtFull, snapshot: buildSnapshot(builtFull.model, s.identities) };
     if (same(t, `seed ${seed}, step ${step} (${what})`, incremental, full, agreed === step)) agreed++;
+    // Checked against the served snapshot (only the kinds that changed), the answer is the full check's.
+    const whole = checkSnapshot(incremental.snapshot);
+    if (served !== undefined) {
+      checkedAgainstServed++;
+      const against = checkSnapshot(incremental.snapshot, served);
+      if (stableJson(against) === stableJson(whole)) checkAgreed++;
+      else if (checkAgreed === checkedAgainstServed - 1)
+        t.same(against, whole, `seed ${seed}, step ${step} (${what}): check against the served one`);
+    }
+    if (whole.length === 0) served = incremental.snapshot;
   }
   t.equal(agreed, steps, `seed ${seed}: every step agrees`);
+  t.ok(checkedAgainstServed > steps / 2, `seed ${seed}: ${checkedAgainstServed} steps checked against a served snapshot`);
+  t.equal(checkAgreed, checkedAgainstServed, `seed ${seed}: each of them agrees with the full check`);
 }
 
 t.test('random edits: the incremental rebuild equals a full rebuild', async (t) => {
@@ -293,4 +309,13 @@ t.test('a one-service change remakes only that upstream: the others and their re
     ),
     ['outbound:orders'],
   );
+  for (const kind of RESOURCE_KINDS) {
+    if (kind === 'endpoints') continue;
+    t.equal(second.snapshot.resources[kind], first.snapshot.resources[kind], `${kind}: the previous map taken over whole`);
+    t.equal(second.snapshot.versions[kind], first.snapshot.versions[kind], `${kind}: its versions too`);
+  }
+  t.not(second.snapshot.versions.endpoints, first.snapshot.versions.endpoints, 'endpoints: new versions');
+  const plain = buildSnapshot(second.built.model, fixtureIdentities());
+  t.equal(second.snapshot.version, plain.version, 'the version is the one a build from scratch gives');
+  t.same(checkSnapshot(second.snapshot, first.snapshot), [], 'checked against the first: passes');
 });
