@@ -23,10 +23,12 @@ import { type CatalogView, makeView, sameInstances } from '../agent/discovery/ca
 import { buildModel } from '../agent/model/build-model.js';
 import { ModelMemo } from '../agent/model/model-memo.js';
 import type { Workload } from '../agent/workloads/workload.js';
+import { BuildMemo } from '../agent/xds/build-memo.js';
 import { type ServedSnapshot, SnapshotEncoder } from '../agent/xds/cache/served-snapshot.js';
 import { checkSnapshot } from '../agent/xds/check-snapshot.js';
 import type { PushCounters } from '../agent/xds/server/ads-telemetry.js';
-import { BuildMemo, buildSnapshot, type Identities } from '../agent/xds/snapshot.js';
+import type { Identities } from '../agent/xds/snapshot.js';
+import { buildSnapshot } from '../agent/xds/snapshot-build.js';
 import { agentStatus, startAgentProcess } from '../test/support/agent-process.js';
 import { joinSource, startTestControlPlane } from '../test/support/controlplane.js';
 import { parseStats } from '../test/support/envoy.js';

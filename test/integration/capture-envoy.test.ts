@@ -27,7 +27,8 @@ import { createSnapshotCache, type SnapshotCache } from '../../agent/xds/cache/s
 import { CAPTURE_INBOUND_LISTENER, CAPTURE_OUTBOUND_LISTENER } from '../../agent/xds/names.js';
 import type { XdsResource } from '../../agent/xds/resources/common.js';
 import { type AdsServer, startAdsServer } from '../../agent/xds/server/ads-server.js';
-import { buildSnapshot, type Identities, type Snapshot } from '../../agent/xds/snapshot.js';
+import type { Identities, Snapshot } from '../../agent/xds/snapshot.js';
+import { buildSnapshot } from '../../agent/xds/snapshot-build.js';
 import { systemClock } from '../../lib/clock.js';
 import { createLogger } from '../../lib/logger.js';
 import { type EnvoyProcess, startEnvoy } from '../support/envoy.js';

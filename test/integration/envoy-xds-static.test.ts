@@ -14,7 +14,7 @@ import path from 'node:path';
 import t, { type Test } from 'tap';
 import { buildBootstrap } from '../../agent/envoy/bootstrap.js';
 import type { XdsResource } from '../../agent/xds/resources/common.js';
-import { buildSnapshot } from '../../agent/xds/snapshot.js';
+import { buildSnapshot } from '../../agent/xds/snapshot-build.js';
 import { checkMessage } from '../../lib/envoy/protos.js';
 import { run } from '../../lib/exec.js';
 import { fixtureIdentities, fixtureModel } from '../agent/xds/fixtures/model.js';

@@ -19,7 +19,8 @@ import { inboundListenerName, outboundClusterName } from '../../agent/xds/names.
 import type { XdsResource } from '../../agent/xds/resources/common.js';
 import { type AdsServer, startAdsServer } from '../../agent/xds/server/ads-server.js';
 import type { AdsEvent } from '../../agent/xds/server/ads-telemetry.js';
-import { buildSnapshot, type Identities } from '../../agent/xds/snapshot.js';
+import type { Identities } from '../../agent/xds/snapshot.js';
+import { buildSnapshot } from '../../agent/xds/snapshot-build.js';
 import { systemClock } from '../../lib/clock.js';
 import { createLogger } from '../../lib/logger.js';
 import { type EnvoyProcess, startEnvoy } from '../support/envoy.js';

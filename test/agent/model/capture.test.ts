@@ -7,7 +7,7 @@ import t from 'tap';
 import { canonicalAddress, captureChains } from '../../../agent/model/capture.js';
 import type { ProxyModel } from '../../../agent/model/proxy-model.js';
 import { checkSnapshot } from '../../../agent/xds/check-snapshot.js';
-import { buildSnapshot } from '../../../agent/xds/snapshot.js';
+import { buildSnapshot } from '../../../agent/xds/snapshot-build.js';
 import { parsePolicyDocument } from '../../../lib/policy/parse.js';
 import type { PolicyDocument } from '../../../lib/policy/schema.js';
 import { CATALOG, captureModel, id, meshInstance, service } from '../xds/fixtures/capture-model.js';

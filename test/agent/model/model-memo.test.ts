@@ -17,8 +17,10 @@ import { type BuiltModel, buildModel, type ModelInput } from '../../../agent/mod
 import type { CaptureInput } from '../../../agent/model/capture.js';
 import { ModelMemo } from '../../../agent/model/model-memo.js';
 import type { Workload } from '../../../agent/workloads/workload.js';
+import { BuildMemo } from '../../../agent/xds/build-memo.js';
 import { checkSnapshot } from '../../../agent/xds/check-snapshot.js';
-import { BuildMemo, buildSnapshot, type Identities, RESOURCE_KINDS, type Snapshot } from '../../../agent/xds/snapshot.js';
+import { type Identities, RESOURCE_KINDS, type Snapshot } from '../../../agent/xds/snapshot.js';
+import { buildSnapshot } from '../../../agent/xds/snapshot-build.js';
 import { parsePolicyDocument } from '../../../lib/policy/parse.js';
 import type { PolicyDocument } from '../../../lib/policy/schema.js';
 import { stableJson } from '../../../lib/stable-json.js';
@@ -249,6 +251,10 @@ function run(t: Test, seed: number, capture: CaptureInput | undefined, steps: nu
   t.equal(agreed, steps, `seed ${seed}: every step agrees`);
   t.ok(checkedAgainstServed > steps / 2, `seed ${seed}: ${checkedAgainstServed} steps checked against a served snapshot`);
   t.equal(checkAgreed, checkedAgainstServed, `seed ${seed}: each of them agrees with the full check`);
+  t.equal(buildMemo.builds.full + buildMemo.builds.patched, steps);
+  // Without capture, the instance edits go by the patch path; with capture every build is a full one.
+  if (capture === undefined) t.ok(buildMemo.builds.patched >= steps / 5, `seed ${seed}: ${buildMemo.builds.patched} builds patched`);
+  else t.equal(buildMemo.builds.patched, 0, `seed ${seed}: capture builds in full`);
 }
 
 t.test('random edits: the incremental rebuild equals a full rebuild', async (t) => {

@@ -8,7 +8,8 @@
 import t, { type Test } from 'tap';
 import type { ProxyModel } from '../../../agent/model/proxy-model.js';
 import { checkSnapshot } from '../../../agent/xds/check-snapshot.js';
-import { buildSnapshot, RESOURCE_KINDS, type ResourceKind, type Snapshot } from '../../../agent/xds/snapshot.js';
+import { RESOURCE_KINDS, type ResourceKind, type Snapshot } from '../../../agent/xds/snapshot.js';
+import { buildSnapshot } from '../../../agent/xds/snapshot-build.js';
 import { XDS_TYPES } from '../../../agent/xds/xds-types.js';
 import { checkMessage } from '../../../lib/envoy/protos.js';
 import { parsePolicyDocument } from '../../../lib/policy/parse.js';

@@ -5,7 +5,8 @@
  */
 import t from 'tap';
 import { checkSnapshot } from '../../../agent/xds/check-snapshot.js';
-import { buildSnapshot, RESOURCE_KINDS, type ResourceKind } from '../../../agent/xds/snapshot.js';
+import { RESOURCE_KINDS, type ResourceKind } from '../../../agent/xds/snapshot.js';
+import { buildSnapshot } from '../../../agent/xds/snapshot-build.js';
 import { checkMessage, fromAny, toAny } from '../../../lib/envoy/protos.js';
 import { TypeUrl } from '../../../lib/envoy/type-urls.js';
 import { matchGolden } from '../../support/golden.js';

@@ -1,18 +1,12 @@
 import t from 'tap';
 import type { ModelUpstream, ProxyModel } from '../../../agent/model/proxy-model.js';
+import { BuildMemo } from '../../../agent/xds/build-memo.js';
 import { checkSnapshot } from '../../../agent/xds/check-snapshot.js';
 import type { XdsResource } from '../../../agent/xds/resources/common.js';
 import { buildOutboundCluster } from '../../../agent/xds/resources/outbound-cluster.js';
 import { NO_PEER_SAN } from '../../../agent/xds/resources/peer-sans.js';
-import {
-  BuildMemo,
-  buildSnapshot,
-  emptyResources,
-  makeSnapshot,
-  RESOURCE_KINDS,
-  type ResourceKind,
-  type Snapshot,
-} from '../../../agent/xds/snapshot.js';
+import { emptyResources, makeSnapshot, RESOURCE_KINDS, type ResourceKind, type Snapshot } from '../../../agent/xds/snapshot.js';
+import { buildSnapshot } from '../../../agent/xds/snapshot-build.js';
 import { checkMessage } from '../../../lib/envoy/protos.js';
 import { TypeUrl } from '../../../lib/envoy/type-urls.js';
 import { stableJson } from '../../../lib/stable-json.js';

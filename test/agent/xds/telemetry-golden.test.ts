@@ -10,7 +10,8 @@ import type { ModelTracing, ProxyModel } from '../../../agent/model/proxy-model.
 import { checkSnapshot } from '../../../agent/xds/check-snapshot.js';
 import { TRACING_CLUSTER } from '../../../agent/xds/names.js';
 import { ACCESS_LOG_KIND } from '../../../agent/xds/resources/access-log.js';
-import { buildSnapshot, RESOURCE_KINDS, type ResourceKind, type Snapshot } from '../../../agent/xds/snapshot.js';
+import { RESOURCE_KINDS, type ResourceKind, type Snapshot } from '../../../agent/xds/snapshot.js';
+import { buildSnapshot } from '../../../agent/xds/snapshot-build.js';
 import { XDS_TYPES } from '../../../agent/xds/xds-types.js';
 import { checkMessage } from '../../../lib/envoy/protos.js';
 import { matchGolden } from '../../support/golden.js';

@@ -7,7 +7,8 @@
  */
 import t from 'tap';
 import { checkSnapshot } from '../../../agent/xds/check-snapshot.js';
-import { buildSnapshot, RESOURCE_KINDS, type ResourceKind } from '../../../agent/xds/snapshot.js';
+import { RESOURCE_KINDS, type ResourceKind } from '../../../agent/xds/snapshot.js';
+import { buildSnapshot } from '../../../agent/xds/snapshot-build.js';
 import { XDS_TYPES } from '../../../agent/xds/xds-types.js';
 import { checkMessage, fromAny, toAny } from '../../../lib/envoy/protos.js';
 import { matchGolden } from '../../support/golden.js';
