@@ -246,6 +246,8 @@ async function run(): Promise<void> {
   const delays = { ours: [] as number[], consul: [] as number[] };
   const polls = { ours: [] as number[], consul: [] as number[] };
   const rawDelays: number[] = [];
+  /** Per flip, from our /status after both Envoys showed it: write -> new view in the agent, -> pushed, -> Envoy's ACK. */
+  const oursSteps = { arrived: [] as number[], pushed: [] as number[], acked: [] as number[] };
   for (let k = 0; k < FLIPS; k++) {
     const s = Math.floor(k / 2) * 4;
     const service = upstreamNames[s] as string;
@@ -254,6 +256,7 @@ async function run(): Promise<void> {
     // Consul's own share: a raw blocking query on the service at the server, returning when it has the write.
     const raw = await rawBlockingQuery(serverBase, service);
     let t0 = 0;
+    let wall0 = 0;
     const d = await flipOnce({
       node,
       sides: [
@@ -265,10 +268,18 @@ async function run(): Promise<void> {
       pollMs: POLL_MS,
       write: (at) => {
         t0 = at;
+        wall0 = Date.now();
         return txn(serverBase, [checkOp(node, service, status), sidecarCheckOp(node, service, status)]);
       },
     });
     rawDelays.push((await raw.returned) - t0);
+    const change = await ours.lastChange();
+    if (change?.pushedMs === undefined || change.ackedMs === undefined)
+      throw new Error(`flip ${k}: our /status xds.lastChange has no push or ACK: ${JSON.stringify(change)}`);
+    const arrived = Date.parse(change.at) - wall0;
+    oursSteps.arrived.push(arrived);
+    oursSteps.pushed.push(arrived + change.pushedMs);
+    oursSteps.acked.push(arrived + change.ackedMs);
     delays.ours.push(d[0] as number);
     delays.consul.push(d[1] as number);
     if ((k + 1) % 20 === 0) log(`${k + 1} flips`);
@@ -302,6 +313,7 @@ async function run(): Promise<void> {
     consul: side('consul', consulReady, pair.client.pid, registeredAt),
     consulServerRssMb: rssMb(pair.server.pid),
     rawBlockingQuery: rawDelays,
+    oursSteps,
     load: loads,
   };
 

@@ -239,7 +239,12 @@ async function endToEnd(
         consulAddr,
         nodeName: `bench-${api}`,
         allow: [CALLER_ID],
-        config: { controlPlane: { address: cp.cp.address, caBundle: '/dev/null' } },
+        // The Consul watch settings are the agent's defaults (agent/config/schema.ts), not the tests' fast loops: with
+        // the tests' 10 s wait, 200 blocking queries time out and are answered again 20 times a second.
+        config: {
+          controlPlane: { address: cp.cp.address, caBundle: '/dev/null' },
+          consul: { watchWait: '60s', syncInterval: '5s' },
+        },
         envoy: { binary: envoyBinary, adminPort, api },
         workloads: {
           [`${CALLER}.json`]: JSON.stringify({

@@ -107,7 +107,10 @@ export class PolicyLifecycle {
 
   /** After an ACK of the node (or a rebuild): when Envoy runs the whole served snapshot, its policy versions are accepted. */
   acknowledged(snapshot: Snapshot | undefined, acked: AckedResources): void {
-    if (snapshot === undefined || this.served?.version !== snapshot.version || !fullyAcked(snapshot, acked)) return;
+    if (snapshot === undefined || this.served?.version !== snapshot.version) return;
+    // Nothing would change (no NACK to clear, every served version already accepted): no walk over the whole snapshot.
+    if (this.nack === undefined && accepted(this.lastAccepted, [...this.served.resources.values()]) === this.lastAccepted) return;
+    if (!fullyAcked(snapshot, acked)) return;
     this.nack = undefined;
     this.lastAccepted = accepted(this.lastAccepted, [...this.served.resources.values()]);
   }

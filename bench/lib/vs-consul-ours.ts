@@ -17,6 +17,15 @@ interface StatusDoc {
   healthy: boolean;
   problems: string[];
   envoy?: { state: string; pid?: number };
+  xds?: { lastChange?: LastChange };
+}
+
+/** /status xds.lastChange as JSON: `at` is the view's arrival (ISO), the rest ms after it. */
+export interface LastChange {
+  readonly at: string;
+  readonly startedMs?: number;
+  readonly pushedMs?: number;
+  readonly ackedMs?: number;
 }
 
 export interface Ours {
@@ -30,6 +39,8 @@ export interface Ours {
   fatal(): string | undefined;
   /** Waits until /status says healthy (after Envoy is ready). */
   healthy(): Promise<void>;
+  /** /status xds.lastChange: the latest catalog view's way through the agent (agent/dataplane/change-timing.ts). */
+  lastChange(): Promise<LastChange | undefined>;
   stop(): Promise<void>;
 }
 
@@ -50,7 +61,12 @@ export async function startOurs(o: {
       consulAddr: o.consulAddr,
       nodeName: 'bench-ours',
       allow: [`spiffe://${TRUST_DOMAIN}/ns/default/sa/${o.caller}`],
-      config: { controlPlane: { address: cp.cp.address, caBundle: '/dev/null' } },
+      // The Consul watch settings are the agent's defaults (agent/config/schema.ts), not the tests' fast loops: with
+      // the tests' 10 s wait, 200 blocking queries time out and are answered again 20 times a second.
+      config: {
+        controlPlane: { address: cp.cp.address, caBundle: '/dev/null' },
+        consul: { watchWait: '60s', syncInterval: '5s' },
+      },
       envoy: { binary: o.envoyBinary, adminPort, api: 'delta', concurrency: 1 },
       workloads: {
         [`${o.caller}.json`]: JSON.stringify({ name: o.caller, port: appPort, meshPort, protocol: 'http', upstreams: o.upstreams }),
@@ -73,6 +89,7 @@ export async function startOurs(o: {
     async healthy() {
       await waitFor(async () => ((await status()).healthy ? true : undefined), { timeoutMs: 30_000, what: 'our agent healthy' });
     },
+    lastChange: async () => (await status()).xds?.lastChange,
     stop,
   };
 }

@@ -42,6 +42,8 @@ export interface VsConsulFigures {
   consulServerRssMb: number;
   /** Consul write -> a raw blocking query on the service at the server returns, ms (Consul's own share, the floor). */
   rawBlockingQuery: number[];
+  /** Ours per flip, from the agent's /status xds.lastChange: Consul write -> new view in the agent (ms resolution), -> pushed, -> Envoy's ACK. */
+  oursSteps?: { arrived: number[]; pushed: number[]; acked: number[] };
   /** `uptime` load averages seen during the run (start, before flips, end). */
   load: string[];
 }
@@ -81,6 +83,13 @@ export function propagationTable(f: VsConsulFigures): string {
       'same',
       '-',
     ],
+    ...(f.oursSteps === undefined
+      ? []
+      : [
+          ['(info) ours: Consul write -> new view in the agent, p50 / p99', f.oursSteps.arrived],
+          ['(info) ours: Consul write -> pushed to Envoy, p50 / p99', f.oursSteps.pushed],
+          ["(info) ours: Consul write -> Envoy's ACK, p50 / p99", f.oursSteps.acked],
+        ].map(([label, v]) => [label as string, `${ms(pct(v as number[], 50))} / ${ms(pct(v as number[], 99))}`, '-', '-'])),
     row(
       `(info) one EDS config_dump poll of that Envoy, p50 (a poll every ${f.pollMs} ms after the last)`,
       p2(f.ours.polls, 50),

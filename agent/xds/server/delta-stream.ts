@@ -44,6 +44,8 @@ interface DeltaTypeState extends TypeStateBase {
   outstanding: Map<string, Outstanding>;
 }
 
+const byName = (a: ServedResource, b: ServedResource): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
 export class DeltaStream extends XdsStream<DeltaTypeState, DeltaRequest> {
   constructor(id: number, hooks: StreamHooks) {
     super(id, 'delta', hooks);
@@ -83,12 +85,20 @@ export class DeltaStream extends XdsStream<DeltaTypeState, DeltaRequest> {
     const served = this.served;
     if (served === undefined) return;
     const all = served.byKind[st.type.kind];
-    const wanted = st.type.wildcard ? [...all.keys()] : [...st.names].filter((n) => all.has(n));
-    const changed = wanted
-      .sort()
-      .map((name) => all.get(name))
-      .filter((r): r is ServedResource => r !== undefined && st.known.get(r.name) !== r.version);
-    const removed = [...st.known.keys()].filter((name) => !all.has(name) && (st.type.wildcard || st.names.has(name))).sort();
+    // Only what changed is collected and sorted (one endpoint change: one name, not 200).
+    const changed: ServedResource[] = [];
+    if (st.type.wildcard) {
+      for (const r of all.values()) if (st.known.get(r.name) !== r.version) changed.push(r);
+    } else {
+      for (const name of st.names) {
+        const r = all.get(name);
+        if (r !== undefined && st.known.get(name) !== r.version) changed.push(r);
+      }
+    }
+    changed.sort(byName);
+    const removed: string[] = [];
+    for (const name of st.known.keys()) if (!all.has(name) && (st.type.wildcard || st.names.has(name))) removed.push(name);
+    removed.sort();
     if (changed.length === 0 && removed.length === 0 && st.started) return;
     const first = !st.started;
     st.started = true;
