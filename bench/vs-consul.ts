@@ -27,10 +27,11 @@ import { parseArgs } from 'node:util';
 import { repoRoot } from '../scripts/repo-root.js';
 import { freePorts } from '../test/support/ports.js';
 import { tools } from '../test/support/tools.js';
-import { adsClusterName, clustersByService, edsNames } from './lib/envoy-dump.js';
+import { adsClusterName, clustersByService, edsClusters, edsNames } from './lib/envoy-dump.js';
 import { rssMb } from './lib/stats.js';
 import {
   type BenchEnvoy,
+  type FlipTimes,
   flipOnce,
   fullDump,
   initFetchTimeouts,
@@ -235,6 +236,10 @@ async function run(): Promise<void> {
     throw new Error(`no ADS cluster in a bootstrap: ours ${oursAds}, Consul's ${consulAds}`);
   const oursClusters = clustersByService(upstreamNames, edsNames(oursDump), (s, n) => n === `outbound:${s}`);
   const consulClusters = clustersByService(upstreamNames, edsNames(consulDump), (s, n) => n.startsWith(`${s}.`));
+  /** EDS resource name -> its cluster's name (ours: outbound:<service> -> outbound:<service>@<caller>; Consul's: the same). */
+  const clusterOf = (dump: typeof oursDump) => new Map(edsClusters(dump).map((c) => [c.eds, c.cluster]));
+  const oursCds = clusterOf(oursDump);
+  const consulCds = clusterOf(consulDump);
   log(
     `xDS clusters: ours ${oursAds}, Consul's ${consulAds}; Consul names upstream clusters like ${consulClusters.get(upstreamNames[0] as string)}`,
   );
@@ -245,9 +250,10 @@ async function run(): Promise<void> {
   const rxBefore = { ours: await rxBytes(oursEnvoy, oursAds), consul: await rxBytes(consulEnvoy, consulAds) };
   const delays = { ours: [] as number[], consul: [] as number[] };
   const polls = { ours: [] as number[], consul: [] as number[] };
+  const applied = { ours: [] as number[], consul: [] as number[] };
   const rawDelays: number[] = [];
   /** Per flip, from our /status after both Envoys showed it: write -> new view in the agent, -> pushed, -> Envoy's ACK. */
-  const oursSteps = { arrived: [] as number[], pushed: [] as number[], acked: [] as number[] };
+  const oursSteps = { arrived: [] as number[], started: [] as number[], pushed: [] as number[], acked: [] as number[] };
   for (let k = 0; k < FLIPS; k++) {
     const s = Math.floor(k / 2) * 4;
     const service = upstreamNames[s] as string;
@@ -260,8 +266,18 @@ async function run(): Promise<void> {
     const d = await flipOnce({
       node,
       sides: [
-        { envoy: oursEnvoy, cluster: oursClusters.get(service) as string, polls: polls.ours },
-        { envoy: consulEnvoy, cluster: consulClusters.get(service) as string, polls: polls.consul },
+        {
+          envoy: oursEnvoy,
+          cluster: oursClusters.get(service) as string,
+          statCluster: oursCds.get(oursClusters.get(service) as string) as string,
+          polls: polls.ours,
+        },
+        {
+          envoy: consulEnvoy,
+          cluster: consulClusters.get(service) as string,
+          statCluster: consulCds.get(consulClusters.get(service) as string) as string,
+          polls: polls.consul,
+        },
       ],
       instances: INSTANCES,
       status,
@@ -278,10 +294,14 @@ async function run(): Promise<void> {
       throw new Error(`flip ${k}: our /status xds.lastChange has no push or ACK: ${JSON.stringify(change)}`);
     const arrived = Date.parse(change.at) - wall0;
     oursSteps.arrived.push(arrived);
+    oursSteps.started.push(arrived + (change.startedMs ?? 0));
     oursSteps.pushed.push(arrived + change.pushedMs);
     oursSteps.acked.push(arrived + change.ackedMs);
-    delays.ours.push(d[0] as number);
-    delays.consul.push(d[1] as number);
+    const [o, c] = d as [FlipTimes, FlipTimes];
+    delays.ours.push(o.shown);
+    delays.consul.push(c.shown);
+    applied.ours.push(o.applied);
+    applied.consul.push(c.applied);
     if ((k + 1) % 20 === 0) log(`${k + 1} flips`);
     await sleep(PAUSE_MS);
   }
@@ -290,6 +310,7 @@ async function run(): Promise<void> {
   const nacks = { ours: await nackCount(oursEnvoy), consul: await nackCount(consulEnvoy) };
   const side = (which: 'ours' | 'consul', ready: Ready, agentPid: number, setupAt: number): SideFigures => ({
     delays: delays[which],
+    applied: applied[which],
     polls: polls[which],
     bytesPerChange: (rxAfter[which] - rxBefore[which]) / FLIPS,
     // Read once both are ready and settled (a read at the moment of ready came out low in one run: 189 KB against 314 KB).

@@ -60,19 +60,39 @@ function configOf(dump: { configs?: DumpConfig[] }, typeSuffix: string): DumpCon
 }
 
 /**
+ * The dynamic active clusters of a full `/config_dump`, each as its cluster
+ * name and its EDS resource name (`eds_cluster_config.service_name` when set,
+ * else the cluster's name).
+ */
+export function edsClusters(dump: { configs?: DumpConfig[] }): Array<{ cluster: string; eds: string }> {
+  const clusters = configOf(dump, '.ClustersConfigDump') as
+    | { dynamic_active_clusters?: Array<{ cluster?: { name?: string; eds_cluster_config?: { service_name?: string } } }> }
+    | undefined;
+  return (clusters?.dynamic_active_clusters ?? []).flatMap((c) => {
+    const cluster = c.cluster?.name;
+    if (cluster === undefined) return [];
+    return [{ cluster, eds: c.cluster?.eds_cluster_config?.service_name || cluster }];
+  });
+}
+
+/** A cluster's name as Envoy writes it in stat names (a `:` becomes `_`). */
+export function statScope(cluster: string): string {
+  return cluster.replaceAll(':', '_');
+}
+
+/** The `/stats?filter=` regex of one cluster's `update_time` gauge (its EDS subscription's last accepted update, ms since the epoch). */
+export function updateTimeFilter(cluster: string): string {
+  return `^cluster\\.${exactNameRegex(statScope(cluster)).slice(1, -1)}\\.update_time$`;
+}
+
+/**
  * The EDS resource names of the dynamic active clusters in a full `/config_dump`
  * (the ClustersConfigDump): `eds_cluster_config.service_name` when set (ours:
  * cluster `outbound:<service>@<caller>` reads `outbound:<service>`), else the
  * cluster's name (Consul's). These are the `cluster_name`s of the EDS dump.
  */
 export function edsNames(dump: { configs?: DumpConfig[] }): string[] {
-  const clusters = configOf(dump, '.ClustersConfigDump') as
-    | { dynamic_active_clusters?: Array<{ cluster?: { name?: string; eds_cluster_config?: { service_name?: string } } }> }
-    | undefined;
-  return (clusters?.dynamic_active_clusters ?? []).flatMap((c) => {
-    const name = c.cluster?.eds_cluster_config?.service_name || c.cluster?.name;
-    return name === undefined ? [] : [name];
-  });
+  return edsClusters(dump).map((c) => c.eds);
 }
 
 /** The cluster the bootstrap's ADS talks to (`mesh-ads` for ours, `local_agent` for Consul's), from a full `/config_dump`. */

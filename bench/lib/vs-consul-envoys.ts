@@ -7,7 +7,7 @@
  */
 import { parseStats } from '../../test/support/envoy.js';
 import { httpGet, waitFor } from '../../test/support/wait.js';
-import { clusterEndpoints, exactNameRegex, rejectedStatCount, rejectedUpdates } from './envoy-dump.js';
+import { clusterEndpoints, exactNameRegex, rejectedStatCount, rejectedUpdates, updateTimeFilter } from './envoy-dump.js';
 import { processStartMs } from './proc-start.js';
 import { nodeAddress } from './xds-fixtures.js';
 
@@ -97,7 +97,10 @@ export async function nackCount(e: BenchEnvoy): Promise<{ rejected: number; stat
 
 export interface FlipSide {
   envoy: BenchEnvoy;
+  /** The EDS resource name (the cluster_name of its ClusterLoadAssignment). */
   cluster: string;
+  /** The cluster itself (CDS name): its stats hold the EDS subscription's update_time. */
+  statCluster: string;
   /** Durations of this side's admin polls during the flip are added here (the measurement's resolution). */
   polls: number[];
 }
@@ -112,11 +115,24 @@ async function endpointsOf(side: FlipSide) {
   return eps;
 }
 
+/** One side's figures for one flip, ms after the write started. */
+export interface FlipTimes {
+  /** The end of the first admin poll that showed the flip (the poll's own time included). */
+  shown: number;
+  /**
+   * When Envoy applied it: the cluster's `update_time` gauge (set by Envoy when its EDS
+   * subscription accepted the update, ms resolution, read once the poll showed the flip),
+   * taken as its upper bound (+1 ms).
+   */
+  applied: number;
+}
+
 /**
  * One flip of instance `node`: checks that every Envoy is in the state before it,
  * calls `write` (one Consul write) and polls each Envoy (every 2 ms, each on its own)
- * until each shows exactly that endpoint gone (critical) or back (passing).
- * Returns ms from just before the write, per side; a miss or a wrong endpoint throws.
+ * until each shows exactly that endpoint gone (critical) or back (passing), then
+ * reads when that Envoy applied it. Returns ms from just before the write, per
+ * side; a miss, a wrong endpoint, or an update_time outside [write, shown] throws.
  */
 export async function flipOnce(o: {
   node: number;
@@ -127,7 +143,7 @@ export async function flipOnce(o: {
   write: (t0: number) => Promise<void>;
   /** The pause between two polls of one Envoy; default 2 ms. */
   pollMs?: number;
-}): Promise<number[]> {
+}): Promise<FlipTimes[]> {
   const address = nodeAddress(o.node);
   const has = (healthy: readonly string[]) => healthy.some((h) => h.startsWith(`${address}:`));
   const before = o.status === 'critical' ? o.instances : o.instances - 1;
@@ -138,9 +154,11 @@ export async function flipOnce(o: {
     }
   }
   const t0 = performance.now();
+  /** The write's start on the epoch clock (Envoy's update_time is epoch ms). */
+  const wall0 = performance.timeOrigin + t0;
   await o.write(t0);
   // Each Envoy is polled on its own cadence until it shows the flip, so a slow side neither delays nor speeds up the other's polls.
-  const watch = async (side: FlipSide): Promise<number> => {
+  const watch = async (side: FlipSide): Promise<FlipTimes> => {
     for (;;) {
       const p0 = performance.now();
       const eps = await endpointsOf(side);
@@ -155,7 +173,7 @@ export async function flipOnce(o: {
               `${o.status === 'critical' ? 'gone' : 'back'}: ${eps.healthy.join(', ')}`,
           );
         }
-        return at;
+        return { shown: at, applied: await appliedAt(side, wall0, at) };
       }
       if (performance.now() - t0 > FLIP_TIMEOUT_MS) {
         throw new Error(`flip of ${address} to ${o.status} not shown within ${FLIP_TIMEOUT_MS} ms by ${side.envoy.name} (${side.cluster})`);
@@ -164,4 +182,20 @@ export async function flipOnce(o: {
     }
   };
   return Promise.all(o.sides.map(watch));
+}
+
+/** Slack for comparing Envoy's epoch clock with ours (both the host's clock, read at different resolutions). */
+const CLOCK_SLACK_MS = 2;
+
+/** ms after the write at which the side's Envoy applied the update its poll just showed (update_time + 1 ms); throws when that is not within [write, shown]. */
+async function appliedAt(side: FlipSide, wall0: number, shown: number): Promise<number> {
+  const found = [...(await stats(side.envoy, updateTimeFilter(side.statCluster))).values()];
+  if (found.length !== 1) throw new Error(`${side.envoy.name}: ${found.length} update_time stats for cluster ${side.statCluster}`);
+  const applied = (found[0] as number) + 1 - wall0;
+  if (applied < -CLOCK_SLACK_MS || applied > shown + CLOCK_SLACK_MS) {
+    throw new Error(
+      `${side.envoy.name}: ${side.statCluster} update_time says applied ${applied.toFixed(1)} ms after the write, outside [0, ${shown.toFixed(1)}] (shown)`,
+    );
+  }
+  return Math.max(0, applied);
 }

@@ -3,10 +3,13 @@ import {
   adsClusterName,
   clusterEndpoints,
   clustersByService,
+  edsClusters,
   edsNames,
   exactNameRegex,
   rejectedStatCount,
   rejectedUpdates,
+  statScope,
+  updateTimeFilter,
 } from '../../bench/lib/envoy-dump.js';
 import { parseStats } from '../support/envoy.js';
 
@@ -79,6 +82,22 @@ t.test('adsClusterName and edsNames (service_name, else the cluster name) read t
     'outbound:svc-0010',
   ]);
   t.same(edsNames({}), []);
+});
+
+t.test('edsClusters pairs each cluster with its EDS name; update_time filters select one cluster as Envoy names its stats', async (t) => {
+  t.same(edsClusters(fullDump).at(-1), { cluster: 'outbound:svc-0010@bench-caller', eds: 'outbound:svc-0010' });
+  t.same(edsClusters(fullDump)[0], { cluster: 'svc-0000.default.dc1.internal.x.consul', eds: 'svc-0000.default.dc1.internal.x.consul' });
+  t.equal(statScope('outbound:svc-0010@bench-caller'), 'outbound_svc-0010@bench-caller');
+  const stats = [
+    'cluster.outbound_svc-0010@bench-caller.update_time: 1796044767846',
+    'cluster.outbound_svc-0010@bench-caller.update_success: 3',
+    'cluster.outbound_svc-00100@bench-caller.update_time: 1',
+    'cluster.svc-0000.default.dc1.internal.x.consul.update_time: 1796044768130',
+    'cluster.svc-0000xdefault.dc1.internal.x.consul.update_time: 2',
+  ];
+  const pick = (cluster: string) => stats.filter((line) => new RegExp(updateTimeFilter(cluster)).test(line.split(':')[0] as string));
+  t.same(pick('outbound:svc-0010@bench-caller'), [stats[0]]);
+  t.same(pick('svc-0000.default.dc1.internal.x.consul'), [stats[3]], 'dots are literal');
 });
 
 t.test('clustersByService wants exactly one cluster per service', async (t) => {
