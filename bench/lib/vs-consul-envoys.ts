@@ -131,7 +131,7 @@ export interface FlipTimes {
  * One flip of instance `node`: checks that every Envoy is in the state before it,
  * calls `write` (one Consul write) and polls each Envoy (every 2 ms, each on its own)
  * until each shows exactly that endpoint gone (critical) or back (passing), then
- * reads when that Envoy applied it. Returns ms from just before the write, per
+ * reads (once all showed it) when each Envoy applied it. Returns ms from just before the write, per
  * side; a miss, a wrong endpoint, or an update_time outside [write, shown] throws.
  */
 export async function flipOnce(o: {
@@ -158,7 +158,7 @@ export async function flipOnce(o: {
   const wall0 = performance.timeOrigin + t0;
   await o.write(t0);
   // Each Envoy is polled on its own cadence until it shows the flip, so a slow side neither delays nor speeds up the other's polls.
-  const watch = async (side: FlipSide): Promise<FlipTimes> => {
+  const watch = async (side: FlipSide): Promise<number> => {
     for (;;) {
       const p0 = performance.now();
       const eps = await endpointsOf(side);
@@ -173,7 +173,7 @@ export async function flipOnce(o: {
               `${o.status === 'critical' ? 'gone' : 'back'}: ${eps.healthy.join(', ')}`,
           );
         }
-        return { shown: at, applied: await appliedAt(side, wall0, at) };
+        return at;
       }
       if (performance.now() - t0 > FLIP_TIMEOUT_MS) {
         throw new Error(`flip of ${address} to ${o.status} not shown within ${FLIP_TIMEOUT_MS} ms by ${side.envoy.name} (${side.cluster})`);
@@ -181,7 +181,15 @@ export async function flipOnce(o: {
       await new Promise((r) => setTimeout(r, o.pollMs ?? POLL_MS));
     }
   };
-  return Promise.all(o.sides.map(watch));
+  const shown = await Promise.all(o.sides.map(watch));
+  // Read once every side showed it: a /stats scan costs an Envoy tens of ms, which must not load the machine while
+  // another side's flip is still on its way. The check that update_time is not after the poll catches a later update.
+  const out: FlipTimes[] = [];
+  for (const [i, side] of o.sides.entries()) {
+    const at = shown[i] as number;
+    out.push({ shown: at, applied: await appliedAt(side, wall0, at) });
+  }
+  return out;
 }
 
 /** Slack for comparing Envoy's epoch clock with ours (both the host's clock, read at different resolutions). */
