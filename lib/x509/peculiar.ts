@@ -1,7 +1,8 @@
 /**
  * The one module that loads @peculiar/x509, used wherever certificates are
  * made or examined off the signing hot path: CA generation, `ca import` chain
- * building, the agent's CSRs, `meshctl cert inspect`. Import it from here only:
+ * building, `meshctl cert inspect` (the agent's CSRs are DER from csr-builder.ts,
+ * so the agent never loads it). Import it from here only:
  * the library resolves its algorithms through tsyringe, which needs the
  * reflect-metadata polyfill loaded first (ES modules evaluate imports in
  * order, so the first line below runs before the library does).

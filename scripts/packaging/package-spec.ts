@@ -89,7 +89,8 @@ export const PACKAGES: Readonly<Record<PackageName, PackageSpec>> = Object.freez
       'obtains their SPIFFE identities, runs the bundled Envoy and installs the\n' +
       'transparent proxy.\n' +
       'It bundles its own Node.js runtime and Envoy under /usr/lib/mesh-agent.',
-    programs: [{ command: 'mesh-agent', main: 'dist/agent/main.js', nodeFlags: AGENT_NODE_FLAGS, env: AGENT_NODE_ENV }],
+    // dist/agent/mesh-agent.js: the agent as one bundle (scripts/bundle-agent.ts).
+    programs: [{ command: 'mesh-agent', main: 'dist/agent/mesh-agent.js', nodeFlags: AGENT_NODE_FLAGS, env: AGENT_NODE_ENV }],
     distDirs: ['lib', 'agent'],
     configFiles: [{ source: 'packaging/config/agent.yaml', destination: '/etc/mesh-agent/agent.yaml' }],
     configDirs: ['/etc/mesh-agent/workloads.d'],

@@ -86,6 +86,11 @@ t.test('dpkg-deb -c: the files, owned by root, dated SOURCE_DATE_EPOCH, without 
     './usr/lib/mesh-agent/envoy/LICENSE',
     './usr/lib/mesh-agent/app/package.json',
     './usr/lib/mesh-agent/app/dist/agent/main.js',
+    // The bundle the wrapper runs, and what it reads next to itself (scripts/bundle-agent.ts).
+    './usr/lib/mesh-agent/app/dist/agent/mesh-agent.js',
+    './usr/lib/mesh-agent/app/dist/agent/host-facts-worker.js',
+    './usr/lib/mesh-agent/app/dist/agent/envoy-protos.json',
+    './usr/lib/mesh-agent/app/dist/agent/mesh/controlplane/v1/controlplane.proto',
     './usr/lib/mesh-agent/app/dist/lib/proto/mesh/controlplane/v1/controlplane.proto',
     './usr/lib/mesh-agent/app/node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/config/core/v3/base.proto',
     './etc/mesh-agent/agent.yaml',

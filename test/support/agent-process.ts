@@ -9,6 +9,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { AGENT_NODE_FLAGS, agentEnvAssignments } from '../../agent/node-flags.js';
+import { AGENT_BUNDLE } from '../../scripts/bundle-agent.js';
 import { repoRoot } from '../../scripts/repo-root.js';
 import { type ManagedChild, startChild } from './child.js';
 import { freePorts } from './ports.js';
@@ -67,15 +68,15 @@ export async function agentStatus<T = Record<string, unknown>>(statusAddr: strin
   return JSON.parse(body) as T;
 }
 
-/** `node dist/agent/main.js run --config FILE` as a child process (started by `start`: default startChild; a netns host's spawn). */
+/** `node dist/agent/mesh-agent.js run --config FILE` (the bundle the package runs) as a child process (started by `start`: default startChild; a netns host's spawn). */
 export function startAgentProcess(
   configFile: string,
   start: (command: string, args: readonly string[]) => ManagedChild = startChild,
 ): ManagedChild {
-  const main = path.join(repoRoot(), 'dist', 'agent', 'main.js');
-  if (!existsSync(path.join(repoRoot(), 'dist', 'agent', 'run', 'run-command.js'))) {
+  const main = path.join(repoRoot(), AGENT_BUNDLE);
+  if (!existsSync(main)) {
     throw new Error('dist/agent is not built; run `npm run build` (npm test does) first');
   }
-  // As the #! line does: env NAME=value node FLAGS main.js (env execs node: the child's pid is the agent's).
+  // As the #! line does: env NAME=value node FLAGS mesh-agent.js (env execs node: the child's pid is the agent's).
   return start('env', [...agentEnvAssignments(), process.execPath, ...AGENT_NODE_FLAGS, main, 'run', '--config', configFile]);
 }

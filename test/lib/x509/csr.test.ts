@@ -48,6 +48,31 @@ t.test('openssl agrees that our CSRs are well formed and self-signed', async (t)
   }
 });
 
+t.test('the request info is the bytes @peculiar/x509 wrote (the builder before this one), up to the signature', async (t) => {
+  const { derOf, webKeyPair, x509 } = await import('../../../lib/x509/peculiar.js');
+  for (const [name, pair] of [
+    ['p256', newKeyPair()],
+    ['ed25519', ed()],
+  ] as const) {
+    for (const commonName of [undefined, 'istio intermediate CA', 'vm_1 é']) {
+      const keys = await webKeyPair(pair.privateKey, pair.publicKey);
+      const theirs = derOf(
+        await x509.Pkcs10CertificateRequestGenerator.create({
+          keys,
+          signingAlgorithm: keys.signingAlgorithm,
+          ...(commonName === undefined ? {} : { name: [{ '2.5.4.3': [commonName] }] }),
+        }),
+      );
+      const ours = createCsr(pair.privateKey, pair.publicKey, commonName);
+      const [theirInfo, theirAlg] = children(read(theirs));
+      const [ourInfo, ourAlg] = children(read(ours));
+      t.same(ourInfo?.raw, theirInfo?.raw, `${name}, CN ${commonName ?? 'none'}: certificationRequestInfo`);
+      t.same(ourAlg?.raw, theirAlg?.raw, `${name}, CN ${commonName ?? 'none'}: signatureAlgorithm`);
+      t.ok(await new x509.Pkcs10CertificateRequest(ours).verify(), `${name}: @peculiar/x509 verifies our signature`);
+    }
+  }
+});
+
 t.test('parseCsr refuses trailing bytes, a mismatched algorithm OID and a bad signature', async (t) => {
   const p = newKeyPair();
   const good = await createCsr(p.privateKey, p.publicKey);

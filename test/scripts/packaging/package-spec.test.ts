@@ -41,7 +41,7 @@ t.test("wrappers exec the bundled node on the program entry point, the agent's w
     '#!/bin/sh\n# mesh-agent, from the mesh-agent package: runs it with the Node.js runtime bundled in /usr/lib/mesh-agent.\n' +
       // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion
       'export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"\n' +
-      `exec /usr/lib/mesh-agent/node/bin/node ${AGENT_NODE_FLAGS.join(' ')} /usr/lib/mesh-agent/app/dist/agent/main.js "$@"\n`,
+      `exec /usr/lib/mesh-agent/node/bin/node ${AGENT_NODE_FLAGS.join(' ')} /usr/lib/mesh-agent/app/dist/agent/mesh-agent.js "$@"\n`,
   );
   t.match(
     wrapperText('mesh-controlplane', meshctl),

@@ -1,0 +1,64 @@
+/**
+ * The agent's bundle (scripts/bundle-agent.ts, part of `npm run build`): what the
+ * package and startAgentProcess run. The integration tests run the agent from
+ * it; these check what they would only show as a failed start.
+ */
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import t from 'tap';
+import { ENVOY_DESCRIPTOR_FILE } from '../../lib/envoy/protos.js';
+import { run } from '../../lib/exec.js';
+import { packageVersion } from '../../lib/version.js';
+import { AGENT_BUNDLE } from '../../scripts/bundle-agent.js';
+import { repoRoot } from '../../scripts/repo-root.js';
+
+const bundle = path.join(repoRoot(), AGENT_BUNDLE);
+const dir = path.dirname(bundle);
+
+t.test("the bundle keeps agent/main.ts's #! line and runs the agent's commands", async (t) => {
+  const [ours] = (await readFile(bundle, 'utf8')).split('\n', 1);
+  const [source] = (await readFile(path.join(repoRoot(), 'agent', 'main.ts'), 'utf8')).split('\n', 1);
+  t.equal(ours, source);
+  const result = await run(process.execPath, [bundle, 'version']);
+  t.equal(result.code, 0, result.stderr);
+  t.equal(result.stdout.trim(), `mesh-agent ${packageVersion()}`, 'the version from the package.json two folders up, as from dist/lib');
+});
+
+t.test("zod's messages in the bundle are English only, and still name the field", async (t) => {
+  const text = await readFile(bundle, 'utf8');
+  t.notMatch(text, /Ungültige Eingabe/, "the German locale's text is left out");
+  const dirOfCase = await mkdtemp(path.join(tmpdir(), 'mesh-bundle-'));
+  t.teardown(() => rm(dirOfCase, { recursive: true, force: true }));
+  const config = path.join(dirOfCase, 'agent.json');
+  await writeFile(config, JSON.stringify({ nodeName: 5 }));
+  const result = await run(process.execPath, [bundle, 'config', 'check', '--config', config]);
+  t.equal(result.code, 1);
+  t.match(result.stderr, /MESH_E_CONFIG_INVALID/);
+  t.match(result.stderr, /nodeName: Invalid input: expected string, received number/);
+});
+
+t.test('what the agent reads next to its module is next to the bundle', async (t) => {
+  for (const rel of [ENVOY_DESCRIPTOR_FILE, 'host-facts-worker.js', path.join('mesh', 'controlplane', 'v1', 'controlplane.proto')]) {
+    t.ok(existsSync(path.join(dir, rel)), rel);
+  }
+  t.same(
+    await readFile(path.join(dir, ENVOY_DESCRIPTOR_FILE)),
+    await readFile(path.join(repoRoot(), 'dist', 'lib', 'envoy', ENVOY_DESCRIPTOR_FILE)),
+    'the same Envoy descriptor',
+  );
+});
+
+t.test('the bundled host-facts worker answers as host-facts.ts expects', async (t) => {
+  const worker = new Worker(path.join(dir, 'host-facts-worker.js'));
+  const message = await new Promise<{ facts?: { os: string; address: string }; error?: string }>((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  await worker.terminate();
+  t.equal(message.error, undefined);
+  t.type(message.facts?.os, 'string');
+  t.match(message.facts?.address ?? '', /^\d+\.\d+\.\d+\.\d+$/);
+});
