@@ -303,10 +303,10 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       changes.pushed();
       return;
     }
-    if (event.kind === 'ack' && event.node === options.nodeName) changes.acked();
+    const ownAck = event.kind === 'ack' && event.node === options.nodeName;
+    if (ownAck) changes.acked();
     servingMayHaveChanged();
-    if (event.kind === 'ack' && event.node === options.nodeName)
-      policyLife.acknowledged(cache.current(options.nodeName)?.snapshot, cache.acked(options.nodeName));
+    if (ownAck) policyLife.acknowledged(cache.current(options.nodeName)?.snapshot, cache.acked(options.nodeName));
     if (event.kind === 'nack' && event.nack.node === options.nodeName && policyLife.nacked(event.nack.detail, event.nack.at)) schedule();
   };
 

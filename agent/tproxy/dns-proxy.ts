@@ -117,11 +117,20 @@ const portTaken = (err: unknown): boolean => (err as { cause?: { code?: string }
  * for TCP, it starts again on another.
  */
 export async function startDnsProxy(options: DnsProxyOptions): Promise<DnsProxy> {
+  return retryWhilePortTaken(options.listenPort === 0, () => startDnsProxyOnce(options));
+}
+
+/**
+ * Runs `start` again while it fails because its port is taken (a cause with code EADDRINUSE),
+ * when the port is any port (`anyPort`: the next try gets another one), at most `attempts`
+ * times; any other failure, or a fixed port, fails at once.
+ */
+export async function retryWhilePortTaken<T>(anyPort: boolean, start: () => Promise<T>, attempts = ANY_PORT_ATTEMPTS): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startDnsProxyOnce(options);
+      return await start();
     } catch (err) {
-      if (options.listenPort !== 0 || attempt >= ANY_PORT_ATTEMPTS || !portTaken(err)) throw err;
+      if (!anyPort || attempt >= attempts || !portTaken(err)) throw err;
     }
   }
 }

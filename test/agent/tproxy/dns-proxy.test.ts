@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { RCODE } from '../../../agent/tproxy/dns-message.js';
-import { type DnsProxy, startDnsProxy } from '../../../agent/tproxy/dns-proxy.js';
+import { type DnsProxy, retryWhilePortTaken, startDnsProxy } from '../../../agent/tproxy/dns-proxy.js';
 import { isMeshError } from '../../../lib/errors.js';
 import { createLogger } from '../../../lib/logger.js';
 import { FakeClock } from '../../fakes/clock.js';
@@ -283,3 +283,31 @@ t.test('listening on 127.0.0.1 and ::1 too: one port, both answer', async (t) =>
     t.same(decodeAnswer(await udpAsk(proxy.address.port, buildQuery('six.example', 6), address)).addresses, ['192.0.2.66'], address);
   }
 });
+
+t.test(
+  'listenPort 0: a start whose port turns out taken is tried again, up to 5 times; other failures and fixed ports fail at once',
+  async (t) => {
+    const taken = () => Object.assign(new Error('DNS proxy cannot listen'), { cause: { code: 'EADDRINUSE' } });
+    const failing = (failures: number, error: () => Error = taken) => {
+      let calls = 0;
+      const start = async () => {
+        calls += 1;
+        if (calls <= failures) throw error();
+        return `started on try ${calls}`;
+      };
+      return { start, calls: () => calls };
+    };
+    const twice = failing(2);
+    t.equal(await retryWhilePortTaken(true, twice.start), 'started on try 3');
+    t.equal(twice.calls(), 3);
+    const always = failing(10);
+    await t.rejects(retryWhilePortTaken(true, always.start), { cause: { code: 'EADDRINUSE' } });
+    t.equal(always.calls(), 5, 'gives up after 5 tries');
+    const fixed = failing(1);
+    await t.rejects(retryWhilePortTaken(false, fixed.start), { cause: { code: 'EADDRINUSE' } });
+    t.equal(fixed.calls(), 1, 'a fixed port is not tried again');
+    const other = failing(1, () => new Error('resolv.conf unreadable'));
+    await t.rejects(retryWhilePortTaken(true, other.start), /resolv.conf unreadable/);
+    t.equal(other.calls(), 1, 'another failure is not tried again');
+  },
+);
