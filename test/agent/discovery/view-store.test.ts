@@ -39,3 +39,41 @@ t.test('saves atomically and loads back as "disk"', async (t) => {
   t.same(await bad.load(), []);
   t.ok(lines.some((l) => l.includes('cannot read the last known catalog')));
 });
+
+t.test('a large view is saved in turns of the event loop, and reads back whole', async (t) => {
+  const dir = path.join(await tempDir(t, 'view-store-big-'), 'data');
+  const store = createViewStore(dir, createLogger({ sink: { write: () => {} } }));
+
+  const instance = (service: string, n: number) => ({
+    id: `${service}-${n}`,
+    node: `node-${n}`,
+    address: `10.0.0.${n}`,
+    appPort: 8080,
+    meshPort: 18080,
+    spiffeId: `spiffe://example.org/ns/default/sa/${service}`,
+    protocol: 'http',
+    tags: [],
+    meta: { note: 'a "quoted" value' },
+    weight: 1,
+    datacenter: 'dc1',
+    zone: '',
+    health: 'passing' as const,
+  });
+  const services = Array.from({ length: 50 }, (_, i) => `svc-${i}`).map((name) => ({
+    name,
+    instances: Array.from({ length: 10 }, (_, n) => instance(name, n)),
+    source: 'consul' as const,
+  }));
+  let turns = 0;
+  const counting = createViewStore(dir, createLogger({ sink: { write: () => {} } }), async () => {
+    turns++;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  });
+  await counting.save(makeView(7, services), 99);
+  t.equal(turns, 5, 'other work may run after each 100 of the 500 instances');
+  const saved = JSON.parse(await readFile(path.join(dir, VIEW_FILE), 'utf8'));
+  t.same(Object.keys(saved), ['format', 'savedAt', 'services']);
+  t.equal(saved.savedAt, 99);
+  const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : 1);
+  t.same((await store.load()).sort(byName), services.map((s) => ({ ...s, source: 'disk' })).sort(byName));
+});
