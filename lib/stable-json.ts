@@ -20,21 +20,23 @@ export function contentHash(value: unknown): string {
 }
 
 /**
- * sha256 (hex) of a sequence of (group, name, version) entries, fed to the
- * hash one by one: the version of a set of already hashed resources (a
+ * sha256 (hex) of a sequence of (group, name, version) entries, one line
+ * each: the version of a set of already hashed resources (a
  * snapshot, an xDS response) without building its JSON first. Equal
  * sequences give equal hashes; names are JSON-quoted, so no two sequences
  * meet.
  */
 export function entriesHash(entries: Iterable<readonly [string, string, string]>): string {
-  const hash = createHash('sha256');
-  for (const [group, name, version] of entries) hash.update(`${group}\0${JSON.stringify(name)}\0${version}\n`);
-  return hash.digest('hex');
+  let text = '';
+  for (const [group, name, version] of entries) text += entryLine(group, name, version);
+  return createHash('sha256').update(text).digest('hex');
 }
 
-/** sha256 (hex) of a name -> version map in its iteration order (as entriesHash with an empty group, without the tuples). */
+const entryLine = (group: string, name: string, version: string): string => `${group}\0${JSON.stringify(name)}\0${version}\n`;
+
+/** entriesHash of a name -> version map in its iteration order with an empty group, without making the tuples. */
 export function versionsHash(byName: ReadonlyMap<string, string>): string {
   let text = '';
-  for (const [name, version] of byName) text += `\0${JSON.stringify(name)}\0${version}\n`;
+  for (const [name, version] of byName) text += entryLine('', name, version);
   return createHash('sha256').update(text).digest('hex');
 }
