@@ -6,6 +6,7 @@
  */
 import { copyFile, mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { agentSourceNames } from '../lib/envoy/proto-names.js';
 import { ENVOY_DESCRIPTOR_FILE, envoyDescriptor, parseEnvoyProtos } from '../lib/envoy/protos.js';
 import { repoRoot } from './repo-root.js';
 
@@ -41,7 +42,7 @@ export async function copyAssets(root: string): Promise<string[]> {
 /** dist/lib/envoy/envoy-protos.json: the Envoy protos as the agent loads them (lib/envoy/protos.ts envoyDescriptor). */
 export async function writeEnvoyDescriptor(root: string): Promise<string> {
   const file = path.join(root, 'dist', 'lib', 'envoy', ENVOY_DESCRIPTOR_FILE);
-  await writeFile(file, JSON.stringify(envoyDescriptor(parseEnvoyProtos())));
+  await writeFile(file, JSON.stringify(envoyDescriptor(parseEnvoyProtos(), agentSourceNames(root))));
   return file;
 }
 
