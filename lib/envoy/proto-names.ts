@@ -63,9 +63,17 @@ export interface ProtoSelection {
 const WELL_KNOWN = '.google.protobuf.';
 
 /**
+ * Loaded though the agent's code never writes it: the PROXY protocol listener filter
+ * (no fields set), which the capture tests put in front of the capture listeners in
+ * place of the iptables REDIRECT (test/integration/capture-envoy.test.ts), through the
+ * agent's own encoder.
+ */
+export const ALSO_LOADED: readonly string[] = Object.freeze(['envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol']);
+
+/**
  * Pure (reads the root, changes nothing): the types and fields the names select.
  * The roots are the types whose full name is a name, or whose package and short
- * name both are (a type URL built from a package constant); a field is kept when
+ * name both are (a type URL built from a package constant), and ALSO_LOADED; a field is kept when
  * its name is a name, and its type with it. google.protobuf types keep all their
  * fields (Struct, Any, Duration: their fields are written by protobufjs, not by
  * the agent's sources).
@@ -90,7 +98,7 @@ export function selectProtos(root: protobuf.Root, names: ReadonlySet<string>): P
   for (const t of all) {
     const name = t.fullName.slice(1);
     const dot = name.lastIndexOf('.');
-    if (names.has(name) || (names.has(name.slice(dot + 1)) && names.has(name.slice(0, dot)))) keep(t);
+    if (names.has(name) || ALSO_LOADED.includes(name) || (names.has(name.slice(dot + 1)) && names.has(name.slice(0, dot)))) keep(t);
   }
   for (let t = queue.pop(); t !== undefined; t = queue.pop()) {
     if (!(t instanceof protobuf.Type)) continue;

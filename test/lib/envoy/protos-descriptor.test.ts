@@ -12,7 +12,7 @@ import protobuf from 'protobufjs';
 import t from 'tap';
 import { RESOURCE_KINDS } from '../../../agent/xds/snapshot.js';
 import { buildSnapshot } from '../../../agent/xds/snapshot-build.js';
-import { agentSourceNames } from '../../../lib/envoy/proto-names.js';
+import { ALSO_LOADED, agentSourceNames } from '../../../lib/envoy/proto-names.js';
 import { checkMessage, DECODE_OPTIONS, ENVOY_DESCRIPTOR_FILE, envoyDescriptor, parseEnvoyProtos } from '../../../lib/envoy/protos.js';
 import { TypeUrl, typeNameOf } from '../../../lib/envoy/type-urls.js';
 import { repoRoot } from '../../../scripts/repo-root.js';
@@ -71,6 +71,7 @@ t.test('the descriptor: named fields only, each as the parsed root has it; of th
   t.ok(all.length > 500, `${all.length} types and enums parsed`);
   t.ok(loaded.length > 100 && loaded.length < all.length / 2, `${loaded.length} of them loaded`);
   for (const url of Object.values(TYPE_OF)) t.ok(fromDescriptor.lookupType(typeNameOf(url)), `${typeNameOf(url)} is loaded`);
+  for (const name of ALSO_LOADED) t.ok(fromDescriptor.lookupType(name), `${name} is loaded (ALSO_LOADED)`);
   let fields = 0;
   let dropped = 0;
   for (const type of loaded) {
