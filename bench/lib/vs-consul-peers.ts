@@ -93,16 +93,46 @@ async function startClientAgent(consulBinary: string, serverSerfLan: number, tra
 /** Records a stop function (run at the end, newest first) and returns it, callable earlier; it runs once. */
 export type Track = (stop: () => Promise<void>) => () => Promise<void>;
 
+/**
+ * Runs start, and again (up to `attempts` in all) when it failed because a port was
+ * taken: Consul binds ports that freePorts found free a moment before, and another
+ * process can take one meanwhile (seen once: `bind: address already in use`). Any
+ * other failure is thrown at once.
+ */
+export async function onFreshPorts<T>(
+  what: string,
+  start: () => Promise<T>,
+  options: { attempts?: number; log?: (line: string) => void } = {},
+): Promise<T> {
+  const attempts = options.attempts ?? 3;
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (attempt >= attempts || !/address already in use/.test((err as Error).message)) throw err;
+      log(
+        `vs-consul: ${what}: a port was taken before Consul bound it; starting again on new ports (attempt ${attempt + 1} of ${attempts})`,
+      );
+    }
+  }
+}
+
 export async function startConsulPair(consulBinary: string, track: Track): Promise<ConsulPair> {
-  const [http, grpc, serfLan, serfWan, serverPort] = (await freePorts(5, SERVER_ADDR)) as [number, number, number, number, number];
-  const ports: ConsulPorts = { http, grpc, serfLan, serfWan, server: serverPort };
-  const server = await startConsulDev({
-    nodeName: 'bench-consul-server',
-    ports,
-    extraConfig: { limits: { http_max_conns_per_client: CONSUL_MAX_CONNS_PER_CLIENT } },
+  const { server, serfLan } = await onFreshPorts('the Consul server', async () => {
+    const [http, grpc, serfLan, serfWan, serverPort] = (await freePorts(5, SERVER_ADDR)) as [number, number, number, number, number];
+    const ports: ConsulPorts = { http, grpc, serfLan, serfWan, server: serverPort };
+    // On failure it stops itself.
+    const server = await startConsulDev({
+      nodeName: 'bench-consul-server',
+      ports,
+      extraConfig: { limits: { http_max_conns_per_client: CONSUL_MAX_CONNS_PER_CLIENT } },
+    });
+    return { server, serfLan };
   });
   track(() => server.stop());
-  const client = await startClientAgent(consulBinary, serfLan, track);
+  // A failed try's child and folder are tracked, so they are stopped and removed at the end.
+  const client = await onFreshPorts('the Consul client agent', () => startClientAgent(consulBinary, serfLan, track));
   return { server, client };
 }
 
