@@ -9,7 +9,7 @@
  * property of an object literal, or a string it builds a key from), so a field
  * whose name appears nowhere in agent/ or lib/ can never be written by it, and
  * reading one is never needed. The build keeps only the named fields and the
- * types they reach (about 250 types, 900 fields): 1.3 MB of root.
+ * types they reach (244 types and enums, 383 fields): 1.3 MB of root.
  *
  * Names are taken generously: every identifier-like word of every source file
  * (comments included), so a name may keep a field it did not mean to; never the
