@@ -7,22 +7,24 @@
  * resident memory, and --optimize-for-size makes V8 grow its heap less
  * eagerly (bench/xds measures the agent's RSS: about 100 MB with 200
  * upstreams, against 190-215 MB with V8's defaults and fetch).
- * --max-opt=1: Sparkplug (the baseline compiler) is the highest tier, no
- * TurboFan: its compile zones, optimized code and the pages of node's binary it
- * runs from cost about 9 MB of RSS, and the agent's hot path (rebuild, encode,
- * push) measured no slower without it. Not --lite-mode/--jitless: they turn
- * WebAssembly off, and fetch (undici's llhttp is WebAssembly) fails with it.
- * --flush-baseline-code: Sparkplug's code of a function that has not run for a
- * while is dropped with its bytecode, as V8 already drops the bytecode of
- * functions that never got baseline code (start-up, config and command code
- * runs once): about 3.5 MB less RSS in bench/xds (alternating runs); a function
- * that runs again is compiled again, lazily.
+ * --jitless: V8 allocates no executable memory at run time. JavaScript runs in
+ * its interpreter only (no Sparkplug or TurboFan code, no compile zones, no
+ * code space), regular expressions in their interpreter too. In vs-consul,
+ * alternating runs (bench/README.md): about 4 MB less RSS than with the former
+ * --max-opt=1 --flush-baseline-code (Sparkplug as the top tier), 77.8 against
+ * 81.9 MB, with "Consul write -> pushed to Envoy" the same within the Consul
+ * server's noise. It also leaves no writable-and-executable memory in a process
+ * that holds keys. Node then has no WebAssembly, so nothing the agent runs may
+ * need it: fetch (undici's parser) is not used (lib/http-request.ts instead),
+ * and protobufjs's int64 helper (long) falls back to plain JavaScript.
+ * --no-expose-wasm says so explicitly: without it V8 prints "disabling flag
+ * --expose_wasm due to conflicting flags" on every start.
  */
 export const AGENT_NODE_FLAGS: readonly string[] = Object.freeze([
   '--max-semi-space-size=2',
   '--optimize-for-size',
-  '--max-opt=1',
-  '--flush-baseline-code',
+  '--jitless',
+  '--no-expose-wasm',
 ]);
 
 /**

@@ -8,6 +8,9 @@
  * Consul. Redirects are followed like fetch and Go's client do (at most 10),
  * the whole request, body included, has one deadline, and the body is cut at
  * `maxBodyBytes` so a hostile endpoint cannot fill the agent's memory.
+ * `mesh-agent doctor` sends its Consul, status and Envoy admin requests through
+ * it too: the agent runs with --jitless, under which node has no WebAssembly,
+ * so fetch (undici's parser) cannot run in the agent's program at all.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -24,6 +27,10 @@ export interface HttpRequestOptions {
   readonly maxBodyBytes?: number;
   /** Redirects followed before the answer is taken as is (default 10; 0 turns following off). */
   readonly maxRedirects?: number;
+  /** Request headers (connection: close is always sent). */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Request body (sent with its content-length); dropped where a redirect turns the request into a GET. */
+  readonly body?: string;
 }
 
 const DEFAULT_MAX_BODY = 4 * 1024 * 1024;
@@ -39,13 +46,24 @@ export class HttpRequestError extends Error {
   }
 }
 
-function once(url: URL, method: string, deadline: number, maxBody: number): Promise<{ status: number; body: string; location?: string }> {
+interface Attempt {
+  readonly method: string;
+  readonly deadline: number;
+  readonly maxBody: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string | undefined;
+}
+
+function once(url: URL, attempt: Attempt): Promise<{ status: number; body: string; location?: string }> {
+  const { method, deadline, maxBody, body } = attempt;
   const client = url.protocol === 'https:' ? https : url.protocol === 'http:' ? http : undefined;
   if (client === undefined)
     return Promise.reject(new HttpRequestError(`unsupported URL scheme ${url.protocol} in ${url.href}`, 'MESH_E_HTTP_URL'));
   return new Promise((resolve, reject) => {
     const left = Math.max(1, deadline - Date.now());
-    const request = client.request(url, { method, agent: false, headers: { connection: 'close' } }, (response) => {
+    const headers: Record<string, string | number> = { ...attempt.headers, connection: 'close' };
+    if (body !== undefined) headers['content-length'] = Buffer.byteLength(body);
+    const request = client.request(url, { method, agent: false, headers }, (response) => {
       const chunks: Buffer[] = [];
       let kept = 0;
       response.on('data', (chunk: Buffer) => {
@@ -71,7 +89,7 @@ function once(url: URL, method: string, deadline: number, maxBody: number): Prom
       clearTimeout(timer);
       reject(err instanceof HttpRequestError ? err : new HttpRequestError(`${method} ${url.href}: ${err.message}`, 'MESH_E_HTTP_FAILED'));
     });
-    request.end();
+    request.end(body);
   });
 }
 
@@ -84,16 +102,21 @@ export async function httpRequest(target: string, options: HttpRequestOptions): 
     throw new HttpRequestError(`not a URL: ${target}`, 'MESH_E_HTTP_URL');
   }
   let method = options.method ?? 'GET';
+  let body = options.body;
   const deadline = Date.now() + options.timeoutMs;
   const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY;
   const maxRedirects = options.maxRedirects ?? DEFAULT_MAX_REDIRECTS;
+  const headers = options.headers ?? {};
   for (let hop = 0; ; hop++) {
-    const answer = await once(url, method, deadline, maxBody);
+    const answer = await once(url, { method, deadline, maxBody, headers, body });
     const redirect = answer.location !== undefined && [301, 302, 303, 307, 308].includes(answer.status);
     if (!redirect || maxRedirects === 0) return { status: answer.status, body: answer.body };
     if (hop >= maxRedirects) throw new HttpRequestError(`${target}: more than ${maxRedirects} redirects`, 'MESH_E_HTTP_REDIRECTS');
     url = new URL(answer.location as string, url);
     // As fetch does: a 303, and a POST answered by 301/302, go on as GET.
-    if (answer.status === 303 || (method === 'POST' && (answer.status === 301 || answer.status === 302))) method = 'GET';
+    if (answer.status === 303 || (method === 'POST' && (answer.status === 301 || answer.status === 302))) {
+      method = 'GET';
+      body = undefined;
+    }
   }
 }

@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { type Command, EXIT_FAILURE, EXIT_OK } from '../../lib/cli.js';
 import { isMeshError, MeshError } from '../../lib/errors.js';
+import { type HttpAnswer, httpRequest } from '../../lib/http-request.js';
 import { invalidConfigWarning, loadAgentConfig } from '../config/load.js';
 import { HOST_PORT } from '../config/schema.js';
 import { systemHostname } from '../run/host-facts.js';
@@ -44,7 +45,13 @@ async function statusAddress(file: string, stderr: { write(text: string): unknow
   }
 }
 
-export function statusCommand(fetchImpl: typeof fetch = fetch): Command {
+/** One GET of the status document: status and body text. */
+export type StatusGet = (url: string) => Promise<HttpAnswer>;
+
+/** On node:http (lib/http-request.ts): the agent's program runs with --jitless, where fetch (undici's WebAssembly parser) cannot run. */
+const getOverHttp: StatusGet = (url) => httpRequest(url, { timeoutMs: 5_000 });
+
+export function statusCommand(get: StatusGet = getOverHttp): Command {
   return {
     name: 'status',
     summary: 'show what the running agent is doing; exit 1 when something is unhealthy',
@@ -64,9 +71,9 @@ export function statusCommand(fetchImpl: typeof fetch = fetch): Command {
       }
       let doc: StatusDocument;
       try {
-        const res = await fetchImpl(`http://${address}/status`, { signal: AbortSignal.timeout(5_000) });
+        const res = await get(`http://${address}/status`);
         if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
-        doc = (await res.json()) as StatusDocument;
+        doc = JSON.parse(res.body) as StatusDocument;
       } catch (err) {
         throw new MeshError(
           'MESH_E_AGENT_UNREACHABLE',

@@ -1,6 +1,7 @@
 /** The real probes: the file system, /proc, child programs, the control plane, Consul, the agent and Envoy. */
 import { readFile, stat } from 'node:fs/promises';
 import { run } from '../../lib/exec.js';
+import { httpRequest } from '../../lib/http-request.js';
 import type { AgentConfig } from '../config/schema.js';
 import type { StatusDocument } from '../status/status.js';
 import { inspectRules } from '../tproxy/apply.js';
@@ -16,9 +17,12 @@ import { readListeningSockets, socketOwners } from './proc-sockets.js';
 const RUN_TIMEOUT_MS = 10_000;
 const HTTP_TIMEOUT_MS = 5_000;
 
-async function http(url: string, init: RequestInit = {}): Promise<HttpAnswer> {
-  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) });
-  return { status: res.status, body: await res.text() };
+/** One request on node:http (lib/http-request.ts): the agent runs with --jitless, so node has no fetch that works (undici's parser is WebAssembly). */
+function http(
+  url: string,
+  init: { method?: 'GET' | 'POST'; headers?: Readonly<Record<string, string>>; body?: string } = {},
+): Promise<HttpAnswer> {
+  return httpRequest(url, { ...init, timeoutMs: HTTP_TIMEOUT_MS });
 }
 
 export function realProbes(input: { config: AgentConfig; workloads: readonly Workload[]; now: () => number }): DoctorProbes {

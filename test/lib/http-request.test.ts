@@ -45,6 +45,50 @@ t.test('redirects are followed (303 turns into GET), up to the limit; 0 turns fo
   await t.rejects(httpRequest(`${base}/12`, { timeoutMs: 2000 }), { code: 'MESH_E_HTTP_REDIRECTS', message: /more than 10 redirects/ });
 });
 
+t.test('headers and a body are sent; a 307 keeps the POST and its body, a 303 turns it into a GET without one', async (t) => {
+  const seen: Array<{ line: string; token?: string; type?: string; length?: string; body: string }> = [];
+  const base = await serve(t, (req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => {
+      body += chunk;
+    });
+    req.on('end', () => {
+      seen.push({
+        line: `${req.method} ${req.url}`,
+        token: req.headers['x-consul-token'] as string | undefined,
+        type: req.headers['content-type'],
+        length: req.headers['content-length'],
+        body,
+      });
+      if (req.url === '/temporary') res.writeHead(307, { location: '/echo' });
+      else if (req.url === '/see-other') res.writeHead(303, { location: '/echo' });
+      else res.writeHead(200);
+      res.end(req.url === '/echo' ? `${req.method} ${body}` : '');
+    });
+  });
+  const post = {
+    method: 'POST' as const,
+    timeoutMs: 2000,
+    headers: { 'X-Consul-Token': 's3cr3t', 'content-type': 'application/json' },
+    body: '{"ü":1}',
+  };
+  t.same(await httpRequest(`${base}/echo`, post), { status: 200, body: 'POST {"ü":1}' });
+  t.same(await httpRequest(`${base}/temporary`, post), { status: 200, body: 'POST {"ü":1}' });
+  t.same(await httpRequest(`${base}/see-other`, post), { status: 200, body: 'GET ' });
+  t.same(
+    seen.map((s) => [s.line, s.token, s.type, s.length, s.body]),
+    [
+      ['POST /echo', 's3cr3t', 'application/json', '8', '{"ü":1}'],
+      ['POST /temporary', 's3cr3t', 'application/json', '8', '{"ü":1}'],
+      ['POST /echo', 's3cr3t', 'application/json', '8', '{"ü":1}'],
+      ['POST /see-other', 's3cr3t', 'application/json', '8', '{"ü":1}'],
+      ['GET /echo', 's3cr3t', 'application/json', undefined, ''],
+    ],
+    'the token and content type on every hop; the body (8 bytes of UTF-8: ü is two) and its length until the 303',
+  );
+});
+
 t.test('the body is cut at maxBodyBytes', async (t) => {
   const base = await serve(t, (_req, res) => {
     res.writeHead(200);

@@ -5,10 +5,13 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import t from 'tap';
+import { AGENT_NODE_FLAGS } from '../../agent/node-flags.js';
 import { ENVOY_DESCRIPTOR_FILE } from '../../lib/envoy/protos.js';
 import { run } from '../../lib/exec.js';
 import { packageVersion } from '../../lib/version.js';
@@ -38,6 +41,38 @@ t.test("zod's messages in the bundle are English only, and still name the field"
   t.equal(result.code, 1);
   t.match(result.stderr, /MESH_E_CONFIG_INVALID/);
   t.match(result.stderr, /nodeName: Invalid input: expected string, received number/);
+});
+
+t.test("under the agent's V8 flags (--jitless: no WebAssembly, so no fetch), doctor reaches Consul, silently", async (t) => {
+  t.ok(AGENT_NODE_FLAGS.includes('--jitless'), 'the flags this test is about');
+  const seen: string[] = [];
+  const consul = http.createServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(req.url === '/v1/status/leader' ? '"127.0.0.1:8300"' : '{}');
+  });
+  await new Promise<void>((r) => consul.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    consul.closeAllConnections();
+    consul.close();
+  });
+  const dirOfCase = await mkdtemp(path.join(tmpdir(), 'mesh-bundle-'));
+  t.teardown(() => rm(dirOfCase, { recursive: true, force: true }));
+  const config = path.join(dirOfCase, 'agent.json');
+  const address = `127.0.0.1:${(consul.address() as AddressInfo).port}`;
+  await writeFile(
+    config,
+    JSON.stringify({ dataDir: path.join(dirOfCase, 'data'), workloadsDir: path.join(dirOfCase, 'w'), consul: { address } }),
+  );
+  const result = await run(process.execPath, [...AGENT_NODE_FLAGS, bundle, 'doctor', '--config', config, '--json']);
+  t.equal(result.stderr, '', 'nothing on stderr: no V8 warning about conflicting flags');
+  const doc = JSON.parse(result.stdout) as { checks: Array<{ id: string; level: string; detail: string }> };
+  const check = doc.checks.find((c) => c.id === 'consul');
+  t.equal(check?.level, 'pass', check?.detail ?? 'no consul check');
+  t.match(check?.detail, /leader 127\.0\.0\.1:8300/);
+  t.ok(seen.includes('GET /v1/status/leader'), 'the request reached the server');
+  const typeOf = await run(process.execPath, [...AGENT_NODE_FLAGS, '-p', 'typeof WebAssembly']);
+  t.equal(typeOf.stdout.trim(), 'undefined', 'the flags do take WebAssembly away');
 });
 
 t.test('what the agent reads next to its module is next to the bundle', async (t) => {

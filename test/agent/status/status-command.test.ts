@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
-import { statusCommand } from '../../../agent/commands/status-command.js';
+import { type StatusGet, statusCommand } from '../../../agent/commands/status-command.js';
 import { renderStatus } from '../../../agent/status/render.js';
 import type { StatusDocument } from '../../../agent/status/status.js';
 import { buildStatus, statusProblems } from '../../../agent/status/status.js';
@@ -50,8 +50,8 @@ function doc(overrides: Partial<StatusDocument> = {}): StatusDocument {
   };
 }
 
-function fakeFetch(body: unknown, status = 200): typeof fetch {
-  return (async () => new Response(JSON.stringify(body), { status })) as typeof fetch;
+function fakeFetch(body: unknown, status = 200): StatusGet {
+  return async () => ({ status, body: JSON.stringify(body) });
 }
 
 t.test('human output: the parts an operator reads, exit 0 when healthy', async (t) => {
@@ -83,11 +83,11 @@ t.test('unhealthy: problems listed, exit 1; --json prints the document', async (
 });
 
 t.test('agent not answering, bad flags, --config gives the address', async (t) => {
-  const program = (f: typeof fetch) => ({ name: 'mesh-agent', summary: '', version: '0', commands: [statusCommand(f)] });
+  const program = (f: StatusGet) => ({ name: 'mesh-agent', summary: '', version: '0', commands: [statusCommand(f)] });
   const c = captureIo();
-  const refused = (async () => {
+  const refused: StatusGet = async () => {
     throw new Error('connect ECONNREFUSED');
-  }) as typeof fetch;
+  };
   t.equal(await runCli(program(refused), ['status', '--address', '127.0.0.1:1'], c.io), 1);
   t.match(c.err(), /MESH_E_AGENT_UNREACHABLE: the agent's status listener at 127\.0\.0\.1:1 did not answer \(connect ECONNREFUSED\)/);
   const u = captureIo();
@@ -96,10 +96,10 @@ t.test('agent not answering, bad flags, --config gives the address', async (t) =
   const dir = await tempDir(t, 'status-cmd-');
   await writeFile(path.join(dir, 'agent.yaml'), 'nodeName: vm1\nstatus: { listen: 127.0.0.1:15999 }\n');
   let asked = '';
-  const spy = (async (url: string) => {
+  const spy: StatusGet = async (url) => {
     asked = url;
-    return new Response(JSON.stringify(doc()), { status: 200 });
-  }) as unknown as typeof fetch;
+    return { status: 200, body: JSON.stringify(doc()) };
+  };
   const s = captureIo();
   t.equal(await runCli(program(spy), ['status', '--config', path.join(dir, 'agent.yaml')], s.io), 0, s.err());
   t.equal(asked, 'http://127.0.0.1:15999/status');
