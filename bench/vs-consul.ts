@@ -118,6 +118,9 @@ const CONCURRENCY = positive('concurrency', String(values.concurrency));
 const POLL_MS = positive('poll-ms', String(values['poll-ms']));
 const CALLER = 'bench-caller';
 const PAUSE_MS = 100;
+/** Both agents' VmRSS is read this often over the flips, and for RSS_AFTER_MS after the last (which also lets its bytes arrive). */
+const RSS_SAMPLE_MS = 500;
+const RSS_AFTER_MS = 5_000;
 
 const log = (line: string) => process.stdout.write(`vs-consul: ${line}\n`);
 const load = () => os.loadavg()[0]?.toFixed(1) ?? '?';
@@ -254,6 +257,12 @@ async function run(): Promise<void> {
   const rawDelays: number[] = [];
   /** Per flip, from our /status after both Envoys showed it: write -> new view in the agent, -> pushed, -> Envoy's ACK. */
   const oursSteps = { arrived: [] as number[], started: [] as number[], pushed: [] as number[], acked: [] as number[] };
+  // Both agents' VmRSS every 0.5 s from the first flip until 5 s after the last (the memory figure is their median).
+  const rssSamples = { ours: [] as number[], consul: [] as number[] };
+  const rssTimer = setInterval(() => {
+    rssSamples.ours.push(rssMb(ours.agent.pid));
+    rssSamples.consul.push(rssMb(pair.client.pid));
+  }, RSS_SAMPLE_MS);
   for (let k = 0; k < FLIPS; k++) {
     const s = Math.floor(k / 2) * 4;
     const service = upstreamNames[s] as string;
@@ -305,7 +314,8 @@ async function run(): Promise<void> {
     if ((k + 1) % 20 === 0) log(`${k + 1} flips`);
     await sleep(PAUSE_MS);
   }
-  await sleep(500);
+  await sleep(RSS_AFTER_MS);
+  clearInterval(rssTimer);
   const rxAfter = { ours: await rxBytes(oursEnvoy, oursAds), consul: await rxBytes(consulEnvoy, consulAds) };
   const nacks = { ours: await nackCount(oursEnvoy), consul: await nackCount(consulEnvoy) };
   const side = (which: 'ours' | 'consul', ready: Ready, agentPid: number, setupAt: number): SideFigures => ({
@@ -319,6 +329,7 @@ async function run(): Promise<void> {
     setupToReadyMs: ready.readyAt - setupAt,
     initFetchTimeouts: timeouts[which],
     agentRssMb: rssMb(agentPid),
+    agentRssSamples: rssSamples[which],
     envoyRssMb: rssMb(ready.pid),
     rejected: nacks[which].rejected,
     rejectedStats: nacks[which].stats,

@@ -24,8 +24,14 @@ export interface SideFigures {
   initFetchTimeouts: number;
   /** Set-up start (ours: `mesh-agent run` spawned; Consul's: the sidecar registered) -> ready, ms. */
   setupToReadyMs: number;
-  /** VmRSS after the flips, MB: our agent / the Consul client agent. */
+  /** VmRSS after the flips, MB: our agent / the Consul client agent (one reading). */
   agentRssMb: number;
+  /**
+   * VmRSS of the same process every 0.5 s over the flips and the 5 s after them,
+   * MB. Its median is the figure: one reading moves 2-4 MB with where the
+   * agent's garbage collector happens to be.
+   */
+  agentRssSamples: number[];
   envoyRssMb: number;
   /** Sum of Envoy's `update_rejected` stats, and how many such stats there were. */
   rejected: number;
@@ -139,9 +145,21 @@ export function readyTable(f: VsConsulFigures): string {
   ]);
 }
 
+/** The memory figure of one side: the median of its samples, the one reading when there are none. */
+export function agentRss(side: SideFigures): number {
+  return side.agentRssSamples.length > 0 ? pct(side.agentRssSamples, 50) : side.agentRssMb;
+}
+
 export function memoryTable(f: VsConsulFigures): string {
-  return markdownTable(HEAD('MB, VmRSS after the flips'), [
-    row('agent serving the Envoy (ours: mesh-agent run; Consul: the client agent)', f.ours.agentRssMb, f.consul.agentRssMb, mb),
+  const samples = Math.min(f.ours.agentRssSamples.length, f.consul.agentRssSamples.length);
+  return markdownTable(HEAD('MB, VmRSS'), [
+    row(
+      `agent serving the Envoy (ours: mesh-agent run; Consul: the client agent), median of ${samples} readings every 0.5 s over the flips and 5 s after`,
+      agentRss(f.ours),
+      agentRss(f.consul),
+      mb,
+    ),
+    row('(info) the same, one reading after the flips', f.ours.agentRssMb, f.consul.agentRssMb, mb),
     row('(info) its Envoy', f.ours.envoyRssMb, f.consul.envoyRssMb, mb),
     ['(info) the Consul dev server (the catalog of both)', '-', mb(f.consulServerRssMb), '-'],
   ]);
@@ -189,10 +207,10 @@ export function targets(f: VsConsulFigures, issuance?: IssuanceVerdict): TargetR
     ...propagation('shown: a config_dump poll', (side) => side.delays),
     {
       target: "agent RSS <= the Consul client agent's",
-      value: `${mb(f.ours.agentRssMb)} MB vs ${mb(f.consul.agentRssMb)} MB`,
-      met: f.ours.agentRssMb <= f.consul.agentRssMb,
+      value: `${mb(agentRss(f.ours))} MB vs ${mb(agentRss(f.consul))} MB`,
+      met: agentRss(f.ours) <= agentRss(f.consul),
     },
-    { target: 'agent RSS <= 70 MB', value: `${mb(f.ours.agentRssMb)} MB`, met: f.ours.agentRssMb <= 70 },
+    { target: 'agent RSS <= 70 MB', value: `${mb(agentRss(f.ours))} MB`, met: agentRss(f.ours) <= 70 },
     ...(issuance === undefined
       ? []
       : [{ target: "issuances/s: ours >= Consul's with its limit off", value: `${issuance.ratio.toFixed(2)}x`, met: issuance.met }]),
