@@ -25,6 +25,34 @@ function serials(certsJson: string): string[] {
   return (doc.certificates ?? []).flatMap((c) => (c.cert_chain ?? []).slice(0, 1).map((x) => (x.serial_number ?? '').toUpperCase()));
 }
 
+/** Envoy's integer stats (admin /stats text) by name. */
+function counters(statsText: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of statsText.split('\n')) {
+    const m = /^([^:\s]+): (\d+)$/.exec(line);
+    if (m) out.set(m[1] as string, Number(m[2]));
+  }
+  return out;
+}
+
+/**
+ * What changed in Envoy between two reads, among the stats that say why a
+ * kept-alive connection could close under a client (drains, resets, listener and
+ * cluster updates, idle timeouts) and the SDS updates: the failure message
+ * carries them, as this test has failed in about 1 CI run in 10 with one
+ * request's connection closed by Envoy, cause not yet known.
+ */
+function closeCauses(before: Map<string, number>, after: Map<string, number>): string[] {
+  const why =
+    /drain|reset|destroy|idle_timeout|max_duration|overflow|lds\.update_|cds\.update_|listener_(modified|added|removed)|cluster_modified|sds\..*update_(success|rejected|failure)/;
+  const out: string[] = [];
+  for (const [name, value] of after) {
+    const delta = value - (before.get(name) ?? 0);
+    if (delta !== 0 && why.test(name)) out.push(`${name} +${delta}`);
+  }
+  return out;
+}
+
 /** The serial of the certificate a fresh TLS connection to the mesh port is served with. */
 function servedSerial(port: number, client: { cert: string; key: string }, ca: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -50,6 +78,7 @@ t.test('SVID TTL 20 s: 60 s of requests across rotations, zero failures, serial 
   await meshTraffic(apiLocal, { timeoutMs: 30_000 });
 
   const firstSerials = serials(await n.admin('/certs'));
+  const statsBefore = counters(await n.admin('/stats'));
   const apiSerialsSeen = new Set<string>();
   const secretOf = (id: string) =>
     n.agent.dataPlane?.cache.current('vm-rot')?.snapshot.resources.secrets.get(id) as XdsResource | undefined;
@@ -86,7 +115,25 @@ t.test('SVID TTL 20 s: 60 s of requests across rotations, zero failures, serial 
     await new Promise((r) => setTimeout(r, 50));
   }
   const lastSerials = serials(await n.admin('/certs'));
-  t.equal(failed, 0, `zero failed requests (${ok} succeeded)${failures.length ? `: ${failures.slice(0, 3).join(' | ')}` : ''}`);
+  const changed = closeCauses(statsBefore, counters(await n.admin('/stats')));
+  t.equal(
+    failed,
+    0,
+    `zero failed requests (${ok} succeeded)${failures.length ? `: ${failures.slice(0, 3).join(' | ')}; Envoy's stats that changed meanwhile: ${changed.slice(0, 40).join(', ')}` : ''}`,
+  );
+  t.ok(
+    changed.some((c) => /^sds\..*update_success/.test(c)),
+    `Envoy took the rotations over SDS (${changed.filter((c) => c.startsWith('sds.')).join(', ')})`,
+  );
+  t.same(
+    changed.filter((c) =>
+      /listener_manager\.(lds\.update_success|listener_(modified|added|removed))|cluster_manager\.(cds\.update_success|cluster_modified)/.test(
+        c,
+      ),
+    ),
+    [],
+    'a rotation changes only the SDS secrets: no listener or cluster update (none drains)',
+  );
   t.ok(ok > 200, `the loop ran (${ok} requests)`);
   t.notSame(
     lastSerials.sort(),
