@@ -27,7 +27,7 @@ export interface HttpRequestOptions {
   readonly maxBodyBytes?: number;
   /** Redirects followed before the answer is taken as is (default 10; 0 turns following off). */
   readonly maxRedirects?: number;
-  /** Request headers (connection: close is always sent). */
+  /** Request headers (connection: close is always sent); dropped after a redirect to another origin. */
   readonly headers?: Readonly<Record<string, string>>;
   /** Request body (sent with its content-length); dropped where a redirect turns the request into a GET. */
   readonly body?: string;
@@ -106,13 +106,16 @@ export async function httpRequest(target: string, options: HttpRequestOptions): 
   const deadline = Date.now() + options.timeoutMs;
   const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY;
   const maxRedirects = options.maxRedirects ?? DEFAULT_MAX_REDIRECTS;
-  const headers = options.headers ?? {};
+  let headers = options.headers ?? {};
   for (let hop = 0; ; hop++) {
     const answer = await once(url, { method, deadline, maxBody, headers, body });
     const redirect = answer.location !== undefined && [301, 302, 303, 307, 308].includes(answer.status);
     if (!redirect || maxRedirects === 0) return { status: answer.status, body: answer.body };
     if (hop >= maxRedirects) throw new HttpRequestError(`${target}: more than ${maxRedirects} redirects`, 'MESH_E_HTTP_REDIRECTS');
-    url = new URL(answer.location as string, url);
+    const next = new URL(answer.location as string, url);
+    // A redirect to another origin gets none of the caller's headers (a Consul token must not follow it elsewhere).
+    if (next.origin !== url.origin) headers = {};
+    url = next;
     // As fetch does: a 303, and a POST answered by 301/302, go on as GET.
     if (answer.status === 303 || (method === 'POST' && (answer.status === 301 || answer.status === 302))) {
       method = 'GET';

@@ -89,6 +89,23 @@ t.test('headers and a body are sent; a 307 keeps the POST and its body, a 303 tu
   );
 });
 
+t.test("a redirect to another origin gets none of the caller's headers (the token stays with its server)", async (t) => {
+  const tokens: Array<string | undefined> = [];
+  const other = await serve(t, (req, res) => {
+    tokens.push(req.headers['x-consul-token'] as string | undefined);
+    res.writeHead(200);
+    res.end('elsewhere');
+  });
+  const base = await serve(t, (req, res) => {
+    tokens.push(req.headers['x-consul-token'] as string | undefined);
+    res.writeHead(302, { location: req.url === '/away' ? `${other}/x` : '/away' });
+    res.end();
+  });
+  const answer = await httpRequest(`${base}/start`, { timeoutMs: 2000, headers: { 'X-Consul-Token': 's3cr3t' } });
+  t.same(answer, { status: 200, body: 'elsewhere' });
+  t.same(tokens, ['s3cr3t', 's3cr3t', undefined], 'sent on the same-origin hop, not to the other origin');
+});
+
 t.test('the body is cut at maxBodyBytes', async (t) => {
   const base = await serve(t, (_req, res) => {
     res.writeHead(200);
