@@ -260,62 +260,71 @@ async function run(): Promise<void> {
   // Both agents' VmRSS every 0.5 s from the first flip until 5 s after the last (the memory figure is their median).
   const rssSamples = { ours: [] as number[], consul: [] as number[] };
   const rssTimer = setInterval(() => {
-    rssSamples.ours.push(rssMb(ours.agent.pid));
-    rssSamples.consul.push(rssMb(pair.client.pid));
+    try {
+      const sample = { ours: rssMb(ours.agent.pid), consul: rssMb(pair.client.pid) };
+      rssSamples.ours.push(sample.ours);
+      rssSamples.consul.push(sample.consul);
+    } catch {
+      // A process gone mid-run: no sample (the flips then fail the run, naming what is missing).
+    }
   }, RSS_SAMPLE_MS);
-  for (let k = 0; k < FLIPS; k++) {
-    const s = Math.floor(k / 2) * 4;
-    const service = upstreamNames[s] as string;
-    const node = Math.floor(k / 2) % INSTANCES;
-    const status = k % 2 === 0 ? 'critical' : 'passing';
-    // Consul's own share: a raw blocking query on the service at the server, returning when it has the write.
-    const raw = await rawBlockingQuery(serverBase, service);
-    let t0 = 0;
-    let wall0 = 0;
-    const d = await flipOnce({
-      node,
-      sides: [
-        {
-          envoy: oursEnvoy,
-          cluster: oursClusters.get(service) as string,
-          statCluster: oursCds.get(oursClusters.get(service) as string) as string,
-          polls: polls.ours,
+  try {
+    for (let k = 0; k < FLIPS; k++) {
+      const s = Math.floor(k / 2) * 4;
+      const service = upstreamNames[s] as string;
+      const node = Math.floor(k / 2) % INSTANCES;
+      const status = k % 2 === 0 ? 'critical' : 'passing';
+      // Consul's own share: a raw blocking query on the service at the server, returning when it has the write.
+      const raw = await rawBlockingQuery(serverBase, service);
+      let t0 = 0;
+      let wall0 = 0;
+      const d = await flipOnce({
+        node,
+        sides: [
+          {
+            envoy: oursEnvoy,
+            cluster: oursClusters.get(service) as string,
+            statCluster: oursCds.get(oursClusters.get(service) as string) as string,
+            polls: polls.ours,
+          },
+          {
+            envoy: consulEnvoy,
+            cluster: consulClusters.get(service) as string,
+            statCluster: consulCds.get(consulClusters.get(service) as string) as string,
+            polls: polls.consul,
+          },
+        ],
+        instances: INSTANCES,
+        status,
+        pollMs: POLL_MS,
+        write: (at) => {
+          t0 = at;
+          wall0 = Date.now();
+          return txn(serverBase, [checkOp(node, service, status), sidecarCheckOp(node, service, status)]);
         },
-        {
-          envoy: consulEnvoy,
-          cluster: consulClusters.get(service) as string,
-          statCluster: consulCds.get(consulClusters.get(service) as string) as string,
-          polls: polls.consul,
-        },
-      ],
-      instances: INSTANCES,
-      status,
-      pollMs: POLL_MS,
-      write: (at) => {
-        t0 = at;
-        wall0 = Date.now();
-        return txn(serverBase, [checkOp(node, service, status), sidecarCheckOp(node, service, status)]);
-      },
-    });
-    rawDelays.push((await raw.returned) - t0);
-    const change = await ours.lastChange();
-    if (change?.pushedMs === undefined || change.ackedMs === undefined)
-      throw new Error(`flip ${k}: our /status xds.lastChange has no push or ACK: ${JSON.stringify(change)}`);
-    const arrived = Date.parse(change.at) - wall0;
-    oursSteps.arrived.push(arrived);
-    oursSteps.started.push(arrived + (change.startedMs ?? 0));
-    oursSteps.pushed.push(arrived + change.pushedMs);
-    oursSteps.acked.push(arrived + change.ackedMs);
-    const [o, c] = d as [FlipTimes, FlipTimes];
-    delays.ours.push(o.shown);
-    delays.consul.push(c.shown);
-    applied.ours.push(o.applied);
-    applied.consul.push(c.applied);
-    if ((k + 1) % 20 === 0) log(`${k + 1} flips`);
-    await sleep(PAUSE_MS);
+      });
+      rawDelays.push((await raw.returned) - t0);
+      const change = await ours.lastChange();
+      if (change?.pushedMs === undefined || change.ackedMs === undefined)
+        throw new Error(`flip ${k}: our /status xds.lastChange has no push or ACK: ${JSON.stringify(change)}`);
+      const arrived = Date.parse(change.at) - wall0;
+      oursSteps.arrived.push(arrived);
+      oursSteps.started.push(arrived + (change.startedMs ?? 0));
+      oursSteps.pushed.push(arrived + change.pushedMs);
+      oursSteps.acked.push(arrived + change.ackedMs);
+      const [o, c] = d as [FlipTimes, FlipTimes];
+      delays.ours.push(o.shown);
+      delays.consul.push(c.shown);
+      applied.ours.push(o.applied);
+      applied.consul.push(c.applied);
+      if ((k + 1) % 20 === 0) log(`${k + 1} flips`);
+      await sleep(PAUSE_MS);
+    }
+    await sleep(RSS_AFTER_MS);
+  } finally {
+    // Also when a flip fails the run: a live interval would keep the process from exiting.
+    clearInterval(rssTimer);
   }
-  await sleep(RSS_AFTER_MS);
-  clearInterval(rssTimer);
   const rxAfter = { ours: await rxBytes(oursEnvoy, oursAds), consul: await rxBytes(consulEnvoy, consulAds) };
   const nacks = { ours: await nackCount(oursEnvoy), consul: await nackCount(consulEnvoy) };
   const side = (which: 'ours' | 'consul', ready: Ready, agentPid: number, setupAt: number): SideFigures => ({
