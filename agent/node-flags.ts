@@ -12,7 +12,7 @@
  * code space), regular expressions in their interpreter too. In vs-consul,
  * alternating runs (bench/README.md): about 4 MB less RSS than with the former
  * --max-opt=1 --flush-baseline-code (Sparkplug as the top tier), 77.8 against
- * 81.9 MB, with "Consul write -> pushed to Envoy" the same within the Consul
+ * 81.6 MB, with "Consul write -> pushed to Envoy" the same within the Consul
  * server's noise. It also leaves no writable-and-executable memory in a process
  * that holds keys. Node then has no WebAssembly, so nothing the agent runs may
  * need it: fetch (undici's parser) is not used (lib/http-request.ts instead),

@@ -1,7 +1,7 @@
 /** The real probes: the file system, /proc, child programs, the control plane, Consul, the agent and Envoy. */
 import { readFile, stat } from 'node:fs/promises';
 import { run } from '../../lib/exec.js';
-import { httpRequest } from '../../lib/http-request.js';
+import { type HttpRequestOptions, httpRequest } from '../../lib/http-request.js';
 import type { AgentConfig } from '../config/schema.js';
 import type { StatusDocument } from '../status/status.js';
 import { inspectRules } from '../tproxy/apply.js';
@@ -18,10 +18,7 @@ const RUN_TIMEOUT_MS = 10_000;
 const HTTP_TIMEOUT_MS = 5_000;
 
 /** One request on node:http (lib/http-request.ts): the agent runs with --jitless, so node has no fetch that works (undici's parser is WebAssembly). */
-function http(
-  url: string,
-  init: { method?: 'GET' | 'POST'; headers?: Readonly<Record<string, string>>; body?: string } = {},
-): Promise<HttpAnswer> {
+function http(url: string, init: Pick<HttpRequestOptions, 'method' | 'headers' | 'body'> = {}): Promise<HttpAnswer> {
   return httpRequest(url, { ...init, timeoutMs: HTTP_TIMEOUT_MS });
 }
 

@@ -9,6 +9,7 @@ import { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import t from 'tap';
 import type { XdsResource } from '../../agent/xds/resources/common.js';
+import { parseStats } from '../support/envoy.js';
 import { getJson, xfccUri } from '../support/mesh-apps.js';
 import { startMeshNode } from '../support/mesh-node.js';
 import { meshTraffic, startMeshWorld } from '../support/mesh-world.js';
@@ -23,16 +24,6 @@ const API = `spiffe://${TD}/ns/default/sa/api`;
 function serials(certsJson: string): string[] {
   const doc = JSON.parse(certsJson) as { certificates?: Array<{ cert_chain?: Array<{ serial_number?: string }> }> };
   return (doc.certificates ?? []).flatMap((c) => (c.cert_chain ?? []).slice(0, 1).map((x) => (x.serial_number ?? '').toUpperCase()));
-}
-
-/** Envoy's integer stats (admin /stats text) by name. */
-function counters(statsText: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of statsText.split('\n')) {
-    const m = /^([^:\s]+): (\d+)$/.exec(line);
-    if (m) out.set(m[1] as string, Number(m[2]));
-  }
-  return out;
 }
 
 /**
@@ -78,7 +69,7 @@ t.test('SVID TTL 20 s: 60 s of requests across rotations, zero failures, serial 
   await meshTraffic(apiLocal, { timeoutMs: 30_000 });
 
   const firstSerials = serials(await n.admin('/certs'));
-  const statsBefore = counters(await n.admin('/stats'));
+  const statsBefore = parseStats(await n.admin('/stats'));
   const apiSerialsSeen = new Set<string>();
   const secretOf = (id: string) =>
     n.agent.dataPlane?.cache.current('vm-rot')?.snapshot.resources.secrets.get(id) as XdsResource | undefined;
@@ -115,7 +106,7 @@ t.test('SVID TTL 20 s: 60 s of requests across rotations, zero failures, serial 
     await new Promise((r) => setTimeout(r, 50));
   }
   const lastSerials = serials(await n.admin('/certs'));
-  const changed = closeCauses(statsBefore, counters(await n.admin('/stats')));
+  const changed = closeCauses(statsBefore, parseStats(await n.admin('/stats')));
   t.equal(
     failed,
     0,
