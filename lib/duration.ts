@@ -2,7 +2,7 @@
  * Durations as operators write them in config and workload files ("500ms",
  * "5s", "1m", "1h"), the form Consul accepts too. Parsed to milliseconds.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 const DURATION = /^(\d+)(ms|s|m|h)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
@@ -14,10 +14,20 @@ export function parseDuration(text: string): number | undefined {
   return Number(match[1]) * (UNIT_MS[match[2] as string] as number);
 }
 
-/** A zod schema for a duration string, kept as text (Consul takes the same text). */
-export const durationText = z.string().refine((s) => parseDuration(s) !== undefined, {
-  message: 'must be a duration such as "500ms", "5s", "1m" or "1h"',
-});
+/**
+ * A new zod schema for a duration string, kept as text (Consul takes the same
+ * text). A function, as every schema of the agent is: schemas are built for a
+ * parse and dropped after it (agent/config/schema.ts says why).
+ */
+export function durationText() {
+  return z.string().refine((s) => parseDuration(s) !== undefined, {
+    message: 'must be a duration such as "500ms", "5s", "1m" or "1h"',
+  });
+}
 
-/** A zod schema for a positive duration, parsed to milliseconds. */
-export const durationMs = durationText.transform((s) => parseDuration(s) as number).refine((ms) => ms > 0, 'must be greater than zero');
+/** A new zod schema for a positive duration, parsed to milliseconds. */
+export function durationMs() {
+  return durationText()
+    .transform((s) => parseDuration(s) as number)
+    .refine((ms) => ms > 0, 'must be greater than zero');
+}

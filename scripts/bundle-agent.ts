@@ -13,10 +13,15 @@
  * dist/agent/: the host-facts worker (a bundle of its own), the Envoy protos'
  * descriptor and the wire contract's .proto. dist/agent/main.js stays and runs
  * the same program unbundled.
+ *
+ * zod is imported as a namespace (`import * as z from 'zod'`), never as its `z`
+ * export: that object names all of zod (its JSON Schema code, its 45 locales),
+ * so the bundle kept all of it. With the namespace, esbuild keeps what the
+ * schemas call: 98 KB of zod instead of 458 KB, and about 0.7 MB less heap.
  */
 import { cp, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { build, type Plugin } from 'esbuild';
+import { build } from 'esbuild';
 import { ENVOY_DESCRIPTOR_FILE } from '../lib/envoy/protos.js';
 import { repoRoot } from './repo-root.js';
 
@@ -29,27 +34,6 @@ export const AGENT_BUNDLE = path.join('dist', 'agent', 'mesh-agent.js');
  */
 const REQUIRE_BANNER =
   "import { createRequire as __meshCreateRequire } from 'node:module';\nconst require = __meshCreateRequire(import.meta.url);";
-
-/**
- * zod's `locales` namespace (z.locales, core.locales) re-exports its error
- * messages in about 45 languages: 260 KB of the bundle, none of it read (the
- * agent's errors are English, zod's default, which schemas.js imports itself).
- * The namespace keeps only `en`.
- */
-const zodEnglishOnly: Plugin = {
-  name: 'zod-english-only',
-  setup(b) {
-    b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
-      /[\\/]node_modules[\\/]zod[\\/]/.test(args.importer)
-        ? { path: path.join(path.dirname(args.importer), '..', 'locales', 'index.js'), namespace: 'zod-english-only' }
-        : undefined,
-    );
-    b.onLoad({ filter: /.*/, namespace: 'zod-english-only' }, (args) => ({
-      contents: 'export { default as en } from "./en.js";\n',
-      resolveDir: path.dirname(args.path),
-    }));
-  },
-};
 
 export async function bundleAgent(root: string): Promise<string[]> {
   const dist = path.join(root, 'dist');
@@ -68,7 +52,6 @@ export async function bundleAgent(root: string): Promise<string[]> {
     minify: true,
     legalComments: 'none',
     banner: { js: REQUIRE_BANNER },
-    plugins: [zodEnglishOnly],
     logLevel: 'warning',
   });
   // protos.ts reads the descriptor, contract.ts the .proto, next to their module: now the bundle.

@@ -64,7 +64,7 @@ function requireKubernetesFields(file: string, trustDomain: string | undefined, 
 }
 
 export async function loadAgentConfig(file: string, deps: LoadAgentConfigDeps): Promise<AgentConfig> {
-  const parsed = await loadConfigFile(agentConfigSchema, file);
+  const parsed = await loadConfigFile(agentConfigSchema(), file);
   const { tokenFile, ...consul } = parsed.consul;
   let token = consul.token;
   if (tokenFile !== undefined) {

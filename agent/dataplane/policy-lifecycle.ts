@@ -13,7 +13,7 @@
  */
 import type { Logger } from '../../lib/logger.js';
 import { type ParsedPolicy, parsePolicyDocument } from '../../lib/policy/parse.js';
-import type { PolicyDocument, StoredPolicy } from '../../lib/policy/schema.js';
+import { type PolicyDocument, type PolicySchemas, policySchemas, type StoredPolicy } from '../../lib/policy/schema.js';
 import type { CatalogView } from '../discovery/catalog-view.js';
 import type { PolicySource } from '../policy/policy-source.js';
 import type { Workload } from '../workloads/workload.js';
@@ -40,6 +40,15 @@ export function fullyAcked(snapshot: Snapshot, acked: AckedResources): boolean {
   });
 }
 
+/** The policy schemas, built at the first call and kept by the caller for one pass over a set only. */
+function lazySchemas(): () => PolicySchemas {
+  let built: PolicySchemas | undefined;
+  return () => {
+    built ??= policySchemas();
+    return built;
+  };
+}
+
 const asMap = (resources: readonly StoredPolicy[]) => new Map(resources.map((r) => [policyKey(r), r]));
 
 export class PolicyLifecycle {
@@ -58,11 +67,12 @@ export class PolicyLifecycle {
     private readonly log: Logger,
   ) {}
 
-  private parse(r: StoredPolicy): ParsedPolicy {
+  /** `schemas`: built by the first resource of a build that needs parsing, shared by the others (and dropped after the build). */
+  private parse(r: StoredPolicy, schemas: () => PolicySchemas): ParsedPolicy {
     const key = policyKey(r);
     const known = this.parsed.get(key);
     if (known !== undefined && known.version === r.version && known.revision === r.revision) return known.result;
-    const result = parsePolicyDocument(r.source);
+    const result = parsePolicyDocument(r.source, schemas());
     if (!result.ok)
       this.log.error('a policy resource does not parse; it is left out', { kind: r.kind, name: r.name, issues: result.issues });
     this.parsed.set(key, { version: r.version, revision: r.revision, result });
@@ -77,12 +87,13 @@ export class PolicyLifecycle {
     for (const key of [...this.parsed.keys()]) if (!received.some((r) => policyKey(r) === key)) this.parsed.delete(key);
     this.built = effective.resources;
     const documents: PolicyDocument[] = [];
+    const schemas = lazySchemas();
     for (const r of effective.resources) {
-      const parsed = this.parse(r);
+      const parsed = this.parse(r, schemas);
       if (parsed.ok) documents.push(parsed.document);
       else {
         // Leaving out an AuthorizationPolicy would let every peer in: deny all at its target instead.
-        const closed = failClosedAuthorization(r);
+        const closed = failClosedAuthorization(r, schemas());
         if (closed !== undefined) documents.push(closed);
       }
     }
@@ -140,7 +151,8 @@ export class PolicyLifecycle {
   /** localTracing: agent.yaml sets `tracing` (a MeshTelemetry is then unused on this node). */
   status(workloads: readonly Workload[], view: CatalogView, localTracing = false): DataPlanePolicyStatus {
     const set = this.source.current();
-    const parsed = new Map(set.resources.map((r) => [policyKey(r), this.parse(r)]));
+    const schemas = lazySchemas();
+    const parsed = new Map(set.resources.map((r) => [policyKey(r), this.parse(r, schemas)]));
     return {
       revision: set.revision,
       origin: this.source.origin(),

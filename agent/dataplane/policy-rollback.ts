@@ -20,7 +20,7 @@
  * configuration; a listener it never had stays absent. Status still shows it
  * rolled back, with `kept`.
  */
-import { POLICY_API_VERSION, type PolicyDocument, type StoredPolicy, target } from '../../lib/policy/schema.js';
+import { POLICY_API_VERSION, type PolicyDocument, type PolicySchemas, policySchemas, type StoredPolicy } from '../../lib/policy/schema.js';
 
 /** `TrafficPolicy/api-defaults`: one policy resource, whatever its version. */
 export type PolicyKey = string;
@@ -125,12 +125,13 @@ export function accepted(lastAccepted: AcceptedSet, effective: readonly StoredPo
  * An AuthorizationPolicy the agent cannot parse (an agent older than its
  * control plane, a damaged disk copy) whose target it can still read: a
  * deny-all policy for that target, so the failure is closed. Undefined for
- * other kinds, or when not even the target can be read.
+ * other kinds, or when not even the target can be read. `schemas`: the policy
+ * schemas of the caller's parse (lib/policy/parse.ts), built when absent.
  */
-export function failClosedAuthorization(r: StoredPolicy): PolicyDocument | undefined {
+export function failClosedAuthorization(r: StoredPolicy, schemas?: PolicySchemas): PolicyDocument | undefined {
   if (r.kind !== 'AuthorizationPolicy') return undefined;
   const spec = (r.source as { spec?: { target?: unknown } } | undefined)?.spec;
-  const parsed = target.safeParse(spec?.target);
+  const parsed = (schemas ?? policySchemas()).target.safeParse(spec?.target);
   if (!parsed.success) return undefined;
   return {
     apiVersion: POLICY_API_VERSION,

@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { MeshError } from '../../lib/errors.js';
 import { POLICY_KINDS, type PolicySet } from '../../lib/policy/schema.js';
 import { ensurePrivateDir, writeFileAtomic } from '../../lib/secret-files.js';
@@ -18,15 +18,18 @@ export interface CachedPolicy {
   readonly receivedAt: number;
 }
 
-const count = z.number().int().min(0);
-const fileSchema = z.strictObject({
-  revision: count,
-  interest: z.strictObject({ services: z.array(z.string()), spiffeIds: z.array(z.string()) }),
-  receivedAt: count,
-  resources: z.array(
-    z.strictObject({ kind: z.enum(POLICY_KINDS), name: z.string().min(1), version: count, revision: count, source: z.unknown() }),
-  ),
-});
+/** The file's schema, built for the one read at start and dropped after it (agent/config/schema.ts says why). */
+function fileSchema() {
+  const count = z.number().int().min(0);
+  return z.strictObject({
+    revision: count,
+    interest: z.strictObject({ services: z.array(z.string()), spiffeIds: z.array(z.string()) }),
+    receivedAt: count,
+    resources: z.array(
+      z.strictObject({ kind: z.enum(POLICY_KINDS), name: z.string().min(1), version: count, revision: count, source: z.unknown() }),
+    ),
+  });
+}
 
 export function policyCachePath(dataDir: string): string {
   return path.join(dataDir, 'policy', 'policy.json');
@@ -58,7 +61,7 @@ export async function loadPolicyCache(file: string): Promise<CachedPolicy | unde
   } catch (err) {
     throw new MeshError('MESH_E_POLICY_CACHE_INVALID', `${file} is not JSON: ${(err as Error).message}`, { cause: err, details: { file } });
   }
-  const parsed = fileSchema.safeParse(value);
+  const parsed = fileSchema().safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const field = issue?.path.join('.') ?? '';

@@ -38,7 +38,7 @@ function issuesOf(file: string, err: unknown): WorkloadFileError[] {
 /** Parses one file's text into a Workload, or returns its errors. Pure. */
 export function parseWorkload(file: string, text: string, ctx: WorkloadContext): Workload | WorkloadFileError[] {
   try {
-    const parsed = validateConfig(workloadSchema, parseConfigText(text, file), file);
+    const parsed = validateConfig(workloadSchema(), parseConfigText(text, file), file);
     const workload = toWorkload(file, parsed, ctx.trustDomain, ctx.inboundPortOffset);
     if (workload.meshPort > 65535) {
       return [{ file, field: 'port', reason: `port + mesh.inboundPortOffset is ${workload.meshPort}, above 65535; set meshPort` }];

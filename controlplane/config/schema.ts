@@ -1,5 +1,5 @@
 /** mesh-controlplane configuration: a YAML/JSON file (--config) with flags overriding it. */
-import { z } from 'zod';
+import * as z from 'zod';
 import { durationMs } from '../../lib/duration.js';
 import { validateTrustDomain } from '../../lib/spiffe-id.js';
 import { kubeAttestationSchema } from '../kube/attestation-config.js';
@@ -18,9 +18,9 @@ export const controlplaneSchema = z.strictObject({
       return false;
     }
   }, 'must be a trust domain name: lower-case letters, digits, ".", "-", "_"'),
-  svidTtl: durationMs.default(24 * 3600_000),
-  nodeSvidTtl: durationMs.default(24 * 3600_000),
-  maxTokenTtl: durationMs.default(24 * 3600_000),
+  svidTtl: durationMs().default(24 * 3600_000),
+  nodeSvidTtl: durationMs().default(24 * 3600_000),
+  maxTokenTtl: durationMs().default(24 * 3600_000),
   maxCsrBytes: z.number().int().min(256).max(65536).default(4096),
   /** Threads that check CSRs and sign leaves; 0 signs on the main thread. Default: one per core. */
   signingWorkers: z.number().int().min(0).max(64).optional(),
@@ -28,7 +28,7 @@ export const controlplaneSchema = z.strictObject({
     .strictObject({ perSecond: z.number().positive().default(200), burst: z.number().int().positive().default(400) })
     .prefault({}),
   /** Proxy sync status (meshctl node list/status): a node with no report for staleAfter is STALE; agents report every staleAfter/3. */
-  nodeStatus: z.strictObject({ staleAfter: durationMs.default(30_000) }).prefault({}),
+  nodeStatus: z.strictObject({ staleAfter: durationMs().default(30_000) }).prefault({}),
   log: z
     .strictObject({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info'), format: z.enum(['json', 'human']).default('json') })
     .prefault({}),

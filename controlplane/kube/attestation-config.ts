@@ -15,7 +15,7 @@
  *   (and never beyond the token's own expiry); renewal re-attests.
  * - `timeout`: longest wait for one Kubernetes API call.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { durationMs } from '../../lib/duration.js';
 
 const glob = z
@@ -34,8 +34,8 @@ export const kubeAttestationSchema = z.strictObject({
     .string()
     .regex(/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/, 'must be a DNS label (lower-case letters, digits, "-")')
     .default('k8s'),
-  nodeSvidTtl: durationMs.default(3600_000),
-  timeout: durationMs.default(5_000),
+  nodeSvidTtl: durationMs().default(3600_000),
+  timeout: durationMs().default(5_000),
 });
 
 export type KubeAttestationConfig = z.output<typeof kubeAttestationSchema>;

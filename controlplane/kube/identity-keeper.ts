@@ -13,6 +13,7 @@
 import { parsePolicyDocument } from '../../lib/policy/parse.js';
 import { POLICY_API_VERSION } from '../../lib/policy/schema.js';
 import { stableJson } from '../../lib/stable-json.js';
+import { POLICY_SCHEMAS } from '../policy/policy-schemas.js';
 import type { PolicyRecord, PolicyStore } from '../policy/policy-store.js';
 import type { SyncedIdentity } from './to-consul.js';
 
@@ -36,7 +37,7 @@ const claim = (service: string, namespace: string) => `${namespace}/${service}`;
 
 /** The (service, namespace) a stored ServiceIdentity claims, defaults applied. */
 function claimOf(record: PolicyRecord): string | undefined {
-  const parsed = parsePolicyDocument(record.source);
+  const parsed = parsePolicyDocument(record.source, POLICY_SCHEMAS);
   if (!parsed.ok || parsed.document.kind !== 'ServiceIdentity') return undefined;
   return claim(parsed.document.spec.service, parsed.document.spec.namespace);
 }

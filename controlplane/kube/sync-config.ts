@@ -3,7 +3,7 @@
  * (docs/operations/kubernetes-sync.md). Present, it runs inside
  * `mesh-controlplane run`; absent, the control plane syncs nothing.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { durationMs } from '../../lib/duration.js';
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'must be HOST:PORT');
@@ -44,7 +44,7 @@ export const kubeSyncSchema = z.strictObject({
     })
     .optional(),
   /** Full reconcile period: re-reads Consul and Kubernetes to repair drift (e.g. a restarted Consul that lost its state). */
-  resync: durationMs.default(10_000),
+  resync: durationMs().default(10_000),
 });
 
 export type KubeSyncConfig = z.output<typeof kubeSyncSchema>;

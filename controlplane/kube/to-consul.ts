@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import type { V1EndpointSlice, V1Pod, V1Service } from '@kubernetes/client-node';
 import type { ServiceRegistration } from '../../agent/discovery/consul-client.js';
 import { META } from '../../lib/consul-meta.js';
-import { serviceName as consulServiceName } from '../../lib/policy/schema.js';
+import { POLICY_SCHEMAS } from '../policy/policy-schemas.js';
 import {
   ANNOTATION_MESH_PORT,
   ANNOTATION_PROTOCOL,
@@ -135,6 +135,7 @@ export function planToConsul(objects: KubeObjects, ctx: ToConsulContext): ToCons
   const sorted = [...objects.services].sort((a, b) =>
     key(a.metadata?.namespace ?? '', a.metadata?.name ?? '').localeCompare(key(b.metadata?.namespace ?? '', b.metadata?.name ?? '')),
   );
+  const consulServiceName = POLICY_SCHEMAS.serviceName;
   for (const svc of sorted) {
     if (!isSelected(svc, ctx.namespaces)) continue;
     const ns = svc.metadata?.namespace ?? '';

@@ -14,6 +14,7 @@ import { POLICY_KINDS, type PolicyDocument, type PolicyKind } from '../../lib/po
 import type { AuditRepo } from '../store/audit-repo.js';
 import type { Db } from '../store/db.js';
 import { canonicalJson } from './canonical-json.js';
+import { POLICY_SCHEMAS } from './policy-schemas.js';
 import type { ApplyResult, PolicyChange, PolicyRecord, PolicyStore } from './policy-store.js';
 import { invalidPolicies, validateApply } from './policy-validate.js';
 
@@ -196,7 +197,7 @@ export class PolicyRepo implements PolicyStore {
 
 /** A stored row as a parsed document; rows were validated when applied. */
 function storedDocument(row: PolicyRow): PolicyDocument {
-  const parsed = parsePolicyDocument(JSON.parse(row.source_json));
+  const parsed = parsePolicyDocument(JSON.parse(row.source_json), POLICY_SCHEMAS);
   if (!parsed.ok)
     throw new MeshError('MESH_E_INTERNAL', `stored policy ${row.kind}/${row.name} no longer validates: ${parsed.issues[0]?.message}`, {
       details: { kind: row.kind, name: row.name },

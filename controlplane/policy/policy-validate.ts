@@ -10,6 +10,7 @@
 import { MeshError } from '../../lib/errors.js';
 import { parsePolicyDocument } from '../../lib/policy/parse.js';
 import type { PolicyDocument, PolicyKind, PolicyTarget } from '../../lib/policy/schema.js';
+import { POLICY_SCHEMAS } from './policy-schemas.js';
 
 export interface PolicyProblem {
   /** 0-based position of the document in the apply (messages count from 1). */
@@ -167,7 +168,7 @@ export function validateApply(inputs: readonly unknown[], stored: readonly Polic
   const parsed: Array<{ index: number; doc: PolicyDocument }> = [];
   const seen = new Map<string, number>();
   inputs.forEach((input, index) => {
-    const result = parsePolicyDocument(input);
+    const result = parsePolicyDocument(input, POLICY_SCHEMAS);
     if (!result.ok) {
       for (const issue of result.issues)
         problems.push({ index, kind: result.kind ?? '', name: result.name ?? '', path: issue.path, message: issue.message });

@@ -5,7 +5,7 @@
  * apply with it and agents parse what they receive with it.
  */
 import { formatFieldPath } from '../config-file.js';
-import { type PolicyDocument, type PolicyKind, policyEnvelope, SPEC_SCHEMAS } from './schema.js';
+import { type PolicyDocument, type PolicyKind, type PolicySchemas, policySchemas } from './schema.js';
 
 export interface PolicyIssue {
   /** Field path inside the document, e.g. `spec.rules[0].from.ids[1]`; "" for the document. */
@@ -26,8 +26,13 @@ function peek(input: unknown): { kind?: string; name?: string } {
   };
 }
 
-export function parsePolicyDocument(input: unknown): ParsedPolicy {
-  const envelope = policyEnvelope.safeParse(input);
+/**
+ * `schemas`: the policy schemas to parse with. A caller that parses several
+ * documents builds them once (policySchemas()) and passes them to each call;
+ * without them, this call builds its own.
+ */
+export function parsePolicyDocument(input: unknown, schemas: PolicySchemas = policySchemas()): ParsedPolicy {
+  const envelope = schemas.policyEnvelope.safeParse(input);
   if (!envelope.success) {
     return {
       ok: false,
@@ -36,7 +41,7 @@ export function parsePolicyDocument(input: unknown): ParsedPolicy {
     };
   }
   const { kind, metadata, spec } = envelope.data;
-  const parsed = SPEC_SCHEMAS[kind as PolicyKind].safeParse(spec);
+  const parsed = schemas.SPEC_SCHEMAS[kind as PolicyKind].safeParse(spec);
   if (!parsed.success) {
     return {
       ok: false,

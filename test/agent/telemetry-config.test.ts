@@ -15,7 +15,7 @@ import type { Workload } from '../../agent/workloads/workload.js';
 import { validateConfig } from '../../lib/config-file.js';
 import { isMeshError } from '../../lib/errors.js';
 
-const parse = (input: unknown) => validateConfig(agentConfigSchema, input, 'agent.yaml');
+const parse = (input: unknown) => validateConfig(agentConfigSchema(), input, 'agent.yaml');
 
 t.test('defaults: access log off, to <dataDir>/envoy/access.log; no tracing', async (t) => {
   const config = parse({ dataDir: '/var/lib/x' });

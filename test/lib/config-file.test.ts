@@ -1,5 +1,5 @@
 import t from 'tap';
-import { z } from 'zod';
+import * as z from 'zod';
 import { formatFieldPath, loadConfigFile, parseConfigText, validateConfig } from '../../lib/config-file.js';
 import { deepFreeze } from '../../lib/deep-freeze.js';
 import { isMeshError } from '../../lib/errors.js';

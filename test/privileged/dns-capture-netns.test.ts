@@ -138,7 +138,7 @@ async function startProxy(w: World): Promise<ManagedChild> {
 
 /** Only the DNS capture rules of buildRuleSet (inbound and outbound TCP capture off). */
 function dnsRuleSet(excludeUIDs: number[] = [], dnsServers?: string[]) {
-  const tp = transparentProxySchema.parse({
+  const tp = transparentProxySchema().parse({
     enabled: true,
     dns: { capture: true, port: DNS_PORT },
     inbound: { enabled: false },

@@ -79,7 +79,7 @@ export async function startMeshNode(options: MeshNodeOptions): Promise<MeshNode>
     });
   const [adminPort] = (await freePorts(1)) as [number];
   const parsed = validateConfig(
-    agentConfigSchema,
+    agentConfigSchema(),
     {
       nodeName: options.nodeName,
       trustDomain: options.cp.trustDomain,

@@ -27,7 +27,7 @@ const DATA = '/var/lib/mesh-agent';
 const ID = path.join(DATA, 'identity');
 
 function config(input: Record<string, unknown> = {}): AgentConfig {
-  const parsed = validateConfig(agentConfigSchema, { dataDir: DATA, ...input }, 'test');
+  const parsed = validateConfig(agentConfigSchema(), { dataDir: DATA, ...input }, 'test');
   return deepFreeze({ ...parsed, nodeName: 'vm1', trustDomain: 'example.org', consul: { ...parsed.consul } }) as AgentConfig;
 }
 

@@ -43,7 +43,7 @@ async function setup(t: Test, capture: boolean) {
   await mkdir(workloadsDir);
   await writeFile(path.join(workloadsDir, 'web.yaml'), 'name: web\nport: 8080\n');
   const parsed = validateConfig(
-    agentConfigSchema,
+    agentConfigSchema(),
     {
       nodeName: 'vm1',
       trustDomain: 'example.org',

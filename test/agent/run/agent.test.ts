@@ -18,7 +18,7 @@ async function setup(t: Test, mode: 'agent' | 'catalog') {
   const workloadsDir = path.join(base, 'workloads.d');
   await mkdir(workloadsDir);
   const parsed = validateConfig(
-    agentConfigSchema,
+    agentConfigSchema(),
     {
       nodeName: 'vm1',
       trustDomain: 'example.org',

@@ -70,7 +70,7 @@ const workload = (name: string, port: number) => ({ name, port }) as unknown as 
 
 function setup(t: Test, config: Record<string, unknown> = {}, startDns?: () => Promise<{ stop(): Promise<void> }>) {
   const clock = new FakeClock();
-  const tp = transparentProxySchema.parse({ enabled: true, checkInterval: '10s', ipv6: 'off', ...config });
+  const tp = transparentProxySchema().parse({ enabled: true, checkInterval: '10s', ipv6: 'off', ...config });
   const tables = new Tables(tp);
   const envoy = new FakeEnvoy();
   const lines: string[] = [];
@@ -233,7 +233,7 @@ async function seedStale(tables: Tables, config: TransparentProxyConfig): Promis
 
 t.test('stale rules of a crashed run are found at start and replaced once Envoy is ready', async (t) => {
   const { tables, envoy, manager, journal, lines } = setup(t);
-  const stale = await seedStale(tables, transparentProxySchema.parse({ enabled: true, ipv6: 'off' }));
+  const stale = await seedStale(tables, transparentProxySchema().parse({ enabled: true, ipv6: 'off' }));
   t.ok(stale.some((l) => l.includes('--dport 9999')));
   await manager.start(journal);
   await manager.settled();
@@ -257,7 +257,7 @@ t.test('stale rules of a crashed run are found at start and replaced once Envoy 
 
 t.test('with failurePolicy open, stale rules go at once', async (t) => {
   const { tables, manager, journal } = setup(t, { failurePolicy: 'open' });
-  await seedStale(tables, transparentProxySchema.parse({ enabled: true, ipv6: 'off' }));
+  await seedStale(tables, transparentProxySchema().parse({ enabled: true, ipv6: 'off' }));
   await manager.start(journal);
   await manager.settled();
   t.same(await tables.ours(), []);

@@ -14,7 +14,7 @@ const GROUP = 'root:x:0:\nmesh-envoy:x:993:\nproxy:x:13:\n';
 const accounts = { passwd: PASSWD, group: GROUP };
 
 function config(input: Record<string, unknown> = {}) {
-  const parsed = agentConfigSchema.parse({ controlPlane: { address: '10.1.0.1:8443' }, ...input });
+  const parsed = agentConfigSchema().parse({ controlPlane: { address: '10.1.0.1:8443' }, ...input });
   return { ...parsed, nodeName: 'n', trustDomain: 'td', consul: parsed.consul };
 }
 
@@ -111,7 +111,7 @@ t.test('inbound.ports narrows to workload ports; ipv6 on/off ignore the host', a
 });
 
 t.test('without controlPlane.address the control plane stored at join is exempt', async (t) => {
-  const parsed = agentConfigSchema.parse({});
+  const parsed = agentConfigSchema().parse({});
   const base = { ...parsed, nodeName: 'n', trustDomain: 'td' };
   const asked: string[] = [];
   const facts = await resolveCaptureFacts({

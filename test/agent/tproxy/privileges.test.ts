@@ -90,7 +90,7 @@ t.test('setpriv switches to Envoy user and clears every capability set', async (
 });
 
 function config(input: Record<string, unknown>): AgentConfig {
-  return { ...agentConfigSchema.parse(input), nodeName: 'n1', trustDomain: 'example.org' } as AgentConfig;
+  return { ...agentConfigSchema().parse(input), nodeName: 'n1', trustDomain: 'example.org' } as AgentConfig;
 }
 const log = createLogger({ sink: { write: () => {} } });
 const accounts = { passwd: 'root:x:0:0::/root:/bin/bash\n', group: 'root:x:0:\n' };

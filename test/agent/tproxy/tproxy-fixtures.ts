@@ -3,7 +3,7 @@ import { type TransparentProxyConfig, transparentProxySchema } from '../../../ag
 import type { CaptureFacts } from '../../../agent/tproxy/rules.js';
 
 export function tpConfig(input: Record<string, unknown> = {}): TransparentProxyConfig {
-  return transparentProxySchema.parse({ enabled: true, ...input });
+  return transparentProxySchema().parse({ enabled: true, ...input });
 }
 
 /** A root agent, Envoy as mesh-envoy (uid/gid 995), two workload ports, control plane and Consul exempt. */

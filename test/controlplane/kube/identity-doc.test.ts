@@ -48,6 +48,6 @@ t.test('agent.yaml example', async (t) => {
 t.test('workload example', async (t) => {
   const [block] = named('workloads.d/web.yaml');
   t.ok(block, 'the doc has one');
-  const w = workloadSchema.parse(parse(block?.body ?? ''));
+  const w = workloadSchema().parse(parse(block?.body ?? ''));
   t.match(w, { name: 'web', namespace: 'shop', serviceAccount: 'web' });
 });

@@ -184,7 +184,7 @@ t.test('nfpm config: sorted contents, fixed owner and mtime, config files flagge
 
 t.test('the shipped config files are valid as they are', async (t) => {
   const agentFile = path.join(root, 'packaging', 'config', 'agent.yaml');
-  const agent = agentConfigSchema.parse(parseConfigText(await readFile(agentFile, 'utf8'), agentFile));
+  const agent = agentConfigSchema().parse(parseConfigText(await readFile(agentFile, 'utf8'), agentFile));
   t.equal(agent.envoy.binary, '/usr/lib/mesh-agent/envoy/envoy', 'the bundled Envoy');
   t.equal(agent.envoy.user, 'mesh-envoy');
   t.equal(agent.dataDir, '/var/lib/mesh-agent');
