@@ -97,25 +97,37 @@ export function createCatalogWatcher(options: CatalogWatcherOptions): CatalogWat
       loop.sleep = clock.setTimer(ms, resolve);
     });
 
+  /**
+   * One blocking query and what its answer changes; false when the loop was
+   * stopped meanwhile. A function of its own, not inline in runLoop: a
+   * suspended async function keeps what its registers last held, so runLoop,
+   * waiting on its next query, would keep its previous answer alive (with 200
+   * upstreams, 2,000 health entries with their tags, meta and checks).
+   */
+  const ask = async (loop: Loop, asked: number, resumed: boolean): Promise<boolean> => {
+    const result = await client.healthService(loop.service, { index: loop.index, waitMs: options.waitMs, signal: loop.abort.signal });
+    if (loop.abort.signal.aborted) return false;
+    if (resumed) log.info('catalog watch resumed', { service: loop.service });
+    loop.error = undefined;
+    // The answer is fresh, so block on its index next even when it went backwards (a restarted Consul).
+    loop.index = Math.max(1, result.index);
+    const instances = toInstances(result.entries);
+    const before = known.get(loop.service);
+    if (before === undefined || before.source !== 'consul' || !sameInstances(before.instances, instances)) {
+      known.set(loop.service, { name: loop.service, instances, source: 'consul' });
+      changed();
+      options.onAnswer?.(loop.service, clock.now() - asked, 'changed');
+    } else options.onAnswer?.(loop.service, clock.now() - asked, 'unchanged');
+    return true;
+  };
+
   const runLoop = async (loop: Loop) => {
     let failures = 0;
     while (!loop.abort.signal.aborted) {
       const asked = clock.now();
       try {
-        const result = await client.healthService(loop.service, { index: loop.index, waitMs: options.waitMs, signal: loop.abort.signal });
-        if (loop.abort.signal.aborted) return;
-        if (failures > 0 || loop.error !== undefined) log.info('catalog watch resumed', { service: loop.service });
+        if (!(await ask(loop, asked, failures > 0 || loop.error !== undefined))) return;
         failures = 0;
-        loop.error = undefined;
-        // The answer is fresh, so block on its index next even when it went backwards (a restarted Consul).
-        loop.index = Math.max(1, result.index);
-        const instances = toInstances(result.entries);
-        const before = known.get(loop.service);
-        if (before === undefined || before.source !== 'consul' || !sameInstances(before.instances, instances)) {
-          known.set(loop.service, { name: loop.service, instances, source: 'consul' });
-          changed();
-          options.onAnswer?.(loop.service, clock.now() - asked, 'changed');
-        } else options.onAnswer?.(loop.service, clock.now() - asked, 'unchanged');
       } catch (err) {
         if (loop.abort.signal.aborted) return;
         options.onAnswer?.(loop.service, clock.now() - asked, 'error');

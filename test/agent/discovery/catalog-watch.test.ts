@@ -1,6 +1,9 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import t from 'tap';
 import type { CatalogView } from '../../../agent/discovery/catalog-view.js';
 import { createCatalogWatcher } from '../../../agent/discovery/catalog-watch.js';
+import type { ConsulClient, HealthEntry } from '../../../agent/discovery/consul-client.js';
 import { createLogger } from '../../../lib/logger.js';
 import { FakeClock } from '../../fakes/clock.js';
 import { FakeConsul } from '../../fakes/consul.js';
@@ -224,4 +227,56 @@ t.test('onAnswer: each blocking query ends changed, unchanged or error, with the
   await flush();
   t.same(answers[1], ['api', 1500, 'error'], 'the blocked query failed after 1.5 s');
   watcher.stop();
+});
+
+t.test("a loop waiting on its next query keeps none of the previous answer's health entries", async (t) => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  let answered: WeakRef<object> | undefined;
+  let asked = 0;
+  const client: ConsulClient = {
+    register: async () => {},
+    deregister: async () => {},
+    registeredIds: async () => new Set(),
+    meshServices: () => new Promise(() => {}),
+    healthService: (_service, query) => {
+      asked++;
+      if (asked > 1)
+        return new Promise((_resolve, reject) =>
+          query.signal?.addEventListener('abort', () => reject(new Error('aborted')), { once: true }),
+        );
+      const entries: HealthEntry[] = Array.from({ length: 10 }, (_, i) => ({
+        node: `n${i}`,
+        nodeAddress: `10.0.0.${i}`,
+        datacenter: 'dc1',
+        serviceId: `api-${i}`,
+        service: 'api',
+        address: `10.0.0.${i}`,
+        port: 8080,
+        tags: [],
+        meta: { mesh_spiffe_id: 'spiffe://example.org/ns/default/sa/api', mesh_port: '19090' },
+        weight: 1,
+        taggedMeshPort: undefined,
+        checks: [{ status: 'passing' }],
+      }));
+      answered = new WeakRef(entries);
+      return Promise.resolve({ index: 7, entries });
+    },
+  };
+  const clock = new FakeClock();
+  const watcher = createCatalogWatcher({
+    client,
+    clock,
+    log: createLogger({ sink: { write: () => {} }, clock }),
+    backoff: { initialMs: 100, maxMs: 1000 },
+    waitMs: 60000,
+    coalesceMs: 25,
+  });
+  t.teardown(() => watcher.stop());
+  watcher.setServices(['api']);
+  await flush();
+  t.equal(asked, 2, 'the loop waits on its second query');
+  t.equal(watcher.view().services.api?.instances.length, 10, 'the first answer is in the view');
+  gc();
+  t.equal(answered?.deref(), undefined, "the first answer's entries were collected while the second query is open");
 });
