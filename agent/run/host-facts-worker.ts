@@ -1,8 +1,9 @@
-/** The host-facts worker thread (see host-facts.ts): runs systeminformation once and posts the result. */
+/** The host-facts child process (see host-facts.ts): runs systeminformation once, sends the result over IPC and exits. */
 import { networkInterfaces } from 'node:os';
-import { parentPort } from 'node:worker_threads';
 import si from 'systeminformation';
-import { factsFrom } from './host-facts.js';
+import { factsFrom, type HostFactsMessage } from './host-facts.js';
+
+const answer = (message: HostFactsMessage) => process.send?.(message, () => process.disconnect());
 
 try {
   const [osInfo, nets] = await Promise.all([si.osInfo(), si.networkInterfaces()]);
@@ -11,7 +12,7 @@ try {
     (infos ?? []).filter((i) => i.family === 'IPv6').map((i) => i.address),
   ]);
   const { hostname: _, ...facts } = factsFrom(osInfo, nets, '', Object.fromEntries(v6));
-  parentPort?.postMessage({ facts });
+  answer({ facts });
 } catch (err) {
-  parentPort?.postMessage({ error: (err as Error).message });
+  answer({ error: (err as Error).message });
 }

@@ -51,7 +51,7 @@ import { collectHostFacts, fallbackHostFacts, type HostFacts, type HostFactsSour
 import { announceReady, servingStatus } from './service-readiness.js';
 
 export interface RunCommandDeps {
-  /** Host facts (systeminformation in a worker by default); read once, within hostFactsTimeout. */
+  /** Host facts (systeminformation in a child process by default); read once, within hostFactsTimeout. */
   facts?: HostFactsSource;
   /** Process signals; tests pass an EventEmitter. */
   signals?: Pick<NodeJS.Process, 'on' | 'off'>;

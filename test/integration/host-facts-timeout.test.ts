@@ -1,7 +1,7 @@
 /**
  * The host-facts timeout holds against the real systeminformation even when a
  * command it runs hangs: systeminformation runs `hostname -f` with execSync,
- * which blocks its thread, so the facts are read in a worker thread and the
+ * which blocks its thread, so the facts are read in a child process and the
  * timeout runs on the agent's own. A `hostname` that blocks until the test
  * releases it is put first on PATH. (Were systeminformation run on this thread,
  * the wait for the hanging command below could never poll: the test would hang.)
@@ -26,6 +26,19 @@ async function processesUsing(dir: string): Promise<number> {
     if (!/^\d+$/.test(pid)) continue;
     const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
     if (cmdline.includes(dir)) n++;
+  }
+  return n;
+}
+
+/** This process's children that run the host-facts worker. */
+async function factsChildren(): Promise<number> {
+  let n = 0;
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid !== process.pid) continue;
+    if ((await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).includes('host-facts-worker')) n++;
   }
   return n;
 }
@@ -64,7 +77,7 @@ t.test('a hanging `hostname -f` does not hold the start: MESH_E_HOST_FACTS at th
   });
 
   // The timeout is driven by a fake clock once the command is known to hang, so a slow start of the
-  // worker on a busy machine cannot make it fire before systeminformation got that far.
+  // child process on a busy machine cannot make it fire before systeminformation got that far.
   const clock = new FakeClock();
   const pending = collectHostFacts({ source: hostFacts, timeoutMs: 5000, clock }).catch((e: unknown) => e);
   await waitFor(async () => ((await processesUsing(dir)) > 0 ? true : undefined), {
@@ -72,14 +85,16 @@ t.test('a hanging `hostname -f` does not hold the start: MESH_E_HOST_FACTS at th
     what: 'systeminformation to run the hanging hostname',
   });
   process.env.PATH = savedPath;
-  // This thread is free while the worker is blocked in execSync: the timer fires and the start fails.
+  // This thread is free while the child process is blocked in execSync: the timer fires and the start fails.
   clock.advance(5000);
   const err = await pending;
-  t.ok(isMeshError(err, 'MESH_E_HOST_FACTS'), 'rejected although the worker is blocked in execSync');
+  t.ok(isMeshError(err, 'MESH_E_HOST_FACTS'), 'rejected although the child process is blocked in execSync');
   t.match((err as Error).message, /did not finish within 5000 ms; set advertiseAddress/);
   t.ok((await processesUsing(dir)) > 0, 'the command still hangs');
+  await waitFor(async () => ((await factsChildren()) === 0 ? true : undefined), { what: 'the host-facts child to be killed' });
+  t.pass('the host-facts child process is gone although its command hangs');
 
-  // Release it; the blocked worker then ends (it was terminated) and nothing is left.
+  // Release it; the child process was killed at the timeout, the command now ends, and nothing is left.
   await release(fifo, 'vm1.example\n');
   await waitFor(async () => ((await processesUsing(dir)) === 0 ? true : undefined), { what: 'the blocked hostname to exit' });
 });

@@ -3,15 +3,16 @@
  * package and startAgentProcess run. The integration tests run the agent from
  * it; these check what they would only show as a failed start.
  */
+import { fork } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import t from 'tap';
 import { AGENT_NODE_FLAGS } from '../../agent/node-flags.js';
+import type { HostFactsMessage } from '../../agent/run/host-facts.js';
 import { ENVOY_DESCRIPTOR_FILE } from '../../lib/envoy/protos.js';
 import { run } from '../../lib/exec.js';
 import { packageVersion } from '../../lib/version.js';
@@ -86,14 +87,26 @@ t.test('what the agent reads next to its module is next to the bundle', async (t
   );
 });
 
-t.test('the bundled host-facts worker answers as host-facts.ts expects', async (t) => {
-  const worker = new Worker(path.join(dir, 'host-facts-worker.js'));
-  const message = await new Promise<{ facts?: { os: string; address: string }; error?: string }>((resolve, reject) => {
-    worker.once('message', resolve);
-    worker.once('error', reject);
+t.test('the bundled host-facts worker answers as host-facts.ts expects, and exits by itself', async (t) => {
+  const { NODE_OPTIONS: _, ...env } = process.env;
+  const child = fork(path.join(dir, 'host-facts-worker.js'), [], {
+    execArgv: [...AGENT_NODE_FLAGS],
+    env,
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    serialization: 'json',
   });
-  await worker.terminate();
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const message = await new Promise<HostFactsMessage>((resolve, reject) => {
+    child.once('message', (m: HostFactsMessage) => resolve(m));
+    child.once('error', reject);
+  });
   t.equal(message.error, undefined);
   t.type(message.facts?.os, 'string');
   t.match(message.facts?.address ?? '', /^\d+\.\d+\.\d+\.\d+$/);
+  t.equal(await exited, 0, 'the child exits once it has answered');
+  t.equal(stderr, '', 'nothing on stderr');
 });

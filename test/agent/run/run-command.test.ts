@@ -35,7 +35,7 @@ t.test('an invalid config fails with exit 78 (EX_CONFIG), the file and field, as
   t.match(json[0], { level: 'error', code: 'MESH_E_CONFIG_INVALID', file, fields: ['consul.mode'] });
 });
 
-t.test('host facts come from systeminformation (in a worker thread)', async (t) => {
+t.test('host facts come from systeminformation (in a child process)', async (t) => {
   const facts = await hostFacts(new AbortController().signal);
   t.type(facts.hostname, 'string');
   t.ok(facts.hostname.length > 0);
