@@ -362,7 +362,7 @@ async function endToEnd(
       }
       delays.push(performance.now() - t0);
       consulDelays.push(await raw);
-      const change = (await agentStatus<AgentStatusDoc>(fx.statusAddr)).xds?.lastChange;
+      const change = (await agentStatus<AgentStatusDoc>(fx.statusAddr, '/status/xds')).xds?.lastChange;
       if (change?.startedMs === undefined || change.pushedMs === undefined || change.ackedMs === undefined)
         throw fail(`change ${k}`, new Error(`/status xds.lastChange has no push or ACK: ${JSON.stringify(change)}`));
       steps.arrived.push(Date.parse(change.at) - wall0);

@@ -160,6 +160,8 @@ export interface DataPlane {
   /** Resolves once pending rebuilds ran. */
   settled(): Promise<void>;
   status(): DataPlaneStatus;
+  /** status().xds alone, without building the rest (GET /status/xds). */
+  xdsStatus?(): DataPlaneStatus['xds'];
   /** Per workload name: whether Envoy really serves its mesh listener, and why not. */
   serving(): ReadonlyMap<string, WorkloadServing>;
   /** Called when serving() changes (Envoy events, acknowledgements, rebuilds). */
@@ -394,6 +396,18 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
     );
   };
 
+  const xdsStatus = (): DataPlaneStatus['xds'] => {
+    const snapshotVersion = cache.current(options.nodeName)?.version;
+    const lastChange = changes.status();
+    return {
+      ...(ads?.status() ?? idleAdsStatus(options.adsSocket)),
+      ...(snapshotVersion === undefined ? {} : { snapshotVersion }),
+      ...(lastError === undefined ? {} : { lastError }),
+      ...(builtAt === undefined ? {} : { builtAt }),
+      ...(lastChange === undefined ? {} : { lastChange }),
+    };
+  };
+
   return {
     cache,
     get ads() {
@@ -506,19 +520,11 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
     async settled() {
       while (scheduled !== undefined) await scheduled;
     },
+    xdsStatus,
     status() {
-      const adsStatus = ads?.status() ?? idleAdsStatus(options.adsSocket);
-      const snapshotVersion = cache.current(options.nodeName)?.version;
-      const lastChange = changes.status();
       return {
         envoy: options.envoy?.status() ?? { state: 'external' },
-        xds: {
-          ...adsStatus,
-          ...(snapshotVersion === undefined ? {} : { snapshotVersion }),
-          ...(lastError === undefined ? {} : { lastError }),
-          ...(builtAt === undefined ? {} : { builtAt }),
-          ...(lastChange === undefined ? {} : { lastChange }),
-        },
+        xds: xdsStatus(),
         identity: identities.states(),
         modelProblems: problems,
         upstreams: upstreamStatuses(lastBuilt),

@@ -20,7 +20,7 @@ import type { ControlPlaneLink } from '../identity/cp-connection.js';
 import type { AgentMetrics } from '../status/agent-metrics.js';
 import { EMPTY_LABEL_INDEX, type LabelIndex, labelIndex } from '../status/envoy-labels.js';
 import { metricsEndpoint } from '../status/metrics-endpoint.js';
-import { buildStatus, type StatusDocument } from '../status/status.js';
+import { buildStatus, type StatusDocument, xdsSection } from '../status/status.js';
 import { type StatusServer, startStatusServer } from '../status/status-server.js';
 import { syncReport } from '../status/sync-report.js';
 import { createSyncReporter } from '../status/sync-reporter.js';
@@ -62,6 +62,8 @@ export interface Agent {
   /** Re-reads the workload files (SIGHUP, directory change). */
   reload(): Promise<void>;
   status(): StatusDocument;
+  /** The status document's xds section alone (GET /status/xds); undefined without a data plane. */
+  xdsStatus(): StatusDocument['xds'];
   view(): CatalogView;
   onView(listener: (view: CatalogView) => void): () => void;
   readonly statusAddress: string | undefined;
@@ -249,7 +251,7 @@ export function createAgent(deps: AgentDeps): Agent {
       });
       server = await effects.effect(
         'status listener',
-        () => startStatusServer(config.status.listen, () => agent.status(), metricsRoute()),
+        () => startStatusServer(config.status.listen, () => agent.status(), { ...metricsRoute(), xds: () => ({ xds: agent.xdsStatus() }) }),
         (s) => s.close(),
       );
       // Recorded before the registrations so that stop deregisters first (peers stop
@@ -338,6 +340,11 @@ export function createAgent(deps: AgentDeps): Agent {
         process: processFacts(),
         now: clock.now(),
       }),
+    xdsStatus: () => {
+      const dp = deps.dataPlane;
+      if (dp === undefined) return undefined;
+      return xdsSection(dp.xdsStatus?.() ?? dp.status().xds);
+    },
     view: () => watcher?.view() ?? { version: 0, services: {} },
     onView(listener) {
       if (watcher === undefined) throw new Error('agent not started');

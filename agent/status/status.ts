@@ -111,6 +111,31 @@ export interface StatusDocument {
 
 const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
 
+/**
+ * The xds section of the status document: the ADS streams, the counters, what
+ * Envoy acknowledged and the latest change's way through the agent. Also
+ * answered alone (GET /status/xds), for readers that poll it after each change
+ * and need none of the rest.
+ */
+export function xdsSection(x: DataPlaneStatus['xds']): NonNullable<StatusDocument['xds']> {
+  return {
+    socket: x.socket,
+    ...(x.snapshotVersion === undefined ? {} : { snapshotVersion: x.snapshotVersion.slice(0, 12) }),
+    ...(x.lastError === undefined ? {} : { lastError: x.lastError }),
+    streams: x.streams.map((s) => ({ id: s.id, api: s.api, node: s.node })),
+    counters: { sotw: { ...x.counters.sotw }, delta: { ...x.counters.delta } },
+    types: x.types.map((t) => ({
+      type: t.type,
+      ...(t.ackedVersion === undefined ? {} : { ackedVersion: t.ackedVersion.slice(0, 12) }),
+      ...(t.ackedAt === undefined ? {} : { ackedAt: iso(t.ackedAt) }),
+      ...(t.lastNack === undefined
+        ? {}
+        : { lastNack: { version: t.lastNack.version.slice(0, 12), detail: t.lastNack.detail, at: iso(t.lastNack.at) ?? '' } }),
+    })),
+    ...(x.lastChange === undefined ? {} : { lastChange: { ...x.lastChange, at: iso(x.lastChange.at) ?? '' } }),
+  };
+}
+
 export function buildStatus(input: StatusInput): StatusDocument {
   const regByName = new Map(input.registrations.map((r) => [r.name, r]));
   const watchBy = new Map(input.watches.map((w) => [w.service, w]));
@@ -200,22 +225,7 @@ export function buildStatus(input: StatusInput): StatusDocument {
         ...(ps.receivedAt === undefined ? {} : { receivedAt: iso(ps.receivedAt) }),
       };
     doc.envoy = dp.envoy;
-    doc.xds = {
-      socket: dp.xds.socket,
-      ...(dp.xds.snapshotVersion === undefined ? {} : { snapshotVersion: dp.xds.snapshotVersion.slice(0, 12) }),
-      ...(dp.xds.lastError === undefined ? {} : { lastError: dp.xds.lastError }),
-      streams: dp.xds.streams.map((s) => ({ id: s.id, api: s.api, node: s.node })),
-      counters: { sotw: { ...dp.xds.counters.sotw }, delta: { ...dp.xds.counters.delta } },
-      types: dp.xds.types.map((t) => ({
-        type: t.type,
-        ...(t.ackedVersion === undefined ? {} : { ackedVersion: t.ackedVersion.slice(0, 12) }),
-        ...(t.ackedAt === undefined ? {} : { ackedAt: iso(t.ackedAt) }),
-        ...(t.lastNack === undefined
-          ? {}
-          : { lastNack: { version: t.lastNack.version.slice(0, 12), detail: t.lastNack.detail, at: iso(t.lastNack.at) ?? '' } }),
-      })),
-      ...(dp.xds.lastChange === undefined ? {} : { lastChange: { ...dp.xds.lastChange, at: iso(dp.xds.lastChange.at) ?? '' } }),
-    };
+    doc.xds = xdsSection(dp.xds);
   }
   doc.problems = statusProblems(doc, input.now ?? Date.now());
   doc.healthy = doc.problems.length === 0;

@@ -125,6 +125,17 @@ for (const api of ['sotw', 'delta'] as const) {
       s.xds?.types.every((x) => x.ackedVersion !== undefined),
       'every xDS type acknowledged',
     );
+    const xdsOnly = await httpGet(`http://${n.agent.statusAddress}/status/xds`);
+    t.equal(xdsOnly.status, 200, 'GET /status/xds answers');
+    const alone = (JSON.parse(xdsOnly.body) as Pick<StatusDocument, 'xds'>).xds;
+    const again = (await status(n)).xds;
+    t.same(Object.keys(alone ?? {}).sort(), Object.keys(again ?? {}).sort(), '/status/xds has the keys of the xds section of /status');
+    t.same(alone?.streams, again?.streams, 'the same ADS streams');
+    t.same(
+      alone?.types.map((x) => [x.type, x.ackedVersion]),
+      again?.types.map((x) => [x.type, x.ackedVersion]),
+      'the same acknowledged versions',
+    );
   });
 }
 

@@ -62,8 +62,9 @@ export async function agentFixture(consulAddr: string, extra: Record<string, unk
 }
 
 /** GET /status of a running agent. */
-export async function agentStatus<T = Record<string, unknown>>(statusAddr: string): Promise<T> {
-  const { status, body } = await httpGet(`http://${statusAddr}/status`);
+/** GET /status (or `path`, such as /status/xds) of a running agent, parsed. */
+export async function agentStatus<T = Record<string, unknown>>(statusAddr: string, path = '/status'): Promise<T> {
+  const { status, body } = await httpGet(`http://${statusAddr}${path}`);
   if (status !== 200) throw new Error(`status: HTTP ${status}`);
   return JSON.parse(body) as T;
 }

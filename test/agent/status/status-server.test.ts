@@ -67,6 +67,12 @@ t.test('GET /status serves JSON; other paths 404; a busy port is a named error',
   t.equal(ok.status, 200);
   t.same(JSON.parse(ok.body), { hello: 'world' });
   t.equal((await httpGet(`http://${server.address}/other`)).status, 404);
+  t.equal((await httpGet(`http://${server.address}/status/xds`)).status, 404, 'no /status/xds without its route');
+  const withXds = await startStatusServer('127.0.0.1:0', () => ({ hello: 'world' }), { xds: () => ({ xds: { socket: '/run/x' } }) });
+  t.teardown(() => withXds.close());
+  const xds = await httpGet(`http://${withXds.address}/status/xds`);
+  t.equal(xds.status, 200);
+  t.same(JSON.parse(xds.body), { xds: { socket: '/run/x' } }, 'the xds section alone');
   const err = await startStatusServer(server.address, () => ({})).catch((e) => e);
   t.ok(isMeshError(err, 'MESH_E_CONFIG_INVALID'));
   t.match(err.message, /status\.listen/);
