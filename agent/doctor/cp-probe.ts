@@ -4,7 +4,6 @@
  * "not who it should be" stay apart), and one read-only call whose answer
  * carries the server's clock.
  */
-import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { contract } from '../../lib/proto/contract.js';
 import { SERVER_TIME_HEADER } from '../../lib/server-time.js';
@@ -21,7 +20,14 @@ function splitAddress(address: string): { host: string; port: number } {
   return { host: address.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(address.slice(at + 1)) };
 }
 
-function handshake(target: ControlPlaneTarget): Promise<HandshakeResult> {
+/**
+ * node:tls is imported here, when doctor runs, not at the top: an ES module
+ * import of a built-in module reads every export of it, and node:tls's
+ * `rootCertificates` then turns node's 144 root certificates into strings
+ * (220 KB) that `mesh-agent run`, bundled with this module, would keep.
+ */
+async function handshake(target: ControlPlaneTarget): Promise<HandshakeResult> {
+  const tls = await import('node:tls');
   const expected = controlPlaneId(target.trustDomain);
   const { host, port } = splitAddress(target.address);
   return new Promise((resolve) => {
