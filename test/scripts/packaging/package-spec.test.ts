@@ -41,6 +41,10 @@ t.test("wrappers exec the bundled node on the program entry point, the agent's w
     '#!/bin/sh\n# mesh-agent, from the mesh-agent package: runs it with the Node.js runtime bundled in /usr/lib/mesh-agent.\n' +
       // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion
       'export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"\n' +
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion
+      'export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-65536}"\n' +
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion
+      'export MALLOC_TRIM_THRESHOLD_="${MALLOC_TRIM_THRESHOLD_:-131072}"\n' +
       `exec /usr/lib/mesh-agent/node/bin/node ${AGENT_NODE_FLAGS.join(' ')} /usr/lib/mesh-agent/app/dist/agent/mesh-agent.js "$@"\n`,
   );
   t.match(
