@@ -92,12 +92,18 @@ export type HostFactsMessage = { facts?: { os: string; address: string; address6
 export const hostFacts: HostFactsSource = (signal) =>
   new Promise<HostFacts>((resolve, reject) => {
     const child = fork(workerPath(), [], { stdio: ['ignore', 'ignore', 'ignore', 'ipc'], serialization: 'json' });
+    const kill = () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    };
+    // The agent exiting while the facts are read (a stop during start) takes the child with it.
+    process.once('exit', kill);
     let settled = false;
     const settle = (then: () => void) => {
       if (settled) return;
       settled = true;
       signal.removeEventListener('abort', onAbort);
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      process.off('exit', kill);
+      kill();
       then();
     };
     const onAbort = () => settle(() => reject(signal.reason));

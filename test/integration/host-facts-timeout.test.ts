@@ -6,13 +6,15 @@
  * releases it is put first on PATH. (Were systeminformation run on this thread,
  * the wait for the hanging command below could never poll: the test would hang.)
  */
-import { execFileSync } from 'node:child_process';
-import { constants } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { constants, existsSync, readFileSync } from 'node:fs';
 import { chmod, open, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import t from 'tap';
+import { pathToFileURL } from 'node:url';
+import t, { type Test } from 'tap';
 import { collectHostFacts, hostFacts } from '../../agent/run/host-facts.js';
 import { isMeshError } from '../../lib/errors.js';
+import { repoRoot } from '../../scripts/repo-root.js';
 import { FakeClock } from '../fakes/clock.js';
 import { tempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
@@ -30,17 +32,38 @@ async function processesUsing(dir: string): Promise<number> {
   return n;
 }
 
-/** This process's children that run the host-facts worker. */
-async function factsChildren(): Promise<number> {
-  let n = 0;
+/** The children of `parent` (default: this process) that run the host-facts worker, by pid. */
+async function factsChildren(parent = process.pid): Promise<number[]> {
+  const pids: number[] = [];
   for (const pid of await readdir('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    if (ppid !== process.pid) continue;
-    if ((await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).includes('host-facts-worker')) n++;
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[1]) !== parent || fields[0] === 'Z') continue;
+    if ((await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).includes('host-facts-worker')) pids.push(Number(pid));
   }
-  return n;
+  return pids;
+}
+
+/** True when pid is a zombie (killed, not yet reaped by whoever inherited it). */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
+/** A hanging `hostname` first on PATH (in a new folder), released by writing to its fifo. */
+async function hangingHostname(t: Test): Promise<{ dir: string; fifo: string }> {
+  const dir = await tempDir(t, 'host-facts-');
+  const fifo = path.join(dir, 'release');
+  execFileSync('mkfifo', [fifo]);
+  // Blocks until the test opens the fifo for writing.
+  await writeFile(path.join(dir, 'hostname'), `#!/bin/sh\nexec cat ${fifo}\n`);
+  await chmod(path.join(dir, 'hostname'), 0o755);
+  return { dir, fifo };
 }
 
 /**
@@ -61,12 +84,7 @@ async function release(fifo: string, text: string): Promise<void> {
 }
 
 t.test('a hanging `hostname -f` does not hold the start: MESH_E_HOST_FACTS at the timeout', async (t) => {
-  const dir = await tempDir(t, 'host-facts-');
-  const fifo = path.join(dir, 'release');
-  execFileSync('mkfifo', [fifo]);
-  // Blocks until the test opens the fifo for writing.
-  await writeFile(path.join(dir, 'hostname'), `#!/bin/sh\nexec cat ${fifo}\n`);
-  await chmod(path.join(dir, 'hostname'), 0o755);
+  const { dir, fifo } = await hangingHostname(t);
   const savedPath = process.env.PATH;
   process.env.PATH = `${dir}:${savedPath}`;
   // Whatever happens below, the blocked `hostname` is released before the folder goes (teardowns run last first).
@@ -91,10 +109,50 @@ t.test('a hanging `hostname -f` does not hold the start: MESH_E_HOST_FACTS at th
   t.ok(isMeshError(err, 'MESH_E_HOST_FACTS'), 'rejected although the child process is blocked in execSync');
   t.match((err as Error).message, /did not finish within 5000 ms; set advertiseAddress/);
   t.ok((await processesUsing(dir)) > 0, 'the command still hangs');
-  await waitFor(async () => ((await factsChildren()) === 0 ? true : undefined), { what: 'the host-facts child to be killed' });
+  await waitFor(async () => ((await factsChildren()).length === 0 ? true : undefined), { what: 'the host-facts child to be killed' });
   t.pass('the host-facts child process is gone although its command hangs');
 
   // Release it; the child process was killed at the timeout, the command now ends, and nothing is left.
   await release(fifo, 'vm1.example\n');
   await waitFor(async () => ((await processesUsing(dir)) === 0 ? true : undefined), { what: 'the blocked hostname to exit' });
+});
+
+t.test('a process that exits while the facts are read takes the host-facts child with it', async (t) => {
+  const { dir, fifo } = await hangingHostname(t);
+  t.teardown(async () => {
+    await release(fifo, 'vm1.example\n');
+    await waitFor(async () => ((await processesUsing(dir)) === 0 ? true : undefined), { what: 'the blocked hostname to exit' });
+  });
+  // The built module (npm run build), as the agent runs it: reads the facts, exits on a line on stdin.
+  // Outside dir: processesUsing(dir) counts the hanging command's processes only.
+  const script = path.join(await tempDir(t, 'host-facts-script-'), 'exit-while-reading.mjs');
+  const module = pathToFileURL(path.join(repoRoot(), 'dist', 'agent', 'run', 'host-facts.js')).href;
+  await writeFile(
+    script,
+    `const { hostFacts } = await import(${JSON.stringify(module)});\n` +
+      'hostFacts(new AbortController().signal).catch(() => {});\n' +
+      "process.stdin.once('data', () => process.exit(0));\n",
+  );
+  const { NODE_OPTIONS: _, ...env } = process.env;
+  const parent = spawn(process.execPath, [script], {
+    env: { ...env, PATH: `${dir}:${process.env.PATH}` },
+    stdio: ['pipe', 'ignore', 'inherit'],
+  });
+  const exited = new Promise<number | null>((resolve) => parent.once('exit', (code) => resolve(code)));
+  t.teardown(() => {
+    if (parent.exitCode === null) parent.kill('SIGKILL');
+  });
+  await waitFor(async () => ((await processesUsing(dir)) > 0 ? true : undefined), {
+    timeoutMs: 30_000,
+    what: 'systeminformation (in the child) to run the hanging hostname',
+  });
+  const children = await factsChildren(parent.pid);
+  t.equal(children.length, 1, 'one host-facts child, blocked in execSync');
+  parent.stdin?.write('exit\n');
+  t.equal(await exited, 0, 'the reading process exited');
+  await waitFor(async () => (children.every((pid) => !existsSync(`/proc/${pid}`) || isZombie(pid)) ? true : undefined), {
+    what: 'the host-facts child to be gone',
+  });
+  t.pass('the host-facts child is gone although its command still hangs');
+  t.ok((await processesUsing(dir)) > 0, 'the command itself still hangs (released at the end)');
 });
