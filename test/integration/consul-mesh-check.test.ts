@@ -175,5 +175,7 @@ t.test('an abort cancels a blocking query on the real Consul; the client keeps w
   setImmediate(() => abort.abort());
   await t.rejects(blocked, { name: 'AbortError' });
   const again = await client.healthService('web', { index: 0, waitMs: 0 });
-  t.equal(again.index, index, 'the next query answers');
+  // A dev server that just started still writes (its own node, serf health): the index may have moved on.
+  t.ok(again.index >= index, `the next query answers (index ${again.index}, was ${index})`);
+  t.same(again.entries, [], 'with the same (empty) instances');
 });
