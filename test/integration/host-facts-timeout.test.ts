@@ -7,7 +7,7 @@
  * the wait for the hanging command below could never poll: the test would hang.)
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { constants, existsSync, readFileSync } from 'node:fs';
+import { constants, readFileSync } from 'node:fs';
 import { chmod, open, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -16,6 +16,7 @@ import { collectHostFacts, hostFacts } from '../../agent/run/host-facts.js';
 import { isMeshError } from '../../lib/errors.js';
 import { repoRoot } from '../../scripts/repo-root.js';
 import { FakeClock } from '../fakes/clock.js';
+import { processesWith } from '../support/child.js';
 import { tempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
 
@@ -32,27 +33,30 @@ async function processesUsing(dir: string): Promise<number> {
   return n;
 }
 
-/** The children of `parent` (default: this process) that run the host-facts worker, by pid. */
-async function factsChildren(parent = process.pid): Promise<number[]> {
-  const pids: number[] = [];
-  for (const pid of await readdir('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(fields[1]) !== parent || fields[0] === 'Z') continue;
-    if ((await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).includes('host-facts-worker')) pids.push(Number(pid));
-  }
-  return pids;
+/** The children of `parent` (default: this process) that run the host-facts worker and are not zombies, by pid. */
+function factsChildren(parent = process.pid): number[] {
+  return processesWith('host-facts-worker')
+    .map((p) => p.pid)
+    .filter((pid) => {
+      const fields = statFields(pid);
+      return fields !== undefined && Number(fields[1]) === parent && fields[0] !== 'Z';
+    });
 }
 
-/** True when pid is a zombie (killed, not yet reaped by whoever inherited it). */
-function isZombie(pid: number): boolean {
+/** The fields of /proc/<pid>/stat after the command name (state, ppid, ...); undefined once the process is gone. */
+function statFields(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
-    return true;
+    return undefined;
   }
+}
+
+/** True when pid is gone or a zombie (killed, not yet reaped by whoever inherited it). */
+function goneOrZombie(pid: number): boolean {
+  const fields = statFields(pid);
+  return fields === undefined || fields[0] === 'Z';
 }
 
 /** A hanging `hostname` first on PATH (in a new folder), released by writing to its fifo. */
@@ -109,7 +113,7 @@ t.test('a hanging `hostname -f` does not hold the start: MESH_E_HOST_FACTS at th
   t.ok(isMeshError(err, 'MESH_E_HOST_FACTS'), 'rejected although the child process is blocked in execSync');
   t.match((err as Error).message, /did not finish within 5000 ms; set advertiseAddress/);
   t.ok((await processesUsing(dir)) > 0, 'the command still hangs');
-  await waitFor(async () => ((await factsChildren()).length === 0 ? true : undefined), { what: 'the host-facts child to be killed' });
+  await waitFor(async () => (factsChildren().length === 0 ? true : undefined), { what: 'the host-facts child to be killed' });
   t.pass('the host-facts child process is gone although its command hangs');
 
   // Release it; the child process was killed at the timeout, the command now ends, and nothing is left.
@@ -146,11 +150,11 @@ t.test('a process that exits while the facts are read takes the host-facts child
     timeoutMs: 30_000,
     what: 'systeminformation (in the child) to run the hanging hostname',
   });
-  const children = await factsChildren(parent.pid);
+  const children = factsChildren(parent.pid);
   t.equal(children.length, 1, 'one host-facts child, blocked in execSync');
   parent.stdin?.write('exit\n');
   t.equal(await exited, 0, 'the reading process exited');
-  await waitFor(async () => (children.every((pid) => !existsSync(`/proc/${pid}`) || isZombie(pid)) ? true : undefined), {
+  await waitFor(async () => (children.every(goneOrZombie) ? true : undefined), {
     what: 'the host-facts child to be gone',
   });
   t.pass('the host-facts child is gone although its command still hangs');
