@@ -76,7 +76,7 @@ const root = repoRoot();
 /** MESH_DEMO_DIR moves the demo's folder (tests run the demo in a temp folder). */
 const demoDir = process.env.MESH_DEMO_DIR ?? path.join(root, '.demo');
 const logsDir = path.join(demoDir, 'logs');
-const children: Array<{ name: string; child: ChildProcess }> = [];
+const children: Array<{ name: string; child: ChildProcess; output: () => string }> = [];
 /** --tproxy, --k8s: the demos of scripts/demo-tproxy.ts and demo-k8s.ts, which keep no logs in .demo. */
 let netnsDemo = false;
 const servers: http.Server[] = [];
@@ -96,8 +96,9 @@ function start(name: string, command: string, args: string[]): { child: ChildPro
   };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
-  children.push({ name, child });
-  return { child, output: () => tail };
+  const output = () => tail;
+  children.push({ name, child, output });
+  return { child, output };
 }
 
 /** Runs a command to completion; returns stdout; throws with the end of stderr on failure. */
@@ -168,6 +169,18 @@ function plaintextRefused(port: number): Promise<{ refused: boolean; how: string
         : done(true, `connection closed by Envoy after ${data.length} bytes (TLS required)`),
     );
   });
+}
+
+/** After a failed step: which of the demo's processes had already exited, how, and the end of what they wrote. */
+function reportExited(): void {
+  for (const { name, child, output } of children) {
+    if (child.exitCode === null && child.signalCode === null) continue;
+    const how = child.signalCode === null ? `code ${child.exitCode}` : `signal ${child.signalCode}`;
+    const tail = output().trimEnd().split('\n').slice(-40).join('\n');
+    say('');
+    say(`EXITED   ${name} (pid ${child.pid}) exited with ${how} before the demo stopped it; the end of its output:`);
+    process.stdout.write(tail === '' ? '(no output)\n' : `${tail}\n`);
+  }
 }
 
 async function stopAll(): Promise<void> {
@@ -452,6 +465,7 @@ async function main(): Promise<number> {
   process.stdout.write(shown.endsWith('\n') ? shown : `${shown}\n`);
 
   const ok = mtlsOk && plain.refused && probeDenied === 403 && webAllowed;
+  if (!ok) reportExited();
   if (check) {
     say(ok ? 'demo check passed' : 'demo check FAILED');
     return ok ? 0 : 1;

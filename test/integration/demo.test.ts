@@ -4,7 +4,7 @@
  * reaches api over mTLS with its SPIFFE ID, plaintext is refused, exit 0, and
  * everything is stopped and removed afterwards.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { run } from '../../lib/exec.js';
@@ -20,7 +20,14 @@ t.test('npm run demo -- --check', async (t) => {
   const script = path.join(repoRoot(), 'dist', 'scripts', 'demo.js');
   const [command, args] = untracked(process.execPath, [script, '--check']);
   const result = await run(command, args, { env: { ...childEnv(), MESH_DEMO_DIR: dir }, timeoutMs: 200_000 });
-  if (result.code !== 0) t.comment(`${result.stdout}\n${result.stderr.slice(-3000)}`);
+  if (result.code !== 0) {
+    t.comment(`${result.stdout}\n${result.stderr.slice(-3000)}`);
+    // The demo keeps its logs when a check fails; this test's folder goes at its end, so show them here.
+    const logs = path.join(dir, 'logs');
+    for (const name of existsSync(logs) ? readdirSync(logs) : []) {
+      t.comment(`--- the end of ${name} ---\n${readFileSync(path.join(logs, name), 'utf8').slice(-6000)}`);
+    }
+  }
   t.equal(result.code, 0, 'exit 0');
   t.match(result.stdout, /answer {3}api saw peer spiffe:\/\/demo\.mesh\/ns\/demo\/sa\/web/);
   t.match(result.stdout, /refused {2}plaintext to api's mesh port/);
