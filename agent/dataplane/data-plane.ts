@@ -161,7 +161,7 @@ export interface DataPlane {
   settled(): Promise<void>;
   status(): DataPlaneStatus;
   /** status().xds alone, without building the rest (GET /status/xds). */
-  xdsStatus?(): DataPlaneStatus['xds'];
+  xdsStatus(): DataPlaneStatus['xds'];
   /** Per workload name: whether Envoy really serves its mesh listener, and why not. */
   serving(): ReadonlyMap<string, WorkloadServing>;
   /** Called when serving() changes (Envoy events, acknowledgements, rebuilds). */

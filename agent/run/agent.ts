@@ -343,7 +343,7 @@ export function createAgent(deps: AgentDeps): Agent {
     xdsStatus: () => {
       const dp = deps.dataPlane;
       if (dp === undefined) return undefined;
-      return xdsSection(dp.xdsStatus?.() ?? dp.status().xds);
+      return xdsSection(dp.xdsStatus());
     },
     view: () => watcher?.view() ?? { version: 0, services: {} },
     onView(listener) {

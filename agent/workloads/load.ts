@@ -35,10 +35,19 @@ function issuesOf(file: string, err: unknown): WorkloadFileError[] {
   return [{ file, field: '', reason: (err as Error).message }];
 }
 
-/** Parses one file's text into a Workload, or returns its errors. Pure. */
-export function parseWorkload(file: string, text: string, ctx: WorkloadContext): Workload | WorkloadFileError[] {
+/**
+ * Parses one file's text into a Workload, or returns its errors. Pure. A
+ * directory load passes one schema for all its files (built per load, not kept:
+ * see workloadSchema).
+ */
+export function parseWorkload(
+  file: string,
+  text: string,
+  ctx: WorkloadContext,
+  schema: ReturnType<typeof workloadSchema> = workloadSchema(),
+): Workload | WorkloadFileError[] {
   try {
-    const parsed = validateConfig(workloadSchema(), parseConfigText(text, file), file);
+    const parsed = validateConfig(schema, parseConfigText(text, file), file);
     const workload = toWorkload(file, parsed, ctx.trustDomain, ctx.inboundPortOffset);
     if (workload.meshPort > 65535) {
       return [{ file, field: 'port', reason: `port + mesh.inboundPortOffset is ${workload.meshPort}, above 65535; set meshPort` }];
@@ -98,6 +107,7 @@ export async function loadWorkloads(dir: string, ctx: WorkloadContext): Promise<
   }
   const candidates: Workload[] = [];
   const errors: WorkloadFileError[] = [];
+  const schema = workloadSchema();
   for (const name of names) {
     const file = path.join(dir, name);
     let text: string;
@@ -107,7 +117,7 @@ export async function loadWorkloads(dir: string, ctx: WorkloadContext): Promise<
       errors.push({ file, field: '', reason: `cannot read: ${(err as Error).message}` });
       continue;
     }
-    const result = parseWorkload(file, text, ctx);
+    const result = parseWorkload(file, text, ctx, schema);
     if (Array.isArray(result)) errors.push(...result);
     else candidates.push(result);
   }

@@ -19,7 +19,7 @@ import {
 } from '../../agent/envoy/supervisor.js';
 import { systemClock } from '../../lib/clock.js';
 import { createLogger } from '../../lib/logger.js';
-import { processAlive, processesWith } from '../support/child.js';
+import { killIfSame, type ProcessRef, processAlive, processesWith, processRef } from '../support/child.js';
 import { freePorts } from '../support/ports.js';
 import { tempDir } from '../support/temp-dir.js';
 import { tools } from '../support/tools.js';
@@ -165,7 +165,8 @@ async function supervise(t: Test, initial: Record<string, unknown>, overrides: P
   const workDir = await tempDir(t, 'mesh-supervisor-');
   const baseId = 1_000 + Math.floor(Math.random() * 1_000_000);
   const logs: string[] = [];
-  const pids = new Set<number>();
+  // Each Envoy as it was when it ran: a pid alone may name another test's process by teardown.
+  const envoys = new Map<number, ProcessRef>();
   const supervisor = createEnvoySupervisor({
     binary: envoy.path,
     workDir,
@@ -180,11 +181,14 @@ async function supervise(t: Test, initial: Record<string, unknown>, overrides: P
     ...overrides,
   });
   supervisor.onEvent((e) => {
-    if (e.status.pid !== undefined) pids.add(e.status.pid);
+    const pid = e.status.pid;
+    if (pid === undefined || envoys.has(pid)) return;
+    const ref = processRef(pid);
+    if (ref !== undefined) envoys.set(pid, ref);
   });
   t.teardown(async () => {
     await supervisor.stop();
-    for (const pid of pids) if (processAlive(pid)) process.kill(pid, 'SIGKILL');
+    for (const ref of envoys.values()) killIfSame(ref, 'SIGKILL');
     if (!t.passing()) t.comment(logs.join('\n'));
     // stop() removes the hot-restart shared memory; this covers a test that failed before stopping.
     await rm(envoySharedMemoryPath(baseId), { force: true });

@@ -7,7 +7,7 @@
  * the wait for the hanging command below could never poll: the test would hang.)
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { constants, readFileSync } from 'node:fs';
+import { constants } from 'node:fs';
 import { chmod, open, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -16,7 +16,7 @@ import { collectHostFacts, hostFacts } from '../../agent/run/host-facts.js';
 import { isMeshError } from '../../lib/errors.js';
 import { repoRoot } from '../../scripts/repo-root.js';
 import { FakeClock } from '../fakes/clock.js';
-import { processesWith } from '../support/child.js';
+import { processesWith, statFields } from '../support/child.js';
 import { tempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
 
@@ -41,16 +41,6 @@ function factsChildren(parent = process.pid): number[] {
       const fields = statFields(pid);
       return fields !== undefined && Number(fields[1]) === parent && fields[0] !== 'Z';
     });
-}
-
-/** The fields of /proc/<pid>/stat after the command name (state, ppid, ...); undefined once the process is gone. */
-function statFields(pid: number): string[] | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return undefined;
-  }
 }
 
 /** True when pid is gone or a zombie (killed, not yet reaped by whoever inherited it). */

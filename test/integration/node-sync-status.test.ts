@@ -20,7 +20,7 @@ import t from 'tap';
 import type { NodeInfoWire, NodeStatusDetailWire } from '../../controlplane/cli/node-commands.js';
 import { packageVersion } from '../../lib/version.js';
 import { agentStatus } from '../support/agent-process.js';
-import { processAlive } from '../support/child.js';
+import { killIfSame, processRef } from '../support/child.js';
 import { connectAdmin } from '../support/controlplane.js';
 import { meshHost, meshTraffic, runAgent, startMeshPeers, startWebApi } from '../support/mesh-world.js';
 import { applyPolicies, meshctl } from '../support/policy.js';
@@ -161,13 +161,14 @@ t.test('SYNCED for healthy agents, NACK after a config Envoy rejects, STALE afte
   t.pass('a route Envoy accepts brings vm-web back to SYNCED');
 
   // --- STALE ----------------------------------------------------------------
-  const envoyPid = (await agentStatus<{ envoy?: { pid?: number } }>(apiHost.fx.statusAddr)).envoy?.pid;
+  // Its Envoy as it runs now: by teardown its pid may name another test's process.
+  const envoy = processRef((await agentStatus<{ envoy?: { pid?: number } }>(apiHost.fx.statusAddr)).envoy?.pid);
   const killedAt = Date.now();
   process.kill(apiAgent.pid, 'SIGKILL');
   await waitFor(async () => (apiAgent.exited() ? true : undefined), { timeoutMs: 10_000, what: "vm-api's agent to die" });
   // Its Envoy outlives it (the agent had no chance to stop it): ended here, by its pid.
   t.teardown(async () => {
-    if (envoyPid !== undefined && processAlive(envoyPid)) process.kill(envoyPid, 'SIGKILL');
+    killIfSame(envoy, 'SIGKILL');
   });
   const stale = await until('vm-api', 'STALE', /(?:)/, 20_000);
   t.match(stale.sync_reason, /^last report \d+s ago \(staleAfter 3s\)$/);
@@ -176,5 +177,5 @@ t.test('SYNCED for healthy agents, NACK after a config Envoy rejects, STALE afte
   const after = await meshctl(peers.cp, ['node', 'list']);
   t.match(after.stdout, /\nvm-api\s+active\s+STALE\s+\d+s ago\s+/, 'meshctl node list shows STALE');
   if (process.env.NODE_STATUS_SAMPLE) appendFileSync(process.env.NODE_STATUS_SAMPLE, `${after.stdout}\n`);
-  if (envoyPid !== undefined && processAlive(envoyPid)) process.kill(envoyPid, 'SIGKILL');
+  killIfSame(envoy, 'SIGKILL');
 });

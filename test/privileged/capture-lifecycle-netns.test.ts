@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { startAgentProcess } from '../support/agent-process.js';
-import { childKeeper, type ManagedChild } from '../support/child.js';
+import { childKeeper, killIfSame, type ManagedChild, processRef } from '../support/child.js';
 import { createNetwork, privilegedSkipReason, type TestHost } from '../support/netns.js';
 import { dist, httpIn, meshctl, startNetnsPeers } from '../support/netns-peers.js';
 import { tools } from '../support/tools.js';
@@ -166,6 +166,8 @@ t.test('capture lifecycle in the real agent, in a network namespace', { skip: sk
   // 1. Installed once Envoy is ready; the foreign rules stay.
   let agent = keep(startAgentProcess(configFile, h1.spawn));
   const first = await installed(agent, 'capture installed');
+  // Its Envoy as it runs now (step 3 ends it; a pid alone may name another process by then).
+  const firstEnvoy = processRef(first.envoy?.pid);
   t.ok((first.transparentProxy?.rules.expected ?? 0) > 0);
   t.equal(first.transparentProxy?.rules.installed, first.transparentProxy?.rules.expected, 'installed = expected');
   const withOurs = await tables(h1);
@@ -194,11 +196,10 @@ t.test('capture lifecycle in the real agent, in a network namespace', { skip: sk
   t.match(await logged(agent, /drifted from the expected ones; repairing/), /repairing/, 'the repair is logged');
 
   // 3. kill -9: the rules stay; a restart replaces them and says so.
-  const envoyPid = first.envoy?.pid;
   agent.process.kill('SIGKILL');
   await waitFor(async () => (agent.exited() ? true : undefined), { what: 'the agent to die' });
   // Its Envoy outlives it (ours to end, by pid): the next agent starts its own.
-  if (envoyPid !== undefined) process.kill(envoyPid, 'SIGKILL');
+  killIfSame(firstEnvoy, 'SIGKILL');
   t.match(await tables(h1), /mesh-agent:/, 'the rules outlive a crashed agent (failurePolicy closed)');
   agent = keep(startAgentProcess(configFile, h1.spawn));
   await installed(agent, 'capture installed after the restart');

@@ -38,6 +38,52 @@ export function processAlive(pid: number | undefined): boolean {
   }
 }
 
+/** The fields of /proc/<pid>/stat after the command name (state, ppid, ...); undefined once the process is gone. */
+export function statFields(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A process as it was when seen: its pid and its start time (field 22 of
+ * /proc/<pid>/stat, in clock ticks since boot). pid_max here is 32768 and a
+ * test run starts thousands of processes, so a pid seen earlier may name
+ * another test's process by now: kill through killIfSame, never process.kill.
+ */
+export interface ProcessRef {
+  readonly pid: number;
+  readonly start: string;
+}
+
+/** The process now running under pid; undefined when there is none (or it is a zombie). */
+export function processRef(pid: number | undefined): ProcessRef | undefined {
+  if (pid === undefined) return undefined;
+  const fields = statFields(pid);
+  if (fields === undefined || fields[0] === 'Z') return undefined;
+  const start = fields[19];
+  return start === undefined ? undefined : { pid, start };
+}
+
+/** True while the process ref names still runs (the same pid with the same start time). */
+export function sameProcess(ref: ProcessRef): boolean {
+  return processRef(ref.pid)?.start === ref.start;
+}
+
+/** Signals the process ref names if it still runs; a pid reused by another process is left alone. */
+export function killIfSame(ref: ProcessRef | undefined, signal: NodeJS.Signals): boolean {
+  if (ref === undefined || !sameProcess(ref)) return false;
+  try {
+    process.kill(ref.pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Live processes (from /proc) with an argument containing `fragment`, e.g. an agent's Envoy folder. */
 export function processesWith(fragment: string): Array<{ pid: number; args: string[] }> {
   const found: Array<{ pid: number; args: string[] }> = [];
