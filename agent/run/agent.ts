@@ -182,6 +182,29 @@ export function createAgent(deps: AgentDeps): Agent {
     return { metrics: metricsEndpoint({ metrics, envoyAdmin, labels: index, log: log.child({ component: 'metrics' }) }) };
   };
 
+  /** The status document; 'failing' leaves out the upstream rows of healthy watches (the sync report reads none). */
+  const statusDocument = (upstreamRows: 'all' | 'failing'): StatusDocument =>
+    buildStatus({
+      node: config.nodeName,
+      consulMode: config.consul.mode,
+      consulAddress: config.consul.address,
+      connection: registrar.connection(),
+      workloads: loaded.workloads,
+      fileErrors: loaded.errors,
+      registrations: registers
+        ? registrar.states()
+        : loaded.workloads.map((w) => ({ id: w.name, name: w.name, state: 'by-sync' as const })),
+      ...(monitor === undefined ? {} : { checks: monitor.results() }),
+      view: watcher?.view() ?? { version: 0, services: {} },
+      watches: watcher?.watches() ?? [],
+      ...(deps.dataPlane === undefined ? {} : { dataPlane: deps.dataPlane.status() }),
+      ...(deps.capture === undefined ? {} : { capture: deps.capture.status() }),
+      ...(deps.configStatus === undefined ? {} : { config: deps.configStatus() }),
+      process: processFacts(),
+      now: clock.now(),
+      upstreamRows,
+    });
+
   const agent: Agent = {
     dataPlane: deps.dataPlane,
     get statusAddress() {
@@ -285,7 +308,7 @@ export function createAgent(deps: AgentDeps): Agent {
           link: deps.statusLink,
           report: () =>
             syncReport({
-              doc: agent.status(),
+              doc: statusDocument('failing'),
               sync: typeSync({
                 served: plane.cache.current(config.nodeName)?.snapshot,
                 acked: plane.cache.acked(config.nodeName),
@@ -320,26 +343,7 @@ export function createAgent(deps: AgentDeps): Agent {
       reloading = reloading.then(doReload).catch((err: unknown) => wlog.error('reload failed', { error: err }));
       return reloading;
     },
-    status: () =>
-      buildStatus({
-        node: config.nodeName,
-        consulMode: config.consul.mode,
-        consulAddress: config.consul.address,
-        connection: registrar.connection(),
-        workloads: loaded.workloads,
-        fileErrors: loaded.errors,
-        registrations: registers
-          ? registrar.states()
-          : loaded.workloads.map((w) => ({ id: w.name, name: w.name, state: 'by-sync' as const })),
-        ...(monitor === undefined ? {} : { checks: monitor.results() }),
-        view: watcher?.view() ?? { version: 0, services: {} },
-        watches: watcher?.watches() ?? [],
-        ...(deps.dataPlane === undefined ? {} : { dataPlane: deps.dataPlane.status() }),
-        ...(deps.capture === undefined ? {} : { capture: deps.capture.status() }),
-        ...(deps.configStatus === undefined ? {} : { config: deps.configStatus() }),
-        process: processFacts(),
-        now: clock.now(),
-      }),
+    status: () => statusDocument('all'),
     xdsStatus: () => {
       const dp = deps.dataPlane;
       if (dp === undefined) return undefined;

@@ -33,6 +33,13 @@ export interface StatusInput {
   now?: number;
   /** The agent configuration file: loaded, or its latest reload rejected (agent/run/config-reload.ts). */
   config?: ConfigFileStatus;
+  /**
+   * 'failing': the upstream rows of failing watches only (what problems need).
+   * The status report to the control plane reads no upstream rows, and at 200
+   * upstreams with their endpoints every row was about 150 KB of garbage per
+   * report, one report per change. Default 'all'.
+   */
+  upstreamRows?: 'all' | 'failing';
 }
 
 export interface StatusDocument {
@@ -181,6 +188,7 @@ export function buildStatus(input: StatusInput): StatusDocument {
     // One row per service and caller: each caller has its own clusters.
     upstreams: [...new Set([...input.watches.map((w) => w.service)])].sort().flatMap((service) => {
       const watch = watchBy.get(service);
+      if (input.upstreamRows === 'failing' && watch?.error === undefined) return [];
       const view = input.view.services[service];
       const row = {
         service,

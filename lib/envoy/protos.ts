@@ -14,6 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import { MeshError } from '../errors.js';
+import './protobuf-lazy.js';
 import { agentSourceNames, selectedJson, selectProtos } from './proto-names.js';
 import { typeNameOf, typeUrlOf } from './type-urls.js';
 

@@ -60,6 +60,23 @@ t.test('the status document', async (t) => {
   });
 });
 
+t.test("upstreamRows 'failing' (the sync report's document): only failing watches' rows, the same problems", async (t) => {
+  const input = {
+    ...statusInput({ consulMode: 'catalog', consulAddress: '127.0.0.1:8500' }),
+    workloads: [web],
+    view: makeView(4, [{ name: 'api', instances: [], source: 'disk' as const }]),
+    watches: [
+      { service: 'api', index: 0, healthy: false, error: 'down' },
+      { service: 'db', index: 5, healthy: true },
+    ],
+  };
+  const all = buildStatus(input);
+  const lean = buildStatus({ ...input, upstreamRows: 'failing' });
+  t.same(lean.upstreams, [{ service: 'api', instances: 0, source: 'disk', watch: 'failing', error: 'down' }]);
+  t.same(lean.problems, all.problems, 'the failing watch is still a problem');
+  t.same({ ...lean, upstreams: [] }, { ...all, upstreams: [] }, 'the rest of the document is the same');
+});
+
 t.test('GET /status serves JSON; other paths 404; a busy port is a named error', async (t) => {
   const server = await startStatusServer('127.0.0.1:0', () => ({ hello: 'world' }));
   t.teardown(() => server.close());
