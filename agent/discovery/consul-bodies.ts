@@ -4,6 +4,7 @@
  * workload's own check, `mesh:<id>` for the mesh listener check.
  */
 import { isIP } from 'node:net';
+import { createInterner } from '../../lib/intern.js';
 import type { HealthEntry, MeshCheck, RegistrationCheck, ServiceRegistration } from './consul-client.js';
 
 export type Json = Record<string, unknown>;
@@ -115,6 +116,19 @@ export function catalogDeregisterBody(serviceId: string, node: CatalogNode): Jso
   return { Node: node.nodeName, ServiceID: serviceId, ...(node.datacenter === '' ? {} : { Datacenter: node.datacenter }) };
 }
 
+/** Node names, addresses, datacenters and meta values repeat across the health answers of every service. */
+const intern = createInterner();
+const NO_TAGS: readonly string[] = Object.freeze([]);
+
+/** Meta with its values interned (SPIFFE IDs repeat for every instance of a service). */
+function internedMeta(meta: Record<string, string> | null | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (meta === null || meta === undefined) return out;
+  // Consul's meta values are strings.
+  for (const key of Object.keys(meta)) out[key] = intern(String(meta[key]));
+  return out;
+}
+
 export function toHealthEntry(raw: Json): HealthEntry {
   const node = (raw.Node ?? {}) as Json;
   const svc = (raw.Service ?? {}) as Json;
@@ -122,15 +136,15 @@ export function toHealthEntry(raw: Json): HealthEntry {
   const address6 = tagged.lan_ipv6?.Address;
   const weights = (svc.Weights ?? {}) as { Passing?: number };
   return {
-    node: String(node.Node ?? ''),
-    nodeAddress: String(node.Address ?? ''),
-    datacenter: String(node.Datacenter ?? ''),
+    node: intern(String(node.Node ?? '')),
+    nodeAddress: intern(String(node.Address ?? '')),
+    datacenter: intern(String(node.Datacenter ?? '')),
     serviceId: String(svc.ID ?? ''),
     service: String(svc.Service ?? ''),
-    address: String(svc.Address || node.Address || ''),
+    address: intern(String(svc.Address || node.Address || '')),
     port: Number(svc.Port ?? 0),
-    tags: (svc.Tags as string[] | null) ?? [],
-    meta: (svc.Meta as Record<string, string> | null) ?? {},
+    tags: ((svc.Tags as string[] | null) ?? []).length === 0 ? NO_TAGS : (svc.Tags as string[]).map(intern),
+    meta: internedMeta(svc.Meta as Record<string, string> | null),
     weight: Number(weights.Passing ?? 1),
     taggedMeshPort: tagged.mesh?.Port,
     ...(typeof address6 === 'string' && isIP(address6) === 6 ? { address6 } : {}),

@@ -35,9 +35,14 @@ export function fractionalPercent(percent: number): XdsResource {
 
 export const CONNECT_TIMEOUT = Object.freeze({ seconds: '5' });
 
-/** Config source: the same ADS stream, v3 resources. */
+/**
+ * Config source: the same ADS stream, v3 resources. One frozen object shared by
+ * every resource that names it (each cluster, each SDS secret reference): the
+ * memo keeps built resources, and 800 copies of it were about 70 KB of heap.
+ */
+const ADS_CONFIG_SOURCE: XdsResource = Object.freeze({ ads: Object.freeze({}), resource_api_version: 'V3' });
 export function adsConfigSource(): XdsResource {
-  return { ads: {}, resource_api_version: 'V3' };
+  return ADS_CONFIG_SOURCE;
 }
 
 /** A reference to an SDS secret served over ADS. */
