@@ -3,7 +3,7 @@
  * restarts while Consul is down still has it. Written atomically (temp file,
  * fsync, rename). Format: {"format":1,"savedAt":<ms>,"services":{name:{name,instances}}}.
  */
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../../lib/logger.js';
 import type { CatalogInstance, CatalogView, ServiceView } from './catalog-view.js';
@@ -22,6 +22,15 @@ export interface ViewStore {
 export type YieldTurn = () => Promise<void>;
 
 const nextTurn: YieldTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** All of text, however many writes that takes (a write may take fewer bytes than it was given). */
+async function writeAll(handle: FileHandle, text: string): Promise<void> {
+  const bytes = Buffer.from(text, 'utf8');
+  for (let offset = 0; offset < bytes.length; ) {
+    const { bytesWritten } = await handle.write(bytes, offset, bytes.length - offset);
+    offset += bytesWritten;
+  }
+}
 
 export function createViewStore(dataDir: string, log: Logger, yieldTurn: YieldTurn = nextTurn): ViewStore {
   const file = path.join(dataDir, VIEW_FILE);
@@ -61,12 +70,12 @@ export function createViewStore(dataDir: string, log: Logger, yieldTurn: YieldTu
           sinceYield += s.instances.length;
           if (sinceYield >= SERIALIZE_INSTANCES_PER_TURN) {
             sinceYield = 0;
-            await handle.write(chunk);
+            await writeAll(handle, chunk);
             chunk = '';
             await yieldTurn();
           }
         }
-        await handle.write(`${chunk}}}`);
+        await writeAll(handle, `${chunk}}}`);
         await handle.sync();
       } finally {
         await handle.close();

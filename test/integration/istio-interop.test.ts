@@ -127,7 +127,10 @@ t.test('an Istio-signed workload and a VM agent talk mTLS both ways through one 
     timeoutMs: 40_000,
     what: 'pod -> VM api through the sidecar',
   }).catch(async (err) => {
-    throw new Error(`${(err as Error).message}\n${sidecar.output().slice(-3000)}`);
+    // Both ends: the sidecar's output and the VM agent's last log lines.
+    throw new Error(
+      `${(err as Error).message}\n--- the sidecar\n${sidecar.output().slice(-3000)}\n--- the VM agent\n${vm.logs.slice(-40).join('\n')}`,
+    );
   });
   t.equal(toVm.app, 'api');
   t.equal(xfccUri(toVm.xfcc), SLEEPER, "the VM's app sees the pod's SPIFFE ID");
