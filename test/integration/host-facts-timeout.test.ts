@@ -8,7 +8,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { constants } from 'node:fs';
-import { chmod, open, readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, open, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import t, { type Test } from 'tap';
@@ -16,22 +16,11 @@ import { collectHostFacts, hostFacts } from '../../agent/run/host-facts.js';
 import { isMeshError } from '../../lib/errors.js';
 import { repoRoot } from '../../scripts/repo-root.js';
 import { FakeClock } from '../fakes/clock.js';
-import { processesWith, statFields } from '../support/child.js';
+import { processesWith, processRef, statFields } from '../support/child.js';
 import { tempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
 
 t.setTimeout(60_000);
-
-/** Processes whose command line mentions dir (our blocked `hostname`). */
-async function processesUsing(dir: string): Promise<number> {
-  let n = 0;
-  for (const pid of await readdir('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes(dir)) n++;
-  }
-  return n;
-}
 
 /** The children of `parent` (default: this process) that run the host-facts worker and are not zombies, by pid. */
 function factsChildren(parent = process.pid): number[] {
@@ -41,12 +30,6 @@ function factsChildren(parent = process.pid): number[] {
       const fields = statFields(pid);
       return fields !== undefined && Number(fields[1]) === parent && fields[0] !== 'Z';
     });
-}
-
-/** True when pid is gone or a zombie (killed, not yet reaped by whoever inherited it). */
-function goneOrZombie(pid: number): boolean {
-  const fields = statFields(pid);
-  return fields === undefined || fields[0] === 'Z';
 }
 
 /** A hanging `hostname` first on PATH (in a new folder), released by writing to its fifo. */
@@ -85,14 +68,14 @@ t.test('a hanging `hostname -f` does not hold the start: MESH_E_HOST_FACTS at th
   t.teardown(async () => {
     process.env.PATH = savedPath;
     await release(fifo, 'vm1.example\n');
-    await waitFor(async () => ((await processesUsing(dir)) === 0 ? true : undefined), { what: 'the blocked hostname to exit' });
+    await waitFor(async () => (processesWith(dir).length === 0 ? true : undefined), { what: 'the blocked hostname to exit' });
   });
 
   // The timeout is driven by a fake clock once the command is known to hang, so a slow start of the
   // child process on a busy machine cannot make it fire before systeminformation got that far.
   const clock = new FakeClock();
   const pending = collectHostFacts({ source: hostFacts, timeoutMs: 5000, clock }).catch((e: unknown) => e);
-  await waitFor(async () => ((await processesUsing(dir)) > 0 ? true : undefined), {
+  await waitFor(async () => (processesWith(dir).length > 0 ? true : undefined), {
     timeoutMs: 30_000,
     what: 'systeminformation to run the hanging hostname',
   });
@@ -102,23 +85,23 @@ t.test('a hanging `hostname -f` does not hold the start: MESH_E_HOST_FACTS at th
   const err = await pending;
   t.ok(isMeshError(err, 'MESH_E_HOST_FACTS'), 'rejected although the child process is blocked in execSync');
   t.match((err as Error).message, /did not finish within 5000 ms; set advertiseAddress/);
-  t.ok((await processesUsing(dir)) > 0, 'the command still hangs');
+  t.ok(processesWith(dir).length > 0, 'the command still hangs');
   await waitFor(async () => (factsChildren().length === 0 ? true : undefined), { what: 'the host-facts child to be killed' });
   t.pass('the host-facts child process is gone although its command hangs');
 
   // Release it; the child process was killed at the timeout, the command now ends, and nothing is left.
   await release(fifo, 'vm1.example\n');
-  await waitFor(async () => ((await processesUsing(dir)) === 0 ? true : undefined), { what: 'the blocked hostname to exit' });
+  await waitFor(async () => (processesWith(dir).length === 0 ? true : undefined), { what: 'the blocked hostname to exit' });
 });
 
 t.test('a process that exits while the facts are read takes the host-facts child with it', async (t) => {
   const { dir, fifo } = await hangingHostname(t);
   t.teardown(async () => {
     await release(fifo, 'vm1.example\n');
-    await waitFor(async () => ((await processesUsing(dir)) === 0 ? true : undefined), { what: 'the blocked hostname to exit' });
+    await waitFor(async () => (processesWith(dir).length === 0 ? true : undefined), { what: 'the blocked hostname to exit' });
   });
   // The built module (npm run build), as the agent runs it: reads the facts, exits on a line on stdin.
-  // Outside dir: processesUsing(dir) counts the hanging command's processes only.
+  // Outside dir: processesWith(dir) finds the hanging command's processes only.
   const script = path.join(await tempDir(t, 'host-facts-script-'), 'exit-while-reading.mjs');
   const module = pathToFileURL(path.join(repoRoot(), 'dist', 'agent', 'run', 'host-facts.js')).href;
   await writeFile(
@@ -136,7 +119,7 @@ t.test('a process that exits while the facts are read takes the host-facts child
   t.teardown(() => {
     if (parent.exitCode === null) parent.kill('SIGKILL');
   });
-  await waitFor(async () => ((await processesUsing(dir)) > 0 ? true : undefined), {
+  await waitFor(async () => (processesWith(dir).length > 0 ? true : undefined), {
     timeoutMs: 30_000,
     what: 'systeminformation (in the child) to run the hanging hostname',
   });
@@ -144,9 +127,9 @@ t.test('a process that exits while the facts are read takes the host-facts child
   t.equal(children.length, 1, 'one host-facts child, blocked in execSync');
   parent.stdin?.write('exit\n');
   t.equal(await exited, 0, 'the reading process exited');
-  await waitFor(async () => (children.every(goneOrZombie) ? true : undefined), {
+  await waitFor(async () => (children.every((pid) => processRef(pid) === undefined) ? true : undefined), {
     what: 'the host-facts child to be gone',
   });
   t.pass('the host-facts child is gone although its command still hangs');
-  t.ok((await processesUsing(dir)) > 0, 'the command itself still hangs (released at the end)');
+  t.ok(processesWith(dir).length > 0, 'the command itself still hangs (released at the end)');
 });
