@@ -101,15 +101,31 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
   const kubeAttestation = await kubeAttestationHook(config, clock, logger);
   await ensurePrivateDir(config.dataDir);
   const db = openDb(path.join(config.dataDir, 'controlplane.db'));
+  // What start has opened so far, to close (newest first) when a later step fails: without it a failed
+  // listen left the signing workers and timers running, and `mesh-controlplane run` printed the error but
+  // never exited.
+  const opened: Array<() => unknown> = [() => db.close()];
+  const step = async <T>(run: () => Promise<T>): Promise<T> => {
+    try {
+      return await run();
+    } catch (err) {
+      for (const close of opened.splice(0).reverse())
+        await Promise.resolve()
+          .then(close)
+          .catch(() => undefined);
+      throw err;
+    }
+  };
   const audit = new AuditRepo(db);
   const certs = new CertRepo(db);
   const nodes = new NodeRepo(db);
   const caRepo = new CaRepo(db);
   const stored = caRepo.getMeta('trust_domain');
   if (stored !== undefined && stored !== config.trustDomain) {
-    db.close();
-    throw new MeshError('MESH_E_CONFIG_INVALID', `${config.dataDir} belongs to trust domain ${stored}, not ${config.trustDomain}`, {
-      details: { stored, configured: config.trustDomain },
+    await step(async () => {
+      throw new MeshError('MESH_E_CONFIG_INVALID', `${config.dataDir} belongs to trust domain ${stored}, not ${config.trustDomain}`, {
+        details: { stored, configured: config.trustDomain },
+      });
     });
   }
   if (stored === undefined) caRepo.setMeta('trust_domain', config.trustDomain);
@@ -126,7 +142,7 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
     clock,
     logger: logger.child({ component: 'ca' }),
   });
-  await ca.init();
+  await step(() => ca.init());
   installPeerCertificateCache();
   const metrics = createControlPlaneMetrics({ processMetrics: true, version: packageVersion() });
   const batcher = new CommitBatcher(db, { onCommit: metrics.recordCommit });
@@ -135,6 +151,10 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
     maxCsrBytes: config.maxCsrBytes,
     logger: logger.child({ component: 'signer' }),
   });
+  opened.push(
+    () => batcher.close(),
+    () => signer.close(),
+  );
   const identity = new IdentityService({
     config: {
       trustDomain: config.trustDomain,
@@ -164,7 +184,8 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
       logger: logger.child({ component: 'policy' }),
     });
   const serverIdentity = new ServerIdentity({ ca, certs, batcher, clock, trustDomain: config.trustDomain });
-  await serverIdentity.start();
+  await step(() => serverIdentity.start());
+  opened.push(() => serverIdentity.stop());
 
   const { Identity, Admin, Policy, NodeStatus } = contract();
   const options = { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': 4 * 1024 * 1024 };
@@ -178,6 +199,10 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
   const policyService = policyServiceDefinition(Policy.service);
   const policyLogger = logger.child({ component: 'policy-stream' });
   const policyFanout = new PolicyFanout({ store: policies, encode: policyService.encode, logger: policyLogger });
+  opened.push(
+    () => policyFanout.stop(),
+    () => server.forceShutdown(),
+  );
   const nodeStatus = new NodeStatusBook();
   identity.onRevoked((node) => {
     policyFanout.endNode(node, nodeRevokedError(node));
@@ -197,7 +222,9 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
     staleAfterMs,
     startedAt,
   };
-  const port = await bind(server, config.listen, createCertificateProviderServerCredentials(serverIdentity, serverIdentity, false));
+  const port = await step(() =>
+    bind(server, config.listen, createCertificateProviderServerCredentials(serverIdentity, serverIdentity, false)),
+  );
   const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
   const address = `${host}:${port}`;
 
@@ -242,15 +269,22 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
       },
     }),
   );
-  await rm(adminSocket, { force: true });
-  const umask = process.umask(0o177);
-  try {
-    await bind(admin, `unix:${adminSocket}`, grpc.ServerCredentials.createInsecure());
-  } finally {
-    process.umask(umask);
-  }
-  await chmod(adminSocket, 0o600);
-  const metricsServer = config.metrics.listen === undefined ? undefined : await startMetricsServer(config.metrics.listen, metrics);
+  opened.push(
+    () => admin.forceShutdown(),
+    () => rm(adminSocket, { force: true }),
+  );
+  await step(async () => {
+    await rm(adminSocket, { force: true });
+    const umask = process.umask(0o177);
+    try {
+      await bind(admin, `unix:${adminSocket}`, grpc.ServerCredentials.createInsecure());
+    } finally {
+      process.umask(umask);
+    }
+    await chmod(adminSocket, 0o600);
+  });
+  const metricsListen = config.metrics.listen;
+  const metricsServer = metricsListen === undefined ? undefined : await step(() => startMetricsServer(metricsListen, metrics));
   logger.info('control plane ready', {
     listen: address,
     adminSocket,
