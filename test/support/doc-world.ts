@@ -50,8 +50,11 @@ export interface DocWorld {
 
 const COMMAND_TIMEOUT_MS = 120_000;
 
-/** A port number standing alone (not part of a longer number, a version or a name). */
-const portPattern = (port: number) => new RegExp(`(?<![\\w.])${port}(?![\\w])`, 'g');
+/**
+ * Every doc port standing alone (not part of a longer number, a version or a name), in one pattern: one pass, so a
+ * real port that happens to equal another doc port is left as it is.
+ */
+const DOC_PORT_PATTERN = new RegExp(`(?<![\\w.])(${DOC_PORTS.join('|')})(?![\\w])`, 'g');
 
 async function wrappers(bin: string, substitute: (text: string) => string): Promise<void> {
   const dist = path.join(repoRoot(), 'dist');
@@ -98,13 +101,12 @@ export async function createDocWorld(options: { consul: boolean }): Promise<DocW
     const free = await freePorts(DOC_PORTS.length);
     const ports = new Map<number, number>(DOC_PORTS.map((p, i) => [p, p === CONSUL_PORT && consul ? consul.httpPort : (free[i] ?? 0)]));
     const substitute = (text: string): string => {
-      let out = text
+      const out = text
         .replaceAll('/usr/bin/envoy', envoy.path)
         .replace(/(?<![\w./-])\/(etc|var)\//g, `${root}/$1/`)
         .replaceAll('cp.example.internal', '127.0.0.1')
         .replaceAll('0.0.0.0', '127.0.0.1');
-      for (const [doc, real] of ports) out = out.replace(portPattern(doc), String(real));
-      return out;
+      return out.replace(DOC_PORT_PATTERN, (doc) => String(ports.get(Number(doc)) ?? doc));
     };
     const bin = path.join(root, 'bin');
     await wrappers(bin, substitute);
