@@ -105,14 +105,17 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
   // listen left the signing workers and timers running, and `mesh-controlplane run` printed the error but
   // never exited.
   const opened: Array<() => unknown> = [() => db.close()];
+  const closeOpened = async () => {
+    for (const close of opened.splice(0).reverse())
+      await Promise.resolve()
+        .then(close)
+        .catch(() => undefined);
+  };
   const step = async <T>(run: () => Promise<T>): Promise<T> => {
     try {
       return await run();
     } catch (err) {
-      for (const close of opened.splice(0).reverse())
-        await Promise.resolve()
-          .then(close)
-          .catch(() => undefined);
+      await closeOpened();
       throw err;
     }
   };
@@ -122,10 +125,9 @@ export async function startControlPlane(config: ControlplaneConfig, deps: Contro
   const caRepo = new CaRepo(db);
   const stored = caRepo.getMeta('trust_domain');
   if (stored !== undefined && stored !== config.trustDomain) {
-    await step(async () => {
-      throw new MeshError('MESH_E_CONFIG_INVALID', `${config.dataDir} belongs to trust domain ${stored}, not ${config.trustDomain}`, {
-        details: { stored, configured: config.trustDomain },
-      });
+    await closeOpened();
+    throw new MeshError('MESH_E_CONFIG_INVALID', `${config.dataDir} belongs to trust domain ${stored}, not ${config.trustDomain}`, {
+      details: { stored, configured: config.trustDomain },
     });
   }
   if (stored === undefined) caRepo.setMeta('trust_domain', config.trustDomain);

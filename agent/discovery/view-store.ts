@@ -3,7 +3,7 @@
  * restarts while Consul is down still has it. Written atomically (temp file,
  * fsync, rename). Format: {"format":1,"savedAt":<ms>,"services":{name:{name,instances}}}.
  */
-import { type FileHandle, mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../../lib/logger.js';
 import type { CatalogInstance, CatalogView, ServiceView } from './catalog-view.js';
@@ -22,15 +22,6 @@ export interface ViewStore {
 export type YieldTurn = () => Promise<void>;
 
 const nextTurn: YieldTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-/** All of text, however many writes that takes (a write may take fewer bytes than it was given). */
-async function writeAll(handle: FileHandle, text: string): Promise<void> {
-  const bytes = Buffer.from(text, 'utf8');
-  for (let offset = 0; offset < bytes.length; ) {
-    const { bytesWritten } = await handle.write(bytes, offset, bytes.length - offset);
-    offset += bytesWritten;
-  }
-}
 
 export function createViewStore(dataDir: string, log: Logger, yieldTurn: YieldTurn = nextTurn): ViewStore {
   const file = path.join(dataDir, VIEW_FILE);
@@ -56,8 +47,8 @@ export function createViewStore(dataDir: string, log: Logger, yieldTurn: YieldTu
       await mkdir(dataDir, { recursive: true, mode: 0o700 });
       // Serialized a few services per turn of the event loop: the whole view is 700 KB of JSON at 200 upstreams x 10,
       // and a catalog change arriving meanwhile must not wait for all of it (the agent's propagation tail). Written
-      // as it is serialized, a part at a time: the whole text never exists at once (it, and the Buffer writeFile
-      // made of it, were 1.4 MB of garbage per save).
+      // as it is serialized, a part at a time: the whole text never exists at once (it, and the Buffer made of it,
+      // were 1.4 MB of garbage per save). The handle's writeFile writes a part whole, at the file's position.
       const temp = `${file}.${process.pid}.tmp`;
       const handle = await open(temp, 'w', 0o600);
       try {
@@ -70,12 +61,12 @@ export function createViewStore(dataDir: string, log: Logger, yieldTurn: YieldTu
           sinceYield += s.instances.length;
           if (sinceYield >= SERIALIZE_INSTANCES_PER_TURN) {
             sinceYield = 0;
-            await writeAll(handle, chunk);
+            await handle.writeFile(chunk);
             chunk = '';
             await yieldTurn();
           }
         }
-        await writeAll(handle, `${chunk}}}`);
+        await handle.writeFile(`${chunk}}}`);
         await handle.sync();
       } finally {
         await handle.close();

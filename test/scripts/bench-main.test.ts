@@ -1,17 +1,14 @@
 /** `npm run bench -- <name>` (dist/scripts/bench-main.js, as npm runs it): the list, an unknown name, a path. */
-import { execFile } from 'node:child_process';
 import path from 'node:path';
 import t from 'tap';
+import { run } from '../../lib/exec.js';
 import { repoRoot } from '../../scripts/repo-root.js';
 
 const main = path.join(repoRoot(), 'dist', 'scripts', 'bench-main.js');
 
-function bench(...args: string[]): Promise<{ code: number; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [main, ...args], { timeout: 30_000 }, (err, _stdout, stderr) =>
-      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stderr }),
-    );
-  });
+async function bench(...args: string[]): Promise<{ code: number | null; stderr: string }> {
+  const { code, stderr } = await run(process.execPath, [main, ...args], { timeoutMs: 30_000 });
+  return { code, stderr };
 }
 
 t.test('--help lists the benchmarks and exits 0', async (t) => {
